@@ -1,0 +1,1 @@
+"""Connectors: one module per source type, and the registry that names them."""

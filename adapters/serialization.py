@@ -1,0 +1,74 @@
+"""The one cattrs converter: entities to plain JSON-ready data and back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import cattrs
+
+from domain.keys import ApiKey, Scope
+from domain.sources import Source, SourceName
+
+converter = cattrs.Converter()
+
+converter.register_unstructure_hook(UUID, str)
+converter.register_structure_hook(UUID, lambda value, _: value if isinstance(value, UUID) else UUID(value))
+
+
+def timestamp(value: datetime) -> str:
+    """A fixed-width ISO 8601 UTC timestamp with microseconds: sorts as text in time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(value: str | datetime) -> datetime:
+    """The aware UTC datetime for a stored timestamp."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+converter.register_unstructure_hook(datetime, timestamp)
+converter.register_structure_hook(datetime, lambda value, _: parse_timestamp(value))
+converter.register_unstructure_hook(SourceName, lambda name: name.value)
+converter.register_structure_hook(
+    SourceName, lambda value, _: value if isinstance(value, SourceName) else SourceName(value)
+)
+converter.register_unstructure_hook_func(
+    lambda t: t == Mapping[str, Any], lambda mapping: dict(mapping)
+)
+converter.register_structure_hook_func(
+    lambda t: t == Mapping[str, Any], lambda value, _: dict(value)
+)
+converter.register_unstructure_hook_func(
+    lambda t: t == frozenset[Scope], lambda scopes: sorted(s.value for s in scopes)
+)
+converter.register_structure_hook_func(
+    lambda t: t == frozenset[Scope], lambda value, _: frozenset(Scope(s) for s in value)
+)
+
+
+def source_to_record(source: Source) -> dict[str, Any]:
+    """A source as plain data (str ids and timestamps, dict connection, list tags)."""
+    record: dict[str, Any] = converter.unstructure(source)
+    record["tags"] = list(source.tags)
+    return record
+
+
+def source_from_record(record: Mapping[str, Any]) -> Source:
+    """The source for plain data made by `source_to_record` (or read back from a store)."""
+    return converter.structure(dict(record), Source)
+
+
+def key_to_record(key: ApiKey) -> dict[str, Any]:
+    """An API key as plain data."""
+    record: dict[str, Any] = converter.unstructure(key)
+    return record
+
+
+def key_from_record(record: Mapping[str, Any]) -> ApiKey:
+    """The API key for plain data made by `key_to_record`."""
+    return converter.structure(dict(record), ApiKey)

@@ -1,0 +1,1 @@
+"""Stores for sources and API keys: in memory, SQLite and PostgreSQL."""

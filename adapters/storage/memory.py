@@ -1,0 +1,99 @@
+"""In-memory stores: the fakes the use-case tests run on, held to the same contract as the real ones."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound
+from domain.keys import ApiKey
+from domain.sources import PageKey, Source, SourceFilter, SourcePage, sort_key
+
+
+class MemoryStore:
+    """Nothing to migrate, always ready."""
+
+    def upgrade(self) -> list[int]:
+        return []
+
+    def ping(self) -> None:
+        return None
+
+
+class MemorySourceRepository:
+    """Sources in a dict, guarded by a lock."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[UUID, Source] = {}
+        self._lock = threading.Lock()
+
+    def add(self, source: Source) -> None:
+        with self._lock:
+            if any(s.name == source.name for s in self._by_id.values()):
+                raise DuplicateSourceName(source.name.value)
+            self._by_id[source.id] = source
+
+    def get(self, source_id: UUID) -> Source:
+        try:
+            return self._by_id[source_id]
+        except KeyError:
+            raise SourceNotFound(source_id) from None
+
+    def list(
+        self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
+    ) -> SourcePage:
+        with self._lock:
+            matching = sorted(
+                (s for s in self._by_id.values() if source_filter.matches(s)), key=sort_key
+            )
+        if after is not None:
+            matching = [s for s in matching if sort_key(s) > (after.registered_at, after.id)]
+        if limit is None or len(matching) <= limit:
+            return SourcePage(tuple(matching))
+        last = matching[limit - 1]
+        return SourcePage(tuple(matching[:limit]), PageKey(last.registered_at, last.id))
+
+    def remove(self, source_id: UUID) -> None:
+        with self._lock:
+            if self._by_id.pop(source_id, None) is None:
+                raise SourceNotFound(source_id)
+
+
+class MemoryApiKeyRepository:
+    """API keys in a dict, guarded by a lock."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, ApiKey] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: ApiKey) -> None:
+        with self._lock:
+            self._by_id[key.key_id] = key
+
+    def add_if_none(self, key: ApiKey) -> bool:
+        with self._lock:
+            if self._by_id:
+                return False
+            self._by_id[key.key_id] = key
+            return True
+
+    def get(self, key_id: str) -> ApiKey:
+        try:
+            return self._by_id[key_id]
+        except KeyError:
+            raise ApiKeyNotFound(key_id) from None
+
+    def list(self) -> Sequence[ApiKey]:
+        with self._lock:
+            return sorted(self._by_id.values(), key=lambda k: (k.created_at, k.key_id))
+
+    def revoke(self, key_id: str, at: datetime) -> ApiKey:
+        with self._lock:
+            key = self.get(key_id)
+            if key.active:
+                key = self._by_id[key_id] = attrs.evolve(key, revoked_at=at)
+            return key

@@ -1,0 +1,1 @@
+"""Use cases of the registry and the ports they need; imports only the domain."""

@@ -1,0 +1,124 @@
+"""Use cases on API keys: create, list, revoke, bootstrap the first one, authenticate a token."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from application.ports import ApiKeyRepository, Clock
+from domain.errors import ApiKeyNotFound, AuthenticationFailed, InvalidInput
+from domain.keys import ALL_SCOPES, TOKEN_PREFIX, ApiKey, Principal, Scope, public_id
+
+KEY_NAME_MAX = 100
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a token's secret part (tokens are 256-bit random: a plain hash suffices)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_scopes(names: Iterable[str]) -> frozenset[Scope]:
+    """Scopes by name; none named means all of them."""
+    names = list(names)
+    known = {s.value: s for s in Scope}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidInput.single(
+            "scopes", f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return frozenset(known[n] for n in names) or ALL_SCOPES
+
+
+@attrs.frozen
+class IssuedKey:
+    """A newly created key and its token, which exists only in this object."""
+
+    key: ApiKey
+    token: str
+
+
+class CreateApiKey:
+    """Mint a key: a random id and secret; only the secret's hash is stored."""
+
+    def __init__(self, keys: ApiKeyRepository, clock: Clock) -> None:
+        self._keys = keys
+        self._clock = clock
+
+    def issue(self, name: str, scopes: Iterable[str] = ()) -> IssuedKey:
+        """A new key, not yet stored."""
+        if not isinstance(name, str) or not name.strip() or len(name) > KEY_NAME_MAX:
+            raise InvalidInput.single("name", f"must be 1 to {KEY_NAME_MAX} characters, not blank")
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        key = ApiKey(
+            key_id=key_id,
+            name=name,
+            scopes=parse_scopes(scopes),
+            secret_hash=hash_secret(secret),
+            created_at=self._clock.now(),
+        )
+        return IssuedKey(key=key, token=f"{public_id(key_id)}_{secret}")
+
+    def __call__(self, name: str, scopes: Iterable[str] = ()) -> IssuedKey:
+        issued = self.issue(name, scopes)
+        self._keys.add(issued.key)
+        return issued
+
+
+class BootstrapAdminKey:
+    """On first start, create one admin key if the store has none; return it, or None."""
+
+    def __init__(self, keys: ApiKeyRepository, create: CreateApiKey) -> None:
+        self._keys = keys
+        self._create = create
+
+    def __call__(self) -> IssuedKey | None:
+        issued = self._create.issue("admin")
+        return issued if self._keys.add_if_none(issued.key) else None
+
+
+class ListApiKeys:
+    """Every key, revoked ones included, without secrets."""
+
+    def __init__(self, keys: ApiKeyRepository) -> None:
+        self._keys = keys
+
+    def __call__(self) -> Sequence[ApiKey]:
+        return self._keys.list()
+
+
+class RevokeApiKey:
+    """Stop a key from working."""
+
+    def __init__(self, keys: ApiKeyRepository, clock: Clock) -> None:
+        self._keys = keys
+        self._clock = clock
+
+    def __call__(self, key_id: str) -> ApiKey:
+        if key_id.startswith(f"{TOKEN_PREFIX}_"):
+            key_id = key_id.removeprefix(f"{TOKEN_PREFIX}_")
+        return self._keys.revoke(key_id, self._clock.now())
+
+
+class Authenticate:
+    """Turn a bearer token into a principal, or raise `AuthenticationFailed`, whatever the cause."""
+
+    def __init__(self, keys: ApiKeyRepository) -> None:
+        self._keys = keys
+
+    def __call__(self, token: str) -> Principal:
+        prefix, _, rest = token.partition("_")
+        key_id, _, secret = rest.partition("_")
+        if prefix != TOKEN_PREFIX or not key_id or not secret:
+            raise AuthenticationFailed()
+        try:
+            key = self._keys.get(key_id)
+        except ApiKeyNotFound:
+            raise AuthenticationFailed() from None
+        if not key.active or not hmac.compare_digest(key.secret_hash, hash_secret(secret)):
+            raise AuthenticationFailed()
+        return Principal(identity=public_id(key.key_id), scopes=key.scopes)

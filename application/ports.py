@@ -1,0 +1,106 @@
+"""The ports: what the use cases need from the world, as structural protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from domain.connections import ConnectionField
+from domain.keys import ApiKey
+from domain.sources import Column, PageKey, Source, SourceFilter, SourcePage
+
+
+class SourceRepository(Protocol):
+    """Where registered sources are kept."""
+
+    def add(self, source: Source) -> None:
+        """Store a new source; raise `DuplicateSourceName` if its name is taken."""
+
+    def get(self, source_id: UUID) -> Source:
+        """The source with this id; raise `SourceNotFound` if there is none."""
+
+    def list(
+        self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
+    ) -> SourcePage:
+        """Matching sources oldest first, at most `limit`, strictly after `after`."""
+
+    def remove(self, source_id: UUID) -> None:
+        """Delete the source with this id; raise `SourceNotFound` if there is none."""
+
+
+class ApiKeyRepository(Protocol):
+    """Where API keys are kept."""
+
+    def add(self, key: ApiKey) -> None:
+        """Store a new key."""
+
+    def add_if_none(self, key: ApiKey) -> bool:
+        """Store the key only if the store holds no key at all, atomically; say whether it did."""
+
+    def get(self, key_id: str) -> ApiKey:
+        """The key with this id; raise `ApiKeyNotFound` if there is none."""
+
+    def list(self) -> Sequence[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
+
+    def revoke(self, key_id: str, at: datetime) -> ApiKey:
+        """Mark the key revoked (idempotent); raise `ApiKeyNotFound` if there is none."""
+
+
+class Store(Protocol):
+    """The registry's store as a whole: its schema version and its health."""
+
+    def upgrade(self) -> list[int]:
+        """Apply pending migrations; return the versions applied now."""
+
+    def ping(self) -> None:
+        """Return if the store answers; raise `StoreUnavailable` if it does not."""
+
+
+class Connector(Protocol):
+    """One type of data source: how its connection looks and how its live schema is read."""
+
+    source_type: str
+    fields: Sequence[ConnectionField]
+
+    def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+        """The normalized connection; raise `InvalidConnection` naming every bad field."""
+
+    def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+        """The live columns, in order; raise `BackendUnavailable(reason)` if the backend can't say."""
+
+
+class ConnectorRegistry(Protocol):
+    """The connectors built into this process, by source type."""
+
+    def get(self, source_type: str) -> Connector:
+        """The connector for this type; raise `UnknownSourceType` naming the available ones."""
+
+    def types(self) -> Sequence[str]:
+        """The registered source types, sorted."""
+
+
+class SecretCipher(Protocol):
+    """Encrypts connection secrets at rest."""
+
+    def encrypt(self, plaintext: str) -> str:
+        """An opaque ciphertext for the plaintext."""
+
+    def decrypt(self, ciphertext: str) -> str:
+        """The plaintext; raise `SecretUnreadable` if this key cannot decrypt it."""
+
+
+class Clock(Protocol):
+    """The current time."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC."""
+
+
+class IdGenerator(Protocol):
+    """New identifiers for sources."""
+
+    def new(self) -> UUID:
+        """A fresh, unique id."""

@@ -1,0 +1,230 @@
+"""Use cases on sources: register, list, get, inspect the live schema, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from application.ports import (
+    Clock,
+    ConnectorRegistry,
+    IdGenerator,
+    SecretCipher,
+    SourceRepository,
+)
+from domain.errors import FieldError, InvalidInput, PermissionDenied
+from domain.keys import Principal, Scope
+from domain.sources import (
+    MASK,
+    PageKey,
+    Source,
+    SourceFilter,
+    SourceName,
+    SourcePage,
+    SourceSchema,
+    description_errors,
+    name_errors,
+    tags_errors,
+)
+
+LIST_LIMIT_MAX = 1000
+
+
+def require(actor: Principal, scope: Scope) -> None:
+    """Raise `PermissionDenied` unless the actor holds the scope."""
+    if not actor.can(scope):
+        raise PermissionDenied(scope)
+
+
+def _secret_names(connectors: ConnectorRegistry, source_type: str) -> list[str]:
+    return [f.name for f in connectors.get(source_type).fields if f.secret]
+
+
+def _map_secrets(source: Source, names: list[str], how: Any) -> Source:
+    connection = dict(source.connection)
+    for name in names:
+        if isinstance(connection.get(name), str):
+            connection[name] = how(connection[name])
+    return attrs.evolve(source, connection=connection)
+
+
+def _shown(source: Source, names: list[str], actor: Principal, decrypt: Any) -> Source:
+    """The source as this actor may see it: secrets decrypted, or masked without the scope."""
+    if actor.can(Scope.SECRETS):
+        return _map_secrets(source, names, decrypt)
+    return _map_secrets(source, names, lambda _: MASK)
+
+
+@attrs.frozen
+class RegisterSourceCommand:
+    """Register a new source (fields as the client sent them)."""
+
+    actor: Principal
+    name: Any
+    source_type: Any
+    connection: Any
+    description: Any = ""
+    tags: Any = ()
+
+
+class RegisterSource:
+    """Validate a new source, encrypt its secrets and store it."""
+
+    required_scope = Scope.WRITE
+
+    def __init__(
+        self,
+        sources: SourceRepository,
+        connectors: ConnectorRegistry,
+        cipher: SecretCipher,
+        clock: Clock,
+        ids: IdGenerator,
+    ) -> None:
+        self._sources = sources
+        self._connectors = connectors
+        self._cipher = cipher
+        self._clock = clock
+        self._ids = ids
+
+    def __call__(self, command: RegisterSourceCommand) -> Source:
+        require(command.actor, self.required_scope)
+        errors = [
+            *name_errors(command.name),
+            *description_errors(command.description),
+            *tags_errors(command.tags),
+        ]
+        if not isinstance(command.source_type, str):
+            errors.append(FieldError("source_type", "must be a string"))
+        if errors:
+            raise InvalidInput(errors)
+        connector = self._connectors.get(command.source_type)
+        connection = connector.validate(command.connection)
+        source = Source(
+            id=self._ids.new(),
+            name=SourceName(command.name),
+            source_type=command.source_type,
+            connection=connection,
+            description=command.description,
+            tags=command.tags,
+            registered_by=command.actor.identity,
+            registered_at=self._clock.now(),
+        )
+        names = _secret_names(self._connectors, source.source_type)
+        self._sources.add(_map_secrets(source, names, self._cipher.encrypt))
+        # The source in hand is still in clear: "decrypting" it is the identity.
+        return _shown(source, names, command.actor, str)
+
+
+@attrs.frozen
+class ListSourcesQuery:
+    """List sources oldest first, filtered, optionally one page at a time."""
+
+    actor: Principal
+    filter: SourceFilter = SourceFilter()
+    limit: int | None = None
+    after: PageKey | None = None
+
+
+class ListSources:
+    """The registry's sources, as summaries the caller may see."""
+
+    required_scope = Scope.READ
+
+    def __init__(self, sources: SourceRepository) -> None:
+        self._sources = sources
+
+    def __call__(self, query: ListSourcesQuery) -> SourcePage:
+        require(query.actor, self.required_scope)
+        if query.limit is not None and not 1 <= query.limit <= LIST_LIMIT_MAX:
+            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
+        return self._sources.list(query.filter, query.limit, query.after)
+
+
+@attrs.frozen
+class GetSourceQuery:
+    """Fetch one source by id."""
+
+    actor: Principal
+    source_id: UUID
+
+
+class GetSource:
+    """One source with its connection, secrets in clear only for the `sources:secrets` scope."""
+
+    required_scope = Scope.READ
+
+    def __init__(
+        self, sources: SourceRepository, connectors: ConnectorRegistry, cipher: SecretCipher
+    ) -> None:
+        self._sources = sources
+        self._connectors = connectors
+        self._cipher = cipher
+
+    def __call__(self, query: GetSourceQuery) -> Source:
+        require(query.actor, self.required_scope)
+        source = self._sources.get(query.source_id)
+        names = _secret_names(self._connectors, source.source_type)
+        return _shown(source, names, query.actor, self._cipher.decrypt)
+
+
+@attrs.frozen
+class InspectSchemaQuery:
+    """Read the live column schema of one source."""
+
+    actor: Principal
+    source_id: UUID
+
+
+class InspectSchema:
+    """Ask the source's backend for its columns, now."""
+
+    required_scope = Scope.READ
+
+    def __init__(
+        self,
+        sources: SourceRepository,
+        connectors: ConnectorRegistry,
+        cipher: SecretCipher,
+        clock: Clock,
+    ) -> None:
+        self._sources = sources
+        self._connectors = connectors
+        self._cipher = cipher
+        self._clock = clock
+
+    def __call__(self, query: InspectSchemaQuery) -> SourceSchema:
+        require(query.actor, self.required_scope)
+        source = self._sources.get(query.source_id)
+        names = _secret_names(self._connectors, source.source_type)
+        connection: Mapping[str, Any] = _map_secrets(source, names, self._cipher.decrypt).connection
+        columns = self._connectors.get(source.source_type).inspect(connection)
+        return SourceSchema(
+            source_id=source.id,
+            source_name=source.name.value,
+            columns=tuple(columns),
+            inspected_at=self._clock.now(),
+        )
+
+
+@attrs.frozen
+class DeleteSourceCommand:
+    """Remove one source from the registry."""
+
+    actor: Principal
+    source_id: UUID
+
+
+class DeleteSource:
+    """Forget a source; the underlying data is not touched."""
+
+    required_scope = Scope.WRITE
+
+    def __init__(self, sources: SourceRepository) -> None:
+        self._sources = sources
+
+    def __call__(self, command: DeleteSourceCommand) -> None:
+        require(command.actor, self.required_scope)
+        self._sources.remove(command.source_id)

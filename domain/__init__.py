@@ -1,0 +1,1 @@
+"""The registry's vocabulary: sources, columns, API keys and the rules they keep."""

@@ -1,0 +1,72 @@
+"""How a connector declares its connection fields, and the generic check of a connection against them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from domain.errors import FieldError, InvalidConnection
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean"}
+
+
+@attrs.frozen
+class ConnectionField:
+    """One field of a connector's connection object."""
+
+    name: str
+    type: type = str
+    required: bool = False
+    default: Any = None
+    secret: bool = False
+    min_value: int | None = None
+    max_value: int | None = None
+    choices: tuple[Any, ...] | None = None
+    allow_empty: bool = False
+
+    def errors(self, value: Any) -> list[FieldError]:
+        """Problems with a value given for this field."""
+        path = f"connection.{self.name}"
+        # bool is an int in Python; JSON true is not a port number.
+        if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
+            return [FieldError(path, f"must be {_TYPE_NAMES.get(self.type, self.type.__name__)}")]
+        if isinstance(value, str) and not value and not self.allow_empty:
+            return [FieldError(path, "must not be empty")]
+        if isinstance(value, str) and "\x00" in value:
+            return [FieldError(path, "must not contain NUL characters")]
+        if self.min_value is not None and value < self.min_value:
+            return [FieldError(path, f"must be at least {self.min_value}")]
+        if self.max_value is not None and value > self.max_value:
+            return [FieldError(path, f"must be at most {self.max_value}")]
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            return [FieldError(path, f"must be one of {allowed}")]
+        return []
+
+
+def check_connection(
+    fields: Sequence[ConnectionField], connection: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The connection with defaults filled in; raises `InvalidConnection` naming every bad field."""
+    if not isinstance(connection, Mapping):
+        raise InvalidConnection([FieldError("connection", "must be an object")])
+    by_name = {f.name: f for f in fields}
+    errors = [
+        FieldError(f"connection.{name}", "is not a known field")
+        for name in connection
+        if name not in by_name
+    ]
+    result: dict[str, Any] = {}
+    for field in fields:
+        if field.name in connection and connection[field.name] is not None:
+            errors.extend(field.errors(connection[field.name]))
+            result[field.name] = connection[field.name]
+        elif field.required:
+            errors.append(FieldError(f"connection.{field.name}", "is required"))
+        elif field.default is not None:
+            result[field.name] = field.default
+    if errors:
+        raise InvalidConnection(errors)
+    return result

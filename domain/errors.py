@@ -1,0 +1,97 @@
+"""Every way a registry operation can fail, as plain exceptions that carry data, not HTTP codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+
+class DomainError(Exception):
+    """Base of every error the registry raises on purpose."""
+
+
+@attrs.frozen
+class FieldError:
+    """One problem with one input field, named by its dotted path (`connection.port`)."""
+
+    field: str
+    message: str
+
+
+class InvalidInput(DomainError):
+    """The input breaks one or more rules; each broken rule is one `FieldError`."""
+
+    def __init__(self, errors: Iterable[FieldError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
+
+    @classmethod
+    def single(cls, field: str, message: str) -> InvalidInput:
+        return cls([FieldError(field, message)])
+
+
+class InvalidConnection(InvalidInput):
+    """The connection object does not satisfy its connector's declaration."""
+
+
+class UnknownSourceType(DomainError):
+    """No connector of this type is registered in this build."""
+
+    def __init__(self, source_type: str, available: Iterable[str]) -> None:
+        self.source_type = source_type
+        self.available = tuple(sorted(available))
+        super().__init__(f"unknown source_type {source_type!r}")
+
+
+class SourceNotFound(DomainError):
+    """No source has this id (it never existed, or it was deleted)."""
+
+    def __init__(self, source_id: object) -> None:
+        self.source_id = source_id
+        super().__init__(f"source {source_id} not found")
+
+
+class DuplicateSourceName(DomainError):
+    """Another source already has this name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a source named {name!r} already exists")
+
+
+class BackendUnavailable(DomainError):
+    """The source is registered but its backend cannot answer; `reason` says why, for machines."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class StoreUnavailable(DomainError):
+    """The registry's own store cannot be reached right now."""
+
+
+class AuthenticationFailed(DomainError):
+    """The presented token is missing, malformed, unknown or revoked (deliberately not said which)."""
+
+
+class PermissionDenied(DomainError):
+    """The caller is authenticated but lacks the scope this operation needs."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(f"this operation needs the scope {scope!r}")
+
+
+class ApiKeyNotFound(DomainError):
+    """No API key has this id."""
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(f"API key {key_id!r} not found")
+
+
+class SecretUnreadable(DomainError):
+    """A stored secret cannot be decrypted with the configured key."""

@@ -1,0 +1,57 @@
+"""API keys, their scopes, and who is acting."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import attrs
+
+TOKEN_PREFIX = "tdbk"
+
+
+class Scope(enum.StrEnum):
+    """What a key may do."""
+
+    READ = "sources:read"
+    WRITE = "sources:write"
+    SECRETS = "sources:secrets"
+
+
+ALL_SCOPES = frozenset(Scope)
+
+
+def public_id(key_id: str) -> str:
+    """The part of a token that may be shown anywhere: `tdbk_<key_id>`."""
+    return f"{TOKEN_PREFIX}_{key_id}"
+
+
+@attrs.frozen
+class ApiKey:
+    """A stored API key: only a hash of its secret is kept."""
+
+    key_id: str
+    name: str
+    scopes: frozenset[Scope] = attrs.field(converter=frozenset)
+    secret_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@attrs.frozen
+class Principal:
+    """Who is acting and what they may do."""
+
+    identity: str
+    scopes: frozenset[Scope] = attrs.field(converter=frozenset)
+
+    def can(self, scope: Scope) -> bool:
+        return scope in self.scopes
+
+
+OPERATOR = Principal(identity="tdb-cli", scopes=ALL_SCOPES)
+"""The local operator using the CLI against the store directly: every scope."""

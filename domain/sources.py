@@ -1,0 +1,162 @@
+"""Data sources, their column schemas and the invariants their fields keep."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from domain.errors import FieldError, InvalidInput
+
+NAME_MAX = 100
+DESCRIPTION_MAX = 500
+TAG_MAX = 100
+TAGS_MAX = 50
+MASK = "********"
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text)
+
+
+def name_errors(name: object, field: str = "name") -> list[FieldError]:
+    """Problems with a source name: 1-100 characters, not blank, no control characters."""
+    if not isinstance(name, str):
+        return [FieldError(field, "must be a string")]
+    if not 1 <= len(name) <= NAME_MAX:
+        return [FieldError(field, f"must be 1 to {NAME_MAX} characters long")]
+    if not name.strip():
+        return [FieldError(field, "must not be blank")]
+    if _has_control(name):
+        return [FieldError(field, "must not contain control characters")]
+    return []
+
+
+def description_errors(description: object) -> list[FieldError]:
+    """Problems with a description: a string of at most 500 characters."""
+    if not isinstance(description, str):
+        return [FieldError("description", "must be a string")]
+    if len(description) > DESCRIPTION_MAX:
+        return [FieldError("description", f"must be at most {DESCRIPTION_MAX} characters long")]
+    return []
+
+
+def tags_errors(tags: object) -> list[FieldError]:
+    """Problems with tags: at most 50 strings of 1-100 characters each."""
+    if not isinstance(tags, (list, tuple)):
+        return [FieldError("tags", "must be an array of strings")]
+    errors = []
+    if len(tags) > TAGS_MAX:
+        errors.append(FieldError("tags", f"must hold at most {TAGS_MAX} tags"))
+    for i, tag in enumerate(tags):
+        if not isinstance(tag, str) or not 1 <= len(tag) <= TAG_MAX:
+            errors.append(FieldError(f"tags[{i}]", f"must be a string of 1 to {TAG_MAX} characters"))
+    return errors
+
+
+def _check(errors: list[FieldError]) -> None:
+    if errors:
+        raise InvalidInput(errors)
+
+
+@attrs.frozen
+class SourceName:
+    """A source's unique, human-readable name."""
+
+    value: str = attrs.field()
+
+    @value.validator
+    def _valid(self, _: attrs.Attribute[str], value: str) -> None:
+        _check(name_errors(value))
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _freeze(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+def _valid_description(_: object, __: object, value: object) -> None:
+    _check(description_errors(value))
+
+
+def _valid_tags(_: object, __: object, value: object) -> None:
+    _check(tags_errors(value))
+
+
+@attrs.frozen
+class Source:
+    """A registered data source, as the store keeps it (secret connection fields encrypted)."""
+
+    id: UUID
+    name: SourceName
+    source_type: str
+    connection: Mapping[str, Any] = attrs.field(converter=_freeze)
+    description: str = attrs.field(validator=_valid_description)
+    tags: tuple[str, ...] = attrs.field(converter=tuple, validator=_valid_tags)
+    registered_by: str
+    registered_at: datetime
+    status: str = "active"
+
+
+@attrs.frozen
+class SourceFilter:
+    """Which sources a listing returns: all given tags, one type, a name prefix."""
+
+    tags: tuple[str, ...] = ()
+    source_type: str | None = None
+    name_prefix: str | None = None
+
+    def matches(self, source: Source) -> bool:
+        """Whether a source passes this filter (the reference semantics every store follows)."""
+        return (
+            set(self.tags) <= set(source.tags)
+            and (self.source_type is None or source.source_type == self.source_type)
+            and (self.name_prefix is None or source.name.value.startswith(self.name_prefix))
+        )
+
+
+@attrs.frozen
+class PageKey:
+    """A position in the oldest-first order of sources: strictly after this (time, id)."""
+
+    registered_at: datetime
+    id: UUID
+
+
+def sort_key(source: Source) -> tuple[datetime, UUID]:
+    """The listing order: oldest first, ties broken by id."""
+    return (source.registered_at, source.id)
+
+
+@attrs.frozen
+class SourcePage:
+    """One page of a listing and the key of the page after it, if there is one."""
+
+    sources: tuple[Source, ...]
+    next_key: PageKey | None = None
+
+
+@attrs.frozen
+class Column:
+    """One column of a live source, typed in PostgreSQL's vocabulary."""
+
+    name: str
+    type: str
+    nullable: bool | None = None
+
+
+@attrs.frozen
+class SourceSchema:
+    """The live column list of a source at the moment it was inspected."""
+
+    source_id: UUID
+    source_name: str
+    columns: tuple[Column, ...]
+    inspected_at: datetime
