@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 settings.register_profile(
     "ci",
@@ -54,8 +54,6 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     name = f"tdb_test_{secrets.token_hex(6)}"
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(postgres_admin_url)
-    params["dbname"] = name
-    yield make_conninfo(**params)
+    yield urlunsplit(urlsplit(postgres_admin_url)._replace(path=f"/{name}"))
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
