@@ -20,7 +20,8 @@ converter.register_structure_hook(UUID, lambda value, _: value if isinstance(val
 
 def timestamp(value: datetime) -> str:
     """A fixed-width ISO 8601 UTC timestamp with microseconds: sorts as text in time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads years below 1000 to four digits; strftime("%Y") does not on glibc.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_timestamp(value: str | datetime) -> datetime:

@@ -21,7 +21,12 @@ MASK = "********"
 
 
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text)
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
+
+
+def _unstorable(text: str) -> bool:
+    # PostgreSQL text cannot hold NUL, and no store can encode a lone surrogate as UTF-8.
+    return "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 def name_errors(name: object, field: str = "name") -> list[FieldError]:
@@ -43,6 +48,8 @@ def description_errors(description: object) -> list[FieldError]:
         return [FieldError("description", "must be a string")]
     if len(description) > DESCRIPTION_MAX:
         return [FieldError("description", f"must be at most {DESCRIPTION_MAX} characters long")]
+    if _unstorable(description):
+        return [FieldError("description", "must not contain NUL or unpaired surrogate characters")]
     return []
 
 
@@ -56,6 +63,10 @@ def tags_errors(tags: object) -> list[FieldError]:
     for i, tag in enumerate(tags):
         if not isinstance(tag, str) or not 1 <= len(tag) <= TAG_MAX:
             errors.append(FieldError(f"tags[{i}]", f"must be a string of 1 to {TAG_MAX} characters"))
+        elif _unstorable(tag):
+            errors.append(
+                FieldError(f"tags[{i}]", "must not contain NUL or unpaired surrogate characters")
+            )
     return errors
 
 

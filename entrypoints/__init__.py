@@ -1,0 +1,1 @@
+"""Entrypoints: the Litestar HTTP app, the `tdb` CLI, and the container that wires them."""

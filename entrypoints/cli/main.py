@@ -1,0 +1,304 @@
+"""`tdb`: serve the API, manage API keys and sources, upgrade the store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from application.sources import (
+    DeleteSourceCommand,
+    GetSourceQuery,
+    InspectSchemaQuery,
+    ListSourcesQuery,
+    RegisterSourceCommand,
+)
+from domain.errors import DomainError, FieldError, InvalidInput, SourceNotFound
+from domain.keys import OPERATOR, ApiKey, Principal, Scope, public_id
+from domain.sources import Source, SourceFilter
+from entrypoints.container import Container, build_container
+from entrypoints.http.schemas import SchemaOut, SourceRecord, SourceSummary, api_timestamp
+from entrypoints.settings import Settings
+
+REGISTER_FIELDS = {"name", "source_type", "connection", "description", "tags"}
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _json(value: Any) -> None:
+    _out(json.dumps(value, ensure_ascii=False))
+
+
+def _struct_json(value: Any) -> Any:
+    import msgspec
+
+    return msgspec.to_builtins(value)
+
+
+def _actor(container: Container, args: argparse.Namespace) -> Principal:
+    """The operator, or the holder of `--token`/`TDB_TOKEN` with that key's scopes."""
+    token = getattr(args, "token", None) or os.environ.get("TDB_TOKEN")
+    if token:
+        return container.authenticate()(token)
+    if getattr(args, "show_secrets", False):
+        return OPERATOR
+    return Principal(OPERATOR.identity, OPERATOR.scopes - {Scope.SECRETS})
+
+
+def _source_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise SourceNotFound(raw) from None
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+def _key_row(key: ApiKey) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "public_id": public_id(key.key_id),
+        "name": key.name,
+        "scopes": sorted(s.value for s in key.scopes),
+        "created_at": api_timestamp(key.created_at),
+        "revoked_at": api_timestamp(key.revoked_at) if key.revoked_at else None,
+    }
+
+
+def keys_create(container: Container, args: argparse.Namespace) -> None:
+    issued = container.create_api_key()(args.name, args.scope or ())
+    if args.json:
+        _json({**_key_row(issued.key), "token": issued.token})
+        return
+    scopes = ", ".join(sorted(s.value for s in issued.key.scopes))
+    _out(f"Created API key {issued.key.key_id} ({issued.key.name}) with scopes: {scopes}")
+    _out("The token is shown once; store it now:")
+    _out(issued.token)
+
+
+def keys_list(container: Container, args: argparse.Namespace) -> None:
+    rows = [_key_row(k) for k in container.list_api_keys()()]
+    if args.json:
+        _json(rows)
+        return
+    for row in rows:
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        _out(f"{row['key_id']}  {row['name']}  {','.join(row['scopes'])}  {row['created_at']}  {state}")
+
+
+def keys_revoke(container: Container, args: argparse.Namespace) -> None:
+    key = container.revoke_api_key()(args.key_id)
+    if args.json:
+        _json(_key_row(key))
+    else:
+        _out(f"Revoked API key {key.key_id} ({key.name})")
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+def _print_record(source: Source, as_json: bool) -> None:
+    record = _struct_json(SourceRecord.of(source))
+    if as_json:
+        _json(record)
+        return
+    for field in ("id", "name", "source_type", "description", "registered_by", "registered_at", "status"):
+        _out(f"{field}: {record[field]}")
+    _out(f"tags: {', '.join(record['tags'])}")
+    _out("connection:")
+    for name, value in record["connection"].items():
+        _out(f"  {name}: {value}")
+
+
+def sources_list(container: Container, args: argparse.Namespace) -> None:
+    query = ListSourcesQuery(
+        actor=_actor(container, args),
+        filter=SourceFilter(
+            tags=tuple(args.tag or ()), source_type=args.source_type, name_prefix=args.name_prefix
+        ),
+    )
+    rows = [_struct_json(SourceSummary.of(s)) for s in container.list_sources()(query).sources]
+    if args.json:
+        _json(rows)
+        return
+    for row in rows:
+        _out(f"{row['id']}  {row['name']}  {row['source_type']}  {row['registered_at']}  {','.join(row['tags'])}")
+
+
+def sources_show(container: Container, args: argparse.Namespace) -> None:
+    source = container.get_source()(GetSourceQuery(_actor(container, args), _source_id(args.id)))
+    _print_record(source, args.json)
+
+
+def sources_register(container: Container, args: argparse.Namespace) -> None:
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput.single("file", f"is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(body, dict):
+        raise InvalidInput.single("file", "must hold a JSON object")
+    errors = [FieldError(f, "is not a known field") for f in sorted(set(body) - REGISTER_FIELDS)]
+    missing = sorted({"name", "source_type", "connection"} - set(body))
+    errors += [FieldError(f, "is required") for f in missing]
+    if errors:
+        raise InvalidInput(errors)
+    source = container.register_source()(
+        RegisterSourceCommand(actor=_actor(container, args), **body)
+    )
+    _print_record(source, args.json)
+
+
+def sources_schema(container: Container, args: argparse.Namespace) -> None:
+    schema = container.inspect_schema()(InspectSchemaQuery(_actor(container, args), _source_id(args.id)))
+    out = _struct_json(SchemaOut.of(schema))
+    if args.json:
+        _json(out)
+        return
+    for column in out["columns"]:
+        null = "" if column.get("nullable") is None else ("  null" if column["nullable"] else "  not null")
+        _out(f"{column['name']}  {column['type']}{null}")
+
+
+def sources_delete(container: Container, args: argparse.Namespace) -> None:
+    container.delete_source()(DeleteSourceCommand(_actor(container, args), _source_id(args.id)))
+    if args.json:
+        _json({"deleted": args.id})
+    else:
+        _out(f"Deleted source {args.id}")
+
+
+# --- db and serve -------------------------------------------------------------------------
+
+
+def db_upgrade(container: Container, args: argparse.Namespace) -> None:
+    applied = container.upgrade_store()()
+    if args.json:
+        _json({"applied": applied})
+    elif applied:
+        _out(f"Applied migrations: {', '.join(str(v) for v in applied)}")
+    else:
+        _out("The store is up to date.")
+
+
+def serve(container: Container, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings: Settings = container.settings()
+    container.upgrade_store()()
+    issued = container.bootstrap_admin_key()()
+    container.shutdown_resources()
+    if issued is not None:
+        _out("No API key existed: created an admin key with every scope. It is shown once; store it now:")
+        _out(issued.token)
+    # Workers are separate processes: they read the same settings from the environment.
+    os.environ.update(settings.to_env())
+    uvicorn.run(
+        "entrypoints.http.asgi:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=args.access_log,
+        server_header=False,
+    )
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--database-url", help="TDB_DATABASE_URL: sqlite:///FILE or postgresql://...")
+    common.add_argument("--csv-root", help="TDB_CSV_ROOT: the folder CSV paths are relative to")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    top = argparse.ArgumentParser(prog="tdb", description="The tdb data-source registry.")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    s = commands.add_parser("serve", parents=[common], help="serve the HTTP API")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--access-log", action="store_true", help="log every request")
+    s.set_defaults(run=serve)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    k = keys.add_parser("create", parents=[common], help="create a key; prints its token once")
+    k.add_argument("--name", required=True)
+    k.add_argument("--scope", action="append", choices=[s.value for s in Scope],
+                   help="repeatable; none means every scope")
+    k.set_defaults(run=keys_create)
+    keys.add_parser("list", parents=[common], help="list keys").set_defaults(run=keys_list)
+    k = keys.add_parser("revoke", parents=[common], help="revoke a key")
+    k.add_argument("key_id")
+    k.set_defaults(run=keys_revoke)
+
+    actor = argparse.ArgumentParser(add_help=False)
+    actor.add_argument("--token", help="act as this API key (TDB_TOKEN); default: the local operator")
+    actor.add_argument("--show-secrets", action="store_true", help="print connection secrets in clear")
+    sources = commands.add_parser("sources", help="manage sources").add_subparsers(dest="action", required=True)
+    c = sources.add_parser("list", parents=[common, actor], help="list sources")
+    c.add_argument("--tag", action="append")
+    c.add_argument("--source-type")
+    c.add_argument("--name-prefix")
+    c.set_defaults(run=sources_list)
+    for name, run, help_text in (
+        ("show", sources_show, "show one source"),
+        ("schema", sources_schema, "inspect a source's live columns"),
+        ("delete", sources_delete, "delete a source"),
+    ):
+        c = sources.add_parser(name, parents=[common, actor], help=help_text)
+        c.add_argument("id")
+        c.set_defaults(run=run)
+    c = sources.add_parser("register", parents=[common, actor], help="register the source in FILE.json ('-': stdin)")
+    c.add_argument("file")
+    c.set_defaults(run=sources_register)
+
+    db = commands.add_parser("db", help="the store").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", parents=[common], help="apply pending migrations").set_defaults(run=db_upgrade)
+    return top
+
+
+def _report(exc: DomainError) -> None:
+    if isinstance(exc, InvalidInput):
+        for error in exc.errors:
+            print(f"error: {error.field}: {error.message}", file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(database_url=args.database_url, csv_root=args.csv_root)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    container = build_container(settings)
+    run: Callable[[Container, argparse.Namespace], None] = args.run
+    try:
+        if run not in (serve, db_upgrade):
+            container.upgrade_store()()
+        run(container, args)
+    except DomainError as exc:
+        _report(exc)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        container.shutdown_resources()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

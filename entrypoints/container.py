@@ -1,0 +1,129 @@
+"""The composition root: the only place that knows which adapter serves which port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from cryptography.fernet import Fernet
+from dependency_injector import containers, providers
+
+from adapters.connectors.csv import CsvConnector
+from adapters.connectors.postgres import PostgresConnector
+from adapters.connectors.registry import ConnectorCatalog
+from adapters.crypto import FernetCipher, load_or_create_key_file
+from adapters.storage.memory import MemoryApiKeyRepository, MemorySourceRepository, MemoryStore
+from adapters.storage.postgres import (
+    PostgresApiKeyRepository,
+    PostgresDatabase,
+    PostgresSourceRepository,
+)
+from adapters.storage.sqlite import SqliteApiKeyRepository, SqliteDatabase, SqliteSourceRepository
+from adapters.system import RandomIds, SystemClock
+from application.keys import (
+    Authenticate,
+    BootstrapAdminKey,
+    CreateApiKey,
+    ListApiKeys,
+    RevokeApiKey,
+)
+from application.sources import DeleteSource, GetSource, InspectSchema, ListSources, RegisterSource
+from application.store import CheckReadiness, UpgradeStore
+from entrypoints.settings import Settings
+
+
+def secret_key(settings: Settings) -> str | bytes:
+    """`TDB_SECRET_KEY`, else a key file beside the SQLite database (or a throwaway key in memory)."""
+    if settings.secret_key:
+        return settings.secret_key
+    if settings.store_kind == "sqlite":
+        path = settings.sqlite_path
+        return load_or_create_key_file(path.with_name(path.name + ".key"))
+    if settings.store_kind == "memory":
+        return Fernet.generate_key()
+    raise ValueError(
+        "TDB_SECRET_KEY is required with the PostgreSQL store: every replica must share one key"
+    )
+
+
+def open_sqlite(settings: Settings) -> Iterator[SqliteDatabase]:
+    """The SQLite store, closed when the container shuts down."""
+    db = SqliteDatabase(settings.sqlite_path, busy_timeout_ms=int(settings.store_timeout * 1000))
+    yield db
+    db.close()
+
+
+def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
+    """The PostgreSQL store and its connection pool, closed when the container shuts down."""
+    db = PostgresDatabase(
+        settings.database_url,
+        max_size=settings.store_pool_size,
+        connect_timeout=settings.store_timeout,
+        statement_timeout_ms=int(settings.statement_timeout * 1000),
+    )
+    db.open()
+    yield db
+    db.close()
+
+
+class Container(containers.DeclarativeContainer):
+    """Wires settings to adapters to use cases; the HTTP app and the CLI both draw from it."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    store_kind = providers.Callable(lambda s: s.store_kind, settings)
+
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(RandomIds)
+    cipher = providers.Singleton(FernetCipher, providers.Callable(secret_key, settings))
+
+    store = providers.Selector(
+        store_kind,
+        memory=providers.Singleton(MemoryStore),
+        sqlite=providers.Resource(open_sqlite, settings),
+        postgres=providers.Resource(open_postgres, settings),
+    )
+    sources = providers.Selector(
+        store_kind,
+        memory=providers.Singleton(MemorySourceRepository),
+        sqlite=providers.Singleton(SqliteSourceRepository, store),
+        postgres=providers.Singleton(PostgresSourceRepository, store),
+    )
+    keys = providers.Selector(
+        store_kind,
+        memory=providers.Singleton(MemoryApiKeyRepository),
+        sqlite=providers.Singleton(SqliteApiKeyRepository, store),
+        postgres=providers.Singleton(PostgresApiKeyRepository, store),
+    )
+
+    connectors = providers.Singleton(
+        ConnectorCatalog,
+        providers.List(
+            providers.Singleton(
+                PostgresConnector,
+                connect_timeout=providers.Callable(lambda s: s.connect_timeout, settings),
+                statement_timeout_ms=providers.Callable(
+                    lambda s: int(s.statement_timeout * 1000), settings
+                ),
+            ),
+            providers.Singleton(CsvConnector, providers.Callable(lambda s: s.csv_root, settings)),
+        ),
+    )
+
+    register_source = providers.Factory(RegisterSource, sources, connectors, cipher, clock, ids)
+    list_sources = providers.Factory(ListSources, sources)
+    get_source = providers.Factory(GetSource, sources, connectors, cipher)
+    inspect_schema = providers.Factory(InspectSchema, sources, connectors, cipher, clock)
+    delete_source = providers.Factory(DeleteSource, sources)
+
+    create_api_key = providers.Factory(CreateApiKey, keys, clock)
+    bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys, create_api_key)
+    list_api_keys = providers.Factory(ListApiKeys, keys)
+    revoke_api_key = providers.Factory(RevokeApiKey, keys, clock)
+    authenticate = providers.Factory(Authenticate, keys)
+
+    upgrade_store = providers.Factory(UpgradeStore, store)
+    check_readiness = providers.Factory(CheckReadiness, store)
+
+
+def build_container(settings: Settings) -> Container:
+    """A container for these settings (resources not yet initialised)."""
+    return Container(settings=providers.Object(settings))

@@ -1,0 +1,1 @@
+"""The HTTP entrypoint: a Litestar app over the container's use cases."""

@@ -1,0 +1,78 @@
+"""The application factory: a Litestar app over a container."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from dependency_injector.ext.starlette import Lifespan
+from dependency_injector.providers import Provider
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+
+from entrypoints.container import Container
+from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware, PrincipalCache
+from entrypoints.http.health import healthz, readyz
+from entrypoints.http.openapi import openapi_config
+from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.sources import SourcesController
+
+MAX_BODY_BYTES = 64 * 1024
+
+# The use cases handlers may ask for, by parameter name.
+USE_CASES = (
+    "register_source",
+    "list_sources",
+    "get_source",
+    "inspect_schema",
+    "delete_source",
+    "check_readiness",
+)
+
+
+def _call(provider: Provider[Any]) -> Callable[[], Any]:
+    # Litestar cannot introspect dependency-injector's Cython providers: hand it a plain function.
+    def provide() -> Any:
+        return provider()
+
+    return provide
+
+
+def create_app(container: Container) -> Litestar:
+    """A Litestar app serving the Sources API from this container's use cases."""
+    settings = container.settings()
+    return Litestar(
+        route_handlers=[SourcesController, healthz, readyz],
+        dependencies={
+            name: Provide(_call(getattr(container, name)), sync_to_thread=False)
+            for name in USE_CASES
+        },
+        middleware=[
+            DefineMiddleware(
+                BearerAuthMiddleware,
+                authenticate=_call(container.authenticate),
+                cache=PrincipalCache(settings.auth_cache_ttl),
+                exclude=UNAUTHENTICATED_PATHS,
+            )
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=openapi_config(),
+        lifespan=[Lifespan(container)],
+        on_startup=[lambda: container.upgrade_store()()],
+        state=State(
+            {
+                "inspect_limiter": anyio.CapacityLimiter(settings.inspect_concurrency),
+                # The spec's bound: a schema answer within the connect timeout plus a second.
+                "inspect_deadline": settings.connect_timeout + 0.75,
+            }
+        ),
+        logging_config=None,
+    )
+
+
+logging.getLogger("tdb").addHandler(logging.NullHandler())

@@ -1,0 +1,86 @@
+"""Bearer-token authentication (one middleware) and scope checks (one guard)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp
+
+from application.keys import Authenticate
+from domain.errors import AuthenticationFailed, PermissionDenied
+from domain.keys import Principal, Scope
+
+UNAUTHENTICATED_PATHS = ["/healthz", "/readyz", "/schema"]
+
+
+class PrincipalCache:
+    """Recently authenticated tokens, so that a hot key costs no store round trip.
+
+    A revoked key keeps working for at most `ttl` seconds in each process that has it cached.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, token: str, principal: Principal) -> None:
+        if self._ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[token] = (principal, time.monotonic() + self._ttl)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header; `AuthenticationFailed` otherwise."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthenticationFailed()
+    return token
+
+
+class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
+    """Authenticates every request outside the unauthenticated paths."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticate: Callable[[], Authenticate],
+        cache: PrincipalCache,
+        exclude: list[str] | None = None,
+    ) -> None:
+        super().__init__(app, exclude=exclude)
+        self._authenticate = authenticate
+        self._cache = cache
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        token = bearer_token(connection.headers.get("authorization"))
+        principal = self._cache.get(token)
+        if principal is None:
+            principal = await anyio.to_thread.run_sync(self._authenticate(), token)
+            self._cache.put(token, principal)
+        return AuthenticationResult(user=principal, auth=token)
+
+
+def require_scope(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard: the route's `opt["scope"]` must be one of the caller's scopes (checked before the body is read)."""
+    scope: Scope = handler.opt["scope"]
+    if not connection.user.can(scope):
+        raise PermissionDenied(scope)

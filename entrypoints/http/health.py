@@ -1,0 +1,27 @@
+"""Unauthenticated liveness and readiness probes."""
+
+from __future__ import annotations
+
+from litestar import get
+
+from application.store import CheckReadiness
+from entrypoints.http.openapi import responses
+from entrypoints.http.schemas import Health
+
+
+@get("/healthz", security=[{}], tags=["ops"], summary="The process is alive")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@get(
+    "/readyz",
+    security=[{}],
+    tags=["ops"],
+    sync_to_thread=True,
+    summary="The store answers",
+    responses=responses(503),
+)
+def readyz(check_readiness: CheckReadiness) -> Health:
+    check_readiness()
+    return Health(status="ready")

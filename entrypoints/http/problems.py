@@ -1,0 +1,137 @@
+"""One table from errors to RFC 9457 problem responses; no stack trace or secret ever leaves."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from domain.errors import (
+    AuthenticationFailed,
+    BackendUnavailable,
+    DuplicateSourceName,
+    InvalidInput,
+    PermissionDenied,
+    SecretUnreadable,
+    SourceNotFound,
+    StoreUnavailable,
+    UnknownSourceType,
+)
+from entrypoints.http.schemas import FieldProblem, Problem
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("tdb.http")
+
+
+def problem(
+    status: int, slug: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any
+) -> Response[Problem]:
+    """A problem+json response."""
+    body = Problem(
+        type=f"urn:tdb:problem:{slug}",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        **extra,
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _invalid_input(_: Request[Any, Any, Any], exc: InvalidInput) -> Response[Problem]:
+    errors = [FieldProblem(e.field, e.message) for e in exc.errors]
+    return problem(400, "invalid-input", "The request has invalid fields.", errors=errors)
+
+
+def _unknown_type(_: Request[Any, Any, Any], exc: UnknownSourceType) -> Response[Problem]:
+    available = list(exc.available)
+    detail = f"source_type {exc.source_type!r} is not registered; available: {', '.join(available)}"
+    return problem(400, "unknown-source-type", detail, available_types=available)
+
+
+def _not_found(_: Request[Any, Any, Any], exc: SourceNotFound) -> Response[Problem]:
+    return problem(404, "source-not-found", "No source has this id.")
+
+
+def _duplicate(_: Request[Any, Any, Any], exc: DuplicateSourceName) -> Response[Problem]:
+    return problem(409, "duplicate-source-name", f"A source named {exc.name!r} already exists.")
+
+
+def _backend(_: Request[Any, Any, Any], exc: BackendUnavailable) -> Response[Problem]:
+    detail = exc.detail or "The source's backend cannot answer."
+    return problem(503, "backend-unavailable", detail, reason=exc.reason)
+
+
+def _store(_: Request[Any, Any, Any], exc: StoreUnavailable) -> Response[Problem]:
+    return problem(
+        503,
+        "store-unavailable",
+        "The registry's store cannot be reached; try again shortly.",
+        headers={"Retry-After": "1"},
+        reason="store_unavailable",
+    )
+
+
+def unauthorized() -> Response[Problem]:
+    """The one 401 answer, whatever the cause."""
+    return problem(
+        401,
+        "unauthorized",
+        "A valid API key is required: Authorization: Bearer <token>.",
+        headers={"WWW-Authenticate": 'Bearer realm="tdb"'},
+    )
+
+
+def _forbidden(_: Request[Any, Any, Any], exc: PermissionDenied) -> Response[Problem]:
+    detail = f"This API key lacks the scope {exc.scope!r}."
+    return problem(403, "forbidden", detail, required_scope=str(exc.scope))
+
+
+def _secret_unreadable(_: Request[Any, Any, Any], exc: SecretUnreadable) -> Response[Problem]:
+    log.error("a stored secret cannot be decrypted: is TDB_SECRET_KEY the key it was stored with?")
+    return problem(500, "secret-unreadable", "A stored secret cannot be decrypted by this server.")
+
+
+def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+    errors = [
+        FieldProblem(str(item.get("key") or "body"), str(item.get("message", "is invalid")))
+        for item in (exc.extra if isinstance(exc.extra, list) else [])
+        if isinstance(item, dict)
+    ]
+    return problem(400, "invalid-input", "The request is malformed or has invalid fields.",
+                   errors=errors or None)
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    if exc.status_code == 401:
+        return unauthorized()
+    slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    return problem(exc.status_code, slug, exc.detail or "", headers=headers or None)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # The type only: an exception's message may quote a connection string.
+    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return problem(500, "internal-error", "The server failed to handle this request.")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Callable[..., Response[Any]]] = {
+    InvalidInput: _invalid_input,
+    UnknownSourceType: _unknown_type,
+    SourceNotFound: _not_found,
+    DuplicateSourceName: _duplicate,
+    BackendUnavailable: _backend,
+    StoreUnavailable: _store,
+    AuthenticationFailed: lambda _, __: unauthorized(),
+    PermissionDenied: _forbidden,
+    SecretUnreadable: _secret_unreadable,
+    ValidationException: _validation,
+    HTTPException: _http,
+    Exception: _unexpected,
+}
+
+

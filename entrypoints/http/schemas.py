@@ -1,0 +1,141 @@
+"""Wire shapes of the HTTP API (they are also what the OpenAPI document shows)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from domain.sources import (
+    DESCRIPTION_MAX,
+    NAME_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    Source,
+    SourceSchema,
+)
+
+Name = Annotated[str, Meta(min_length=1, max_length=NAME_MAX, description="Unique name")]
+Tag = Annotated[str, Meta(min_length=1, max_length=TAG_MAX)]
+Timestamp = Annotated[str, Meta(description="RFC 3339 UTC timestamp, e.g. 2026-05-22T09:00:00Z")]
+
+
+def api_timestamp(value: datetime) -> str:
+    """The API's timestamp form, as in the API document: `2026-05-22T09:00:00Z`."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RegisterSourceRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of `POST /v1/sources`."""
+
+    name: Name
+    source_type: Annotated[str, Meta(description="Connector type: postgres or csv")]
+    connection: Annotated[
+        dict[str, Any], Meta(description="Connector-specific configuration")
+    ]
+    description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] = ""
+    tags: Annotated[list[Tag], Meta(max_length=TAGS_MAX)] = msgspec.field(default_factory=list)
+
+
+class SourceRecord(msgspec.Struct):
+    """A full source record, connection included."""
+
+    id: str
+    name: str
+    source_type: str
+    connection: dict[str, Any]
+    description: str
+    tags: list[str]
+    registered_by: str
+    registered_at: Timestamp
+    status: str
+
+    @classmethod
+    def of(cls, source: Source) -> SourceRecord:
+        return cls(
+            id=str(source.id),
+            name=source.name.value,
+            source_type=source.source_type,
+            connection=dict(source.connection),
+            description=source.description,
+            tags=list(source.tags),
+            registered_by=source.registered_by,
+            registered_at=api_timestamp(source.registered_at),
+            status=source.status,
+        )
+
+
+class SourceSummary(msgspec.Struct):
+    """A source in a listing: no connection details."""
+
+    id: str
+    name: str
+    source_type: str
+    description: str
+    tags: list[str]
+    registered_at: Timestamp
+
+    @classmethod
+    def of(cls, source: Source) -> SourceSummary:
+        return cls(
+            id=str(source.id),
+            name=source.name.value,
+            source_type=source.source_type,
+            description=source.description,
+            tags=list(source.tags),
+            registered_at=api_timestamp(source.registered_at),
+        )
+
+
+class ColumnOut(msgspec.Struct, omit_defaults=True):
+    """One live column."""
+
+    name: str
+    type: str
+    nullable: bool | None = None
+
+
+class SchemaOut(msgspec.Struct):
+    """The live schema of a source."""
+
+    source_id: str
+    source_name: str
+    columns: list[ColumnOut]
+    inspected_at: Timestamp
+
+    @classmethod
+    def of(cls, schema: SourceSchema) -> SchemaOut:
+        return cls(
+            source_id=str(schema.source_id),
+            source_name=schema.source_name,
+            columns=[ColumnOut(c.name, c.type, c.nullable) for c in schema.columns],
+            inspected_at=api_timestamp(schema.inspected_at),
+        )
+
+
+class FieldProblem(msgspec.Struct):
+    """One invalid input field."""
+
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str = ""
+    reason: str | None = None
+    errors: list[FieldProblem] | None = None
+    available_types: list[str] | None = None
+    required_scope: str | None = None
+
+
+class Health(msgspec.Struct):
+    """Liveness or readiness."""
+
+    status: str

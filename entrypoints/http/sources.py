@@ -1,0 +1,175 @@
+"""The Sources API: thin handlers that parse, call one use case and shape the response."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import anyio
+import anyio.to_thread
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.params import Parameter
+
+from application.sources import (
+    DeleteSource,
+    DeleteSourceCommand,
+    GetSource,
+    GetSourceQuery,
+    InspectSchema,
+    InspectSchemaQuery,
+    ListSources,
+    ListSourcesQuery,
+    RegisterSource,
+    RegisterSourceCommand,
+)
+from domain.errors import BackendUnavailable, SourceNotFound
+from domain.keys import Principal
+from domain.sources import SourceFilter
+from entrypoints.http.auth import require_scope
+from entrypoints.http.cursor import decode_cursor, encode_cursor
+from entrypoints.http.openapi import responses
+from entrypoints.http.schemas import RegisterSourceRequest, SchemaOut, SourceRecord, SourceSummary
+
+AuthRequest = Request[Principal, str, Any]
+
+
+def parse_source_id(raw: str) -> UUID:
+    """The id in a path; anything that is not a UUID names no source."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise SourceNotFound(raw) from None
+
+
+class SourcesController(Controller):
+    """`/v1/sources`: register, list, get, inspect, delete."""
+
+    path = "/v1/sources"
+    guards = [require_scope]
+    tags = ["sources"]
+
+    @post(
+        "/",
+        opt={"scope": RegisterSource.required_scope},
+        sync_to_thread=True,
+        status_code=201,
+        summary="Register a source",
+        responses=responses(400, 401, 403, 409, 413, 503),
+        response_headers=[
+            ResponseHeader(
+                name="Location", description="URL of the new source", documentation_only=True
+            )
+        ],
+    )
+    def register(
+        self, request: AuthRequest, data: RegisterSourceRequest, register_source: RegisterSource
+    ) -> Response[SourceRecord]:
+        source = register_source(
+            RegisterSourceCommand(
+                actor=request.user,
+                name=data.name,
+                source_type=data.source_type,
+                connection=data.connection,
+                description=data.description,
+                tags=data.tags,
+            )
+        )
+        return Response(
+            SourceRecord.of(source),
+            status_code=201,
+            headers={"Location": f"{self.path}/{source.id}"},
+        )
+
+    @get(
+        "/",
+        opt={"scope": ListSources.required_scope},
+        sync_to_thread=True,
+        summary="List sources (summaries, oldest first)",
+        responses=responses(400, 401, 403, 503),
+        response_headers=[
+            ResponseHeader(
+                name="Link",
+                description='The next page, as `<url>; rel="next"`, when there is one',
+                documentation_only=True,
+            )
+        ],
+    )
+    def list_sources(
+        self,
+        request: AuthRequest,
+        list_sources: ListSources,
+        tag: Annotated[
+            list[str] | None, Parameter(description="Only sources with every one of these tags")
+        ] = None,
+        source_type: Annotated[str | None, Parameter(description="Only this type")] = None,
+        name_prefix: Annotated[str | None, Parameter(description="Names starting so")] = None,
+        limit: Annotated[int | None, Parameter(ge=1, le=1000, description="Page size")] = None,
+        cursor: Annotated[
+            str | None, Parameter(description="Opaque: from the previous page's Link header")
+        ] = None,
+    ) -> Response[list[SourceSummary]]:
+        tags = tuple(tag or ())
+        page = list_sources(
+            ListSourcesQuery(
+                actor=request.user,
+                filter=SourceFilter(tags=tags, source_type=source_type, name_prefix=name_prefix),
+                limit=limit,
+                after=decode_cursor(cursor) if cursor is not None else None,
+            )
+        )
+        headers = {}
+        if page.next_key is not None:
+            query = [("tag", t) for t in tags]
+            query += [(k, v) for k, v in (("source_type", source_type), ("name_prefix", name_prefix)) if v is not None]
+            query += [("limit", str(limit)), ("cursor", encode_cursor(page.next_key))]
+            headers["Link"] = f'<{self.path}?{urlencode(query)}>; rel="next"'
+        return Response([SourceSummary.of(s) for s in page.sources], headers=headers)
+
+    @get(
+        "/{source_id:str}",
+        opt={"scope": GetSource.required_scope},
+        sync_to_thread=True,
+        summary="Get a source, connection included",
+        responses=responses(401, 403, 404, 503),
+    )
+    def get_source(
+        self, request: AuthRequest, source_id: str, get_source: GetSource
+    ) -> SourceRecord:
+        return SourceRecord.of(get_source(GetSourceQuery(request.user, parse_source_id(source_id))))
+
+    @get(
+        "/{source_id:str}/schema",
+        opt={"scope": InspectSchema.required_scope},
+        summary="Inspect the live column schema",
+        responses=responses(401, 403, 404, 503),
+    )
+    async def get_schema(
+        self, request: AuthRequest, source_id: str, inspect_schema: InspectSchema
+    ) -> SchemaOut:
+        query = InspectSchemaQuery(request.user, parse_source_id(source_id))
+        state = request.app.state
+        # Inspections run on their own threads and under a deadline, so a slow or dead backend
+        # can neither hold a client past the timeout nor starve the threads other requests use.
+        with anyio.move_on_after(state.inspect_deadline):
+            schema = await anyio.to_thread.run_sync(
+                inspect_schema, query, limiter=state.inspect_limiter, abandon_on_cancel=True
+            )
+            return SchemaOut.of(schema)
+        raise BackendUnavailable("timeout", "The source did not answer in time.")
+
+    @delete(
+        "/{source_id:str}",
+        opt={"scope": DeleteSource.required_scope},
+        sync_to_thread=True,
+        summary="Delete a source from the registry (the data is not touched)",
+        responses=responses(401, 403, 404, 503),
+    )
+    def delete_source(
+        self, request: AuthRequest, source_id: str, delete_source: DeleteSource
+    ) -> None:
+        delete_source(DeleteSourceCommand(request.user, parse_source_id(source_id)))
+
+
+

@@ -1,0 +1,71 @@
+"""Settings of a tdb process, read from `TDB_*` environment variables (flags override them)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+DEFAULT_DATABASE_URL = "sqlite:///tdb.sqlite3"
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value}")
+
+
+@attrs.frozen
+class Settings:
+    """Everything a tdb process can be told; each field maps to `TDB_<FIELD>`."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str | None = attrs.field(default=None, repr=False)
+    csv_root: Path = attrs.field(default=Path("data"), converter=Path)
+    connect_timeout: float = attrs.field(default=5.0, converter=float, validator=_positive)
+    statement_timeout: float = attrs.field(default=5.0, converter=float, validator=_positive)
+    store_pool_size: int = attrs.field(default=10, converter=int, validator=_positive)
+    store_timeout: float = attrs.field(default=5.0, converter=float, validator=_positive)
+    auth_cache_ttl: float = attrs.field(default=2.0, converter=float)
+    inspect_concurrency: int = attrs.field(default=16, converter=int, validator=_positive)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from `TDB_*` variables, then the given overrides (None means not given)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in attrs.fields(cls):
+            name = f"TDB_{field.name.upper()}"
+            if environ.get(name):
+                values[field.name] = environ[name]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def store_kind(self) -> str:
+        """`postgres`, `sqlite` or `memory`, from the database URL's scheme."""
+        scheme = self.database_url.partition("://")[0] if "://" in self.database_url else ""
+        if scheme in ("postgres", "postgresql"):
+            return "postgres"
+        if scheme == "memory":
+            return "memory"
+        if scheme in ("", "sqlite"):
+            return "sqlite"
+        raise ValueError(f"unsupported TDB_DATABASE_URL scheme {scheme!r}")
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file: `sqlite:///rel/path`, `sqlite:////abs/path` or a bare path."""
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return Path(self.database_url)
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as `TDB_*` variables, for worker processes."""
+        env = {}
+        for field in attrs.fields(type(self)):
+            value = getattr(self, field.name)
+            if value is not None:
+                env[f"TDB_{field.name.upper()}"] = str(value)
+        return env

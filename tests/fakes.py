@@ -1,0 +1,59 @@
+"""Test doubles for the ports that have no in-memory adapter: a steady clock, counted ids, a fake connector."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from domain.connections import ConnectionField, check_connection
+from domain.errors import BackendUnavailable
+from domain.sources import Column
+
+
+class SteppingClock:
+    """Starts at a fixed instant and moves one millisecond each time it is read."""
+
+    def __init__(self, start: datetime = datetime(2026, 5, 22, 9, 0, tzinfo=UTC)) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        self._now += timedelta(milliseconds=1)
+        return self._now
+
+
+class CountingIds:
+    """UUIDs 00000000-...-000000000001, ...-0002, ... in order."""
+
+    def __init__(self) -> None:
+        self._n = 0
+
+    def new(self) -> uuid.UUID:
+        self._n += 1
+        return uuid.UUID(int=self._n)
+
+
+class FakeConnector:
+    """A connector whose 'backend' is a dict of table name to columns; records what it was given."""
+
+    source_type = "fake"
+    fields: Sequence[ConnectionField] = (
+        ConnectionField("table", required=True),
+        ConnectionField("password", secret=True, allow_empty=True),
+        ConnectionField("port", type=int, default=1, min_value=1, max_value=65535),
+    )
+
+    def __init__(self, tables: Mapping[str, Sequence[Column]] | None = None) -> None:
+        self.tables = dict(tables or {})
+        self.seen: list[Mapping[str, Any]] = []
+
+    def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+        return check_connection(self.fields, connection)
+
+    def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+        self.seen.append(dict(connection))
+        try:
+            return self.tables[connection["table"]]
+        except KeyError:
+            raise BackendUnavailable("table_not_found", "no such table") from None

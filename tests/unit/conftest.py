@@ -1,0 +1,40 @@
+"""Use cases wired to in-memory adapters and fakes."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from cryptography.fernet import Fernet
+
+from adapters.connectors.registry import ConnectorCatalog
+from adapters.crypto import FernetCipher
+from adapters.storage.memory import MemoryApiKeyRepository, MemorySourceRepository
+from domain.sources import Column
+from tests.fakes import CountingIds, FakeConnector, SteppingClock
+
+
+@attrs.define
+class World:
+    """Everything a use case may need, all in memory."""
+
+    sources: MemorySourceRepository
+    keys: MemoryApiKeyRepository
+    connector: FakeConnector
+    connectors: ConnectorCatalog
+    cipher: FernetCipher
+    clock: SteppingClock
+    ids: CountingIds
+
+
+@pytest.fixture
+def world() -> World:
+    connector = FakeConnector({"orders": [Column("id", "integer", False), Column("total", "numeric")]})
+    return World(
+        sources=MemorySourceRepository(),
+        keys=MemoryApiKeyRepository(),
+        connector=connector,
+        connectors=ConnectorCatalog([connector]),
+        cipher=FernetCipher(Fernet.generate_key()),
+        clock=SteppingClock(),
+        ids=CountingIds(),
+    )

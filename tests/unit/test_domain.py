@@ -1,0 +1,117 @@
+"""Domain invariants: a value that exists is valid."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.connections import ConnectionField, check_connection
+from domain.errors import InvalidConnection, InvalidInput
+from domain.sources import Source, SourceFilter, SourceName
+
+
+def _acceptable(name: str) -> bool:
+    return (
+        1 <= len(name) <= 100
+        and bool(name.strip())
+        and not any(unicodedata.category(c) in ("Cc", "Cs") for c in name)
+    )
+
+
+@given(st.text(max_size=120))
+def test_a_source_name_exists_exactly_when_it_keeps_the_rules(name: str) -> None:
+    if _acceptable(name):
+        assert SourceName(name).value == name
+    else:
+        with pytest.raises(InvalidInput) as caught:
+            SourceName(name)
+        assert caught.value.errors[0].field == "name"
+
+
+@pytest.mark.parametrize("name", ["", " ", "\t\n", "a\x00b", "tab\there", "x" * 101, "\ud800"])
+def test_bad_names_are_refused(name: str) -> None:
+    with pytest.raises(InvalidInput):
+        SourceName(name)
+
+
+@pytest.mark.parametrize("name", ["orders", "x" * 100, "Bestellungen 2026", "注文", "👩‍👩‍👧 family"])
+def test_good_names_are_accepted(name: str) -> None:
+    assert str(SourceName(name)) == name
+
+
+def _source(**changes: object) -> Source:
+    fields: dict[str, object] = {
+        "id": uuid.uuid4(),
+        "name": SourceName("orders"),
+        "source_type": "postgres",
+        "connection": {"host": "db"},
+        "description": "",
+        "tags": ("a",),
+        "registered_by": "tdbk_x",
+        "registered_at": datetime(2026, 5, 22, tzinfo=UTC),
+    }
+    fields.update(changes)
+    return Source(**fields)  # type: ignore[arg-type]
+
+
+def test_source_refuses_long_description_and_bad_tags() -> None:
+    with pytest.raises(InvalidInput):
+        _source(description="x" * 501)
+    with pytest.raises(InvalidInput):
+        _source(tags=["t"] * 51)
+    with pytest.raises(InvalidInput):
+        _source(tags=[""])
+    assert _source(description="x" * 500, tags=["t"] * 50).description == "x" * 500
+
+
+def test_source_connection_cannot_be_changed_after_construction() -> None:
+    source = _source()
+    with pytest.raises(TypeError):
+        source.connection["host"] = "elsewhere"  # type: ignore[index]
+
+
+def test_filter_needs_every_tag_the_type_and_the_exact_prefix() -> None:
+    source = _source(name=SourceName("Orders_2026"), tags=("a", "b"))
+    assert SourceFilter(tags=("a", "b")).matches(source)
+    assert not SourceFilter(tags=("a", "c")).matches(source)
+    assert SourceFilter(source_type="postgres", name_prefix="Orders_").matches(source)
+    assert not SourceFilter(name_prefix="orders").matches(source)
+    assert not SourceFilter(source_type="csv").matches(source)
+
+
+FIELDS = (
+    ConnectionField("host", required=True),
+    ConnectionField("port", type=int, default=5432, min_value=1, max_value=65535),
+    ConnectionField("password", secret=True, allow_empty=True),
+    ConnectionField("mode", choices=("a", "b")),
+)
+
+
+def test_check_connection_fills_defaults() -> None:
+    assert check_connection(FIELDS, {"host": "h"}) == {"host": "h", "port": 5432}
+
+
+def test_check_connection_names_every_bad_field() -> None:
+    with pytest.raises(InvalidConnection) as caught:
+        check_connection(FIELDS, {"port": True, "extra": 1, "mode": "c"})
+    fields = {e.field for e in caught.value.errors}
+    assert fields == {"connection.extra", "connection.host", "connection.port", "connection.mode"}
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1, "5432", 1.5])
+def test_check_connection_refuses_bad_ports(port: object) -> None:
+    with pytest.raises(InvalidConnection):
+        check_connection(FIELDS, {"host": "h", "port": port})
+
+
+def test_check_connection_refuses_non_objects_and_empty_required_strings() -> None:
+    with pytest.raises(InvalidConnection):
+        check_connection(FIELDS, ["host"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidConnection):
+        check_connection(FIELDS, {"host": ""})
+    assert check_connection(FIELDS, {"host": "h", "password": ""})["password"] == ""
