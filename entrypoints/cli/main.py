@@ -194,6 +194,7 @@ def serve(container: Container, args: argparse.Namespace) -> None:
 
     settings: Settings = container.settings()
     container.upgrade_store()()
+    container.cipher()  # the key file is made now, or a bad TDB_SECRET_KEY is refused now
     issued = container.bootstrap_admin_key()()
     container.shutdown_resources()
     if issued is not None:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-from dependency_injector.ext.starlette import Lifespan
 from dependency_injector.providers import Provider
 from litestar import Litestar
 from litestar.datastructures import State
@@ -42,6 +41,12 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
     return provide
 
 
+def _start(container: Container) -> None:
+    # Fail at start, not at the first request: the store is migrated and the secret key loads.
+    container.upgrade_store()()
+    container.cipher()
+
+
 def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
@@ -62,8 +67,9 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(),
-        lifespan=[Lifespan(container)],
-        on_startup=[lambda: container.upgrade_store()()],
+        on_startup=[lambda: _start(container)],
+        # Only the resources in use were initialised; only those are shut down.
+        on_shutdown=[lambda: container.shutdown_resources()],
         state=State(
             {
                 "inspect_limiter": anyio.CapacityLimiter(settings.inspect_concurrency),

@@ -17,7 +17,8 @@ from application.keys import Authenticate
 from domain.errors import AuthenticationFailed, PermissionDenied
 from domain.keys import Principal, Scope
 
-UNAUTHENTICATED_PATHS = ["/healthz", "/readyz", "/schema"]
+# Patterns (regular expressions) of paths served without a key: the probes and the OpenAPI document.
+UNAUTHENTICATED_PATHS = ["^/healthz$", "^/readyz$", "^/schema(/|$)"]
 
 
 class PrincipalCache:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import get
+from litestar.di import NamedDependency
 
 from application.store import CheckReadiness
 from entrypoints.http.openapi import responses
@@ -22,6 +23,6 @@ async def healthz() -> Health:
     summary="The store answers",
     responses=responses(503),
 )
-def readyz(check_readiness: CheckReadiness) -> Health:
+def readyz(check_readiness: NamedDependency[CheckReadiness]) -> Health:
     check_readiness()
     return Health(status="ready")

@@ -105,9 +105,11 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
                    errors=errors or None)
 
 
-def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     if exc.status_code == 401:
         return unauthorized()
+    if exc.status_code >= 500:
+        return _unexpected(request, exc)
     slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
     return problem(exc.status_code, slug, exc.detail or "", headers=headers or None)

@@ -10,7 +10,8 @@ import anyio
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, Parameter
 
 from application.sources import (
     DeleteSource,
@@ -24,7 +25,7 @@ from application.sources import (
     RegisterSource,
     RegisterSourceCommand,
 )
-from domain.errors import BackendUnavailable, SourceNotFound
+from domain.errors import BackendUnavailable, FieldError, InvalidInput, SourceNotFound
 from domain.keys import Principal
 from domain.sources import SourceFilter
 from entrypoints.http.auth import require_scope
@@ -33,6 +34,8 @@ from entrypoints.http.openapi import responses
 from entrypoints.http.schemas import RegisterSourceRequest, SchemaOut, SourceRecord, SourceSummary
 
 AuthRequest = Request[Principal, str, Any]
+# A typo such as `?tags=x` must not silently list everything.
+LIST_PARAMETERS = {"tag", "source_type", "name_prefix", "limit", "cursor"}
 
 
 def parse_source_id(raw: str) -> UUID:
@@ -64,7 +67,8 @@ class SourcesController(Controller):
         ],
     )
     def register(
-        self, request: AuthRequest, data: RegisterSourceRequest, register_source: RegisterSource
+        self, request: AuthRequest, data: JSONBody[RegisterSourceRequest],
+        register_source: NamedDependency[RegisterSource],
     ) -> Response[SourceRecord]:
         source = register_source(
             RegisterSourceCommand(
@@ -99,7 +103,7 @@ class SourcesController(Controller):
     def list_sources(
         self,
         request: AuthRequest,
-        list_sources: ListSources,
+        list_sources: NamedDependency[ListSources],
         tag: Annotated[
             list[str] | None, Parameter(description="Only sources with every one of these tags")
         ] = None,
@@ -110,6 +114,9 @@ class SourcesController(Controller):
             str | None, Parameter(description="Opaque: from the previous page's Link header")
         ] = None,
     ) -> Response[list[SourceSummary]]:
+        unknown = sorted(set(request.query_params) - LIST_PARAMETERS)
+        if unknown:
+            raise InvalidInput(FieldError(name, "is not a known query parameter") for name in unknown)
         tags = tuple(tag or ())
         page = list_sources(
             ListSourcesQuery(
@@ -135,7 +142,7 @@ class SourcesController(Controller):
         responses=responses(401, 403, 404, 503),
     )
     def get_source(
-        self, request: AuthRequest, source_id: str, get_source: GetSource
+        self, request: AuthRequest, source_id: FromPath[str], get_source: NamedDependency[GetSource]
     ) -> SourceRecord:
         return SourceRecord.of(get_source(GetSourceQuery(request.user, parse_source_id(source_id))))
 
@@ -146,7 +153,8 @@ class SourcesController(Controller):
         responses=responses(401, 403, 404, 503),
     )
     async def get_schema(
-        self, request: AuthRequest, source_id: str, inspect_schema: InspectSchema
+        self, request: AuthRequest, source_id: FromPath[str],
+        inspect_schema: NamedDependency[InspectSchema],
     ) -> SchemaOut:
         query = InspectSchemaQuery(request.user, parse_source_id(source_id))
         state = request.app.state
@@ -167,7 +175,8 @@ class SourcesController(Controller):
         responses=responses(401, 403, 404, 503),
     )
     def delete_source(
-        self, request: AuthRequest, source_id: str, delete_source: DeleteSource
+        self, request: AuthRequest, source_id: FromPath[str],
+        delete_source: NamedDependency[DeleteSource],
     ) -> None:
         delete_source(DeleteSourceCommand(request.user, parse_source_id(source_id)))
 

@@ -1,0 +1,108 @@
+"""Real `tdb serve` processes on free loopback ports, started and stopped by each test."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+
+TOKEN = re.compile(r"^(tdbk_[0-9a-f]+_[A-Za-z0-9_-]+)$", re.MULTILINE)
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tdb_executable() -> str:
+    found = shutil.which("tdb", path=str(Path(sys.executable).parent))
+    assert found, "the tdb command is not installed in this environment"
+    return found
+
+
+class TdbServer:
+    """One `tdb serve` process; its output goes to files in `workdir`."""
+
+    def __init__(self, workdir: Path, env: Mapping[str, str], workers: int = 1) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stdout_path = workdir / f"serve-{self.port}.out"
+        self.stderr_path = workdir / f"serve-{self.port}.err"
+        self._env = {**os.environ, **env}
+        self._workers = workers
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> TdbServer:
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.process = subprocess.Popen(
+                [tdb_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--workers", str(self._workers)],
+                cwd=self.workdir,
+                env=self._env,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tdb serve exited early:\n{self.stderr_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)  # polling for readiness, bounded by the deadline above
+        self.stop()
+        raise RuntimeError(f"tdb serve did not answer within {START_TIMEOUT}s")
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    def admin_token(self) -> str | None:
+        found = TOKEN.findall(self.stdout)
+        return found[-1] if found else None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the server and its workers, no goodbye."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[object]:
+    """A factory of started servers; every one is stopped when the test ends."""
+    servers: list[TdbServer] = []
+
+    def start(env: Mapping[str, str] | None = None, workers: int = 1, workdir: Path | None = None) -> TdbServer:
+        server = TdbServer(workdir or tmp_path, env or {}, workers)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,89 @@
+"""The HTTP app over a real SQLite store, real connectors and a real PostgreSQL table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from litestar.testing import TestClient
+
+from entrypoints.container import Container, build_container
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "data").mkdir()
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'tdb.sqlite3'}",
+        csv_root=tmp_path / "data",
+        auth_cache_ttl=0,
+        connect_timeout=2,
+        statement_timeout=2,
+    )
+
+
+@pytest.fixture
+def container(settings: Settings) -> Iterator[Container]:
+    container = build_container(settings)
+    yield container
+    container.shutdown_resources()
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[TestClient[Any]]:
+    with TestClient(create_app(container)) as client:
+        yield client
+
+
+Token = Callable[..., str]
+
+
+@pytest.fixture
+def make_token(container: Container, client: TestClient[Any]) -> Token:
+    """Mint a key with these scopes (none: all of them) and return its token."""
+
+    def make(*scopes: str, name: str = "test") -> str:
+        return container.create_api_key()(name, scopes).token
+
+    return make
+
+
+@pytest.fixture
+def admin(make_token: Token) -> dict[str, str]:
+    """Authorization headers of a key with every scope."""
+    return {"Authorization": f"Bearer {make_token()}"}
+
+
+@pytest.fixture(scope="session")
+def orders_table(postgres_url: str) -> dict[str, Any]:
+    """A real `public.orders` table, as in the API document, and the connection that reaches it."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS public.orders (
+                id integer PRIMARY KEY,
+                customer_id integer,
+                total numeric,
+                status character varying,
+                created_at timestamp without time zone
+            )
+            """
+        )
+    url = urlsplit(postgres_url)
+    connection: dict[str, Any] = {
+        "host": url.hostname or "127.0.0.1",
+        "port": url.port or 5432,
+        "dbname": url.path.lstrip("/"),
+        "user": url.username or "postgres",
+        "table": "orders",
+        "schema": "public",
+    }
+    if url.password:
+        connection["password"] = url.password
+    return connection
