@@ -1,0 +1,313 @@
+"""The CSV connector: files under one root directory, dialect detected, columns typed from data."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import re
+import stat
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from itertools import islice, zip_longest
+from pathlib import Path
+from typing import Any
+
+from adapters.connectors.csv_inference import column_type
+from adapters.connectors.deadline import call_with_deadline
+from domain.connections import ConnectionField, check_connection
+from domain.errors import BackendUnavailable, FieldError, InvalidConnection
+from domain.sources import Column
+
+SAMPLE_BYTES = 1024 * 1024
+MAX_ROWS = 10_000
+DELIMITERS = (",", ";", "\t", "|")
+# Enough records to tell the delimiter; the rest of the sample only refines types.
+DELIMITER_PROBE_CHARS = 64 * 1024
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Windows-1252 before ISO-8859-1, as the WHATWG encoding standard reads "latin1": real files
+# labelled Latin-1 use its extra letters (€, curly quotes); Latin-1 still takes any byte.
+FALLBACK_ENCODINGS = ("utf-8", "cp1252", "latin-1")
+# Text has almost no control characters; decoded binary data has them in every other line.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+MAX_CONTROL_SHARE = 0.05
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def unique_names(header: Sequence[str], width: int) -> list[str]:
+    """Column names: stripped header names, a blank one as `column_<position>`, a repeated one as
+    `<name>_2`, `<name>_3`, ... skipping any name the header itself uses; past the header's end,
+    `column_<position>`. Without a header, pass `()`: `column_1` ... `column_<width>`.
+    """
+    given = [name.strip() for name in header] + [""] * (width - len(header))
+    reserved = {name for name in given if name}
+    used: set[str] = set()
+    names = []
+    for position, name in enumerate(given, 1):
+        base = name or f"column_{position}"
+        candidate, suffix = base, 2
+        while candidate in used or (candidate in reserved and candidate != name):
+            candidate, suffix = f"{base}_{suffix}", suffix + 1
+        used.add(candidate)
+        names.append(candidate)
+    return names
+
+
+def detect_delimiter(text: str, complete: bool) -> str:
+    """The candidate that splits the first records into the most consistent number (>= 2) of
+    fields; ties go to more fields, then to the order of `DELIMITERS`; `,` if none splits.
+    """
+    probe = text[:DELIMITER_PROBE_CHARS]
+    if not complete or len(text) > DELIMITER_PROBE_CHARS:
+        probe = through_last_whole_record(probe) or probe
+    best, best_score = ",", (0.0, 0)
+    for delimiter in DELIMITERS:
+        reader = csv.reader(io.StringIO(probe, newline=""), delimiter=delimiter)
+        widths = [len(record) for record in reader if record]
+        if not widths:
+            continue
+        width, count = Counter(widths).most_common(1)[0]
+        score = (count / len(widths), width)
+        if width >= 2 and score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+class CsvConnector:
+    """Reads the header and infers the column types of a CSV file under `root` (TDB_CSV_ROOT).
+
+    Paths. `connection.path` is relative to the root; an absolute path, a `..` part, a path that
+    resolves (through symlinks) outside the root or to the root itself is refused at
+    registration (`InvalidConnection` on `connection.path`). The file need not exist yet: it may
+    arrive later, and inspection says `file_not_found` until it does. Inspection checks again,
+    before opening and then on the opened file itself (a symlink may have been swapped since):
+    outside the root is `permission_denied`, like a file the service may not read.
+
+    Sample. Inspection reads at most `sample_bytes` (1 MiB) from the start of the file and at
+    most `max_rows` records after the header. When the file goes on past the sample, the sample
+    ends at its last whole record: its last line end outside quotes (and a multi-byte character
+    cut in two is left out). Time and memory are therefore bounded whatever the file's size, and
+    types and nullability reflect the sample only.
+
+    Dialect. Encoding, when not given: a BOM (UTF-8, UTF-16, UTF-32), else UTF-8, else
+    Windows-1252, else Latin-1. Delimiter, when not given: `,` `;` tab or `|`, see
+    `detect_delimiter`. Quoting is RFC 4180 (`"`, doubled inside quotes; quoted fields may hold
+    delimiters and newlines); LF, CRLF and CR line ends; blank lines are skipped. A row shorter
+    than the widest record leaves nulls; the widest record sets the number of columns.
+
+    Names. With `header` (default true) the first record names the columns, see `unique_names`;
+    without it they are `column_1` ... `column_n`.
+
+    Answers. An empty file (or blank lines only) is `empty_file`: there is no header to read.
+    A header with no rows gives its columns as `text`, nullable (no evidence of anything
+    narrower). Types follow `csv_inference`. Failures: `file_not_found` (no such file),
+    `permission_denied` (outside the root, or not readable by the service), `unreadable` (not a
+    regular file, binary data, not decodable in the given encoding, a record longer than the
+    sample), `timeout` (the file system did not answer within `timeout`).
+    """
+
+    source_type = "csv"
+    fields: Sequence[ConnectionField] = (
+        ConnectionField("path", required=True),
+        ConnectionField("delimiter"),
+        ConnectionField("encoding"),
+        ConnectionField("header", type=bool, default=True),
+    )
+
+    def __init__(
+        self,
+        root: Path | str,
+        sample_bytes: int = SAMPLE_BYTES,
+        max_rows: int = MAX_ROWS,
+        timeout: float = 5.0,
+    ) -> None:
+        self._root = Path(root)
+        self._sample_bytes = sample_bytes
+        self._max_rows = max_rows
+        self._timeout = timeout
+        # The csv module caps a field at 128 KiB by default (a process-wide setting); a long
+        # field that fits in the sample is data, not an error.
+        csv.field_size_limit(max(csv.field_size_limit(), sample_bytes))
+
+    def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+        errors: list[FieldError] = []
+        try:
+            checked = check_connection(self.fields, connection)
+        except InvalidConnection as exc:
+            errors.extend(exc.errors)
+            checked = dict(connection) if isinstance(connection, Mapping) else {}
+        already = {error.field for error in errors}
+        errors.extend(e for e in self._field_errors(checked) if e.field not in already)
+        if errors:
+            raise InvalidConnection(errors)
+        return checked
+
+    def _field_errors(self, connection: Mapping[str, Any]) -> list[FieldError]:
+        errors = []
+        path, delimiter, encoding = (connection.get(k) for k in ("path", "delimiter", "encoding"))
+        if isinstance(path, str) and path and (problem := self._path_problem(path)):
+            errors.append(FieldError("connection.path", problem))
+        if isinstance(delimiter, str) and (len(delimiter) != 1 or delimiter in '"\r\n'):
+            errors.append(
+                FieldError("connection.delimiter", "must be one character, not a quote or newline")
+            )
+        if isinstance(encoding, str) and encoding and not _is_text_encoding(encoding):
+            errors.append(FieldError("connection.encoding", "is not a known text encoding"))
+        return errors
+
+    def _path_problem(self, path: str) -> str | None:
+        """Why this path may not be read, or None."""
+        if os.path.isabs(path):
+            return "must be relative to the CSV root"
+        if ".." in Path(path).parts:
+            return "must not contain '..'"
+        root = self._root.resolve()
+        try:
+            resolved = (root / path).resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            return "cannot be resolved"
+        if resolved == root:
+            return "must name a file under the CSV root"
+        if not resolved.is_relative_to(root):
+            return "leads outside the CSV root"
+        return None
+
+    def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+        # The path is checked again when the file is opened; here only the defaults are filled.
+        connection = check_connection(self.fields, connection)
+        return call_with_deadline(
+            lambda: self._inspect(connection), self._timeout, f"reading {connection['path']!r}"
+        )
+
+    def _inspect(self, connection: Mapping[str, Any]) -> list[Column]:
+        path = connection["path"]
+        data, complete = self._read_sample(path)
+        text = _decode(data, complete, connection.get("encoding"), path)
+        delimiter = connection.get("delimiter") or detect_delimiter(text, complete)
+        limit = self._max_rows + (1 if connection["header"] else 0)
+        records = _records(text, delimiter, complete, limit, path)
+        width = max(len(record) for record in records)
+        if connection["header"]:
+            names, rows = unique_names(records[0], width), records[1:]
+        else:
+            names, rows = unique_names((), width), records
+        cells: list[tuple[str | None, ...]] = list(zip_longest(*rows))
+        cells += [()] * (width - len(cells))
+        return [
+            Column(name, *column_type(column)) for name, column in zip(names, cells, strict=True)
+        ]
+
+    def _read_sample(self, path: str) -> tuple[bytes, bool]:
+        """The first bytes of the file, and whether they are the whole file."""
+        if problem := self._path_problem(path):
+            raise BackendUnavailable("permission_denied", f"{path!r} {problem}")
+        try:
+            fd = os.open(self._root / path, _O_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            raise BackendUnavailable(
+                "file_not_found", f"no file {path!r} in the CSV root"
+            ) from None
+        except PermissionError:
+            raise BackendUnavailable("permission_denied", f"{path!r} may not be read") from None
+        except OSError as exc:
+            raise BackendUnavailable("unreadable", f"{path!r}: {exc.strerror}") from None
+        try:
+            opened = _opened_path(fd)
+            if opened is not None and not opened.is_relative_to(self._root.resolve()):
+                raise BackendUnavailable("permission_denied", f"{path!r} leads outside the root")
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BackendUnavailable("unreadable", f"{path!r} is not a regular file")
+            with os.fdopen(fd, "rb", closefd=False) as file:
+                data = file.read(self._sample_bytes + 1)
+        except OSError as exc:
+            raise BackendUnavailable("unreadable", f"{path!r}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        if not data:
+            raise BackendUnavailable("empty_file", f"{path!r} is empty")
+        return data[: self._sample_bytes], len(data) <= self._sample_bytes
+
+
+def _opened_path(fd: int) -> Path | None:
+    """Where an open file really is, symlinks resolved, where the OS says (Linux's /proc)."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return None
+
+
+def _is_text_encoding(name: str) -> bool:
+    try:
+        b"a".decode(name)  # LookupError for unknown names and str-to-str codecs (rot13)
+    except LookupError:
+        return False
+    except UnicodeError:  # a real encoding that "a" alone is not valid in (UTF-16: one byte)
+        pass
+    return True
+
+
+def _decode(data: bytes, complete: bool, encoding: str | None, path: str) -> str:
+    """The sample as text; `complete` false keeps a multi-byte character cut at the end out."""
+    boms = [name for bom, name in BOMS if data.startswith(bom)]
+    candidates = (encoding,) if encoding else tuple(boms[:1]) or FALLBACK_ENCODINGS
+    for name in candidates:
+        try:
+            text = codecs.getincrementaldecoder(name)().decode(data, final=complete)
+            break
+        except UnicodeDecodeError as exc:
+            failure = exc
+    else:
+        raise BackendUnavailable(
+            "unreadable",
+            f"{path!r} is not valid {failure.encoding}: byte 0x{data[failure.start]:02x} "
+            f"at offset {failure.start}",
+        )
+    text = text.removeprefix("\ufeff")
+    if "\x00" in text or len(_CONTROL.findall(text)) > MAX_CONTROL_SHARE * len(text):
+        raise BackendUnavailable("unreadable", f"{path!r} holds binary data, not text")
+    return text
+
+
+def through_last_whole_record(text: str) -> str:
+    """The text up to its last line end outside quotes, where a cut sample's whole records end.
+
+    Quotes are counted, not parsed: a line end is outside quotes when the quotes before it are
+    balanced, as RFC 4180 quoting keeps them (a quote inside a quoted field is doubled).
+    """
+    quotes, end = text.count('"'), len(text)
+    # Each search resumes where the last one stopped: one backward pass, even when a stray
+    # quote leaves every line end "inside quotes".
+    newline, carriage_return = text.rfind("\n"), text.rfind("\r")
+    while (line_end := max(newline, carriage_return)) >= 0:
+        quotes -= text.count('"', line_end, end)
+        if quotes % 2 == 0:
+            return text[: line_end + 1]
+        end = line_end
+        if newline == line_end:
+            newline = text.rfind("\n", 0, line_end)
+        else:
+            carriage_return = text.rfind("\r", 0, line_end)
+    return ""
+
+
+def _records(text: str, delimiter: str, complete: bool, limit: int, path: str) -> list[list[str]]:
+    """Up to `limit` whole, non-blank records."""
+    if not complete:
+        text = through_last_whole_record(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        records = list(islice((r for r in reader if r), limit))
+    except csv.Error as exc:
+        raise BackendUnavailable("unreadable", f"{path!r}: {exc}") from None
+    if records:
+        return records
+    if complete:
+        raise BackendUnavailable("empty_file", f"{path!r} holds no records")
+    raise BackendUnavailable("unreadable", f"{path!r}: its first record is longer than the sample")

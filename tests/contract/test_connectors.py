@@ -1,0 +1,225 @@
+"""The Connector contract, one suite run against every connector on a real backend; the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adapters.connectors.csv import CsvConnector
+from adapters.connectors.postgres import PostgresConnector
+from adapters.connectors.registry import ConnectorCatalog
+from application.ports import Connector, ConnectorRegistry
+from domain.connections import ConnectionField
+from domain.errors import BackendUnavailable, InvalidConnection, UnknownSourceType
+from domain.sources import Column
+
+# Every reason a connector may give; the HTTP layer shows them as they are.
+REASONS = {
+    "unreachable",
+    "timeout",
+    "auth_failed",
+    "database_not_found",
+    "table_not_found",
+    "permission_denied",
+    "backend_error",
+    "file_not_found",
+    "unreadable",
+    "empty_file",
+}
+
+
+@attrs.frozen
+class Live:
+    """A real source a connector can read, and one that does not exist."""
+
+    existing: dict[str, Any]
+    columns: list[str]
+    missing: dict[str, Any]
+
+
+@attrs.frozen
+class Case:
+    """One connector under contract: what it must declare, and how to give it a real source."""
+
+    connector: Connector
+    minimal: dict[str, Any]
+    defaults: dict[str, Any]
+    secrets: set[str]
+    live: Callable[[], Live]
+
+
+def postgres_case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
+    def live() -> Live:
+        url = request.getfixturevalue("postgres_url")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS contract_items (sku text NOT NULL, qty integer)"
+            )
+        info = psycopg.conninfo.conninfo_to_dict(url)
+        where = {
+            "host": info.get("host", "127.0.0.1"),
+            "port": int(info.get("port") or 5432),
+            "dbname": info["dbname"],
+            "user": info.get("user", "postgres"),
+            "password": info.get("password") or "",
+        }
+        return Live(
+            existing={**where, "table": "contract_items"},
+            columns=["sku", "qty"],
+            missing={**where, "table": "contract_no_such_table"},
+        )
+
+    return Case(
+        connector=PostgresConnector(connect_timeout=2, statement_timeout_ms=2000),
+        minimal={"host": "db.internal", "dbname": "d", "user": "reader", "table": "orders"},
+        defaults={"port": 5432, "schema": "public"},
+        secrets={"password"},
+        live=live,
+    )
+
+
+def csv_case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
+    def live() -> Live:
+        (tmp_path / "items.csv").write_text("sku,qty\nA-1,3\nB-2,\n")
+        return Live(
+            existing={"path": "items.csv"},
+            columns=["sku", "qty"],
+            missing={"path": "no-such-file.csv"},
+        )
+
+    return Case(
+        connector=CsvConnector(tmp_path),
+        minimal={"path": "items.csv"},
+        defaults={"header": True},
+        secrets=set(),
+        live=live,
+    )
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(postgres_case, id="postgres", marks=pytest.mark.postgres),
+        pytest.param(csv_case, id="csv"),
+    ]
+)
+def case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
+    make: Callable[[pytest.FixtureRequest, Path], Case] = request.param
+    return make(request, tmp_path)
+
+
+def error_fields(connector: Connector, connection: Any) -> list[str]:
+    with pytest.raises(InvalidConnection) as caught:
+        connector.validate(connection)
+    return [e.field for e in caught.value.errors]
+
+
+# --- declaration -----------------------------------------------------------------------------
+
+
+def test_a_connector_declares_its_type_and_its_fields_once(case: Case) -> None:
+    connector = case.connector
+    assert isinstance(connector.source_type, str)
+    assert connector.source_type
+    assert all(isinstance(f, ConnectionField) for f in connector.fields)
+    names = [f.name for f in connector.fields]
+    assert len(names) == len(set(names))
+
+
+def test_a_connector_declares_which_fields_are_secret(case: Case) -> None:
+    assert {f.name for f in case.connector.fields if f.secret} == case.secrets
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def test_validate_fills_the_defaults(case: Case) -> None:
+    assert case.connector.validate(case.minimal) == {**case.minimal, **case.defaults}
+
+
+def test_validate_is_idempotent(case: Case) -> None:
+    once = case.connector.validate(case.minimal)
+    assert case.connector.validate(once) == once
+
+
+@given(unknown=st.sets(st.text(min_size=1, max_size=12), min_size=1, max_size=3))
+def test_validate_names_every_unknown_field(case: Case, unknown: set[str]) -> None:
+    known = {f.name for f in case.connector.fields}
+    unknown -= known
+    if not unknown:
+        return
+    connection = {**case.minimal, **dict.fromkeys(unknown, "x")}
+    assert set(error_fields(case.connector, connection)) == {f"connection.{n}" for n in unknown}
+
+
+@given(data=st.data())
+def test_validate_names_every_missing_required_field(case: Case, data: st.DataObject) -> None:
+    required = sorted(f.name for f in case.connector.fields if f.required)
+    dropped = data.draw(st.sets(st.sampled_from(required), min_size=1))
+    connection = {k: v for k, v in case.minimal.items() if k not in dropped}
+    assert set(error_fields(case.connector, connection)) == {f"connection.{n}" for n in dropped}
+
+
+@pytest.mark.parametrize("connection", [None, [], "host=db", 42])
+def test_validate_refuses_a_connection_that_is_not_an_object(case: Case, connection: Any) -> None:
+    assert error_fields(case.connector, connection) == ["connection"]
+
+
+# --- inspection ------------------------------------------------------------------------------
+
+
+def test_inspect_returns_the_columns_of_a_real_source(case: Case) -> None:
+    live = case.live()
+    columns = case.connector.inspect(case.connector.validate(live.existing))
+    assert all(isinstance(c, Column) for c in columns)
+    assert [c.name for c in columns] == live.columns
+    assert all(isinstance(c.type, str) and c.type for c in columns)
+    assert all(c.nullable in (True, False, None) for c in columns)
+
+
+def test_inspect_of_a_missing_source_is_backend_unavailable_with_a_reason(case: Case) -> None:
+    live = case.live()
+    connection = case.connector.validate(live.missing)
+    with pytest.raises(BackendUnavailable) as caught:
+        case.connector.inspect(connection)
+    assert caught.value.reason in REASONS
+    assert caught.value.reason in ("table_not_found", "file_not_found")
+    for secret in case.secrets:
+        if connection.get(secret):
+            assert connection[secret] not in str(caught.value)
+
+
+# --- the catalog of connectors ---------------------------------------------------------------
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> ConnectorRegistry:
+    return ConnectorCatalog([PostgresConnector(), CsvConnector(tmp_path)])
+
+
+def test_the_catalog_lists_its_types_sorted_and_hands_out_each_connector(
+    catalog: ConnectorRegistry,
+) -> None:
+    assert list(catalog.types()) == ["csv", "postgres"]
+    for source_type in catalog.types():
+        assert catalog.get(source_type).source_type == source_type
+
+
+@pytest.mark.parametrize("source_type", ["mysql", "", "CSV", None, ["csv"]])
+def test_an_unknown_type_names_the_available_ones(
+    catalog: ConnectorRegistry, source_type: Any
+) -> None:
+    with pytest.raises(UnknownSourceType) as caught:
+        catalog.get(source_type)
+    assert caught.value.available == ("csv", "postgres")
+
+
+def test_two_connectors_of_one_type_are_a_wiring_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="csv"):
+        ConnectorCatalog([CsvConnector(tmp_path), CsvConnector(tmp_path / "other")])
