@@ -1,4 +1,4 @@
-"""Secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256) with a key from the environment or a key file."""
+"""Secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256), keyed from the environment or a file."""
 
 from __future__ import annotations
 

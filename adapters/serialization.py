@@ -15,7 +15,9 @@ from domain.sources import Source, SourceName
 converter = cattrs.Converter()
 
 converter.register_unstructure_hook(UUID, str)
-converter.register_structure_hook(UUID, lambda value, _: value if isinstance(value, UUID) else UUID(value))
+converter.register_structure_hook(
+    UUID, lambda value, _: value if isinstance(value, UUID) else UUID(value)
+)
 
 
 def timestamp(value: datetime) -> str:

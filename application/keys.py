@@ -17,7 +17,7 @@ KEY_NAME_MAX = 100
 
 
 def hash_secret(secret: str) -> str:
-    """The stored form of a token's secret part (tokens are 256-bit random: a plain hash suffices)."""
+    """The stored form of a token's secret (256 random bits: a plain hash suffices)."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 

@@ -69,7 +69,7 @@ class Connector(Protocol):
         """The normalized connection; raise `InvalidConnection` naming every bad field."""
 
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
-        """The live columns, in order; raise `BackendUnavailable(reason)` if the backend can't say."""
+        """The live columns in order; raise `BackendUnavailable(reason)` if the backend can't."""
 
 
 class ConnectorRegistry(Protocol):

@@ -123,7 +123,7 @@ class ListSourcesQuery:
     """List sources oldest first, filtered, optionally one page at a time."""
 
     actor: Principal
-    filter: SourceFilter = SourceFilter()
+    filter: SourceFilter = attrs.field(factory=SourceFilter)
     limit: int | None = None
     after: PageKey | None = None
 

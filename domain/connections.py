@@ -1,4 +1,4 @@
-"""How a connector declares its connection fields, and the generic check of a connection against them."""
+"""How a connector declares its connection fields, and the generic check against them."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ class StoreUnavailable(DomainError):
 
 
 class AuthenticationFailed(DomainError):
-    """The presented token is missing, malformed, unknown or revoked (deliberately not said which)."""
+    """The token is missing, malformed, unknown or revoked (deliberately not said which)."""
 
 
 class PermissionDenied(DomainError):

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import attrs
 
-TOKEN_PREFIX = "tdbk"
+TOKEN_PREFIX = "tdbk"  # noqa: S105 - a label, not a secret
 
 
 class Scope(enum.StrEnum):

@@ -62,7 +62,9 @@ def tags_errors(tags: object) -> list[FieldError]:
         errors.append(FieldError("tags", f"must hold at most {TAGS_MAX} tags"))
     for i, tag in enumerate(tags):
         if not isinstance(tag, str) or not 1 <= len(tag) <= TAG_MAX:
-            errors.append(FieldError(f"tags[{i}]", f"must be a string of 1 to {TAG_MAX} characters"))
+            errors.append(
+                FieldError(f"tags[{i}]", f"must be a string of 1 to {TAG_MAX} characters")
+            )
         elif _unstorable(tag):
             errors.append(
                 FieldError(f"tags[{i}]", "must not contain NUL or unpaired surrogate characters")

@@ -32,7 +32,7 @@ from entrypoints.settings import Settings
 
 
 def secret_key(settings: Settings) -> str | bytes:
-    """`TDB_SECRET_KEY`, else a key file beside the SQLite database (or a throwaway key in memory)."""
+    """`TDB_SECRET_KEY`, else a key file beside the SQLite file (a throwaway key in memory)."""
     if settings.secret_key:
         return settings.secret_key
     if settings.store_kind == "sqlite":

@@ -1,4 +1,4 @@
-"""Test doubles for the ports that have no in-memory adapter: a steady clock, counted ids, a fake connector."""
+"""Doubles for the ports without an in-memory adapter: clock, ids, a fake connector."""
 
 from __future__ import annotations
 

@@ -91,7 +91,10 @@ def keys_list(container: Container, args: argparse.Namespace) -> None:
         return
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        _out(f"{row['key_id']}  {row['name']}  {','.join(row['scopes'])}  {row['created_at']}  {state}")
+        _out(
+            f"{row['key_id']}  {row['name']}  {','.join(row['scopes'])}"
+            f"  {row['created_at']}  {state}"
+        )
 
 
 def keys_revoke(container: Container, args: argparse.Namespace) -> None:
@@ -110,7 +113,15 @@ def _print_record(source: Source, as_json: bool) -> None:
     if as_json:
         _json(record)
         return
-    for field in ("id", "name", "source_type", "description", "registered_by", "registered_at", "status"):
+    for field in (
+        "id",
+        "name",
+        "source_type",
+        "description",
+        "registered_by",
+        "registered_at",
+        "status",
+    ):
         _out(f"{field}: {record[field]}")
     _out(f"tags: {', '.join(record['tags'])}")
     _out("connection:")
@@ -130,7 +141,10 @@ def sources_list(container: Container, args: argparse.Namespace) -> None:
         _json(rows)
         return
     for row in rows:
-        _out(f"{row['id']}  {row['name']}  {row['source_type']}  {row['registered_at']}  {','.join(row['tags'])}")
+        _out(
+            f"{row['id']}  {row['name']}  {row['source_type']}  {row['registered_at']}"
+            f"  {','.join(row['tags'])}"
+        )
 
 
 def sources_show(container: Container, args: argparse.Namespace) -> None:
@@ -143,7 +157,9 @@ def sources_register(container: Container, args: argparse.Namespace) -> None:
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput.single("file", f"is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise InvalidInput.single(
+            "file", f"is not valid JSON: {exc.msg} at line {exc.lineno}"
+        ) from None
     if not isinstance(body, dict):
         raise InvalidInput.single("file", "must hold a JSON object")
     errors = [FieldError(f, "is not a known field") for f in sorted(set(body) - REGISTER_FIELDS)]
@@ -158,13 +174,19 @@ def sources_register(container: Container, args: argparse.Namespace) -> None:
 
 
 def sources_schema(container: Container, args: argparse.Namespace) -> None:
-    schema = container.inspect_schema()(InspectSchemaQuery(_actor(container, args), _source_id(args.id)))
+    schema = container.inspect_schema()(
+        InspectSchemaQuery(_actor(container, args), _source_id(args.id))
+    )
     out = _struct_json(SchemaOut.of(schema))
     if args.json:
         _json(out)
         return
     for column in out["columns"]:
-        null = "" if column.get("nullable") is None else ("  null" if column["nullable"] else "  not null")
+        null = (
+            ""
+            if column.get("nullable") is None
+            else ("  null" if column["nullable"] else "  not null")
+        )
         _out(f"{column['name']}  {column['type']}{null}")
 
 
@@ -198,7 +220,10 @@ def serve(container: Container, args: argparse.Namespace) -> None:
     issued = container.bootstrap_admin_key()()
     container.shutdown_resources()
     if issued is not None:
-        _out("No API key existed: created an admin key with every scope. It is shown once; store it now:")
+        _out(
+            "No API key existed: created an admin key with every scope."
+            " It is shown once; store it now:"
+        )
         _out(issued.token)
     # Workers are separate processes: they read the same settings from the environment.
     os.environ.update(settings.to_env())
@@ -218,7 +243,9 @@ def serve(container: Container, args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--database-url", help="TDB_DATABASE_URL: sqlite:///FILE or postgresql://...")
+    common.add_argument(
+        "--database-url", help="TDB_DATABASE_URL: sqlite:///FILE or postgresql://..."
+    )
     common.add_argument("--csv-root", help="TDB_CSV_ROOT: the folder CSV paths are relative to")
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -232,11 +259,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--access-log", action="store_true", help="log every request")
     s.set_defaults(run=serve)
 
-    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
     k = keys.add_parser("create", parents=[common], help="create a key; prints its token once")
     k.add_argument("--name", required=True)
-    k.add_argument("--scope", action="append", choices=[s.value for s in Scope],
-                   help="repeatable; none means every scope")
+    k.add_argument(
+        "--scope",
+        action="append",
+        choices=[s.value for s in Scope],
+        help="repeatable; none means every scope",
+    )
     k.set_defaults(run=keys_create)
     keys.add_parser("list", parents=[common], help="list keys").set_defaults(run=keys_list)
     k = keys.add_parser("revoke", parents=[common], help="revoke a key")
@@ -244,9 +277,15 @@ def parser() -> argparse.ArgumentParser:
     k.set_defaults(run=keys_revoke)
 
     actor = argparse.ArgumentParser(add_help=False)
-    actor.add_argument("--token", help="act as this API key (TDB_TOKEN); default: the local operator")
-    actor.add_argument("--show-secrets", action="store_true", help="print connection secrets in clear")
-    sources = commands.add_parser("sources", help="manage sources").add_subparsers(dest="action", required=True)
+    actor.add_argument(
+        "--token", help="act as this API key (TDB_TOKEN); default: the local operator"
+    )
+    actor.add_argument(
+        "--show-secrets", action="store_true", help="print connection secrets in clear"
+    )
+    sources = commands.add_parser("sources", help="manage sources").add_subparsers(
+        dest="action", required=True
+    )
     c = sources.add_parser("list", parents=[common, actor], help="list sources")
     c.add_argument("--tag", action="append")
     c.add_argument("--source-type")
@@ -260,12 +299,16 @@ def parser() -> argparse.ArgumentParser:
         c = sources.add_parser(name, parents=[common, actor], help=help_text)
         c.add_argument("id")
         c.set_defaults(run=run)
-    c = sources.add_parser("register", parents=[common, actor], help="register the source in FILE.json ('-': stdin)")
+    c = sources.add_parser(
+        "register", parents=[common, actor], help="register the source in FILE.json ('-': stdin)"
+    )
     c.add_argument("file")
     c.set_defaults(run=sources_register)
 
     db = commands.add_parser("db", help="the store").add_subparsers(dest="action", required=True)
-    db.add_parser("upgrade", parents=[common], help="apply pending migrations").set_defaults(run=db_upgrade)
+    db.add_parser("upgrade", parents=[common], help="apply pending migrations").set_defaults(
+        run=db_upgrade
+    )
     return top
 
 

@@ -71,7 +71,9 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         self._authenticate = authenticate
         self._cache = cache
 
-    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
         token = bearer_token(connection.headers.get("authorization"))
         principal = self._cache.get(token)
         if principal is None:
@@ -80,8 +82,10 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=token)
 
 
-def require_scope(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard: the route's `opt["scope"]` must be one of the caller's scopes (checked before the body is read)."""
+def require_scope(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Guard: the caller must hold the route's `opt["scope"]` (checked before the body is read)."""
     scope: Scope = handler.opt["scope"]
     if not connection.user.can(scope):
         raise PermissionDenied(scope)

@@ -38,7 +38,7 @@ def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="tdb source registry",
         version="1.0.0",
-        description="A registry of data sources: register, list, get, delete, inspect live schemas.",
+        description="A registry of data sources: register, list, get, delete, inspect schemas.",
         security=[{BEARER: []}],
         components=Components(
             security_schemes={

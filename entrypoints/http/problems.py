@@ -101,8 +101,12 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
         for item in (exc.extra if isinstance(exc.extra, list) else [])
         if isinstance(item, dict)
     ]
-    return problem(400, "invalid-input", "The request is malformed or has invalid fields.",
-                   errors=errors or None)
+    return problem(
+        400,
+        "invalid-input",
+        "The request is malformed or has invalid fields.",
+        errors=errors or None,
+    )
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
@@ -135,5 +139,3 @@ EXCEPTION_HANDLERS: dict[type[Exception], Callable[..., Response[Any]]] = {
     HTTPException: _http,
     Exception: _unexpected,
 }
-
-

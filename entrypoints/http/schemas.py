@@ -32,9 +32,7 @@ class RegisterSourceRequest(msgspec.Struct, forbid_unknown_fields=True):
 
     name: Name
     source_type: Annotated[str, Meta(description="Connector type: postgres or csv")]
-    connection: Annotated[
-        dict[str, Any], Meta(description="Connector-specific configuration")
-    ]
+    connection: Annotated[dict[str, Any], Meta(description="Connector-specific configuration")]
     description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] = ""
     tags: Annotated[list[Tag], Meta(max_length=TAGS_MAX)] = msgspec.field(default_factory=list)
 

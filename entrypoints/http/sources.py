@@ -67,7 +67,9 @@ class SourcesController(Controller):
         ],
     )
     def register(
-        self, request: AuthRequest, data: JSONBody[RegisterSourceRequest],
+        self,
+        request: AuthRequest,
+        data: JSONBody[RegisterSourceRequest],
         register_source: NamedDependency[RegisterSource],
     ) -> Response[SourceRecord]:
         source = register_source(
@@ -116,7 +118,9 @@ class SourcesController(Controller):
     ) -> Response[list[SourceSummary]]:
         unknown = sorted(set(request.query_params) - LIST_PARAMETERS)
         if unknown:
-            raise InvalidInput(FieldError(name, "is not a known query parameter") for name in unknown)
+            raise InvalidInput(
+                FieldError(name, "is not a known query parameter") for name in unknown
+            )
         tags = tuple(tag or ())
         page = list_sources(
             ListSourcesQuery(
@@ -129,7 +133,11 @@ class SourcesController(Controller):
         headers = {}
         if page.next_key is not None:
             query = [("tag", t) for t in tags]
-            query += [(k, v) for k, v in (("source_type", source_type), ("name_prefix", name_prefix)) if v is not None]
+            query += [
+                (k, v)
+                for k, v in (("source_type", source_type), ("name_prefix", name_prefix))
+                if v is not None
+            ]
             query += [("limit", str(limit)), ("cursor", encode_cursor(page.next_key))]
             headers["Link"] = f'<{self.path}?{urlencode(query)}>; rel="next"'
         return Response([SourceSummary.of(s) for s in page.sources], headers=headers)
@@ -153,7 +161,9 @@ class SourcesController(Controller):
         responses=responses(401, 403, 404, 503),
     )
     async def get_schema(
-        self, request: AuthRequest, source_id: FromPath[str],
+        self,
+        request: AuthRequest,
+        source_id: FromPath[str],
         inspect_schema: NamedDependency[InspectSchema],
     ) -> SchemaOut:
         query = InspectSchemaQuery(request.user, parse_source_id(source_id))
@@ -175,10 +185,9 @@ class SourcesController(Controller):
         responses=responses(401, 403, 404, 503),
     )
     def delete_source(
-        self, request: AuthRequest, source_id: FromPath[str],
+        self,
+        request: AuthRequest,
+        source_id: FromPath[str],
         delete_source: NamedDependency[DeleteSource],
     ) -> None:
         delete_source(DeleteSourceCommand(request.user, parse_source_id(source_id)))
-
-
-

@@ -48,8 +48,16 @@ class TdbServer:
     def start(self) -> TdbServer:
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(
-                [tdb_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", str(self._workers)],
+                [
+                    tdb_executable(),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self._workers),
+                ],
                 cwd=self.workdir,
                 env=self._env,
                 stdout=out,
@@ -98,7 +106,9 @@ def serve(tmp_path: Path) -> Iterator[object]:
     """A factory of started servers; every one is stopped when the test ends."""
     servers: list[TdbServer] = []
 
-    def start(env: Mapping[str, str] | None = None, workers: int = 1, workdir: Path | None = None) -> TdbServer:
+    def start(
+        env: Mapping[str, str] | None = None, workers: int = 1, workdir: Path | None = None
+    ) -> TdbServer:
         server = TdbServer(workdir or tmp_path, env or {}, workers)
         servers.append(server)
         return server.start()

@@ -56,8 +56,15 @@ def test_the_whole_document_against_a_real_server(
         assert created.status_code == 201, created.text
         record = created.json()
         assert set(record) == {
-            "id", "name", "source_type", "connection", "description", "tags",
-            "registered_by", "registered_at", "status",
+            "id",
+            "name",
+            "source_type",
+            "connection",
+            "description",
+            "tags",
+            "registered_by",
+            "registered_at",
+            "status",
         }
         assert {k: record[k] for k in body} == body
         assert record["registered_by"] == "_".join(token.split("_")[:2])
@@ -67,8 +74,11 @@ def test_the_whole_document_against_a_real_server(
 
         products = http.post(
             "/v1/sources",
-            json={"name": "products", "source_type": "postgres",
-                  "connection": {**orders_connection, "table": "products"}},
+            json={
+                "name": "products",
+                "source_type": "postgres",
+                "connection": {**orders_connection, "table": "products"},
+            },
         ).json()
         listing = http.get("/v1/sources")
         assert listing.status_code == 200

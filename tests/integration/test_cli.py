@@ -14,7 +14,7 @@ from tests.integration.test_http_sources import SEED_BODY
 
 @pytest.fixture
 def tdb(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Run `tdb ARGS` in-process against a SQLite store in tmp_path; return (code, stdout, stderr)."""
+    """Run `tdb ARGS` in-process on a SQLite store in tmp_path: (code, stdout, stderr)."""
     monkeypatch.setenv("TDB_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
     monkeypatch.setenv("TDB_CSV_ROOT", str(tmp_path / "data"))
     monkeypatch.delenv("TDB_TOKEN", raising=False)
@@ -69,7 +69,9 @@ def test_sources_register_show_list_delete(tdb: Any, tmp_path: Path) -> None:
 
 def test_register_reports_every_bad_field(tdb: Any, tmp_path: Path) -> None:
     file = tmp_path / "bad.json"
-    file.write_text(json.dumps({"name": "", "source_type": "postgres", "connection": {}, "colour": 1}))
+    file.write_text(
+        json.dumps({"name": "", "source_type": "postgres", "connection": {}, "colour": 1})
+    )
     code, _, err = tdb("sources", "register", str(file))
     assert code == 1
     assert "colour" in err
@@ -80,7 +82,9 @@ def test_register_reports_every_bad_field(tdb: Any, tmp_path: Path) -> None:
 
 
 def test_a_token_limits_the_cli_to_its_scopes(tdb: Any, tmp_path: Path) -> None:
-    reader = tdb("keys", "create", "--name", "r", "--scope", "sources:read")[1].strip().splitlines()[-1]
+    reader = (
+        tdb("keys", "create", "--name", "r", "--scope", "sources:read")[1].strip().splitlines()[-1]
+    )
     file = tmp_path / "orders.json"
     file.write_text(json.dumps(SEED_BODY))
     code, _, err = tdb("sources", "register", str(file), "--token", reader)
@@ -101,8 +105,13 @@ def test_csv_sources_through_the_cli(tdb: Any, tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "t.csv").write_text("a,b\n1,x\n")
     file = tmp_path / "t.json"
-    file.write_text(json.dumps({"name": "t", "source_type": "csv", "connection": {"path": "t.csv"}}))
+    file.write_text(
+        json.dumps({"name": "t", "source_type": "csv", "connection": {"path": "t.csv"}})
+    )
     source_id = json.loads(tdb("sources", "register", str(file), "--json")[1])["id"]
     code, out, _ = tdb("sources", "schema", source_id, "--json")
     assert code == 0
-    assert [(c["name"], c["type"]) for c in json.loads(out)["columns"]] == [("a", "integer"), ("b", "text")]
+    assert [(c["name"], c["type"]) for c in json.loads(out)["columns"]] == [
+        ("a", "integer"),
+        ("b", "text"),
+    ]

@@ -23,7 +23,9 @@ ROUTES = [
 def _unauthorized_bodies(client: TestClient[Any], headers: dict[str, str]) -> list[Any]:
     bodies = []
     for method, path in ROUTES:
-        response = client.request(method, path, headers=headers, json=SEED_BODY if method == "POST" else None)
+        response = client.request(
+            method, path, headers=headers, json=SEED_BODY if method == "POST" else None
+        )
         assert_problem(response, 401)
         assert response.headers["www-authenticate"].startswith("Bearer")
         bodies.append(response.json())
@@ -57,7 +59,9 @@ def test_a_wrong_secret_and_a_revoked_key_get_the_same_401(
     token = make_token()
     reference = _unauthorized_bodies(client, {})
     assert _unauthorized_bodies(client, {"Authorization": f"Bearer {token}x"}) == reference
-    assert client.get("/v1/sources", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert (
+        client.get("/v1/sources", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
     container.revoke_api_key()(token.split("_")[1])
     assert _unauthorized_bodies(client, {"Authorization": f"Bearer {token}"}) == reference
 
@@ -90,18 +94,30 @@ def test_a_write_only_key_cannot_read(client: TestClient[Any], make_token: Token
     assert client.delete(f"/v1/sources/{created.json()['id']}", headers=writer).status_code == 204
 
 
-def test_secrets_in_clear_only_with_the_secrets_scope(client: TestClient[Any], make_token: Token) -> None:
+def test_secrets_in_clear_only_with_the_secrets_scope(
+    client: TestClient[Any], make_token: Token
+) -> None:
     admin = {"Authorization": f"Bearer {make_token()}"}
     reader = {"Authorization": f"Bearer {make_token('sources:read')}"}
     revealer = {"Authorization": f"Bearer {make_token('sources:read', 'sources:secrets')}"}
     source_id = client.post("/v1/sources", json=SEED_BODY, headers=admin).json()["id"]
-    assert client.get(f"/v1/sources/{source_id}", headers=reader).json()["connection"]["password"] == "********"
-    assert client.get(f"/v1/sources/{source_id}", headers=revealer).json()["connection"]["password"] == "s3cret"
+    assert (
+        client.get(f"/v1/sources/{source_id}", headers=reader).json()["connection"]["password"]
+        == "********"
+    )
+    assert (
+        client.get(f"/v1/sources/{source_id}", headers=revealer).json()["connection"]["password"]
+        == "s3cret"
+    )
 
 
-def test_registered_by_is_the_public_part_of_the_token(client: TestClient[Any], make_token: Token) -> None:
+def test_registered_by_is_the_public_part_of_the_token(
+    client: TestClient[Any], make_token: Token
+) -> None:
     token = make_token()
-    record = client.post("/v1/sources", json=SEED_BODY, headers={"Authorization": f"Bearer {token}"}).json()
+    record = client.post(
+        "/v1/sources", json=SEED_BODY, headers={"Authorization": f"Bearer {token}"}
+    ).json()
     prefix, key_id, secret = token.split("_", 2)
     assert record["registered_by"] == f"{prefix}_{key_id}"
     assert secret not in record["registered_by"]

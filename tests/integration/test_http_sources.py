@@ -1,4 +1,4 @@
-"""The Sources API through Litestar's test client: every route, every status code, field for field."""
+"""The Sources API through Litestar's test client: every route and status, field for field."""
 
 from __future__ import annotations
 
@@ -53,12 +53,21 @@ def test_register_returns_the_seed_record_field_for_field(
     client: TestClient[Any], make_token: Token
 ) -> None:
     token = make_token()
-    response = client.post("/v1/sources", json=SEED_BODY, headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        "/v1/sources", json=SEED_BODY, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 201, response.text
     record = response.json()
     assert list(record) == [
-        "id", "name", "source_type", "connection", "description", "tags",
-        "registered_by", "registered_at", "status",
+        "id",
+        "name",
+        "source_type",
+        "connection",
+        "description",
+        "tags",
+        "registered_by",
+        "registered_at",
+        "status",
     ]
     assert UUID_RE.match(record["id"])
     assert {k: record[k] for k in SEED_BODY} == SEED_BODY
@@ -97,16 +106,26 @@ def test_unknown_source_type_is_400_naming_the_available_types(
         client.post("/v1/sources", json=body(source_type="mysql"), headers=admin), 400
     )
     assert problem["available_types"] == ["csv", "postgres"]
-    assert "csv" in problem["detail"] and "postgres" in problem["detail"]
+    assert "csv" in problem["detail"]
+    assert "postgres" in problem["detail"]
 
 
 @pytest.mark.parametrize(
     ("connection", "fields"),
     [
         ({"host": "h", "dbname": "d", "user": "u"}, {"connection.table"}),
-        ({"host": "h", "dbname": "d", "user": "u", "table": "t", "tabel": "t"}, {"connection.tabel"}),
-        ({"dbname": "d", "user": "u", "table": "t", "port": "5432"}, {"connection.host", "connection.port"}),
-        ({"host": "h", "dbname": "d", "user": "u", "table": "t", "port": 70000}, {"connection.port"}),
+        (
+            {"host": "h", "dbname": "d", "user": "u", "table": "t", "tabel": "t"},
+            {"connection.tabel"},
+        ),
+        (
+            {"dbname": "d", "user": "u", "table": "t", "port": "5432"},
+            {"connection.host", "connection.port"},
+        ),
+        (
+            {"host": "h", "dbname": "d", "user": "u", "table": "t", "port": 70000},
+            {"connection.port"},
+        ),
     ],
 )
 def test_bad_connections_are_400_naming_the_fields(
@@ -139,7 +158,9 @@ def test_bad_connections_are_400_naming_the_fields(
         None,
     ],
 )
-def test_invalid_bodies_are_400(client: TestClient[Any], admin: dict[str, str], payload: Any) -> None:
+def test_invalid_bodies_are_400(
+    client: TestClient[Any], admin: dict[str, str], payload: Any
+) -> None:
     assert_problem(client.post("/v1/sources", json=payload, headers=admin), 400)
     assert client.get("/v1/sources", headers=admin).json() == []
 
@@ -159,7 +180,9 @@ def test_bodies_over_64_kib_are_413(client: TestClient[Any], admin: dict[str, st
     assert client.get("/v1/sources", headers=admin).json() == []
 
 
-def test_bodies_just_under_the_limit_are_read(client: TestClient[Any], admin: dict[str, str]) -> None:
+def test_bodies_just_under_the_limit_are_read(
+    client: TestClient[Any], admin: dict[str, str]
+) -> None:
     response = client.post("/v1/sources", json=body(tags=["x" * 100] * 50), headers=admin)
     assert response.status_code == 201, response.text
 
@@ -167,7 +190,9 @@ def test_bodies_just_under_the_limit_are_read(client: TestClient[Any], admin: di
 # --- list ---------------------------------------------------------------------------------
 
 
-def _register(client: TestClient[Any], headers: dict[str, str], name: str, **changes: Any) -> dict[str, Any]:
+def _register(
+    client: TestClient[Any], headers: dict[str, str], name: str, **changes: Any
+) -> dict[str, Any]:
     response = client.post("/v1/sources", json=body(name=name, **changes), headers=headers)
     assert response.status_code == 201, response.text
     record: dict[str, Any] = response.json()
@@ -181,8 +206,14 @@ def test_list_gives_summaries_oldest_first(client: TestClient[Any], admin: dict[
     assert response.status_code == 200
     listing = response.json()
     assert listing == [
-        {k: first[k] for k in ("id", "name", "source_type", "description", "tags", "registered_at")},
-        {k: second[k] for k in ("id", "name", "source_type", "description", "tags", "registered_at")},
+        {
+            k: first[k]
+            for k in ("id", "name", "source_type", "description", "tags", "registered_at")
+        },
+        {
+            k: second[k]
+            for k in ("id", "name", "source_type", "description", "tags", "registered_at")
+        },
     ]
     assert list(listing[0]) == ["id", "name", "source_type", "description", "tags", "registered_at"]
     assert "s3cret" not in response.text
@@ -194,7 +225,12 @@ def test_list_filters(client: TestClient[Any], admin: dict[str, str]) -> None:
     _register(client, admin, "orders_archive", tags=["finance"])
     _register(client, admin, "Order lines", tags=["production"])
     _register(
-        client, admin, "events", source_type="csv", connection={"path": "events.csv"}, tags=["finance"]
+        client,
+        admin,
+        "events",
+        source_type="csv",
+        connection={"path": "events.csv"},
+        tags=["finance"],
     )
 
     def names(**params: Any) -> list[str]:
@@ -313,7 +349,10 @@ def test_schema_of_an_unreachable_backend_is_503_with_a_reason(
     client: TestClient[Any], admin: dict[str, str], orders_table: dict[str, Any]
 ) -> None:
     record = _register(
-        client, admin, "down", connection={**orders_table, "host": "127.0.0.1", "port": _free_port()}
+        client,
+        admin,
+        "down",
+        connection={**orders_table, "host": "127.0.0.1", "port": _free_port()},
     )
     problem = assert_problem(client.get(f"/v1/sources/{record['id']}/schema", headers=admin), 503)
     assert problem["reason"] == "unreachable"
@@ -328,17 +367,27 @@ def test_schema_of_a_missing_table_is_503_table_not_found(
     assert problem["reason"] == "table_not_found"
 
 
-def test_schema_of_a_csv_file(client: TestClient[Any], admin: dict[str, str], settings: Any) -> None:
-    (settings.csv_root / "people.csv").write_text("id,name,born\n1,Ada,1815-12-10\n2,Alan,1912-06-23\n")
-    record = _register(client, admin, "people", source_type="csv", connection={"path": "people.csv"})
+def test_schema_of_a_csv_file(
+    client: TestClient[Any], admin: dict[str, str], settings: Any
+) -> None:
+    (settings.csv_root / "people.csv").write_text(
+        "id,name,born\n1,Ada,1815-12-10\n2,Alan,1912-06-23\n"
+    )
+    record = _register(
+        client, admin, "people", source_type="csv", connection={"path": "people.csv"}
+    )
     response = client.get(f"/v1/sources/{record['id']}/schema", headers=admin)
     assert response.status_code == 200, response.text
     assert [(c["name"], c["type"]) for c in response.json()["columns"]] == [
-        ("id", "integer"), ("name", "text"), ("born", "date")
+        ("id", "integer"),
+        ("name", "text"),
+        ("born", "date"),
     ]
 
 
-def test_schema_of_a_missing_csv_file_is_503(client: TestClient[Any], admin: dict[str, str]) -> None:
+def test_schema_of_a_missing_csv_file_is_503(
+    client: TestClient[Any], admin: dict[str, str]
+) -> None:
     record = _register(client, admin, "later", source_type="csv", connection={"path": "later.csv"})
     problem = assert_problem(client.get(f"/v1/sources/{record['id']}/schema", headers=admin), 503)
     assert problem["reason"] == "file_not_found"
@@ -352,6 +401,8 @@ def test_health_and_readiness_need_no_key(client: TestClient[Any]) -> None:
     assert client.get("/readyz").json() == {"status": "ready"}
 
 
-def test_unknown_routes_and_methods_are_problems(client: TestClient[Any], admin: dict[str, str]) -> None:
+def test_unknown_routes_and_methods_are_problems(
+    client: TestClient[Any], admin: dict[str, str]
+) -> None:
     assert_problem(client.get("/v1/nothing", headers=admin), 404)
     assert_problem(client.put("/v1/sources", headers=admin, json={}), 405)

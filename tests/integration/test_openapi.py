@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
 from litestar.testing import TestClient
+from schemathesis import GenerationMode
+from schemathesis.checks import positive_data_acceptance
 
 from entrypoints.container import Container
 from entrypoints.http.app import create_app

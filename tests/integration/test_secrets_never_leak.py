@@ -50,7 +50,9 @@ def test_the_password_never_leaks_to_a_key_without_the_secrets_scope(
     source_id = created.json()["id"]
 
     seen: list[str] = []
-    seen.append(client.get("/v1/sources", headers=admin).text)  # even for admin: a list has no connection
+    seen.append(
+        client.get("/v1/sources", headers=admin).text
+    )  # even for admin: a list has no connection
     seen.append(client.get("/v1/sources", headers=reader).text)
     seen.append(client.get(f"/v1/sources/{source_id}", headers=reader).text)
     duplicate = client.post("/v1/sources", json=source, headers=reader)
@@ -70,7 +72,10 @@ def test_the_password_never_leaks_to_a_key_without_the_secrets_scope(
     unreachable = client.get(f"/v1/sources/{source_id}/schema", headers=reader)
     assert unreachable.status_code == 503
     seen += [duplicate.text, bad_port.text, unknown_field.text, unreachable.text]
-    assert client.get(f"/v1/sources/{source_id}", headers=reader).json()["connection"]["password"] == "********"
+    assert (
+        client.get(f"/v1/sources/{source_id}", headers=reader).json()["connection"]["password"]
+        == "********"
+    )
 
     monkeypatch.setenv("TDB_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("TDB_CSV_ROOT", str(settings.csv_root))
@@ -92,7 +97,9 @@ def test_the_password_never_leaks_to_a_key_without_the_secrets_scope(
     assert any("********" in text for text in seen)
 
 
-def test_the_password_is_not_stored_in_clear(client: TestClient[Any], make_token: Token, settings: Settings) -> None:
+def test_the_password_is_not_stored_in_clear(
+    client: TestClient[Any], make_token: Token, settings: Settings
+) -> None:
     password = f"pw-{secrets.token_hex(8)}"
     connection = {"host": "h", "dbname": "d", "user": "u", "password": password, "table": "t"}
     response = client.post(

@@ -28,7 +28,9 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    connector = FakeConnector({"orders": [Column("id", "integer", False), Column("total", "numeric")]})
+    connector = FakeConnector(
+        {"orders": [Column("id", "integer", False), Column("total", "numeric")]}
+    )
     return World(
         sources=MemorySourceRepository(),
         keys=MemoryApiKeyRepository(),

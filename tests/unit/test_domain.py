@@ -39,7 +39,9 @@ def test_bad_names_are_refused(name: str) -> None:
         SourceName(name)
 
 
-@pytest.mark.parametrize("name", ["orders", "x" * 100, "Bestellungen 2026", "注文", "👩‍👩‍👧 family"])
+@pytest.mark.parametrize(
+    "name", ["orders", "x" * 100, "Bestellungen 2026", "注文", "👩‍👩‍👧 family"]
+)
 def test_good_names_are_accepted(name: str) -> None:
     assert str(SourceName(name)) == name
 
