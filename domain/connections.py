@@ -36,9 +36,9 @@ class ConnectionField:
             return [FieldError(path, "must not be empty")]
         if isinstance(value, str) and "\x00" in value:
             return [FieldError(path, "must not contain NUL characters")]
-        if self.min_value is not None and value < self.min_value:
+        if isinstance(value, int) and self.min_value is not None and value < self.min_value:
             return [FieldError(path, f"must be at least {self.min_value}")]
-        if self.max_value is not None and value > self.max_value:
+        if isinstance(value, int) and self.max_value is not None and value > self.max_value:
             return [FieldError(path, f"must be at most {self.max_value}")]
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)

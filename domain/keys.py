@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import datetime
 
 import attrs
@@ -21,6 +22,10 @@ class Scope(enum.StrEnum):
 ALL_SCOPES = frozenset(Scope)
 
 
+def _scopes(values: Iterable[Scope]) -> frozenset[Scope]:
+    return frozenset(values)
+
+
 def public_id(key_id: str) -> str:
     """The part of a token that may be shown anywhere: `tdbk_<key_id>`."""
     return f"{TOKEN_PREFIX}_{key_id}"
@@ -32,7 +37,7 @@ class ApiKey:
 
     key_id: str
     name: str
-    scopes: frozenset[Scope] = attrs.field(converter=frozenset)
+    scopes: frozenset[Scope] = attrs.field(converter=_scopes)
     secret_hash: str
     created_at: datetime
     revoked_at: datetime | None = None
@@ -47,7 +52,7 @@ class Principal:
     """Who is acting and what they may do."""
 
     identity: str
-    scopes: frozenset[Scope] = attrs.field(converter=frozenset)
+    scopes: frozenset[Scope] = attrs.field(converter=_scopes)
 
     def can(self, scope: Scope) -> bool:
         return scope in self.scopes

@@ -95,11 +95,11 @@ def _freeze(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
 
-def _valid_description(_: object, __: object, value: object) -> None:
+def _valid_description(_: object, __: object, value: str) -> None:
     _check(description_errors(value))
 
 
-def _valid_tags(_: object, __: object, value: object) -> None:
+def _valid_tags(_: object, __: object, value: tuple[str, ...]) -> None:
     _check(tags_errors(value))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
 
 from domain.errors import (
     AuthenticationFailed,
@@ -125,7 +126,7 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Pro
     return problem(500, "internal-error", "The server failed to handle this request.")
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Callable[..., Response[Any]]] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     InvalidInput: _invalid_input,
     UnknownSourceType: _unknown_type,
     SourceNotFound: _not_found,
