@@ -1,4 +1,4 @@
-"""In-memory stores: the fakes the use-case tests run on, held to the same contract as the real ones."""
+"""In-memory stores: the fakes the use-case tests run on, held to the contract of the real ones."""
 
 from __future__ import annotations
 
