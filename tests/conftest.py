@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -57,3 +58,32 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     yield urlunsplit(urlsplit(postgres_admin_url)._replace(path=f"/{name}"))
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def orders_table(postgres_url: str) -> dict[str, Any]:
+    """A real `public.orders` table, as in the API document, and the connection that reaches it."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS public.orders (
+                id integer PRIMARY KEY,
+                customer_id integer,
+                total numeric,
+                status character varying,
+                created_at timestamp without time zone
+            )
+            """
+        )
+    url = urlsplit(postgres_url)
+    connection: dict[str, Any] = {
+        "host": url.hostname or "127.0.0.1",
+        "port": url.port or 5432,
+        "dbname": url.path.lstrip("/"),
+        "user": url.username or "postgres",
+        "table": "orders",
+        "schema": "public",
+    }
+    if url.password:
+        connection["password"] = url.password
+    return connection

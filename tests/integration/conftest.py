@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 from litestar.testing import TestClient
 
@@ -58,32 +56,3 @@ def make_token(container: Container, client: TestClient[Any]) -> Token:
 def admin(make_token: Token) -> dict[str, str]:
     """Authorization headers of a key with every scope."""
     return {"Authorization": f"Bearer {make_token()}"}
-
-
-@pytest.fixture(scope="session")
-def orders_table(postgres_url: str) -> dict[str, Any]:
-    """A real `public.orders` table, as in the API document, and the connection that reaches it."""
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(
-            """
-            CREATE TABLE IF NOT EXISTS public.orders (
-                id integer PRIMARY KEY,
-                customer_id integer,
-                total numeric,
-                status character varying,
-                created_at timestamp without time zone
-            )
-            """
-        )
-    url = urlsplit(postgres_url)
-    connection: dict[str, Any] = {
-        "host": url.hostname or "127.0.0.1",
-        "port": url.port or 5432,
-        "dbname": url.path.lstrip("/"),
-        "user": url.username or "postgres",
-        "table": "orders",
-        "schema": "public",
-    }
-    if url.password:
-        connection["password"] = url.password
-    return connection
