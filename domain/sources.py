@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -20,13 +20,18 @@ TAGS_MAX = 50
 MASK = "********"
 
 
+# Unicode's control (Cc) and surrogate (Cs) characters, as one character class.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# PostgreSQL text cannot hold NUL, and no store can encode a lone surrogate as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def _unstorable(text: str) -> bool:
-    # PostgreSQL text cannot hold NUL, and no store can encode a lone surrogate as UTF-8.
-    return "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text)
+    return _UNSTORABLE.search(text) is not None
 
 
 def name_errors(name: object, field: str = "name") -> list[FieldError]:
