@@ -1,0 +1,339 @@
+"""The PostgreSQL store: a psycopg connection pool, explicit transactions, versioned migrations."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from adapters.serialization import (
+    key_from_record,
+    key_to_record,
+    source_from_record,
+    source_to_record,
+    timestamp,
+)
+from adapters.storage.sql import can_match, page, storable
+from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound, StoreUnavailable
+from domain.keys import ApiKey
+from domain.sources import PageKey, Source, SourceFilter, SourcePage
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            # connection is json, not jsonb: json keeps the text as written, so every number and
+            # string (even "\u0000") reads back exactly; it is never queried inside.
+            # COLLATE "C" orders and compares by code point, as Python does.
+            """
+            CREATE TABLE sources (
+                id uuid PRIMARY KEY,
+                name text COLLATE "C" NOT NULL CONSTRAINT sources_name_unique UNIQUE,
+                source_type text NOT NULL,
+                connection json NOT NULL,
+                description text NOT NULL,
+                tags text[] NOT NULL,
+                registered_by text NOT NULL,
+                registered_at timestamptz NOT NULL,
+                status text NOT NULL
+            )
+            """,
+            "CREATE INDEX sources_by_registration ON sources (registered_at, id)",
+            "CREATE INDEX sources_by_tag ON sources USING gin (tags)",
+            """
+            CREATE TABLE api_keys (
+                key_id text COLLATE "C" PRIMARY KEY,
+                name text NOT NULL,
+                scopes text[] NOT NULL,
+                secret_hash text NOT NULL,
+                created_at timestamptz NOT NULL,
+                revoked_at timestamptz
+            )
+            """,
+            "CREATE INDEX api_keys_by_creation ON api_keys (created_at, key_id)",
+        ),
+    ),
+)
+"""Every schema version and its statements, oldest first; a released version is never edited."""
+
+# Any fixed 64-bit number, the same in every process of every version: "tdb-migr".
+_MIGRATION_LOCK = 0x7464622D6D696772
+
+_SOURCE_COLUMNS = (
+    "id, name, source_type, connection, description, tags, registered_by, registered_at, status"
+)
+_KEY_COLUMNS = "key_id, name, scopes, secret_hash, created_at, revoked_at"
+
+
+class PostgresDatabase:
+    """A PostgreSQL database reached through a pool of connections.
+
+    The pool opens on first use (or by `open()`) without waiting for the server, and `close()`
+    ends it for good. Waiting for a connection gives up after `connect_timeout` seconds, so
+    while the server is down every call fails fast with `StoreUnavailable`; dead connections
+    are discarded when next checked out and replaced in the background once the server is back.
+    Statements run in UTC with `statement_timeout_ms`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 5,
+        statement_timeout_ms: int = 5000,
+        *,
+        reconnect_timeout: float = 10,
+    ) -> None:
+        self.statement_timeout_ms = statement_timeout_ms
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            timeout=connect_timeout,
+            # A failed background reconnection retries with growing delays until this
+            # many seconds, then the next request starts a fresh attempt at once.
+            reconnect_timeout=reconnect_timeout,
+            check=ConnectionPool.check_connection,
+            configure=self._configure,
+            kwargs={
+                "autocommit": True,
+                # libpq counts whole seconds, at least 2.
+                "connect_timeout": max(2, math.ceil(connect_timeout)),
+                # A peer that stops acknowledging (cable pulled, host gone) fails in this
+                # many milliseconds instead of TCP's many minutes.
+                "tcp_user_timeout": max(1000, int(connect_timeout * 1000)),
+            },
+            name="tdb-store",
+        )
+        self._open_lock = threading.Lock()
+        self._closed = False
+
+    def open(self) -> None:
+        """Start the pool without waiting for the server (repeatable; implied by first use)."""
+        with self._open_lock:
+            if self._closed:
+                raise StoreUnavailable("the PostgreSQL store is closed")
+            try:
+                self._pool.open(wait=False)
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the pool and its connections; the database cannot be used afterwards."""
+        with self._open_lock:
+            self._closed = True
+        self._pool.close()
+
+    def __enter__(self) -> PostgresDatabase:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def upgrade(self) -> list[int]:
+        """Apply pending migrations in one transaction under an advisory lock; return them."""
+        with self.transaction() as conn:
+            # Several processes may start at once: the lock makes them migrate one after another.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+            # A migration may rightly take longer than any request should.
+            conn.execute("SET LOCAL statement_timeout = 0")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, statements in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", [version])
+                applied.append(version)
+            return applied
+
+    def ping(self) -> None:
+        """Return if the server answers a query; raise `StoreUnavailable` if not."""
+        with self.connection() as conn:
+            conn.execute("SELECT 1")
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in autocommit mode; failures to reach the server are mapped."""
+        if self._pool.closed:
+            self.open()
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            # Covers the pool's own PoolTimeout and PoolClosed, and a statement timeout.
+            raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
+        except pg_errors.UndefinedTable as exc:
+            raise StoreUnavailable(
+                f"the PostgreSQL store has no schema yet (run `tdb db upgrade`): {exc}"
+            ) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection inside a transaction, committed on success, rolled back on error."""
+        with self.connection() as conn, conn.transaction():
+            yield conn
+
+    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Every row of one query, as dicts."""
+        with self.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(sql, list(parameters))
+            return cursor.fetchall()
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(
+            "SELECT set_config('statement_timeout', %s, false),"
+            " set_config('TimeZone', 'UTC', false)",
+            [str(self.statement_timeout_ms)],
+        )
+
+
+def _source_row(source: Source) -> dict[str, Any]:
+    record = source_to_record(source)
+    record["connection"] = json.dumps(record["connection"])
+    return record
+
+
+class PostgresSourceRepository:
+    """Sources in the `sources` table; names unique by a UNIQUE constraint (exact match)."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    def add(self, source: Source) -> None:
+        try:
+            with self._db.transaction() as conn:
+                conn.execute(
+                    f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES (%(id)s::uuid, %(name)s,"
+                    " %(source_type)s, %(connection)s::json, %(description)s, %(tags)s::text[],"
+                    " %(registered_by)s, %(registered_at)s::timestamptz, %(status)s)",
+                    _source_row(source),
+                )
+        except pg_errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "sources_name_unique":
+                raise DuplicateSourceName(source.name.value) from None
+            raise
+
+    def get(self, source_id: UUID) -> Source:
+        rows = self._db.read(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE id = %s", [source_id])
+        if not rows:
+            raise SourceNotFound(source_id)
+        return source_from_record(rows[0])
+
+    def list(
+        self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
+    ) -> SourcePage:
+        if not can_match(source_filter):
+            return SourcePage(())
+        where: list[str] = []
+        parameters: list[Any] = []
+        if source_filter.tags:
+            where.append("tags @> %s::text[]")
+            parameters.append(list(dict.fromkeys(source_filter.tags)))
+        if source_filter.source_type is not None:
+            where.append("source_type = %s")
+            parameters.append(source_filter.source_type)
+        if source_filter.name_prefix:
+            # Not LIKE: it treats % and _ as wildcards.
+            where.append("starts_with(name, %s)")
+            parameters.append(source_filter.name_prefix)
+        if after is not None:
+            where.append("(registered_at, id) > (%s::timestamptz, %s::uuid)")
+            parameters += [timestamp(after.registered_at), after.id]
+        sql = f"SELECT {_SOURCE_COLUMNS} FROM sources"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY registered_at, id"
+        if limit is not None:
+            sql += " LIMIT %s"
+            parameters.append(limit + 1)
+        return page([source_from_record(row) for row in self._db.read(sql, parameters)], limit)
+
+    def remove(self, source_id: UUID) -> None:
+        with self._db.transaction() as conn:
+            deleted = conn.execute("DELETE FROM sources WHERE id = %s", [source_id]).rowcount
+        if not deleted:
+            raise SourceNotFound(source_id)
+
+
+class PostgresApiKeyRepository:
+    """API keys in the `api_keys` table."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    def add(self, key: ApiKey) -> None:
+        with self._db.transaction() as conn:
+            self._insert(conn, key)
+
+    def add_if_none(self, key: ApiKey) -> bool:
+        with self._db.transaction() as conn:
+            # EXCLUSIVE lets readers in but holds back every other writer until the insert commits.
+            conn.execute("LOCK TABLE api_keys IN EXCLUSIVE MODE")
+            row = conn.execute("SELECT EXISTS (SELECT 1 FROM api_keys)").fetchone()
+            if row is not None and row[0]:
+                return False
+            self._insert(conn, key)
+            return True
+
+    def get(self, key_id: str) -> ApiKey:
+        rows = (
+            self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = %s", [key_id])
+            if storable(key_id)
+            else []
+        )
+        if not rows:
+            raise ApiKeyNotFound(key_id)
+        return key_from_record(rows[0])
+
+    def list(self) -> Sequence[ApiKey]:
+        rows = self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
+        return [key_from_record(row) for row in rows]
+
+    def revoke(self, key_id: str, at: datetime) -> ApiKey:
+        if not storable(key_id):
+            raise ApiKeyNotFound(key_id)
+        rows = self._db.read(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, %s::timestamptz)"
+            f" WHERE key_id = %s RETURNING {_KEY_COLUMNS}",
+            [timestamp(at), key_id],
+        )
+        if not rows:
+            raise ApiKeyNotFound(key_id)
+        return key_from_record(rows[0])
+
+    @staticmethod
+    def _insert(conn: psycopg.Connection[Any], key: ApiKey) -> None:
+        # A key stored again under its id replaces the old one, as the in-memory store does.
+        conn.execute(
+            f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (%(key_id)s, %(name)s,"
+            " %(scopes)s::text[], %(secret_hash)s, %(created_at)s::timestamptz,"
+            " %(revoked_at)s::timestamptz) ON CONFLICT (key_id) DO UPDATE SET"
+            " name = excluded.name, scopes = excluded.scopes, secret_hash = excluded.secret_hash,"
+            " created_at = excluded.created_at, revoked_at = excluded.revoked_at",
+            key_to_record(key),
+        )

@@ -1,0 +1,357 @@
+"""The SQLite store: one file in WAL mode, versioned migrations, safe for threads and processes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import sqlite_utils
+
+from adapters.serialization import (
+    key_from_record,
+    key_to_record,
+    source_from_record,
+    source_to_record,
+    timestamp,
+)
+from adapters.storage.sql import can_match, page, storable
+from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound, StoreUnavailable
+from domain.keys import ApiKey
+from domain.sources import PageKey, Source, SourceFilter, SourcePage
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            """
+            CREATE TABLE sources (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                source_type TEXT NOT NULL,
+                connection TEXT NOT NULL,
+                description TEXT NOT NULL,
+                tags TEXT NOT NULL,
+                registered_by TEXT NOT NULL,
+                registered_at TEXT NOT NULL,
+                status TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX sources_by_registration ON sources (registered_at, id)",
+            """
+            CREATE TABLE api_keys (
+                key_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                scopes TEXT NOT NULL,
+                secret_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT
+            )
+            """,
+            "CREATE INDEX api_keys_by_creation ON api_keys (created_at, key_id)",
+        ),
+    ),
+)
+"""Every schema version and its statements, oldest first; a released version is never edited."""
+
+_IDLE_CONNECTIONS_MAX = 8
+
+_SOURCE_COLUMNS = (
+    "id, name, source_type, connection, description, tags, registered_by, registered_at, status"
+)
+_KEY_COLUMNS = "key_id, name, scopes, secret_hash, created_at, revoked_at"
+
+
+def _is_unavailability(exc: sqlite3.Error) -> bool:
+    # Locked, unopenable, corrupt or unmigrated files; constraint and programming errors pass.
+    return isinstance(exc, sqlite3.OperationalError | sqlite3.InternalError) or (
+        type(exc) is sqlite3.DatabaseError
+    )
+
+
+class SqliteDatabase:
+    """One SQLite file, shared by threads through a few connections, by processes through locks.
+
+    Writes are serialized in this process by a lock and across processes by `BEGIN IMMEDIATE`,
+    which waits up to `busy_timeout_ms` for another writer; reads run concurrently (WAL mode).
+    Any failure to open, lock or read the file is raised as `StoreUnavailable`.
+    """
+
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._idle: list[sqlite_utils.Database] = []
+        self._idle_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._closed = False
+
+    def upgrade(self) -> list[int]:
+        """Apply pending migrations in one write transaction; return the versions applied now."""
+        with self.writing() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            done = {row["version"] for row in db.query("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, statements in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in statements:
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    [version, timestamp(datetime.now(UTC))],
+                )
+                applied.append(version)
+            return applied
+
+    def ping(self) -> None:
+        """Return if the file can be opened and read; raise `StoreUnavailable` if not."""
+        with self.reading() as db:
+            # Reads the schema page, so a file that is not a database fails here.
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+    def close(self) -> None:
+        """Close every idle connection; connections in use close when they are given back."""
+        with self._idle_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite_utils.Database]:
+        """A connection for reads (each `query` is its own snapshot)."""
+        with _unavailable_on_error(self.path), self._connection() as db:
+            yield db
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite_utils.Database]:
+        """A connection inside a write transaction, committed on success, rolled back on error."""
+        with _unavailable_on_error(self.path), self._writer(), self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.commit()
+            except BaseException:
+                db.rollback()
+                raise
+
+    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Every row of one query, as dicts."""
+        with self.reading() as db:
+            return list(db.query(sql, list(parameters)))
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        # Queued writers of this process wait no longer than one waiting on another process.
+        if not self._write_lock.acquire(timeout=self.busy_timeout_ms / 1000):
+            raise StoreUnavailable(f"the SQLite store {self.path} is busy with other writes")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite_utils.Database]:
+        with self._idle_lock:
+            if self._closed:
+                raise StoreUnavailable(f"the SQLite store {self.path} is closed")
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = self._open()
+        try:
+            yield db
+        finally:
+            with self._idle_lock:
+                keep = not self._closed and len(self._idle) < _IDLE_CONNECTIONS_MAX
+                if keep:
+                    self._idle.append(db)
+            if not keep:
+                db.close()
+
+    def _open(self) -> sqlite_utils.Database:
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_ms / 1000, check_same_thread=False
+        )
+        try:
+            db = sqlite_utils.Database(conn, execute_plugins=False)
+            self._enable_wal(db)
+            # With WAL, NORMAL loses no committed data when the process crashes, only on power loss.
+            db.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return db
+
+    def _enable_wal(self, db: sqlite_utils.Database) -> None:
+        # Switching a new file to WAL fails at once, without the busy handler, while another
+        # connection is switching it too: retry until the busy timeout, as any lock wait would.
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                db.enable_wal()
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.005)
+
+
+@contextmanager
+def _unavailable_on_error(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if _is_unavailability(exc):
+            raise StoreUnavailable(f"the SQLite store {path} cannot be used: {exc}") from exc
+        raise
+
+
+def _source_row(source: Source) -> dict[str, Any]:
+    record = source_to_record(source)
+    record["connection"] = json.dumps(record["connection"])
+    record["tags"] = json.dumps(record["tags"], ensure_ascii=False)
+    return record
+
+
+def _source(row: dict[str, Any]) -> Source:
+    return source_from_record(
+        {**row, "connection": json.loads(row["connection"]), "tags": json.loads(row["tags"])}
+    )
+
+
+def _key_row(key: ApiKey) -> dict[str, Any]:
+    record = key_to_record(key)
+    record["scopes"] = json.dumps(record["scopes"])
+    return record
+
+
+def _key(row: dict[str, Any]) -> ApiKey:
+    return key_from_record({**row, "scopes": json.loads(row["scopes"])})
+
+
+class SqliteSourceRepository:
+    """Sources in the `sources` table; names unique by a UNIQUE constraint (exact match)."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def add(self, source: Source) -> None:
+        try:
+            with self._db.writing() as db:
+                db.execute(
+                    f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES (:id, :name, :source_type,"
+                    " :connection, :description, :tags, :registered_by, :registered_at, :status)",
+                    _source_row(source),
+                )
+        except sqlite3.IntegrityError as exc:
+            if "sources.name" in str(exc):
+                raise DuplicateSourceName(source.name.value) from None
+            raise
+
+    def get(self, source_id: UUID) -> Source:
+        rows = self._db.read(
+            f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE id = ?", [str(source_id)]
+        )
+        if not rows:
+            raise SourceNotFound(source_id)
+        return _source(rows[0])
+
+    def list(
+        self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
+    ) -> SourcePage:
+        if not can_match(source_filter):
+            return SourcePage(())
+        where: list[str] = []
+        parameters: list[Any] = []
+        for tag in dict.fromkeys(source_filter.tags):
+            where.append("EXISTS (SELECT 1 FROM json_each(sources.tags) WHERE value = ?)")
+            parameters.append(tag)
+        if source_filter.source_type is not None:
+            where.append("source_type = ?")
+            parameters.append(source_filter.source_type)
+        if source_filter.name_prefix:
+            # Not LIKE: it ignores case and treats % and _ as wildcards.
+            where.append("substr(name, 1, ?) = ?")
+            parameters += [len(source_filter.name_prefix), source_filter.name_prefix]
+        if after is not None:
+            where.append("(registered_at, id) > (?, ?)")
+            parameters += [timestamp(after.registered_at), str(after.id)]
+        sql = f"SELECT {_SOURCE_COLUMNS} FROM sources"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY registered_at, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            parameters.append(limit + 1)
+        return page([_source(row) for row in self._db.read(sql, parameters)], limit)
+
+    def remove(self, source_id: UUID) -> None:
+        with self._db.writing() as db:
+            deleted = db.execute("DELETE FROM sources WHERE id = ?", [str(source_id)]).rowcount
+        if not deleted:
+            raise SourceNotFound(source_id)
+
+
+class SqliteApiKeyRepository:
+    """API keys in the `api_keys` table."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def add(self, key: ApiKey) -> None:
+        with self._db.writing() as db:
+            self._insert(db, key)
+
+    def add_if_none(self, key: ApiKey) -> bool:
+        # BEGIN IMMEDIATE holds the write lock from the check to the insert, across processes too.
+        with self._db.writing() as db:
+            if db.execute("SELECT EXISTS (SELECT 1 FROM api_keys)").fetchone()[0]:
+                return False
+            self._insert(db, key)
+            return True
+
+    def get(self, key_id: str) -> ApiKey:
+        rows = (
+            self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", [key_id])
+            if storable(key_id)
+            else []
+        )
+        if not rows:
+            raise ApiKeyNotFound(key_id)
+        return _key(rows[0])
+
+    def list(self) -> Sequence[ApiKey]:
+        rows = self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
+        return [_key(row) for row in rows]
+
+    def revoke(self, key_id: str, at: datetime) -> ApiKey:
+        if not storable(key_id):
+            raise ApiKeyNotFound(key_id)
+        with self._db.writing() as db:
+            db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                [timestamp(at), key_id],
+            )
+            rows = list(db.query(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", [key_id]))
+        if not rows:
+            raise ApiKeyNotFound(key_id)
+        return _key(rows[0])
+
+    @staticmethod
+    def _insert(db: sqlite_utils.Database, key: ApiKey) -> None:
+        # A key stored again under its id replaces the old one, as the in-memory store does.
+        db.execute(
+            f"INSERT OR REPLACE INTO api_keys ({_KEY_COLUMNS}) VALUES"
+            " (:key_id, :name, :scopes, :secret_hash, :created_at, :revoked_at)",
+            _key_row(key),
+        )

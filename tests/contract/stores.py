@@ -1,0 +1,147 @@
+"""Factories of fresh, empty stores, one kind per adapter, so each test starts from nothing."""
+
+from __future__ import annotations
+
+import abc
+import itertools
+import secrets
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import attrs
+import psycopg
+import pytest
+from psycopg import sql
+
+from adapters.storage import postgres, sqlite
+from adapters.storage.memory import MemoryApiKeyRepository, MemorySourceRepository, MemoryStore
+from adapters.storage.postgres import (
+    PostgresApiKeyRepository,
+    PostgresDatabase,
+    PostgresSourceRepository,
+)
+from adapters.storage.sqlite import SqliteApiKeyRepository, SqliteDatabase, SqliteSourceRepository
+from application.ports import ApiKeyRepository, SourceRepository, Store
+
+ADAPTERS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+"""Every storage adapter; a test parametrized over these runs once per adapter."""
+
+SQL_ADAPTERS = ADAPTERS[1:]
+"""The adapters with a schema and a server or file that separate handles can share."""
+
+
+@attrs.frozen
+class Stores:
+    """One store seen through each of its ports."""
+
+    store: Store
+    sources: SourceRepository
+    keys: ApiKeyRepository
+
+
+class StoreFactory(abc.ABC):
+    """Opens fresh, empty stores of one adapter and closes them when the block ends."""
+
+    versions: tuple[int, ...] = ()
+    """The migration versions a fresh store of this adapter applies."""
+
+    @contextmanager
+    def __call__(self, *, upgraded: bool = True) -> Iterator[Stores]:
+        with self.shared(1, upgraded=upgraded) as (stores,):
+            yield stores
+
+    @abc.abstractmethod
+    def shared(
+        self, handles: int, *, upgraded: bool = True
+    ) -> AbstractContextManager[list[Stores]]:
+        """Several handles on one fresh store, as separate processes would hold them."""
+
+
+class MemoryStores(StoreFactory):
+    """In-memory stores; one object is the only handle there is, so every handle is the same."""
+
+    @contextmanager
+    def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
+        stores = Stores(MemoryStore(), MemorySourceRepository(), MemoryApiKeyRepository())
+        yield [stores] * handles
+
+
+class SqliteStores(StoreFactory):
+    """SQLite stores, each a new file in a test's temporary directory."""
+
+    versions = tuple(version for version, _ in sqlite.MIGRATIONS)
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._numbers = itertools.count()
+
+    @contextmanager
+    def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
+        path = self.directory / f"store-{next(self._numbers)}.db"
+        databases = [SqliteDatabase(path) for _ in range(handles)]
+        try:
+            if upgraded:
+                databases[0].upgrade()
+            yield [
+                Stores(db, SqliteSourceRepository(db), SqliteApiKeyRepository(db))
+                for db in databases
+            ]
+        finally:
+            for db in databases:
+                db.close()
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """The URL with its sessions' search_path set to one schema."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
+    query.append(("options", f"-csearch_path={schema}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class PostgresStores(StoreFactory):
+    """PostgreSQL stores, each a new schema in the session's throwaway database."""
+
+    versions = tuple(version for version, _ in postgres.MIGRATIONS)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._admin: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def close(self) -> None:
+        """Close the connection that creates and drops schemas."""
+        if self._admin is not None:
+            self._admin.close()
+
+    @contextmanager
+    def schema_url(self) -> Iterator[str]:
+        """The URL of a new, empty schema, dropped when the block ends."""
+        if self._admin is None:
+            self._admin = psycopg.connect(self.url, autocommit=True)
+        schema = f"contract_{secrets.token_hex(6)}"
+        self._admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        try:
+            yield with_search_path(self.url, schema)
+        finally:
+            self._admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+    @contextmanager
+    def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
+        with self.schema_url() as url:
+            databases = [PostgresDatabase(url, max_size=8) for _ in range(handles)]
+            try:
+                if upgraded:
+                    databases[0].upgrade()
+                yield [
+                    Stores(db, PostgresSourceRepository(db), PostgresApiKeyRepository(db))
+                    for db in databases
+                ]
+            finally:
+                for db in databases:
+                    db.close()

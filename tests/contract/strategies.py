@@ -1,0 +1,150 @@
+"""Hypothesis strategies for valid sources, API keys and listing filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import strategies as st
+
+from domain.keys import ApiKey, Scope
+from domain.sources import (
+    Source,
+    SourceFilter,
+    SourceName,
+    description_errors,
+    name_errors,
+    tags_errors,
+)
+
+SOURCE_TYPES = ("postgres", "csv")
+
+NAME_POOL = (
+    "orders",
+    "Orders",
+    "ORDERS",
+    "ord",
+    "50%_off",
+    "50x_off",
+    "a_b",
+    "aXb",
+    "\u00e9t\u00e9",  # composed é
+    "e\u0301te\u0301",  # the same word, decomposed
+    "日本語",
+    "😀 party",
+)
+"""Names that trip naive stores: case, LIKE wildcards, Unicode normalization, astral characters."""
+
+TAG_POOL = ("pii", "PII", "finance", "team:data", "日本", "a%", "a_")
+
+PREFIX_POOL = ("", "o", "O", "ord", "orders", "50%", "50_", "a_", "a%", "e", "\u00e9", "日", "😀")
+
+_OFFSETS = st.one_of(
+    st.just(UTC),
+    st.builds(
+        timezone,
+        st.timedeltas(
+            min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)
+        ),
+    ),
+)
+
+instants = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=_OFFSETS
+)
+"""Aware datetimes with microseconds, in any fixed offset, across Python's whole calendar."""
+
+TIME_POOL = (
+    datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
+    datetime(2026, 1, 1, 13, 0, tzinfo=timezone(timedelta(hours=1))),  # the same instant
+    datetime(2026, 1, 1, 12, 0, 0, 1, tzinfo=UTC),
+    datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+)
+"""Few instants, so that sources often share one and the id must break the tie."""
+
+names = st.one_of(
+    st.sampled_from(NAME_POOL), st.text(st.characters(codec="utf-8"), min_size=1, max_size=100)
+).filter(lambda name: not name_errors(name))
+
+_tag = st.one_of(st.sampled_from(TAG_POOL), st.text(min_size=1, max_size=100))
+tags = st.lists(_tag, max_size=6).filter(lambda t: not tags_errors(t))
+
+descriptions = st.text(max_size=500).filter(lambda d: not description_errors(d))
+
+json_values: st.SearchStrategy[Any] = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+"""Anything JSON can carry: big integers, -0.0, 1e308, NUL and astral characters in strings."""
+
+connections = st.dictionaries(st.text(max_size=20), json_values, max_size=6)
+
+public_ids = st.from_regex(r"tdbk_[0-9a-f]{16}", fullmatch=True)
+
+
+def sources(
+    names: st.SearchStrategy[str] = names,
+    tags: st.SearchStrategy[list[str]] = tags,
+    times: st.SearchStrategy[datetime] = instants,
+) -> st.SearchStrategy[Source]:
+    """Valid sources with every field drawn."""
+    return st.builds(
+        Source,
+        id=st.uuids(),
+        name=st.builds(SourceName, names),
+        source_type=st.sampled_from(SOURCE_TYPES),
+        connection=connections,
+        description=descriptions,
+        tags=tags,
+        registered_by=public_ids,
+        registered_at=times,
+        status=st.sampled_from(("active", "disabled")),
+    )
+
+
+def source_batches(max_size: int = 12) -> st.SearchStrategy[list[Source]]:
+    """Sources that can all be stored together: distinct ids and names, often equal times."""
+    return st.lists(
+        sources(
+            names=st.one_of(st.sampled_from(NAME_POOL), names),
+            tags=st.lists(st.sampled_from(TAG_POOL), max_size=3),
+            times=st.one_of(st.sampled_from(TIME_POOL), instants),
+        ),
+        max_size=max_size,
+        unique_by=(lambda s: s.id, lambda s: s.name),
+    )
+
+
+filters = st.one_of(
+    st.just(SourceFilter()),
+    st.builds(
+        SourceFilter,
+        tags=st.lists(st.sampled_from(TAG_POOL), max_size=2).map(tuple),
+        source_type=st.none() | st.sampled_from((*SOURCE_TYPES, "unknown")),
+        name_prefix=st.none() | st.sampled_from(PREFIX_POOL) | st.text(max_size=3),
+    ),
+)
+"""Listing filters: none at all, or ones likely to match some sources (even prefixes with NUL)."""
+
+key_ids = st.one_of(
+    st.from_regex(r"[0-9a-f]{16}", fullmatch=True),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20),
+)
+"""Real key ids are hex; other text checks that every store orders ids by code point."""
+
+api_keys = st.builds(
+    ApiKey,
+    key_id=key_ids,
+    name=st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=100),
+    scopes=st.frozensets(st.sampled_from(Scope), min_size=1),
+    secret_hash=st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
+    created_at=st.one_of(st.sampled_from(TIME_POOL), instants),
+    revoked_at=st.none() | instants,
+)
