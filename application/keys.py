@@ -12,9 +12,7 @@ import attrs
 from application.ports import ApiKeyRepository, Clock
 from domain.errors import ApiKeyNotFound, AuthenticationFailed, InvalidInput
 from domain.keys import ALL_SCOPES, TOKEN_PREFIX, ApiKey, Principal, Scope, public_id
-
-KEY_NAME_MAX = 100
-
+from domain.sources import name_errors
 
 def hash_secret(secret: str) -> str:
     """The stored form of a token's secret (256 random bits: a plain hash suffices)."""
@@ -50,8 +48,10 @@ class CreateApiKey:
 
     def issue(self, name: str, scopes: Iterable[str] = ()) -> IssuedKey:
         """A new key, not yet stored."""
-        if not isinstance(name, str) or not name.strip() or len(name) > KEY_NAME_MAX:
-            raise InvalidInput.single("name", f"must be 1 to {KEY_NAME_MAX} characters, not blank")
+        # A key's name keeps the rules of a source's name: 1-100 characters, not blank, no control.
+        errors = name_errors(name)
+        if errors:
+            raise InvalidInput(errors)
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         key = ApiKey(

@@ -41,8 +41,9 @@ def test_unknown_scopes_and_blank_names_are_refused(world: World) -> None:
     create = CreateApiKey(world.keys, world.clock)
     with pytest.raises(InvalidInput):
         create("x", ["sources:everything"])
-    with pytest.raises(InvalidInput):
-        create("  ")
+    for name in ("  ", "", "x" * 101, "nul\x00", "lone\ud800"):
+        with pytest.raises(InvalidInput):
+            create(name)
 
 
 @pytest.mark.parametrize(
