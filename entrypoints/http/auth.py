@@ -82,10 +82,13 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=token)
 
 
-def require_scope(
+async def require_scope(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """Guard: the caller must hold the route's `opt["scope"]` (checked before the body is read)."""
+    """Guard: the caller must hold the route's `opt["scope"]` (checked before the body is read).
+
+    Async although it does no I/O: Litestar runs a sync guard on a worker thread.
+    """
     scope: Scope = handler.opt["scope"]
     if not connection.user.can(scope):
         raise PermissionDenied(scope)
