@@ -1,35 +1,56 @@
-"""Secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256), keyed from the environment or a file."""
+"""Secrets at rest: AES-256-GCM, keyed from the environment or from a key file made on first run."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import secrets
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.errors import SecretUnreadable
 
+_VERSION = "v1."
+_NONCE_BYTES = 12
+KEY_HELP = (
+    "the secret key must be 32 random bytes in url-safe base64 (make one with: python -c "
+    "'import base64, secrets; print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())')"
+)
 
-class FernetCipher:
-    """Encrypts and decrypts connection secrets with one Fernet key."""
+
+def generate_key() -> bytes:
+    """A new key: 32 random bytes, url-safe base64."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32))
+
+
+class AesGcmCipher:
+    """Encrypts each secret with AES-256-GCM and a fresh random nonce: `v1.<b64(nonce|ct|tag)>`."""
 
     def __init__(self, key: str | bytes) -> None:
         try:
-            self._fernet = Fernet(key)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                "the secret key must be 32 url-safe base64-encoded bytes "
-                "(make one with: python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())')"
-            ) from exc
+            raw = base64.urlsafe_b64decode(key)
+        except (ValueError, TypeError, binascii.Error) as exc:
+            raise ValueError(KEY_HELP) from exc
+        if len(raw) != 32:
+            raise ValueError(KEY_HELP)
+        self._aead = AESGCM(raw)
 
     def encrypt(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode()).decode()
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = nonce + self._aead.encrypt(nonce, plaintext.encode(), None)
+        return _VERSION + base64.urlsafe_b64encode(sealed).decode()
 
     def decrypt(self, ciphertext: str) -> str:
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
-        except (InvalidToken, ValueError):
+            if not ciphertext.startswith(_VERSION):
+                raise ValueError("unknown format")
+            sealed = base64.urlsafe_b64decode(ciphertext[len(_VERSION) :])
+            plain = self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], None)
+            return plain.decode()
+        except (InvalidTag, ValueError, binascii.Error):
             raise SecretUnreadable("a stored secret cannot be decrypted with this key") from None
 
 
@@ -42,7 +63,7 @@ def load_or_create_key_file(path: Path) -> bytes:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
-            out.write(Fernet.generate_key())
+            out.write(generate_key())
             out.flush()
             os.fsync(out.fileno())
         try:

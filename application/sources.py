@@ -48,7 +48,7 @@ def _map_secrets(source: Source, names: list[str], how: Any) -> Source:
     for name in names:
         if isinstance(connection.get(name), str):
             connection[name] = how(connection[name])
-    return attrs.evolve(source, connection=connection)
+    return source.with_connection(connection)
 
 
 def _shown(source: Source, names: list[str], actor: Principal, decrypt: Any) -> Source:

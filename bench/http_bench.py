@@ -170,12 +170,24 @@ def write_lua(tmp: Path) -> dict[str, Path]:
 
 
 def run_wrk(
-    url: str, script: Path, *, duration: float, connections: int, threads: int,
+    url: str,
+    script: Path,
+    *,
+    duration: float,
+    connections: int,
+    threads: int,
     token: str | None,
 ) -> dict[str, Any]:
     argv = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
-        "--timeout", "30s", "--latency", "-s", str(script),
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "30s",
+        "--latency",
+        "-s",
+        str(script),
     ]
     if token:
         argv += ["-H", f"Authorization: Bearer {token}"]
@@ -211,7 +223,11 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             self.proc = subprocess.Popen(
-                self.argv, cwd=self.workdir, env=self.env, stdout=out, stderr=err,
+                self.argv,
+                cwd=self.workdir,
+                env=self.env,
+                stdout=out,
+                stderr=err,
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
@@ -316,8 +332,16 @@ def tdb_server(workdir: Path, database_url: str, secret_key: str | None, workers
     else:
         env.pop("TDB_SECRET_KEY", None)
     port = free_port()
-    argv = [str(venv_bin() / "tdb"), "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers)]
+    argv = [
+        str(venv_bin() / "tdb"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     return Server(f"tdb-{port}", argv, env, workdir, port)
 
 
@@ -326,9 +350,24 @@ def bare_server(workdir: Path, workers: int, list_size: int) -> Server:
     env["BARE_LIST_SIZE"] = str(list_size)
     port = free_port()
     # As `tdb serve` runs uvicorn: same workers, no access log, no server header.
-    argv = [str(venv_bin() / "python"), "-m", "uvicorn", "bare_app:app", "--app-dir", str(BENCH),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-            "--log-level", "info", "--no-access-log", "--no-server-header"]
+    argv = [
+        str(venv_bin() / "python"),
+        "-m",
+        "uvicorn",
+        "bare_app:app",
+        "--app-dir",
+        str(BENCH),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "info",
+        "--no-access-log",
+        "--no-server-header",
+    ]
     return Server(f"bare-{port}", argv, env, workdir, port)
 
 
@@ -361,8 +400,10 @@ class Postgres:
         auth = params.get("user", "postgres")
         if params.get("password"):
             auth += f":{params['password']}"
-        return (f"postgresql://{auth}@{params.get('host', '127.0.0.1')}:"
-                f"{params.get('port', 5432)}/{dbname}")
+        return (
+            f"postgresql://{auth}@{params.get('host', '127.0.0.1')}:"
+            f"{params.get('port', 5432)}/{dbname}"
+        )
 
     def orders_table(self) -> dict[str, Any]:
         """A database with a `bench_orders` table; the connection fields a source needs for it."""
@@ -395,10 +436,10 @@ class Postgres:
         self.created.clear()
 
 
-def fernet_key() -> str:
-    from cryptography.fernet import Fernet
+def secret_key() -> str:
+    from adapters.crypto import generate_key
 
-    return Fernet.generate_key().decode()
+    return generate_key().decode()
 
 
 # --- filling the store through the API --------------------------------------------------------
@@ -499,13 +540,27 @@ def fill_with_wrk(
     script = tmp / "fill.lua"
     template = json.dumps(register_body("%s"))
     script.write_text(
-        LUA_FILL.replace("BODY_TEMPLATE", template).replace("TOTAL", str(total))
-        .replace("FIRST", str(first)).replace("RUN_TOKEN", run)
+        LUA_FILL.replace("BODY_TEMPLATE", template)
+        .replace("TOTAL", str(total))
+        .replace("FIRST", str(first))
+        .replace("RUN_TOKEN", run)
     )
-    argv = ["wrk", "-t1", f"-c{min(connections, total)}", "-d120s", "--timeout", "30s",
-            "-s", str(script), "-H", f"Authorization: Bearer {token}", f"{base_url}/v1/sources"]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True) as proc:
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{min(connections, total)}",
+        "-d120s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        "-H",
+        f"Authorization: Bearer {token}",
+        f"{base_url}/v1/sources",
+    ]
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as proc:
         assert proc.stdout is not None
         summary = None
         timer = None
@@ -526,8 +581,9 @@ def fill_with_wrk(
 
 
 def count_sources(base_url: str, token: str) -> int:
-    response = httpx.get(f"{base_url}/v1/sources", timeout=120,
-                         headers={"Authorization": f"Bearer {token}"})
+    response = httpx.get(
+        f"{base_url}/v1/sources", timeout=120, headers={"Authorization": f"Bearer {token}"}
+    )
     response.raise_for_status()
     return len(response.json())
 
@@ -557,8 +613,15 @@ class Filler:
             )
             return
         started = time.monotonic()
-        summary = fill_with_wrk(self.server.base_url, self.token, first=self.count, total=missing,
-                                run=self.run, connections=self.concurrency, tmp=self.tmp)
+        summary = fill_with_wrk(
+            self.server.base_url,
+            self.token,
+            first=self.count,
+            total=missing,
+            run=self.run,
+            connections=self.concurrency,
+            tmp=self.tmp,
+        )
         self.server.settle()
         if summary["failed"]:
             raise RuntimeError(f"filling the store: {summary}")
@@ -575,9 +638,18 @@ class Filler:
 
 
 def measure(
-    scenario: Scenario, target: str, base_url: str, path: str, method: str, *,
-    scripts: dict[str, Path], opts: argparse.Namespace, token: str | None, store: str,
-    workers: int, settle: Server,
+    scenario: Scenario,
+    target: str,
+    base_url: str,
+    path: str,
+    method: str,
+    *,
+    scripts: dict[str, Path],
+    opts: argparse.Namespace,
+    token: str | None,
+    store: str,
+    workers: int,
+    settle: Server,
 ) -> Run:
     connections = 1 if scenario.single_connection else opts.connections
     threads = min(opts.threads, connections)
@@ -585,17 +657,31 @@ def measure(
     probe(url, method, token)
     for seconds in (opts.warmup, opts.duration):
         if seconds > 0:
-            out = run_wrk(url, scripts[method], duration=seconds, connections=connections,
-                          threads=threads, token=token)
+            out = run_wrk(
+                url,
+                scripts[method],
+                duration=seconds,
+                connections=connections,
+                threads=threads,
+                token=token,
+            )
             settle.settle()
     seconds = out["duration_us"] / 1e6
     errors = {k: int(out[k]) for k in ("connect", "read", "write", "status", "timeout") if out[k]}
     return Run(
-        scenario=scenario.name, target=target, store=store, workers=workers,
-        connections=connections, duration_s=round(seconds, 2), requests=int(out["requests"]),
+        scenario=scenario.name,
+        target=target,
+        store=store,
+        workers=workers,
+        connections=connections,
+        duration_s=round(seconds, 2),
+        requests=int(out["requests"]),
         rps=out["requests"] / seconds if seconds else 0.0,
-        p50_ms=out["p50_us"] / 1000, p99_ms=out["p99_us"] / 1000,
-        mean_ms=out["mean_us"] / 1000, max_ms=out["max_us"] / 1000, errors=errors,
+        p50_ms=out["p50_us"] / 1000,
+        p99_ms=out["p99_us"] / 1000,
+        mean_ms=out["mean_us"] / 1000,
+        max_ms=out["max_us"] / 1000,
+        errors=errors,
     )
 
 
@@ -638,17 +724,23 @@ def fmt_errors(run: Run) -> str:
 
 
 def print_pair(scenario: Scenario, tdb: Run, bare: Run) -> None:
-    print(f"\n== {scenario.name}: {scenario.title}  [{tdb.connections} conn, "
-          f"{tdb.workers} worker(s), store {tdb.store}]")
+    print(
+        f"\n== {scenario.name}: {scenario.title}  [{tdb.connections} conn, "
+        f"{tdb.workers} worker(s), store {tdb.store}]"
+    )
     print(f"   {'':6} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9}  errors")
     for run in (tdb, bare):
-        print(f"   {run.target:6} {run.rps:10.1f} {run.p50_ms:9.2f} {run.p99_ms:9.2f}  "
-              f"{fmt_errors(run)}")
+        print(
+            f"   {run.target:6} {run.rps:10.1f} {run.p50_ms:9.2f} {run.p99_ms:9.2f}  "
+            f"{fmt_errors(run)}"
+        )
     print(f"   tdb/bare req/s: {ratio(tdb, bare):.1%}")
     for run in (tdb, bare):
         if too_few(run):
-            print(f"   note: {run.target} completed {run.requests} requests on {run.connections} "
-                  "connections: its figures are not reliable, run longer (--duration)")
+            print(
+                f"   note: {run.target} completed {run.requests} requests on {run.connections} "
+                "connections: its figures are not reliable, run longer (--duration)"
+            )
 
 
 def too_few(run: Run) -> bool:
@@ -663,16 +755,20 @@ def print_summary(pairs: list[tuple[Run, Run]], matrix: bool) -> None:
     head = f"{'scenario':12} "
     if matrix:
         head += f"{'store':8} {'wrk':>3} "
-    head += (f"{'tdb req/s':>10} {'p50 ms':>8} {'p99 ms':>8} | {'bare req/s':>10} "
-             f"{'p50 ms':>8} {'p99 ms':>8} | {'tdb/bare':>8}")
+    head += (
+        f"{'tdb req/s':>10} {'p50 ms':>8} {'p99 ms':>8} | {'bare req/s':>10} "
+        f"{'p50 ms':>8} {'p99 ms':>8} | {'tdb/bare':>8}"
+    )
     print("\n" + head)
     print("-" * len(head))
     for tdb, bare in pairs:
         row = f"{tdb.scenario:12} "
         if matrix:
             row += f"{tdb.store:8} {tdb.workers:>3} "
-        row += (f"{tdb.rps:10.1f} {tdb.p50_ms:8.2f} {tdb.p99_ms:8.2f} | {bare.rps:10.1f} "
-                f"{bare.p50_ms:8.2f} {bare.p99_ms:8.2f} | {ratio(tdb, bare):8.1%}")
+        row += (
+            f"{tdb.rps:10.1f} {tdb.p50_ms:8.2f} {tdb.p99_ms:8.2f} | {bare.rps:10.1f} "
+            f"{bare.p50_ms:8.2f} {bare.p99_ms:8.2f} | {ratio(tdb, bare):8.1%}"
+        )
         if too_few(tdb) or too_few(bare):
             row += "  (too few requests: see the note above)"
         if tdb.error_count or bare.error_count:
@@ -688,10 +784,16 @@ def check_targets(pairs: list[tuple[Run, Run]]) -> dict[str, Any]:
         if name in by_name:
             tdb, _ = by_name[name]
             ok = tdb.p50_ms < LIST_10K_P50_TARGET_MS
-            verdicts["list_10k_p50_ms"] = {"scenario": name, "value": tdb.p50_ms,
-                                           "target": f"< {LIST_10K_P50_TARGET_MS}", "ok": ok}
-            print(f"target list-10k p50 < {LIST_10K_P50_TARGET_MS:.0f} ms ({name}, "
-                  f"{tdb.connections} conn): {tdb.p50_ms:.1f} ms  {'PASS' if ok else 'FAIL'}")
+            verdicts["list_10k_p50_ms"] = {
+                "scenario": name,
+                "value": tdb.p50_ms,
+                "target": f"< {LIST_10K_P50_TARGET_MS}",
+                "ok": ok,
+            }
+            print(
+                f"target list-10k p50 < {LIST_10K_P50_TARGET_MS:.0f} ms ({name}, "
+                f"{tdb.connections} conn): {tdb.p50_ms:.1f} ms  {'PASS' if ok else 'FAIL'}"
+            )
             if name == "list-10k-1c" and "list-10k" in by_name:
                 loaded = by_name["list-10k"][0]
                 print(f"  (under load, {loaded.connections} conn: p50 {loaded.p50_ms:.1f} ms)")
@@ -701,8 +803,10 @@ def check_targets(pairs: list[tuple[Run, Run]]) -> dict[str, Any]:
         value = ratio(tdb, bare)
         ok = value >= GET_RATIO_TARGET
         verdicts["get_ratio"] = {"value": value, "target": f">= {GET_RATIO_TARGET}", "ok": ok}
-        print(f"target GET by id >= {GET_RATIO_TARGET:.0%} of bare: {value:.1%}  "
-              f"{'PASS' if ok else 'FAIL'}")
+        print(
+            f"target GET by id >= {GET_RATIO_TARGET:.0%} of bare: {value:.1%}  "
+            f"{'PASS' if ok else 'FAIL'}"
+        )
     return verdicts
 
 
@@ -719,11 +823,12 @@ class Store:
 def make_store(kind: str, tmp: Path, pg: Postgres, n: int) -> Store:
     if kind == "sqlite":
         return Store("sqlite", f"sqlite:///{tmp / f'tdb-{n}.sqlite3'}")
-    return Store("postgres", pg.store_url(), fernet_key())
+    return Store("postgres", pg.store_url(), secret_key())
 
 
-def start_tdb(stack: contextlib.ExitStack, tmp: Path, store: Store, workers: int,
-              token: str | None) -> tuple[Server, str]:
+def start_tdb(
+    stack: contextlib.ExitStack, tmp: Path, store: Store, workers: int, token: str | None
+) -> tuple[Server, str]:
     server = stack.enter_context(serving(tdb_server(tmp, store.url, store.secret_key, workers)))
     token = token or server.admin_token()
     if not token:
@@ -731,16 +836,18 @@ def start_tdb(stack: contextlib.ExitStack, tmp: Path, store: Store, workers: int
     return server, token
 
 
-def run_scenarios(opts: argparse.Namespace, tmp: Path, pg: Postgres,
-                  scripts: dict[str, Path]) -> list[tuple[Run, Run]]:
+def run_scenarios(
+    opts: argparse.Namespace, tmp: Path, pg: Postgres, scripts: dict[str, Path]
+) -> list[tuple[Run, Run]]:
     names = [n for n in SCENARIOS if n in opts.scenarios]  # the canonical order: lists first
     if opts.database_url:
         store = Store(
             "postgres" if opts.database_url.startswith("postgres") else "sqlite",
-            opts.database_url, os.environ.get("TDB_SECRET_KEY") or None,
+            opts.database_url,
+            os.environ.get("TDB_SECRET_KEY") or None,
         )
         if store.kind == "postgres" and not store.secret_key:
-            store.secret_key = fernet_key()
+            store.secret_key = secret_key()
     else:
         store = make_store(opts.store, tmp, pg, 0)
     print(f"tdb store: {store.kind} ({store.url}), workers {opts.workers}")
@@ -770,13 +877,33 @@ def run_scenarios(opts: argparse.Namespace, tmp: Path, pg: Postgres,
                 bare = stack.enter_context(serving(bare_server(tmp, opts.workers, size)))
                 bare_size = size
             method, path = tdb_path(scenario, filler, schema_id)
-            tdb_run = measure(scenario, "tdb", tdb.base_url, path, method, token=token,
-                              scripts=scripts, opts=opts, store=store.kind,
-                              workers=opts.workers, settle=tdb)
+            tdb_run = measure(
+                scenario,
+                "tdb",
+                tdb.base_url,
+                path,
+                method,
+                token=token,
+                scripts=scripts,
+                opts=opts,
+                store=store.kind,
+                workers=opts.workers,
+                settle=tdb,
+            )
             method, path = bare_path(scenario)
-            bare_run = measure(scenario, "bare", bare.base_url, path, method, token=None,
-                               scripts=scripts, opts=opts, store=store.kind,
-                               workers=opts.workers, settle=bare)
+            bare_run = measure(
+                scenario,
+                "bare",
+                bare.base_url,
+                path,
+                method,
+                token=None,
+                scripts=scripts,
+                opts=opts,
+                store=store.kind,
+                workers=opts.workers,
+                settle=bare,
+            )
             print_pair(scenario, tdb_run, bare_run)
             if scenario.name == "register":
                 filler.count += tdb_run.requests  # roughly: the warm-up added more
@@ -784,8 +911,9 @@ def run_scenarios(opts: argparse.Namespace, tmp: Path, pg: Postgres,
     return pairs
 
 
-def run_matrix(opts: argparse.Namespace, tmp: Path, pg: Postgres,
-               scripts: dict[str, Path]) -> list[tuple[Run, Run]]:
+def run_matrix(
+    opts: argparse.Namespace, tmp: Path, pg: Postgres, scripts: dict[str, Path]
+) -> list[tuple[Run, Run]]:
     names = [n for n in MATRIX_SCENARIOS if n in opts.scenarios] or list(MATRIX_SCENARIOS)
     pairs = []
     n = 0
@@ -795,8 +923,17 @@ def run_matrix(opts: argparse.Namespace, tmp: Path, pg: Postgres,
             for name in names:
                 method, path = bare_path(SCENARIOS[name])
                 bare_runs[name] = measure(
-                    SCENARIOS[name], "bare", bare.base_url, path, method, token=None,
-                    scripts=scripts, opts=opts, store="-", workers=workers, settle=bare,
+                    SCENARIOS[name],
+                    "bare",
+                    bare.base_url,
+                    path,
+                    method,
+                    token=None,
+                    scripts=scripts,
+                    opts=opts,
+                    store="-",
+                    workers=workers,
+                    settle=bare,
                 )
         for kind in ("sqlite", "postgres"):
             n += 1
@@ -810,8 +947,17 @@ def run_matrix(opts: argparse.Namespace, tmp: Path, pg: Postgres,
                     scenario = SCENARIOS[name]
                     method, path = tdb_path(scenario, filler, None)
                     tdb_run = measure(
-                        scenario, "tdb", tdb.base_url, path, method, token=token,
-                        scripts=scripts, opts=opts, store=kind, workers=workers, settle=tdb,
+                        scenario,
+                        "tdb",
+                        tdb.base_url,
+                        path,
+                        method,
+                        token=token,
+                        scripts=scripts,
+                        opts=opts,
+                        store=kind,
+                        workers=workers,
+                        settle=tdb,
                     )
                     print_pair(scenario, tdb_run, bare_runs[name])
                     pairs.append((tdb_run, bare_runs[name]))
@@ -847,18 +993,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers, tdb and bare alike (1)")
-    p.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
-                   help="tdb's store: a temp SQLite file, or a throwaway database on --pg-url")
-    p.add_argument("--database-url",
-                   help="tdb's store as given (postgresql://... gets a generated TDB_SECRET_KEY "
-                        "unless one is set); overrides --store. It fills up with bench sources.")
-    p.add_argument("--pg-url", default=DEFAULT_PG_URL,
-                   help=f"PostgreSQL server for throwaway databases ({DEFAULT_PG_URL})")
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="tdb's store: a temp SQLite file, or a throwaway database on --pg-url",
+    )
+    p.add_argument(
+        "--database-url",
+        help="tdb's store as given (postgresql://... gets a generated TDB_SECRET_KEY "
+        "unless one is set); overrides --store. It fills up with bench sources.",
+    )
+    p.add_argument(
+        "--pg-url",
+        default=DEFAULT_PG_URL,
+        help=f"PostgreSQL server for throwaway databases ({DEFAULT_PG_URL})",
+    )
     p.add_argument("--token", help="an admin token, when the store given already has keys")
-    p.add_argument("--scenarios", default=",".join(SCENARIOS),
-                   help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
-    p.add_argument("--matrix", action="store_true",
-                   help="register and GET by id for {sqlite, postgres} x {1, 2 workers}")
+    p.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of: {', '.join(SCENARIOS)}",
+    )
+    p.add_argument(
+        "--matrix",
+        action="store_true",
+        help="register and GET by id for {sqlite, postgres} x {1, 2 workers}",
+    )
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
     opts = p.parse_args(argv)
@@ -872,18 +1033,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     if shutil.which("wrk") is None:
-        print("error: wrk is not installed. Install it (Debian/Ubuntu: `apt-get install -y wrk`, "
-              "macOS: `brew install wrk`) and run again.", file=sys.stderr)
+        print(
+            "error: wrk is not installed. Install it (Debian/Ubuntu: `apt-get install -y wrk`, "
+            "macOS: `brew install wrk`) and run again.",
+            file=sys.stderr,
+        )
         return 2
     if not (venv_bin() / "tdb").exists():
-        print(f"error: no tdb executable in {venv_bin()}: run `pip install -e .` in the venv",
-              file=sys.stderr)
+        print(
+            f"error: no tdb executable in {venv_bin()}: run `pip install -e .` in the venv",
+            file=sys.stderr,
+        )
         return 2
     sys.path.insert(0, str(BENCH))
     load = os.getloadavg()
-    print(f"tdb HTTP bench: {opts.duration:g} s per run (+{opts.warmup:g} s warm-up), "
-          f"{opts.connections} connections, {opts.threads} wrk thread(s); "
-          f"{os.cpu_count()} CPUs, load {load[0]:.2f}")
+    print(
+        f"tdb HTTP bench: {opts.duration:g} s per run (+{opts.warmup:g} s warm-up), "
+        f"{opts.connections} connections, {opts.threads} wrk thread(s); "
+        f"{os.cpu_count()} CPUs, load {load[0]:.2f}"
+    )
     tmp = Path(tempfile.mkdtemp(prefix="tdb-bench-"))
     pg = Postgres(opts.pg_url)
     started = time.monotonic()
@@ -903,19 +1071,35 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(pairs, opts.matrix)
     verdicts = {} if opts.matrix else check_targets(pairs)
     if (opts.matrix or opts.workers > 1) and uvicorn_loses_nodelay():
-        print("\nwarning: this uvicorn leaves TCP_NODELAY off with --workers > 1 "
-              "(Kludex/uvicorn#3149): every keep-alive response then waits ~40 ms for the "
-              "client's delayed ACK, so multi-worker figures (tdb and bare alike) measure that "
-              "stall, roughly connections / 44 ms, not the app.")
+        print(
+            "\nwarning: this uvicorn leaves TCP_NODELAY off with --workers > 1 "
+            "(Kludex/uvicorn#3149): every keep-alive response then waits ~40 ms for the "
+            "client's delayed ACK, so multi-worker figures (tdb and bare alike) measure that "
+            "stall, roughly connections / 44 ms, not the app."
+        )
     print(f"\n(total {time.monotonic() - started:.0f} s)")
     if opts.json:
-        opts.json.write_text(json.dumps({
-            "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-            "results": [asdict(r) for pair in pairs for r in pair],
-            "ratios": [{"scenario": t.scenario, "store": t.store, "workers": t.workers,
-                        "tdb_over_bare_rps": ratio(t, b)} for t, b in pairs],
-            "targets": verdicts,
-        }, indent=2))
+        opts.json.write_text(
+            json.dumps(
+                {
+                    "config": {
+                        k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()
+                    },
+                    "results": [asdict(r) for pair in pairs for r in pair],
+                    "ratios": [
+                        {
+                            "scenario": t.scenario,
+                            "store": t.store,
+                            "workers": t.workers,
+                            "tdb_over_bare_rps": ratio(t, b),
+                        }
+                        for t, b in pairs
+                    ],
+                    "targets": verdicts,
+                },
+                indent=2,
+            )
+        )
         print(f"wrote {opts.json}")
     return 0
 

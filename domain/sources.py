@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -121,6 +122,13 @@ class Source:
     registered_by: str
     registered_at: datetime
     status: str = "active"
+
+    def with_connection(self, connection: Mapping[str, Any]) -> Source:
+        """This source with another connection object (as shown to a caller, or as stored)."""
+        # The other fields are this valid source's own: copy them rather than check them again.
+        source = copy.copy(self)
+        object.__setattr__(source, "connection", _freeze(connection))
+        return source
 
 
 @attrs.frozen

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cryptography.fernet import Fernet
 from dependency_injector import containers, providers
 
 from adapters.connectors.csv import CsvConnector
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import ConnectorCatalog
-from adapters.crypto import FernetCipher, load_or_create_key_file
+from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
 from adapters.storage.memory import MemoryApiKeyRepository, MemorySourceRepository, MemoryStore
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
@@ -39,7 +38,7 @@ def secret_key(settings: Settings) -> str | bytes:
         path = settings.sqlite_path
         return load_or_create_key_file(path.with_name(path.name + ".key"))
     if settings.store_kind == "memory":
-        return Fernet.generate_key()
+        return generate_key()
     raise ValueError(
         "TDB_SECRET_KEY is required with the PostgreSQL store: every replica must share one key"
     )
@@ -73,7 +72,7 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(RandomIds)
-    cipher = providers.Singleton(FernetCipher, providers.Callable(secret_key, settings))
+    cipher = providers.Singleton(AesGcmCipher, providers.Callable(secret_key, settings))
 
     store = providers.Selector(
         store_kind,

@@ -18,6 +18,7 @@ from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware, P
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.openapi import openapi_config
 from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.reads import ReadRunner
 from entrypoints.http.sources import SourcesController
 
 MAX_BODY_BYTES = 64 * 1024
@@ -72,6 +73,7 @@ def create_app(container: Container) -> Litestar:
         on_shutdown=[lambda: container.shutdown_resources()],
         state=State(
             {
+                "reads": ReadRunner(inline=settings.store_kind in ("memory", "sqlite")),
                 "inspect_limiter": anyio.CapacityLimiter(settings.inspect_concurrency),
                 # The spec's bound: a schema answer within the connect timeout plus a second.
                 "inspect_deadline": settings.connect_timeout + 0.75,

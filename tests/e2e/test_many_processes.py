@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
 
+from adapters.crypto import generate_key
 from tests.e2e.conftest import TdbServer
 from tests.e2e.pg_cluster import ThrowawayCluster
 
@@ -32,7 +32,7 @@ def postgres_store(postgres_admin_url: str) -> Iterator[dict[str, str]]:
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = urlunsplit(urlsplit(postgres_admin_url)._replace(path=f"/{name}"))
-    yield {"TDB_DATABASE_URL": url, "TDB_SECRET_KEY": Fernet.generate_key().decode()}
+    yield {"TDB_DATABASE_URL": url, "TDB_SECRET_KEY": generate_key().decode()}
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -142,7 +142,7 @@ def test_a_store_outage_is_503_and_tdb_recovers_by_itself(
 ) -> None:
     env = {
         "TDB_DATABASE_URL": cluster.url,
-        "TDB_SECRET_KEY": Fernet.generate_key().decode(),
+        "TDB_SECRET_KEY": generate_key().decode(),
         "TDB_STORE_TIMEOUT": "2",
     }
     server: TdbServer = serve(env, workers=2)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import attrs
 import pytest
-from cryptography.fernet import Fernet
 
 from adapters.connectors.registry import ConnectorCatalog
-from adapters.crypto import FernetCipher
+from adapters.crypto import AesGcmCipher, generate_key
 from adapters.storage.memory import MemoryApiKeyRepository, MemorySourceRepository
 from domain.sources import Column
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
@@ -21,7 +20,7 @@ class World:
     keys: MemoryApiKeyRepository
     connector: FakeConnector
     connectors: ConnectorCatalog
-    cipher: FernetCipher
+    cipher: AesGcmCipher
     clock: SteppingClock
     ids: CountingIds
 
@@ -36,7 +35,7 @@ def world() -> World:
         keys=MemoryApiKeyRepository(),
         connector=connector,
         connectors=ConnectorCatalog([connector]),
-        cipher=FernetCipher(Fernet.generate_key()),
+        cipher=AesGcmCipher(generate_key()),
         clock=SteppingClock(),
         ids=CountingIds(),
     )
