@@ -10,7 +10,7 @@ from uuid import UUID
 import cattrs
 
 from domain.keys import ApiKey, Scope
-from domain.sources import Source, SourceName
+from domain.sources import Source, SourceName, SourceSummary
 
 # Without detailed validation: stored records are our own, and the plain hooks are twice as fast.
 converter = cattrs.Converter(detailed_validation=False)
@@ -77,6 +77,19 @@ def source_from_record(record: Mapping[str, Any]) -> Source:
         registered_by=record["registered_by"],
         registered_at=parse_timestamp(record["registered_at"]),
         status=record["status"],
+    )
+
+
+def summary_from_record(record: Mapping[str, Any]) -> SourceSummary:
+    """The summary for the listing columns of a stored source."""
+    source_id = record["id"]
+    return SourceSummary(
+        id=source_id if isinstance(source_id, UUID) else UUID(source_id),
+        name=record["name"],
+        source_type=record["source_type"],
+        description=record["description"],
+        tags=tuple(record["tags"]),
+        registered_at=parse_timestamp(record["registered_at"]),
     )
 
 

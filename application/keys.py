@@ -14,6 +14,7 @@ from domain.errors import ApiKeyNotFound, AuthenticationFailed, InvalidInput
 from domain.keys import ALL_SCOPES, TOKEN_PREFIX, ApiKey, Principal, Scope, public_id
 from domain.sources import name_errors
 
+
 def hash_secret(secret: str) -> str:
     """The stored form of a token's secret (256 random bits: a plain hash suffices)."""
     return hashlib.sha256(secret.encode()).hexdigest()

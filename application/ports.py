@@ -24,7 +24,7 @@ class SourceRepository(Protocol):
     def list(
         self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
     ) -> SourcePage:
-        """Matching sources oldest first, at most `limit`, strictly after `after`."""
+        """Summaries of matching sources oldest first, at most `limit`, strictly after `after`."""
 
     def remove(self, source_id: UUID) -> None:
         """Delete the source with this id; raise `SourceNotFound` if there is none."""

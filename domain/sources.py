@@ -156,16 +156,39 @@ class PageKey:
     id: UUID
 
 
-def sort_key(source: Source) -> tuple[datetime, UUID]:
+def sort_key(source: Source | SourceSummary) -> tuple[datetime, UUID]:
     """The listing order: oldest first, ties broken by id."""
     return (source.registered_at, source.id)
 
 
 @attrs.frozen
-class SourcePage:
-    """One page of a listing and the key of the page after it, if there is one."""
+class SourceSummary:
+    """What a listing shows of a source: everything but its connection."""
 
-    sources: tuple[Source, ...]
+    id: UUID
+    name: str
+    source_type: str
+    description: str
+    tags: tuple[str, ...]
+    registered_at: datetime
+
+    @classmethod
+    def of(cls, source: Source) -> SourceSummary:
+        return cls(
+            id=source.id,
+            name=source.name.value,
+            source_type=source.source_type,
+            description=source.description,
+            tags=source.tags,
+            registered_at=source.registered_at,
+        )
+
+
+@attrs.frozen
+class SourcePage:
+    """One page of a listing (summaries) and the key of the page after it, if there is one."""
+
+    sources: tuple[SourceSummary, ...]
     next_key: PageKey | None = None
 
 

@@ -9,9 +9,10 @@ from uuid import UUID
 
 import attrs
 
+from adapters.storage.sql import page
 from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound
 from domain.keys import ApiKey
-from domain.sources import PageKey, Source, SourceFilter, SourcePage, sort_key
+from domain.sources import PageKey, Source, SourceFilter, SourcePage, SourceSummary, sort_key
 
 
 class MemoryStore:
@@ -52,10 +53,7 @@ class MemorySourceRepository:
             )
         if after is not None:
             matching = [s for s in matching if sort_key(s) > (after.registered_at, after.id)]
-        if limit is None or len(matching) <= limit:
-            return SourcePage(tuple(matching))
-        last = matching[limit - 1]
-        return SourcePage(tuple(matching[:limit]), PageKey(last.registered_at, last.id))
+        return page([SourceSummary.of(s) for s in matching], limit)
 
     def remove(self, source_id: UUID) -> None:
         with self._lock:

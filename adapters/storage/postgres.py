@@ -22,6 +22,7 @@ from adapters.serialization import (
     key_to_record,
     source_from_record,
     source_to_record,
+    summary_from_record,
     timestamp,
 )
 from adapters.storage.sql import can_match, page, storable
@@ -73,6 +74,8 @@ _MIGRATION_LOCK = 0x7464622D6D696772
 _SOURCE_COLUMNS = (
     "id, name, source_type, connection, description, tags, registered_by, registered_at, status"
 )
+# A listing reads neither the connection nor its encrypted secrets.
+_SUMMARY_COLUMNS = "id, name, source_type, description, tags, registered_at"
 _KEY_COLUMNS = "key_id, name, scopes, secret_hash, created_at, revoked_at"
 
 
@@ -264,14 +267,14 @@ class PostgresSourceRepository:
         if after is not None:
             where.append("(registered_at, id) > (%s::timestamptz, %s::uuid)")
             parameters += [timestamp(after.registered_at), after.id]
-        sql = f"SELECT {_SOURCE_COLUMNS} FROM sources"
+        sql = f"SELECT {_SUMMARY_COLUMNS} FROM sources"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY registered_at, id"
         if limit is not None:
             sql += " LIMIT %s"
             parameters.append(limit + 1)
-        return page([source_from_record(row) for row in self._db.read(sql, parameters)], limit)
+        return page([summary_from_record(row) for row in self._db.read(sql, parameters)], limit)
 
     def remove(self, source_id: UUID) -> None:
         with self._db.transaction() as conn:

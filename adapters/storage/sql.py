@@ -1,10 +1,10 @@
-"""What the SQL stores share: paging by fetching one row more, and text no store can hold."""
+"""What the stores share: paging by fetching one row more, and text no store can hold."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from domain.sources import PageKey, Source, SourceFilter, SourcePage
+from domain.sources import PageKey, SourceFilter, SourcePage, SourceSummary
 
 
 def storable(text: str) -> bool:
@@ -18,7 +18,7 @@ def can_match(source_filter: SourceFilter) -> bool:
     return all(storable(value) for value in values)
 
 
-def page(rows: Sequence[Source], limit: int | None) -> SourcePage:
+def page(rows: Sequence[SourceSummary], limit: int | None) -> SourcePage:
     """A page from at most `limit + 1` rows in listing order: the extra row says there is more."""
     if limit is None or len(rows) <= limit:
         return SourcePage(tuple(rows))

@@ -20,6 +20,7 @@ from adapters.serialization import (
     key_to_record,
     source_from_record,
     source_to_record,
+    summary_from_record,
     timestamp,
 )
 from adapters.storage.sql import can_match, page, storable
@@ -66,6 +67,8 @@ _IDLE_CONNECTIONS_MAX = 8
 _SOURCE_COLUMNS = (
     "id, name, source_type, connection, description, tags, registered_by, registered_at, status"
 )
+# A listing reads neither the connection nor its encrypted secrets.
+_SUMMARY_COLUMNS = "id, name, source_type, description, tags, registered_at"
 _KEY_COLUMNS = "key_id, name, scopes, secret_hash, created_at, revoked_at"
 
 
@@ -290,14 +293,16 @@ class SqliteSourceRepository:
         if after is not None:
             where.append("(registered_at, id) > (?, ?)")
             parameters += [timestamp(after.registered_at), str(after.id)]
-        sql = f"SELECT {_SOURCE_COLUMNS} FROM sources"
+        sql = f"SELECT {_SUMMARY_COLUMNS} FROM sources"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY registered_at, id"
         if limit is not None:
             sql += " LIMIT ?"
             parameters.append(limit + 1)
-        return page([_source(row) for row in self._db.read(sql, parameters)], limit)
+        rows = self._db.read(sql, parameters)
+        summaries = [summary_from_record({**r, "tags": json.loads(r["tags"])}) for r in rows]
+        return page(summaries, limit)
 
     def remove(self, source_id: UUID) -> None:
         with self._db.writing() as db:

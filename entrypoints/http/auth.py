@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio.to_thread
@@ -57,7 +57,7 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
+def _authorization(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     # Straight from the ASGI scope: parsing every header into a Headers object costs more
     # than the whole token check on a cache hit.
     for name, value in headers:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from domain import sources
 from domain.sources import (
     DESCRIPTION_MAX,
     NAME_MAX,
@@ -76,10 +77,10 @@ class SourceSummary(msgspec.Struct):
     registered_at: Timestamp
 
     @classmethod
-    def of(cls, source: Source) -> SourceSummary:
+    def of(cls, source: sources.SourceSummary) -> SourceSummary:
         return cls(
             id=str(source.id),
-            name=source.name.value,
+            name=source.name,
             source_type=source.source_type,
             description=source.description,
             tags=list(source.tags),

@@ -131,14 +131,14 @@ class SourcesController(Controller):
         page = await request.app.state.reads(list_sources, query)
         headers = {}
         if page.next_key is not None:
-            query = [("tag", t) for t in tags]
-            query += [
+            following = [("tag", t) for t in tags]
+            following += [
                 (k, v)
                 for k, v in (("source_type", source_type), ("name_prefix", name_prefix))
                 if v is not None
             ]
-            query += [("limit", str(limit)), ("cursor", encode_cursor(page.next_key))]
-            headers["Link"] = f'<{self.path}?{urlencode(query)}>; rel="next"'
+            following += [("limit", str(limit)), ("cursor", encode_cursor(page.next_key))]
+            headers["Link"] = f'<{self.path}?{urlencode(following)}>; rel="next"'
         return Response([SourceSummary.of(s) for s in page.sources], headers=headers)
 
     @get(

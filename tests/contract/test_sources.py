@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -23,7 +24,15 @@ from hypothesis.stateful import (
 
 from application.ports import SourceRepository
 from domain.errors import DuplicateSourceName, SourceNotFound
-from domain.sources import PageKey, Source, SourceFilter, SourceName, SourcePage, sort_key
+from domain.sources import (
+    PageKey,
+    Source,
+    SourceFilter,
+    SourceName,
+    SourcePage,
+    SourceSummary,
+    sort_key,
+)
 from tests.contract import strategies
 from tests.contract.stores import SQL_ADAPTERS, StoreFactory
 from tests.contract.threads import race
@@ -60,8 +69,15 @@ def all_pages(
     return pages
 
 
-def listed(sources: SourceRepository, source_filter: SourceFilter | None = None) -> list[Source]:
+def listed(
+    sources: SourceRepository, source_filter: SourceFilter | None = None
+) -> list[SourceSummary]:
     return list(sources.list(source_filter or SourceFilter()).sources)
+
+
+def summaries(sources: Iterable[Source]) -> list[SourceSummary]:
+    """What a listing of these sources shows."""
+    return [SourceSummary.of(s) for s in sources]
 
 
 @FIXTURE_PER_TEST
@@ -76,7 +92,7 @@ def test_stored_sources_read_back_exactly(new_stores: StoreFactory, batch: list[
             assert dict(found.connection) == dict(source.connection)
             assert found.registered_at == source.registered_at
             assert found.registered_at.utcoffset() is not None
-        assert listed(stores.sources) == sorted(batch, key=sort_key)
+        assert listed(stores.sources) == summaries(sorted(batch, key=sort_key))
 
 
 def test_a_source_keeps_the_largest_valid_fields(new_stores: StoreFactory) -> None:
@@ -99,7 +115,7 @@ def test_a_taken_name_is_refused_and_the_first_source_kept(new_stores: StoreFact
         with pytest.raises(DuplicateSourceName) as refused:
             stores.sources.add(make_source("orders", source_type="postgres"))
         assert refused.value.name == "orders"
-        assert listed(stores.sources) == [first]
+        assert listed(stores.sources) == summaries([first])
 
 
 def test_names_are_compared_exactly(new_stores: StoreFactory) -> None:
@@ -107,7 +123,7 @@ def test_names_are_compared_exactly(new_stores: StoreFactory) -> None:
     with new_stores() as stores:
         for name in names:
             stores.sources.add(make_source(name))
-        assert sorted(s.name.value for s in listed(stores.sources)) == sorted(names)
+        assert sorted(s.name for s in listed(stores.sources)) == sorted(names)
 
 
 def test_an_unknown_id_is_not_found(new_stores: StoreFactory) -> None:
@@ -134,7 +150,7 @@ def test_a_removed_source_is_gone_and_its_name_free(new_stores: StoreFactory) ->
         assert listed(stores.sources) == []
         again = make_source("orders")
         stores.sources.add(again)
-        assert listed(stores.sources) == [again]
+        assert listed(stores.sources) == summaries([again])
 
 
 def test_a_second_handle_sees_what_the_first_stored(new_stores: StoreFactory) -> None:
@@ -154,9 +170,11 @@ def test_the_tag_filter_needs_every_tag(new_stores: StoreFactory) -> None:
     with new_stores() as stores:
         for source in (both, one, upper):
             stores.sources.add(source)
-        assert listed(stores.sources, SourceFilter(tags=("pii",))) == [both, one]
-        assert listed(stores.sources, SourceFilter(tags=("pii", "finance"))) == [both]
-        assert listed(stores.sources, SourceFilter(tags=("finance", "pii", "pii"))) == [both]
+        assert listed(stores.sources, SourceFilter(tags=("pii",))) == summaries([both, one])
+        assert listed(stores.sources, SourceFilter(tags=("pii", "finance"))) == summaries([both])
+        assert listed(stores.sources, SourceFilter(tags=("finance", "pii", "pii"))) == summaries(
+            [both]
+        )
         assert listed(stores.sources, SourceFilter(tags=("pii", "eu"))) == []
         assert listed(stores.sources, SourceFilter(tags=("pi",))) == []
 
@@ -167,7 +185,7 @@ def test_the_type_filter_is_exact(new_stores: StoreFactory) -> None:
     with new_stores() as stores:
         stores.sources.add(csv)
         stores.sources.add(pg)
-        assert listed(stores.sources, SourceFilter(source_type="postgres")) == [pg]
+        assert listed(stores.sources, SourceFilter(source_type="postgres")) == summaries([pg])
         assert listed(stores.sources, SourceFilter(source_type="CSV")) == []
         assert listed(stores.sources, SourceFilter(source_type="csv", tags=("x",))) == []
 
@@ -197,7 +215,7 @@ def test_the_name_prefix_is_literal_and_case_sensitive(
     with new_stores() as stores:
         for i, name in enumerate(names):
             stores.sources.add(make_source(name, registered_at=T0 + timedelta(seconds=i)))
-        found = [s.name.value for s in listed(stores.sources, SourceFilter(name_prefix=prefix))]
+        found = [s.name for s in listed(stores.sources, SourceFilter(name_prefix=prefix))]
         assert found == [name for name in expected if name in names]
 
 
@@ -239,9 +257,9 @@ def test_pages_concatenate_to_the_whole_filtered_list(
     with new_stores() as stores:
         for source in batch:
             stores.sources.add(source)
-        assert listed(stores.sources, source_filter) == expected
+        assert listed(stores.sources, source_filter) == summaries(expected)
         pages = all_pages(stores.sources, source_filter, limit)
-    assert [s for p in pages for s in p.sources] == expected
+    assert [s for p in pages for s in p.sources] == summaries(expected)
     assert len(pages) == max(1, math.ceil(len(expected) / limit))
     assert all(len(p.sources) == limit for p in pages[:-1])
     assert all(
@@ -255,11 +273,11 @@ def test_a_page_that_reaches_the_end_has_no_next_key(new_stores: StoreFactory) -
         for source in batch:
             stores.sources.add(source)
         first = stores.sources.list(SourceFilter(), limit=2)
-        assert first.sources == tuple(batch[:2])
+        assert first.sources == tuple(summaries(batch[:2]))
         assert first.next_key is not None
         second = stores.sources.list(SourceFilter(), limit=2, after=first.next_key)
-        assert second == SourcePage(tuple(batch[2:]))
-        assert stores.sources.list(SourceFilter(), limit=4) == SourcePage(tuple(batch))
+        assert second == SourcePage(tuple(summaries(batch[2:])))
+        assert stores.sources.list(SourceFilter(), limit=4) == SourcePage(tuple(summaries(batch)))
 
 
 @pytest.mark.parametrize("adapter", SQL_ADAPTERS)
@@ -272,7 +290,7 @@ def test_simultaneous_registrations_of_one_name_store_exactly_one(
         stored = listed(handles[0].sources)
     assert outcomes.count(None) == 1, outcomes
     assert all(isinstance(o, DuplicateSourceName) for o in outcomes if o is not None), outcomes
-    assert stored == [attempts[outcomes.index(None)]]
+    assert stored == summaries([attempts[outcomes.index(None)]])
 
 
 def test_simultaneous_registrations_on_one_handle_store_exactly_one(
@@ -281,7 +299,7 @@ def test_simultaneous_registrations_on_one_handle_store_exactly_one(
     attempts = [make_source("orders") for _ in range(8)]
     with new_stores() as stores:
         outcomes = race(len(attempts), lambda i: stores.sources.add(attempts[i]))
-        assert listed(stores.sources) == [attempts[outcomes.index(None)]]
+        assert listed(stores.sources) == summaries([attempts[outcomes.index(None)]])
     assert outcomes.count(None) == 1, outcomes
     assert all(isinstance(o, DuplicateSourceName) for o in outcomes if o is not None), outcomes
 
@@ -364,7 +382,7 @@ class SourceRepositoryMachine(RuleBasedStateMachine):
     def list_every_page(self, source_filter: SourceFilter, limit: int | None) -> None:
         expected = sorted(filter(source_filter.matches, self.model.values()), key=sort_key)
         pages = all_pages(self.sources, source_filter, limit)
-        assert [s for p in pages for s in p.sources] == expected
+        assert [s for p in pages for s in p.sources] == summaries(expected)
 
 
 def test_sources_behave_like_a_dict(new_stores: StoreFactory) -> None:

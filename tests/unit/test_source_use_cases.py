@@ -121,14 +121,14 @@ def test_list_is_oldest_first_filtered_and_paged(world: World) -> None:
     for i in range(5):
         register(world, name=f"s{i}", tags=["even"] if i % 2 == 0 else [])
     list_sources = ListSources(world.sources)
-    names = [s.name.value for s in list_sources(ListSourcesQuery(READER)).sources]
+    names = [s.name for s in list_sources(ListSourcesQuery(READER)).sources]
     assert names == ["s0", "s1", "s2", "s3", "s4"]
     evens = list_sources(ListSourcesQuery(READER, SourceFilter(tags=("even",))))
-    assert [s.name.value for s in evens.sources] == ["s0", "s2", "s4"]
+    assert [s.name for s in evens.sources] == ["s0", "s2", "s4"]
     page = list_sources(ListSourcesQuery(READER, limit=2))
-    assert [s.name.value for s in page.sources] == ["s0", "s1"]
+    assert [s.name for s in page.sources] == ["s0", "s1"]
     rest = list_sources(ListSourcesQuery(READER, limit=10, after=page.next_key))
-    assert [s.name.value for s in rest.sources] == ["s2", "s3", "s4"]
+    assert [s.name for s in rest.sources] == ["s2", "s3", "s4"]
     assert rest.next_key is None
 
 
