@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -126,9 +125,14 @@ class Source:
     def with_connection(self, connection: Mapping[str, Any]) -> Source:
         """This source with another connection object (as shown to a caller, or as stored)."""
         # The other fields are this valid source's own: copy them rather than check them again.
-        source = copy.copy(self)
+        source = object.__new__(Source)
+        for field in _FIELDS:
+            object.__setattr__(source, field, getattr(self, field))
         object.__setattr__(source, "connection", _freeze(connection))
         return source
+
+
+_FIELDS = tuple(f.name for f in attrs.fields(Source))
 
 
 @attrs.frozen

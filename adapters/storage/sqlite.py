@@ -150,12 +150,21 @@ class SqliteDatabase:
 
     def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Every row of one query, as dicts."""
-        with self.reading() as db:
-            # Straight to sqlite3: sqlite-utils' query() wraps each read in a savepoint (three
-            # statements instead of one) only to refuse writes, and these are our own SELECTs.
-            cursor = db.conn.execute(sql, list(parameters))
-            names = [column[0] for column in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor]
+        # The hot path of every read: no context managers, and straight to sqlite3, since
+        # sqlite-utils' query() wraps each read in a savepoint (three statements instead of
+        # one) only to refuse writes, and these are our own SELECTs.
+        try:
+            db = self._checkout()
+            try:
+                cursor = db.conn.execute(sql, list(parameters))
+                names = [column[0] for column in cursor.description]
+                return [dict(zip(names, row, strict=True)) for row in cursor]
+            finally:
+                self._checkin(db)
+        except sqlite3.Error as exc:
+            if _is_unavailability(exc):
+                raise _unavailable(self.path, exc) from exc
+            raise
 
     @contextmanager
     def _writer(self) -> Iterator[None]:
@@ -169,21 +178,26 @@ class SqliteDatabase:
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite_utils.Database]:
+        db = self._checkout()
+        try:
+            yield db
+        finally:
+            self._checkin(db)
+
+    def _checkout(self) -> sqlite_utils.Database:
         with self._idle_lock:
             if self._closed:
                 raise StoreUnavailable(f"the SQLite store {self.path} is closed")
             db = self._idle.pop() if self._idle else None
-        if db is None:
-            db = self._open()
-        try:
-            yield db
-        finally:
-            with self._idle_lock:
-                keep = not self._closed and len(self._idle) < _IDLE_CONNECTIONS_MAX
-                if keep:
-                    self._idle.append(db)
-            if not keep:
-                db.close()
+        return db if db is not None else self._open()
+
+    def _checkin(self, db: sqlite_utils.Database) -> None:
+        with self._idle_lock:
+            keep = not self._closed and len(self._idle) < _IDLE_CONNECTIONS_MAX
+            if keep:
+                self._idle.append(db)
+        if not keep:
+            db.close()
 
     def _open(self) -> sqlite_utils.Database:
         conn = sqlite3.connect(
@@ -219,8 +233,12 @@ def _unavailable_on_error(path: Path) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         if _is_unavailability(exc):
-            raise StoreUnavailable(f"the SQLite store {path} cannot be used: {exc}") from exc
+            raise _unavailable(path, exc) from exc
         raise
+
+
+def _unavailable(path: Path, exc: sqlite3.Error) -> StoreUnavailable:
+    return StoreUnavailable(f"the SQLite store {path} cannot be used: {exc}")
 
 
 def _source_row(source: Source) -> dict[str, Any]:
