@@ -349,25 +349,13 @@ def bare_server(workdir: Path, workers: int, list_size: int) -> Server:
     env = base_env()
     env["BARE_LIST_SIZE"] = str(list_size)
     port = free_port()
-    # As `tdb serve` runs uvicorn: same workers, no access log, no server header.
-    argv = [
-        str(venv_bin() / "python"),
-        "-m",
-        "uvicorn",
-        "bare_app:app",
-        "--app-dir",
-        str(BENCH),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "info",
-        "--no-access-log",
-        "--no-server-header",
-    ]
+    # Served by the very function `tdb serve` uses: same workers, sockets and uvicorn options.
+    env["PYTHONPATH"] = str(BENCH)
+    launch = (
+        "import sys; from entrypoints.http.serving import serve; "
+        "serve('bare_app:app', '127.0.0.1', int(sys.argv[1]), int(sys.argv[2]))"
+    )
+    argv = [str(venv_bin() / "python"), "-c", launch, str(port), str(workers)]
     return Server(f"bare-{port}", argv, env, workdir, port)
 
 
@@ -966,26 +954,6 @@ def run_matrix(
     return pairs
 
 
-def uvicorn_loses_nodelay() -> bool:
-    """Whether this uvicorn's multi-worker socket leaves Nagle on (Kludex/uvicorn#3149).
-
-    `Config.bind_socket()` makes the listener with proto 0; asyncio sets TCP_NODELAY only on
-    accepted sockets whose proto is IPPROTO_TCP, so with `--workers` > 1 each keep-alive
-    response waits for the client's delayed ACK (~40 ms on Linux).
-    """
-    import uvicorn
-
-    config = uvicorn.Config("bare_app:app", host="127.0.0.1", port=0, log_config=None)
-    sock = config.bind_socket()
-    try:
-        return sock.proto != socket.IPPROTO_TCP
-    finally:
-        sock.close()
-
-
-# --- main ------------------------------------------------------------------------------------
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (5)")
@@ -1070,13 +1038,6 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     print_summary(pairs, opts.matrix)
     verdicts = {} if opts.matrix else check_targets(pairs)
-    if (opts.matrix or opts.workers > 1) and uvicorn_loses_nodelay():
-        print(
-            "\nwarning: this uvicorn leaves TCP_NODELAY off with --workers > 1 "
-            "(Kludex/uvicorn#3149): every keep-alive response then waits ~40 ms for the "
-            "client's delayed ACK, so multi-worker figures (tdb and bare alike) measure that "
-            "stall, roughly connections / 44 ms, not the app."
-        )
     print(f"\n(total {time.monotonic() - started:.0f} s)")
     if opts.json:
         opts.json.write_text(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -213,8 +212,7 @@ def db_upgrade(container: Container, args: argparse.Namespace) -> None:
 
 
 def serve(container: Container, args: argparse.Namespace) -> None:
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
+    from entrypoints.http import serving  # imports uvicorn: only `serve` needs it
 
     settings: Settings = container.settings()
     container.upgrade_store()()
@@ -229,26 +227,7 @@ def serve(container: Container, args: argparse.Namespace) -> None:
         _out(issued.token)
     # Workers are separate processes: they read the same settings from the environment.
     os.environ.update(settings.to_env())
-    config = uvicorn.Config(
-        "entrypoints.http.asgi:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        access_log=args.access_log,
-        server_header=False,
-    )
-    if config.workers == 1:
-        server = uvicorn.Server(config)
-        server.run()
-        if not server.started:
-            raise SystemExit(3)
-        return
-    sock = config.bind_socket()
-    # uvicorn leaves the shared socket's protocol at 0, so asyncio never sets TCP_NODELAY on the
-    # connections it accepts and every keep-alive response waits ~40 ms for a delayed ACK.
-    sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
-    Multiprocess(config, sockets=[sock]).run()
+    serving.serve("entrypoints.http.asgi:app", args.host, args.port, args.workers, args.access_log)
 
 
 # --- parser -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 
+from domain.errors import StoreUnavailable
 from entrypoints.container import Container
 from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware, PrincipalCache
 from entrypoints.http.health import healthz, readyz
@@ -22,6 +23,7 @@ from entrypoints.http.reads import ReadRunner
 from entrypoints.http.sources import SourcesController
 
 MAX_BODY_BYTES = 64 * 1024
+log = logging.getLogger("tdb")
 
 # The use cases handlers may ask for, by parameter name.
 USE_CASES = (
@@ -43,9 +45,14 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
 
 
 def _start(container: Container) -> None:
-    # Fail at start, not at the first request: the store is migrated and the secret key loads.
-    container.upgrade_store()()
+    # The secret key loads now, so that a bad one fails the start rather than the first request.
     container.cipher()
+    try:
+        container.upgrade_store()()
+    except StoreUnavailable:
+        # A worker (re)started while the store is down must still serve: 503 until it is back.
+        # `tdb serve` migrated the store before starting any worker.
+        log.warning("the store is unavailable at start; requests get 503 until it answers")
 
 
 def create_app(container: Container) -> Litestar:
@@ -83,4 +90,3 @@ def create_app(container: Container) -> Litestar:
     )
 
 
-logging.getLogger("tdb").addHandler(logging.NullHandler())
