@@ -15,7 +15,7 @@ from uuid import UUID
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from adapters.serialization import (
     key_from_record,
@@ -79,13 +79,18 @@ _SUMMARY_COLUMNS = "id, name, source_type, description, tags, registered_at"
 _KEY_COLUMNS = "key_id, name, scopes, secret_hash, created_at, revoked_at"
 
 
+class _BrokenConnection(StoreUnavailable):
+    """The connection a call was given had died; a fresh one may well work."""
+
+
 class PostgresDatabase:
     """A PostgreSQL database reached through a pool of connections.
 
     The pool opens on first use (or by `open()`) without waiting for the server, and `close()`
     ends it for good. Waiting for a connection gives up after `connect_timeout` seconds, so
-    while the server is down every call fails fast with `StoreUnavailable`; dead connections
-    are discarded when next checked out and replaced in the background once the server is back.
+    while the server is down every call fails fast with `StoreUnavailable`. Connections are not
+    checked at every checkout (one more round trip per request): when one turns out dead, the
+    pool checks all its idle ones at once, and a read is retried on a fresh connection.
     Statements run in UTC with `statement_timeout_ms`.
     """
 
@@ -109,7 +114,6 @@ class PostgresDatabase:
             # A failed background reconnection retries with growing delays until this
             # many seconds, then the next request starts a fresh attempt at once.
             reconnect_timeout=reconnect_timeout,
-            check=ConnectionPool.check_connection,
             configure=self._configure,
             kwargs={
                 "autocommit": True,
@@ -176,19 +180,25 @@ class PostgresDatabase:
 
     def ping(self) -> None:
         """Return if the server answers a query; raise `StoreUnavailable` if not."""
-        with self.connection() as conn:
-            conn.execute("SELECT 1")
+        self.read("SELECT 1")
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection in autocommit mode; failures to reach the server are mapped."""
         if self._pool.closed:
             self.open()
+        given: psycopg.Connection[Any] | None = None
         try:
-            with self._pool.connection() as conn:
-                yield conn
+            with self._pool.connection() as given:
+                yield given
+        except (PoolTimeout, PoolClosed) as exc:
+            raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
         except psycopg.OperationalError as exc:
-            # Covers the pool's own PoolTimeout and PoolClosed, and a statement timeout.
+            if given is not None and given.broken:
+                # The server restarted or went away: drop every idle connection that died
+                # with this one before another call picks it up.
+                self._pool.check()
+                raise _BrokenConnection(f"the PostgreSQL store cannot be used: {exc}") from exc
             raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
         except pg_errors.UndefinedTable as exc:
             raise StoreUnavailable(
@@ -202,7 +212,13 @@ class PostgresDatabase:
             yield conn
 
     def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Every row of one query, as dicts."""
+        """Every row of one query, as dicts; retried once if its connection had died."""
+        try:
+            return self._read(sql, parameters)
+        except _BrokenConnection:
+            return self._read(sql, parameters)
+
+    def _read(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
         with self.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
             cursor.execute(sql, list(parameters))
             return cursor.fetchall()

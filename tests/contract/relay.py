@@ -18,19 +18,25 @@ class TcpRelay:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
 
     def start(self) -> None:
         """Listen on the relay's port (the same one each time) and forward what arrives."""
         listener = socket.create_server(("127.0.0.1", self.port))
         listener.settimeout(0.05)
         self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._acceptor.start()
 
     def stop(self) -> None:
         """Stop listening and cut every forwarded connection, as a server that goes down would."""
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._acceptor is not None:
+            # Until its accept loop has seen the close, the port cannot be bound again.
+            self._acceptor.join(timeout=5)
+            self._acceptor = None
         with self._lock:
             cut, self._sockets = self._sockets, set()
         for sock in cut:

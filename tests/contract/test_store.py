@@ -207,3 +207,28 @@ def test_postgres_that_does_not_answer_in_time_is_unavailable(
                 2, lambda: sources.list(SourceFilter()), lambda: keys.add(make_key("k"))
             )
         assert sources.list(SourceFilter()).sources == ()
+
+
+def test_postgres_connections_that_died_while_idle_cost_no_failed_read(
+    postgres_stores: PostgresStores,
+) -> None:
+    host_port = urlsplit(postgres_stores.url)
+    relay = TcpRelay(host_port.hostname or "127.0.0.1", host_port.port or 5432)
+    relay.start()
+    source = make_source("orders")
+    with (
+        postgres_stores.schema_url() as url,
+        postgres_database(through(url, relay), connect_timeout=1, reconnect_timeout=3) as db,
+    ):
+        sources = PostgresSourceRepository(db)
+        db.upgrade()
+        sources.add(source)
+        try:
+            # Every pooled connection dies (as in a server restart) while nobody uses them.
+            relay.stop()
+            relay.start()
+            assert sources.get(source.id) == source
+            db.ping()
+            sources.add(make_source("after"))
+        finally:
+            relay.stop()
