@@ -245,7 +245,8 @@ class PostgresSourceRepository:
 
     def add(self, source: Source) -> None:
         try:
-            with self._db.transaction() as conn:
+            # One statement in autocommit is atomic: no BEGIN and COMMIT round trips around it.
+            with self._db.connection() as conn:
                 conn.execute(
                     f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES (%(id)s::uuid, %(name)s,"
                     " %(source_type)s, %(connection)s::json, %(description)s, %(tags)s::text[],"
@@ -293,7 +294,7 @@ class PostgresSourceRepository:
         return page([summary_from_record(row) for row in self._db.read(sql, parameters)], limit)
 
     def remove(self, source_id: UUID) -> None:
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             deleted = conn.execute("DELETE FROM sources WHERE id = %s", [source_id]).rowcount
         if not deleted:
             raise SourceNotFound(source_id)
