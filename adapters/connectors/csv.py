@@ -143,8 +143,10 @@ class CsvConnector:
         except InvalidConnection as exc:
             errors.extend(exc.errors)
             checked = dict(connection) if isinstance(connection, Mapping) else {}
+        # A field that broke a declared rule (a NUL in the path, say) is not looked at further.
         already = {error.field for error in errors}
-        errors.extend(e for e in self._field_errors(checked) if e.field not in already)
+        valid = {k: v for k, v in checked.items() if f"connection.{k}" not in already}
+        errors.extend(self._field_errors(valid))
         if errors:
             raise InvalidConnection(errors)
         return checked

@@ -17,7 +17,7 @@ from domain.errors import StoreUnavailable
 from entrypoints.container import Container
 from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware, PrincipalCache
 from entrypoints.http.health import healthz, readyz
-from entrypoints.http.openapi import openapi_config
+from entrypoints.http.openapi import RegisterBodySchema, openapi_config
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.reads import ReadRunner
 from entrypoints.http.sources import SourcesController
@@ -75,6 +75,7 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(),
+        plugins=[RegisterBodySchema(container.connectors())],
         on_startup=[lambda: _start(container)],
         # Only the resources in use were initialised; only those are shut down.
         on_shutdown=[lambda: container.shutdown_resources()],
@@ -88,5 +89,3 @@ def create_app(container: Container) -> Litestar:
         ),
         logging_config=None,
     )
-
-

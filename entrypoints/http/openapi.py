@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.spec import Components, SecurityScheme
+from typing import TYPE_CHECKING, Any
 
-from entrypoints.http.schemas import Problem
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, Discriminator, OpenAPIType, Schema, SecurityScheme
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.typing import FieldDefinition
+
+from application.ports import Connector, ConnectorRegistry
+from domain.connections import ConnectionField
+from domain.sources import DESCRIPTION_MAX, NAME_MAX, TAG_MAX, TAGS_MAX
+from entrypoints.http.schemas import Problem, RegisterSourceRequest
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 BEARER = "BearerToken"
+# Not blank, no control character: the domain's rule for names, as a pattern.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 
 _MEANINGS = {
     400: "Invalid input: malformed JSON, wrong types, unknown source_type or bad connection fields",
@@ -50,3 +62,78 @@ def openapi_config() -> OpenAPIConfig:
             }
         ),
     )
+
+
+def _field_schema(field: ConnectionField) -> Schema:
+    kind = {bool: OpenAPIType.BOOLEAN, int: OpenAPIType.INTEGER}.get(field.type, OpenAPIType.STRING)
+    return Schema(
+        # An optional field may also be given as null, which means "not given".
+        type=kind if field.required else [kind, OpenAPIType.NULL],
+        minimum=field.min_value,
+        maximum=field.max_value,
+        min_length=1 if kind is OpenAPIType.STRING and not field.allow_empty else None,
+        enum=list(field.choices) if field.choices else None,
+        default=field.default,
+        description=(
+            "A secret: stored encrypted, shown as ******** without sources:secrets."
+            if field.secret
+            else None
+        ),
+    )
+
+
+def connection_schema(connector: Connector) -> Schema:
+    """The connection object a connector takes, from its field declarations."""
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        properties={field.name: _field_schema(field) for field in connector.fields},
+        required=[field.name for field in connector.fields if field.required] or None,
+        additional_properties=False,
+    )
+
+
+class RegisterBodySchema(OpenAPISchemaPlugin):
+    """Documents the registration body as one shape per connector of this build."""
+
+    def __init__(self, connectors: ConnectorRegistry) -> None:
+        self._connectors = connectors
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is RegisterSourceRequest
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        shapes = []
+        for source_type in self._connectors.types():
+            connector = self._connectors.get(source_type)
+            shapes.append(
+                Schema(
+                    type=OpenAPIType.OBJECT,
+                    title=f"Register a {source_type} source",
+                    properties={
+                        "name": Schema(
+                            type=OpenAPIType.STRING,
+                            min_length=1,
+                            max_length=NAME_MAX,
+                            description="Unique; not blank, no control characters",
+                            pattern=NAME_PATTERN,
+                        ),
+                        "source_type": Schema(type=OpenAPIType.STRING, enum=[source_type]),
+                        "connection": connection_schema(connector),
+                        "description": Schema(
+                            type=OpenAPIType.STRING, max_length=DESCRIPTION_MAX, default=""
+                        ),
+                        "tags": Schema(
+                            type=OpenAPIType.ARRAY,
+                            items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=TAG_MAX),
+                            max_items=TAGS_MAX,
+                            default=[],
+                        ),
+                    },
+                    required=["name", "source_type", "connection"],
+                    additional_properties=False,
+                )
+            )
+        return Schema(one_of=shapes, discriminator=Discriminator(property_name="source_type"))

@@ -478,3 +478,12 @@ def test_postgresql_accepts_the_less_common_forms(pg: psycopg.Connection[Any], v
     assert value_type(value) != "text"
     for datestyle in ("ISO, MDY", "ISO, DMY"):
         assert_postgres_takes(pg, value, datestyle)
+
+
+@pytest.mark.parametrize("field", ["path", "delimiter", "encoding"])
+def test_a_nul_in_any_field_is_a_400_not_a_crash(tmp_path: Path, field: str) -> None:
+    connector = CsvConnector(tmp_path)
+    connection = {"path": "a.csv", field: "a\x00b"}
+    with pytest.raises(InvalidConnection) as caught:
+        connector.validate(connection)
+    assert f"connection.{field}" in {e.field for e in caught.value.errors}

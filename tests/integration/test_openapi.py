@@ -48,8 +48,9 @@ def test_the_server_never_contradicts_its_document(
     """Generated requests for every operation, valid and invalid: no server error, invalid input
     rejected, and no response (status, headers, body) that the document does not describe.
 
-    Not checked: that every schema-valid body is accepted. The document gives `connection` as an
-    open object; which fields a connector takes (and CSV path rules) are checked by the connector.
+    Not checked: that every schema-valid body is accepted. The document gives each connector's
+    fields, types and bounds, but some rules are semantic (a known text encoding, a CSV path that
+    stays under the root): the connector checks those, and answers 400.
     Invalid data is generated for request bodies only: a query string has no types to violate
     (`?tag=false` is a valid tag).
     """
@@ -64,3 +65,22 @@ def test_the_server_never_contradicts_its_document(
         case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
 
     check()
+
+
+def test_the_registration_body_is_documented_per_connector(client: TestClient[Any]) -> None:
+    document = client.get("/schema/openapi.json").json()
+    body = document["paths"]["/v1/sources"]["post"]["requestBody"]["content"]["application/json"]
+    shapes = {s["properties"]["source_type"]["enum"][0]: s for s in body["schema"]["oneOf"]}
+    assert set(shapes) == {"csv", "postgres"}
+    postgres = shapes["postgres"]["properties"]["connection"]
+    assert set(postgres["required"]) == {"host", "dbname", "user", "table"}
+    assert postgres["properties"]["port"] == {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "maximum": 65535,
+        "default": 5432,
+    }
+    assert postgres["properties"]["host"] == {"type": "string", "minLength": 1}
+    assert "secret" in postgres["properties"]["password"]["description"]
+    assert postgres["additionalProperties"] is False
+    assert shapes["csv"]["properties"]["connection"]["required"] == ["path"]
