@@ -40,12 +40,12 @@ class IssuedKey:
     token: str
 
 
+@attrs.frozen
 class CreateApiKey:
     """Mint a key: a random id and secret; only the secret's hash is stored."""
 
-    def __init__(self, keys: ApiKeyRepository, clock: Clock) -> None:
-        self._keys = keys
-        self._clock = clock
+    _keys: ApiKeyRepository
+    _clock: Clock
 
     def issue(self, name: str, scopes: Iterable[str] = ()) -> IssuedKey:
         """A new key, not yet stored."""
@@ -70,34 +70,34 @@ class CreateApiKey:
         return issued
 
 
+@attrs.frozen
 class BootstrapAdminKey:
     """On first start, create one admin key if the store has none; return it, or None."""
 
-    def __init__(self, keys: ApiKeyRepository, create: CreateApiKey) -> None:
-        self._keys = keys
-        self._create = create
+    _keys: ApiKeyRepository
+    _create: CreateApiKey
 
     def __call__(self) -> IssuedKey | None:
         issued = self._create.issue("admin")
         return issued if self._keys.add_if_none(issued.key) else None
 
 
+@attrs.frozen
 class ListApiKeys:
     """Every key, revoked ones included, without secrets."""
 
-    def __init__(self, keys: ApiKeyRepository) -> None:
-        self._keys = keys
+    _keys: ApiKeyRepository
 
     def __call__(self) -> Sequence[ApiKey]:
         return self._keys.list()
 
 
+@attrs.frozen
 class RevokeApiKey:
     """Stop a key from working."""
 
-    def __init__(self, keys: ApiKeyRepository, clock: Clock) -> None:
-        self._keys = keys
-        self._clock = clock
+    _keys: ApiKeyRepository
+    _clock: Clock
 
     def __call__(self, key_id: str) -> ApiKey:
         if key_id.startswith(f"{TOKEN_PREFIX}_"):
@@ -105,11 +105,11 @@ class RevokeApiKey:
         return self._keys.revoke(key_id, self._clock.now())
 
 
+@attrs.frozen
 class Authenticate:
     """Turn a bearer token into a principal, or raise `AuthenticationFailed`, whatever the cause."""
 
-    def __init__(self, keys: ApiKeyRepository) -> None:
-        self._keys = keys
+    _keys: ApiKeyRepository
 
     def __call__(self, token: str) -> Principal:
         prefix, _, rest = token.partition("_")

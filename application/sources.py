@@ -70,24 +70,17 @@ class RegisterSourceCommand:
     tags: Any = ()
 
 
+@attrs.frozen
 class RegisterSource:
     """Validate a new source, encrypt its secrets and store it."""
 
     required_scope = Scope.WRITE
 
-    def __init__(
-        self,
-        sources: SourceRepository,
-        connectors: ConnectorRegistry,
-        cipher: SecretCipher,
-        clock: Clock,
-        ids: IdGenerator,
-    ) -> None:
-        self._sources = sources
-        self._connectors = connectors
-        self._cipher = cipher
-        self._clock = clock
-        self._ids = ids
+    _sources: SourceRepository
+    _connectors: ConnectorRegistry
+    _cipher: SecretCipher
+    _clock: Clock
+    _ids: IdGenerator
 
     def __call__(self, command: RegisterSourceCommand) -> Source:
         require(command.actor, self.required_scope)
@@ -128,13 +121,13 @@ class ListSourcesQuery:
     after: PageKey | None = None
 
 
+@attrs.frozen
 class ListSources:
     """The registry's sources, as summaries the caller may see."""
 
     required_scope = Scope.READ
 
-    def __init__(self, sources: SourceRepository) -> None:
-        self._sources = sources
+    _sources: SourceRepository
 
     def __call__(self, query: ListSourcesQuery) -> SourcePage:
         require(query.actor, self.required_scope)
@@ -151,17 +144,15 @@ class GetSourceQuery:
     source_id: UUID
 
 
+@attrs.frozen
 class GetSource:
     """One source with its connection, secrets in clear only for the `sources:secrets` scope."""
 
     required_scope = Scope.READ
 
-    def __init__(
-        self, sources: SourceRepository, connectors: ConnectorRegistry, cipher: SecretCipher
-    ) -> None:
-        self._sources = sources
-        self._connectors = connectors
-        self._cipher = cipher
+    _sources: SourceRepository
+    _connectors: ConnectorRegistry
+    _cipher: SecretCipher
 
     def __call__(self, query: GetSourceQuery) -> Source:
         require(query.actor, self.required_scope)
@@ -178,22 +169,16 @@ class InspectSchemaQuery:
     source_id: UUID
 
 
+@attrs.frozen
 class InspectSchema:
     """Ask the source's backend for its columns, now."""
 
     required_scope = Scope.READ
 
-    def __init__(
-        self,
-        sources: SourceRepository,
-        connectors: ConnectorRegistry,
-        cipher: SecretCipher,
-        clock: Clock,
-    ) -> None:
-        self._sources = sources
-        self._connectors = connectors
-        self._cipher = cipher
-        self._clock = clock
+    _sources: SourceRepository
+    _connectors: ConnectorRegistry
+    _cipher: SecretCipher
+    _clock: Clock
 
     def __call__(self, query: InspectSchemaQuery) -> SourceSchema:
         require(query.actor, self.required_scope)
@@ -217,13 +202,13 @@ class DeleteSourceCommand:
     source_id: UUID
 
 
+@attrs.frozen
 class DeleteSource:
     """Forget a source; the underlying data is not touched."""
 
     required_scope = Scope.WRITE
 
-    def __init__(self, sources: SourceRepository) -> None:
-        self._sources = sources
+    _sources: SourceRepository
 
     def __call__(self, command: DeleteSourceCommand) -> None:
         require(command.actor, self.required_scope)

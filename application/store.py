@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import attrs
+
 from application.ports import Store
 
 
+@attrs.frozen
 class UpgradeStore:
     """Apply the store's pending migrations."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    _store: Store
 
     def __call__(self) -> list[int]:
         return self._store.upgrade()
 
 
+@attrs.frozen
 class CheckReadiness:
     """Raise `StoreUnavailable` unless the store answers."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    _store: Store
 
     def __call__(self) -> None:
         self._store.ping()

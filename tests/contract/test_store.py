@@ -21,7 +21,7 @@ from adapters.storage.postgres import (
 )
 from adapters.storage.sqlite import SqliteApiKeyRepository, SqliteDatabase, SqliteSourceRepository
 from domain.errors import StoreUnavailable
-from domain.sources import SourceFilter
+from domain.sources import Source, SourceFilter
 from tests.contract.relay import TcpRelay
 from tests.contract.stores import SQL_ADAPTERS, PostgresStores, StoreFactory
 from tests.contract.test_keys import make_key
@@ -159,37 +159,46 @@ def test_postgres_that_refuses_connections_fails_fast(postgres_stores: PostgresS
         assert_unavailable_within(2.5, db.ping, db.upgrade, lambda: sources.list(SourceFilter()))
 
 
-def test_postgres_going_away_fails_fast_and_recovers_by_itself(
-    postgres_stores: PostgresStores,
-) -> None:
+@contextmanager
+def relayed(
+    postgres_stores: PostgresStores, source: Source
+) -> Iterator[tuple[TcpRelay, PostgresDatabase, PostgresSourceRepository]]:
+    """A migrated store holding `source`, reached through a relay the test can cut."""
     host_port = urlsplit(postgres_stores.url)
     relay = TcpRelay(host_port.hostname or "127.0.0.1", host_port.port or 5432)
     relay.start()
+    try:
+        with (
+            postgres_stores.schema_url() as url,
+            postgres_database(through(url, relay), connect_timeout=1, reconnect_timeout=3) as db,
+        ):
+            sources = PostgresSourceRepository(db)
+            db.upgrade()
+            sources.add(source)
+            yield relay, db, sources
+    finally:
+        relay.stop()
+
+
+def test_postgres_going_away_fails_fast_and_recovers_by_itself(
+    postgres_stores: PostgresStores,
+) -> None:
     source = make_source("orders")
-    with (
-        postgres_stores.schema_url() as url,
-        postgres_database(through(url, relay), connect_timeout=1, reconnect_timeout=3) as db,
-    ):
-        sources = PostgresSourceRepository(db)
-        db.upgrade()
-        sources.add(source)
-        try:
-            relay.stop()
-            assert_unavailable_within(
-                2.5, db.ping, lambda: sources.get(source.id), lambda: sources.add(make_source("x"))
-            )
-            relay.start()
-            deadline = time.monotonic() + 15
-            while True:
-                try:
-                    db.ping()
-                    break
-                except StoreUnavailable:
-                    assert time.monotonic() < deadline, "the pool did not recover"
-                    time.sleep(0.2)
-            assert sources.get(source.id) == source
-        finally:
-            relay.stop()
+    with relayed(postgres_stores, source) as (relay, db, sources):
+        relay.stop()
+        assert_unavailable_within(
+            2.5, db.ping, lambda: sources.get(source.id), lambda: sources.add(make_source("x"))
+        )
+        relay.start()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                db.ping()
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline, "the pool did not recover"
+                time.sleep(0.2)
+        assert sources.get(source.id) == source
 
 
 def test_postgres_that_does_not_answer_in_time_is_unavailable(
@@ -212,23 +221,11 @@ def test_postgres_that_does_not_answer_in_time_is_unavailable(
 def test_postgres_connections_that_died_while_idle_cost_no_failed_read(
     postgres_stores: PostgresStores,
 ) -> None:
-    host_port = urlsplit(postgres_stores.url)
-    relay = TcpRelay(host_port.hostname or "127.0.0.1", host_port.port or 5432)
-    relay.start()
     source = make_source("orders")
-    with (
-        postgres_stores.schema_url() as url,
-        postgres_database(through(url, relay), connect_timeout=1, reconnect_timeout=3) as db,
-    ):
-        sources = PostgresSourceRepository(db)
-        db.upgrade()
-        sources.add(source)
-        try:
-            # Every pooled connection dies (as in a server restart) while nobody uses them.
-            relay.stop()
-            relay.start()
-            assert sources.get(source.id) == source
-            db.ping()
-            sources.add(make_source("after"))
-        finally:
-            relay.stop()
+    with relayed(postgres_stores, source) as (relay, db, sources):
+        # Every pooled connection dies (as in a server restart) while nobody uses them.
+        relay.stop()
+        relay.start()
+        assert sources.get(source.id) == source
+        db.ping()
+        sources.add(make_source("after"))
