@@ -72,7 +72,7 @@ def _field_schema(field: ConnectionField) -> Schema:
         minimum=field.min_value,
         maximum=field.max_value,
         min_length=1 if kind is OpenAPIType.STRING and not field.allow_empty else None,
-        enum=list(field.choices) if field.choices else None,
+        enum=[*field.choices, *([] if field.required else [None])] if field.choices else None,
         default=field.default,
         description=(
             "A secret: stored encrypted, shown as ******** without sources:secrets."
