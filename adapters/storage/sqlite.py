@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import sqlite_utils
 
 from adapters.serialization import (
@@ -63,6 +64,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
 _IDLE_CONNECTIONS_MAX = 8
+_decode = msgspec.json.Decoder().decode
 
 _SOURCE_COLUMNS = (
     "id, name, source_type, connection, description, tags, registered_by, registered_at, status"
@@ -249,8 +251,9 @@ def _source_row(source: Source) -> dict[str, Any]:
 
 
 def _source(row: dict[str, Any]) -> Source:
+    # msgspec decodes the JSON columns three times as fast as the json module: this is every read.
     return source_from_record(
-        {**row, "connection": json.loads(row["connection"]), "tags": json.loads(row["tags"])}
+        {**row, "connection": _decode(row["connection"]), "tags": _decode(row["tags"])}
     )
 
 
@@ -319,7 +322,7 @@ class SqliteSourceRepository:
             sql += " LIMIT ?"
             parameters.append(limit + 1)
         rows = self._db.read(sql, parameters)
-        summaries = [summary_from_record({**r, "tags": json.loads(r["tags"])}) for r in rows]
+        summaries = [summary_from_record({**r, "tags": _decode(r["tags"])}) for r in rows]
         return page(summaries, limit)
 
     def remove(self, source_id: UUID) -> None:
