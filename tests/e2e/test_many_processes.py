@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -174,3 +176,33 @@ def test_a_store_outage_is_503_and_tdb_recovers_by_itself(
         assert http.get("/readyz").status_code == 200
         assert [s["id"] for s in http.get("/v1/sources").json()] == before
         assert http.post("/v1/sources", json={**SOURCE, "name": "after"}).status_code == 201
+
+
+def _workers(server: TdbServer) -> set[int]:
+    """The pids of the server's worker processes."""
+    assert server.process is not None
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    pids = {int(pid) for pid in children.read_text().split()}
+    return {pid for pid in pids if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+
+
+def test_a_worker_that_dies_is_replaced(serve: Any, tmp_path: Path) -> None:
+    server: TdbServer = serve(
+        {"TDB_DATABASE_URL": f"sqlite:///{tmp_path / 'w.sqlite3'}"}, workers=2
+    )
+    headers = _auth(server)
+    before = _workers(server)
+    assert len(before) == 2
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = _workers(server)
+        if len(now) == 2 and victim not in now:
+            break
+        time.sleep(0.1)  # polling the supervisor, bounded by the deadline
+    assert len(_workers(server)) == 2
+    assert victim not in _workers(server)
+    with httpx.Client(headers=headers, timeout=10) as http:
+        for _ in range(10):
+            assert http.get(f"{server.url}/v1/sources").status_code == 200
