@@ -14,6 +14,18 @@ from tests.integration.conftest import Token
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 PROBLEM = "application/problem+json"
+# The API document's SourceRecord, in its order.
+RECORD_FIELDS = [
+    "id",
+    "name",
+    "source_type",
+    "connection",
+    "description",
+    "tags",
+    "registered_by",
+    "registered_at",
+    "status",
+]
 
 SEED_BODY: dict[str, Any] = {
     "name": "orders",
@@ -58,17 +70,7 @@ def test_register_returns_the_seed_record_field_for_field(
     )
     assert response.status_code == 201, response.text
     record = response.json()
-    assert list(record) == [
-        "id",
-        "name",
-        "source_type",
-        "connection",
-        "description",
-        "tags",
-        "registered_by",
-        "registered_at",
-        "status",
-    ]
+    assert list(record) == RECORD_FIELDS
     assert UUID_RE.match(record["id"])
     assert {k: record[k] for k in SEED_BODY} == SEED_BODY
     assert record["registered_by"] == "_".join(token.split("_")[:2])
