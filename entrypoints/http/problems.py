@@ -81,7 +81,7 @@ def unauthorized() -> Response[Problem]:
         401,
         "unauthorized",
         "A valid API key is required: Authorization: Bearer <token>.",
-        headers={"WWW-Authenticate": 'Bearer realm="tdb"'},
+        headers={"WWW-Authenticate": "Bearer"},
     )
 
 
