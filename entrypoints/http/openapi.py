@@ -123,10 +123,12 @@ class RegisterBodySchema(OpenAPISchemaPlugin):
                         "source_type": Schema(type=OpenAPIType.STRING, enum=[source_type]),
                         "connection": connection_schema(connector),
                         "description": Schema(
-                            type=OpenAPIType.STRING, max_length=DESCRIPTION_MAX, default=""
+                            type=[OpenAPIType.STRING, OpenAPIType.NULL],
+                            max_length=DESCRIPTION_MAX,
+                            default="",
                         ),
                         "tags": Schema(
-                            type=OpenAPIType.ARRAY,
+                            type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
                             items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=TAG_MAX),
                             max_items=TAGS_MAX,
                             default=[],

@@ -34,8 +34,11 @@ class RegisterSourceRequest(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     source_type: Annotated[str, Meta(description="Connector type: postgres or csv")]
     connection: Annotated[dict[str, Any], Meta(description="Connector-specific configuration")]
-    description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] = ""
-    tags: Annotated[list[Tag], Meta(max_length=TAGS_MAX)] = msgspec.field(default_factory=list)
+    # Optional fields may also be null, which means "not given", as in a connection object.
+    description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] | None = ""
+    tags: Annotated[list[Tag], Meta(max_length=TAGS_MAX)] | None = msgspec.field(
+        default_factory=list
+    )
 
 
 class SourceRecord(msgspec.Struct):

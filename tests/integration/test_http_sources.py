@@ -93,6 +93,15 @@ def test_register_fills_optional_fields(client: TestClient[Any], admin: dict[str
     assert record["connection"] == {**connection, "port": 5432, "schema": "public"}
 
 
+def test_null_description_and_tags_mean_not_given(
+    client: TestClient[Any], admin: dict[str, str]
+) -> None:
+    response = client.post("/v1/sources", json=body(description=None, tags=None), headers=admin)
+    assert response.status_code == 201, response.text
+    assert response.json()["description"] == ""
+    assert response.json()["tags"] == []
+
+
 def test_duplicate_name_is_409(client: TestClient[Any], admin: dict[str, str]) -> None:
     assert client.post("/v1/sources", json=SEED_BODY, headers=admin).status_code == 201
     problem = assert_problem(client.post("/v1/sources", json=SEED_BODY, headers=admin), 409)
