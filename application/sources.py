@@ -84,10 +84,13 @@ class RegisterSource:
 
     def __call__(self, command: RegisterSourceCommand) -> Source:
         require(command.actor, self.required_scope)
+        # Optional fields given as null mean "not given".
+        description = "" if command.description is None else command.description
+        tags = () if command.tags is None else command.tags
         errors = [
             *name_errors(command.name),
-            *description_errors(command.description),
-            *tags_errors(command.tags),
+            *description_errors(description),
+            *tags_errors(tags),
         ]
         if not isinstance(command.source_type, str):
             errors.append(FieldError("source_type", "must be a string"))
@@ -100,8 +103,8 @@ class RegisterSource:
             name=SourceName(command.name),
             source_type=command.source_type,
             connection=connection,
-            description=command.description,
-            tags=command.tags,
+            description=description,
+            tags=tags,
             registered_by=command.actor.identity,
             registered_at=self._clock.now(),
         )

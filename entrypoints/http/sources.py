@@ -80,8 +80,8 @@ class SourcesController(Controller):
                 name=data.name,
                 source_type=data.source_type,
                 connection=data.connection,
-                description=data.description if data.description is not None else "",
-                tags=data.tags if data.tags is not None else [],
+                description=data.description,
+                tags=data.tags,
             )
         )
         return Response(

@@ -58,6 +58,12 @@ def test_register_returns_the_full_record_with_defaults(world: World) -> None:
     assert source.status == "active"
 
 
+def test_null_description_and_tags_mean_not_given(world: World) -> None:
+    source = register(world, description=None, tags=None)
+    assert source.description == ""
+    assert source.tags == ()
+
+
 def test_secrets_are_encrypted_at_rest(world: World) -> None:
     source = register(world)
     stored = world.sources.get(source.id).connection["password"]
