@@ -2,7 +2,7 @@
 
 No auth, no store, no validation beyond what Litestar does anyway: what tdb could at best reach
 on the same server (uvicorn, same worker count). Serve with
-`python -m uvicorn bare_app:app --app-dir bench`. `BARE_LIST_SIZE` (default 1000) is how many
+`python -m uvicorn bare_app:app --app-dir bench` (the benchmarks serve it as `tdb serve` serves tdb). `BARE_LIST_SIZE` (default 1000) is how many
 summaries `GET /v1/sources` returns. Handlers return plain objects, so Litestar encodes the JSON
 on every request, as it does for tdb.
 """
