@@ -20,13 +20,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bare_app  # noqa: E402
+import bare_app
 
-from application.sources import RegisterSourceCommand  # noqa: E402
-from domain.keys import OPERATOR  # noqa: E402
-from entrypoints.container import build_container  # noqa: E402
-from entrypoints.http.app import create_app  # noqa: E402
-from entrypoints.settings import Settings  # noqa: E402
+from application.sources import RegisterSourceCommand
+from domain.keys import OPERATOR
+from entrypoints.container import build_container
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
