@@ -1,10 +1,9 @@
 """The framework ceiling: a bare Litestar app serving fixed JSON on tdb's routes.
 
 No auth, no store, no validation beyond what Litestar does anyway: what tdb could at best reach
-on the same server (uvicorn, same worker count). Serve with
-`python -m uvicorn bare_app:app --app-dir bench` (the benchmarks serve it as `tdb serve` serves tdb). `BARE_LIST_SIZE` (default 1000) is how many
-summaries `GET /v1/sources` returns. Handlers return plain objects, so Litestar encodes the JSON
-on every request, as it does for tdb.
+on the same server (the benchmarks serve it as `tdb serve` serves tdb, with as many workers).
+`BARE_LIST_SIZE` (default 1000) is how many summaries `GET /v1/sources` returns. Handlers return
+plain objects, so Litestar encodes the JSON on every request, as it does for tdb.
 """
 
 from __future__ import annotations
