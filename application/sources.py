@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -43,7 +43,7 @@ def _secret_names(connectors: ConnectorRegistry, source_type: str) -> list[str]:
     return [f.name for f in connectors.get(source_type).fields if f.secret]
 
 
-def _map_secrets(source: Source, names: list[str], how: Any) -> Source:
+def _map_secrets(source: Source, names: list[str], how: Callable[[str], str]) -> Source:
     connection = dict(source.connection)
     for name in names:
         if isinstance(connection.get(name), str):
@@ -51,7 +51,9 @@ def _map_secrets(source: Source, names: list[str], how: Any) -> Source:
     return source.with_connection(connection)
 
 
-def _shown(source: Source, names: list[str], actor: Principal, decrypt: Any) -> Source:
+def _shown(
+    source: Source, names: list[str], actor: Principal, decrypt: Callable[[str], str]
+) -> Source:
     """The source as this actor may see it: secrets decrypted, or masked without the scope."""
     if actor.can(Scope.SECRETS):
         return _map_secrets(source, names, decrypt)
