@@ -11,7 +11,7 @@ from uuid import UUID
 
 import attrs
 
-from domain.errors import FieldError, InvalidInput
+from domain.errors import FieldError, InvalidInput, SourceNotFound
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 500
@@ -80,6 +80,14 @@ def tags_errors(tags: object) -> list[FieldError]:
 def _check(errors: list[FieldError]) -> None:
     if errors:
         raise InvalidInput(errors)
+
+
+def parse_source_id(raw: str) -> UUID:
+    """The id a caller names; anything that is not a UUID names no source."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise SourceNotFound(raw) from None
 
 
 @attrs.frozen

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from application.sources import (
     DeleteSourceCommand,
@@ -18,9 +17,9 @@ from application.sources import (
     ListSourcesQuery,
     RegisterSourceCommand,
 )
-from domain.errors import DomainError, FieldError, InvalidInput, SourceNotFound
+from domain.errors import DomainError, FieldError, InvalidInput
 from domain.keys import OPERATOR, ApiKey, Principal, Scope, public_id
-from domain.sources import Source, SourceFilter
+from domain.sources import Source, SourceFilter, parse_source_id
 from entrypoints.container import Container, build_container
 from entrypoints.http.schemas import SchemaOut, SourceRecord, SourceSummary, api_timestamp
 from entrypoints.settings import Settings
@@ -50,13 +49,6 @@ def _actor(container: Container, args: argparse.Namespace) -> Principal:
     if getattr(args, "show_secrets", False):
         return OPERATOR
     return Principal(OPERATOR.identity, OPERATOR.scopes - {Scope.SECRETS})
-
-
-def _source_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise SourceNotFound(raw) from None
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -148,7 +140,9 @@ def sources_list(container: Container, args: argparse.Namespace) -> None:
 
 
 def sources_show(container: Container, args: argparse.Namespace) -> None:
-    source = container.get_source()(GetSourceQuery(_actor(container, args), _source_id(args.id)))
+    source = container.get_source()(
+        GetSourceQuery(_actor(container, args), parse_source_id(args.id))
+    )
     _print_record(source, args.json)
 
 
@@ -175,7 +169,7 @@ def sources_register(container: Container, args: argparse.Namespace) -> None:
 
 def sources_schema(container: Container, args: argparse.Namespace) -> None:
     schema = container.inspect_schema()(
-        InspectSchemaQuery(_actor(container, args), _source_id(args.id))
+        InspectSchemaQuery(_actor(container, args), parse_source_id(args.id))
     )
     out = _struct_json(SchemaOut.of(schema))
     if args.json:
@@ -191,7 +185,9 @@ def sources_schema(container: Container, args: argparse.Namespace) -> None:
 
 
 def sources_delete(container: Container, args: argparse.Namespace) -> None:
-    container.delete_source()(DeleteSourceCommand(_actor(container, args), _source_id(args.id)))
+    container.delete_source()(
+        DeleteSourceCommand(_actor(container, args), parse_source_id(args.id))
+    )
     if args.json:
         _json({"deleted": args.id})
     else:

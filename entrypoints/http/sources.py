@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from uuid import UUID
 
 import anyio
 import anyio.to_thread
@@ -25,9 +24,9 @@ from application.sources import (
     RegisterSource,
     RegisterSourceCommand,
 )
-from domain.errors import BackendUnavailable, FieldError, InvalidInput, SourceNotFound
+from domain.errors import BackendUnavailable, FieldError, InvalidInput
 from domain.keys import Principal
-from domain.sources import SourceFilter
+from domain.sources import SourceFilter, parse_source_id
 from entrypoints.http.auth import require_scope
 from entrypoints.http.cursor import decode_cursor, encode_cursor
 from entrypoints.http.openapi import responses
@@ -36,14 +35,6 @@ from entrypoints.http.schemas import RegisterSourceRequest, SchemaOut, SourceRec
 AuthRequest = Request[Principal, str, Any]
 # A typo such as `?tags=x` must not silently list everything.
 LIST_PARAMETERS = {"tag", "source_type", "name_prefix", "limit", "cursor"}
-
-
-def parse_source_id(raw: str) -> UUID:
-    """The id in a path; anything that is not a UUID names no source."""
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise SourceNotFound(raw) from None
 
 
 class SourcesController(Controller):
