@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.helpers import throwaway_database
 
 settings.register_profile(
     "ci",
@@ -52,12 +53,8 @@ def postgres_admin_url() -> str:
 @pytest.fixture(scope="session")
 def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """A throwaway database created for this test session and dropped after it."""
-    name = f"tdb_test_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield urlunsplit(urlsplit(postgres_admin_url)._replace(path=f"/{name}"))
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(postgres_admin_url, "tdb_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.e2e.conftest import free_port
+from tests.helpers import free_port
 
 
 def _bindir() -> Path | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import threading
 import time
@@ -11,15 +10,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
 import pytest
 
 from adapters.crypto import generate_key
 from tests.e2e.conftest import TdbServer
 from tests.e2e.pg_cluster import ThrowawayCluster
+from tests.helpers import throwaway_database
 
 SOURCE = {
     "source_type": "postgres",
@@ -30,13 +28,8 @@ SOURCE = {
 @pytest.fixture
 def postgres_store(postgres_admin_url: str) -> Iterator[dict[str, str]]:
     """The environment of a tdb whose store is a fresh PostgreSQL database, dropped afterwards."""
-    name = f"tdb_e2e_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(postgres_admin_url)._replace(path=f"/{name}"))
-    yield {"TDB_DATABASE_URL": url, "TDB_SECRET_KEY": generate_key().decode()}
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(postgres_admin_url, "tdb_e2e") as url:
+        yield {"TDB_DATABASE_URL": url, "TDB_SECRET_KEY": generate_key().decode()}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

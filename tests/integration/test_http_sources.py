@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import socket
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
+from tests.helpers import free_port
 from tests.integration.conftest import Token
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -349,12 +349,6 @@ def test_schema_of_a_live_postgres_table(
     assert TIMESTAMP.match(schema["inspected_at"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.postgres
 def test_schema_of_an_unreachable_backend_is_503_with_a_reason(
     client: TestClient[Any], admin: dict[str, str], orders_table: dict[str, Any]
@@ -363,7 +357,7 @@ def test_schema_of_an_unreachable_backend_is_503_with_a_reason(
         client,
         admin,
         "down",
-        connection={**orders_table, "host": "127.0.0.1", "port": _free_port()},
+        connection={**orders_table, "host": "127.0.0.1", "port": free_port()},
     )
     problem = assert_problem(client.get(f"/v1/sources/{record['id']}/schema", headers=admin), 503)
     assert problem["reason"] == "unreachable"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,8 @@ from litestar.testing import TestClient
 
 from entrypoints.cli.main import main
 from entrypoints.settings import Settings
+from tests.helpers import free_port
 from tests.integration.conftest import Token
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_password_never_leaks_to_a_key_without_the_secrets_scope(
@@ -38,7 +32,7 @@ def test_the_password_never_leaks_to_a_key_without_the_secrets_scope(
     reader = {"Authorization": f"Bearer {reader_token}"}
     connection = {
         "host": "127.0.0.1",
-        "port": _free_port(),
+        "port": free_port(),
         "dbname": "d",
         "user": "u",
         "password": password,

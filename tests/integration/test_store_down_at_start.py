@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-
 from litestar.testing import TestClient
 
 from adapters.crypto import generate_key
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import free_port
 
 
 def test_an_app_whose_store_is_down_starts_and_answers_503() -> None:
     settings = Settings(
-        database_url=f"postgresql://postgres@127.0.0.1:{_free_port()}/nowhere",
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
         secret_key=generate_key().decode(),
         store_timeout=1,
     )
