@@ -120,9 +120,8 @@ class SqliteDatabase:
 
     def ping(self) -> None:
         """Return if the file can be opened and read; raise `StoreUnavailable` if not."""
-        with self.reading() as db:
-            # Reads the schema page, so a file that is not a database fails here.
-            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        # Reads the schema page, so a file that is not a database fails here.
+        self.read("SELECT count(*) FROM sqlite_master")
 
     def close(self) -> None:
         """Close every idle connection; connections in use close when they are given back."""
@@ -131,12 +130,6 @@ class SqliteDatabase:
             idle, self._idle = self._idle, []
         for db in idle:
             db.close()
-
-    @contextmanager
-    def reading(self) -> Iterator[sqlite_utils.Database]:
-        """A connection for reads (each `query` is its own snapshot)."""
-        with _unavailable_on_error(self.path), self._connection() as db:
-            yield db
 
     @contextmanager
     def writing(self) -> Iterator[sqlite_utils.Database]:
