@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from bare_app import RECORD
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -138,23 +139,8 @@ end
 
 def register_body(name: str, **connection: Any) -> dict[str, Any]:
     """A postgres source as in the API document (a password, so reads decrypt a secret)."""
-    conn = {
-        "host": "db.internal",
-        "port": 5432,
-        "dbname": "production",
-        "user": "tdb_reader",
-        "password": "s3cret",
-        "table": "orders",
-        "schema": "public",
-    }
-    conn.update(connection)
-    return {
-        "name": name,
-        "source_type": "postgres",
-        "connection": conn,
-        "description": "Order records",
-        "tags": ["production", "finance"],
-    }
+    body = {k: RECORD[k] for k in ("source_type", "description", "tags")}
+    return {"name": name, **body, "connection": {**RECORD["connection"], **connection}}
 
 
 def write_lua(tmp: Path) -> dict[str, Path]:
