@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from msgspec import to_builtins
+
 from application.sources import (
     DeleteSourceCommand,
     GetSourceQuery,
@@ -33,12 +35,6 @@ def _out(text: str = "") -> None:
 
 def _json(value: Any) -> None:
     _out(json.dumps(value, ensure_ascii=False))
-
-
-def _struct_json(value: Any) -> Any:
-    import msgspec
-
-    return msgspec.to_builtins(value)
 
 
 def _actor(container: Container, args: argparse.Namespace) -> Principal:
@@ -101,7 +97,7 @@ def keys_revoke(container: Container, args: argparse.Namespace) -> None:
 
 
 def _print_record(source: Source, as_json: bool) -> None:
-    record = _struct_json(SourceRecord.of(source))
+    record = to_builtins(SourceRecord.of(source))
     if as_json:
         _json(record)
         return
@@ -128,7 +124,7 @@ def sources_list(container: Container, args: argparse.Namespace) -> None:
             tags=tuple(args.tag or ()), source_type=args.source_type, name_prefix=args.name_prefix
         ),
     )
-    rows = [_struct_json(SourceSummary.of(s)) for s in container.list_sources()(query).sources]
+    rows = [to_builtins(SourceSummary.of(s)) for s in container.list_sources()(query).sources]
     if args.json:
         _json(rows)
         return
@@ -171,7 +167,7 @@ def sources_schema(container: Container, args: argparse.Namespace) -> None:
     schema = container.inspect_schema()(
         InspectSchemaQuery(_actor(container, args), parse_source_id(args.id))
     )
-    out = _struct_json(SchemaOut.of(schema))
+    out = to_builtins(SchemaOut.of(schema))
     if args.json:
         _json(out)
         return
