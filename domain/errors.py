@@ -81,8 +81,9 @@ class PermissionDenied(DomainError):
     """The caller is authenticated but lacks the scope this operation needs."""
 
     def __init__(self, scope: str) -> None:
-        self.scope = scope
-        super().__init__(f"this operation needs the scope {scope!r}")
+        # str() of the scope enum: its value, `sources:write`, not the enum's repr.
+        self.scope = str(scope)
+        super().__init__(f"this operation needs the scope {self.scope}")
 
 
 class ApiKeyNotFound(DomainError):

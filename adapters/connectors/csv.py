@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import encodings.aliases
 import io
 import os
 import re
@@ -245,14 +246,35 @@ def _opened_path(fd: int) -> Path | None:
         return None
 
 
+def _character_sets() -> frozenset[str]:
+    """Python's character-set codecs, by canonical name: the ones with aliases (every common
+    charset has one) and a few code pages without, less the codecs that are not a character
+    set (bytes-to-bytes codecs such as base64, rot13) and UTF-7, whose `+...-` escapes decode
+    to characters that were not written as such.
+    """
+    names = set(encodings.aliases.aliases.values())
+    names |= {"utf_8_sig", "koi8_u", "koi8_t", "cp720", "cp737", "cp856", "cp874", "cp875"}
+    found = set()
+    for name in names - {"utf_7"}:
+        try:
+            info = codecs.lookup(name)
+        except LookupError:  # mbcs, outside Windows
+            continue
+        if getattr(info, "_is_text_encoding", True):
+            found.add(info.name)
+    return frozenset(found)
+
+
+# Not "any codec Python has": `undefined` fails on every byte, `idna` and `punycode` encode host
+# names, `unicode_escape` reads backslashes as escapes.
+CHARACTER_SETS = _character_sets()
+
+
 def _is_text_encoding(name: str) -> bool:
     try:
-        b"a".decode(name)  # LookupError for unknown names and str-to-str codecs (rot13)
+        return codecs.lookup(name).name in CHARACTER_SETS
     except LookupError:
         return False
-    except UnicodeError:  # a real encoding that "a" alone is not valid in (UTF-16: one byte)
-        pass
-    return True
 
 
 def _decode(data: bytes, complete: bool, encoding: str | None, path: str) -> str:
@@ -263,14 +285,16 @@ def _decode(data: bytes, complete: bool, encoding: str | None, path: str) -> str
         try:
             text = codecs.getincrementaldecoder(name)().decode(data, final=complete)
             break
-        except UnicodeDecodeError as exc:
+        # Not only UnicodeDecodeError: UTF-16 and UTF-32 without a BOM raise a bare UnicodeError.
+        except UnicodeError as exc:
             failure = exc
     else:
-        raise BackendUnavailable(
-            "unreadable",
-            f"{path!r} is not valid {failure.encoding}: byte 0x{data[failure.start]:02x} "
-            f"at offset {failure.start}",
-        )
+        if isinstance(failure, UnicodeDecodeError):
+            where = f"byte 0x{data[failure.start]:02x} at offset {failure.start}"
+            raise BackendUnavailable(
+                "unreadable", f"{path!r} is not valid {failure.encoding}: {where}"
+            )
+        raise BackendUnavailable("unreadable", f"{path!r} is not valid {name}: {failure}")
     text = text.removeprefix("\ufeff")
     if "\x00" in text or len(_CONTROL.findall(text)) > MAX_CONTROL_SHARE * len(text):
         raise BackendUnavailable("unreadable", f"{path!r} holds binary data, not text")

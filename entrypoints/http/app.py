@@ -16,6 +16,7 @@ from litestar.middleware import DefineMiddleware
 from domain.errors import StoreUnavailable
 from entrypoints.container import Container
 from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware, PrincipalCache
+from entrypoints.http.bodies import TdbRequest
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.openapi import RegisterBodySchema, openapi_config
 from entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -73,6 +74,7 @@ def create_app(container: Container) -> Litestar:
             )
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(),
         plugins=[RegisterBodySchema(container.connectors())],

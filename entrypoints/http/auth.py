@@ -14,7 +14,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.types import ASGIApp
 
 from application.keys import Authenticate
-from domain.errors import AuthenticationFailed, PermissionDenied
+from domain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from domain.keys import Principal, Scope
 
 # Patterns (regular expressions) of paths served without a key: the probes and the OpenAPI document.
@@ -58,12 +58,14 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def _authorization(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The one Authorization header; two of them are a malformed request (which one counts would
+    depend on the proxy in front)."""
     # Straight from the ASGI scope: parsing every header into a Headers object costs more
     # than the whole token check on a cache hit.
-    for name, value in headers:
-        if name.lower() == b"authorization":
-            return value.decode("latin-1")
-    return None
+    found = [value for name, value in headers if name.lower() == b"authorization"]
+    if len(found) > 1:
+        raise InvalidInput.single("Authorization", "must be sent once")
+    return found[0].decode("latin-1") if found else None
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -94,10 +96,12 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
 async def require_scope(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """Guard: the caller must hold the route's `opt["scope"]` (checked before the body is read).
+    """Guard: the caller must hold the route's `opt["scope"]`, if it names one.
 
+    Guards run before the path's id is parsed and before the body is read, so a key without
+    the scope gets 403 whatever id or body it sends. (The use case checks the scope again.)
     Async although it does no I/O: Litestar runs a sync guard on a worker thread.
     """
-    scope: Scope = handler.opt["scope"]
-    if not connection.user.can(scope):
+    scope: Scope | None = handler.opt.get("scope")
+    if scope is not None and not connection.user.can(scope):
         raise PermissionDenied(scope)

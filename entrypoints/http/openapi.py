@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from litestar import Response, Router, get
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Discriminator, OpenAPIType, Schema, SecurityScheme
+from litestar.params import FromPath
 from litestar.plugins import OpenAPISchemaPlugin
+from litestar.response import File
 from litestar.typing import FieldDefinition
+from swagger_ui_bundle import swagger_ui_path
 
 from application.ports import Connector, ConnectorRegistry
 from domain.connections import ConnectionField
@@ -28,6 +34,7 @@ _MEANINGS = {
     404: "Source ID not found",
     409: "A source with this name already exists",
     413: "Request body larger than 64 KiB",
+    415: "The body is not sent as application/json",
     503: "The store, or the source's backend, is unreachable (see `reason`)",
 }
 
@@ -45,9 +52,60 @@ def responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
+SCHEMA_PATH = "/schema"
+ASSETS = f"{SCHEMA_PATH}/swagger/assets"
+# The Swagger UI files the page loads, served from the installed bundle: nothing from a CDN.
+_ASSET_TYPES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui-standalone-preset.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
+
+
+@get("/swagger/assets/{name:str}", sync_to_thread=False, include_in_schema=False)
+def swagger_asset(name: FromPath[str]) -> File:
+    if name not in _ASSET_TYPES:
+        raise NotFoundException()
+    return File(
+        path=str(swagger_ui_path / name),
+        filename=name,
+        media_type=_ASSET_TYPES[name],
+        content_disposition_type="inline",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+def _problem_not_found(response: Response[Any]) -> Response[Any]:
+    # Litestar answers unknown paths under the schema router with an HTML page of its own.
+    if response.status_code == 404 and response.media_type != "application/problem+json":
+        raise NotFoundException()
+    return response
+
+
 def openapi_config() -> OpenAPIConfig:
-    """Title, version, and Bearer authentication on every route that does not opt out."""
+    """Title, version, Bearer authentication on every route that does not opt out, and what is
+    served under /schema: the JSON document and one Swagger UI (at /schema and /schema/swagger),
+    whose scripts come from this server.
+    """
     return OpenAPIConfig(
+        path=SCHEMA_PATH,
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path=["/", "/swagger"],
+                js_url=f"{ASSETS}/swagger-ui-bundle.js",
+                css_url=f"{ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{ASSETS}/swagger-ui-standalone-preset.js",
+                favicon=f"<link rel='icon' type='image/png' href='{ASSETS}/favicon-32x32.png'>",
+            ),
+            JsonRenderPlugin(),
+        ],
+        openapi_router=Router(
+            SCHEMA_PATH,
+            route_handlers=[swagger_asset],
+            include_in_schema=False,
+            after_request=_problem_not_found,
+        ),
         title="tdb source registry",
         version="1.0.0",
         description="A registry of data sources: register, list, get, delete, inspect schemas.",

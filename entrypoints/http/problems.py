@@ -86,8 +86,8 @@ def unauthorized() -> Response[Problem]:
 
 
 def _forbidden(_: Request[Any, Any, Any], exc: PermissionDenied) -> Response[Problem]:
-    detail = f"This API key lacks the scope {exc.scope!r}."
-    return problem(403, "forbidden", detail, required_scope=str(exc.scope))
+    detail = f"This API key lacks the scope {exc.scope}."
+    return problem(403, "forbidden", detail, required_scope=exc.scope)
 
 
 def _secret_unreadable(_: Request[Any, Any, Any], exc: SecretUnreadable) -> Response[Problem]:
@@ -109,13 +109,17 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
     )
 
 
+# Headers an HTTP error may carry to the client: what the method or the body should have been.
+_PASSED_HEADERS = {"allow", "accept-post", "accept-patch"}
+
+
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     if exc.status_code == 401:
         return unauthorized()
     if exc.status_code >= 500:
         return _unexpected(request, exc)
     slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
-    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in _PASSED_HEADERS}
     return problem(exc.status_code, slug, exc.detail or "", headers=headers or None)
 
 

@@ -89,7 +89,7 @@ def test_a_token_limits_the_cli_to_its_scopes(tdb: Any, tmp_path: Path) -> None:
     file.write_text(json.dumps(SEED_BODY))
     code, _, err = tdb("sources", "register", str(file), "--token", reader)
     assert code == 1
-    assert "sources:write" in err
+    assert err == "error: this operation needs the scope sources:write\n"
     code, _, err = tdb("sources", "list", "--token", "tdbk_bogus_token")
     assert code == 1
 
