@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -172,7 +173,10 @@ def test_bad_connections_are_400_naming_the_fields(
 def test_invalid_bodies_are_400(
     client: TestClient[Any], admin: dict[str, str], payload: Any
 ) -> None:
-    assert_problem(client.post("/v1/sources", json=payload, headers=admin), 400)
+    # Encoded by hand: httpx sends `json=None` as no body at all, with no Content-Type (415).
+    content = json.dumps(payload).encode()
+    headers = {**admin, "Content-Type": "application/json"}
+    assert_problem(client.post("/v1/sources", content=content, headers=headers), 400)
     assert client.get("/v1/sources", headers=admin).json() == []
 
 
