@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import cattrs
 
+from domain.history import SchemaSnapshot
 from domain.keys import ApiKey, Scope
-from domain.sources import Source, SourceName, SourceSummary
+from domain.sources import Column, Source, SourceName, SourceSummary
 
 # Without detailed validation: stored records are our own, and the plain hooks are twice as fast.
 converter = cattrs.Converter(detailed_validation=False)
@@ -95,3 +97,26 @@ def key_to_record(key: ApiKey) -> dict[str, Any]:
 def key_from_record(record: Mapping[str, Any]) -> ApiKey:
     """The API key for plain data made by `key_to_record`."""
     return converter.structure(dict(record), ApiKey)
+
+
+def columns_to_json(columns: Sequence[Column]) -> str:
+    """Columns as the JSON text the stores keep: `[{"name", "type", "nullable"}, ...]`."""
+    return json.dumps(
+        [{"name": c.name, "type": c.type, "nullable": c.nullable} for c in columns],
+        ensure_ascii=True,
+    )
+
+
+def snapshot_from_record(record: Mapping[str, Any]) -> SchemaSnapshot:
+    """The snapshot for a stored row (`columns` as JSON text or already decoded)."""
+    columns = record["columns"]
+    if isinstance(columns, str | bytes):
+        columns = json.loads(columns)
+    source_id = record["source_id"]
+    return SchemaSnapshot(
+        source_id=source_id if isinstance(source_id, UUID) else UUID(source_id),
+        sequence=int(record["sequence"]),
+        fingerprint=record["fingerprint"],
+        columns=tuple(Column(c["name"], c["type"], c["nullable"]) for c in columns),
+        observed_at=parse_timestamp(record["observed_at"]),
+    )

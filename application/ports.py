@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from domain.connections import ConnectionField
+from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import Column, PageKey, Source, SourceFilter, SourcePage
 
@@ -28,6 +29,27 @@ class SourceRepository(Protocol):
 
     def remove(self, source_id: UUID) -> None:
         """Delete the source with this id; raise `SourceNotFound` if there is none."""
+
+
+class SnapshotRepository(Protocol):
+    """Where each source's schema history is kept: snapshots numbered 1, 2, ... per source."""
+
+    def head(self, source_id: UUID) -> SnapshotHead | None:
+        """The newest snapshot's sequence and fingerprint; None if the source has no snapshot."""
+
+    def latest(self, source_id: UUID) -> SchemaSnapshot | None:
+        """The newest snapshot of the source; None if it has none."""
+
+    def append(self, snapshot: SchemaSnapshot) -> bool:
+        """Store it only if the source's newest is `sequence - 1` (or none, for 1), atomically.
+
+        Say whether it was stored; raise `SourceNotFound` if the source does not exist.
+        """
+
+    def newest_first(
+        self, source_id: UUID, limit: int, before: int | None = None
+    ) -> Sequence[SchemaSnapshot]:
+        """At most `limit` of the source's snapshots, newest first, with sequence below `before`."""
 
 
 class ApiKeyRepository(Protocol):

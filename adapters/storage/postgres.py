@@ -18,8 +18,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from adapters.serialization import (
+    columns_to_json,
     key_from_record,
     key_to_record,
+    snapshot_from_record,
     source_from_record,
     source_to_record,
     summary_from_record,
@@ -27,6 +29,7 @@ from adapters.serialization import (
 )
 from adapters.storage.sql import can_match, page, storable
 from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound, StoreUnavailable
+from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import PageKey, Source, SourceFilter, SourcePage
 
@@ -63,6 +66,24 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )
             """,
             "CREATE INDEX api_keys_by_creation ON api_keys (created_at, key_id)",
+        ),
+    ),
+    (
+        3,
+        (
+            # The primary key is the compare-and-set of concurrent inspections: of two that
+            # would store the snapshot after the same one, exactly one can. The foreign key
+            # removes a source's history in the statement that removes the source.
+            """
+            CREATE TABLE schema_snapshots (
+                source_id uuid NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
+                sequence bigint NOT NULL CHECK (sequence > 0),
+                fingerprint text NOT NULL,
+                columns json NOT NULL,
+                observed_at timestamptz NOT NULL,
+                PRIMARY KEY (source_id, sequence)
+            )
+            """,
         ),
     ),
 )
@@ -298,6 +319,63 @@ class PostgresSourceRepository:
             deleted = conn.execute("DELETE FROM sources WHERE id = %s", [source_id]).rowcount
         if not deleted:
             raise SourceNotFound(source_id)
+
+
+_SNAPSHOT_COLUMNS = "source_id, sequence, fingerprint, columns, observed_at"
+
+
+class PostgresSnapshotRepository:
+    """Snapshots in the `schema_snapshots` table, keyed by (source, sequence)."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    def head(self, source_id: UUID) -> SnapshotHead | None:
+        rows = self._db.read(
+            "SELECT sequence, fingerprint FROM schema_snapshots WHERE source_id = %s"
+            " ORDER BY sequence DESC LIMIT 1",
+            [source_id],
+        )
+        return SnapshotHead(rows[0]["sequence"], rows[0]["fingerprint"]) if rows else None
+
+    def latest(self, source_id: UUID) -> SchemaSnapshot | None:
+        found = self.newest_first(source_id, 1)
+        return found[0] if found else None
+
+    def append(self, snapshot: SchemaSnapshot) -> bool:
+        # Sequences have no gaps, so "the newest is sequence - 1" is "sequence is free and
+        # sequence - 1 is taken": the primary key decides the first, and a concurrent insert
+        # of the same key waits for this one's outcome.
+        try:
+            with self._db.connection() as conn:
+                cursor = conn.execute(
+                    f"INSERT INTO schema_snapshots ({_SNAPSHOT_COLUMNS})"
+                    " SELECT %(source_id)s, %(sequence)s, %(fingerprint)s, %(columns)s::json,"
+                    " %(observed_at)s::timestamptz"
+                    " WHERE %(sequence)s = 1 OR EXISTS (SELECT 1 FROM schema_snapshots"
+                    " WHERE source_id = %(source_id)s AND sequence = %(sequence)s - 1)"
+                    " ON CONFLICT (source_id, sequence) DO NOTHING",
+                    {
+                        "source_id": snapshot.source_id,
+                        "sequence": snapshot.sequence,
+                        "fingerprint": snapshot.fingerprint,
+                        "columns": columns_to_json(snapshot.columns),
+                        "observed_at": timestamp(snapshot.observed_at),
+                    },
+                )
+                return cursor.rowcount == 1
+        except pg_errors.ForeignKeyViolation:
+            raise SourceNotFound(snapshot.source_id) from None
+
+    def newest_first(
+        self, source_id: UUID, limit: int, before: int | None = None
+    ) -> Sequence[SchemaSnapshot]:
+        rows = self._db.read(
+            f"SELECT {_SNAPSHOT_COLUMNS} FROM schema_snapshots"
+            " WHERE source_id = %s AND sequence < %s ORDER BY sequence DESC LIMIT %s",
+            [source_id, before if before is not None else 2**62, limit],
+        )
+        return [snapshot_from_record(row) for row in rows]
 
 
 class PostgresApiKeyRepository:

@@ -17,8 +17,10 @@ import msgspec
 import sqlite_utils
 
 from adapters.serialization import (
+    columns_to_json,
     key_from_record,
     key_to_record,
+    snapshot_from_record,
     source_from_record,
     source_to_record,
     summary_from_record,
@@ -26,6 +28,7 @@ from adapters.serialization import (
 )
 from adapters.storage.sql import can_match, page, storable
 from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound, StoreUnavailable
+from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import PageKey, Source, SourceFilter, SourcePage
 
@@ -58,6 +61,23 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )
             """,
             "CREATE INDEX api_keys_by_creation ON api_keys (created_at, key_id)",
+        ),
+    ),
+    (
+        3,
+        (
+            # The primary key is the compare-and-set of concurrent inspections: of two that
+            # would store the snapshot after the same one, exactly one can.
+            """
+            CREATE TABLE schema_snapshots (
+                source_id TEXT NOT NULL,
+                sequence INTEGER NOT NULL CHECK (sequence > 0),
+                fingerprint TEXT NOT NULL,
+                columns TEXT NOT NULL,
+                observed_at TEXT NOT NULL,
+                PRIMARY KEY (source_id, sequence)
+            )
+            """,
         ),
     ),
 )
@@ -321,8 +341,66 @@ class SqliteSourceRepository:
     def remove(self, source_id: UUID) -> None:
         with self._db.writing() as db:
             deleted = db.execute("DELETE FROM sources WHERE id = ?", [str(source_id)]).rowcount
+            db.execute("DELETE FROM schema_snapshots WHERE source_id = ?", [str(source_id)])
         if not deleted:
             raise SourceNotFound(source_id)
+
+
+_SNAPSHOT_COLUMNS = "source_id, sequence, fingerprint, columns, observed_at"
+
+
+class SqliteSnapshotRepository:
+    """Snapshots in the `schema_snapshots` table, keyed by (source, sequence)."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def head(self, source_id: UUID) -> SnapshotHead | None:
+        rows = self._db.read(
+            "SELECT sequence, fingerprint FROM schema_snapshots WHERE source_id = ?"
+            " ORDER BY sequence DESC LIMIT 1",
+            [str(source_id)],
+        )
+        return SnapshotHead(rows[0]["sequence"], rows[0]["fingerprint"]) if rows else None
+
+    def latest(self, source_id: UUID) -> SchemaSnapshot | None:
+        found = self.newest_first(source_id, 1)
+        return found[0] if found else None
+
+    def append(self, snapshot: SchemaSnapshot) -> bool:
+        source_id = str(snapshot.source_id)
+        # BEGIN IMMEDIATE holds every other writer back from the checks to the insert.
+        with self._db.writing() as db:
+            exists = db.execute("SELECT EXISTS (SELECT 1 FROM sources WHERE id = ?)", [source_id])
+            if not exists.fetchone()[0]:
+                raise SourceNotFound(snapshot.source_id)
+            newest = db.execute(
+                "SELECT coalesce(max(sequence), 0) FROM schema_snapshots WHERE source_id = ?",
+                [source_id],
+            ).fetchone()[0]
+            if newest != snapshot.sequence - 1:
+                return False
+            db.execute(
+                f"INSERT INTO schema_snapshots ({_SNAPSHOT_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                [
+                    source_id,
+                    snapshot.sequence,
+                    snapshot.fingerprint,
+                    columns_to_json(snapshot.columns),
+                    timestamp(snapshot.observed_at),
+                ],
+            )
+            return True
+
+    def newest_first(
+        self, source_id: UUID, limit: int, before: int | None = None
+    ) -> Sequence[SchemaSnapshot]:
+        rows = self._db.read(
+            f"SELECT {_SNAPSHOT_COLUMNS} FROM schema_snapshots"
+            " WHERE source_id = ? AND sequence < ? ORDER BY sequence DESC LIMIT ?",
+            [str(source_id), before if before is not None else 2**62, limit],
+        )
+        return [snapshot_from_record(row) for row in rows]
 
 
 class SqliteApiKeyRepository:

@@ -16,14 +16,25 @@ import pytest
 from psycopg import sql
 
 from adapters.storage import postgres, sqlite
-from adapters.storage.memory import MemoryApiKeyRepository, MemorySourceRepository, MemoryStore
+from adapters.storage.memory import (
+    MemoryApiKeyRepository,
+    MemorySnapshotRepository,
+    MemorySourceRepository,
+    MemoryStore,
+)
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
+    PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
-from adapters.storage.sqlite import SqliteApiKeyRepository, SqliteDatabase, SqliteSourceRepository
-from application.ports import ApiKeyRepository, SourceRepository, Store
+from adapters.storage.sqlite import (
+    SqliteApiKeyRepository,
+    SqliteDatabase,
+    SqliteSnapshotRepository,
+    SqliteSourceRepository,
+)
+from application.ports import ApiKeyRepository, SnapshotRepository, SourceRepository, Store
 
 ADAPTERS = [
     pytest.param("memory", id="memory"),
@@ -43,6 +54,7 @@ class Stores:
     store: Store
     sources: SourceRepository
     keys: ApiKeyRepository
+    history: SnapshotRepository
 
 
 class StoreFactory(abc.ABC):
@@ -68,7 +80,10 @@ class MemoryStores(StoreFactory):
 
     @contextmanager
     def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
-        stores = Stores(MemoryStore(), MemorySourceRepository(), MemoryApiKeyRepository())
+        sources = MemorySourceRepository()
+        stores = Stores(
+            MemoryStore(), sources, MemoryApiKeyRepository(), MemorySnapshotRepository(sources)
+        )
         yield [stores] * handles
 
 
@@ -89,7 +104,12 @@ class SqliteStores(StoreFactory):
             if upgraded:
                 databases[0].upgrade()
             yield [
-                Stores(db, SqliteSourceRepository(db), SqliteApiKeyRepository(db))
+                Stores(
+                    db,
+                    SqliteSourceRepository(db),
+                    SqliteApiKeyRepository(db),
+                    SqliteSnapshotRepository(db),
+                )
                 for db in databases
             ]
         finally:
@@ -139,7 +159,12 @@ class PostgresStores(StoreFactory):
                 if upgraded:
                     databases[0].upgrade()
                 yield [
-                    Stores(db, PostgresSourceRepository(db), PostgresApiKeyRepository(db))
+                    Stores(
+                        db,
+                        PostgresSourceRepository(db),
+                        PostgresApiKeyRepository(db),
+                        PostgresSnapshotRepository(db),
+                    )
                     for db in databases
                 ]
             finally:
