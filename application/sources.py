@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,12 +14,23 @@ from application.ports import (
     ConnectorRegistry,
     IdGenerator,
     SecretCipher,
+    SnapshotRepository,
     SourceRepository,
 )
 from domain.errors import FieldError, InvalidInput, PermissionDenied
+from domain.history import (
+    HistoryEntry,
+    HistoryPage,
+    SchemaSnapshot,
+    SnapshotHead,
+    diff,
+    fingerprint,
+    history_page,
+)
 from domain.keys import Principal, Scope
 from domain.sources import (
     MASK,
+    Column,
     PageKey,
     Source,
     SourceFilter,
@@ -31,6 +43,7 @@ from domain.sources import (
 )
 
 LIST_LIMIT_MAX = 1000
+HISTORY_LIMIT_DEFAULT = 100
 
 
 def require(actor: Principal, scope: Scope) -> None:
@@ -176,7 +189,7 @@ class InspectSchemaQuery:
 
 @attrs.frozen
 class InspectSchema:
-    """Ask the source's backend for its columns, now."""
+    """Ask the source's backend for its columns, now, and keep them if they changed."""
 
     required_scope = Scope.READ
 
@@ -184,19 +197,83 @@ class InspectSchema:
     _connectors: ConnectorRegistry
     _cipher: SecretCipher
     _clock: Clock
+    _history: SnapshotRepository
 
     def __call__(self, query: InspectSchemaQuery) -> SourceSchema:
         require(query.actor, self.required_scope)
         source = self._sources.get(query.source_id)
+        # Read before the backend is asked: a snapshot is stored only on top of this one, so an
+        # inspection that saw older columns than a concurrent one cannot bury its newer result.
+        head = self._history.head(source.id)
         names = _secret_names(self._connectors, source.source_type)
         connection: Mapping[str, Any] = _map_secrets(source, names, self._cipher.decrypt).connection
-        columns = self._connectors.get(source.source_type).inspect(connection)
+        columns = tuple(self._connectors.get(source.source_type).inspect(connection))
+        printed = fingerprint(columns)
+        inspected_at = self._clock.now()
+        recorded = None
+        if head is None or head.fingerprint != printed:
+            recorded = self._record(source.id, head, columns, printed, inspected_at)
         return SourceSchema(
             source_id=source.id,
             source_name=source.name.value,
-            columns=tuple(columns),
-            inspected_at=self._clock.now(),
+            columns=columns,
+            inspected_at=inspected_at,
+            fingerprint=printed,
+            recorded=recorded,
         )
+
+    def _record(
+        self,
+        source_id: UUID,
+        head: SnapshotHead | None,
+        columns: tuple[Column, ...],
+        printed: str,
+        observed_at: datetime,
+    ) -> HistoryEntry | None:
+        """The entry stored for these columns; None if another inspection stored one first."""
+        previous = self._history.latest(source_id) if head is not None else None
+        if head is not None and (previous is None or previous.sequence != head.sequence):
+            return None
+        snapshot = SchemaSnapshot(
+            source_id=source_id,
+            sequence=head.sequence + 1 if head is not None else 1,
+            fingerprint=printed,
+            columns=columns,
+            observed_at=observed_at,
+        )
+        if not self._history.append(snapshot):
+            return None
+        return HistoryEntry(snapshot, diff(previous.columns, columns) if previous else ())
+
+
+@attrs.frozen
+class SchemaHistoryQuery:
+    """Read one source's schema history, newest first, one page at a time."""
+
+    actor: Principal
+    source_id: UUID
+    limit: int = HISTORY_LIMIT_DEFAULT
+    before: int | None = None
+
+
+@attrs.frozen
+class GetSchemaHistory:
+    """A source's snapshots newest first, each with its changes against the one before."""
+
+    required_scope = Scope.READ
+
+    _sources: SourceRepository
+    _history: SnapshotRepository
+
+    def __call__(self, query: SchemaHistoryQuery) -> HistoryPage:
+        require(query.actor, self.required_scope)
+        if not 1 <= query.limit <= LIST_LIMIT_MAX:
+            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
+        self._sources.get(query.source_id)
+        # One snapshot more than the page: it tells whether there is a next page, and it is
+        # what the page's oldest snapshot is compared with.
+        snapshots = self._history.newest_first(query.source_id, query.limit + 1, query.before)
+        return history_page(snapshots, query.limit)
 
 
 @attrs.frozen

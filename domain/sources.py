@@ -6,12 +6,15 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import attrs
 
 from domain.errors import FieldError, InvalidInput, SourceNotFound
+
+if TYPE_CHECKING:
+    from domain.history import HistoryEntry
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 500
@@ -215,9 +218,14 @@ class Column:
 
 @attrs.frozen
 class SourceSchema:
-    """The live column list of a source at the moment it was inspected."""
+    """The live column list of a source at the moment it was inspected.
+
+    `recorded` is the history entry this inspection stored, if the columns had changed.
+    """
 
     source_id: UUID
     source_name: str
     columns: tuple[Column, ...]
     inspected_at: datetime
+    fingerprint: str
+    recorded: HistoryEntry | None = None

@@ -10,13 +10,24 @@ from adapters.connectors.csv import CsvConnector
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import ConnectorCatalog
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
-from adapters.storage.memory import MemoryApiKeyRepository, MemorySourceRepository, MemoryStore
+from adapters.storage.memory import (
+    MemoryApiKeyRepository,
+    MemorySnapshotRepository,
+    MemorySourceRepository,
+    MemoryStore,
+)
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
+    PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
-from adapters.storage.sqlite import SqliteApiKeyRepository, SqliteDatabase, SqliteSourceRepository
+from adapters.storage.sqlite import (
+    SqliteApiKeyRepository,
+    SqliteDatabase,
+    SqliteSnapshotRepository,
+    SqliteSourceRepository,
+)
 from adapters.system import RandomIds, SystemClock
 from application.keys import (
     Authenticate,
@@ -25,7 +36,14 @@ from application.keys import (
     ListApiKeys,
     RevokeApiKey,
 )
-from application.sources import DeleteSource, GetSource, InspectSchema, ListSources, RegisterSource
+from application.sources import (
+    DeleteSource,
+    GetSchemaHistory,
+    GetSource,
+    InspectSchema,
+    ListSources,
+    RegisterSource,
+)
 from application.store import CheckReadiness, UpgradeStore
 from entrypoints.settings import Settings
 
@@ -80,11 +98,18 @@ class Container(containers.DeclarativeContainer):
         sqlite=providers.Resource(open_sqlite, settings),
         postgres=providers.Resource(open_postgres, settings),
     )
+    memory_sources = providers.Singleton(MemorySourceRepository)
     sources = providers.Selector(
         store_kind,
-        memory=providers.Singleton(MemorySourceRepository),
+        memory=memory_sources,
         sqlite=providers.Singleton(SqliteSourceRepository, store),
         postgres=providers.Singleton(PostgresSourceRepository, store),
+    )
+    history = providers.Selector(
+        store_kind,
+        memory=providers.Singleton(MemorySnapshotRepository, memory_sources),
+        sqlite=providers.Singleton(SqliteSnapshotRepository, store),
+        postgres=providers.Singleton(PostgresSnapshotRepository, store),
     )
     keys = providers.Selector(
         store_kind,
@@ -110,7 +135,8 @@ class Container(containers.DeclarativeContainer):
     register_source = providers.Factory(RegisterSource, sources, connectors, cipher, clock, ids)
     list_sources = providers.Factory(ListSources, sources)
     get_source = providers.Factory(GetSource, sources, connectors, cipher)
-    inspect_schema = providers.Factory(InspectSchema, sources, connectors, cipher, clock)
+    inspect_schema = providers.Factory(InspectSchema, sources, connectors, cipher, clock, history)
+    schema_history = providers.Factory(GetSchemaHistory, sources, history)
     delete_source = providers.Factory(DeleteSource, sources)
 
     create_api_key = providers.Factory(CreateApiKey, keys, clock)

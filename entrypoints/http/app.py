@@ -32,6 +32,7 @@ USE_CASES = (
     "list_sources",
     "get_source",
     "inspect_schema",
+    "schema_history",
     "delete_source",
     "check_readiness",
 )

@@ -1,4 +1,4 @@
-"""Opaque paging cursors: a position in the listing order, base64url-encoded."""
+"""Opaque paging cursors: a position in the listing or in a history, base64url-encoded."""
 
 from __future__ import annotations
 
@@ -28,3 +28,27 @@ def decode_cursor(cursor: str) -> PageKey:
         return PageKey(registered_at=at, id=UUID(ident))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput.single("cursor", "is not a cursor this server issued") from None
+
+
+_SEQUENCE_MAX = 2**62
+
+
+def encode_history_cursor(source_id: UUID, before: int) -> str:
+    """The cursor for the page of a source's history older than snapshot `before`."""
+    raw = f"history|{source_id}|{before}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_history_cursor(cursor: str, source_id: UUID) -> int:
+    """Where a history cursor of this source starts; `InvalidInput` for any other cursor."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, ident, before = raw.split("|")
+        if kind != "history" or UUID(ident) != source_id or not before.isdigit():
+            raise ValueError("another cursor")
+        sequence = int(before)
+        if not 1 <= sequence <= _SEQUENCE_MAX:
+            raise ValueError("out of range")
+        return sequence
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput.single("cursor", "is not a cursor of this history") from None

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from domain import sources
+from domain.history import ColumnChange, HistoryEntry
 from domain.sources import (
     DESCRIPTION_MAX,
     NAME_MAX,
     TAG_MAX,
     TAGS_MAX,
+    Column,
     Source,
     SourceSchema,
 )
@@ -98,6 +100,20 @@ class ColumnOut(msgspec.Struct, omit_defaults=True):
     type: str
     nullable: bool | None = None
 
+    @classmethod
+    def of(cls, column: Column) -> ColumnOut:
+        return cls(column.name, column.type, column.nullable)
+
+
+Fingerprint = Annotated[
+    str,
+    Meta(
+        pattern="^sha256:[0-9a-f]{64}$",
+        description="SHA-256 of the ordered columns (name, type, nullable): equal columns, equal"
+        " fingerprint",
+    ),
+]
+
 
 class SchemaOut(msgspec.Struct):
     """The live schema of a source."""
@@ -106,14 +122,56 @@ class SchemaOut(msgspec.Struct):
     source_name: str
     columns: list[ColumnOut]
     inspected_at: Timestamp
+    fingerprint: Fingerprint
 
     @classmethod
     def of(cls, schema: SourceSchema) -> SchemaOut:
         return cls(
             source_id=str(schema.source_id),
             source_name=schema.source_name,
-            columns=[ColumnOut(c.name, c.type, c.nullable) for c in schema.columns],
+            columns=[ColumnOut.of(c) for c in schema.columns],
             inspected_at=api_timestamp(schema.inspected_at),
+            fingerprint=schema.fingerprint,
+        )
+
+
+class ColumnChangeOut(msgspec.Struct):
+    """One change to one column against the snapshot before."""
+
+    column: str
+    change: Literal["added", "removed", "type_changed", "nullability_changed", "moved"]
+    before: ColumnOut | None
+    after: ColumnOut | None
+    breaking: Annotated[bool, Meta(description="removed, type_changed, or nullable false to true")]
+
+    @classmethod
+    def of(cls, change: ColumnChange) -> ColumnChangeOut:
+        return cls(
+            column=change.column,
+            change=change.change.value,
+            before=ColumnOut.of(change.before) if change.before is not None else None,
+            after=ColumnOut.of(change.after) if change.after is not None else None,
+            breaking=change.breaking,
+        )
+
+
+class SnapshotOut(msgspec.Struct):
+    """A source's columns as an inspection saw them, and what changed since the one before."""
+
+    fingerprint: Fingerprint
+    observed_at: Timestamp
+    columns: list[ColumnOut]
+    breaking: bool
+    changes: list[ColumnChangeOut]
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> SnapshotOut:
+        return cls(
+            fingerprint=entry.snapshot.fingerprint,
+            observed_at=api_timestamp(entry.snapshot.observed_at),
+            columns=[ColumnOut.of(c) for c in entry.snapshot.columns],
+            breaking=entry.breaking,
+            changes=[ColumnChangeOut.of(c) for c in entry.changes],
         )
 
 

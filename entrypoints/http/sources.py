@@ -13,8 +13,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
 from application.sources import (
+    HISTORY_LIMIT_DEFAULT,
     DeleteSource,
     DeleteSourceCommand,
+    GetSchemaHistory,
     GetSource,
     GetSourceQuery,
     InspectSchema,
@@ -23,22 +25,39 @@ from application.sources import (
     ListSourcesQuery,
     RegisterSource,
     RegisterSourceCommand,
+    SchemaHistoryQuery,
 )
 from domain.errors import BackendUnavailable
 from domain.keys import Principal
 from domain.sources import SourceFilter, parse_source_id
 from entrypoints.http.auth import require_scope
 from entrypoints.http.bodies import require_media_type
-from entrypoints.http.cursor import decode_cursor, encode_cursor
+from entrypoints.http.cursor import (
+    decode_cursor,
+    decode_history_cursor,
+    encode_cursor,
+    encode_history_cursor,
+)
 from entrypoints.http.openapi import responses
 from entrypoints.http.query import check_query
-from entrypoints.http.schemas import RegisterSourceRequest, SchemaOut, SourceRecord, SourceSummary
+from entrypoints.http.schemas import (
+    RegisterSourceRequest,
+    SchemaOut,
+    SnapshotOut,
+    SourceRecord,
+    SourceSummary,
+)
 
 AuthRequest = Request[Principal, str, Any]
+NEXT_PAGE = ResponseHeader(
+    name="Link",
+    description='The next page, as `<url>; rel="next"`, when there is one',
+    documentation_only=True,
+)
 
 
 class SourcesController(Controller):
-    """`/v1/sources`: register, list, get, inspect, delete."""
+    """`/v1/sources`: register, list, get, inspect, read the schema history, delete."""
 
     path = "/v1/sources"
     tags = ["sources"]
@@ -88,13 +107,7 @@ class SourcesController(Controller):
         opt={"scope": ListSources.required_scope},
         summary="List sources (summaries, oldest first)",
         responses=responses(400, 401, 403, 503),
-        response_headers=[
-            ResponseHeader(
-                name="Link",
-                description='The next page, as `<url>; rel="next"`, when there is one',
-                documentation_only=True,
-            )
-        ],
+        response_headers=[NEXT_PAGE],
     )
     async def list_sources(
         self,
@@ -171,6 +184,45 @@ class SourcesController(Controller):
             )
             return SchemaOut.of(schema)
         raise BackendUnavailable("timeout", "The source did not answer in time.")
+
+    @get(
+        "/{source_id:str}/schema/history",
+        opt={"scope": GetSchemaHistory.required_scope},
+        summary="The schema history: snapshots newest first, with their changes",
+        description="A snapshot is stored by an inspection whose columns differ from the"
+        " newest one. `changes` compares it with the snapshot before it (empty for the first)."
+        " Breaking: `removed`, `type_changed`, and `nullable` from false to true.",
+        responses=responses(400, 401, 403, 404, 503),
+        response_headers=[NEXT_PAGE],
+    )
+    async def schema_history(
+        self,
+        request: AuthRequest,
+        source_id: FromPath[str],
+        schema_history: NamedDependency[GetSchemaHistory],
+        limit: Annotated[
+            int, Parameter(ge=1, le=1000, description="Page size")
+        ] = HISTORY_LIMIT_DEFAULT,
+        cursor: Annotated[
+            str | None, Parameter(description="Opaque: from the previous page's Link header")
+        ] = None,
+    ) -> Response[list[SnapshotOut]]:
+        check_query(request.query_params, scalars=("limit", "cursor"), integers=("limit",))
+        ident = parse_source_id(source_id)
+        query = SchemaHistoryQuery(
+            actor=request.user,
+            source_id=ident,
+            limit=limit,
+            before=decode_history_cursor(cursor, ident) if cursor is not None else None,
+        )
+        page = await request.app.state.reads(schema_history, query)
+        headers = {}
+        if page.next_before is not None:
+            following = urlencode(
+                [("limit", str(limit)), ("cursor", encode_history_cursor(ident, page.next_before))]
+            )
+            headers["Link"] = f'<{self.path}/{ident}/schema/history?{following}>; rel="next"'
+        return Response([SnapshotOut.of(e) for e in page.entries], headers=headers)
 
     @delete(
         "/{source_id:str}",

@@ -339,7 +339,8 @@ def test_schema_of_a_live_postgres_table(
     response = client.get(f"/v1/sources/{record['id']}/schema", headers=admin)
     assert response.status_code == 200, response.text
     schema = response.json()
-    assert list(schema) == ["source_id", "source_name", "columns", "inspected_at"]
+    assert list(schema) == ["source_id", "source_name", "columns", "inspected_at", "fingerprint"]
+    assert re.fullmatch("sha256:[0-9a-f]{64}", schema["fingerprint"])
     assert schema["source_id"] == record["id"]
     assert schema["source_name"] == "orders"
     assert [{"name": c["name"], "type": c["type"]} for c in schema["columns"]] == [

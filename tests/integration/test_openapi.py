@@ -20,6 +20,7 @@ EXPECTED_STATUSES = {
     ("/v1/sources/{source_id}", "get"): {"200", "401", "403", "404", "503"},
     ("/v1/sources/{source_id}", "delete"): {"204", "401", "403", "404", "503"},
     ("/v1/sources/{source_id}/schema", "get"): {"200", "401", "403", "404", "503"},
+    ("/v1/sources/{source_id}/schema/history", "get"): {"200", "400", "401", "403", "404", "503"},
 }
 
 

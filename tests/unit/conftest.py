@@ -7,7 +7,11 @@ import pytest
 
 from adapters.connectors.registry import ConnectorCatalog
 from adapters.crypto import AesGcmCipher, generate_key
-from adapters.storage.memory import MemoryApiKeyRepository, MemorySourceRepository
+from adapters.storage.memory import (
+    MemoryApiKeyRepository,
+    MemorySnapshotRepository,
+    MemorySourceRepository,
+)
 from domain.sources import Column
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
 
@@ -17,6 +21,7 @@ class World:
     """Everything a use case may need, all in memory."""
 
     sources: MemorySourceRepository
+    history: MemorySnapshotRepository
     keys: MemoryApiKeyRepository
     connector: FakeConnector
     connectors: ConnectorCatalog
@@ -30,8 +35,10 @@ def world() -> World:
     connector = FakeConnector(
         {"orders": [Column("id", "integer", False), Column("total", "numeric")]}
     )
+    sources = MemorySourceRepository()
     return World(
-        sources=MemorySourceRepository(),
+        sources=sources,
+        history=MemorySnapshotRepository(sources),
         keys=MemoryApiKeyRepository(),
         connector=connector,
         connectors=ConnectorCatalog([connector]),

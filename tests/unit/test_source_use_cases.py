@@ -146,7 +146,9 @@ def test_list_refuses_limits_out_of_range(world: World, limit: int) -> None:
 
 def test_inspect_gives_the_connector_the_decrypted_secret(world: World) -> None:
     source = register(world)
-    inspect = InspectSchema(world.sources, world.connectors, world.cipher, world.clock)
+    inspect = InspectSchema(
+        world.sources, world.connectors, world.cipher, world.clock, world.history
+    )
     schema = inspect(InspectSchemaQuery(READER, source.id))
     assert schema.source_id == source.id
     assert schema.source_name == "orders"
@@ -156,7 +158,9 @@ def test_inspect_gives_the_connector_the_decrypted_secret(world: World) -> None:
 
 def test_inspect_passes_backend_failures_through(world: World) -> None:
     source = register(world, connection={"table": "missing"})
-    inspect = InspectSchema(world.sources, world.connectors, world.cipher, world.clock)
+    inspect = InspectSchema(
+        world.sources, world.connectors, world.cipher, world.clock, world.history
+    )
     with pytest.raises(BackendUnavailable) as caught:
         inspect(InspectSchemaQuery(READER, source.id))
     assert caught.value.reason == "table_not_found"
