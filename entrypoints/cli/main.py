@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,25 @@ from application.sources import (
     ListSourcesQuery,
     RegisterSourceCommand,
 )
-from domain.errors import DomainError, FieldError, InvalidInput
+from domain.errors import (
+    BackendUnavailable,
+    DomainError,
+    FieldError,
+    InvalidInput,
+    SecretUnreadable,
+    SourceNotFound,
+)
 from domain.keys import OPERATOR, ApiKey, Principal, Scope, public_id
-from domain.sources import Source, SourceFilter, parse_source_id
+from domain.sources import Source, SourceFilter, SourceSchema, parse_source_id
+from domain.sources import SourceSummary as Summary
 from entrypoints.container import Container, build_container
-from entrypoints.http.schemas import SchemaOut, SourceRecord, SourceSummary, api_timestamp
+from entrypoints.http.schemas import (
+    ColumnChangeOut,
+    SchemaOut,
+    SourceRecord,
+    SourceSummary,
+    api_timestamp,
+)
 from entrypoints.settings import Settings
 
 REGISTER_FIELDS = {"name", "source_type", "connection", "description", "tags"}
@@ -180,6 +195,77 @@ def sources_schema(container: Container, args: argparse.Namespace) -> None:
         _out(f"{column['name']}  {column['type']}{null}")
 
 
+BREAKING_EXIT = 2
+"""`inspect-all`'s exit status when it stored a breaking change (what cron jobs watch for)."""
+
+
+_FAILURE_REASONS = {SourceNotFound: "source_deleted", SecretUnreadable: "secret_unreadable"}
+
+
+def _inspection_row(summary: Summary, outcome: SourceSchema | DomainError) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": str(summary.id), "name": summary.name}
+    if isinstance(outcome, BackendUnavailable):
+        return {**row, "status": "failed", "reason": outcome.reason, "detail": outcome.detail}
+    if isinstance(outcome, DomainError):
+        reason = _FAILURE_REASONS[type(outcome)]
+        return {**row, "status": "failed", "reason": reason, "detail": str(outcome)}
+    recorded = outcome.recorded
+    status = "unchanged" if recorded is None else "breaking" if recorded.breaking else "changed"
+    return {
+        **row,
+        "status": status,
+        "fingerprint": outcome.fingerprint,
+        "first_snapshot": recorded is not None and recorded.snapshot.sequence == 1,
+        "changes": [to_builtins(ColumnChangeOut.of(c)) for c in recorded.changes]
+        if recorded is not None
+        else [],
+    }
+
+
+def sources_inspect_all(container: Container, args: argparse.Namespace) -> int:
+    actor = _actor(container, args)
+    summaries = container.list_sources()(ListSourcesQuery(actor=actor)).sources
+    inspect_schema = container.inspect_schema()
+
+    def inspect(summary: Summary) -> dict[str, Any]:
+        outcome: SourceSchema | DomainError
+        try:
+            outcome = inspect_schema(InspectSchemaQuery(actor, summary.id))
+        except (BackendUnavailable, SourceNotFound, SecretUnreadable) as exc:
+            outcome = exc
+        return _inspection_row(summary, outcome)
+
+    rows = []
+    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        # In listing order, each line as soon as it and those before it are done.
+        for row in pool.map(inspect, summaries):
+            rows.append(row)
+            if not args.json:
+                _out(f"{row['id']}  {row['name']}  {_inspection_line(row)}")
+    if args.json:
+        _json(rows)
+    return BREAKING_EXIT if any(row["status"] == "breaking" for row in rows) else 0
+
+
+def _inspection_line(row: dict[str, Any]) -> str:
+    if row["status"] == "failed":
+        return f"failed: {row['reason']}"
+    if row["status"] == "unchanged":
+        return "unchanged"
+    if row["first_snapshot"]:
+        return f"{row['status']}: first snapshot"
+    changes = [
+        f"{c['change']} {c['column']}"
+        + (
+            f" ({c['before']['type']} -> {c['after']['type']})"
+            if c["change"] == "type_changed"
+            else ""
+        )
+        for c in row["changes"]
+    ]
+    return f"{row['status']}: {', '.join(changes)}"
+
+
 def sources_delete(container: Container, args: argparse.Namespace) -> None:
     container.delete_source()(
         DeleteSourceCommand(_actor(container, args), parse_source_id(args.id))
@@ -223,6 +309,16 @@ def serve(container: Container, args: argparse.Namespace) -> None:
 
 
 # --- parser -------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("must be between 1 and 256")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -284,6 +380,15 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("id")
         c.set_defaults(run=run)
     c = sources.add_parser(
+        "inspect-all",
+        parents=[common, actor],
+        help="inspect every source once and keep its schema history; exit 2 on a breaking change",
+    )
+    c.add_argument(
+        "--concurrency", type=_positive_int, default=4, help="inspections at once (default 4)"
+    )
+    c.set_defaults(run=sources_inspect_all)
+    c = sources.add_parser(
         "register", parents=[common, actor], help="register the source in FILE.json ('-': stdin)"
     )
     c.add_argument("file")
@@ -305,27 +410,34 @@ def _report(exc: DomainError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # To a cron job, 2 from `inspect-all` means "a breaking change": its other failures are 1.
+    failure = 1 if argv[:2] == ["sources", "inspect-all"] else 2
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:
+        if exc.code == 2:
+            return failure
+        raise
     try:
         settings = Settings.from_env(database_url=args.database_url, csv_root=args.csv_root)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return failure
     container = build_container(settings)
-    run: Callable[[Container, argparse.Namespace], None] = args.run
+    run: Callable[[Container, argparse.Namespace], int | None] = args.run
     try:
         if run not in (serve, db_upgrade):
             container.upgrade_store()()
-        run(container, args)
+        return run(container, args) or 0
     except DomainError as exc:
         _report(exc)
         return 1
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return failure
     finally:
         container.shutdown_resources()
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,120 @@
+"""`tdb sources inspect-all`: every source inspected once, one line each, exit 2 on breaking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration import test_cli
+
+# The same in-process `tdb` runner as the other CLI tests.
+tdb = pytest.fixture(test_cli.tdb.__wrapped__)  # type: ignore[attr-defined]
+
+
+def register_csv(tdb: Any, tmp_path: Path, name: str, text: str | None) -> str:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    if text is not None:
+        (data / f"{name}.csv").write_text(text)
+    body = tmp_path / f"{name}.json"
+    body.write_text(
+        json.dumps({"name": name, "source_type": "csv", "connection": {"path": f"{name}.csv"}})
+    )
+    code, out, err = tdb("sources", "register", str(body), "--json")
+    assert code == 0, err
+    source_id: str = json.loads(out)["id"]
+    return source_id
+
+
+def lines(out: str) -> dict[str, str]:
+    """Each line's verdict, by source name."""
+    verdicts = {}
+    for line in out.strip().splitlines():
+        _, name, verdict = line.split("  ", 2)
+        verdicts[name] = verdict
+    return verdicts
+
+
+def test_inspect_all_reports_each_source_and_exits_2_on_a_breaking_change(
+    tdb: Any, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    ids = {
+        name: register_csv(tdb, tmp_path, name, text)
+        for name, text in (
+            ("steady", "id,name\n1,a\n"),
+            ("growing", "id\n1\n"),
+            ("shrinking", "id,zip\n1,12345\n"),
+            ("missing", None),
+        )
+    }
+    code, out, _ = tdb("sources", "inspect-all", "--concurrency", "2")
+    assert code == 0
+    assert lines(out) == {
+        "steady": "changed: first snapshot",
+        "growing": "changed: first snapshot",
+        "shrinking": "changed: first snapshot",
+        "missing": "failed: file_not_found",
+    }
+    assert [line.split("  ")[0] for line in out.strip().splitlines()] == list(ids.values())
+
+    (data / "growing.csv").write_text("id,note\n1,x\n")
+    (data / "shrinking.csv").write_text("zip\n02134\n")
+    code, out, _ = tdb("sources", "inspect-all")
+    assert code == 2
+    assert lines(out) == {
+        "steady": "unchanged",
+        "growing": "changed: added note",
+        "shrinking": "breaking: removed id, type_changed zip (integer -> text)",
+        "missing": "failed: file_not_found",
+    }
+
+    code, out, _ = tdb("sources", "inspect-all", "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "steady": "unchanged",
+        "growing": "unchanged",
+        "shrinking": "unchanged",
+        "missing": "failed",
+    }
+    assert rows["missing"]["reason"] == "file_not_found"
+    assert rows["steady"]["fingerprint"].startswith("sha256:")
+
+
+def test_inspect_all_with_json_lists_the_changes(tdb: Any, tmp_path: Path) -> None:
+    register_csv(tdb, tmp_path, "people", "id,name\n1,a\n")
+    assert tdb("sources", "inspect-all")[0] == 0
+    (tmp_path / "data" / "people.csv").write_text("id\n1\n")
+    code, out, _ = tdb("sources", "inspect-all", "--json")
+    assert code == 2
+    (row,) = json.loads(out)
+    assert row["status"] == "breaking"
+    assert row["changes"] == [
+        {
+            "column": "name",
+            "change": "removed",
+            "before": {"name": "name", "type": "text", "nullable": False},
+            "after": None,
+            "breaking": True,
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "args", [["--concurrency", "0"], ["--concurrency", "many"], ["--bogus"], ["extra"]]
+)
+def test_usage_errors_exit_1(tdb: Any, args: list[str]) -> None:
+    code, _, err = tdb("sources", "inspect-all", *args)
+    assert code == 1
+    assert "error" in err
+
+
+def test_a_store_error_exits_1(tdb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TDB_DATABASE_URL", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    code, _, err = tdb("sources", "inspect-all")
+    assert code == 1
+    assert "error" in err
