@@ -93,6 +93,9 @@ class Connector(Protocol):
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         """The live columns in order; raise `BackendUnavailable(reason)` if the backend can't."""
 
+    def forget(self, connection: Mapping[str, Any]) -> None:
+        """Drop what is kept open for this connection (pooled sessions); its secrets are unread."""
+
 
 class ConnectorRegistry(Protocol):
     """The connectors built into this process, by source type."""

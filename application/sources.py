@@ -17,7 +17,7 @@ from application.ports import (
     SnapshotRepository,
     SourceRepository,
 )
-from domain.errors import FieldError, InvalidInput, PermissionDenied
+from domain.errors import FieldError, InvalidInput, PermissionDenied, UnknownSourceType
 from domain.history import (
     HistoryEntry,
     HistoryPage,
@@ -286,12 +286,24 @@ class DeleteSourceCommand:
 
 @attrs.frozen
 class DeleteSource:
-    """Forget a source; the underlying data is not touched."""
+    """Forget a source, and its connector what it keeps open for it; the data is not touched."""
 
     required_scope = Scope.WRITE
 
     _sources: SourceRepository
+    _connectors: ConnectorRegistry
 
     def __call__(self, command: DeleteSourceCommand) -> None:
         require(command.actor, self.required_scope)
+        source = self._sources.get(command.source_id)
         self._sources.remove(command.source_id)
+        forget_connection(self._connectors, source)
+
+
+def forget_connection(connectors: ConnectorRegistry, source: Source) -> None:
+    """Tell the source's connector to drop what it keeps open for this source's connection."""
+    try:
+        connector = connectors.get(source.source_type)
+    except UnknownSourceType:
+        return  # a type this build no longer has keeps nothing open
+    connector.forget(source.connection)

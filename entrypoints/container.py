@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dependency_injector import containers, providers
 
 from adapters.connectors.csv import CsvConnector
+from adapters.connectors.outbound import OutboundPolicy
+from adapters.connectors.pools import ConnectionPools
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import ConnectorCatalog
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
@@ -82,6 +84,17 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
     db.close()
 
 
+def open_source_pools(settings: Settings) -> Iterator[ConnectionPools]:
+    """Pooled connections to sources, all closed when the container shuts down."""
+    pools = ConnectionPools(
+        max_size=settings.source_pool_size,
+        idle_timeout=settings.source_pool_idle_timeout,
+        max_targets=settings.source_pool_targets,
+    )
+    yield pools
+    pools.close()
+
+
 class Container(containers.DeclarativeContainer):
     """Wires settings to adapters to use cases; the HTTP app and the CLI both draw from it."""
 
@@ -118,6 +131,13 @@ class Container(containers.DeclarativeContainer):
         postgres=providers.Singleton(PostgresApiKeyRepository, store),
     )
 
+    outbound_policy = providers.Singleton(
+        OutboundPolicy.from_text,
+        providers.Callable(lambda s: s.allowed_networks, settings),
+        providers.Callable(lambda s: s.denied_networks, settings),
+    )
+    source_pools = providers.Resource(open_source_pools, settings)
+
     connectors = providers.Singleton(
         ConnectorCatalog,
         providers.List(
@@ -127,6 +147,8 @@ class Container(containers.DeclarativeContainer):
                 statement_timeout_ms=providers.Callable(
                     lambda s: int(s.statement_timeout * 1000), settings
                 ),
+                policy=outbound_policy,
+                pools=source_pools,
             ),
             providers.Singleton(CsvConnector, providers.Callable(lambda s: s.csv_root, settings)),
         ),
@@ -137,7 +159,7 @@ class Container(containers.DeclarativeContainer):
     get_source = providers.Factory(GetSource, sources, connectors, cipher)
     inspect_schema = providers.Factory(InspectSchema, sources, connectors, cipher, clock, history)
     schema_history = providers.Factory(GetSchemaHistory, sources, history)
-    delete_source = providers.Factory(DeleteSource, sources)
+    delete_source = providers.Factory(DeleteSource, sources, connectors)
 
     create_api_key = providers.Factory(CreateApiKey, keys, clock)
     bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys, create_api_key)

@@ -9,12 +9,24 @@ from typing import Any
 
 import attrs
 
+from adapters.connectors.outbound import DEFAULT_DENIED_NETWORKS, parse_networks
+
 DEFAULT_DATABASE_URL = "sqlite:///tdb.sqlite3"
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be positive, got {value}")
+
+
+def _not_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+def _networks(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        parse_networks(value)  # raises ValueError naming the bad one
 
 
 @attrs.frozen
@@ -30,6 +42,16 @@ class Settings:
     store_timeout: float = attrs.field(default=5.0, converter=float, validator=_positive)
     auth_cache_ttl: float = attrs.field(default=2.0, converter=float)
     inspect_concurrency: int = attrs.field(default=16, converter=int, validator=_positive)
+    # Outbound policy: CIDR lists, comma-separated; no allowed list means any network.
+    allowed_networks: str | None = attrs.field(default=None, validator=_networks)
+    denied_networks: str = attrs.field(default=DEFAULT_DENIED_NETWORKS, validator=_networks)
+    # Connections to sources: per target at most this many, closed after this long idle (0: at
+    # once, no pooling), for at most this many targets.
+    source_pool_size: int = attrs.field(default=2, converter=int, validator=_positive)
+    source_pool_idle_timeout: float = attrs.field(
+        default=60.0, converter=float, validator=_not_negative
+    )
+    source_pool_targets: int = attrs.field(default=50, converter=int, validator=_positive)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

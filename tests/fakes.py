@@ -47,6 +47,7 @@ class FakeConnector:
     def __init__(self, tables: Mapping[str, Sequence[Column]] | None = None) -> None:
         self.tables = dict(tables or {})
         self.seen: list[Mapping[str, Any]] = []
+        self.forgotten: list[Mapping[str, Any]] = []
 
     def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
         return check_connection(self.fields, connection)
@@ -57,3 +58,6 @@ class FakeConnector:
             return self.tables[connection["table"]]
         except KeyError:
             raise BackendUnavailable("table_not_found", "no such table") from None
+
+    def forget(self, connection: Mapping[str, Any]) -> None:
+        self.forgotten.append(dict(connection))

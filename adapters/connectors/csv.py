@@ -189,6 +189,9 @@ class CsvConnector:
             lambda: self._inspect(connection), self._timeout, f"reading {connection['path']!r}"
         )
 
+    def forget(self, connection: Mapping[str, Any]) -> None:
+        """Nothing to drop: a CSV file is opened afresh at every inspection."""
+
     def _inspect(self, connection: Mapping[str, Any]) -> list[Column]:
         path = connection["path"]
         data, complete = self._read_sample(path)

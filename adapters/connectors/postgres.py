@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import math
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
 
 from adapters.connectors.deadline import call_with_deadline
+from adapters.connectors.outbound import HostNotAllowed, OutboundPolicy
+from adapters.connectors.pools import ConnectionPools, Target
 from domain.connections import ConnectionField, check_connection
-from domain.errors import BackendUnavailable
+from domain.errors import BackendUnavailable, FieldError, InvalidConnection
+from domain.hosts import host_problem
 from domain.sources import Column
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -67,19 +73,23 @@ SELECT a.attname,
  ORDER BY a.attnum
 """
 
-# Errors raised by the server carry a SQLSTATE.
-REASON_BY_SQLSTATE = {
-    "28000": "auth_failed",  # invalid_authorization_specification
-    "28P01": "auth_failed",  # invalid_password
-    "3D000": "database_not_found",  # invalid_catalog_name
-    "42P01": "table_not_found",  # undefined_table
-    "3F000": "table_not_found",  # invalid_schema_name
-    "42501": "permission_denied",  # insufficient_privilege
-    "57014": "timeout",  # query_canceled: statement_timeout or a cancel
-    "55P03": "timeout",  # lock_not_available
-    "57P01": "unreachable",  # admin_shutdown
-    "57P03": "unreachable",  # cannot_connect_now: starting up or shutting down
+# Errors raised by the server carry a SQLSTATE: the reason, and a detail made of known facts.
+# No text the server or libpq sent is shown: it may quote anything, a password included.
+SQLSTATE_DETAILS = {
+    "28000": ("auth_failed", "{where} does not accept user {user!r} here"),
+    "28P01": ("auth_failed", "{where} rejected the credentials of user {user!r}"),
+    "3D000": ("database_not_found", "{where} has no database {dbname!r}"),
+    "42P01": ("table_not_found", "no table or view {table!r} in schema {schema!r}"),
+    "3F000": ("table_not_found", "no schema {schema!r}"),
+    "42501": ("permission_denied", "user {user!r} lacks a privilege the inspection needs"),
+    "57014": ("timeout", "{where} cancelled the inspection: it ran past the statement timeout"),
+    "55P03": ("timeout", "{where}: a lock held the inspection past its timeout"),
+    "57P01": ("unreachable", "{where} is shutting down"),
+    "57P02": ("unreachable", "{where} is shutting down"),
+    "57P03": ("unreachable", "{where} is starting up or shutting down"),
+    "53300": ("unreachable", "{where} has no connection slot left"),
 }
+REASON_BY_SQLSTATE = {sqlstate: reason for sqlstate, (reason, _) in SQLSTATE_DETAILS.items()}
 
 # Errors met while connecting have no SQLSTATE in libpq, only a message: read it, in order.
 REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
@@ -99,6 +109,24 @@ REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
             "{where} has no database {dbname!r}",
         ),
         (
+            r"does not support SSL, but SSL was required",
+            "ssl_unavailable",
+            "{where} does not offer SSL, and sslmode {sslmode!r} requires it",
+        ),
+        (
+            r"certificate|SSL error|sslmode value|SSL connection has been closed",
+            "ssl_failed",
+            "the SSL handshake with {where} failed (sslmode {sslmode!r})",
+        ),
+        (
+            r"invalid response to SSL negotiation|expected authentication request|"
+            r"invalid length of startup packet|unsupported frontend protocol|"
+            r"received invalid response",
+            "protocol_error",
+            "{where} answered, but not as a PostgreSQL server does (is it another service,"
+            " such as an HTTP server?)",
+        ),
+        (
             r"failed to resolve host|could not translate host name|name or service not known",
             "unreachable",
             "cannot resolve the host name {host!r}",
@@ -111,7 +139,8 @@ REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         ),
         (r"no such file or directory", "unreachable", "no server socket at {where}"),
         (
-            r"server closed the connection|connection reset|terminating connection",
+            r"server closed the connection|connection reset|terminating connection|"
+            r"consuming input failed|connection is lost|the connection is closed",
             "unreachable",
             "{where} closed the connection",
         ),
@@ -119,32 +148,49 @@ REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
 )
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def backend_unavailable(exc: psycopg.Error, connection: Mapping[str, Any]) -> BackendUnavailable:
-    """The `BackendUnavailable` that says, safely, why psycopg failed (never with the password)."""
-    where = f"{connection.get('host')}:{connection.get('port')}"
+    """The `BackendUnavailable` that says why psycopg failed, from facts that hold no secret.
+
+    The detail is written from the connection's public fields and the error's class: never
+    from the error's own text, and never "masked" afterwards (masking shows what it hides).
+    """
     facts = {
-        "where": where,
+        "where": f"{connection.get('host')}:{connection.get('port')}",
         "host": connection.get("host"),
         "user": connection.get("user"),
         "dbname": connection.get("dbname"),
+        "schema": connection.get("schema"),
+        "table": connection.get("table"),
+        "sslmode": connection.get("sslmode") or "prefer",
     }
     sqlstate = exc.sqlstate
     if sqlstate is not None:
-        reason = REASON_BY_SQLSTATE.get(sqlstate, "backend_error")
-        message = exc.diag.message_primary or str(exc).split("\n", 1)[0]
-        detail = f"{where}: {message} (SQLSTATE {sqlstate})"
-    elif isinstance(exc, psycopg.errors.ConnectionTimeout):
-        reason, detail = "timeout", f"no answer from {where} within the connect timeout"
-    else:
-        reason, detail = "backend_error", f"{where}: {type(exc).__name__}"
-        for pattern, pattern_reason, template in REASON_BY_MESSAGE:
-            if pattern.search(str(exc)):
-                reason, detail = pattern_reason, template.format(**facts)
-                break
-    password = connection.get("password")
-    if password:
-        detail = detail.replace(password, "********")
-    return BackendUnavailable(reason, detail)
+        reason, template = SQLSTATE_DETAILS.get(
+            sqlstate,
+            ("backend_error", f"{{where}} reported SQLSTATE {sqlstate} ({type(exc).__name__})"),
+        )
+        return BackendUnavailable(reason, template.format(**facts))
+    if isinstance(exc, psycopg.errors.ConnectionTimeout):
+        return BackendUnavailable(
+            "timeout", "no answer from {where} within the connect timeout".format(**facts)
+        )
+    message = str(exc)
+    for pattern, reason, template in REASON_BY_MESSAGE:
+        if pattern.search(message):
+            return BackendUnavailable(reason, template.format(**facts))
+    return BackendUnavailable(
+        "backend_error",
+        "the connection to {where} failed in a way tdb does not recognise"
+        f" ({type(exc).__name__})".format(**facts),
+    )
 
 
 class PostgresConnector:
@@ -153,8 +199,11 @@ class PostgresConnector:
     Every failure becomes `BackendUnavailable` with one of these reasons: `unreachable`,
     `timeout`, `auth_failed`, `database_not_found`, `table_not_found` (no such schema or
     relation), `permission_denied` (the relation exists but the user may see none of its
-    columns) or `backend_error`. The whole inspection ends within `connect_timeout` plus
-    half a second, even while DNS hangs or the host drops packets.
+    columns), `host_not_allowed` (the outbound policy), `busy` (every connection the target
+    may have is in use), `ssl_unavailable`, `ssl_failed`, `protocol_error` (not a PostgreSQL
+    server) or `backend_error`. The whole inspection ends within `connect_timeout` plus half a
+    second, even while DNS hangs or the host drops packets. Connections are pooled per target;
+    each goes to an address the outbound policy allowed, and is a read-only session.
     """
 
     source_type = "postgres"
@@ -169,40 +218,115 @@ class PostgresConnector:
         ConnectionField("sslmode", choices=SSL_MODES),
     )
 
-    def __init__(self, connect_timeout: float = 5.0, statement_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        connect_timeout: float = 5.0,
+        statement_timeout_ms: int = 5000,
+        *,
+        policy: OutboundPolicy | None = None,
+        pools: ConnectionPools | None = None,
+        application_name: str = "tdb-inspect",
+    ) -> None:
         self._connect_timeout = connect_timeout
         self._statement_timeout_ms = statement_timeout_ms
+        self._policy = OutboundPolicy() if policy is None else policy
+        self._pools = ConnectionPools() if pools is None else pools
+        self._application_name = application_name
 
     def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
-        return check_connection(self.fields, connection)
+        """The normalized connection, its host allowed by the outbound policy if it resolves."""
+        checked = self._checked(connection)
+        if not self._may_connect(checked["host"], checked["port"]):
+            raise InvalidConnection(
+                [FieldError("connection.host", "is not a host this server may connect to")]
+            )
+        return checked
 
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
-        connection = self.validate(connection)
+        connection = self._checked(connection)
         where = f"PostgreSQL at {connection['host']}:{connection['port']}"
-        return call_with_deadline(
-            lambda: self._inspect(connection),
-            self._connect_timeout + QUERY_GRACE_SECONDS,
-            where,
+        budget = self._connect_timeout + QUERY_GRACE_SECONDS
+        deadline = time.monotonic() + budget
+        return call_with_deadline(lambda: self._inspect(connection, deadline), budget, where)
+
+    def forget(self, connection: Mapping[str, Any]) -> None:
+        """Close the pooled connections of this connection's target (its secret is not read)."""
+        port = connection.get("port")
+        self._pools.forget(
+            (
+                str(connection.get("host")),
+                port if isinstance(port, int) else 5432,
+                str(connection.get("dbname")),
+                str(connection.get("user")),
+                connection.get("sslmode"),
+            )
         )
 
-    def _inspect(self, connection: Mapping[str, Any]) -> list[Column]:
-        schema, table = connection["schema"], connection["table"]
+    def _checked(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+        """The connection checked against the declared fields and the host rules (no lookup)."""
+        checked = check_connection(self.fields, connection)
+        problem = host_problem(checked["host"])
+        if problem is not None:
+            raise InvalidConnection([FieldError("connection.host", problem)])
+        return checked
+
+    def _may_connect(self, host: str, port: int) -> bool:
+        """False only if the host resolves, in time, to addresses the policy all refuses."""
         try:
-            with psycopg.connect(**self._connect_params(connection)) as conn:
-                found = conn.execute(_FIND_RELATION, (schema, table)).fetchone()
-                if found is None:
-                    has_schema = conn.execute(_SCHEMA_EXISTS, (schema,)).fetchone() is not None
-                    raise BackendUnavailable(
-                        "table_not_found",
-                        f"no table or view {table!r} in schema {schema!r}"
-                        if has_schema
-                        else f"no schema {schema!r}",
-                    )
-                relkind, column_count = found
-                query = _MATERIALIZED_VIEW_COLUMNS if relkind == "m" else _COLUMNS
-                rows = conn.execute(query, (schema, table)).fetchall()
+            if _is_address(host):
+                self._policy.resolve(host, port)
+            else:  # a lookup may hang: it gets the connect timeout, then the benefit of the doubt
+                resolve = functools.partial(self._policy.resolve, host, port)
+                call_with_deadline(resolve, self._connect_timeout, f"resolving {host!r}")
+        except HostNotAllowed:
+            return False
+        except BackendUnavailable:
+            return True  # not resolvable now: every inspection checks again
+        return True
+
+    def _inspect(self, connection: Mapping[str, Any], deadline: float) -> list[Column]:
+        host, port = connection["host"], connection["port"]
+        try:
+            hostaddrs = self._policy.resolve(host, port)
+        except HostNotAllowed:
+            raise BackendUnavailable(
+                "host_not_allowed", f"the outbound policy does not allow connecting to {host!r}"
+            ) from None
+        target = Target(
+            host=host,
+            port=port,
+            dbname=connection["dbname"],
+            user=connection["user"],
+            password=connection.get("password") or "",
+            sslmode=connection.get("sslmode"),
+        )
+        try:
+            return self._pools.run(
+                target,
+                hostaddrs,
+                lambda addresses: psycopg.connect(**self._connect_params(connection, addresses)),
+                lambda conn: self._columns(conn, connection),
+                deadline,
+            )
         except psycopg.Error as exc:
             raise backend_unavailable(exc, connection) from None
+
+    def _columns(
+        self, conn: psycopg.Connection[tuple[Any, ...]], connection: Mapping[str, Any]
+    ) -> list[Column]:
+        schema, table = connection["schema"], connection["table"]
+        found = conn.execute(_FIND_RELATION, (schema, table)).fetchone()
+        if found is None:
+            has_schema = conn.execute(_SCHEMA_EXISTS, (schema,)).fetchone() is not None
+            raise BackendUnavailable(
+                "table_not_found",
+                f"no table or view {table!r} in schema {schema!r}"
+                if has_schema
+                else f"no schema {schema!r}",
+            )
+        relkind, column_count = found
+        query = _MATERIALIZED_VIEW_COLUMNS if relkind == "m" else _COLUMNS
+        rows = conn.execute(query, (schema, table)).fetchall()
         if not rows and column_count:
             raise BackendUnavailable(
                 "permission_denied",
@@ -210,10 +334,15 @@ class PostgresConnector:
             )
         return [Column(name, data_type, nullable == "YES") for name, data_type, nullable in rows]
 
-    def _connect_params(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+    def _connect_params(
+        self, connection: Mapping[str, Any], hostaddrs: Sequence[str]
+    ) -> dict[str, Any]:
         """Keyword parameters for psycopg, which quotes each one: nothing is formatted by hand."""
         params: dict[str, Any] = {
-            "host": connection["host"],
+            # The name for TLS verification and messages; the checked addresses to connect to,
+            # so libpq never looks the name up again.
+            "host": ",".join([connection["host"]] * len(hostaddrs)),
+            "hostaddr": ",".join(hostaddrs),
             "port": connection["port"],
             "dbname": connection["dbname"],
             "user": connection["user"],
@@ -232,7 +361,7 @@ class PostgresConnector:
             "keepalives_interval": 1,
             "keepalives_count": 3,
             "tcp_user_timeout": int(self._connect_timeout * 1000) + int(self._statement_timeout_ms),
-            "application_name": "tdb-inspect",
+            "application_name": self._application_name,
             "autocommit": True,
         }
         if connection.get("sslmode"):

@@ -401,12 +401,17 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _said(exc: Exception) -> str:
+    """What went wrong, never an empty string: the class's own one-line account at worst."""
+    return str(exc) or (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
+
+
 def _report(exc: DomainError) -> None:
     if isinstance(exc, InvalidInput):
         for error in exc.errors:
             print(f"error: {error.field}: {error.message}", file=sys.stderr)
     else:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_said(exc)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -422,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(database_url=args.database_url, csv_root=args.csv_root)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_said(exc)}", file=sys.stderr)
         return failure
     container = build_container(settings)
     run: Callable[[Container, argparse.Namespace], int | None] = args.run
@@ -434,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(exc)
         return 1
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_said(exc)}", file=sys.stderr)
         return failure
     finally:
         container.shutdown_resources()

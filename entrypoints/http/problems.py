@@ -62,7 +62,9 @@ def _duplicate(_: Request[Any, Any, Any], exc: DuplicateSourceName) -> Response[
 
 def _backend(_: Request[Any, Any, Any], exc: BackendUnavailable) -> Response[Problem]:
     detail = exc.detail or "The source's backend cannot answer."
-    return problem(503, "backend-unavailable", detail, reason=exc.reason)
+    # Busy is the one reason that clears by itself within moments.
+    headers = {"Retry-After": "1"} if exc.reason == "busy" else None
+    return problem(503, "backend-unavailable", detail, headers=headers, reason=exc.reason)
 
 
 def _store(_: Request[Any, Any, Any], exc: StoreUnavailable) -> Response[Problem]:

@@ -32,6 +32,11 @@ REASONS = {
     "file_not_found",
     "unreadable",
     "empty_file",
+    "busy",
+    "host_not_allowed",
+    "ssl_unavailable",
+    "ssl_failed",
+    "protocol_error",
 }
 
 

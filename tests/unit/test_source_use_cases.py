@@ -107,13 +107,13 @@ def test_names_are_unique_until_deleted(world: World) -> None:
     first = register(world)
     with pytest.raises(DuplicateSourceName):
         register(world)
-    DeleteSource(world.sources)(DeleteSourceCommand(ADMIN, first.id))
+    DeleteSource(world.sources, world.connectors)(DeleteSourceCommand(ADMIN, first.id))
     assert register(world).id != first.id
 
 
 def test_delete_needs_write_and_an_existing_source(world: World) -> None:
     source = register(world)
-    delete = DeleteSource(world.sources)
+    delete = DeleteSource(world.sources, world.connectors)
     with pytest.raises(PermissionDenied):
         delete(DeleteSourceCommand(READER, source.id))
     delete(DeleteSourceCommand(WRITER, source.id))

@@ -1,0 +1,105 @@
+"""The outbound policy: which addresses this server may connect to on a source's behalf."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterable, Sequence
+
+from domain.errors import BackendUnavailable
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The host's addresses for a port, as the resolver gives them (getaddrinfo order).
+Resolver = Callable[[str, int], Sequence[str]]
+
+ANY_NETWORK = "0.0.0.0/0,::/0"
+# Link-local: where cloud metadata services (169.254.169.254) live.
+DEFAULT_DENIED_NETWORKS = "169.254.0.0/16,fe80::/10"
+# libpq tries the addresses one after another; more would only multiply the wait.
+MAX_ADDRESSES = 4
+
+
+class HostNotAllowed(Exception):
+    """Every address of the host lies outside what the outbound policy allows."""
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Comma-separated CIDRs (`10.0.0.0/8, ::1/128`); raises `ValueError` naming a bad one."""
+    networks = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"not a network in CIDR notation: {item!r}") from None
+    return tuple(networks)
+
+
+def system_resolver(host: str, port: int) -> Sequence[str]:
+    """The host's addresses from the system resolver (hosts file, DNS), in its order."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return [str(info[4][0]) for info in infos]
+
+
+class OutboundPolicy:
+    """Allowed networks minus denied ones, checked on the addresses a host resolves to.
+
+    A connection is then made to the checked addresses themselves (libpq `hostaddr`), so the
+    name is never looked up a second time: DNS rebinding cannot slip a denied address past.
+    """
+
+    def __init__(
+        self,
+        allowed: Iterable[Network] | None = None,
+        denied: Iterable[Network] | None = None,
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self._allowed = tuple(parse_networks(ANY_NETWORK) if allowed is None else allowed)
+        self._denied = tuple(parse_networks(DEFAULT_DENIED_NETWORKS) if denied is None else denied)
+        self._resolve = resolver
+
+    @classmethod
+    def from_text(
+        cls, allowed: str | None, denied: str | None, resolver: Resolver = system_resolver
+    ) -> OutboundPolicy:
+        """A policy from the settings' comma-separated CIDR lists (None: the defaults)."""
+        return cls(
+            None if allowed is None else parse_networks(allowed),
+            None if denied is None else parse_networks(denied),
+            resolver,
+        )
+
+    def allows(self, address: Address) -> bool:
+        """Whether this one address may be connected to."""
+        # An IPv4-mapped IPv6 address reaches the IPv4 host: judge it as that host.
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in n for n in self._allowed if n.version == address.version) and not any(
+            address in n for n in self._denied if n.version == address.version
+        )
+
+    def resolve(self, host: str, port: int) -> tuple[str, ...]:
+        """The host's allowed addresses, at most `MAX_ADDRESSES`, in the resolver's order.
+
+        Raises `BackendUnavailable("unreachable")` if the name does not resolve and
+        `HostNotAllowed` if none of its addresses is allowed.
+        """
+        try:
+            found = self._resolve(host, port)
+        except (OSError, UnicodeError):
+            raise BackendUnavailable(
+                "unreachable", f"cannot resolve the host name {host!r}"
+            ) from None
+        if not found:
+            raise BackendUnavailable("unreachable", f"the host name {host!r} has no address")
+        addresses: list[str] = []
+        for text in found:
+            address = ipaddress.ip_address(text)
+            if self.allows(address) and str(address) not in addresses:
+                addresses.append(str(address))
+        if not addresses:
+            raise HostNotAllowed(host)
+        return tuple(addresses[:MAX_ADDRESSES])

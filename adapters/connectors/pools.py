@@ -1,0 +1,287 @@
+"""Pooled connections to source databases: a few per target, reused, replaced when broken.
+
+A target is what a connection is made with (host, port, dbname, user, password, sslmode). Each
+target gets a small pool whose bound doubles as a fairness limit: an inspection beyond it waits
+for a connection only while the target is known to answer, and fails at once with `busy`
+otherwise, so one silent backend never takes the threads every other source needs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import attrs
+import psycopg
+from psycopg.pq import TransactionStatus
+
+from domain.errors import BackendUnavailable
+
+T = TypeVar("T")
+Connect = Callable[[Sequence[str]], psycopg.Connection[tuple[object, ...]]]
+Work = Callable[[psycopg.Connection[tuple[object, ...]]], T]
+
+DEFAULT_MAX_SIZE = 2
+DEFAULT_IDLE_TIMEOUT = 60.0
+DEFAULT_MAX_TARGETS = 50
+# How often idle connections are looked at; one may outlive the idle timeout by this much.
+SWEEP_SECONDS = 5.0
+
+
+@attrs.frozen
+class Target:
+    """Where and as whom a connection goes; equal targets share a pool."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str = attrs.field(repr=False)
+    sslmode: str | None = None
+
+    @property
+    def place(self) -> tuple[str, int, str, str, str | None]:
+        """The target without its secret: what `forget` matches and what `sizes` shows."""
+        return (self.host, self.port, self.dbname, self.user, self.sslmode)
+
+
+@attrs.define
+class _Idle:
+    connection: psycopg.Connection[tuple[object, ...]]
+    hostaddr: str
+    since: float
+
+
+class _Pool:
+    """One target's connections: `leased` slots in use (a connection each, or one on its way)."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.idle: list[_Idle] = []
+        self.leased = 0
+        self.waiting = 0
+        # Whether the last connection made to this target succeeded: only then may others wait.
+        self.answers = False
+        self.freed = threading.Condition(lock)
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.leased or self.waiting)
+
+
+class ConnectionPools:
+    """Per-target pools of psycopg connections, bounded in size, idle time and number of targets.
+
+    Thread-safe: inspections run on worker threads. A connection the server closed while it
+    idled (a `pg_terminate_backend`, a restart) fails on its next use; that use is then made
+    once more on a fresh connection, so it costs the client nothing a fresh connection would not.
+    """
+
+    def __init__(
+        self,
+        max_size: int = DEFAULT_MAX_SIZE,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_targets: int = DEFAULT_MAX_TARGETS,
+        max_waiting: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_size < 1 or max_targets < 1 or idle_timeout < 0:
+            raise ValueError("pool bounds must be positive")
+        self._max_size = max_size
+        self._idle_timeout = idle_timeout
+        self._max_targets = max_targets
+        # Inspections that may queue for a busy target that answers, beyond those it serves.
+        self._max_waiting = 4 * max_size if max_waiting is None else max_waiting
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pools: OrderedDict[Target, _Pool] = OrderedDict()
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def run(
+        self,
+        target: Target,
+        hostaddrs: Sequence[str],
+        connect: Connect,
+        work: Work[T],
+        deadline: float,
+    ) -> T:
+        """`work(connection)` on a pooled connection to one of `hostaddrs`, else a fresh one.
+
+        `deadline` (a `time.monotonic()` instant) bounds the wait for a busy target's connection.
+        Raises `BackendUnavailable("busy")` when the target has no connection to spare.
+        """
+        pool = self._lease(target, deadline)
+        try:
+            reused = self._take_idle(pool, hostaddrs)
+            if reused is not None:
+                try:
+                    result = work(reused.connection)
+                except psycopg.Error:
+                    if not (reused.connection.broken or reused.connection.closed):
+                        self._give_back(target, pool, reused.connection, reused.hostaddr)
+                        raise
+                    # Closed by the server while it idled: the fresh connection below replaces it.
+                    reused.connection.close()
+                except BaseException:
+                    self._give_back(target, pool, reused.connection, reused.hostaddr)
+                    raise
+                else:
+                    self._give_back(target, pool, reused.connection, reused.hostaddr)
+                    return result
+            try:
+                connection = connect(hostaddrs)
+            except BaseException:
+                pool.answers = False
+                raise
+            pool.answers = True
+            hostaddr = connection.info.hostaddr
+            try:
+                result = work(connection)
+            finally:
+                self._give_back(target, pool, connection, hostaddr)
+            return result
+        finally:
+            self._release(pool)
+
+    def forget(self, place: tuple[str, int, str, str, str | None]) -> None:
+        """Drop every pool of targets at this place (whatever the password): a source changed."""
+        with self._lock:
+            gone = [t for t in self._pools if t.place == place]
+            closing = [idle for t in gone for idle in self._pools.pop(t).idle]
+        _close(closing)
+
+    def sweep(self) -> None:
+        """Close connections idle longer than the idle timeout; drop targets left empty."""
+        now = self._clock()
+        closing: list[_Idle] = []
+        with self._lock:
+            for target, pool in list(self._pools.items()):
+                fresh = [i for i in pool.idle if now - i.since < self._idle_timeout]
+                closing += [i for i in pool.idle if now - i.since >= self._idle_timeout]
+                pool.idle = fresh
+                if not pool.idle and not pool.in_use:
+                    del self._pools[target]
+        _close(closing)
+
+    def sizes(self) -> dict[tuple[str, int, str, str, str | None], tuple[int, int, int]]:
+        """Per target kept (without its password): connections in use, idle, and waiters."""
+        with self._lock:
+            return {t.place: (p.leased, len(p.idle), p.waiting) for t, p in self._pools.items()}
+
+    def close(self) -> None:
+        """Close every idle connection and stop sweeping; connections in use close on return."""
+        self._stop.set()
+        with self._lock:
+            closing = [idle for pool in self._pools.values() for idle in pool.idle]
+            self._pools.clear()
+        _close(closing)
+
+    # --- leasing ---------------------------------------------------------------------------
+
+    def _lease(self, target: Target, deadline: float) -> _Pool:
+        with self._lock:
+            pool = self._pools.get(target)
+            if pool is None:
+                pool = self._pools[target] = _Pool(self._lock)
+            self._pools.move_to_end(target)
+            if pool.leased < self._max_size:
+                pool.leased += 1
+            elif not pool.answers or pool.waiting >= self._max_waiting:
+                # Nothing is known to come back soon: say so now rather than hold a thread.
+                raise _busy(target)
+            else:
+                pool.waiting += 1
+                try:
+                    while pool.leased >= self._max_size:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0 or not pool.freed.wait(remaining):
+                            raise _busy(target)
+                    pool.leased += 1
+                finally:
+                    pool.waiting -= 1
+            evicted = self._evict()
+        _close(evicted)
+        return pool
+
+    def _release(self, pool: _Pool) -> None:
+        with self._lock:
+            pool.leased -= 1
+            pool.freed.notify()
+
+    def _evict(self) -> list[_Idle]:
+        """Drop least recently used targets beyond the bound (never one in use). Lock held."""
+        closing: list[_Idle] = []
+        for target in list(self._pools):
+            if len(self._pools) <= self._max_targets:
+                break
+            if not self._pools[target].in_use:
+                closing += self._pools.pop(target).idle
+        return closing
+
+    def _take_idle(self, pool: _Pool, hostaddrs: Sequence[str]) -> _Idle | None:
+        now = self._clock()
+        closing: list[_Idle] = []
+        taken = None
+        with self._lock:
+            while pool.idle:
+                idle = pool.idle.pop()  # the most recently used: the others may idle out
+                fit = idle.hostaddr in hostaddrs and now - idle.since < self._idle_timeout
+                if fit and not idle.connection.closed:
+                    taken = idle
+                    break
+                closing.append(idle)
+        _close(closing)
+        return taken
+
+    def _give_back(
+        self,
+        target: Target,
+        pool: _Pool,
+        connection: psycopg.Connection[tuple[object, ...]],
+        hostaddr: str,
+    ) -> None:
+        reusable = (
+            not connection.closed
+            and not connection.broken
+            and connection.info.transaction_status == TransactionStatus.IDLE
+            and self._idle_timeout > 0
+            and not self._stop.is_set()
+        )
+        with self._lock:
+            # A forgotten or evicted target's connections are not kept.
+            if reusable and self._pools.get(target) is pool:
+                pool.idle.append(_Idle(connection, hostaddr, self._clock()))
+                self._start_sweeper()
+                return
+        connection.close()
+
+    def _start_sweeper(self) -> None:
+        """Start the thread that closes idle connections, unless it runs. Lock held."""
+        if self._sweeper is None or not self._sweeper.is_alive():
+            self._sweeper = threading.Thread(
+                target=self._sweep_until_empty, name="tdb-source-pool-sweeper", daemon=True
+            )
+            self._sweeper.start()
+
+    def _sweep_until_empty(self) -> None:
+        while not self._stop.wait(min(SWEEP_SECONDS, self._idle_timeout)):
+            self.sweep()
+            with self._lock:
+                if not any(pool.idle for pool in self._pools.values()):
+                    self._sweeper = None
+                    return
+
+
+def _busy(target: Target) -> BackendUnavailable:
+    return BackendUnavailable(
+        "busy",
+        f"every connection to {target.host}:{target.port} is in use; try again shortly",
+    )
+
+
+def _close(idle: list[_Idle]) -> None:
+    for item in idle:
+        item.connection.close()

@@ -1,0 +1,360 @@
+"""Pooled connections to a real PostgreSQL, and the outbound policy in front of them.
+
+What the server sees is the proof: its `pg_stat_activity` shows which backends a pool keeps,
+and `pg_terminate_backend` kills them as an operator or a restart would.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from adapters.connectors.outbound import OutboundPolicy, parse_networks
+from adapters.connectors.pools import ConnectionPools, Target
+from adapters.connectors.postgres import PostgresConnector
+from domain.errors import BackendUnavailable, InvalidConnection
+from domain.sources import Column
+
+pytestmark = pytest.mark.postgres
+
+ITEMS = [Column("sku", "text", False), Column("qty", "integer", True)]
+
+
+@pytest.fixture(scope="module")
+def source(postgres_url: str) -> dict[str, Any]:
+    """A connection to a real table in the throwaway database."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS pool_items (sku text NOT NULL, qty integer)")
+    info = psycopg.conninfo.conninfo_to_dict(postgres_url)
+    return {
+        "host": info.get("host", "127.0.0.1"),
+        "port": int(info.get("port") or 5432),
+        "dbname": info["dbname"],
+        "user": info.get("user", "postgres"),
+        "password": info.get("password") or "",
+        "table": "pool_items",
+    }
+
+
+@pytest.fixture
+def pools() -> Iterator[ConnectionPools]:
+    pools = ConnectionPools()
+    yield pools
+    pools.close()
+
+
+@pytest.fixture
+def app_name() -> str:
+    """The application_name this test's connections carry, to find them on the server."""
+    return f"tdb-test-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def connector(pools: ConnectionPools, app_name: str) -> PostgresConnector:
+    return PostgresConnector(
+        connect_timeout=2, statement_timeout_ms=2000, pools=pools, application_name=app_name
+    )
+
+
+def backends(postgres_url: str, app_name: str) -> set[int]:
+    """The server's backends serving connections of this application name."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app_name,)
+        ).fetchall()
+    return {pid for (pid,) in rows}
+
+
+def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for a condition the server reaches on its own (a backend exiting), bounded."""
+    for _ in range(200):
+        if condition():
+            return
+        time.sleep(0.025)
+    pytest.fail(f"never happened: {what}")
+
+
+def kill(postgres_url: str, app_name: str) -> set[int]:
+    """Terminate every backend of this application name; return once they are gone."""
+    pids = backends(postgres_url, app_name)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for pid in pids:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    until(lambda: not backends(postgres_url, app_name) & pids, "the killed backends exit")
+    return pids
+
+
+def target_of(source: dict[str, Any]) -> Target:
+    return Target(
+        source["host"], source["port"], source["dbname"], source["user"], source["password"]
+    )
+
+
+def reach(connector: PostgresConnector, connection: dict[str, Any]) -> bool:
+    """Inspect a source of this target; a missing table is fine: the connection was made."""
+    try:
+        connector.inspect(connection)
+    except BackendUnavailable as exc:
+        return exc.reason == "table_not_found"
+    return True
+
+
+def never_connect(addresses: object) -> Any:
+    raise AssertionError("a pooled connection was expected, not a new one")
+
+
+class TestPooling:
+    def test_inspections_of_one_target_reuse_one_connection(
+        self, connector: PostgresConnector, source: dict[str, Any], postgres_url: str, app_name: str
+    ) -> None:
+        for _ in range(5):
+            assert list(connector.inspect(source)) == ITEMS
+        assert len(backends(postgres_url, app_name)) == 1
+
+    def test_a_pooled_session_is_read_only(
+        self, connector: PostgresConnector, pools: ConnectionPools, source: dict[str, Any]
+    ) -> None:
+        connector.inspect(source)
+
+        def write(conn: psycopg.Connection[Any]) -> Any:
+            assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
+            assert conn.execute("SHOW statement_timeout").fetchone() == ("2s",)
+            return conn.execute("CREATE TABLE pool_written (x int)")
+
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            pools.run(target_of(source), ["127.0.0.1"], never_connect, write, time.monotonic() + 5)
+
+    def test_a_connection_the_server_killed_is_replaced_unseen(
+        self, connector: PostgresConnector, source: dict[str, Any], postgres_url: str, app_name: str
+    ) -> None:
+        # Two pooled connections, so that both the used one and the spare one get killed.
+        threads = [threading.Thread(target=connector.inspect, args=(source,)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        killed = kill(postgres_url, app_name)
+        for _ in range(3):
+            assert list(connector.inspect(source)) == ITEMS
+        assert backends(postgres_url, app_name).isdisjoint(killed)
+        assert backends(postgres_url, app_name)
+
+    def test_least_recently_used_targets_are_dropped_beyond_the_bound(
+        self, source: dict[str, Any], postgres_url: str, app_name: str
+    ) -> None:
+        pools = ConnectionPools(max_targets=2)
+        connector = PostgresConnector(
+            connect_timeout=2, statement_timeout_ms=2000, pools=pools, application_name=app_name
+        )
+        try:
+            # Three databases of one server are three targets.
+            for dbname in (source["dbname"], "postgres", source["dbname"], "template1"):
+                assert reach(connector, {**source, "dbname": dbname})
+                assert len(pools.sizes()) <= 2
+            until(lambda: len(backends(postgres_url, app_name)) == 2, "the evicted one closes")
+            # "postgres" was the least recently used: it is the one dropped.
+            assert {place[2] for place in pools.sizes()} == {source["dbname"], "template1"}
+        finally:
+            pools.close()
+
+    def test_idle_connections_close_after_the_idle_timeout(
+        self, source: dict[str, Any], postgres_url: str, app_name: str
+    ) -> None:
+        now = [1000.0]
+        pools = ConnectionPools(idle_timeout=60, clock=lambda: now[0])
+        connector = PostgresConnector(
+            connect_timeout=2, statement_timeout_ms=2000, pools=pools, application_name=app_name
+        )
+        try:
+            connector.inspect(source)
+            now[0] += 59
+            pools.sweep()
+            assert len(backends(postgres_url, app_name)) == 1
+            now[0] += 1
+            pools.sweep()
+            assert pools.sizes() == {}
+            until(lambda: not backends(postgres_url, app_name), "the idle connection closes")
+        finally:
+            pools.close()
+
+    def test_forgetting_a_connection_drops_its_pool(
+        self,
+        connector: PostgresConnector,
+        pools: ConnectionPools,
+        source: dict[str, Any],
+        postgres_url: str,
+        app_name: str,
+    ) -> None:
+        connector.inspect(source)
+        assert reach(connector, {**source, "dbname": "postgres"})  # another target: it stays
+        # What a deleted source hands over: its stored connection, secret still encrypted.
+        connector.forget({**source, "password": "v1:ciphertext"})
+        assert list(pools.sizes()) == [
+            (source["host"], source["port"], "postgres", "postgres", None)
+        ]
+
+    def test_without_an_idle_timeout_nothing_is_kept(
+        self, source: dict[str, Any], postgres_url: str, app_name: str
+    ) -> None:
+        pools = ConnectionPools(idle_timeout=0)
+        connector = PostgresConnector(pools=pools, application_name=app_name)
+        connector.inspect(source)
+        assert list(pools.sizes().values()) == [(0, 0, 0)]
+        until(lambda: not backends(postgres_url, app_name), "the connection closes")
+
+
+@pytest.fixture
+def silent() -> Iterator[socket.socket]:
+    """A listener on 127.0.0.1 that accepts connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    yield listener
+    listener.close()
+
+
+class TestFairness:
+    def test_a_silent_target_gets_its_bound_and_then_busy_at_once(
+        self,
+        connector: PostgresConnector,
+        source: dict[str, Any],
+        silent: socket.socket,
+    ) -> None:
+        silent_source = {**source, "port": silent.getsockname()[1]}
+        failures: list[BackendUnavailable] = []
+
+        def hang() -> None:
+            try:
+                connector.inspect(silent_source)
+            except BackendUnavailable as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=hang) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        silent.settimeout(10)
+        accepted = [silent.accept()[0] for _ in range(2)]  # both connections wait for an answer
+        try:
+            with pytest.raises(BackendUnavailable) as caught:
+                connector.inspect(silent_source)
+            assert caught.value.reason == "busy"
+            # Another target is served meanwhile.
+            assert list(connector.inspect(source)) == ITEMS
+        finally:
+            for sock in accepted:
+                sock.close()
+            for thread in threads:
+                thread.join()
+        assert [f.reason for f in failures] == ["unreachable", "unreachable"]
+
+    def test_a_busy_target_that_answers_queues_for_its_connection(
+        self, source: dict[str, Any], connector: PostgresConnector
+    ) -> None:
+        pools = ConnectionPools(max_size=1)
+        target = target_of(source)
+        release = threading.Event()
+        pids: list[int] = []
+
+        def holding(conn: psycopg.Connection[Any]) -> None:
+            pids.append(conn.info.backend_pid)
+            release.wait(10)
+
+        def fresh(addresses: Any) -> psycopg.Connection[Any]:
+            return psycopg.connect(
+                host=source["host"], port=source["port"], dbname=source["dbname"],
+                user=source["user"], password=source["password"], autocommit=True,
+            )  # fmt: skip
+
+        def reuse(conn: psycopg.Connection[Any]) -> None:
+            pids.append(conn.info.backend_pid)
+
+        try:
+            holder = threading.Thread(
+                target=pools.run,
+                args=(target, ["127.0.0.1"], fresh, holding, time.monotonic() + 10),
+            )
+            holder.start()
+            until(lambda: bool(pids), "the holder has the connection")
+            waiter = threading.Thread(
+                target=pools.run, args=(target, ["127.0.0.1"], never_connect, reuse,
+                                        time.monotonic() + 10)
+            )  # fmt: skip
+            waiter.start()
+            until(lambda: pools.sizes()[target.place] == (1, 0, 1), "the second one waits")
+            release.set()
+            holder.join()
+            waiter.join()
+            assert len(pids) == 2
+            assert pids[0] == pids[1]
+        finally:
+            release.set()
+            pools.close()
+
+
+class TestOutboundPolicy:
+    def test_a_denied_address_is_refused_at_registration(self) -> None:
+        connector = PostgresConnector(policy=OutboundPolicy(denied=parse_networks("127.0.0.2/32")))
+        for host in ("127.0.0.2", "::ffff:127.0.0.2"):
+            with pytest.raises(InvalidConnection) as caught:
+                connector.validate({"host": host, "dbname": "d", "user": "u", "table": "t"})
+            assert [e.field for e in caught.value.errors] == ["connection.host"]
+        assert connector.validate({"host": "127.0.0.3", "dbname": "d", "user": "u", "table": "t"})
+
+    def test_a_name_is_judged_by_the_addresses_it_resolves_to(self) -> None:
+        denied = OutboundPolicy(denied=parse_networks("127.0.0.0/8, ::1/128"))
+        connector = PostgresConnector(policy=denied)
+        with pytest.raises(InvalidConnection):
+            connector.validate({"host": "localhost", "dbname": "d", "user": "u", "table": "t"})
+        only_v6 = PostgresConnector(policy=OutboundPolicy(allowed=parse_networks("::1/128")))
+        with pytest.raises(InvalidConnection):
+            only_v6.validate({"host": "127.0.0.1", "dbname": "d", "user": "u", "table": "t"})
+
+    def test_an_inspection_of_a_denied_address_never_connects(self) -> None:
+        listener = socket.socket()
+        listener.bind(("127.0.0.2", 0))
+        listener.listen()
+        listener.setblocking(False)
+        connector = PostgresConnector(policy=OutboundPolicy(denied=parse_networks("127.0.0.2/32")))
+        connection = {
+            "host": "127.0.0.2",
+            "port": listener.getsockname()[1],
+            "dbname": "d",
+            "user": "u",
+            "table": "t",
+        }
+        try:
+            with pytest.raises(BackendUnavailable) as caught:
+                connector.inspect(connection)
+            assert caught.value.reason == "host_not_allowed"
+            with pytest.raises(BlockingIOError):
+                listener.accept()  # nothing ever knocked
+        finally:
+            listener.close()
+
+    def test_the_connection_goes_to_the_checked_address_without_a_second_lookup(
+        self, source: dict[str, Any], pools: ConnectionPools
+    ) -> None:
+        # A name only this resolver knows: libpq could not look it up itself.
+        lookups: list[str] = []
+
+        def resolver(host: str, port: int) -> list[str]:
+            lookups.append(host)
+            return {"pg.tdb-rebind.test": ["127.0.0.1"], "meta.tdb-rebind.test": ["169.254.2.1"]}[
+                host
+            ]
+
+        connector = PostgresConnector(policy=OutboundPolicy(resolver=resolver), pools=pools)
+        assert list(connector.inspect({**source, "host": "pg.tdb-rebind.test"})) == ITEMS
+        assert lookups == ["pg.tdb-rebind.test"]
+        with pytest.raises(BackendUnavailable) as caught:
+            connector.inspect({**source, "host": "meta.tdb-rebind.test"})
+        assert caught.value.reason == "host_not_allowed"
+        with pytest.raises(InvalidConnection):
+            connector.validate({**source, "host": "meta.tdb-rebind.test"})
