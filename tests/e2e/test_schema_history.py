@@ -41,7 +41,8 @@ def test_racing_inspections_of_a_changed_table_store_one_snapshot(
     store_env: dict[str, str],  # noqa: F811
     postgres_url: str,
 ) -> None:
-    server: TdbServer = serve(store_env, workers=2)
+    # Room for every inspection of the race in each worker's pool of source connections.
+    server: TdbServer = serve({**store_env, "TDB_SOURCE_POOL_SIZE": "10"}, workers=2)
     headers = _auth(server)
     table = f"drifting_{secrets.token_hex(4)}"
     target = urlsplit(postgres_url)
@@ -68,15 +69,20 @@ def test_racing_inspections_of_a_changed_table_store_one_snapshot(
                 for change in ("ADD COLUMN note text", "ALTER COLUMN id TYPE bigint"):
                     conn.execute(sql.SQL("ALTER TABLE {} " + change).format(sql.Identifier(table)))
                     answers = racing_inspections(server, headers, schema_url)
-                    assert [a.status_code for a in answers] == [200] * INSPECTIONS
-                    assert len({a.json()["fingerprint"] for a in answers}) == 1
+                    # Should the kernel still give one worker more than its pool admits, the
+                    # extra ones are 503 `busy`: they inspected nothing and record nothing.
+                    answered = [a for a in answers if a.status_code == 200]
+                    assert len(answered) >= INSPECTIONS // 2
+                    busy = [a for a in answers if a.status_code != 200]
+                    assert all(a.status_code == 503 and a.json()["reason"] == "busy" for a in busy)
+                    assert len({a.json()["fingerprint"] for a in answered}) == 1
 
                 history = http.get(f"{schema_url}/history").json()
         finally:
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
 
     assert [s["fingerprint"] for s in history] == [
-        answers[0].json()["fingerprint"],
+        answered[0].json()["fingerprint"],
         history[1]["fingerprint"],
         first.json()["fingerprint"],
     ]
