@@ -315,23 +315,27 @@ class PostgresConnector:
         self, conn: psycopg.Connection[tuple[Any, ...]], connection: Mapping[str, Any]
     ) -> list[Column]:
         schema, table = connection["schema"], connection["table"]
-        found = conn.execute(_FIND_RELATION, (schema, table)).fetchone()
-        if found is None:
-            has_schema = conn.execute(_SCHEMA_EXISTS, (schema,)).fetchone() is not None
-            raise BackendUnavailable(
-                "table_not_found",
-                f"no table or view {table!r} in schema {schema!r}"
-                if has_schema
-                else f"no schema {schema!r}",
-            )
-        relkind, column_count = found
-        query = _MATERIALIZED_VIEW_COLUMNS if relkind == "m" else _COLUMNS
-        rows = conn.execute(query, (schema, table)).fetchall()
-        if not rows and column_count:
-            raise BackendUnavailable(
-                "permission_denied",
-                f"user {connection['user']!r} has no privilege on {schema!r}.{table!r}",
-            )
+        # One query answers the common case; an empty answer is then explained (a missing
+        # relation, a materialized view, which information_schema leaves out, or no privilege).
+        rows = conn.execute(_COLUMNS, (schema, table)).fetchall()
+        if not rows:
+            found = conn.execute(_FIND_RELATION, (schema, table)).fetchone()
+            if found is None:
+                has_schema = conn.execute(_SCHEMA_EXISTS, (schema,)).fetchone() is not None
+                raise BackendUnavailable(
+                    "table_not_found",
+                    f"no table or view {table!r} in schema {schema!r}"
+                    if has_schema
+                    else f"no schema {schema!r}",
+                )
+            relkind, column_count = found
+            if relkind == "m":
+                rows = conn.execute(_MATERIALIZED_VIEW_COLUMNS, (schema, table)).fetchall()
+            if not rows and column_count:
+                raise BackendUnavailable(
+                    "permission_denied",
+                    f"user {connection['user']!r} has no privilege on {schema!r}.{table!r}",
+                )
         return [Column(name, data_type, nullable == "YES") for name, data_type, nullable in rows]
 
     def _connect_params(
