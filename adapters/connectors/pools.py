@@ -2,7 +2,7 @@
 
 A target is what a connection is made with (host, port, dbname, user, password, sslmode). Each
 target gets a small pool whose bound doubles as a fairness limit: an inspection beyond it waits
-for a connection only while the target is known to answer, and fails at once with `busy`
+for a connection (a few at most) unless the target is known to fail, and fails at once with `busy`
 otherwise, so one silent backend never takes the threads every other source needs.
 """
 
@@ -62,8 +62,9 @@ class _Pool:
         self.idle: list[_Idle] = []
         self.leased = 0
         self.waiting = 0
-        # Whether the last connection made to this target succeeded: only then may others wait.
-        self.answers = False
+        # Whether the last connection made to this target succeeded (None: none was made yet).
+        # Inspections may wait for a connection unless it is known to fail.
+        self.answers: bool | None = None
         self.freed = threading.Condition(lock)
 
     @property
@@ -134,7 +135,9 @@ class ConnectionPools:
             try:
                 connection = connect(hostaddrs)
             except BaseException:
-                pool.answers = False
+                with self._lock:
+                    pool.answers = False
+                    pool.freed.notify_all()  # the waiting ones give up: nothing comes soon
                 raise
             pool.answers = True
             hostaddr = connection.info.hostaddr
@@ -189,7 +192,7 @@ class ConnectionPools:
             self._pools.move_to_end(target)
             if pool.leased < self._max_size:
                 pool.leased += 1
-            elif not pool.answers or pool.waiting >= self._max_waiting:
+            elif pool.answers is False or pool.waiting >= self._max_waiting:
                 # Nothing is known to come back soon: say so now rather than hold a thread.
                 raise _busy(target)
             else:
@@ -198,6 +201,8 @@ class ConnectionPools:
                     while pool.leased >= self._max_size:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0 or not pool.freed.wait(remaining):
+                            raise _busy(target)
+                        if pool.answers is False:
                             raise _busy(target)
                     pool.leased += 1
                 finally:

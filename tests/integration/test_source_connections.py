@@ -210,6 +210,12 @@ class TestPooling:
         until(lambda: not backends(postgres_url, app_name), "the connection closes")
 
 
+def hang_up_once(listener: socket.socket) -> None:
+    listener.settimeout(10)
+    peer, _ = listener.accept()
+    peer.close()
+
+
 @pytest.fixture
 def silent() -> Iterator[socket.socket]:
     """A listener on 127.0.0.1 that accepts connections and never says a word."""
@@ -221,7 +227,7 @@ def silent() -> Iterator[socket.socket]:
 
 
 class TestFairness:
-    def test_a_silent_target_gets_its_bound_and_then_busy_at_once(
+    def test_a_failing_target_gets_its_bound_and_then_busy_at_once(
         self,
         connector: PostgresConnector,
         source: dict[str, Any],
@@ -229,6 +235,12 @@ class TestFairness:
     ) -> None:
         silent_source = {**source, "port": silent.getsockname()[1]}
         failures: list[BackendUnavailable] = []
+        # A first connection fails (the peer hangs up): the target is known to fail.
+        first = threading.Thread(target=hang_up_once, args=(silent,))
+        first.start()
+        with pytest.raises(BackendUnavailable):
+            connector.inspect(silent_source)
+        first.join()
 
         def hang() -> None:
             try:
@@ -253,6 +265,36 @@ class TestFairness:
             for thread in threads:
                 thread.join()
         assert [f.reason for f in failures] == ["unreachable", "unreachable"]
+
+    def test_an_untried_target_queues_until_its_connections_fail(
+        self,
+        connector: PostgresConnector,
+        pools: ConnectionPools,
+        source: dict[str, Any],
+        silent: socket.socket,
+    ) -> None:
+        silent_source = {**source, "port": silent.getsockname()[1]}
+        reasons: list[str] = []
+
+        def inspect() -> None:
+            try:
+                connector.inspect(silent_source)
+            except BackendUnavailable as exc:
+                reasons.append(exc.reason)
+
+        threads = [threading.Thread(target=inspect) for _ in range(3)]
+        for thread in threads[:2]:
+            thread.start()
+        silent.settimeout(10)
+        accepted = [silent.accept()[0] for _ in range(2)]
+        threads[2].start()
+        place = (source["host"], silent.getsockname()[1], source["dbname"], source["user"], None)
+        until(lambda: pools.sizes()[place] == (2, 0, 1), "the third one waits")
+        for sock in accepted:
+            sock.close()  # both connections fail: the waiting one gives up at once
+        for thread in threads:
+            thread.join()
+        assert sorted(reasons) == ["busy", "unreachable", "unreachable"]
 
     def test_a_busy_target_that_answers_queues_for_its_connection(
         self, source: dict[str, Any], connector: PostgresConnector
