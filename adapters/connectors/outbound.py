@@ -40,6 +40,10 @@ def parse_networks(text: str) -> tuple[Network, ...]:
 
 def system_resolver(host: str, port: int) -> Sequence[str]:
     """The host's addresses from the system resolver (hosts file, DNS), in its order."""
+    try:
+        return [str(ipaddress.ip_address(host))]  # an address is its own answer
+    except ValueError:
+        pass
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     return [str(info[4][0]) for info in infos]
 
