@@ -10,6 +10,7 @@ from uuid import UUID
 
 import cattrs
 
+from domain.events import Action, Event
 from domain.history import SchemaSnapshot
 from domain.keys import ApiKey, Scope
 from domain.sources import Column, Source, SourceName, SourceSummary
@@ -72,6 +73,9 @@ def source_from_record(record: Mapping[str, Any]) -> Source:
         registered_by=record["registered_by"],
         registered_at=parse_timestamp(record["registered_at"]),
         status=record["status"],
+        version=record["version"],
+        updated_at=parse_timestamp(record["updated_at"]),
+        updated_by=record["updated_by"],
     )
 
 
@@ -119,4 +123,38 @@ def snapshot_from_record(record: Mapping[str, Any]) -> SchemaSnapshot:
         fingerprint=record["fingerprint"],
         columns=tuple(Column(c["name"], c["type"], c["nullable"]) for c in columns),
         observed_at=parse_timestamp(record["observed_at"]),
+    )
+
+
+def event_to_record(event: Event) -> dict[str, Any]:
+    """An event as plain data (str ids and timestamps, list of changed paths)."""
+    return {
+        "id": str(event.id),
+        "at": timestamp(event.at),
+        "actor": event.actor,
+        "action": event.action.value,
+        "source_id": None if event.source_id is None else str(event.source_id),
+        "source_name": event.source_name,
+        "key_id": event.key_id,
+        "changed": list(event.changed),
+        "breaking": event.breaking,
+    }
+
+
+def event_from_record(record: Mapping[str, Any]) -> Event:
+    """The event for plain data made by `event_to_record` (or read back from a store)."""
+    source_id = record["source_id"]
+    breaking = record["breaking"]
+    return Event(
+        id=record["id"] if isinstance(record["id"], UUID) else UUID(record["id"]),
+        at=parse_timestamp(record["at"]),
+        actor=record["actor"],
+        action=Action(record["action"]),
+        source_id=source_id
+        if source_id is None or isinstance(source_id, UUID)
+        else UUID(source_id),
+        source_name=record["source_name"],
+        key_id=record["key_id"],
+        changed=tuple(record["changed"]),
+        breaking=None if breaking is None else bool(breaking),
     )

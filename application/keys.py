@@ -9,9 +9,10 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from application.ports import ApiKeyRepository, Clock
+from application.ports import ApiKeyRepository, Clock, IdGenerator
 from domain.errors import ApiKeyNotFound, AuthenticationFailed, InvalidInput
-from domain.keys import ALL_SCOPES, TOKEN_PREFIX, ApiKey, Principal, Scope, public_id
+from domain.events import Action, Event
+from domain.keys import ALL_SCOPES, OPERATOR, TOKEN_PREFIX, ApiKey, Principal, Scope, public_id
 from domain.sources import name_errors
 
 
@@ -42,10 +43,11 @@ class IssuedKey:
 
 @attrs.frozen
 class CreateApiKey:
-    """Mint a key: a random id and secret; only the secret's hash is stored."""
+    """Mint a key: a random id and secret; only the secret's hash is stored, with its event."""
 
     _keys: ApiKeyRepository
     _clock: Clock
+    _ids: IdGenerator
 
     def issue(self, name: str, scopes: Iterable[str] = ()) -> IssuedKey:
         """A new key, not yet stored."""
@@ -64,9 +66,21 @@ class CreateApiKey:
         )
         return IssuedKey(key=key, token=f"{public_id(key_id)}_{secret}")
 
-    def __call__(self, name: str, scopes: Iterable[str] = ()) -> IssuedKey:
+    def event(self, key: ApiKey, actor: Principal) -> Event:
+        """The `key.created` event of a key."""
+        return Event(
+            id=self._ids.new(),
+            at=key.created_at,
+            actor=actor.identity,
+            action=Action.KEY_CREATED,
+            key_id=key.key_id,
+        )
+
+    def __call__(
+        self, name: str, scopes: Iterable[str] = (), actor: Principal = OPERATOR
+    ) -> IssuedKey:
         issued = self.issue(name, scopes)
-        self._keys.add(issued.key)
+        self._keys.add(issued.key, self.event(issued.key, actor))
         return issued
 
 
@@ -79,7 +93,8 @@ class BootstrapAdminKey:
 
     def __call__(self) -> IssuedKey | None:
         issued = self._create.issue("admin")
-        return issued if self._keys.add_if_none(issued.key) else None
+        event = self._create.event(issued.key, OPERATOR)
+        return issued if self._keys.add_if_none(issued.key, event) else None
 
 
 @attrs.frozen
@@ -94,15 +109,24 @@ class ListApiKeys:
 
 @attrs.frozen
 class RevokeApiKey:
-    """Stop a key from working."""
+    """Stop a key from working (the first revocation is recorded)."""
 
     _keys: ApiKeyRepository
     _clock: Clock
+    _ids: IdGenerator
 
-    def __call__(self, key_id: str) -> ApiKey:
+    def __call__(self, key_id: str, actor: Principal = OPERATOR) -> ApiKey:
         if key_id.startswith(f"{TOKEN_PREFIX}_"):
             key_id = key_id.removeprefix(f"{TOKEN_PREFIX}_")
-        return self._keys.revoke(key_id, self._clock.now())
+        now = self._clock.now()
+        event = Event(
+            id=self._ids.new(),
+            at=now,
+            actor=actor.identity,
+            action=Action.KEY_REVOKED,
+            key_id=key_id,
+        )
+        return self._keys.revoke(key_id, now, event)
 
 
 @attrs.frozen

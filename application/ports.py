@@ -8,16 +8,20 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from domain.connections import ConnectionField
+from domain.events import Event, EventFilter, EventKey, EventPage
 from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import Column, PageKey, Source, SourceFilter, SourcePage
 
 
 class SourceRepository(Protocol):
-    """Where registered sources are kept."""
+    """Where registered sources are kept; each change and its `event` commit together."""
 
-    def add(self, source: Source) -> None:
+    def add(self, source: Source, event: Event | None = None) -> None:
         """Store a new source; raise `DuplicateSourceName` if its name is taken."""
+
+    def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
+        """Replace the source if it is still at `expected_version`, else `VersionMismatch`."""
 
     def get(self, source_id: UUID) -> Source:
         """The source with this id; raise `SourceNotFound` if there is none."""
@@ -27,8 +31,22 @@ class SourceRepository(Protocol):
     ) -> SourcePage:
         """Summaries of matching sources oldest first, at most `limit`, strictly after `after`."""
 
-    def remove(self, source_id: UUID) -> None:
-        """Delete the source with this id; raise `SourceNotFound` if there is none."""
+    def remove(
+        self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
+    ) -> None:
+        """Delete the source (if at `expected_version`, when given); the event gets its name."""
+
+
+class EventRepository(Protocol):
+    """The audit trail: appended to, never changed."""
+
+    def append(self, event: Event) -> None:
+        """Record an event that goes with no stored change (a read of secrets)."""
+
+    def list(
+        self, event_filter: EventFilter, limit: int | None = None, after: EventKey | None = None
+    ) -> EventPage:
+        """Matching events oldest first, at most `limit`, strictly after `after`."""
 
 
 class SnapshotRepository(Protocol):
@@ -55,10 +73,10 @@ class SnapshotRepository(Protocol):
 class ApiKeyRepository(Protocol):
     """Where API keys are kept."""
 
-    def add(self, key: ApiKey) -> None:
-        """Store a new key."""
+    def add(self, key: ApiKey, event: Event | None = None) -> None:
+        """Store a new key (and its event, in the same transaction)."""
 
-    def add_if_none(self, key: ApiKey) -> bool:
+    def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
         """Store the key only if the store holds no key at all, atomically; say whether it did."""
 
     def get(self, key_id: str) -> ApiKey:
@@ -67,8 +85,8 @@ class ApiKeyRepository(Protocol):
     def list(self) -> Sequence[ApiKey]:
         """Every key, revoked ones included, oldest first."""
 
-    def revoke(self, key_id: str, at: datetime) -> ApiKey:
-        """Mark the key revoked (idempotent); raise `ApiKeyNotFound` if there is none."""
+    def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
+        """Mark the key revoked (idempotent: the event is kept only by the first revocation)."""
 
 
 class Store(Protocol):
@@ -95,6 +113,9 @@ class Connector(Protocol):
 
     def forget(self, connection: Mapping[str, Any]) -> None:
         """Drop what is kept open for this connection (pooled sessions); its secrets are unread."""
+
+    def check(self, connection: Mapping[str, Any]) -> None:
+        """Return if the schema would answer now; raise `BackendUnavailable(reason)` if not."""
 
 
 class ConnectorRegistry(Protocol):

@@ -1,4 +1,4 @@
-"""Use cases on sources: register, list, get, inspect the live schema, delete."""
+"""Use cases on sources: register, list, get, update, test, inspect the live schema, delete."""
 
 from __future__ import annotations
 
@@ -11,13 +11,26 @@ import attrs
 
 from application.ports import (
     Clock,
+    Connector,
     ConnectorRegistry,
+    EventRepository,
     IdGenerator,
     SecretCipher,
     SnapshotRepository,
     SourceRepository,
 )
-from domain.errors import FieldError, InvalidInput, PermissionDenied, UnknownSourceType
+from domain.connections import ConnectionCheck
+from domain.errors import (
+    BackendUnavailable,
+    FieldError,
+    InvalidConnection,
+    InvalidInput,
+    PermissionDenied,
+    UnknownSourceType,
+    VerificationFailed,
+    VersionMismatch,
+)
+from domain.events import Action, Event
 from domain.history import (
     HistoryEntry,
     HistoryPage,
@@ -31,6 +44,7 @@ from domain.keys import Principal, Scope
 from domain.sources import (
     MASK,
     Column,
+    IfMatch,
     PageKey,
     Source,
     SourceFilter,
@@ -44,6 +58,22 @@ from domain.sources import (
 
 LIST_LIMIT_MAX = 1000
 HISTORY_LIMIT_DEFAULT = 100
+# What a merge patch may change, and the record's fields it may not.
+PATCHABLE = ("name", "description", "tags", "connection")
+READ_ONLY = frozenset(
+    {
+        "id",
+        "source_type",
+        "registered_by",
+        "registered_at",
+        "status",
+        "version",
+        "updated_at",
+        "updated_by",
+    }
+)
+# An update without If-Match re-reads and merges again when another change got in first.
+UPDATE_ATTEMPTS = 20
 
 
 def require(actor: Principal, scope: Scope) -> None:
@@ -73,9 +103,17 @@ def _shown(
     return _map_secrets(source, names, lambda _: MASK)
 
 
+def _verify(connector: Connector, connection: Mapping[str, Any]) -> None:
+    """Raise `VerificationFailed` unless the connection test passes."""
+    try:
+        connector.check(connection)
+    except BackendUnavailable as exc:
+        raise VerificationFailed(exc.reason, exc.detail) from None
+
+
 @attrs.frozen
 class RegisterSourceCommand:
-    """Register a new source (fields as the client sent them)."""
+    """Register a new source (fields as the client sent them); `verify`: test it first."""
 
     actor: Principal
     name: Any
@@ -83,6 +121,7 @@ class RegisterSourceCommand:
     connection: Any
     description: Any = ""
     tags: Any = ()
+    verify: bool = False
 
 
 @attrs.frozen
@@ -113,6 +152,8 @@ class RegisterSource:
             raise InvalidInput(errors)
         connector = self._connectors.get(command.source_type)
         connection = connector.validate(command.connection)
+        if command.verify:
+            _verify(connector, connection)
         source = Source(
             id=self._ids.new(),
             name=SourceName(command.name),
@@ -124,7 +165,15 @@ class RegisterSource:
             registered_at=self._clock.now(),
         )
         names = _secret_names(self._connectors, source.source_type)
-        self._sources.add(_map_secrets(source, names, self._cipher.encrypt))
+        event = Event(
+            id=self._ids.new(),
+            at=source.registered_at,
+            actor=command.actor.identity,
+            action=Action.SOURCE_REGISTERED,
+            source_id=source.id,
+            source_name=source.name.value,
+        )
+        self._sources.add(_map_secrets(source, names, self._cipher.encrypt), event)
         # The source in hand is still in clear: "decrypting" it is the identity.
         return _shown(source, names, command.actor, str)
 
@@ -164,19 +213,277 @@ class GetSourceQuery:
 
 @attrs.frozen
 class GetSource:
-    """One source with its connection, secrets in clear only for the `sources:secrets` scope."""
+    """One source with its connection, secrets in clear only for the `sources:secrets` scope.
+
+    Showing a secret in clear is recorded (`source.secrets_read`) before the answer is given.
+    """
 
     required_scope = Scope.READ
 
     _sources: SourceRepository
     _connectors: ConnectorRegistry
     _cipher: SecretCipher
+    _events: EventRepository
+    _clock: Clock
+    _ids: IdGenerator
 
     def __call__(self, query: GetSourceQuery) -> Source:
         require(query.actor, self.required_scope)
         source = self._sources.get(query.source_id)
         names = _secret_names(self._connectors, source.source_type)
-        return _shown(source, names, query.actor, self._cipher.decrypt)
+        shown = _shown(source, names, query.actor, self._cipher.decrypt)
+        revealed = [n for n in names if query.actor.can(Scope.SECRETS) and shown.connection.get(n)]
+        if revealed:
+            self._events.append(
+                Event(
+                    id=self._ids.new(),
+                    at=self._clock.now(),
+                    actor=query.actor.identity,
+                    action=Action.SOURCE_SECRETS_READ,
+                    source_id=source.id,
+                    source_name=source.name.value,
+                    changed=tuple(f"connection.{n}" for n in revealed),
+                )
+            )
+        return shown
+
+
+@attrs.frozen
+class UpdateSourceCommand:
+    """Apply a JSON Merge Patch (RFC 7396) to a source, optionally only at given versions."""
+
+    actor: Principal
+    source_id: UUID
+    patch: Any
+    if_match: IfMatch | None = None
+    verify: bool = False
+
+
+def _patch_errors(patch: Any) -> list[FieldError]:
+    if not isinstance(patch, Mapping):
+        return [FieldError("body", "must be a JSON object")]
+    errors = []
+    for field in sorted(patch, key=str):
+        if field in READ_ONLY:
+            errors.append(FieldError(str(field), "is read-only"))
+        elif field not in PATCHABLE:
+            errors.append(FieldError(str(field), "is not a known field"))
+    return errors
+
+
+@attrs.frozen
+class UpdateSource:
+    """Merge a patch into a source, validate the result as a registration, store it if it differs.
+
+    Secret connection fields that the patch leaves out or sends back masked keep their stored
+    value. The store compares and sets the version, so of two changes made from the same version
+    only one is stored; without `If-Match` the loser merges again onto the newer version.
+    """
+
+    required_scope = Scope.WRITE
+
+    _sources: SourceRepository
+    _connectors: ConnectorRegistry
+    _cipher: SecretCipher
+    _clock: Clock
+    _ids: IdGenerator
+
+    def __call__(self, command: UpdateSourceCommand) -> Source:
+        require(command.actor, self.required_scope)
+        errors = _patch_errors(command.patch)
+        if errors:
+            raise InvalidInput(errors)
+        # `*` asks only that the source exist, so it may merge again like no condition at all.
+        retry = command.if_match is None or command.if_match.versions is None
+        for attempt in range(UPDATE_ATTEMPTS):
+            stored = self._sources.get(command.source_id)
+            if command.if_match is not None and not command.if_match.admits(stored.version):
+                raise VersionMismatch(stored.id, stored.version)
+            connector = self._connectors.get(stored.source_type)
+            names = _secret_names(self._connectors, stored.source_type)
+            clear = _map_secrets(stored, names, self._cipher.decrypt)
+            merged, changed = self._merge(clear, command.patch, connector, names)
+            if not changed:
+                return _shown(clear, names, command.actor, str)
+            if command.verify:
+                _verify(connector, merged.connection)
+            now = self._clock.now()
+            merged = attrs.evolve(
+                merged,
+                version=stored.version + 1,
+                updated_at=now,
+                updated_by=command.actor.identity,
+            )
+            event = Event(
+                id=self._ids.new(),
+                at=now,
+                actor=command.actor.identity,
+                action=Action.SOURCE_UPDATED,
+                source_id=stored.id,
+                source_name=merged.name.value,
+                changed=changed,
+            )
+            try:
+                self._sources.update(
+                    self._sealed(merged, stored, names, changed), stored.version, event
+                )
+            except VersionMismatch:
+                if not retry or attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+                continue
+            if any(path.startswith("connection.") for path in changed):
+                forget_connection(self._connectors, stored)
+            return _shown(merged, names, command.actor, str)
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    @staticmethod
+    def _merge(
+        clear: Source, patch: Mapping[str, Any], connector: Connector, names: list[str]
+    ) -> tuple[Source, tuple[str, ...]]:
+        """The source with the patch merged and validated, and the paths that changed."""
+        errors: list[FieldError] = []
+        name = clear.name.value
+        if "name" in patch:
+            name = patch["name"]
+            errors += [FieldError("name", "is required")] if name is None else name_errors(name)
+        description = clear.description
+        if "description" in patch:
+            description = "" if patch["description"] is None else patch["description"]
+            errors += description_errors(description)
+        tags: Any = clear.tags
+        if "tags" in patch:
+            tags = () if patch["tags"] is None else patch["tags"]
+            errors += tags_errors(tags)
+        connection: Mapping[str, Any] = clear.connection
+        if "connection" in patch:
+            given = patch["connection"]
+            if given is None:
+                errors.append(FieldError("connection", "is required"))
+            elif not isinstance(given, Mapping):
+                errors.append(FieldError("connection", "must be an object"))
+            else:
+                draft = dict(clear.connection)
+                for field, value in given.items():
+                    if value is None:
+                        draft.pop(field, None)
+                    elif not (field in names and value == MASK):
+                        draft[field] = value
+                try:
+                    connection = connector.validate(draft)
+                except InvalidConnection as exc:
+                    errors += exc.errors
+        if errors:
+            raise InvalidInput(errors)
+        changed = [
+            field
+            for field, before, after in (
+                ("name", clear.name.value, name),
+                ("description", clear.description, description),
+                ("tags", clear.tags, tuple(tags)),
+            )
+            if before != after
+        ]
+        changed += sorted(
+            f"connection.{field}"
+            for field in set(clear.connection) | set(connection)
+            if clear.connection.get(field) != connection.get(field)
+        )
+        merged = attrs.evolve(
+            clear, name=SourceName(name), description=description, tags=tags
+        ).with_connection(connection)
+        return merged, tuple(changed)
+
+    def _sealed(
+        self, merged: Source, stored: Source, names: list[str], changed: tuple[str, ...]
+    ) -> Source:
+        """The merged source as stored: unchanged secrets keep their ciphertext, new ones sealed."""
+        connection = dict(merged.connection)
+        for name in names:
+            if isinstance(connection.get(name), str):
+                kept = f"connection.{name}" not in changed
+                connection[name] = (
+                    stored.connection[name] if kept else self._cipher.encrypt(connection[name])
+                )
+        return merged.with_connection(connection)
+
+
+@attrs.frozen
+class CheckSourceConnectionQuery:
+    """Test the connection of a saved source."""
+
+    actor: Principal
+    source_id: UUID
+
+
+def _check(connector: Connector, connection: Mapping[str, Any], clock: Clock) -> ConnectionCheck:
+    started = clock.now()
+    reason: str | None = None
+    try:
+        connector.check(connection)
+    except BackendUnavailable as exc:
+        reason, detail = exc.reason, exc.detail
+    else:
+        detail = "The schema would answer now."
+    finished = clock.now()
+    elapsed = (finished - started).total_seconds() * 1000
+    return ConnectionCheck(reason is None, reason, detail, round(elapsed, 3), finished)
+
+
+@attrs.frozen
+class CheckSourceConnection:
+    """Whether a saved source's schema would answer now (never raises for a failing backend)."""
+
+    required_scope = Scope.READ
+
+    _sources: SourceRepository
+    _connectors: ConnectorRegistry
+    _cipher: SecretCipher
+    _clock: Clock
+
+    def __call__(self, query: CheckSourceConnectionQuery) -> ConnectionCheck:
+        require(query.actor, self.required_scope)
+        source = self._sources.get(query.source_id)
+        names = _secret_names(self._connectors, source.source_type)
+        connection = _map_secrets(source, names, self._cipher.decrypt).connection
+        return _check(self._connectors.get(source.source_type), connection, self._clock)
+
+
+@attrs.frozen
+class CheckNewConnectionCommand:
+    """Test a registration body before saving it (`name` optional); nothing is stored."""
+
+    actor: Principal
+    source_type: Any
+    connection: Any
+    name: Any = None
+    description: Any = None
+    tags: Any = None
+
+
+@attrs.frozen
+class CheckNewConnection:
+    """Validate a would-be source as a registration would, then test its connection."""
+
+    required_scope = Scope.WRITE
+
+    _connectors: ConnectorRegistry
+    _clock: Clock
+
+    def __call__(self, command: CheckNewConnectionCommand) -> ConnectionCheck:
+        require(command.actor, self.required_scope)
+        errors = []
+        if command.name is not None:
+            errors += name_errors(command.name)
+        if command.description is not None:
+            errors += description_errors(command.description)
+        if command.tags is not None:
+            errors += tags_errors(command.tags)
+        if not isinstance(command.source_type, str):
+            errors.append(FieldError("source_type", "must be a string"))
+        if errors:
+            raise InvalidInput(errors)
+        connector = self._connectors.get(command.source_type)
+        return _check(connector, connector.validate(command.connection), self._clock)
 
 
 @attrs.frozen
@@ -278,26 +585,45 @@ class GetSchemaHistory:
 
 @attrs.frozen
 class DeleteSourceCommand:
-    """Remove one source from the registry."""
+    """Remove one source from the registry, optionally only at given versions."""
 
     actor: Principal
     source_id: UUID
+    if_match: IfMatch | None = None
 
 
 @attrs.frozen
 class DeleteSource:
-    """Forget a source, and its connector what it keeps open for it; the data is not touched."""
+    """Forget a source, and its connector what it keeps open for it; the data is not touched.
+
+    Its events stay.
+    """
 
     required_scope = Scope.WRITE
 
     _sources: SourceRepository
     _connectors: ConnectorRegistry
+    _clock: Clock
+    _ids: IdGenerator
 
     def __call__(self, command: DeleteSourceCommand) -> None:
         require(command.actor, self.required_scope)
-        source = self._sources.get(command.source_id)
-        self._sources.remove(command.source_id)
-        forget_connection(self._connectors, source)
+        stored = self._sources.get(command.source_id)
+        expected = None
+        if command.if_match is not None and command.if_match.versions is not None:
+            if not command.if_match.admits(stored.version):
+                raise VersionMismatch(stored.id, stored.version)
+            expected = stored.version
+        event = Event(
+            id=self._ids.new(),
+            at=self._clock.now(),
+            actor=command.actor.identity,
+            action=Action.SOURCE_DELETED,
+            source_id=command.source_id,
+        )
+        # The store names the source in the event: the name it had when it went.
+        self._sources.remove(command.source_id, expected, event)
+        forget_connection(self._connectors, stored)
 
 
 def forget_connection(connectors: ConnectorRegistry, source: Source) -> None:

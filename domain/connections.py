@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -70,3 +71,14 @@ def check_connection(
     if errors:
         raise InvalidConnection(errors)
     return result
+
+
+@attrs.frozen
+class ConnectionCheck:
+    """The answer of a connection test: whether the schema would answer now, and if not why."""
+
+    ok: bool
+    reason: str | None
+    detail: str
+    elapsed_ms: float
+    checked_at: datetime

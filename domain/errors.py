@@ -60,6 +60,24 @@ class DuplicateSourceName(DomainError):
         super().__init__(f"a source named {name!r} already exists")
 
 
+class VersionMismatch(DomainError):
+    """A conditional change named a version the source no longer has (or an unknown one)."""
+
+    def __init__(self, source_id: object, current_version: int) -> None:
+        self.source_id = source_id
+        self.current_version = current_version
+        super().__init__(f"source {source_id} is at version {current_version}")
+
+
+class VerificationFailed(DomainError):
+    """A change asked to be verified first, and the connection test failed: nothing was stored."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
 class BackendUnavailable(DomainError):
     """The source is registered but its backend cannot answer; `reason` says why, for machines."""
 

@@ -17,6 +17,7 @@ class Scope(enum.StrEnum):
     READ = "sources:read"
     WRITE = "sources:write"
     SECRETS = "sources:secrets"
+    AUDIT = "audit:read"
 
 
 ALL_SCOPES = frozenset(Scope)

@@ -94,6 +94,38 @@ def parse_source_id(raw: str) -> UUID:
 
 
 @attrs.frozen
+class IfMatch:
+    """An `If-Match` condition: the change applies only at one of these versions (None: any)."""
+
+    versions: frozenset[int] | None = None
+
+    def admits(self, version: int) -> bool:
+        """Whether a source at this version meets the condition."""
+        return self.versions is None or version in self.versions
+
+
+_ETAG = re.compile(r'\s*"([1-9][0-9]{0,17})"\s*')
+
+
+def parse_if_match(raw: str) -> IfMatch:
+    """`*` or a comma-separated list of quoted versions (`"3"`); `InvalidInput` otherwise."""
+    if raw.strip() == "*":
+        return IfMatch()
+    versions = []
+    for part in raw.split(","):
+        match = _ETAG.fullmatch(part)
+        if match is None:
+            raise InvalidInput.single("If-Match", 'must be * or quoted versions such as "3"')
+        versions.append(int(match.group(1)))
+    return IfMatch(frozenset(versions))
+
+
+def etag(version: int) -> str:
+    """The entity tag of a source at this version: `"<version>"`."""
+    return f'"{version}"'
+
+
+@attrs.frozen
 class SourceName:
     """A source's unique, human-readable name."""
 
@@ -132,6 +164,14 @@ class Source:
     registered_by: str
     registered_at: datetime
     status: str = "active"
+    version: int = 1
+    """1 at registration, one more at each change."""
+    updated_at: datetime = attrs.field(
+        default=attrs.Factory(lambda self: self.registered_at, takes_self=True)
+    )
+    updated_by: str = attrs.field(
+        default=attrs.Factory(lambda self: self.registered_by, takes_self=True)
+    )
 
     def with_connection(self, connection: Mapping[str, Any]) -> Source:
         """This source with another connection object (as shown to a caller, or as stored)."""

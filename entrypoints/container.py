@@ -14,6 +14,7 @@ from adapters.connectors.registry import ConnectorCatalog
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
+    MemoryEventRepository,
     MemorySnapshotRepository,
     MemorySourceRepository,
     MemoryStore,
@@ -21,16 +22,19 @@ from adapters.storage.memory import (
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
+    PostgresEventRepository,
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
+    SqliteEventRepository,
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
 from adapters.system import RandomIds, SystemClock
+from application.events import ListEvents
 from application.keys import (
     Authenticate,
     BootstrapAdminKey,
@@ -39,12 +43,15 @@ from application.keys import (
     RevokeApiKey,
 )
 from application.sources import (
+    CheckNewConnection,
+    CheckSourceConnection,
     DeleteSource,
     GetSchemaHistory,
     GetSource,
     InspectSchema,
     ListSources,
     RegisterSource,
+    UpdateSource,
 )
 from application.store import CheckReadiness, UpgradeStore
 from entrypoints.settings import Settings
@@ -111,7 +118,15 @@ class Container(containers.DeclarativeContainer):
         sqlite=providers.Resource(open_sqlite, settings),
         postgres=providers.Resource(open_postgres, settings),
     )
-    memory_sources = providers.Singleton(MemorySourceRepository)
+    # In memory, sources and keys append their events to the one trail the store shares.
+    memory_events = providers.Singleton(MemoryEventRepository)
+    events = providers.Selector(
+        store_kind,
+        memory=memory_events,
+        sqlite=providers.Singleton(SqliteEventRepository, store),
+        postgres=providers.Singleton(PostgresEventRepository, store),
+    )
+    memory_sources = providers.Singleton(MemorySourceRepository, memory_events)
     sources = providers.Selector(
         store_kind,
         memory=memory_sources,
@@ -126,7 +141,7 @@ class Container(containers.DeclarativeContainer):
     )
     keys = providers.Selector(
         store_kind,
-        memory=providers.Singleton(MemoryApiKeyRepository),
+        memory=providers.Singleton(MemoryApiKeyRepository, memory_events),
         sqlite=providers.Singleton(SqliteApiKeyRepository, store),
         postgres=providers.Singleton(PostgresApiKeyRepository, store),
     )
@@ -156,15 +171,21 @@ class Container(containers.DeclarativeContainer):
 
     register_source = providers.Factory(RegisterSource, sources, connectors, cipher, clock, ids)
     list_sources = providers.Factory(ListSources, sources)
-    get_source = providers.Factory(GetSource, sources, connectors, cipher)
+    get_source = providers.Factory(GetSource, sources, connectors, cipher, events, clock, ids)
+    update_source = providers.Factory(UpdateSource, sources, connectors, cipher, clock, ids)
+    check_source_connection = providers.Factory(
+        CheckSourceConnection, sources, connectors, cipher, clock
+    )
+    check_new_connection = providers.Factory(CheckNewConnection, connectors, clock)
     inspect_schema = providers.Factory(InspectSchema, sources, connectors, cipher, clock, history)
     schema_history = providers.Factory(GetSchemaHistory, sources, history)
-    delete_source = providers.Factory(DeleteSource, sources, connectors)
+    delete_source = providers.Factory(DeleteSource, sources, connectors, clock, ids)
+    list_events = providers.Factory(ListEvents, events)
 
-    create_api_key = providers.Factory(CreateApiKey, keys, clock)
+    create_api_key = providers.Factory(CreateApiKey, keys, clock, ids)
     bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys, create_api_key)
     list_api_keys = providers.Factory(ListApiKeys, keys)
-    revoke_api_key = providers.Factory(RevokeApiKey, keys, clock)
+    revoke_api_key = providers.Factory(RevokeApiKey, keys, clock, ids)
     authenticate = providers.Factory(Authenticate, keys)
 
     upgrade_store = providers.Factory(UpgradeStore, store)

@@ -9,8 +9,9 @@ from uuid import UUID
 
 import attrs
 
-from adapters.storage.sql import page
-from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound
+from adapters.storage.sql import event_page, page
+from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound, VersionMismatch
+from domain.events import Event, EventFilter, EventKey, EventPage, event_order
 from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import PageKey, Source, SourceFilter, SourcePage, SourceSummary, sort_key
@@ -26,23 +27,58 @@ class MemoryStore:
         return None
 
 
-class MemorySourceRepository:
-    """Sources in a dict, guarded by a lock."""
+class MemoryEventRepository:
+    """The audit trail in a list; the source and key repositories of one store share it."""
 
     def __init__(self) -> None:
+        self._events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def append(self, event: Event) -> None:
+        with self._lock:
+            self._events.append(event)
+
+    def list(
+        self, event_filter: EventFilter, limit: int | None = None, after: EventKey | None = None
+    ) -> EventPage:
+        with self._lock:
+            matching = sorted((e for e in self._events if event_filter.matches(e)), key=event_order)
+        if after is not None:
+            matching = [e for e in matching if event_order(e) > (after.at, after.id)]
+        return event_page(matching, limit)
+
+
+class MemorySourceRepository:
+    """Sources in a dict, guarded by a lock (held while the change's event is appended)."""
+
+    def __init__(self, events: MemoryEventRepository | None = None) -> None:
         self._by_id: dict[UUID, Source] = {}
         self._lock = threading.Lock()
+        self._events = events if events is not None else MemoryEventRepository()
         self._dependents: list[Callable[[UUID], None]] = []
 
     def on_remove(self, forget: Callable[[UUID], None]) -> None:
         """Have `forget(source_id)` called inside every removal (what a cascade does in SQL)."""
         self._dependents.append(forget)
 
-    def add(self, source: Source) -> None:
+    def add(self, source: Source, event: Event | None = None) -> None:
         with self._lock:
             if any(s.name == source.name for s in self._by_id.values()):
                 raise DuplicateSourceName(source.name.value)
             self._by_id[source.id] = source
+            if event is not None:
+                self._events.append(event)
+
+    def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
+        with self._lock:
+            current = self.get(source.id)
+            if current.version != expected_version:
+                raise VersionMismatch(source.id, current.version)
+            if any(s.name == source.name and s.id != source.id for s in self._by_id.values()):
+                raise DuplicateSourceName(source.name.value)
+            self._by_id[source.id] = source
+            if event is not None:
+                self._events.append(event)
 
     def get(self, source_id: UUID) -> Source:
         try:
@@ -61,10 +97,16 @@ class MemorySourceRepository:
             matching = [s for s in matching if sort_key(s) > (after.registered_at, after.id)]
         return page([SourceSummary.of(s) for s in matching], limit)
 
-    def remove(self, source_id: UUID) -> None:
+    def remove(
+        self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
+    ) -> None:
         with self._lock:
-            if self._by_id.pop(source_id, None) is None:
-                raise SourceNotFound(source_id)
+            current = self.get(source_id)
+            if expected_version is not None and current.version != expected_version:
+                raise VersionMismatch(source_id, current.version)
+            del self._by_id[source_id]
+            if event is not None:
+                self._events.append(attrs.evolve(event, source_name=current.name.value))
             for forget in self._dependents:
                 forget(source_id)
 
@@ -122,21 +164,26 @@ class MemorySnapshotRepository:
 
 
 class MemoryApiKeyRepository:
-    """API keys in a dict, guarded by a lock."""
+    """API keys in a dict, guarded by a lock (held while the change's event is appended)."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: MemoryEventRepository | None = None) -> None:
         self._by_id: dict[str, ApiKey] = {}
         self._lock = threading.Lock()
+        self._events = events if events is not None else MemoryEventRepository()
 
-    def add(self, key: ApiKey) -> None:
+    def add(self, key: ApiKey, event: Event | None = None) -> None:
         with self._lock:
             self._by_id[key.key_id] = key
+            if event is not None:
+                self._events.append(event)
 
-    def add_if_none(self, key: ApiKey) -> bool:
+    def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
         with self._lock:
             if self._by_id:
                 return False
             self._by_id[key.key_id] = key
+            if event is not None:
+                self._events.append(event)
             return True
 
     def get(self, key_id: str) -> ApiKey:
@@ -149,9 +196,11 @@ class MemoryApiKeyRepository:
         with self._lock:
             return sorted(self._by_id.values(), key=lambda k: (k.created_at, k.key_id))
 
-    def revoke(self, key_id: str, at: datetime) -> ApiKey:
+    def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
         with self._lock:
             key = self.get(key_id)
             if key.active:
                 key = self._by_id[key_id] = attrs.evolve(key, revoked_at=at)
+                if event is not None:
+                    self._events.append(event)
             return key

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 from uuid import UUID
 
+import attrs
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
@@ -19,6 +20,8 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from adapters.serialization import (
     columns_to_json,
+    event_from_record,
+    event_to_record,
     key_from_record,
     key_to_record,
     snapshot_from_record,
@@ -27,8 +30,15 @@ from adapters.serialization import (
     summary_from_record,
     timestamp,
 )
-from adapters.storage.sql import can_match, page, storable
-from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound, StoreUnavailable
+from adapters.storage.sql import can_match, event_page, page, storable
+from domain.errors import (
+    ApiKeyNotFound,
+    DuplicateSourceName,
+    SourceNotFound,
+    StoreUnavailable,
+    VersionMismatch,
+)
+from domain.events import Event, EventFilter, EventKey, EventPage
 from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import PageKey, Source, SourceFilter, SourcePage
@@ -69,6 +79,43 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        2,
+        (
+            # The lifecycle: a version per source for conditional changes, and the audit trail.
+            """
+            ALTER TABLE sources ADD COLUMN version integer NOT NULL DEFAULT 1,
+                                ADD COLUMN updated_at timestamptz,
+                                ADD COLUMN updated_by text
+            """,
+            "UPDATE sources SET updated_at = registered_at, updated_by = registered_by",
+            """
+            ALTER TABLE sources ALTER COLUMN updated_at SET NOT NULL,
+                                ALTER COLUMN updated_by SET NOT NULL
+            """,
+            """
+            CREATE TABLE events (
+                id uuid PRIMARY KEY,
+                at timestamptz NOT NULL,
+                actor text COLLATE "C" NOT NULL,
+                action text NOT NULL,
+                source_id uuid,
+                source_name text,
+                key_id text,
+                changed text[] NOT NULL,
+                breaking boolean
+            )
+            """,
+            "CREATE INDEX events_by_time ON events (at, id)",
+            "CREATE INDEX events_by_source ON events (source_id, at, id)",
+            # Keys made with every scope before audit:read existed were given every scope.
+            """
+            UPDATE api_keys SET scopes = ARRAY['audit:read', 'sources:read', 'sources:secrets',
+                                               'sources:write']
+             WHERE scopes = ARRAY['sources:read', 'sources:secrets', 'sources:write']
+            """,
+        ),
+    ),
+    (
         3,
         (
             # The primary key is the compare-and-set of concurrent inspections: of two that
@@ -93,8 +140,10 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 _MIGRATION_LOCK = 0x7464622D6D696772
 
 _SOURCE_COLUMNS = (
-    "id, name, source_type, connection, description, tags, registered_by, registered_at, status"
+    "id, name, source_type, connection, description, tags, registered_by, registered_at, status,"
+    " version, updated_at, updated_by"
 )
+_EVENT_COLUMNS = "id, at, actor, action, source_id, source_name, key_id, changed, breaking"
 # A listing reads neither the connection nor its encrypted secrets.
 _SUMMARY_COLUMNS = "id, name, source_type, description, tags, registered_at"
 _KEY_COLUMNS = "key_id, name, scopes, secret_hash, created_at, revoked_at"
@@ -264,16 +313,43 @@ class PostgresSourceRepository:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
-    def add(self, source: Source) -> None:
+    def add(self, source: Source, event: Event | None = None) -> None:
+        insert = (
+            f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES (%(id)s::uuid, %(name)s,"
+            " %(source_type)s, %(connection)s::json, %(description)s, %(tags)s::text[],"
+            " %(registered_by)s, %(registered_at)s::timestamptz, %(status)s, %(version)s,"
+            " %(updated_at)s::timestamptz, %(updated_by)s)"
+        )
         try:
-            # One statement in autocommit is atomic: no BEGIN and COMMIT round trips around it.
+            # One statement in autocommit is atomic: the source and its event go in as one
+            # statement (a data-modifying CTE), with no BEGIN and COMMIT round trips around it.
             with self._db.connection() as conn:
-                conn.execute(
-                    f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES (%(id)s::uuid, %(name)s,"
-                    " %(source_type)s, %(connection)s::json, %(description)s, %(tags)s::text[],"
-                    " %(registered_by)s, %(registered_at)s::timestamptz, %(status)s)",
-                    _source_row(source),
-                )
+                if event is None:
+                    conn.execute(insert, _source_row(source))
+                else:
+                    conn.execute(
+                        f"WITH source AS ({insert} RETURNING id) {_INSERT_EVENT}",
+                        {**_source_row(source), **_event_row(event)},
+                    )
+        except pg_errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "sources_name_unique":
+                raise DuplicateSourceName(source.name.value) from None
+            raise
+
+    def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
+        try:
+            with self._db.transaction() as conn:
+                changed = conn.execute(
+                    "UPDATE sources SET name = %(name)s, connection = %(connection)s::json,"
+                    " description = %(description)s, tags = %(tags)s::text[],"
+                    " status = %(status)s, version = %(version)s,"
+                    " updated_at = %(updated_at)s::timestamptz, updated_by = %(updated_by)s"
+                    " WHERE id = %(id)s::uuid AND version = %(expected)s",
+                    {**_source_row(source), "expected": expected_version},
+                ).rowcount
+                if not changed:
+                    _mismatch(conn, source.id)
+                _record(conn, event)
         except pg_errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "sources_name_unique":
                 raise DuplicateSourceName(source.name.value) from None
@@ -314,11 +390,87 @@ class PostgresSourceRepository:
             parameters.append(limit + 1)
         return page([summary_from_record(row) for row in self._db.read(sql, parameters)], limit)
 
-    def remove(self, source_id: UUID) -> None:
+    def remove(
+        self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
+    ) -> None:
+        sql = "DELETE FROM sources WHERE id = %s"
+        parameters: list[Any] = [source_id]
+        if expected_version is not None:
+            sql += " AND version = %s"
+            parameters.append(expected_version)
+        with self._db.transaction() as conn:
+            deleted = conn.execute(sql + " RETURNING name", parameters).fetchall()
+            if not deleted:
+                _mismatch(conn, source_id)
+            if event is not None:
+                _record(conn, attrs.evolve(event, source_name=deleted[0][0]))
+
+
+_INSERT_EVENT = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (%(event_id)s::uuid, %(event_at)s::timestamptz,"
+    " %(event_actor)s, %(event_action)s, %(event_source_id)s::uuid, %(event_source_name)s,"
+    " %(event_key_id)s, %(event_changed)s::text[], %(event_breaking)s)"
+)
+
+
+def _event_row(event: Event) -> dict[str, Any]:
+    return {f"event_{name}": value for name, value in event_to_record(event).items()}
+
+
+def _record(conn: psycopg.Connection[Any], event: Event | None) -> None:
+    """Append the event inside the caller's transaction."""
+    if event is not None:
+        conn.execute(_INSERT_EVENT, _event_row(event))
+
+
+def _mismatch(conn: psycopg.Connection[Any], source_id: UUID) -> None:
+    """Raise why a conditional change matched no row: no such source, or another version."""
+    row = conn.execute("SELECT version FROM sources WHERE id = %s", [source_id]).fetchone()
+    if row is None:
+        raise SourceNotFound(source_id)
+    raise VersionMismatch(source_id, row[0])
+
+
+class PostgresEventRepository:
+    """The audit trail in the `events` table."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    def append(self, event: Event) -> None:
         with self._db.connection() as conn:
-            deleted = conn.execute("DELETE FROM sources WHERE id = %s", [source_id]).rowcount
-        if not deleted:
-            raise SourceNotFound(source_id)
+            _record(conn, event)
+
+    def list(
+        self, event_filter: EventFilter, limit: int | None = None, after: EventKey | None = None
+    ) -> EventPage:
+        if event_filter.actor is not None and not storable(event_filter.actor):
+            return EventPage(())
+        where: list[str] = []
+        parameters: list[Any] = []
+        if event_filter.source_id is not None:
+            where.append("source_id = %s")
+            parameters.append(event_filter.source_id)
+        if event_filter.action is not None:
+            where.append("action = %s")
+            parameters.append(event_filter.action.value)
+        if event_filter.actor is not None:
+            where.append("actor = %s")
+            parameters.append(event_filter.actor)
+        if event_filter.since is not None:
+            where.append("at >= %s::timestamptz")
+            parameters.append(timestamp(event_filter.since))
+        if after is not None:
+            where.append("(at, id) > (%s::timestamptz, %s::uuid)")
+            parameters += [timestamp(after.at), after.id]
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY at, id"
+        if limit is not None:
+            sql += " LIMIT %s"
+            parameters.append(limit + 1)
+        return event_page([event_from_record(row) for row in self._db.read(sql, parameters)], limit)
 
 
 _SNAPSHOT_COLUMNS = "source_id, sequence, fingerprint, columns, observed_at"
@@ -384,11 +536,12 @@ class PostgresApiKeyRepository:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
-    def add(self, key: ApiKey) -> None:
+    def add(self, key: ApiKey, event: Event | None = None) -> None:
         with self._db.transaction() as conn:
             self._insert(conn, key)
+            _record(conn, event)
 
-    def add_if_none(self, key: ApiKey) -> bool:
+    def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
         with self._db.transaction() as conn:
             # EXCLUSIVE lets readers in but holds back every other writer until the insert commits.
             conn.execute("LOCK TABLE api_keys IN EXCLUSIVE MODE")
@@ -396,6 +549,7 @@ class PostgresApiKeyRepository:
             if row is not None and row[0]:
                 return False
             self._insert(conn, key)
+            _record(conn, event)
             return True
 
     def get(self, key_id: str) -> ApiKey:
@@ -412,17 +566,29 @@ class PostgresApiKeyRepository:
         rows = self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
         return [key_from_record(row) for row in rows]
 
-    def revoke(self, key_id: str, at: datetime) -> ApiKey:
+    def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
         if not storable(key_id):
             raise ApiKeyNotFound(key_id)
-        rows = self._db.read(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, %s::timestamptz)"
-            f" WHERE key_id = %s RETURNING {_KEY_COLUMNS}",
-            [timestamp(at), key_id],
-        )
-        if not rows:
-            raise ApiKeyNotFound(key_id)
-        return key_from_record(rows[0])
+        with self._db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            # FOR UPDATE: of two simultaneous revocations, only the first sees an active key.
+            cursor.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = %s FOR UPDATE", [key_id]
+            )
+            row = cursor.fetchone()
+            if row is None:
+                raise ApiKeyNotFound(key_id)
+            if row["revoked_at"] is not None:
+                return key_from_record(row)
+            cursor.execute(
+                f"UPDATE api_keys SET revoked_at = %s::timestamptz WHERE key_id = %s"
+                f" RETURNING {_KEY_COLUMNS}",
+                [timestamp(at), key_id],
+            )
+            revoked = cursor.fetchone()
+            if revoked is None:  # the row is locked: it cannot have gone
+                raise ApiKeyNotFound(key_id)
+            _record(conn, event)
+        return key_from_record(revoked)
 
     @staticmethod
     def _insert(conn: psycopg.Connection[Any], key: ApiKey) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from domain.events import Event, EventKey, EventPage
 from domain.sources import PageKey, SourceFilter, SourcePage, SourceSummary
 
 
@@ -24,3 +25,11 @@ def page(rows: Sequence[SourceSummary], limit: int | None) -> SourcePage:
         return SourcePage(tuple(rows))
     last = rows[limit - 1]
     return SourcePage(tuple(rows[:limit]), PageKey(last.registered_at, last.id))
+
+
+def event_page(rows: Sequence[Event], limit: int | None) -> EventPage:
+    """A page of events from at most `limit + 1` rows in trail order."""
+    if limit is None or len(rows) <= limit:
+        return EventPage(tuple(rows))
+    last = rows[limit - 1]
+    return EventPage(tuple(rows[:limit]), EventKey(last.at, last.id))

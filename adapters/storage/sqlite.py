@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import attrs
 import msgspec
 import sqlite_utils
 
 from adapters.serialization import (
     columns_to_json,
+    event_from_record,
+    event_to_record,
     key_from_record,
     key_to_record,
     snapshot_from_record,
@@ -26,8 +29,15 @@ from adapters.serialization import (
     summary_from_record,
     timestamp,
 )
-from adapters.storage.sql import can_match, page, storable
-from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound, StoreUnavailable
+from adapters.storage.sql import can_match, event_page, page, storable
+from domain.errors import (
+    ApiKeyNotFound,
+    DuplicateSourceName,
+    SourceNotFound,
+    StoreUnavailable,
+    VersionMismatch,
+)
+from domain.events import Event, EventFilter, EventKey, EventPage
 from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import PageKey, Source, SourceFilter, SourcePage
@@ -64,6 +74,37 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        2,
+        (
+            # The lifecycle: a version per source for conditional changes, and the audit trail.
+            "ALTER TABLE sources ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE sources ADD COLUMN updated_at TEXT",
+            "ALTER TABLE sources ADD COLUMN updated_by TEXT",
+            "UPDATE sources SET updated_at = registered_at, updated_by = registered_by",
+            """
+            CREATE TABLE events (
+                id TEXT PRIMARY KEY,
+                at TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                source_id TEXT,
+                source_name TEXT,
+                key_id TEXT,
+                changed TEXT NOT NULL,
+                breaking INTEGER
+            )
+            """,
+            "CREATE INDEX events_by_time ON events (at, id)",
+            "CREATE INDEX events_by_source ON events (source_id, at, id)",
+            # Keys made with every scope before audit:read existed were given every scope.
+            """
+            UPDATE api_keys SET scopes = '["audit:read", "sources:read", "sources:secrets",'
+                || ' "sources:write"]'
+             WHERE scopes = '["sources:read", "sources:secrets", "sources:write"]'
+            """,
+        ),
+    ),
+    (
         3,
         (
             # The primary key is the compare-and-set of concurrent inspections: of two that
@@ -87,8 +128,10 @@ _IDLE_CONNECTIONS_MAX = 8
 _decode = msgspec.json.Decoder().decode
 
 _SOURCE_COLUMNS = (
-    "id, name, source_type, connection, description, tags, registered_by, registered_at, status"
+    "id, name, source_type, connection, description, tags, registered_by, registered_at, status,"
+    " version, updated_at, updated_by"
 )
+_EVENT_COLUMNS = "id, at, actor, action, source_id, source_name, key_id, changed, breaking"
 # A listing reads neither the connection nor its encrypted secrets.
 _SUMMARY_COLUMNS = "id, name, source_type, description, tags, registered_at"
 _KEY_COLUMNS = "key_id, name, scopes, secret_hash, created_at, revoked_at"
@@ -286,14 +329,35 @@ class SqliteSourceRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    def add(self, source: Source) -> None:
+    def add(self, source: Source, event: Event | None = None) -> None:
         try:
             with self._db.writing() as db:
                 db.execute(
                     f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES (:id, :name, :source_type,"
-                    " :connection, :description, :tags, :registered_by, :registered_at, :status)",
+                    " :connection, :description, :tags, :registered_by, :registered_at, :status,"
+                    " :version, :updated_at, :updated_by)",
                     _source_row(source),
                 )
+                _record(db, event)
+        except sqlite3.IntegrityError as exc:
+            if "sources.name" in str(exc):
+                raise DuplicateSourceName(source.name.value) from None
+            raise
+
+    def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
+        row = _source_row(source)
+        try:
+            with self._db.writing() as db:
+                changed = db.execute(
+                    "UPDATE sources SET name = :name, connection = :connection,"
+                    " description = :description, tags = :tags, status = :status,"
+                    " version = :version, updated_at = :updated_at, updated_by = :updated_by"
+                    " WHERE id = :id AND version = :expected",
+                    {**row, "expected": expected_version},
+                ).rowcount
+                if not changed:
+                    _mismatch(db, source.id)
+                _record(db, event)
         except sqlite3.IntegrityError as exc:
             if "sources.name" in str(exc):
                 raise DuplicateSourceName(source.name.value) from None
@@ -338,12 +402,87 @@ class SqliteSourceRepository:
         summaries = [summary_from_record({**r, "tags": _decode(r["tags"])}) for r in rows]
         return page(summaries, limit)
 
-    def remove(self, source_id: UUID) -> None:
+    def remove(
+        self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
+    ) -> None:
+        sql = "DELETE FROM sources WHERE id = ?"
+        parameters: list[Any] = [str(source_id)]
+        if expected_version is not None:
+            sql += " AND version = ?"
+            parameters.append(expected_version)
         with self._db.writing() as db:
-            deleted = db.execute("DELETE FROM sources WHERE id = ?", [str(source_id)]).rowcount
+            deleted = db.execute(sql + " RETURNING name", parameters).fetchall()
+            if not deleted:
+                _mismatch(db, source_id)
+            # SQLite enforces no foreign keys here: the history goes by hand, in this transaction.
             db.execute("DELETE FROM schema_snapshots WHERE source_id = ?", [str(source_id)])
-        if not deleted:
-            raise SourceNotFound(source_id)
+            if event is not None:
+                _record(db, attrs.evolve(event, source_name=deleted[0][0]))
+
+
+def _mismatch(db: sqlite_utils.Database, source_id: UUID) -> None:
+    """Raise why a conditional change matched no row: no such source, or another version."""
+    row = db.execute("SELECT version FROM sources WHERE id = ?", [str(source_id)]).fetchone()
+    if row is None:
+        raise SourceNotFound(source_id)
+    raise VersionMismatch(source_id, row[0])
+
+
+def _record(db: sqlite_utils.Database, event: Event | None) -> None:
+    """Append the event inside the caller's write transaction."""
+    if event is None:
+        return
+    row = event_to_record(event)
+    row["changed"] = json.dumps(row["changed"], ensure_ascii=False)
+    db.execute(
+        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
+        " :source_name, :key_id, :changed, :breaking)",
+        row,
+    )
+
+
+class SqliteEventRepository:
+    """The audit trail in the `events` table."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def append(self, event: Event) -> None:
+        with self._db.writing() as db:
+            _record(db, event)
+
+    def list(
+        self, event_filter: EventFilter, limit: int | None = None, after: EventKey | None = None
+    ) -> EventPage:
+        where: list[str] = []
+        parameters: list[Any] = []
+        if event_filter.actor is not None and not storable(event_filter.actor):
+            return EventPage(())
+        for column, value in (
+            ("source_id", event_filter.source_id and str(event_filter.source_id)),
+            ("action", event_filter.action and event_filter.action.value),
+            ("actor", event_filter.actor),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                parameters.append(value)
+        if event_filter.since is not None:
+            where.append("at >= ?")
+            parameters.append(timestamp(event_filter.since))
+        if after is not None:
+            where.append("(at, id) > (?, ?)")
+            parameters += [timestamp(after.at), str(after.id)]
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY at, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            parameters.append(limit + 1)
+        rows = self._db.read(sql, parameters)
+        return event_page(
+            [event_from_record({**r, "changed": _decode(r["changed"])}) for r in rows], limit
+        )
 
 
 _SNAPSHOT_COLUMNS = "source_id, sequence, fingerprint, columns, observed_at"
@@ -409,16 +548,18 @@ class SqliteApiKeyRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    def add(self, key: ApiKey) -> None:
+    def add(self, key: ApiKey, event: Event | None = None) -> None:
         with self._db.writing() as db:
             self._insert(db, key)
+            _record(db, event)
 
-    def add_if_none(self, key: ApiKey) -> bool:
+    def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
         # BEGIN IMMEDIATE holds the write lock from the check to the insert, across processes too.
         with self._db.writing() as db:
             if db.execute("SELECT EXISTS (SELECT 1 FROM api_keys)").fetchone()[0]:
                 return False
             self._insert(db, key)
+            _record(db, event)
             return True
 
     def get(self, key_id: str) -> ApiKey:
@@ -435,14 +576,16 @@ class SqliteApiKeyRepository:
         rows = self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
         return [_key(row) for row in rows]
 
-    def revoke(self, key_id: str, at: datetime) -> ApiKey:
+    def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
         if not storable(key_id):
             raise ApiKeyNotFound(key_id)
         with self._db.writing() as db:
-            db.execute(
+            revoked = db.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 [timestamp(at), key_id],
-            )
+            ).rowcount
+            if revoked:
+                _record(db, event)
             rows = list(db.query(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", [key_id]))
         if not rows:
             raise ApiKeyNotFound(key_id)

@@ -18,6 +18,7 @@ from psycopg import sql
 from adapters.storage import postgres, sqlite
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
+    MemoryEventRepository,
     MemorySnapshotRepository,
     MemorySourceRepository,
     MemoryStore,
@@ -25,16 +26,24 @@ from adapters.storage.memory import (
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
+    PostgresEventRepository,
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
+    SqliteEventRepository,
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
-from application.ports import ApiKeyRepository, SnapshotRepository, SourceRepository, Store
+from application.ports import (
+    ApiKeyRepository,
+    EventRepository,
+    SnapshotRepository,
+    SourceRepository,
+    Store,
+)
 
 ADAPTERS = [
     pytest.param("memory", id="memory"),
@@ -55,6 +64,7 @@ class Stores:
     sources: SourceRepository
     keys: ApiKeyRepository
     history: SnapshotRepository
+    events: EventRepository
 
 
 class StoreFactory(abc.ABC):
@@ -80,9 +90,14 @@ class MemoryStores(StoreFactory):
 
     @contextmanager
     def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
-        sources = MemorySourceRepository()
+        events = MemoryEventRepository()
+        sources = MemorySourceRepository(events)
         stores = Stores(
-            MemoryStore(), sources, MemoryApiKeyRepository(), MemorySnapshotRepository(sources)
+            MemoryStore(),
+            sources,
+            MemoryApiKeyRepository(events),
+            MemorySnapshotRepository(sources),
+            events,
         )
         yield [stores] * handles
 
@@ -109,6 +124,7 @@ class SqliteStores(StoreFactory):
                     SqliteSourceRepository(db),
                     SqliteApiKeyRepository(db),
                     SqliteSnapshotRepository(db),
+                    SqliteEventRepository(db),
                 )
                 for db in databases
             ]
@@ -164,6 +180,7 @@ class PostgresStores(StoreFactory):
                         PostgresSourceRepository(db),
                         PostgresApiKeyRepository(db),
                         PostgresSnapshotRepository(db),
+                        PostgresEventRepository(db),
                     )
                     for db in databases
                 ]

@@ -1,12 +1,14 @@
-"""Hypothesis strategies for valid sources, API keys and listing filters."""
+"""Hypothesis strategies for valid sources, API keys, events and listing filters."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from uuid import UUID
 
 from hypothesis import strategies as st
 
+from domain.events import Action, Event, EventFilter
 from domain.keys import ApiKey, Scope
 from domain.sources import (
     Source,
@@ -106,6 +108,9 @@ def sources(
         registered_by=public_ids,
         registered_at=times,
         status=st.sampled_from(("active", "disabled")),
+        version=st.integers(min_value=1, max_value=2**31 - 1),
+        updated_at=times,
+        updated_by=public_ids,
     )
 
 
@@ -147,4 +152,32 @@ api_keys = st.builds(
     secret_hash=st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
     created_at=st.one_of(st.sampled_from(TIME_POOL), instants),
     revoked_at=st.none() | instants,
+)
+
+
+ACTOR_POOL = ("tdb-cli", "tdbk_0123456789abcdef", "tdbk_fedcba9876543210")
+SOURCE_ID_POOL = tuple(UUID(int=n) for n in (1, 2, 3))
+
+events = st.builds(
+    Event,
+    id=st.uuids(),
+    at=st.one_of(st.sampled_from(TIME_POOL), instants),
+    actor=st.one_of(st.sampled_from(ACTOR_POOL), public_ids),
+    action=st.sampled_from(Action),
+    source_id=st.none() | st.sampled_from(SOURCE_ID_POOL) | st.uuids(),
+    source_name=st.none() | names,
+    key_id=st.none() | st.from_regex(r"[0-9a-f]{16}", fullmatch=True),
+    changed=st.lists(
+        st.sampled_from(("name", "tags", "description", "connection.password", "connection.port"))
+    ).map(tuple),
+    breaking=st.none() | st.booleans(),
+)
+"""Events of every action, often sharing an instant, a source or an actor."""
+
+event_filters = st.builds(
+    EventFilter,
+    source_id=st.none() | st.sampled_from(SOURCE_ID_POOL),
+    action=st.none() | st.sampled_from(Action),
+    actor=st.none() | st.sampled_from(ACTOR_POOL),
+    since=st.none() | st.sampled_from(TIME_POOL) | instants,
 )

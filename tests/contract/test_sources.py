@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 from uuid import UUID, uuid4
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -17,13 +18,15 @@ from hypothesis.stateful import (
     MultipleResults,
     RuleBasedStateMachine,
     initialize,
+    invariant,
     multiple,
     rule,
     run_state_machine_as_test,
 )
 
-from application.ports import SourceRepository
-from domain.errors import DuplicateSourceName, SourceNotFound
+from application.ports import EventRepository, SourceRepository
+from domain.errors import DuplicateSourceName, SourceNotFound, VersionMismatch
+from domain.events import Action, Event, EventFilter, event_order
 from domain.sources import (
     PageKey,
     Source,
@@ -330,7 +333,10 @@ _MACHINE_SOURCES = strategies.sources(
 
 
 class SourceRepositoryMachine(RuleBasedStateMachine):
-    """Drives one store and a plain dict side by side: any difference breaks the contract."""
+    """Drives one store and a plain dict side by side: any difference breaks the contract.
+
+    Every change carries an event; the trail must hold exactly the events of the changes made.
+    """
 
     factory: ClassVar[StoreFactory]
     ids = Bundle("ids")
@@ -338,8 +344,17 @@ class SourceRepositoryMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self._resources = ExitStack()
-        self.sources = self._resources.enter_context(self.factory()).sources
+        stores = self._resources.enter_context(self.factory())
+        self.sources: SourceRepository = stores.sources
+        self.events: EventRepository = stores.events
         self.model: dict[UUID, Source] = {}
+        self.trail: list[Event] = []
+
+    def _event(self, action: Action, source: Source | UUID) -> Event:
+        source_id = source if isinstance(source, UUID) else source.id
+        name = None if isinstance(source, UUID) else source.name.value
+        at = T0 + timedelta(microseconds=len(self.trail))
+        return Event(uuid4(), at, "tdbk_machine", action, source_id, name, changed=("name",))
 
     def teardown(self) -> None:
         self._resources.close()
@@ -354,13 +369,51 @@ class SourceRepositoryMachine(RuleBasedStateMachine):
 
     def _add(self, source: Source) -> UUID:
         assume(source.id not in self.model)
+        event = self._event(Action.SOURCE_REGISTERED, source)
         if any(s.name == source.name for s in self.model.values()):
             with pytest.raises(DuplicateSourceName):
-                self.sources.add(source)
+                self.sources.add(source, event)
         else:
-            self.sources.add(source)
+            self.sources.add(source, event)
             self.model[source.id] = source
+            self.trail.append(event)
         return source.id
+
+    @rule(
+        source_id=st.one_of(ids, st.uuids()),
+        replacement=_MACHINE_SOURCES,
+        stale=st.booleans(),
+    )
+    def update(self, source_id: UUID, replacement: Source, stale: bool) -> None:
+        current = self.model.get(source_id)
+        version = current.version if current is not None else 1
+        expected = version + 1 if stale else version
+        # What a change may touch: name, connection, description, tags (and the version).
+        changed = attrs.evolve(
+            current or replacement,
+            name=replacement.name,
+            connection=replacement.connection,
+            description=replacement.description,
+            tags=replacement.tags,
+            version=expected + 1,
+            updated_at=replacement.registered_at,
+            updated_by="tdbk_updater",
+        )
+        event = self._event(Action.SOURCE_UPDATED, changed)
+        if current is None:
+            with pytest.raises(SourceNotFound):
+                self.sources.update(changed, expected, event)
+        elif stale:
+            with pytest.raises(VersionMismatch) as raised:
+                self.sources.update(changed, expected, event)
+            assert raised.value.current_version == current.version
+        elif any(s.name == changed.name and s.id != source_id for s in self.model.values()):
+            with pytest.raises(DuplicateSourceName):
+                self.sources.update(changed, expected, event)
+        else:
+            self.sources.update(changed, expected, event)
+            self.model[source_id] = changed
+            self.trail.append(event)
 
     @rule(source_id=st.one_of(ids, st.uuids()))
     def get(self, source_id: UUID) -> None:
@@ -370,19 +423,34 @@ class SourceRepositoryMachine(RuleBasedStateMachine):
             with pytest.raises(SourceNotFound):
                 self.sources.get(source_id)
 
-    @rule(source_id=st.one_of(ids, st.uuids()))
-    def remove(self, source_id: UUID) -> None:
-        if self.model.pop(source_id, None) is not None:
-            self.sources.remove(source_id)
-        else:
+    @rule(source_id=st.one_of(ids, st.uuids()), condition=st.sampled_from(["none", "ok", "stale"]))
+    def remove(self, source_id: UUID, condition: str) -> None:
+        event = self._event(Action.SOURCE_DELETED, source_id)
+        current = self.model.get(source_id)
+        version = current.version if current is not None else 1
+        expected = {"none": None, "ok": version, "stale": version + 1}[condition]
+        if current is None:
             with pytest.raises(SourceNotFound):
-                self.sources.remove(source_id)
+                self.sources.remove(source_id, expected, event)
+        elif condition == "stale":
+            with pytest.raises(VersionMismatch) as raised:
+                self.sources.remove(source_id, expected, event)
+            assert raised.value.current_version == current.version
+        else:
+            self.sources.remove(source_id, expected, event)
+            del self.model[source_id]
+            # The store names the source in its deletion event.
+            self.trail.append(attrs.evolve(event, source_name=current.name.value))
 
     @rule(source_filter=strategies.filters, limit=st.none() | st.integers(min_value=1, max_value=3))
     def list_every_page(self, source_filter: SourceFilter, limit: int | None) -> None:
         expected = sorted(filter(source_filter.matches, self.model.values()), key=sort_key)
         pages = all_pages(self.sources, source_filter, limit)
         assert [s for p in pages for s in p.sources] == summaries(expected)
+
+    @invariant()
+    def the_trail_holds_the_events_of_the_changes_made(self) -> None:
+        assert self.events.list(EventFilter()).events == tuple(sorted(self.trail, key=event_order))
 
 
 def test_sources_behave_like_a_dict(new_stores: StoreFactory) -> None:

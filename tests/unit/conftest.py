@@ -9,6 +9,7 @@ from adapters.connectors.registry import ConnectorCatalog
 from adapters.crypto import AesGcmCipher, generate_key
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
+    MemoryEventRepository,
     MemorySnapshotRepository,
     MemorySourceRepository,
 )
@@ -23,6 +24,7 @@ class World:
     sources: MemorySourceRepository
     history: MemorySnapshotRepository
     keys: MemoryApiKeyRepository
+    events: MemoryEventRepository
     connector: FakeConnector
     connectors: ConnectorCatalog
     cipher: AesGcmCipher
@@ -35,11 +37,13 @@ def world() -> World:
     connector = FakeConnector(
         {"orders": [Column("id", "integer", False), Column("total", "numeric")]}
     )
-    sources = MemorySourceRepository()
+    events = MemoryEventRepository()
+    sources = MemorySourceRepository(events)
     return World(
         sources=sources,
         history=MemorySnapshotRepository(sources),
-        keys=MemoryApiKeyRepository(),
+        keys=MemoryApiKeyRepository(events),
+        events=events,
         connector=connector,
         connectors=ConnectorCatalog([connector]),
         cipher=AesGcmCipher(generate_key()),

@@ -18,7 +18,7 @@ from tests.unit.conftest import World
 
 
 def test_a_created_key_authenticates_as_its_public_part(world: World) -> None:
-    issued = CreateApiKey(world.keys, world.clock)("ci", ["sources:read"])
+    issued = CreateApiKey(world.keys, world.clock, world.ids)("ci", ["sources:read"])
     assert issued.token.startswith(f"tdbk_{issued.key.key_id}_")
     principal = Authenticate(world.keys)(issued.token)
     assert principal.identity == f"tdbk_{issued.key.key_id}"
@@ -26,7 +26,7 @@ def test_a_created_key_authenticates_as_its_public_part(world: World) -> None:
 
 
 def test_only_a_hash_of_the_secret_is_stored(world: World) -> None:
-    issued = CreateApiKey(world.keys, world.clock)("ci")
+    issued = CreateApiKey(world.keys, world.clock, world.ids)("ci")
     stored = world.keys.get(issued.key.key_id)
     secret = issued.token.split("_", 2)[2]
     assert secret not in repr(stored)
@@ -34,11 +34,11 @@ def test_only_a_hash_of_the_secret_is_stored(world: World) -> None:
 
 
 def test_no_scope_named_means_every_scope(world: World) -> None:
-    assert CreateApiKey(world.keys, world.clock)("all").key.scopes == ALL_SCOPES
+    assert CreateApiKey(world.keys, world.clock, world.ids)("all").key.scopes == ALL_SCOPES
 
 
 def test_unknown_scopes_and_blank_names_are_refused(world: World) -> None:
-    create = CreateApiKey(world.keys, world.clock)
+    create = CreateApiKey(world.keys, world.clock, world.ids)
     with pytest.raises(InvalidInput):
         create("x", ["sources:everything"])
     for name in ("  ", "", "x" * 101, "nul\x00", "lone\ud800"):
@@ -51,20 +51,20 @@ def test_unknown_scopes_and_blank_names_are_refused(world: World) -> None:
     ["", "tdbk", "tdbk_", "tdbk__secret", "Bearer x", "tdbk_nokey", "xyz_abc_def", "tdbk_abc_def"],
 )
 def test_malformed_or_unknown_tokens_fail(world: World, token: str) -> None:
-    CreateApiKey(world.keys, world.clock)("ci")
+    CreateApiKey(world.keys, world.clock, world.ids)("ci")
     with pytest.raises(AuthenticationFailed):
         Authenticate(world.keys)(token)
 
 
 def test_a_wrong_secret_fails(world: World) -> None:
-    issued = CreateApiKey(world.keys, world.clock)("ci")
+    issued = CreateApiKey(world.keys, world.clock, world.ids)("ci")
     with pytest.raises(AuthenticationFailed):
         Authenticate(world.keys)(issued.token[:-1] + ("A" if issued.token[-1] != "A" else "B"))
 
 
 def test_a_revoked_key_fails_and_revoking_is_idempotent(world: World) -> None:
-    issued = CreateApiKey(world.keys, world.clock)("ci")
-    revoke = RevokeApiKey(world.keys, world.clock)
+    issued = CreateApiKey(world.keys, world.clock, world.ids)("ci")
+    revoke = RevokeApiKey(world.keys, world.clock, world.ids)
     first = revoke(f"tdbk_{issued.key.key_id}")
     assert revoke(issued.key.key_id).revoked_at == first.revoked_at
     with pytest.raises(AuthenticationFailed):
@@ -75,7 +75,7 @@ def test_a_revoked_key_fails_and_revoking_is_idempotent(world: World) -> None:
 
 
 def test_bootstrap_creates_one_admin_key_only_in_an_empty_store(world: World) -> None:
-    create = CreateApiKey(world.keys, world.clock)
+    create = CreateApiKey(world.keys, world.clock, world.ids)
     bootstrap = BootstrapAdminKey(world.keys, create)
     issued = bootstrap()
     assert issued is not None

@@ -74,7 +74,9 @@ def test_secrets_are_encrypted_at_rest(world: World) -> None:
 def test_secrets_are_masked_without_the_secrets_scope(world: World) -> None:
     source = register(world, actor=WRITER)
     assert source.connection["password"] == MASK
-    get = GetSource(world.sources, world.connectors, world.cipher)
+    get = GetSource(
+        world.sources, world.connectors, world.cipher, world.events, world.clock, world.ids
+    )
     assert get(GetSourceQuery(READER, source.id)).connection["password"] == MASK
     assert get(GetSourceQuery(ADMIN, source.id)).connection["password"] == "s3cret"
 
@@ -107,20 +109,24 @@ def test_names_are_unique_until_deleted(world: World) -> None:
     first = register(world)
     with pytest.raises(DuplicateSourceName):
         register(world)
-    DeleteSource(world.sources, world.connectors)(DeleteSourceCommand(ADMIN, first.id))
+    DeleteSource(world.sources, world.connectors, world.clock, world.ids)(
+        DeleteSourceCommand(ADMIN, first.id)
+    )
     assert register(world).id != first.id
 
 
 def test_delete_needs_write_and_an_existing_source(world: World) -> None:
     source = register(world)
-    delete = DeleteSource(world.sources, world.connectors)
+    delete = DeleteSource(world.sources, world.connectors, world.clock, world.ids)
     with pytest.raises(PermissionDenied):
         delete(DeleteSourceCommand(READER, source.id))
     delete(DeleteSourceCommand(WRITER, source.id))
     with pytest.raises(SourceNotFound):
         delete(DeleteSourceCommand(WRITER, source.id))
     with pytest.raises(SourceNotFound):
-        GetSource(world.sources, world.connectors, world.cipher)(GetSourceQuery(ADMIN, source.id))
+        GetSource(
+            world.sources, world.connectors, world.cipher, world.events, world.clock, world.ids
+        )(GetSourceQuery(ADMIN, source.id))
 
 
 def test_list_is_oldest_first_filtered_and_paged(world: World) -> None:

@@ -1,0 +1,282 @@
+"""Update, connection tests, audit events and conditional deletes, on in-memory adapters."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from application.events import ListEvents, ListEventsQuery
+from application.keys import CreateApiKey, RevokeApiKey
+from application.sources import (
+    CheckNewConnection,
+    CheckNewConnectionCommand,
+    CheckSourceConnection,
+    CheckSourceConnectionQuery,
+    DeleteSource,
+    DeleteSourceCommand,
+    GetSource,
+    GetSourceQuery,
+    UpdateSource,
+    UpdateSourceCommand,
+)
+from domain.errors import (
+    DuplicateSourceName,
+    InvalidInput,
+    PermissionDenied,
+    SourceNotFound,
+    UnknownSourceType,
+    VerificationFailed,
+    VersionMismatch,
+)
+from domain.events import Action, EventFilter
+from domain.keys import ALL_SCOPES, OPERATOR, Principal, Scope
+from domain.sources import MASK, IfMatch, Source, SourceFilter, parse_if_match
+from tests.unit.conftest import World
+from tests.unit.test_source_use_cases import ADMIN, READER, WRITER, register
+
+
+def update(world: World, source: Source, patch: Any, actor: Principal = ADMIN, **kw: Any) -> Source:
+    use_case = UpdateSource(world.sources, world.connectors, world.cipher, world.clock, world.ids)
+    return use_case(UpdateSourceCommand(actor, source.id, patch, **kw))
+
+
+def actions(world: World) -> list[Action]:
+    return [e.action for e in world.events.list(EventFilter()).events]
+
+
+def test_registration_starts_at_version_1_updated_as_registered(world: World) -> None:
+    source = register(world)
+    assert source.version == 1
+    assert (source.updated_at, source.updated_by) == (source.registered_at, source.registered_by)
+    (event,) = world.events.list(EventFilter()).events
+    assert (event.action, event.source_id, event.source_name, event.actor) == (
+        Action.SOURCE_REGISTERED,
+        source.id,
+        "orders",
+        "tdbk_admin",
+    )
+
+
+def test_an_update_moves_version_time_and_author_and_records_the_paths(world: World) -> None:
+    source = register(world, tags=["a"])
+    updated = update(
+        world,
+        source,
+        {"description": "d", "tags": ["b"], "connection": {"port": 7}},
+        actor=WRITER,
+    )
+    assert updated.version == 2
+    assert updated.updated_by == "tdbk_writer"
+    assert updated.updated_at > source.updated_at
+    assert updated.registered_at == source.registered_at
+    assert updated.tags == ("b",)
+    assert dict(updated.connection) == {"table": "orders", "password": MASK, "port": 7}
+    assert world.sources.get(source.id).version == 2
+    last = world.events.list(EventFilter(action=Action.SOURCE_UPDATED)).events[-1]
+    assert last.changed == ("description", "tags", "connection.port")
+    assert last.actor == "tdbk_writer"
+
+
+@pytest.mark.parametrize("kept", [{}, {"password": MASK}, {"table": "orders"}])
+def test_a_secret_absent_or_masked_keeps_its_stored_value(
+    world: World, kept: dict[str, Any]
+) -> None:
+    source = register(world)
+    before = world.sources.get(source.id).connection["password"]
+    result = update(world, source, {"connection": kept})
+    assert result.version == 1, "nothing changed"
+    assert world.sources.get(source.id).connection["password"] == before
+    assert actions(world) == [Action.SOURCE_REGISTERED]
+
+
+def test_a_new_secret_is_encrypted_and_named_never_valued(world: World) -> None:
+    source = register(world)
+    update(world, source, {"connection": {"password": "n3w"}})
+    stored = world.sources.get(source.id).connection["password"]
+    assert world.cipher.decrypt(stored) == "n3w"
+    event = world.events.list(EventFilter(action=Action.SOURCE_UPDATED)).events[0]
+    assert event.changed == ("connection.password",)
+    assert "n3w" not in repr(event)
+
+
+def test_null_returns_optional_fields_to_their_defaults(world: World) -> None:
+    source = register(world, description="d", tags=["x"], connection={"table": "t", "port": 9})
+    result = update(
+        world, source, {"description": None, "tags": None, "connection": {"port": None}}
+    )
+    assert (result.description, result.tags, result.connection["port"]) == ("", (), 1)
+    null_password = update(world, result, {"connection": {"password": None}})
+    assert "password" not in null_password.connection
+
+
+@pytest.mark.parametrize(
+    ("patch", "fields"),
+    [
+        ([1], ["body"]),
+        ("x", ["body"]),
+        ({"id": "x", "version": 3, "source_type": "csv"}, ["id", "source_type", "version"]),
+        ({"registered_by": "me", "nope": 1}, ["nope", "registered_by"]),
+        ({"name": None}, ["name"]),
+        ({"name": ""}, ["name"]),
+        ({"name": 5, "tags": "x", "description": 1}, ["name", "description", "tags"]),
+        ({"connection": None}, ["connection"]),
+        ({"connection": []}, ["connection"]),
+        ({"connection": {"table": None}}, ["connection.table"]),
+        ({"connection": {"port": "x", "unknown": 1}}, ["connection.unknown", "connection.port"]),
+    ],
+)
+def test_bad_patches_name_the_field_and_change_nothing(
+    world: World, patch: Any, fields: list[str]
+) -> None:
+    source = register(world)
+    with pytest.raises(InvalidInput) as invalid:
+        update(world, source, patch)
+    assert sorted(e.field for e in invalid.value.errors) == sorted(fields)
+    assert world.sources.get(source.id).version == 1
+    assert actions(world) == [Action.SOURCE_REGISTERED]
+
+
+def test_a_taken_name_is_a_conflict(world: World) -> None:
+    register(world, name="a")
+    second = register(world, name="b")
+    with pytest.raises(DuplicateSourceName):
+        update(world, second, {"name": "a"})
+
+
+def test_if_match_admits_listed_versions_and_refuses_others(world: World) -> None:
+    source = register(world)
+    with pytest.raises(VersionMismatch) as stale:
+        update(world, source, {"description": "x"}, if_match=IfMatch(frozenset({2})))
+    assert stale.value.current_version == 1
+    assert update(world, source, {"description": "x"}, if_match=IfMatch(frozenset({1, 5})))
+    assert update(world, source, {"description": "y"}, if_match=IfMatch()).version == 3
+
+
+def test_a_stale_if_match_is_refused_even_for_a_patch_that_changes_nothing(world: World) -> None:
+    source = register(world)
+    update(world, source, {"description": "x"})
+    with pytest.raises(VersionMismatch):
+        update(world, source, {}, if_match=parse_if_match('"1"'))
+
+
+def test_only_writers_update(world: World) -> None:
+    source = register(world)
+    with pytest.raises(PermissionDenied):
+        update(world, source, {"description": "x"}, actor=READER)
+
+
+@given(raw=st.text(max_size=30))
+@settings(max_examples=200)
+def test_if_match_parses_or_refuses_never_crashes(raw: str) -> None:
+    stripped = [part.strip() for part in raw.split(",")]
+    valid = raw.strip() == "*" or all(
+        len(p) > 2
+        and p[0] == p[-1] == '"'
+        and p[1:-1].isascii()
+        and p[1:-1].isdigit()
+        and p[1] != "0"
+        and len(p) <= 20
+        for p in stripped
+    )
+    if valid:
+        condition = parse_if_match(raw)
+        assert condition.versions is None or all(v >= 1 for v in condition.versions)
+    else:
+        with pytest.raises(InvalidInput):
+            parse_if_match(raw)
+
+
+def test_if_match_forms() -> None:
+    assert parse_if_match("*") == IfMatch()
+    assert parse_if_match(' "3" , "4"') == IfMatch(frozenset({3, 4}))
+    for bad in ("3", 'W/"3"', '"0"', '"-1"', '"a"', "", '"3",'):
+        with pytest.raises(InvalidInput):
+            parse_if_match(bad)
+
+
+def test_verify_refuses_a_failing_connection_and_stores_nothing(world: World) -> None:
+    with pytest.raises(VerificationFailed) as failed:
+        register(world, connection={"table": "missing"}, verify=True)
+    assert failed.value.reason == "table_not_found"
+    assert world.sources.list(SourceFilter()).sources == ()
+    source = register(world, verify=True)
+    with pytest.raises(VerificationFailed):
+        update(world, source, {"connection": {"table": "missing"}}, verify=True)
+    assert world.sources.get(source.id).connection["table"] == "orders"
+    assert update(world, source, {"description": "x"}, verify=True).version == 2
+
+
+def test_connection_tests_answer_whatever_the_backend_says(world: World) -> None:
+    good = register(world)
+    bad = register(world, name="bad", connection={"table": "missing", "password": "pw"})
+    check = CheckSourceConnection(world.sources, world.connectors, world.cipher, world.clock)
+    ok = check(CheckSourceConnectionQuery(READER, good.id))
+    assert (ok.ok, ok.reason) == (True, None)
+    assert ok.elapsed_ms >= 0
+    failing = check(CheckSourceConnectionQuery(READER, bad.id))
+    assert (failing.ok, failing.reason) == (False, "table_not_found")
+    # The connector was given the secret in clear.
+    assert world.connector.seen[-1]["password"] == "pw"
+    with pytest.raises(SourceNotFound):
+        check(CheckSourceConnectionQuery(READER, uuid.uuid4()))
+
+
+def test_a_new_connection_is_validated_like_a_registration_and_never_stored(world: World) -> None:
+    check = CheckNewConnection(world.connectors, world.clock)
+    result = check(CheckNewConnectionCommand(WRITER, "fake", {"table": "orders"}))
+    assert result.ok
+    with pytest.raises(InvalidInput):
+        check(CheckNewConnectionCommand(WRITER, "fake", {"table": "orders"}, name=""))
+    with pytest.raises(InvalidInput):
+        check(CheckNewConnectionCommand(WRITER, "fake", {"nope": 1}))
+    with pytest.raises(UnknownSourceType):
+        check(CheckNewConnectionCommand(WRITER, "other", {}))
+    with pytest.raises(PermissionDenied):
+        check(CheckNewConnectionCommand(READER, "fake", {"table": "orders"}))
+    assert actions(world) == []
+
+
+def test_reading_a_secret_in_clear_is_recorded_masked_reads_are_not(world: World) -> None:
+    source = register(world)
+    get = GetSource(
+        world.sources, world.connectors, world.cipher, world.events, world.clock, world.ids
+    )
+    get(GetSourceQuery(READER, source.id))
+    assert actions(world) == [Action.SOURCE_REGISTERED]
+    get(GetSourceQuery(ADMIN, source.id))
+    read = world.events.list(EventFilter(action=Action.SOURCE_SECRETS_READ)).events
+    assert [(e.actor, e.changed) for e in read] == [("tdbk_admin", ("connection.password",))]
+    no_secret = register(world, name="open", connection={"table": "t"})
+    get(GetSourceQuery(ADMIN, no_secret.id))
+    assert len(world.events.list(EventFilter(action=Action.SOURCE_SECRETS_READ)).events) == 1
+
+
+def test_conditional_delete_and_its_event(world: World) -> None:
+    source = register(world)
+    delete = DeleteSource(world.sources, world.connectors, world.clock, world.ids)
+    with pytest.raises(VersionMismatch):
+        delete(DeleteSourceCommand(ADMIN, source.id, IfMatch(frozenset({2}))))
+    delete(DeleteSourceCommand(ADMIN, source.id, IfMatch(frozenset({1}))))
+    (event,) = world.events.list(EventFilter(action=Action.SOURCE_DELETED)).events
+    assert (event.source_id, event.source_name) == (source.id, "orders")
+
+
+def test_key_events_and_the_audit_scope(world: World) -> None:
+    issued = CreateApiKey(world.keys, world.clock, world.ids)("ci")
+    assert Scope.AUDIT in issued.key.scopes
+    assert issued.key.scopes == ALL_SCOPES
+    RevokeApiKey(world.keys, world.clock, world.ids)(f"tdbk_{issued.key.key_id}")
+    list_events = ListEvents(world.events)
+    events = list_events(ListEventsQuery(OPERATOR)).events
+    assert [(e.action, e.key_id, e.actor) for e in events] == [
+        (Action.KEY_CREATED, issued.key.key_id, "tdb-cli"),
+        (Action.KEY_REVOKED, issued.key.key_id, "tdb-cli"),
+    ]
+    with pytest.raises(PermissionDenied):
+        list_events(ListEventsQuery(Principal("tdbk_x", {Scope.READ})))
+    with pytest.raises(InvalidInput):
+        list_events(ListEventsQuery(OPERATOR, limit=0))
