@@ -17,6 +17,7 @@ from domain.errors import StoreUnavailable
 from entrypoints.container import Container
 from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware, PrincipalCache
 from entrypoints.http.bodies import TdbRequest
+from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.openapi import RegisterBodySchema, openapi_config
 from entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -34,6 +35,10 @@ USE_CASES = (
     "inspect_schema",
     "schema_history",
     "delete_source",
+    "update_source",
+    "check_source_connection",
+    "check_new_connection",
+    "list_events",
     "check_readiness",
 )
 
@@ -61,7 +66,7 @@ def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
     return Litestar(
-        route_handlers=[SourcesController, healthz, readyz],
+        route_handlers=[SourcesController, EventsController, healthz, readyz],
         dependencies={
             name: Provide(_call(getattr(container, name)), sync_to_thread=False)
             for name in USE_CASES

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from litestar import Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, Discriminator, OpenAPIType, Schema, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    Discriminator,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
 from litestar.params import FromPath
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.response import File
@@ -33,8 +43,10 @@ _MEANINGS = {
     403: "The API key lacks the scope this operation needs",
     404: "Source ID not found",
     409: "A source with this name already exists",
+    412: "If-Match names a version the source no longer has; `current_version` says which it has",
     413: "Request body larger than 64 KiB",
-    415: "The body is not sent as application/json",
+    415: "The body is not sent as application/json (PATCH: or application/merge-patch+json)",
+    422: "verify=true and the connection test failed (see `reason`, `detail`); nothing was stored",
     503: "The store, or the source's backend, is unreachable (see `reason`)",
 }
 
@@ -122,6 +134,69 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
+PATCH_MEDIA_TYPES = ("application/merge-patch+json", "application/json")
+
+
+def _name_schema() -> Schema:
+    return Schema(
+        type=OpenAPIType.STRING,
+        min_length=1,
+        max_length=NAME_MAX,
+        description="Unique; not blank, no control characters",
+        pattern=NAME_PATTERN,
+    )
+
+
+def _description_schema() -> Schema:
+    return Schema(type=[OpenAPIType.STRING, OpenAPIType.NULL], max_length=DESCRIPTION_MAX)
+
+
+def _tags_schema() -> Schema:
+    return Schema(
+        type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
+        items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=TAG_MAX),
+        max_items=TAGS_MAX,
+    )
+
+
+def _patch_schema() -> Schema:
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        title="A JSON Merge Patch of a source (RFC 7396)",
+        description=(
+            "Only the fields given change; `tags` replaces the list; null returns `description`"
+            " and `tags` to their defaults. Any other field of the record is read-only (400)."
+        ),
+        properties={
+            "name": _name_schema(),
+            "description": _description_schema(),
+            "tags": _tags_schema(),
+            "connection": Schema(
+                type=OpenAPIType.OBJECT,
+                description=(
+                    "Merged field by field, then validated by the source's connector as at"
+                    " registration: null returns an optional field to its default; a secret"
+                    " left out or sent back as ******** keeps its stored value."
+                ),
+            ),
+        },
+        additional_properties=False,
+    )
+
+
+@dataclass
+class MergePatchOperation(Operation):
+    """An operation whose body is a JSON Merge Patch, read by the handler itself."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={
+                media: OpenAPIMediaType(schema=_patch_schema()) for media in PATCH_MEDIA_TYPES
+            },
+            required=True,
+        )
+
+
 def _field_schema(field: ConnectionField) -> Schema:
     kind = {bool: OpenAPIType.BOOLEAN, int: OpenAPIType.INTEGER}.get(field.type, OpenAPIType.STRING)
     return Schema(
@@ -171,13 +246,7 @@ class RegisterBodySchema(OpenAPISchemaPlugin):
                     type=OpenAPIType.OBJECT,
                     title=f"Register a {source_type} source",
                     properties={
-                        "name": Schema(
-                            type=OpenAPIType.STRING,
-                            min_length=1,
-                            max_length=NAME_MAX,
-                            description="Unique; not blank, no control characters",
-                            pattern=NAME_PATTERN,
-                        ),
+                        "name": _name_schema(),
                         "source_type": Schema(type=OpenAPIType.STRING, enum=[source_type]),
                         "connection": connection_schema(connector),
                         "description": Schema(

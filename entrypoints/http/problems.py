@@ -20,6 +20,8 @@ from domain.errors import (
     SourceNotFound,
     StoreUnavailable,
     UnknownSourceType,
+    VerificationFailed,
+    VersionMismatch,
 )
 from entrypoints.http.schemas import FieldProblem, Problem
 
@@ -65,6 +67,16 @@ def _backend(_: Request[Any, Any, Any], exc: BackendUnavailable) -> Response[Pro
     # Busy is the one reason that clears by itself within moments.
     headers = {"Retry-After": "1"} if exc.reason == "busy" else None
     return problem(503, "backend-unavailable", detail, headers=headers, reason=exc.reason)
+
+
+def _version_mismatch(_: Request[Any, Any, Any], exc: VersionMismatch) -> Response[Problem]:
+    detail = f"The source is at version {exc.current_version}, not one that If-Match names."
+    return problem(412, "version-mismatch", detail, current_version=exc.current_version)
+
+
+def _verification_failed(_: Request[Any, Any, Any], exc: VerificationFailed) -> Response[Problem]:
+    detail = exc.detail or "The connection test failed."
+    return problem(422, "verification-failed", detail, reason=exc.reason)
 
 
 def _store(_: Request[Any, Any, Any], exc: StoreUnavailable) -> Response[Problem]:
@@ -137,6 +149,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     SourceNotFound: _not_found,
     DuplicateSourceName: _duplicate,
     BackendUnavailable: _backend,
+    VersionMismatch: _version_mismatch,
+    VerificationFailed: _verification_failed,
     StoreUnavailable: _store,
     AuthenticationFailed: lambda _, __: unauthorized(),
     PermissionDenied: _forbidden,

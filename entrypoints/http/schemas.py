@@ -9,6 +9,8 @@ import msgspec
 from msgspec import Meta
 
 from domain import sources
+from domain.connections import ConnectionCheck
+from domain.events import Event
 from domain.history import ColumnChange, HistoryEntry
 from domain.sources import (
     DESCRIPTION_MAX,
@@ -43,6 +45,16 @@ class RegisterSourceRequest(msgspec.Struct, forbid_unknown_fields=True):
     )
 
 
+class ConnectionTestRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of `POST /v1/sources/test`: a registration body whose `name` may be left out."""
+
+    source_type: Annotated[str, Meta(description="Connector type: postgres or csv")]
+    connection: Annotated[dict[str, Any], Meta(description="Connector-specific configuration")]
+    name: Name | None = None
+    description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] | None = None
+    tags: Annotated[list[Tag], Meta(max_length=TAGS_MAX)] | None = None
+
+
 class SourceRecord(msgspec.Struct):
     """A full source record, connection included."""
 
@@ -55,6 +67,9 @@ class SourceRecord(msgspec.Struct):
     registered_by: str
     registered_at: Timestamp
     status: str
+    version: Annotated[int, Meta(ge=1, description="1 at registration, +1 at each change")]
+    updated_at: Timestamp
+    updated_by: str
 
     @classmethod
     def of(cls, source: Source) -> SourceRecord:
@@ -68,6 +83,9 @@ class SourceRecord(msgspec.Struct):
             registered_by=source.registered_by,
             registered_at=api_timestamp(source.registered_at),
             status=source.status,
+            version=source.version,
+            updated_at=api_timestamp(source.updated_at),
+            updated_by=source.updated_by,
         )
 
 
@@ -175,6 +193,56 @@ class SnapshotOut(msgspec.Struct):
         )
 
 
+class ConnectionCheckOut(msgspec.Struct):
+    """The answer of a connection test (200 whatever the backend says)."""
+
+    ok: Annotated[bool, Meta(description="Whether the schema would answer now")]
+    reason: Annotated[
+        str | None, Meta(description="Why not, as for the schema: timeout, auth_failed, ...")
+    ]
+    detail: str
+    elapsed_ms: Annotated[float, Meta(ge=0)]
+    checked_at: Timestamp
+
+    @classmethod
+    def of(cls, check: ConnectionCheck) -> ConnectionCheckOut:
+        return cls(
+            ok=check.ok,
+            reason=check.reason,
+            detail=check.detail,
+            elapsed_ms=check.elapsed_ms,
+            checked_at=api_timestamp(check.checked_at),
+        )
+
+
+class EventOut(msgspec.Struct):
+    """One event of the audit trail."""
+
+    id: str
+    at: Timestamp
+    actor: Annotated[str, Meta(description="tdbk_<key_id>, or tdb-cli for the local operator")]
+    action: str
+    source_id: str | None
+    source_name: str | None
+    key_id: str | None
+    changed: Annotated[list[str], Meta(description="Field paths such as connection.password")]
+    breaking: bool | None = None
+
+    @classmethod
+    def of(cls, event: Event) -> EventOut:
+        return cls(
+            id=str(event.id),
+            at=api_timestamp(event.at),
+            actor=event.actor,
+            action=event.action.value,
+            source_id=None if event.source_id is None else str(event.source_id),
+            source_name=event.source_name,
+            key_id=event.key_id,
+            changed=list(event.changed),
+            breaking=event.breaking,
+        )
+
+
 class FieldProblem(msgspec.Struct):
     """One invalid input field."""
 
@@ -193,6 +261,7 @@ class Problem(msgspec.Struct, omit_defaults=True):
     errors: list[FieldProblem] | None = None
     available_types: list[str] | None = None
     required_scope: str | None = None
+    current_version: int | None = None
 
 
 class Health(msgspec.Struct):

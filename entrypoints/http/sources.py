@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 import anyio
 import anyio.to_thread
-from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import ResponseHeader
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import ResponseHeader, State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.exceptions import SerializationException
+from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 
 from application.sources import (
     HISTORY_LIMIT_DEFAULT,
+    CheckNewConnection,
+    CheckNewConnectionCommand,
+    CheckSourceConnection,
+    CheckSourceConnectionQuery,
     DeleteSource,
     DeleteSourceCommand,
     GetSchemaHistory,
@@ -26,10 +34,13 @@ from application.sources import (
     RegisterSource,
     RegisterSourceCommand,
     SchemaHistoryQuery,
+    UpdateSource,
+    UpdateSourceCommand,
 )
-from domain.errors import BackendUnavailable
-from domain.keys import Principal
-from domain.sources import SourceFilter, parse_source_id
+from domain.connections import ConnectionCheck
+from domain.errors import BackendUnavailable, InvalidInput
+from domain.keys import Principal, Scope
+from domain.sources import IfMatch, SourceFilter, etag, parse_if_match, parse_source_id
 from entrypoints.http.auth import require_scope
 from entrypoints.http.bodies import require_media_type
 from entrypoints.http.cursor import (
@@ -38,9 +49,11 @@ from entrypoints.http.cursor import (
     encode_cursor,
     encode_history_cursor,
 )
-from entrypoints.http.openapi import responses
+from entrypoints.http.openapi import PATCH_MEDIA_TYPES, MergePatchOperation, responses
 from entrypoints.http.query import check_query
 from entrypoints.http.schemas import (
+    ConnectionCheckOut,
+    ConnectionTestRequest,
     RegisterSourceRequest,
     SchemaOut,
     SnapshotOut,
@@ -54,6 +67,47 @@ NEXT_PAGE = ResponseHeader(
     description='The next page, as `<url>; rel="next"`, when there is one',
     documentation_only=True,
 )
+ETAG_HEADER = ResponseHeader(
+    name="ETag", description='The source\'s version, as `"<version>"`', documentation_only=True
+)
+IF_MATCH = HeaderParameter(
+    name="If-Match",
+    description='Change only at this version (`"3"`) or if the source exists (`*`); else 412',
+    required=False,
+)
+VERIFY = Parameter(
+    description="Test the connection first; if the test fails answer 422 and store nothing"
+)
+
+T = TypeVar("T")
+
+
+def _if_match(raw: str | None) -> IfMatch | None:
+    return None if raw is None else parse_if_match(raw)
+
+
+async def _writing(state: State, verify: bool, use_case: Callable[[Any], T], command: Any) -> T:
+    """Run a write on a worker thread; one that tests a connection first runs on the threads
+    kept for talking to sources, so that a silent backend never holds a thread others need."""
+    limiter = state.inspect_limiter if verify else None
+    return await anyio.to_thread.run_sync(use_case, command, limiter=limiter)
+
+
+async def _bounded_check(
+    state: State, check: Callable[[Any], ConnectionCheck], query: Any
+) -> ConnectionCheckOut:
+    """A connection test on the sources' threads, answered by the deadline whatever happens."""
+    started = time.monotonic()
+    with anyio.move_on_after(state.inspect_deadline):
+        result = await anyio.to_thread.run_sync(
+            check, query, limiter=state.inspect_limiter, abandon_on_cancel=True
+        )
+        return ConnectionCheckOut.of(result)
+    elapsed = (time.monotonic() - started) * 1000
+    detail = "The source did not answer in time."
+    return ConnectionCheckOut.of(
+        ConnectionCheck(False, "timeout", detail, round(elapsed, 3), datetime.now(UTC))
+    )
 
 
 class SourcesController(Controller):
@@ -70,37 +124,81 @@ class SourcesController(Controller):
         "/",
         guards=[require_media_type],
         opt={"scope": RegisterSource.required_scope},
-        sync_to_thread=True,
         status_code=201,
         summary="Register a source",
-        responses=responses(400, 401, 403, 409, 413, 415, 503),
+        responses=responses(400, 401, 403, 409, 413, 415, 422, 503),
         response_headers=[
             ResponseHeader(
                 name="Location", description="URL of the new source", documentation_only=True
-            )
+            ),
+            ETAG_HEADER,
         ],
     )
-    def register(
+    async def register(
         self,
         request: AuthRequest,
         data: JSONBody[RegisterSourceRequest],
         register_source: NamedDependency[RegisterSource],
+        verify: Annotated[bool, VERIFY] = False,
     ) -> Response[SourceRecord]:
-        source = register_source(
-            RegisterSourceCommand(
-                actor=request.user,
-                name=data.name,
-                source_type=data.source_type,
-                connection=data.connection,
-                description=data.description,
-                tags=data.tags,
-            )
+        # A typo such as `?verfy=true` must not skip the test silently.
+        check_query(request.query_params, scalars=("verify",))
+        command = RegisterSourceCommand(
+            actor=request.user,
+            name=data.name,
+            source_type=data.source_type,
+            connection=data.connection,
+            description=data.description,
+            tags=data.tags,
+            verify=verify,
         )
+        source = await _writing(request.app.state, verify, register_source, command)
         return Response(
             SourceRecord.of(source),
             status_code=201,
-            headers={"Location": f"{self.path}/{source.id}"},
+            headers={"Location": f"{self.path}/{source.id}", "ETag": etag(source.version)},
         )
+
+    @post(
+        "/test",
+        guards=[require_media_type],
+        opt={"scope": CheckNewConnection.required_scope},
+        status_code=200,
+        summary="Test a connection before registering it (nothing is stored)",
+        responses=responses(400, 401, 403, 413, 415),
+    )
+    async def test_new_connection(
+        self,
+        request: AuthRequest,
+        data: JSONBody[ConnectionTestRequest],
+        check_new_connection: NamedDependency[CheckNewConnection],
+    ) -> ConnectionCheckOut:
+        check_query(request.query_params)
+        command = CheckNewConnectionCommand(
+            actor=request.user,
+            source_type=data.source_type,
+            connection=data.connection,
+            name=data.name,
+            description=data.description,
+            tags=data.tags,
+        )
+        return await _bounded_check(request.app.state, check_new_connection, command)
+
+    @post(
+        "/{source_id:str}/test",
+        opt={"scope": CheckSourceConnection.required_scope},
+        status_code=200,
+        summary="Test a saved source's connection (200 whatever the backend says)",
+        responses=responses(401, 403, 404, 503),
+    )
+    async def test_connection(
+        self,
+        request: AuthRequest,
+        source_id: FromPath[str],
+        check_source_connection: NamedDependency[CheckSourceConnection],
+    ) -> ConnectionCheckOut:
+        query = CheckSourceConnectionQuery(request.user, parse_source_id(source_id))
+        return await _bounded_check(request.app.state, check_source_connection, query)
 
     @get(
         "/",
@@ -155,12 +253,48 @@ class SourcesController(Controller):
         opt={"scope": GetSource.required_scope},
         summary="Get a source, connection included",
         responses=responses(401, 403, 404, 503),
+        response_headers=[ETAG_HEADER],
     )
     async def get_source(
         self, request: AuthRequest, source_id: FromPath[str], get_source: NamedDependency[GetSource]
-    ) -> SourceRecord:
+    ) -> Response[SourceRecord]:
         query = GetSourceQuery(request.user, parse_source_id(source_id))
-        return SourceRecord.of(await request.app.state.reads(get_source, query))
+        if request.user.can(Scope.SECRETS):
+            # Showing a secret in clear writes its audit event: a write goes to a thread.
+            source = await anyio.to_thread.run_sync(get_source, query)
+        else:
+            source = await request.app.state.reads(get_source, query)
+        return Response(SourceRecord.of(source), headers={"ETag": etag(source.version)})
+
+    @patch(
+        "/{source_id:str}",
+        guards=[require_media_type],
+        opt={"scope": UpdateSource.required_scope, "media_types": PATCH_MEDIA_TYPES},
+        summary="Update a source with a JSON Merge Patch (RFC 7396)",
+        responses=responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
+        response_headers=[ETAG_HEADER],
+        operation_class=MergePatchOperation,
+    )
+    async def update_source(
+        self,
+        request: AuthRequest,
+        source_id: FromPath[str],
+        update_source: NamedDependency[UpdateSource],
+        if_match: Annotated[str | None, IF_MATCH] = None,
+        verify: Annotated[bool, VERIFY] = False,
+    ) -> Response[SourceRecord]:
+        check_query(request.query_params, scalars=("verify",))
+        ident = parse_source_id(source_id)
+        condition = _if_match(if_match)
+        # The body is read here, not declared as `data`: a merge patch's nulls and absent
+        # fields mean different things, and any JSON value must reach the use case's checks.
+        try:
+            changes = await request.json()
+        except SerializationException:
+            raise InvalidInput.single("body", "is not valid JSON") from None
+        command = UpdateSourceCommand(request.user, ident, changes, condition, verify)
+        source = await _writing(request.app.state, verify, update_source, command)
+        return Response(SourceRecord.of(source), headers={"ETag": etag(source.version)})
 
     @get(
         "/{source_id:str}/schema",
@@ -229,12 +363,14 @@ class SourcesController(Controller):
         opt={"scope": DeleteSource.required_scope},
         sync_to_thread=True,
         summary="Delete a source from the registry (the data is not touched)",
-        responses=responses(401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 412, 503),
     )
     def delete_source(
         self,
         request: AuthRequest,
         source_id: FromPath[str],
         delete_source: NamedDependency[DeleteSource],
+        if_match: Annotated[str | None, IF_MATCH] = None,
     ) -> None:
-        delete_source(DeleteSourceCommand(request.user, parse_source_id(source_id)))
+        ident = parse_source_id(source_id)
+        delete_source(DeleteSourceCommand(request.user, ident, _if_match(if_match)))

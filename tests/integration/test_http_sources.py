@@ -15,7 +15,6 @@ from tests.integration.conftest import Token
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 PROBLEM = "application/problem+json"
-# The API document's SourceRecord, in its order.
 RECORD_FIELDS = [
     "id",
     "name",
@@ -26,7 +25,11 @@ RECORD_FIELDS = [
     "registered_by",
     "registered_at",
     "status",
+    "version",
+    "updated_at",
+    "updated_by",
 ]
+"""The API document's SourceRecord, in its order, then the fields the lifecycle adds."""
 
 SEED_BODY: dict[str, Any] = {
     "name": "orders",

@@ -1,0 +1,109 @@
+"""The audit trail API: `GET /v1/events`, read-only (nothing in the API changes an event)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+
+from application.events import ListEvents, ListEventsQuery
+from domain.errors import FieldError, InvalidInput
+from domain.events import Action, EventFilter
+from domain.keys import Principal
+from entrypoints.http.auth import require_scope
+from entrypoints.http.cursor import decode_event_cursor, encode_event_cursor
+from entrypoints.http.openapi import responses
+from entrypoints.http.query import check_query
+from entrypoints.http.schemas import EventOut
+
+EVENT_PARAMETERS = ("source_id", "action", "actor", "since", "limit", "cursor")
+
+
+def _filter(
+    source_id: str | None, action: str | None, actor: str | None, since: str | None
+) -> EventFilter:
+    errors = []
+    parsed_id = parsed_action = parsed_since = None
+    if source_id is not None:
+        try:
+            parsed_id = UUID(source_id)
+        except ValueError:
+            errors.append(FieldError("source_id", "must be a UUID"))
+    if action is not None:
+        try:
+            parsed_action = Action(action)
+        except ValueError:
+            known = ", ".join(a.value for a in Action)
+            errors.append(FieldError("action", f"must be one of {known}"))
+    if since is not None:
+        try:
+            parsed_since = datetime.fromisoformat(since)
+            if parsed_since.tzinfo is None:
+                raise ValueError("no offset")
+        except ValueError:
+            errors.append(FieldError("since", "must be an RFC 3339 timestamp with an offset"))
+    if errors:
+        raise InvalidInput(errors)
+    return EventFilter(source_id=parsed_id, action=parsed_action, actor=actor, since=parsed_since)
+
+
+class EventsController(Controller):
+    """`/v1/events`: the audit trail, oldest first."""
+
+    path = "/v1/events"
+    tags = ["audit"]
+    guards = [require_scope]
+
+    @get(
+        "/",
+        opt={"scope": ListEvents.required_scope},
+        sync_to_thread=True,
+        summary="List audit events (oldest first); needs the audit:read scope",
+        responses=responses(400, 401, 403, 503),
+        response_headers=[
+            ResponseHeader(
+                name="Link",
+                description='The next page, as `<url>; rel="next"`, when there is one',
+                documentation_only=True,
+            )
+        ],
+    )
+    def list_events(
+        self,
+        request: Request[Principal, str, Any],
+        list_events: NamedDependency[ListEvents],
+        source_id: Annotated[str | None, Parameter(description="Only this source's events")] = None,
+        action: Annotated[
+            str | None,
+            Parameter(description=f"Only this action: {', '.join(a.value for a in Action)}"),
+        ] = None,
+        actor: Annotated[str | None, Parameter(description="Only this actor (tdbk_...)")] = None,
+        since: Annotated[
+            str | None, Parameter(description="Only events at or after this RFC 3339 time")
+        ] = None,
+        limit: Annotated[int | None, Parameter(ge=1, le=1000, description="Page size")] = None,
+        cursor: Annotated[
+            str | None, Parameter(description="Opaque: from the previous page's Link header")
+        ] = None,
+    ) -> Response[list[EventOut]]:
+        check_query(request.query_params, scalars=EVENT_PARAMETERS, integers=("limit",))
+        query = ListEventsQuery(
+            actor=request.user,
+            filter=_filter(source_id, action, actor, since),
+            limit=limit,
+            after=decode_event_cursor(cursor) if cursor is not None else None,
+        )
+        page = list_events(query)
+        headers = {}
+        if page.next_key is not None:
+            given = {"source_id": source_id, "action": action, "actor": actor, "since": since}
+            following = [(k, v) for k, v in given.items() if v is not None]
+            following += [("limit", str(limit)), ("cursor", encode_event_cursor(page.next_key))]
+            headers["Link"] = f'<{self.path}?{urlencode(following)}>; rel="next"'
+        return Response([EventOut.of(e) for e in page.events], headers=headers)
