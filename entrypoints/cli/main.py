@@ -8,17 +8,21 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from msgspec import to_builtins
 
+from application.events import ListEventsQuery
 from application.sources import (
+    CheckSourceConnectionQuery,
     DeleteSourceCommand,
     GetSourceQuery,
     InspectSchemaQuery,
     ListSourcesQuery,
     RegisterSourceCommand,
+    UpdateSourceCommand,
 )
 from domain.errors import (
     BackendUnavailable,
@@ -28,12 +32,22 @@ from domain.errors import (
     SecretUnreadable,
     SourceNotFound,
 )
+from domain.events import Action, EventFilter, EventKey
 from domain.keys import OPERATOR, ApiKey, Principal, Scope, public_id
-from domain.sources import Source, SourceFilter, SourceSchema, parse_source_id
+from domain.sources import (
+    IfMatch,
+    Source,
+    SourceFilter,
+    SourceSchema,
+    parse_if_match,
+    parse_source_id,
+)
 from domain.sources import SourceSummary as Summary
 from entrypoints.container import Container, build_container
 from entrypoints.http.schemas import (
     ColumnChangeOut,
+    ConnectionCheckOut,
+    EventOut,
     SchemaOut,
     SourceRecord,
     SourceSummary,
@@ -157,14 +171,26 @@ def sources_show(container: Container, args: argparse.Namespace) -> None:
     _print_record(source, args.json)
 
 
-def sources_register(container: Container, args: argparse.Namespace) -> None:
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+def _read_json(file: str) -> Any:
+    """The JSON value in FILE (`-`: standard input)."""
+    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
     try:
-        body = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput.single(
             "file", f"is not valid JSON: {exc.msg} at line {exc.lineno}"
         ) from None
+
+
+def _if_match(raw: str | None) -> IfMatch | None:
+    # A bare version is what a shell user types; the header's quotes are optional here.
+    if raw is None:
+        return None
+    return parse_if_match(raw if raw.strip() == "*" or '"' in raw else f'"{raw.strip()}"')
+
+
+def sources_register(container: Container, args: argparse.Namespace) -> None:
+    body = _read_json(args.file)
     if not isinstance(body, dict):
         raise InvalidInput.single("file", "must hold a JSON object")
     errors = [FieldError(f, "is not a known field") for f in sorted(set(body) - REGISTER_FIELDS)]
@@ -173,9 +199,66 @@ def sources_register(container: Container, args: argparse.Namespace) -> None:
     if errors:
         raise InvalidInput(errors)
     source = container.register_source()(
-        RegisterSourceCommand(actor=_actor(container, args), **body)
+        RegisterSourceCommand(actor=_actor(container, args), verify=args.verify, **body)
     )
     _print_record(source, args.json)
+
+
+def sources_update(container: Container, args: argparse.Namespace) -> None:
+    command = UpdateSourceCommand(
+        actor=_actor(container, args),
+        source_id=parse_source_id(args.id),
+        patch=_read_json(args.file),
+        if_match=_if_match(args.if_match),
+        verify=args.verify,
+    )
+    _print_record(container.update_source()(command), args.json)
+
+
+def sources_test(container: Container, args: argparse.Namespace) -> int:
+    query = CheckSourceConnectionQuery(_actor(container, args), parse_source_id(args.id))
+    result = to_builtins(ConnectionCheckOut.of(container.check_source_connection()(query)))
+    if args.json:
+        _json(result)
+    elif result["ok"]:
+        _out(f"ok ({result['elapsed_ms']:.0f} ms)")
+    else:
+        _out(f"failed: {result['reason']}: {result['detail']} ({result['elapsed_ms']:.0f} ms)")
+    # Like `test(1)`: a script can branch on whether the source answers.
+    return 0 if result["ok"] else 1
+
+
+def events_list(container: Container, args: argparse.Namespace) -> None:
+    since = None
+    if args.since is not None:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise InvalidInput.single("since", "must be an RFC 3339 timestamp") from None
+        if since.tzinfo is None:
+            raise InvalidInput.single("since", "must carry an offset, such as Z")
+    event_filter = EventFilter(
+        source_id=parse_source_id(args.source_id) if args.source_id else None,
+        action=Action(args.event_action) if args.event_action else None,
+        actor=args.actor,
+        since=since,
+    )
+    list_events = container.list_events()
+    rows: list[dict[str, Any]] = []
+    after: EventKey | None = None
+    while True:
+        page = list_events(ListEventsQuery(_actor(container, args), event_filter, 1000, after))
+        rows += [to_builtins(EventOut.of(e)) for e in page.events]
+        if page.next_key is None:
+            break
+        after = page.next_key
+    if args.json:
+        _json(rows)
+        return
+    for row in rows:
+        subject = row["source_name"] or (f"key {row['key_id']}" if row["key_id"] else "")
+        changed = f"  {','.join(row['changed'])}" if row["changed"] else ""
+        _out(f"{row['at']}  {row['actor']}  {row['action']}  {subject}{changed}")
 
 
 def sources_schema(container: Container, args: argparse.Namespace) -> None:
@@ -268,7 +351,9 @@ def _inspection_line(row: dict[str, Any]) -> str:
 
 def sources_delete(container: Container, args: argparse.Namespace) -> None:
     container.delete_source()(
-        DeleteSourceCommand(_actor(container, args), parse_source_id(args.id))
+        DeleteSourceCommand(
+            _actor(container, args), parse_source_id(args.id), _if_match(args.if_match)
+        )
     )
     if args.json:
         _json({"deleted": args.id})
@@ -371,14 +456,31 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--source-type")
     c.add_argument("--name-prefix")
     c.set_defaults(run=sources_list)
-    for name, run, help_text in (
-        ("show", sources_show, "show one source"),
-        ("schema", sources_schema, "inspect a source's live columns"),
-        ("delete", sources_delete, "delete a source"),
+    if_match = argparse.ArgumentParser(add_help=False)
+    if_match.add_argument(
+        "--if-match", metavar="VERSION", help="only if the source is at this version (or *)"
+    )
+    verify = argparse.ArgumentParser(add_help=False)
+    verify.add_argument(
+        "--verify", action="store_true", help="test the connection first; store nothing if it fails"
+    )
+    for name, run, help_text, extra in (
+        ("show", sources_show, "show one source", []),
+        ("schema", sources_schema, "inspect a source's live columns", []),
+        ("test", sources_test, "test a source's connection; exit 1 if it fails", []),
+        ("delete", sources_delete, "delete a source", [if_match]),
     ):
-        c = sources.add_parser(name, parents=[common, actor], help=help_text)
+        c = sources.add_parser(name, parents=[common, actor, *extra], help=help_text)
         c.add_argument("id")
         c.set_defaults(run=run)
+    c = sources.add_parser(
+        "update",
+        parents=[common, actor, if_match, verify],
+        help="apply the JSON Merge Patch in PATCH.json ('-': stdin) to a source",
+    )
+    c.add_argument("id")
+    c.add_argument("file", metavar="PATCH.json")
+    c.set_defaults(run=sources_update)
     c = sources.add_parser(
         "inspect-all",
         parents=[common, actor],
@@ -389,10 +491,22 @@ def parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(run=sources_inspect_all)
     c = sources.add_parser(
-        "register", parents=[common, actor], help="register the source in FILE.json ('-': stdin)"
+        "register",
+        parents=[common, actor, verify],
+        help="register the source in FILE.json ('-': stdin)",
     )
     c.add_argument("file")
     c.set_defaults(run=sources_register)
+
+    events = commands.add_parser("events", help="the audit trail").add_subparsers(
+        dest="action", required=True
+    )
+    c = events.add_parser("list", parents=[common, actor], help="list events, oldest first")
+    c.add_argument("--source-id")
+    c.add_argument("--action", dest="event_action", choices=[a.value for a in Action])
+    c.add_argument("--actor", help="tdbk_<key_id>, or tdb-cli")
+    c.add_argument("--since", help="only events at or after this RFC 3339 time")
+    c.set_defaults(run=events_list)
 
     db = commands.add_parser("db", help="the store").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", parents=[common], help="apply pending migrations").set_defaults(

@@ -1,0 +1,124 @@
+"""The lifecycle in the `tdb` CLI: update from a patch file or stdin, connection tests, events."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_cli import tdb  # noqa: F401 - the fixture, shared
+from tests.integration.test_http_sources import SEED_BODY
+
+
+def csv_body(name: str) -> dict[str, Any]:
+    return {"name": name, "source_type": "csv", "connection": {"path": f"{name}.csv"}}
+
+
+@pytest.fixture
+def registered(tdb: Any, tmp_path: Path) -> dict[str, Any]:  # noqa: F811
+    file = tmp_path / "orders.json"
+    file.write_text(json.dumps(SEED_BODY))
+    code, out, err = tdb("sources", "register", str(file), "--json")
+    assert code == 0, err
+    record: dict[str, Any] = json.loads(out)
+    return record
+
+
+def test_update_from_a_file_and_from_stdin(
+    tdb: Any,  # noqa: F811
+    registered: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps({"description": "new", "connection": {"password": "********"}}))
+    code, out, err = tdb("sources", "update", registered["id"], str(patch), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert (record["description"], record["version"], record["updated_by"]) == (
+        "new",
+        2,
+        "tdb-cli",
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"tags": ["x"]}'))
+    code, out, err = tdb("sources", "update", registered["id"], "-", "--if-match", "2", "--json")
+    assert code == 0, err
+    assert json.loads(out)["tags"] == ["x"]
+    code, out, _ = tdb("sources", "show", registered["id"], "--json", "--show-secrets")
+    assert json.loads(out)["connection"]["password"] == "s3cret"
+
+
+def test_update_refusals(tdb: Any, registered: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps({"id": "x", "connection": {"host": None}}))
+    code, _, err = tdb("sources", "update", registered["id"], str(patch))
+    assert code == 1
+    assert "error: id: is read-only" in err
+    patch.write_text(json.dumps({"connection": {"host": None}}))
+    code, _, err = tdb("sources", "update", registered["id"], str(patch))
+    assert (code, err) == (1, "error: connection.host: is required\n")
+    patch.write_text("{nope")
+    code, _, err = tdb("sources", "update", registered["id"], str(patch))
+    assert (code, "is not valid JSON" in err) == (1, True)
+    patch.write_text(json.dumps({"description": "x"}))
+    code, _, err = tdb("sources", "update", registered["id"], str(patch), "--if-match", "7")
+    assert code == 1
+    assert "version 1" in err
+    code, _, err = tdb("sources", "delete", registered["id"], "--if-match", "7")
+    assert code == 1
+    assert tdb("sources", "delete", registered["id"], "--if-match", "1")[0] == 0
+
+
+def test_sources_test_exits_1_when_the_source_does_not_answer(
+    tdb: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("id\n1\n")
+    file = tmp_path / "a.json"
+    file.write_text(
+        json.dumps({"name": "a", "source_type": "csv", "connection": {"path": "a.csv"}})
+    )
+    source = json.loads(tdb("sources", "register", str(file), "--verify", "--json")[1])
+    code, out, _ = tdb("sources", "test", source["id"])
+    assert (code, out.startswith("ok")) == (0, True)
+    (tmp_path / "data" / "a.csv").unlink()
+    code, out, _ = tdb("sources", "test", source["id"], "--json")
+    assert code == 1
+    assert json.loads(out)["reason"] == "file_not_found"
+    file.write_text(
+        json.dumps({"name": "b", "source_type": "csv", "connection": {"path": "b.csv"}})
+    )
+    code, _, err = tdb("sources", "register", str(file), "--verify")
+    assert code == 1
+    assert "file_not_found" in err
+    assert json.loads(tdb("sources", "list", "--json")[1])[0]["name"] == "a"
+
+
+def test_events_list_shows_key_and_source_events(
+    tdb: Any,  # noqa: F811
+    registered: dict[str, Any],
+) -> None:
+    token = tdb("keys", "create", "--name", "etl")[1].strip().splitlines()[-1]
+    key_id = token.split("_")[1]
+    assert tdb("keys", "revoke", key_id)[0] == 0
+    code, out, err = tdb("events", "list", "--json")
+    assert code == 0, err
+    events = json.loads(out)
+    assert [(e["action"], e["actor"]) for e in events] == [
+        ("source.registered", "tdb-cli"),
+        ("key.created", "tdb-cli"),
+        ("key.revoked", "tdb-cli"),
+    ]
+    assert events[1]["key_id"] == key_id
+    assert token.split("_", 2)[2] not in out
+    code, out, _ = tdb("events", "list", "--action", "key.revoked")
+    assert code == 0
+    assert out.count("\n") == 1
+    assert f"key {key_id}" in out
+    code, out, _ = tdb("events", "list", "--json", "--source-id", registered["id"])
+    assert [e["action"] for e in json.loads(out)] == ["source.registered"]
+    assert tdb("events", "list", "--since", "yesterday")[0] == 1
