@@ -139,11 +139,13 @@ class Authenticate:
         prefix, _, rest = token.partition("_")
         key_id, _, secret = rest.partition("_")
         if prefix != TOKEN_PREFIX or not key_id or not secret:
-            raise AuthenticationFailed()
+            raise AuthenticationFailed("malformed")
         try:
             key = self._keys.get(key_id)
         except ApiKeyNotFound:
-            raise AuthenticationFailed() from None
-        if not key.active or not hmac.compare_digest(key.secret_hash, hash_secret(secret)):
-            raise AuthenticationFailed()
+            raise AuthenticationFailed("unknown") from None
+        if not hmac.compare_digest(key.secret_hash, hash_secret(secret)):
+            raise AuthenticationFailed("unknown")
+        if not key.active:
+            raise AuthenticationFailed("revoked")
         return Principal(identity=public_id(key.key_id), scopes=key.scopes)

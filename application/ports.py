@@ -48,6 +48,9 @@ class EventRepository(Protocol):
     ) -> EventPage:
         """Matching events oldest first, at most `limit`, strictly after `after`."""
 
+    def count(self) -> int:
+        """How many sources are registered."""
+
 
 class SnapshotRepository(Protocol):
     """Where each source's schema history is kept: snapshots numbered 1, 2, ... per source."""
@@ -97,6 +100,9 @@ class Store(Protocol):
 
     def ping(self) -> None:
         """Return if the store answers; raise `StoreUnavailable` if it does not."""
+
+    def usage(self) -> tuple[int, int]:
+        """This process's connections to the store: held open, and in use right now."""
 
 
 class Connector(Protocol):

@@ -1,10 +1,10 @@
-"""Use cases on the store itself: upgrade its schema, tell whether it is ready."""
+"""Use cases on the store itself: upgrade its schema, tell whether it is ready, how it is used."""
 
 from __future__ import annotations
 
 import attrs
 
-from application.ports import Store
+from application.ports import SourceRepository, Store
 
 
 @attrs.frozen
@@ -25,3 +25,23 @@ class CheckReadiness:
 
     def __call__(self) -> None:
         self._store.ping()
+
+
+@attrs.frozen
+class StoreUsage:
+    """This process's connections to the store: (held open, in use now)."""
+
+    _store: Store
+
+    def __call__(self) -> tuple[int, int]:
+        return self._store.usage()
+
+
+@attrs.frozen
+class CountSources:
+    """How many sources the registry holds (for the operator's gauge, not for a client)."""
+
+    _sources: SourceRepository
+
+    def __call__(self) -> int:
+        return self._sources.count()

@@ -92,7 +92,16 @@ class StoreUnavailable(DomainError):
 
 
 class AuthenticationFailed(DomainError):
-    """The token is missing, malformed, unknown or revoked (deliberately not said which)."""
+    """The token is missing, malformed, unknown or revoked.
+
+    `cause` says which, for the operator's metrics; the client is deliberately not told.
+    """
+
+    CAUSES = ("missing", "malformed", "unknown", "revoked")
+
+    def __init__(self, cause: str = "unknown") -> None:
+        self.cause = cause
+        super().__init__(f"authentication failed: {cause}")
 
 
 class PermissionDenied(DomainError):

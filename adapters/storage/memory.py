@@ -26,6 +26,9 @@ class MemoryStore:
     def ping(self) -> None:
         return None
 
+    def usage(self) -> tuple[int, int]:
+        return (0, 0)
+
 
 class MemoryEventRepository:
     """The audit trail in a list; the source and key repositories of one store share it."""
@@ -161,6 +164,9 @@ class MemorySnapshotRepository:
         if before is not None:
             snapshots = [s for s in snapshots if s.sequence < before]
         return snapshots[::-1][:limit]
+
+    def count(self) -> int:
+        return len(self._by_id)
 
 
 class MemoryApiKeyRepository:

@@ -30,6 +30,7 @@ from adapters.serialization import (
     summary_from_record,
     timestamp,
 )
+from adapters.storage.outage import OutageWatch
 from adapters.storage.sql import can_match, event_page, page, storable
 from domain.errors import (
     ApiKeyNotFound,
@@ -197,6 +198,7 @@ class PostgresDatabase:
         )
         self._open_lock = threading.Lock()
         self._closed = False
+        self._watch = OutageWatch("postgres")
 
     def open(self) -> None:
         """Start the pool without waiting for the server (repeatable; implied by first use)."""
@@ -252,6 +254,12 @@ class PostgresDatabase:
         """Return if the server answers a query; raise `StoreUnavailable` if not."""
         self.read("SELECT 1")
 
+    def usage(self) -> tuple[int, int]:
+        """Connections in the pool, and those lent out right now."""
+        stats = self._pool.get_stats()
+        size = stats.get("pool_size", 0)
+        return size, size - stats.get("pool_available", 0)
+
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection in autocommit mode; failures to reach the server are mapped."""
@@ -261,9 +269,12 @@ class PostgresDatabase:
         try:
             with self._pool.connection() as given:
                 yield given
+            self._watch.answered()
         except (PoolTimeout, PoolClosed) as exc:
+            self._watch.failed(exc)
             raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
         except psycopg.OperationalError as exc:
+            self._watch.failed(exc)
             if given is not None and given.broken:
                 # The server restarted or went away: drop every idle connection that died
                 # with this one before another call picks it up.
@@ -405,6 +416,8 @@ class PostgresSourceRepository:
             if event is not None:
                 _record(conn, attrs.evolve(event, source_name=deleted[0][0]))
 
+    def count(self) -> int:
+        return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
 
 _INSERT_EVENT = (
     f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (%(event_id)s::uuid, %(event_at)s::timestamptz,"

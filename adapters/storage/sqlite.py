@@ -29,6 +29,7 @@ from adapters.serialization import (
     summary_from_record,
     timestamp,
 )
+from adapters.storage.outage import OutageWatch
 from adapters.storage.sql import can_match, event_page, page, storable
 from domain.errors import (
     ApiKeyNotFound,
@@ -159,6 +160,8 @@ class SqliteDatabase:
         self._idle_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._closed = False
+        self._in_use = 0
+        self._watch = OutageWatch("sqlite")
 
     def upgrade(self) -> list[int]:
         """Apply pending migrations in one write transaction; return the versions applied now."""
@@ -186,6 +189,11 @@ class SqliteDatabase:
         # Reads the schema page, so a file that is not a database fails here.
         self.read("SELECT count(*) FROM sqlite_master")
 
+    def usage(self) -> tuple[int, int]:
+        """Connections open (idle or in use), and those in use right now."""
+        with self._idle_lock:
+            return len(self._idle) + self._in_use, self._in_use
+
     def close(self) -> None:
         """Close every idle connection; connections in use close when they are given back."""
         with self._idle_lock:
@@ -197,14 +205,19 @@ class SqliteDatabase:
     @contextmanager
     def writing(self) -> Iterator[sqlite_utils.Database]:
         """A connection inside a write transaction, committed on success, rolled back on error."""
-        with _unavailable_on_error(self.path), self._writer(), self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-                db.commit()
-            except BaseException:
-                db.rollback()
-                raise
+        try:
+            with _unavailable_on_error(self.path), self._writer(), self._connection() as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.commit()
+                except BaseException:
+                    db.rollback()
+                    raise
+        except StoreUnavailable as exc:
+            self._watch.failed(exc)
+            raise
+        self._watch.answered()
 
     def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Every row of one query, as dicts."""
@@ -216,13 +229,17 @@ class SqliteDatabase:
             try:
                 cursor = db.conn.execute(sql, list(parameters))
                 names = [column[0] for column in cursor.description]
-                return [dict(zip(names, row, strict=True)) for row in cursor]
+                rows = [dict(zip(names, row, strict=True)) for row in cursor]
             finally:
                 self._checkin(db)
         except sqlite3.Error as exc:
             if _is_unavailability(exc):
-                raise _unavailable(self.path, exc) from exc
+                unavailable = _unavailable(self.path, exc)
+                self._watch.failed(unavailable)
+                raise unavailable from exc
             raise
+        self._watch.answered()
+        return rows
 
     @contextmanager
     def _writer(self) -> Iterator[None]:
@@ -247,10 +264,19 @@ class SqliteDatabase:
             if self._closed:
                 raise StoreUnavailable(f"the SQLite store {self.path} is closed")
             db = self._idle.pop() if self._idle else None
-        return db if db is not None else self._open()
+            self._in_use += 1
+        if db is not None:
+            return db
+        try:
+            return self._open()
+        except BaseException:
+            with self._idle_lock:
+                self._in_use -= 1
+            raise
 
     def _checkin(self, db: sqlite_utils.Database) -> None:
         with self._idle_lock:
+            self._in_use -= 1
             keep = not self._closed and len(self._idle) < _IDLE_CONNECTIONS_MAX
             if keep:
                 self._idle.append(db)
@@ -419,6 +445,8 @@ class SqliteSourceRepository:
             if event is not None:
                 _record(db, attrs.evolve(event, source_name=deleted[0][0]))
 
+    def count(self) -> int:
+        return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
 
 def _mismatch(db: sqlite_utils.Database, source_id: UUID) -> None:
     """Raise why a conditional change matched no row: no such source, or another version."""

@@ -423,6 +423,10 @@ class SourceRepositoryMachine(RuleBasedStateMachine):
             with pytest.raises(SourceNotFound):
                 self.sources.get(source_id)
 
+    @rule()
+    def count(self) -> None:
+        assert self.sources.count() == len(self.model)
+
     @rule(source_id=st.one_of(ids, st.uuids()), condition=st.sampled_from(["none", "ok", "stale"]))
     def remove(self, source_id: UUID, condition: str) -> None:
         event = self._event(Action.SOURCE_DELETED, source_id)

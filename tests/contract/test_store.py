@@ -55,6 +55,27 @@ def test_a_ready_store_answers_ping(new_stores: StoreFactory) -> None:
         stores.store.ping()
 
 
+def test_usage_counts_the_connections_open_and_in_use(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        stores.sources.list(SourceFilter())
+        open_, in_use = stores.store.usage()
+        assert in_use == 0
+        assert open_ >= 0
+
+
+@pytest.mark.parametrize("adapter", SQL_ADAPTERS)
+def test_a_connection_lent_out_is_in_use(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        store = stores.store
+        assert isinstance(store, SqliteDatabase | PostgresDatabase)
+        lend = store.writing if isinstance(store, SqliteDatabase) else store.transaction
+        with lend():
+            open_, in_use = store.usage()
+        assert in_use == 1
+        assert open_ >= 1
+        assert store.usage()[1] == 0
+
+
 @pytest.mark.parametrize("adapter", SQL_ADAPTERS)
 def test_a_store_without_its_schema_is_unavailable(new_stores: StoreFactory) -> None:
     with new_stores(upgraded=False) as stores:
