@@ -3,7 +3,9 @@
 The HTTP benchmark's ratios swing by ±10 % on a shared machine, because the server, the client
 and the machine's other work share two cores. Calling each app's ASGI interface in a loop on one
 thread takes all of that away and leaves the cost of the application itself: a steadier figure
-for "how much does tdb add per request". Run: `.venv/bin/python bench/asgi_bench.py`.
+for "how much does tdb add per request". Run: `.venv/bin/python bench/asgi_bench.py 2>/dev/null`
+(each request writes its log line on stderr, as a server does; `TDB_ACCESS_LOG=off` and
+`TDB_METRICS=off` take the request log and the metrics away).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from application.sources import RegisterSourceCommand
 from domain.keys import OPERATOR
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
+from entrypoints.logs import configure_logging
 from entrypoints.settings import Settings
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -73,7 +76,9 @@ async def _time(app: App, path: str, headers: list[tuple[bytes, bytes]], n: int)
 
 async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        container = build_container(Settings(database_url=f"sqlite:///{Path(tmp) / 'b.sqlite3'}"))
+        settings = Settings.from_env(database_url=f"sqlite:///{Path(tmp) / 'b.sqlite3'}")
+        configure_logging(settings.log_format)
+        container = build_container(settings)
         container.upgrade_store()()
         source = container.register_source()(
             RegisterSourceCommand(

@@ -9,6 +9,7 @@ from dependency_injector import containers, providers
 from adapters.connectors.csv import CsvConnector
 from adapters.connectors.outbound import OutboundPolicy
 from adapters.connectors.pools import ConnectionPools
+from adapters.connectors.observed import ObservedConnectors
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import ConnectorCatalog
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
@@ -53,7 +54,8 @@ from application.sources import (
     RegisterSource,
     UpdateSource,
 )
-from application.store import CheckReadiness, UpgradeStore
+from application.store import CheckReadiness, CountSources, StoreUsage, UpgradeStore
+from entrypoints.metrics import record_inspection
 from entrypoints.settings import Settings
 
 
@@ -154,19 +156,26 @@ class Container(containers.DeclarativeContainer):
     source_pools = providers.Resource(open_source_pools, settings)
 
     connectors = providers.Singleton(
-        ConnectorCatalog,
-        providers.List(
-            providers.Singleton(
-                PostgresConnector,
-                connect_timeout=providers.Callable(lambda s: s.connect_timeout, settings),
-                statement_timeout_ms=providers.Callable(
-                    lambda s: int(s.statement_timeout * 1000), settings
+        ObservedConnectors,
+        providers.Singleton(
+            ConnectorCatalog,
+            providers.List(
+                providers.Singleton(
+                    PostgresConnector,
+                    connect_timeout=providers.Callable(lambda s: s.connect_timeout, settings),
+                    statement_timeout_ms=providers.Callable(
+                        lambda s: int(s.statement_timeout * 1000), settings
+                    ),
+                    policy=outbound_policy,
+                    pools=source_pools,
                 ),
-                policy=outbound_policy,
-                pools=source_pools,
+                providers.Singleton(
+                    CsvConnector, providers.Callable(lambda s: s.csv_root, settings)
+                ),
             ),
-            providers.Singleton(CsvConnector, providers.Callable(lambda s: s.csv_root, settings)),
         ),
+        # Every inspection is counted and timed; a failure is logged with its reason.
+        providers.Object(record_inspection),
     )
 
     register_source = providers.Factory(RegisterSource, sources, connectors, cipher, clock, ids)
@@ -190,6 +199,8 @@ class Container(containers.DeclarativeContainer):
 
     upgrade_store = providers.Factory(UpgradeStore, store)
     check_readiness = providers.Factory(CheckReadiness, store)
+    count_sources = providers.Factory(CountSources, sources)
+    store_usage = providers.Factory(StoreUsage, store)
 
 
 def build_container(settings: Settings) -> Container:

@@ -14,6 +14,26 @@ from adapters.connectors.outbound import DEFAULT_DENIED_NETWORKS, parse_networks
 DEFAULT_DATABASE_URL = "sqlite:///tdb.sqlite3"
 
 
+def _switch(value: object) -> bool:
+    """`on`/`off` (also true/false, 1/0, yes/no) as a bool."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"expected on or off, got {value!r}")
+
+
+def _one_of(*choices: str) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            raise ValueError(f"{attribute.name} must be one of {', '.join(choices)}, got {value!r}")
+
+    return check
+
+
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be positive, got {value}")
@@ -52,6 +72,10 @@ class Settings:
         default=60.0, converter=float, validator=_not_negative
     )
     source_pool_targets: int = attrs.field(default=50, converter=int, validator=_positive)
+    log_format: str = attrs.field(default="console", validator=_one_of("console", "json"))
+    # One log line per request, and the Prometheus metrics at GET /metrics.
+    access_log: bool = attrs.field(default=True, converter=_switch)
+    metrics: bool = attrs.field(default=True, converter=_switch)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -89,6 +113,8 @@ class Settings:
         env = {}
         for field in attrs.fields(type(self)):
             value = getattr(self, field.name)
-            if value is not None:
+            if isinstance(value, bool):
+                env[f"TDB_{field.name.upper()}"] = "on" if value else "off"
+            elif value is not None:
                 env[f"TDB_{field.name.upper()}"] = str(value)
         return env

@@ -113,6 +113,9 @@ class MemorySourceRepository:
             for forget in self._dependents:
                 forget(source_id)
 
+    def count(self) -> int:
+        return len(self._by_id)
+
 
 class MemorySnapshotRepository:
     """Snapshots in lists per source, guarded by a lock; a removed source's history goes too."""
@@ -164,9 +167,6 @@ class MemorySnapshotRepository:
         if before is not None:
             snapshots = [s for s in snapshots if s.sequence < before]
         return snapshots[::-1][:limit]
-
-    def count(self) -> int:
-        return len(self._by_id)
 
 
 class MemoryApiKeyRepository:

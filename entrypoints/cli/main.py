@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
@@ -43,6 +44,7 @@ from domain.sources import (
     parse_source_id,
 )
 from domain.sources import SourceSummary as Summary
+from entrypoints import metrics
 from entrypoints.container import Container, build_container
 from entrypoints.http.schemas import (
     ColumnChangeOut,
@@ -53,6 +55,7 @@ from entrypoints.http.schemas import (
     SourceSummary,
     api_timestamp,
 )
+from entrypoints.logs import configure_logging, events
 from entrypoints.settings import Settings
 
 REGISTER_FIELDS = {"name", "source_type", "connection", "description", "tags"}
@@ -378,7 +381,9 @@ def serve(container: Container, args: argparse.Namespace) -> None:
     from entrypoints.http import serving  # imports uvicorn: only `serve` needs it
 
     settings: Settings = container.settings()
-    container.upgrade_store()()
+    applied = container.upgrade_store()()
+    if applied:
+        events.info("migrations_applied", versions=applied)
     container.cipher()  # the key file is made now, or a bad TDB_SECRET_KEY is refused now
     issued = container.bootstrap_admin_key()()
     container.shutdown_resources()
@@ -390,7 +395,31 @@ def serve(container: Container, args: argparse.Namespace) -> None:
         _out(issued.token)
     # Workers are separate processes: they read the same settings from the environment.
     os.environ.update(settings.to_env())
-    serving.serve("entrypoints.http.asgi:app", args.host, args.port, args.workers, args.access_log)
+    events.info(
+        "startup",
+        version=_version(),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        store=settings.store_kind,
+        log_format=settings.log_format,
+        access_log=settings.access_log,
+        metrics=settings.metrics,
+    )
+    # Several workers share their figures through files in a directory of this server's own.
+    shared = metrics.make_multiprocess_dir() if settings.metrics and args.workers > 1 else None
+    try:
+        serving.serve("entrypoints.http.asgi:app", args.host, args.port, args.workers)
+    finally:
+        if shared is not None:
+            metrics.remove_multiprocess_dir(shared)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tdb")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 # --- parser -------------------------------------------------------------------------------
@@ -421,7 +450,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1)
-    s.add_argument("--access-log", action="store_true", help="log every request")
+    s.add_argument(
+        "--log-format",
+        choices=["console", "json"],
+        help="TDB_LOG_FORMAT: console (default) or json, one event per line on stderr",
+    )
+    s.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        help="TDB_ACCESS_LOG: one log line per request (default on)",
+    )
     s.set_defaults(run=serve)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
@@ -539,10 +577,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return failure
         raise
     try:
-        settings = Settings.from_env(database_url=args.database_url, csv_root=args.csv_root)
+        settings = Settings.from_env(
+            database_url=args.database_url,
+            csv_root=args.csv_root,
+            log_format=getattr(args, "log_format", None),
+            access_log=getattr(args, "access_log", None),
+        )
     except ValueError as exc:
         print(f"error: {_said(exc)}", file=sys.stderr)
         return failure
+    configure_logging(settings.log_format)
     container = build_container(settings)
     run: Callable[[Container, argparse.Namespace], int | None] = args.run
     try:

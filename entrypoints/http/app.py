@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -14,18 +14,25 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 
 from domain.errors import StoreUnavailable
+from entrypoints import metrics
 from entrypoints.container import Container
 from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware, PrincipalCache
 from entrypoints.http.bodies import TdbRequest
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
+from entrypoints.http.observability import (
+    RequestObservability,
+    Scrape,
+    StoreGauges,
+    metrics_endpoint,
+)
 from entrypoints.http.openapi import RegisterBodySchema, openapi_config
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.reads import ReadRunner
 from entrypoints.http.sources import SourcesController
+from entrypoints.logs import events
 
 MAX_BODY_BYTES = 64 * 1024
-log = logging.getLogger("tdb")
 
 # The use cases handlers may ask for, by parameter name.
 USE_CASES = (
@@ -51,22 +58,54 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
     return provide
 
 
-def _start(container: Container) -> None:
+def _start(container: Container, gauges: StoreGauges | None) -> None:
     # The secret key loads now, so that a bad one fails the start rather than the first request.
     container.cipher()
     try:
-        container.upgrade_store()()
-    except StoreUnavailable:
+        applied = container.upgrade_store()()
+    except StoreUnavailable as exc:
         # A worker (re)started while the store is down must still serve: 503 until it is back.
         # `tdb serve` migrated the store before starting any worker.
-        log.warning("the store is unavailable at start; requests get 503 until it answers")
+        events.warning(
+            "store_unavailable_at_start",
+            reason=type(exc.__cause__ or exc).__name__,
+            detail="requests get 503 until the store answers",
+        )
+    else:
+        if applied:
+            events.info("migrations_applied", versions=applied)
+    if gauges is not None:
+        gauges.start()
+
+
+def _stop(container: Container, gauges: StoreGauges | None) -> None:
+    if gauges is not None:
+        gauges.stop()
+    # Only the resources in use were initialised; only those are shut down.
+    container.shutdown_resources()
+
+
+def _scrape(container: Container) -> Scrape:
+    count_sources = container.count_sources
+
+    def refresh() -> None:
+        # In an outage the gauge keeps its last value; the outage has its own log line.
+        with contextlib.suppress(StoreUnavailable):
+            metrics.SOURCES.set(count_sources()())
+
+    return Scrape(refresh)
 
 
 def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
-    return Litestar(
-        route_handlers=[SourcesController, EventsController, healthz, readyz],
+    handlers: list[Any] = [SourcesController, EventsController, healthz, readyz]
+    gauges = None
+    if settings.metrics:
+        handlers.append(metrics_endpoint)
+        gauges = StoreGauges(lambda: container.store_usage()())
+    app = Litestar(
+        route_handlers=handlers,
         dependencies={
             name: Provide(_call(getattr(container, name)), sync_to_thread=False)
             for name in USE_CASES
@@ -84,11 +123,11 @@ def create_app(container: Container) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(),
         plugins=[RegisterBodySchema(container.connectors())],
-        on_startup=[lambda: _start(container)],
-        # Only the resources in use were initialised; only those are shut down.
-        on_shutdown=[lambda: container.shutdown_resources()],
+        on_startup=[lambda: _start(container, gauges)],
+        on_shutdown=[lambda: _stop(container, gauges)],
         state=State(
             {
+                "scrape": _scrape(container),
                 "reads": ReadRunner(inline=settings.store_kind in ("memory", "sqlite")),
                 "inspect_limiter": anyio.CapacityLimiter(settings.inspect_concurrency),
                 # The spec's bound: a schema answer within the connect timeout plus a second.
@@ -97,3 +136,8 @@ def create_app(container: Container) -> Litestar:
         ),
         logging_config=None,
     )
+    # Outside Litestar's router, so that requests matching no route are seen too.
+    app.asgi_handler = RequestObservability(
+        app.asgi_handler, log_requests=settings.access_log, count_requests=settings.metrics
+    )
+    return app

@@ -17,8 +17,9 @@ from application.keys import Authenticate
 from domain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from domain.keys import Principal, Scope
 
-# Patterns (regular expressions) of paths served without a key: the probes and the OpenAPI document.
-UNAUTHENTICATED_PATHS = ["^/healthz$", "^/readyz$", "^/schema(/|$)"]
+# Patterns (regular expressions) of paths served without a key: the probes, the metrics and the
+# OpenAPI document.
+UNAUTHENTICATED_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", "^/schema(/|$)"]
 
 
 class PrincipalCache:
@@ -50,10 +51,12 @@ class PrincipalCache:
 
 def bearer_token(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer <token>` header; `AuthenticationFailed` otherwise."""
-    scheme, _, token = (authorization or "").partition(" ")
+    if not authorization or not authorization.strip():
+        raise AuthenticationFailed("missing")
+    scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
-        raise AuthenticationFailed()
+        raise AuthenticationFailed("malformed")
     return token
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -24,9 +23,10 @@ from domain.errors import (
     VersionMismatch,
 )
 from entrypoints.http.schemas import FieldProblem, Problem
+from entrypoints.logs import REQUEST_ID, events
+from entrypoints.metrics import AUTH_FAILURES
 
 PROBLEM_JSON = "application/problem+json"
-log = logging.getLogger("tdb.http")
 
 
 def problem(
@@ -38,6 +38,7 @@ def problem(
         title=HTTPStatus(status).phrase,
         status=status,
         detail=detail,
+        request_id=REQUEST_ID.get(),
         **extra,
     )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
@@ -99,13 +100,21 @@ def unauthorized() -> Response[Problem]:
     )
 
 
+def _unauthenticated(_: Request[Any, Any, Any], exc: AuthenticationFailed) -> Response[Problem]:
+    AUTH_FAILURES.labels(exc.cause).inc()
+    return unauthorized()
+
+
 def _forbidden(_: Request[Any, Any, Any], exc: PermissionDenied) -> Response[Problem]:
     detail = f"This API key lacks the scope {exc.scope}."
     return problem(403, "forbidden", detail, required_scope=exc.scope)
 
 
 def _secret_unreadable(_: Request[Any, Any, Any], exc: SecretUnreadable) -> Response[Problem]:
-    log.error("a stored secret cannot be decrypted: is TDB_SECRET_KEY the key it was stored with?")
+    events.error(
+        "secret_unreadable",
+        detail="a stored secret cannot be decrypted: is TDB_SECRET_KEY the key it was stored with?",
+    )
     return problem(500, "secret-unreadable", "A stored secret cannot be decrypted by this server.")
 
 
@@ -138,9 +147,21 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Probl
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
-    # The type only: an exception's message may quote a connection string.
-    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
-    return problem(500, "internal-error", "The server failed to handle this request.")
+    # The traceback goes to the log, redacted (a driver's message may quote a connection
+    # string), with the request id the client gets in the body; the client gets nothing else.
+    events.error(
+        "unexpected_error",
+        error=type(exc).__name__,
+        method=request.method,
+        route=request.scope.get("path_template"),
+        exc_info=exc,
+    )
+    return problem(
+        500,
+        "internal-error",
+        "The server failed to handle this request; the request_id identifies it in the"
+        " server's log.",
+    )
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
@@ -152,7 +173,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     VersionMismatch: _version_mismatch,
     VerificationFailed: _verification_failed,
     StoreUnavailable: _store,
-    AuthenticationFailed: lambda _, __: unauthorized(),
+    AuthenticationFailed: _unauthenticated,
     PermissionDenied: _forbidden,
     SecretUnreadable: _secret_unreadable,
     ValidationException: _validation,

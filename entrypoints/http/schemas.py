@@ -262,6 +262,8 @@ class Problem(msgspec.Struct, omit_defaults=True):
     available_types: list[str] | None = None
     required_scope: str | None = None
     current_version: int | None = None
+    # The request's id (its X-Request-ID), also in the server's log lines about it.
+    request_id: str | None = None
 
 
 class Health(msgspec.Struct):

@@ -10,11 +10,14 @@ import threading
 import uvicorn
 from uvicorn.supervisors.multiprocess import Process
 
+from entrypoints import metrics
+from entrypoints.logs import events
+
 log = logging.getLogger("uvicorn.error")
 STARTUP_FAILURE = 3
 
 
-def serve(app: str, host: str, port: int, workers: int = 1, access_log: bool = False) -> None:
+def serve(app: str, host: str, port: int, workers: int = 1) -> None:
     """Serve the app named `module:attribute` until stopped; exit with 3 if it cannot start."""
     config = uvicorn.Config(
         app,
@@ -22,7 +25,10 @@ def serve(app: str, host: str, port: int, workers: int = 1, access_log: bool = F
         port=port,
         workers=workers,
         log_level="info",
-        access_log=access_log,
+        # The app logs each request itself, and every process configures its own log format
+        # (entrypoints.logs): uvicorn's records go through it too.
+        access_log=False,
+        log_config=None,
         server_header=False,
     )
     if config.workers == 1:
@@ -62,22 +68,31 @@ def _supervise(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
     workers = [Process(config, [sock]) for sock in sockets]
     for worker in workers:
         worker.start()
-    log.info("Started %d workers on %s:%d", len(workers), config.host, config.port)
+    events.info("workers_started", workers=len(workers), pids=[w.pid for w in workers])
     while not stop.wait(0.5):
         for index, worker in enumerate(workers):
             if worker.is_alive(timeout=config.timeout_worker_healthcheck):
                 continue
+            alive = worker.process.is_alive()
             worker.kill()
             worker.process.join()
+            metrics.worker_gone(worker.pid)
             if worker.process.exitcode == STARTUP_FAILURE:
                 # It failed before serving: the next one would fail the same way.
-                log.error("Worker [%s] failed to start; stopping.", worker.pid)
+                events.error("worker_failed_to_start", pid=worker.pid, detail="stopping")
                 stop.set()
                 break
-            log.info("Worker [%s] died; starting another.", worker.pid)
             workers[index] = Process(config, [sockets[index]])
             workers[index].start()
+            events.warning(
+                "worker_replaced",
+                pid=worker.pid,
+                reason="unresponsive" if alive else "exited",
+                exit_code=worker.process.exitcode,
+                new_pid=workers[index].pid,
+            )
     for worker in workers:
         worker.terminate()
     for worker in workers:
         worker.process.join()
+        metrics.worker_gone(worker.pid)

@@ -169,6 +169,10 @@ def test_a_store_outage_is_503_and_tdb_recovers_by_itself(
         assert http.get("/readyz").status_code == 200
         assert [s["id"] for s in http.get("/v1/sources").json()] == before
         assert http.post("/v1/sources", json={**SOURCE, "name": "after"}).status_code == 201
+    # The outage and the recovery are events in the log, not a line per failed request.
+    log = server.stderr_path.read_text()
+    assert 1 <= log.count("store_unavailable ") < 4, log
+    assert "store_recovered " in log
 
 
 def _workers(server: TdbServer) -> set[int]:
@@ -196,6 +200,11 @@ def test_a_worker_that_dies_is_replaced(serve: Any, tmp_path: Path) -> None:
         time.sleep(0.1)  # polling the supervisor, bounded by the deadline
     assert len(_workers(server)) == 2
     assert victim not in _workers(server)
+    # The supervisor says so in its log, with the reason.
+    while f"pid={victim} reason=exited" not in server.stderr_path.read_text():
+        assert time.monotonic() < deadline, server.stderr_path.read_text()
+        time.sleep(0.05)  # the line follows the new worker's start; bounded by the deadline
+    assert "worker_replaced" in server.stderr_path.read_text()
     with httpx.Client(headers=headers, timeout=10) as http:
         for _ in range(10):
             assert http.get(f"{server.url}/v1/sources").status_code == 200

@@ -28,7 +28,10 @@ def _unauthorized_bodies(client: TestClient[Any], headers: dict[str, str]) -> li
         )
         assert_problem(response, 401)
         assert response.headers["www-authenticate"] == "Bearer"
-        bodies.append(response.json())
+        body = response.json()
+        # Every answer names its own request; apart from that, the bodies are the same.
+        assert body.pop("request_id") == response.headers["x-request-id"]
+        bodies.append(body)
     return bodies
 
 

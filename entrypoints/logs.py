@@ -1,0 +1,159 @@
+"""Logging for every tdb process: structlog events on stderr, `console` or `json`, one format.
+
+tdb's own events go through structlog (`events.info("request", ...)`); the standard library's
+records (uvicorn, psycopg-pool, the adapters) are rendered by the same processors, so every line
+of a process has one format. Every line written while a request runs carries its request id, on
+whichever thread it is written: the id lives in a context variable, which anyio copies into the
+threads it runs work on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import traceback
+from collections.abc import MutableMapping
+from contextvars import ContextVar
+from typing import Any, TextIO
+
+import msgspec
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LOG_FORMATS = ("console", "json")
+REQUEST_ID: ContextVar[str | None] = ContextVar("tdb_request_id", default=None)
+
+# tdb's own events. Fields are chosen by the code that logs them: never a token, a secret,
+# a query value or a body.
+events = structlog.get_logger("tdb")
+
+_REDACTIONS = (
+    # scheme://user:password@host
+    (re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@]*@"), r"\1***@"),
+    # password=..., "password": "...", PGPASSWORD=...
+    (
+        re.compile(
+            r"""((?:password|passwd|secret)['"]?\s*[=:]\s*)('[^']*'|"[^"]*"|[^\s,;)}]+)""", re.I
+        ),
+        r"\1***",
+    ),
+    # tdbk_<key_id>_<secret>: the key id is public, the rest is not
+    (re.compile(r"\b(tdbk_[0-9a-f]+)_[A-Za-z0-9_-]+"), r"\1_***"),
+)
+
+
+def redact(text: str) -> str:
+    """`text` with connection-string passwords, `password=` values and token secrets masked."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _add_request_id(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        event.setdefault("request_id", request_id)
+    return event
+
+
+def _redacted_exception(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    # A traceback quotes exception messages, and a driver's message may quote a connection
+    # string: format it here, redacted, instead of leaving it to the renderer.
+    exc_info = event.pop("exc_info", None)
+    if exc_info:
+        if isinstance(exc_info, BaseException):
+            exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+        elif not isinstance(exc_info, tuple):
+            exc_info = sys.exc_info()
+        if exc_info[0] is not None:
+            event["exception"] = redact("".join(traceback.format_exception(*exc_info)))
+    return event
+
+
+def _redacted_foreign_event(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    # Other libraries' messages are not ours to vouch for.
+    text = event.get("event")
+    if isinstance(text, str):
+        event["event"] = redact(text)
+    return event
+
+
+def _json_line(event: MutableMapping[str, Any], **_: Any) -> str:
+    return msgspec.json.encode(event, enc_hook=str).decode()
+
+
+def _renderer(log_format: str) -> Processor:
+    if log_format == "json":
+        return structlog.processors.JSONRenderer(serializer=_json_line)
+    return structlog.dev.ConsoleRenderer(
+        colors=False, exception_formatter=structlog.dev.plain_traceback
+    )
+
+
+class _Stderr:
+    """structlog's output: whatever `sys.stderr` is at the time of each line, one write a line."""
+
+    def msg(self, message: str) -> None:
+        sys.stderr.write(message + "\n")
+
+    def __getattr__(self, _: str) -> Any:
+        return self.msg
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The standard library's records, to whatever `sys.stderr` is at the time."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
+def configure_logging(log_format: str = "console") -> None:
+    """Send every log line of this process to stderr in `log_format`."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    renderer = _renderer(log_format)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            stamp,
+            _add_request_id,
+            _redacted_exception,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=lambda *_: _Stderr(),
+        cache_logger_on_first_use=True,
+    )
+    handler = _StderrHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                stamp,
+                _add_request_id,
+                _redacted_foreign_event,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _redacted_exception,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "tdb", False)]:
+        root.removeHandler(old)
+    handler.tdb = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)

@@ -1,0 +1,125 @@
+"""The Prometheus metrics of a tdb process; with several workers, one scrape covers them all.
+
+`tdb serve` makes a directory for prometheus-client's multiprocess mode and names it in
+`PROMETHEUS_MULTIPROC_DIR` before any worker starts (the variable must be set before
+`prometheus_client` is imported); each worker then writes its figures there and a scrape of any
+worker adds them up. Without the variable (one process, tests) the figures live in memory.
+Labels hold route templates, methods, statuses, source types, reasons and causes: never an id,
+a name or a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from entrypoints.logs import events
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+REQUESTS = Counter(
+    "tdb_http_requests",
+    "HTTP requests answered, by route template, method and status.",
+    ["route", "method", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "tdb_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its answer.",
+    ["route", "method", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+INSPECTIONS = Counter(
+    "tdb_schema_inspections",
+    "Live schema inspections, by source type and outcome (`ok` or the failure reason).",
+    ["source_type", "reason"],
+)
+INSPECTION_SECONDS = Histogram(
+    "tdb_schema_inspection_duration_seconds",
+    "Time a schema inspection took, by source type and outcome.",
+    ["source_type", "reason"],
+    buckets=_LATENCY_BUCKETS,
+)
+AUTH_FAILURES = Counter(
+    "tdb_auth_failures",
+    "Requests refused with 401, by cause: missing, malformed, unknown or revoked.",
+    ["cause"],
+)
+STORE_POOL_SIZE = Gauge(
+    "tdb_store_pool_connections",
+    "Connections to the registry's store held open (idle or in use), summed over workers.",
+    multiprocess_mode="livesum",
+)
+STORE_POOL_IN_USE = Gauge(
+    "tdb_store_pool_connections_in_use",
+    "Connections to the registry's store in use right now, summed over workers.",
+    multiprocess_mode="livesum",
+)
+SOURCES = Gauge(
+    "tdb_sources_registered",
+    "Sources in the registry, as last counted (at a scrape).",
+    multiprocess_mode="livemostrecent",
+)
+
+
+def record_inspection(source_type: str, reason: str | None, seconds: float) -> None:
+    """Count one schema inspection and its duration (`reason` None: it answered); log a failure.
+
+    Called on the thread the inspection ran on: the log line carries the request's id.
+    """
+    outcome = reason or "ok"
+    INSPECTIONS.labels(source_type, outcome).inc()
+    INSPECTION_SECONDS.labels(source_type, outcome).observe(seconds)
+    if reason is not None:
+        events.warning(
+            "inspection_failed",
+            source_type=source_type,
+            reason=reason,
+            duration_ms=round(seconds * 1000, 3),
+        )
+
+
+def exposition() -> bytes:
+    """Every metric of every worker, in the Prometheus text format."""
+    return generate_latest(_registry())
+
+
+def _registry() -> CollectorRegistry:
+    if os.environ.get(MULTIPROCESS_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+def make_multiprocess_dir() -> Path:
+    """A fresh directory for the workers' figures, named in the environment workers inherit."""
+    path = Path(tempfile.mkdtemp(prefix="tdb-metrics-"))
+    os.environ[MULTIPROCESS_ENV] = str(path)
+    return path
+
+
+def remove_multiprocess_dir(path: Path) -> None:
+    """Delete the workers' figures when the server stops."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def worker_gone(pid: int | None) -> None:
+    """Drop a dead worker's live gauges (its counters stay: they still count)."""
+    if pid is not None and os.environ.get(MULTIPROCESS_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
