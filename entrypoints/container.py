@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from dependency_injector import containers, providers
 
 from adapters.connectors.csv import CsvConnector
+from adapters.connectors.observed import ObservedConnectors
 from adapters.connectors.outbound import OutboundPolicy
 from adapters.connectors.pools import ConnectionPools
-from adapters.connectors.observed import ObservedConnectors
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import ConnectorCatalog
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
