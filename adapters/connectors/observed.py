@@ -39,6 +39,9 @@ class ObservedConnector:
         self._observe(self.source_type, None, time.perf_counter() - start)
         return columns
 
+    def forget(self, connection: Mapping[str, Any]) -> None:
+        self._connector.forget(connection)
+
     def __getattr__(self, name: str) -> Any:
         # Whatever else the connector offers, unobserved.
         return getattr(self._connector, name)
