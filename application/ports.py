@@ -36,6 +36,9 @@ class SourceRepository(Protocol):
     ) -> None:
         """Delete the source (if at `expected_version`, when given); the event gets its name."""
 
+    def count(self) -> int:
+        """How many sources are registered."""
+
 
 class EventRepository(Protocol):
     """The audit trail: appended to, never changed."""
@@ -47,9 +50,6 @@ class EventRepository(Protocol):
         self, event_filter: EventFilter, limit: int | None = None, after: EventKey | None = None
     ) -> EventPage:
         """Matching events oldest first, at most `limit`, strictly after `after`."""
-
-    def count(self) -> int:
-        """How many sources are registered."""
 
 
 class SnapshotRepository(Protocol):

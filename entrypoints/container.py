@@ -55,7 +55,7 @@ from application.sources import (
     UpdateSource,
 )
 from application.store import CheckReadiness, CountSources, StoreUsage, UpgradeStore
-from entrypoints.metrics import record_inspection
+from entrypoints.metrics import record_backend_call
 from entrypoints.settings import Settings
 
 
@@ -174,8 +174,8 @@ class Container(containers.DeclarativeContainer):
                 ),
             ),
         ),
-        # Every inspection is counted and timed; a failure is logged with its reason.
-        providers.Object(record_inspection),
+        # Every inspection and connection test is counted and timed; a failure is logged.
+        providers.Object(record_backend_call),
     )
 
     register_source = providers.Factory(RegisterSource, sources, connectors, cipher, clock, ids)

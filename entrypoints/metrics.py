@@ -55,6 +55,21 @@ INSPECTION_SECONDS = Histogram(
     ["source_type", "reason"],
     buckets=_LATENCY_BUCKETS,
 )
+CONNECTION_TESTS = Counter(
+    "tdb_connection_tests",
+    "Connection tests (POST .../test), by source type and outcome (`ok` or the failure reason).",
+    ["source_type", "reason"],
+)
+CONNECTION_TEST_SECONDS = Histogram(
+    "tdb_connection_test_duration_seconds",
+    "Time a connection test took, by source type and outcome.",
+    ["source_type", "reason"],
+    buckets=_LATENCY_BUCKETS,
+)
+_BACKEND_CALLS = {
+    "inspection": (INSPECTIONS, INSPECTION_SECONDS),
+    "connection_test": (CONNECTION_TESTS, CONNECTION_TEST_SECONDS),
+}
 AUTH_FAILURES = Counter(
     "tdb_auth_failures",
     "Requests refused with 401, by cause: missing, malformed, unknown or revoked.",
@@ -77,17 +92,20 @@ SOURCES = Gauge(
 )
 
 
-def record_inspection(source_type: str, reason: str | None, seconds: float) -> None:
-    """Count one schema inspection and its duration (`reason` None: it answered); log a failure.
+def record_backend_call(
+    operation: str, source_type: str, reason: str | None, seconds: float
+) -> None:
+    """Count one inspection or connection test and its duration (`reason` None: it answered).
 
-    Called on the thread the inspection ran on: the log line carries the request's id.
+    Called on the thread the call ran on: a failure's log line carries the request's id.
     """
     outcome = reason or "ok"
-    INSPECTIONS.labels(source_type, outcome).inc()
-    INSPECTION_SECONDS.labels(source_type, outcome).observe(seconds)
+    counter, histogram = _BACKEND_CALLS[operation]
+    counter.labels(source_type, outcome).inc()
+    histogram.labels(source_type, outcome).observe(seconds)
     if reason is not None:
         events.warning(
-            "inspection_failed",
+            f"{operation}_failed",
             source_type=source_type,
             reason=reason,
             duration_ms=round(seconds * 1000, 3),

@@ -1,23 +1,26 @@
-"""Connectors whose schema inspections are timed and reported, for metrics and logs."""
+"""Connectors whose schema inspections and connection tests are timed and reported."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from application.ports import Connector, ConnectorRegistry
 from domain.errors import BackendUnavailable
 from domain.sources import Column
 
-# (source_type, reason or None when it answered, seconds)
-InspectionObserver = Callable[[str, str | None, float], None]
+T = TypeVar("T")
+
+# (operation: "inspection" or "connection_test", source_type, reason or None if it answered,
+# seconds)
+BackendObserver = Callable[[str, str, str | None, float], None]
 
 
 class ObservedConnector:
-    """One connector; every `inspect` is reported to the observer, on the thread it ran on."""
+    """One connector; every `inspect` and `check` is reported, on the thread it ran on."""
 
-    def __init__(self, connector: Connector, observe: InspectionObserver) -> None:
+    def __init__(self, connector: Connector, observe: BackendObserver) -> None:
         self._connector = connector
         self._observe = observe
         self.source_type = connector.source_type
@@ -27,33 +30,38 @@ class ObservedConnector:
         return self._connector.validate(connection)
 
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
-        start = time.perf_counter()
-        try:
-            columns = self._connector.inspect(connection)
-        except BackendUnavailable as exc:
-            self._observe(self.source_type, exc.reason, time.perf_counter() - start)
-            raise
-        except Exception:
-            self._observe(self.source_type, "error", time.perf_counter() - start)
-            raise
-        self._observe(self.source_type, None, time.perf_counter() - start)
-        return columns
+        return self._observed("inspection", self._connector.inspect, connection)
+
+    def check(self, connection: Mapping[str, Any]) -> None:
+        self._observed("connection_test", self._connector.check, connection)
 
     def forget(self, connection: Mapping[str, Any]) -> None:
         self._connector.forget(connection)
 
-    def __getattr__(self, name: str) -> Any:
-        # Whatever else the connector offers, unobserved.
-        return getattr(self._connector, name)
+    def _observed(
+        self, operation: str, call: Callable[[Mapping[str, Any]], T], connection: Mapping[str, Any]
+    ) -> T:
+        start = time.perf_counter()
+        try:
+            result = call(connection)
+        except BackendUnavailable as exc:
+            self._observe(operation, self.source_type, exc.reason, time.perf_counter() - start)
+            raise
+        except Exception:
+            self._observe(operation, self.source_type, "error", time.perf_counter() - start)
+            raise
+        self._observe(operation, self.source_type, None, time.perf_counter() - start)
+        return result
 
 
 class ObservedConnectors:
-    """A connector registry whose connectors report their inspections to `observe`."""
+    """A connector registry whose connectors report their backend calls to `observe`."""
 
-    def __init__(self, connectors: ConnectorRegistry, observe: InspectionObserver) -> None:
+    def __init__(self, connectors: ConnectorRegistry, observe: BackendObserver) -> None:
         self._connectors = connectors
         self._observed = {
-            t: ObservedConnector(connectors.get(t), observe) for t in connectors.types()
+            source_type: ObservedConnector(connectors.get(source_type), observe)
+            for source_type in connectors.types()
         }
 
     def get(self, source_type: str) -> Connector:

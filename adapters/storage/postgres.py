@@ -419,6 +419,7 @@ class PostgresSourceRepository:
     def count(self) -> int:
         return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
 
+
 _INSERT_EVENT = (
     f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (%(event_id)s::uuid, %(event_at)s::timestamptz,"
     " %(event_actor)s, %(event_action)s, %(event_source_id)s::uuid, %(event_source_name)s,"

@@ -448,6 +448,7 @@ class SqliteSourceRepository:
     def count(self) -> int:
         return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
 
+
 def _mismatch(db: sqlite_utils.Database, source_id: UUID) -> None:
     """Raise why a conditional change matched no row: no such source, or another version."""
     row = db.execute("SELECT version FROM sources WHERE id = ?", [str(source_id)]).fetchone()

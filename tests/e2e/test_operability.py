@@ -109,6 +109,8 @@ def test_no_log_line_and_no_metric_holds_a_token_or_a_password(serve: Any, tmp_p
         statuses[503] = http.get(
             f"/v1/sources/{created.json()['id']}/schema", headers={"X-Request-ID": schema_id}
         )
+        tested = http.post(f"/v1/sources/{created.json()['id']}/test")
+        assert tested.json()["reason"] == "unreachable"
         # A row no code path can read: the server fails unexpectedly, with a 500.
         broken = http.post(
             "/v1/sources", json={**body, "name": "broken", "connection": {**connection}}
@@ -158,6 +160,8 @@ def test_no_log_line_and_no_metric_holds_a_token_or_a_password(serve: Any, tmp_p
     assert failures[frozenset({("cause", "unknown")})] == 1
     inspections = _samples(scrape.text, "tdb_schema_inspections_total")
     assert inspections[frozenset({("source_type", "postgres"), ("reason", "unreachable")})] == 1
+    tests = _samples(scrape.text, "tdb_connection_tests_total")
+    assert tests[frozenset({("source_type", "postgres"), ("reason", "unreachable")})] == 1
     assert _samples(scrape.text, "tdb_sources_registered")[frozenset()] == 2
 
 
