@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -29,8 +30,26 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+# Bidirectional controls (embeddings, overrides, isolates and marks): they make a text display
+# in another order than it is stored, so two names that look alike may differ (Trojan Source).
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Letters that display as nothing: Hangul fillers, and the blank braille pattern (a symbol).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def _has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
+
+
+def normalized(text: str) -> str:
+    """The text in Unicode NFC: one spelling for what displays the same (é is one character)."""
+    return unicodedata.normalize("NFC", text)
+
+
+def _visible(char: str) -> bool:
+    # Letters, digits, punctuation and symbols show; separators, marks alone, format characters
+    # (zero-width space, joiners, soft hyphen, BOM, tag characters) do not.
+    return unicodedata.category(char)[0] in "LNPS" and char not in _BLANK_LETTERS
 
 
 def _unstorable(text: str) -> bool:
@@ -38,15 +57,23 @@ def _unstorable(text: str) -> bool:
 
 
 def name_errors(name: object, field: str = "name") -> list[FieldError]:
-    """Problems with a source name: 1-100 characters, not blank, no control characters."""
+    """Problems with a source name (checked in NFC): 1-100 characters, at least one of them
+    visible, no control or bidirectional control characters."""
     if not isinstance(name, str):
         return [FieldError(field, "must be a string")]
+    if _unstorable(name):
+        return [FieldError(field, "must not contain control characters")]
+    name = normalized(name)
     if not 1 <= len(name) <= NAME_MAX:
         return [FieldError(field, f"must be 1 to {NAME_MAX} characters long")]
     if not name.strip():
         return [FieldError(field, "must not be blank")]
     if _has_control(name):
         return [FieldError(field, "must not contain control characters")]
+    if _BIDI.search(name):
+        return [FieldError(field, "must not contain bidirectional control characters")]
+    if not any(_visible(char) for char in name):
+        return [FieldError(field, "must contain a visible character")]
     return []
 
 
@@ -62,21 +89,32 @@ def description_errors(description: object) -> list[FieldError]:
 
 
 def tags_errors(tags: object) -> list[FieldError]:
-    """Problems with tags: at most 50 strings of 1-100 characters each."""
+    """Problems with tags: at most 50 distinct strings (in NFC) of 1-100 characters each, with
+    no control or bidirectional control characters. A repeated tag is refused, not dropped: a
+    client that sends one has a bug worth telling it about."""
     if not isinstance(tags, (list, tuple)):
         return [FieldError("tags", "must be an array of strings")]
     errors = []
     if len(tags) > TAGS_MAX:
         errors.append(FieldError("tags", f"must hold at most {TAGS_MAX} tags"))
+    seen: dict[str, int] = {}
     for i, tag in enumerate(tags):
-        if not isinstance(tag, str) or not 1 <= len(tag) <= TAG_MAX:
+        if not isinstance(tag, str) or _unstorable(tag):
             errors.append(
                 FieldError(f"tags[{i}]", f"must be a string of 1 to {TAG_MAX} characters")
             )
-        elif _unstorable(tag):
+            continue
+        tag = normalized(tag)
+        if not 1 <= len(tag) <= TAG_MAX:
             errors.append(
-                FieldError(f"tags[{i}]", "must not contain NUL or unpaired surrogate characters")
+                FieldError(f"tags[{i}]", f"must be a string of 1 to {TAG_MAX} characters")
             )
+        elif _has_control(tag) or _BIDI.search(tag):
+            errors.append(FieldError(f"tags[{i}]", "must not contain control characters"))
+        elif tag in seen:
+            errors.append(FieldError(f"tags[{i}]", f"repeats tags[{seen[tag]}]"))
+        else:
+            seen[tag] = i
     return errors
 
 
@@ -129,7 +167,7 @@ def etag(version: int) -> str:
 class SourceName:
     """A source's unique, human-readable name."""
 
-    value: str = attrs.field()
+    value: str = attrs.field(converter=normalized)
 
     @value.validator
     def _valid(self, _: attrs.Attribute[str], value: str) -> None:
@@ -151,6 +189,10 @@ def _valid_tags(_: object, __: object, value: tuple[str, ...]) -> None:
     _check(tags_errors(value))
 
 
+def _tags(values: Any) -> tuple[str, ...]:
+    return tuple(normalized(v) if isinstance(v, str) else v for v in values)
+
+
 @attrs.frozen
 class Source:
     """A registered data source, as the store keeps it (secret connection fields encrypted)."""
@@ -160,7 +202,7 @@ class Source:
     source_type: str
     connection: Mapping[str, Any] = attrs.field(converter=_freeze)
     description: str = attrs.field(validator=_valid_description)
-    tags: tuple[str, ...] = attrs.field(converter=tuple, validator=_valid_tags)
+    tags: tuple[str, ...] = attrs.field(converter=_tags, validator=_valid_tags)
     registered_by: str
     registered_at: datetime
     status: str = "active"
@@ -190,9 +232,12 @@ _FIELDS = tuple(f.name for f in attrs.fields(Source))
 class SourceFilter:
     """Which sources a listing returns: all given tags, one type, a name prefix."""
 
-    tags: tuple[str, ...] = ()
+    # In NFC, as the names and tags they are compared with.
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
     source_type: str | None = None
-    name_prefix: str | None = None
+    name_prefix: str | None = attrs.field(
+        default=None, converter=attrs.converters.optional(normalized)
+    )
 
     def matches(self, source: Source) -> bool:
         """Whether a source passes this filter (the reference semantics every store follows)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from dependency_injector import containers, providers
 
@@ -70,6 +71,17 @@ def secret_key(settings: Settings) -> str | bytes:
         return generate_key()
     raise ValueError(
         "TDB_SECRET_KEY is required with the PostgreSQL store: every replica must share one key"
+    )
+
+
+def store_files(settings: Settings) -> tuple[Path, ...]:
+    """The files of the embedded store, which no CSV source may read: the database, its journals
+    and the key file beside it."""
+    if settings.store_kind != "sqlite":
+        return ()
+    path = settings.sqlite_path
+    return tuple(
+        path.with_name(path.name + suffix) for suffix in ("", "-wal", "-shm", "-journal", ".key")
     )
 
 
@@ -170,7 +182,10 @@ class Container(containers.DeclarativeContainer):
                     pools=source_pools,
                 ),
                 providers.Singleton(
-                    CsvConnector, providers.Callable(lambda s: s.csv_root, settings)
+                    CsvConnector,
+                    providers.Callable(lambda s: s.csv_root, settings),
+                    timeout=providers.Callable(lambda s: s.connect_timeout, settings),
+                    store_files=providers.Callable(store_files, settings),
                 ),
             ),
         ),

@@ -10,19 +10,31 @@ import os
 import re
 import stat
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice, zip_longest
 from pathlib import Path
 from typing import Any
 
 from adapters.connectors.csv_inference import column_type
-from adapters.connectors.deadline import call_with_deadline
+from adapters.connectors.deadline import Deadline, WorkerPool
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, InvalidConnection
 from domain.sources import Column
 
 SAMPLE_BYTES = 1024 * 1024
 MAX_ROWS = 10_000
+# PostgreSQL's own limit on a table's columns: a wider file could not be loaded into one.
+MAX_COLUMNS = 1600
+# Rows times columns typed at most: a wide file is typed from fewer rows, so that the work (and
+# the memory) of one inspection stays bounded whatever the shape of the sample.
+MAX_CELLS = 1_000_000
+# Records parsed between two looks at the deadline.
+_CHECK_EVERY = 256
+# Inspections that run at once in a process, whatever the number of connectors: the work is
+# CPU-bound and holds the GIL, so more of them at once answer no sooner, take more memory and
+# slow every other request down.
+PARALLEL = 2
+_WORKERS = WorkerPool(PARALLEL, "tdb-csv")
 DELIMITERS = (",", ";", "\t", "|")
 # Enough records to tell the delimiter; the rest of the sample only refines types.
 DELIMITER_PROBE_CHARS = 64 * 1024
@@ -38,6 +50,8 @@ BOMS = (
 FALLBACK_ENCODINGS = ("utf-8", "cp1252", "latin-1")
 # Text has almost no control characters; decoded binary data has them in every other line.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# The same characters in ASCII, for a faster count with bytes.translate.
+_ASCII_NOT_CONTROL = bytes(b for b in range(128) if not _CONTROL.match(chr(b)))
 MAX_CONTROL_SHARE = 0.05
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -89,7 +103,11 @@ class CsvConnector:
     registration (`InvalidConnection` on `connection.path`). The file need not exist yet: it may
     arrive later, and inspection says `file_not_found` until it does. Inspection checks again,
     before opening and then on the opened file itself (a symlink may have been swapped since):
-    outside the root is `permission_denied`, like a file the service may not read.
+    outside the root is `permission_denied`, like a file the service may not read. A hard link
+    is a second name for a file that may live anywhere, and nothing tells where the other name
+    is: a file with more than one link is `permission_denied` too. The registry's own files
+    (`store_files`: the SQLite database, its journal and its key file) are never read, under any
+    name: refused at registration, `permission_denied` at inspection.
 
     Sample. Inspection reads at most `sample_bytes` (1 MiB) from the start of the file and at
     most `max_rows` records after the header. When the file goes on past the sample, the sample
@@ -108,10 +126,14 @@ class CsvConnector:
 
     Answers. An empty file (or blank lines only) is `empty_file`: there is no header to read.
     A header with no rows gives its columns as `text`, nullable (no evidence of anything
-    narrower). Types follow `csv_inference`. Failures: `file_not_found` (no such file),
+    narrower). Types follow `csv_inference`, from at most `max_cells` cells (rows times columns:
+    a wide file is typed from its first `max_cells // width` rows). A record of more than
+    `max_columns` (1600, PostgreSQL's limit) fields is `too_many_columns`: no answer rather than
+    a truncated one. Failures: `file_not_found` (no such file),
     `permission_denied` (outside the root, or not readable by the service), `unreadable` (not a
     regular file, binary data, not decodable in the given encoding, a record longer than the
-    sample), `timeout` (the file system did not answer within `timeout`).
+    sample), `timeout` (the file system, or the inference, did not finish within `timeout`: the
+    work checks its deadline as it goes and stops once it has passed).
     """
 
     source_type = "csv"
@@ -128,11 +150,17 @@ class CsvConnector:
         sample_bytes: int = SAMPLE_BYTES,
         max_rows: int = MAX_ROWS,
         timeout: float = 5.0,
+        max_columns: int = MAX_COLUMNS,
+        max_cells: int = MAX_CELLS,
+        store_files: Iterable[Path | str] = (),
     ) -> None:
         self._root = Path(root)
+        self._store_files = tuple(Path(p) for p in store_files)
         self._sample_bytes = sample_bytes
         self._max_rows = max_rows
         self._timeout = timeout
+        self._max_columns = max_columns
+        self._max_cells = max_cells
         # The csv module caps a field at 128 KiB by default (a process-wide setting); a long
         # field that fits in the sample is data, not an error.
         csv.field_size_limit(max(csv.field_size_limit(), sample_bytes))
@@ -180,39 +208,70 @@ class CsvConnector:
             return "must name a file under the CSV root"
         if not resolved.is_relative_to(root):
             return "leads outside the CSV root"
+        if self._store_file(resolved):
+            return "is one of the registry's own files"
         return None
 
     def check(self, connection: Mapping[str, Any]) -> None:
         # The schema would answer now exactly when an inspection succeeds.
         self.inspect(connection)
 
+    def _store_file(self, path: Path, status: os.stat_result | None = None) -> bool:
+        """Whether this path, or the file it names (by device and inode: under any name), is one
+        of the store's own files; `status`, when given, is that of the file already opened."""
+        if status is None:
+            try:
+                status = path.stat()
+            except OSError:
+                status = None
+        resolved = path.resolve()
+        for own in self._store_files:
+            if resolved == own.resolve():
+                return True
+            try:
+                own_status = own.stat()
+            except OSError:  # not made yet
+                continue
+            if status is not None and (status.st_dev, status.st_ino) == (
+                own_status.st_dev,
+                own_status.st_ino,
+            ):
+                return True
+        return False
+
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         # The path is checked again when the file is opened; here only the defaults are filled.
         connection = check_connection(self.fields, connection)
-        return call_with_deadline(
-            lambda: self._inspect(connection), self._timeout, f"reading {connection['path']!r}"
+        # Waiting for a worker counts against the deadline, like the work itself.
+        return _WORKERS.call(
+            lambda deadline: self._inspect(connection, deadline),
+            self._timeout,
+            f"reading {connection['path']!r}",
         )
 
     def forget(self, connection: Mapping[str, Any]) -> None:
         """Nothing to drop: a CSV file is opened afresh at every inspection."""
 
-    def _inspect(self, connection: Mapping[str, Any]) -> list[Column]:
+    def _inspect(self, connection: Mapping[str, Any], deadline: Deadline) -> list[Column]:
         path = connection["path"]
         data, complete = self._read_sample(path)
         text = _decode(data, complete, connection.get("encoding"), path)
         delimiter = connection.get("delimiter") or detect_delimiter(text, complete)
         limit = self._max_rows + (1 if connection["header"] else 0)
-        records = _records(text, delimiter, complete, limit, path)
+        records = _records(text, delimiter, complete, limit, path, self._max_columns, deadline)
         width = max(len(record) for record in records)
         if connection["header"]:
             names, rows = unique_names(records[0], width), records[1:]
         else:
             names, rows = unique_names((), width), records
+        rows = rows[: max(1, self._max_cells // width)]
         cells: list[tuple[str | None, ...]] = list(zip_longest(*rows))
         cells += [()] * (width - len(cells))
-        return [
-            Column(name, *column_type(column)) for name, column in zip(names, cells, strict=True)
-        ]
+        columns = []
+        for name, column in zip(names, cells, strict=True):
+            deadline.check()
+            columns.append(Column(name, *column_type(column)))
+        return columns
 
     def _read_sample(self, path: str) -> tuple[bytes, bool]:
         """The first bytes of the file, and whether they are the whole file."""
@@ -232,8 +291,15 @@ class CsvConnector:
             opened = _opened_path(fd)
             if opened is not None and not opened.is_relative_to(self._root.resolve()):
                 raise BackendUnavailable("permission_denied", f"{path!r} leads outside the root")
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
                 raise BackendUnavailable("unreadable", f"{path!r} is not a regular file")
+            if status.st_nlink > 1:
+                raise BackendUnavailable(
+                    "permission_denied", f"{path!r} has more than one link (a hard link)"
+                )
+            if self._store_file(self._root / path, status):
+                raise BackendUnavailable("permission_denied", f"{path!r} may not be read")
             with os.fdopen(fd, "rb", closefd=False) as file:
                 data = file.read(self._sample_bytes + 1)
         except OSError as exc:
@@ -303,9 +369,16 @@ def _decode(data: bytes, complete: bool, encoding: str | None, path: str) -> str
             )
         raise BackendUnavailable("unreadable", f"{path!r} is not valid {name}: {failure}")
     text = text.removeprefix("\ufeff")
-    if "\x00" in text or len(_CONTROL.findall(text)) > MAX_CONTROL_SHARE * len(text):
+    if "\x00" in text or _controls(text) > MAX_CONTROL_SHARE * len(text):
         raise BackendUnavailable("unreadable", f"{path!r} holds binary data, not text")
     return text
+
+
+def _controls(text: str) -> int:
+    """How many control characters the text holds."""
+    if text.isascii():
+        return len(text.encode("ascii").translate(None, _ASCII_NOT_CONTROL))
+    return len(_CONTROL.findall(text))
 
 
 def through_last_whole_record(text: str) -> str:
@@ -330,13 +403,49 @@ def through_last_whole_record(text: str) -> str:
     return ""
 
 
-def _records(text: str, delimiter: str, complete: bool, limit: int, path: str) -> list[list[str]]:
-    """Up to `limit` whole, non-blank records."""
+def _too_many_columns(path: str, fields: int, max_columns: int) -> BackendUnavailable:
+    return BackendUnavailable(
+        "too_many_columns",
+        f"{path!r} has a record of {fields} fields; at most {max_columns} columns are read "
+        "(PostgreSQL's limit)",
+    )
+
+
+def _width_guard(
+    lines: Iterable[str], delimiter: str, max_columns: int, path: str
+) -> Iterator[str]:
+    """The lines, stopping at one that is certainly a record too wide, before the csv module
+    splits it (half a million fields cost a list of half a million strings). A line with quotes
+    may hold delimiters inside a field: the csv module counts its fields instead."""
+    for line in lines:
+        if (count := line.count(delimiter)) >= max_columns and '"' not in line:
+            raise _too_many_columns(path, count + 1, max_columns)
+        yield line
+
+
+def _records(
+    text: str,
+    delimiter: str,
+    complete: bool,
+    limit: int,
+    path: str,
+    max_columns: int,
+    deadline: Deadline,
+) -> list[list[str]]:
+    """Up to `limit` whole, non-blank records; `too_many_columns` at the first wider than
+    `max_columns`."""
     if not complete:
         text = through_last_whole_record(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    lines = _width_guard(io.StringIO(text, newline=""), delimiter, max_columns, path)
+    reader = csv.reader(lines, delimiter=delimiter)
+    records = []
     try:
-        records = list(islice((r for r in reader if r), limit))
+        for record in islice((r for r in reader if r), limit):
+            if len(record) > max_columns:
+                raise _too_many_columns(path, len(record), max_columns)
+            records.append(record)
+            if len(records) % _CHECK_EVERY == 0:
+                deadline.check()
     except csv.Error as exc:
         raise BackendUnavailable("unreadable", f"{path!r}: {exc}") from None
     if records:

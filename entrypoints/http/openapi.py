@@ -34,8 +34,10 @@ if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
 
 BEARER = "BearerToken"
-# Not blank, no control character: the domain's rule for names, as a pattern.
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+# Not blank, no control or bidirectional control character: the domain's rule for names, as
+# far as a pattern says it (it does not say "some character is visible").
+_NOT_IN_NAMES = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+NAME_PATTERN = rf"^[^{_NOT_IN_NAMES}]*[^\s{_NOT_IN_NAMES}][^{_NOT_IN_NAMES}]*$"
 
 _MEANINGS = {
     400: "Invalid input: malformed JSON, wrong types, unknown source_type or bad connection fields",
@@ -142,7 +144,10 @@ def _name_schema() -> Schema:
         type=OpenAPIType.STRING,
         min_length=1,
         max_length=NAME_MAX,
-        description="Unique; not blank, no control characters",
+        description=(
+            "Unique (compared in Unicode NFC); at least one visible character;"
+            " no control or bidirectional control characters"
+        ),
         pattern=NAME_PATTERN,
     )
 

@@ -119,7 +119,7 @@ def source_batches(max_size: int = 12) -> st.SearchStrategy[list[Source]]:
     return st.lists(
         sources(
             names=st.one_of(st.sampled_from(NAME_POOL), names),
-            tags=st.lists(st.sampled_from(TAG_POOL), max_size=3),
+            tags=st.lists(st.sampled_from(TAG_POOL), max_size=3, unique=True),
             times=st.one_of(st.sampled_from(TIME_POOL), instants),
         ),
         max_size=max_size,

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from litestar.testing import TestClient
 
 from adapters.connectors.csv import CHARACTER_SETS, CsvConnector
+from adapters.connectors.deadline import Deadline, WorkerPool
 from domain.errors import BackendUnavailable, InvalidConnection
+from entrypoints.settings import Settings
 
 
 @pytest.fixture
@@ -58,3 +63,176 @@ def test_a_utf16_or_utf32_file_without_its_bom_is_unreadable(root: Path, encodin
     with pytest.raises(BackendUnavailable) as caught:
         CsvConnector(root).inspect({"path": "a.csv", "encoding": encoding})
     assert caught.value.reason == "unreadable"
+
+
+# --- width ---------------------------------------------------------------------------------
+
+
+def test_a_record_wider_than_postgresql_allows_is_too_many_columns(root: Path) -> None:
+    # Two records of 524 288 empty fields: a 1 MiB file that once answered a 57 MB schema.
+    (root / "wide.csv").write_text(("," * 524_287 + "\n") * 2)
+    with pytest.raises(BackendUnavailable) as caught:
+        CsvConnector(root).inspect({"path": "wide.csv"})
+    assert caught.value.reason == "too_many_columns"
+    assert "1600" in caught.value.detail
+
+
+def test_a_wider_record_further_down_is_too_many_columns(root: Path) -> None:
+    (root / "wide.csv").write_text("a,b\n1,2\n" * 1000 + "," * 1600 + "\n")
+    with pytest.raises(BackendUnavailable) as caught:
+        CsvConnector(root).inspect({"path": "wide.csv"})
+    assert caught.value.reason == "too_many_columns"
+
+
+def test_records_longer_than_the_sample_are_unreadable_at_once(root: Path) -> None:
+    (root / "wide.csv").write_text(("," * 1_048_576 + "\n") * 2)
+    with pytest.raises(BackendUnavailable) as caught:
+        CsvConnector(root).inspect({"path": "wide.csv"})
+    assert caught.value.reason == "unreadable"
+
+
+def test_1600_columns_are_read(root: Path) -> None:
+    (root / "wide.csv").write_text(
+        ",".join(f"c{i}" for i in range(1600)) + "\n" + "1," * 1599 + "1\n"
+    )
+    columns = CsvConnector(root).inspect({"path": "wide.csv"})
+    assert len(columns) == 1600
+    assert {c.type for c in columns} == {"integer"}
+
+
+def test_a_wide_file_is_typed_from_fewer_rows(root: Path) -> None:
+    # Four cells allowed: two columns, so two rows; the text rows after them are not typed.
+    (root / "a.csv").write_text("a,b\n1,2\n3,4\nx,y\n")
+    columns = CsvConnector(root, max_cells=4).inspect({"path": "a.csv"})
+    assert [(c.name, c.type) for c in columns] == [("a", "integer"), ("b", "integer")]
+    columns = CsvConnector(root, max_cells=6).inspect({"path": "a.csv"})
+    assert [(c.name, c.type) for c in columns] == [("a", "text"), ("b", "text")]
+
+
+def test_a_ragged_file_costs_at_most_max_cells(root: Path) -> None:
+    # One wide row, then ten thousand one-field rows: 16 million cells if typed naively.
+    (root / "ragged.csv").write_text("," * 1599 + "\n" + "a\n" * 10_000)
+    columns = CsvConnector(root).inspect({"path": "ragged.csv", "header": False})
+    assert len(columns) == 1600
+    assert columns[1].nullable
+
+
+def test_abandoned_work_stops_at_its_next_check() -> None:
+    checks: list[int] = []
+    stopped = threading.Event()
+
+    def work(deadline: Deadline) -> None:
+        try:
+            while True:  # work with no end of its own: only the deadline stops it
+                deadline.check()
+                checks.append(1)
+        finally:
+            stopped.set()
+
+    with pytest.raises(BackendUnavailable) as caught:
+        WorkerPool(1, "test").call(work, 0.05, "endless work")
+    assert caught.value.reason == "timeout"
+    assert stopped.wait(10)
+    assert checks
+
+
+def test_work_abandoned_while_queued_never_starts() -> None:
+    pool = WorkerPool(1, "test")
+    running, release, started = threading.Event(), threading.Event(), []
+
+    def block(_: Deadline) -> None:
+        running.set()
+        release.wait(10)
+
+    blocker = threading.Thread(target=pool.call, args=(block, 10, "blocker"))
+    blocker.start()
+    assert running.wait(10)  # the only worker is busy: the next call waits in the queue
+    with pytest.raises(BackendUnavailable):
+        pool.call(lambda _: started.append(1), 0.05, "queued")
+    release.set()
+    blocker.join()
+    assert pool.call(lambda _: 42, 10, "after") == 42
+    assert started == []
+
+
+def test_an_expired_deadline_stops_an_inspection(root: Path) -> None:
+    (root / "a.csv").write_text("a,b\n1,2\n")
+    deadline = Deadline(0, "reading 'a.csv'")
+    with pytest.raises(BackendUnavailable) as caught:
+        CsvConnector(root)._inspect({"path": "a.csv", "header": True}, deadline)
+    assert caught.value.reason == "timeout"
+
+
+# --- links and the store's own files --------------------------------------------------------
+
+
+def test_a_hard_link_is_permission_denied_under_either_name(root: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "outside.key"
+    secret.write_text("secret-key-material\n1\n")
+    os.link(secret, root / "k.csv")
+    (root / "a.csv").write_text("a\n1\n")
+    os.link(root / "a.csv", root / "b.csv")
+    connector = CsvConnector(root)
+    for name in ("k.csv", "a.csv", "b.csv"):
+        with pytest.raises(BackendUnavailable) as caught:
+            connector.inspect({"path": name})
+        assert caught.value.reason == "permission_denied"
+        assert "secret-key-material" not in caught.value.detail
+
+
+def test_the_store_files_are_never_read_even_inside_the_root(root: Path) -> None:
+    store = [root / "tdb.sqlite3", root / "tdb.sqlite3.key", root / "tdb.sqlite3-wal"]
+    for file in store[:2]:
+        file.write_text("a,b\n1,2\n")
+    (root / "link.csv").symlink_to(root / "tdb.sqlite3.key")
+    connector = CsvConnector(root, store_files=store)
+    for name in ("tdb.sqlite3", "tdb.sqlite3.key", "tdb.sqlite3-wal", "link.csv", "./tdb.sqlite3"):
+        with pytest.raises(InvalidConnection):
+            connector.validate({"path": name})
+        with pytest.raises(BackendUnavailable) as caught:
+            connector.inspect({"path": name})
+        assert caught.value.reason in ("permission_denied", "file_not_found")
+
+
+# --- through the HTTP API ------------------------------------------------------------------
+
+
+def _register(client: TestClient[Any], admin: dict[str, str], path: str) -> Any:
+    body = {"name": path, "source_type": "csv", "connection": {"path": path}}
+    return client.post("/v1/sources", json=body, headers=admin)
+
+
+def _schema(client: TestClient[Any], admin: dict[str, str], path: str) -> Any:
+    created = _register(client, admin, path)
+    assert created.status_code == 201, created.text
+    return client.get(f"/v1/sources/{created.json()['id']}/schema", headers=admin)
+
+
+def test_a_hard_link_to_the_key_file_gives_no_key(
+    client: TestClient[Any], admin: dict[str, str], settings: Settings
+) -> None:
+    key_file = settings.sqlite_path.with_name(settings.sqlite_path.name + ".key")
+    key = key_file.read_text().strip()
+    # Registered while the name is free, linked afterwards: inspection refuses it.
+    created = _register(client, admin, "k.csv")
+    assert created.status_code == 201
+    os.link(key_file, settings.csv_root / "k.csv")
+    response = client.get(f"/v1/sources/{created.json()['id']}/schema", headers=admin)
+    assert response.status_code == 503
+    assert response.json()["reason"] == "permission_denied"
+    assert key not in response.text
+    # Linked first: registration refuses it.
+    os.link(key_file, settings.csv_root / "k2.csv")
+    problem = _register(client, admin, "k2.csv").json()
+    assert problem["status"] == 400
+    assert key not in str(problem)
+
+
+def test_a_wide_file_over_http_is_503_too_many_columns(
+    client: TestClient[Any], admin: dict[str, str], settings: Settings
+) -> None:
+    (settings.csv_root / "wide.csv").write_text(("," * 524_287 + "\n") * 2)
+    response = _schema(client, admin, "wide.csv")
+    assert response.status_code == 503
+    assert response.json()["reason"] == "too_many_columns"
+    assert len(response.content) < 1000

@@ -144,3 +144,32 @@ def test_the_openapi_ui_loads_nothing_from_another_host(client: TestClient[Any])
 )  # fmt: skip
 def test_every_404_is_problem_json(client: TestClient[Any], path: str) -> None:
     assert_problem(client.get(path), 404)
+
+
+# --- names and tags -----------------------------------------------------------------------
+
+
+def test_a_name_in_another_normal_form_is_the_same_name(
+    client: TestClient[Any], admin: dict[str, str]
+) -> None:
+    first = client.post("/v1/sources", json={**SEED_BODY, "name": "caf\u00e9"}, headers=admin)
+    assert first.status_code == 201
+    again = client.post("/v1/sources", json={**SEED_BODY, "name": "cafe\u0301"}, headers=admin)
+    assert_problem(again, 409)
+    found = client.get("/v1/sources?name_prefix=cafe\u0301", headers=admin).json()
+    assert [s["name"] for s in found] == ["caf\u00e9"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"name": "\u200b\u200b"}, {"name": "\u2800"}, {"name": "\u3164"}, {"name": "\ufeff \u00ad"},
+     {"name": "invoice\u202egpj.exe"}, {"name": "a\u2066b"}, {"tags": ["a", "a"]},
+     {"tags": ["t\x1b[2J"]}, {"tags": ["caf\u00e9", "cafe\u0301"]}],
+)  # fmt: skip
+def test_invisible_names_bidi_controls_and_bad_tags_are_400(
+    client: TestClient[Any], admin: dict[str, str], changes: dict[str, Any]
+) -> None:
+    problem = assert_problem(
+        client.post("/v1/sources", json={**SEED_BODY, **changes}, headers=admin), 400
+    )
+    assert problem["errors"][0]["field"].startswith(next(iter(changes)))

@@ -14,19 +14,26 @@ from domain.connections import ConnectionField, check_connection
 from domain.errors import InvalidConnection, InvalidInput
 from domain.sources import Source, SourceFilter, SourceName
 
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# Characters that take room but show nothing, though Unicode files them as letters or symbols.
+BLANK_LETTERS = "\u115f\u1160\u3164\uffa0\u2800"
+
 
 def _acceptable(name: str) -> bool:
+    nfc = unicodedata.normalize("NFC", name)
     return (
-        1 <= len(name) <= 100
-        and bool(name.strip())
+        1 <= len(nfc) <= 100
+        and bool(nfc.strip())
         and not any(unicodedata.category(c) in ("Cc", "Cs") for c in name)
+        and not any(c in BIDI_CONTROLS for c in nfc)
+        and any(unicodedata.category(c)[0] in "LNPS" and c not in BLANK_LETTERS for c in nfc)
     )
 
 
 @given(st.text(max_size=120))
 def test_a_source_name_exists_exactly_when_it_keeps_the_rules(name: str) -> None:
     if _acceptable(name):
-        assert SourceName(name).value == name
+        assert SourceName(name).value == unicodedata.normalize("NFC", name)
     else:
         with pytest.raises(InvalidInput) as caught:
             SourceName(name)
@@ -68,7 +75,8 @@ def test_source_refuses_long_description_and_bad_tags() -> None:
         _source(tags=["t"] * 51)
     with pytest.raises(InvalidInput):
         _source(tags=[""])
-    assert _source(description="x" * 500, tags=["t"] * 50).description == "x" * 500
+    tags = [f"t{i}" for i in range(50)]
+    assert _source(description="x" * 500, tags=tags).description == "x" * 500
 
 
 def test_source_connection_cannot_be_changed_after_construction() -> None:
@@ -117,3 +125,46 @@ def test_check_connection_refuses_non_objects_and_empty_required_strings() -> No
     with pytest.raises(InvalidConnection):
         check_connection(FIELDS, {"host": ""})
     assert check_connection(FIELDS, {"host": "h", "password": ""})["password"] == ""
+
+
+# Invisible: separators, format characters (zero-width space, joiners, BOM, tag characters),
+# combining marks with nothing to combine with, and the blank letters.
+invisible = st.characters(categories=["Zs", "Cf", "Mn", "Me"]) | st.sampled_from(BLANK_LETTERS)
+
+
+@given(st.text(invisible, min_size=1, max_size=100))
+def test_a_name_of_invisible_characters_only_is_refused(name: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        SourceName(name)
+    assert caught.value.errors[0].field == "name"
+
+
+@given(st.text(min_size=1, max_size=40), st.sampled_from(BIDI_CONTROLS), st.text(max_size=40))
+def test_a_name_holding_a_bidi_control_is_refused(before: str, bidi: str, after: str) -> None:
+    with pytest.raises(InvalidInput):
+        SourceName(f"{before}x{bidi}{after}")
+
+
+@given(st.text(st.characters(categories=["L", "M", "N"]), min_size=1, max_size=30))
+def test_names_and_tags_are_kept_in_nfc(text: str) -> None:
+    decomposed = unicodedata.normalize("NFD", text)
+    assert SourceName(f"n{decomposed}").value == unicodedata.normalize("NFC", f"n{text}")
+    source = _source(tags=(f"t{decomposed}",))
+    assert source.tags == (unicodedata.normalize("NFC", f"t{text}"),)
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [("a", "a"), ("caf\u00e9", "cafe\u0301"), ("x", "tab\there"), ("x\x1b[31m",),
+     ("\u202eevil",), ("ok", "\x85")],
+)  # fmt: skip
+def test_tags_with_controls_or_repeats_are_refused(tags: tuple[str, ...]) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        _source(tags=tags)
+    assert caught.value.errors[0].field.startswith("tags[")
+
+
+def test_filters_compare_in_nfc() -> None:
+    source = _source(name=SourceName("caf\u00e9s"), tags=("caf\u00e9",))
+    assert SourceFilter(tags=("cafe\u0301",)).matches(source)
+    assert SourceFilter(name_prefix="cafe\u0301").matches(source)
