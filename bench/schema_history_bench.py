@@ -68,7 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each run")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each server, alternating")
-    parser.add_argument("--connections", type=int, default=16)
+    # Within what one source admits at once (a pool of 2 and 8 waiting): beyond, 503 busy.
+    parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     return parser.parse_args(argv)
