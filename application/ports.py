@@ -61,10 +61,11 @@ class SnapshotRepository(Protocol):
     def latest(self, source_id: UUID) -> SchemaSnapshot | None:
         """The newest snapshot of the source; None if it has none."""
 
-    def append(self, snapshot: SchemaSnapshot) -> bool:
+    def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
         """Store it only if the source's newest is `sequence - 1` (or none, for 1), atomically.
 
-        Say whether it was stored; raise `SourceNotFound` if the source does not exist.
+        The event, if any, is stored with it in the same transaction, and only with it. Say
+        whether it was stored; raise `SourceNotFound` if the source does not exist.
         """
 
     def newest_first(

@@ -505,6 +505,7 @@ class InspectSchema:
     _cipher: SecretCipher
     _clock: Clock
     _history: SnapshotRepository
+    _ids: IdGenerator
 
     def __call__(self, query: InspectSchemaQuery) -> SourceSchema:
         require(query.actor, self.required_scope)
@@ -519,7 +520,7 @@ class InspectSchema:
         inspected_at = self._clock.now()
         recorded = None
         if head is None or head.fingerprint != printed:
-            recorded = self._record(source.id, head, columns, printed, inspected_at)
+            recorded = self._record(query.actor, source, head, columns, printed, inspected_at)
         return SourceSchema(
             source_id=source.id,
             source_name=source.name.value,
@@ -531,26 +532,37 @@ class InspectSchema:
 
     def _record(
         self,
-        source_id: UUID,
+        actor: Principal,
+        source: Source,
         head: SnapshotHead | None,
         columns: tuple[Column, ...],
         printed: str,
         observed_at: datetime,
     ) -> HistoryEntry | None:
         """The entry stored for these columns; None if another inspection stored one first."""
-        previous = self._history.latest(source_id) if head is not None else None
+        previous = self._history.latest(source.id) if head is not None else None
         if head is not None and (previous is None or previous.sequence != head.sequence):
             return None
-        snapshot = SchemaSnapshot(
-            source_id=source_id,
-            sequence=head.sequence + 1 if head is not None else 1,
-            fingerprint=printed,
-            columns=columns,
-            observed_at=observed_at,
+        entry = HistoryEntry(
+            SchemaSnapshot(
+                source_id=source.id,
+                sequence=head.sequence + 1 if head is not None else 1,
+                fingerprint=printed,
+                columns=columns,
+                observed_at=observed_at,
+            ),
+            diff(previous.columns, columns) if previous is not None else (),
         )
-        if not self._history.append(snapshot):
-            return None
-        return HistoryEntry(snapshot, diff(previous.columns, columns) if previous else ())
+        event = Event(
+            id=self._ids.new(),
+            at=observed_at,
+            actor=actor.identity,
+            action=Action.SOURCE_SCHEMA_CHANGED,
+            source_id=source.id,
+            source_name=source.name.value,
+            breaking=entry.breaking,
+        )
+        return entry if self._history.append(entry.snapshot, event) else None
 
 
 @attrs.frozen

@@ -201,7 +201,9 @@ class Container(containers.DeclarativeContainer):
         CheckSourceConnection, sources, connectors, cipher, clock
     )
     check_new_connection = providers.Factory(CheckNewConnection, connectors, clock)
-    inspect_schema = providers.Factory(InspectSchema, sources, connectors, cipher, clock, history)
+    inspect_schema = providers.Factory(
+        InspectSchema, sources, connectors, cipher, clock, history, ids
+    )
     schema_history = providers.Factory(GetSchemaHistory, sources, history)
     delete_source = providers.Factory(DeleteSource, sources, connectors, clock, ids)
     list_events = providers.Factory(ListEvents, events)

@@ -120,8 +120,12 @@ class MemorySourceRepository:
 class MemorySnapshotRepository:
     """Snapshots in lists per source, guarded by a lock; a removed source's history goes too."""
 
-    def __init__(self, sources: MemorySourceRepository) -> None:
+    def __init__(
+        self, sources: MemorySourceRepository, events: MemoryEventRepository | None = None
+    ) -> None:
         self._sources = sources
+        # By default the trail the sources write to: one store, one trail.
+        self._events = events if events is not None else sources._events
         self._by_source: dict[UUID, list[SchemaSnapshot]] = {}
         self._lock = threading.Lock()
         sources.on_remove(self._forget)
@@ -152,12 +156,14 @@ class MemorySnapshotRepository:
         snapshots = self._snapshots(source_id)
         return snapshots[-1] if snapshots else None
 
-    def append(self, snapshot: SchemaSnapshot) -> bool:
+    def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
         with self._lock:
             snapshots = self._existing(snapshot.source_id)
             if snapshot.sequence != len(snapshots) + 1:
                 return False
             snapshots.append(snapshot)
+            if event is not None:
+                self._events.append(event)
             return True
 
     def newest_first(

@@ -508,12 +508,12 @@ class PostgresSnapshotRepository:
         found = self.newest_first(source_id, 1)
         return found[0] if found else None
 
-    def append(self, snapshot: SchemaSnapshot) -> bool:
+    def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
         # Sequences have no gaps, so "the newest is sequence - 1" is "sequence is free and
         # sequence - 1 is taken": the primary key decides the first, and a concurrent insert
         # of the same key waits for this one's outcome.
         try:
-            with self._db.connection() as conn:
+            with self._db.transaction() as conn:
                 cursor = conn.execute(
                     f"INSERT INTO schema_snapshots ({_SNAPSHOT_COLUMNS})"
                     " SELECT %(source_id)s, %(sequence)s, %(fingerprint)s, %(columns)s::json,"
@@ -529,7 +529,10 @@ class PostgresSnapshotRepository:
                         "observed_at": timestamp(snapshot.observed_at),
                     },
                 )
-                return cursor.rowcount == 1
+                if cursor.rowcount != 1:
+                    return False
+                _record(conn, event)
+                return True
         except pg_errors.ForeignKeyViolation:
             raise SourceNotFound(snapshot.source_id) from None
 

@@ -535,7 +535,7 @@ class SqliteSnapshotRepository:
         found = self.newest_first(source_id, 1)
         return found[0] if found else None
 
-    def append(self, snapshot: SchemaSnapshot) -> bool:
+    def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
         source_id = str(snapshot.source_id)
         # BEGIN IMMEDIATE holds every other writer back from the checks to the insert.
         with self._db.writing() as db:
@@ -558,6 +558,7 @@ class SqliteSnapshotRepository:
                     timestamp(snapshot.observed_at),
                 ],
             )
+            _record(db, event)
             return True
 
     def newest_first(

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import SourceNotFound
+from domain.events import Action, Event, EventFilter, event_order
 from domain.history import SchemaSnapshot, SnapshotHead, fingerprint
 from domain.sources import Column
 from tests.contract.stores import StoreFactory, Stores
@@ -138,3 +139,33 @@ def test_of_racing_appends_after_one_snapshot_exactly_one_is_stored(
         assert len(stored) == 1
         newest = handles[1].history.newest_first(source_id, 10)
         assert [s.fingerprint for s in newest] == [fingerprint(variants[stored[0]]), fingerprint(A)]
+
+
+def schema_event(source_id: UUID, breaking: bool) -> Event:
+    return Event(
+        id=uuid4(),
+        at=T0,
+        actor="tdbk_0123456789abcdef",
+        action=Action.SOURCE_SCHEMA_CHANGED,
+        source_id=source_id,
+        source_name="orders",
+        breaking=breaking,
+    )
+
+
+def test_a_snapshot_and_its_event_are_stored_together_or_not_at_all(
+    new_stores: StoreFactory,
+) -> None:
+    with new_stores() as stores:
+        source_id = registered(stores)
+        first = schema_event(source_id, False)
+        assert stores.history.append(snapshot(source_id, 1, A), first)
+        assert not stores.history.append(snapshot(source_id, 1, B), schema_event(source_id, True))
+        assert not stores.history.append(snapshot(source_id, 3, B), schema_event(source_id, True))
+        second = schema_event(source_id, True)
+        assert stores.history.append(snapshot(source_id, 2, B), second)
+        trail = stores.events.list(EventFilter(action=Action.SOURCE_SCHEMA_CHANGED)).events
+        assert list(trail) == sorted([first, second], key=event_order)
+        with pytest.raises(SourceNotFound):
+            stores.history.append(snapshot(uuid4(), 1, A), schema_event(source_id, False))
+        assert len(stores.events.list(EventFilter(source_id=source_id)).events) == 2

@@ -78,6 +78,13 @@ def test_racing_inspections_of_a_changed_table_store_one_snapshot(
                     assert len({a.json()["fingerprint"] for a in answered}) == 1
 
                 history = http.get(f"{schema_url}/history").json()
+                events = http.get(
+                    "/v1/events",
+                    params={
+                        "action": "source.schema_changed",
+                        "source_id": created.json()["id"],
+                    },
+                ).json()
         finally:
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
 
@@ -92,3 +99,5 @@ def test_racing_inspections_of_a_changed_table_store_one_snapshot(
         [],
     ]
     assert [s["breaking"] for s in history] == [True, False, False]
+    # One event per stored snapshot, written with it: none for the inspections that lost.
+    assert [e["breaking"] for e in events] == [False, False, True]

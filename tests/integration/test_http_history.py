@@ -79,6 +79,18 @@ def test_rewriting_a_csv_file_shows_removed_added_and_type_changed(
     assert oldest["fingerprint"] == first["fingerprint"]
     assert oldest["changes"] == []
     assert oldest["breaking"] is False
+    # Each stored snapshot went into the audit trail with it, as `source.schema_changed`.
+    events = client.get(
+        "/v1/events",
+        params={"action": "source.schema_changed", "source_id": source_id},
+        headers=admin,
+    )
+    assert events.status_code == 200, events.text
+    assert [(e["source_name"], e["breaking"]) for e in events.json()] == [
+        ("people", False),
+        ("people", True),
+    ]
+    assert [e["at"] for e in events.json()] == [oldest["observed_at"], newest["observed_at"]]
 
 
 def test_a_failed_inspection_records_nothing(

@@ -16,6 +16,7 @@ from application.sources import (
     SchemaHistoryQuery,
 )
 from domain.errors import BackendUnavailable, InvalidInput, PermissionDenied, SourceNotFound
+from domain.events import Action, Event, EventFilter
 from domain.history import ChangeKind, fingerprint
 from domain.keys import Principal
 from domain.sources import Column
@@ -28,7 +29,9 @@ B = (Column("id", "bigint", False), Column("total", "numeric"), Column("note", "
 
 
 def inspect(world: World) -> InspectSchema:
-    return InspectSchema(world.sources, world.connectors, world.cipher, world.clock, world.history)
+    return InspectSchema(
+        world.sources, world.connectors, world.cipher, world.clock, world.history, world.ids
+    )
 
 
 def history(world: World, source_id: uuid.UUID, **query: Any) -> Any:
@@ -108,6 +111,7 @@ def test_a_slow_inspection_cannot_bury_a_newer_one(world: World) -> None:
         world.cipher,
         world.clock,
         world.history,
+        world.ids,
     )
     schema = slow(InspectSchemaQuery(READER, source.id))
     assert schema.columns == A
@@ -157,3 +161,44 @@ def test_history_needs_the_read_scope(world: World) -> None:
     source = register(world, actor=ADMIN)
     with pytest.raises(PermissionDenied):
         GetSchemaHistory(world.sources, world.history)(SchemaHistoryQuery(NOBODY, source.id))
+
+
+def schema_events(world: World) -> list[Event]:
+    page = world.events.list(EventFilter(action=Action.SOURCE_SCHEMA_CHANGED))
+    return list(page.events)
+
+
+def test_each_stored_snapshot_and_only_those_has_its_event(world: World) -> None:
+    source = register(world)
+    query = InspectSchemaQuery(READER, source.id)
+    inspect(world)(query)
+    inspect(world)(query)
+    world.connector.tables["orders"] = (*A, Column("note", "text"))
+    added = inspect(world)(query)
+    world.connector.tables["orders"] = B
+    retyped = inspect(world)(query)
+    events = schema_events(world)
+    assert [(e.source_id, e.source_name, e.actor, e.breaking) for e in events] == [
+        (source.id, "orders", READER.identity, False),
+        (source.id, "orders", READER.identity, False),
+        (source.id, "orders", READER.identity, True),
+    ]
+    assert [e.at for e in events[1:]] == [added.inspected_at, retyped.inspected_at]
+    assert all(e.changed == () for e in events)
+
+
+def test_an_inspection_that_stores_nothing_writes_no_event(world: World) -> None:
+    source = register(world)
+    inspect(world)(InspectSchemaQuery(READER, source.id))
+    world.connector.tables["orders"] = B
+    slow = InspectSchema(
+        world.sources,
+        ConnectorCatalog([InterleavingConnector(world, source.id, A)]),
+        world.cipher,
+        world.clock,
+        world.history,
+        world.ids,
+    )
+    slow(InspectSchemaQuery(READER, source.id))
+    # The first snapshot's and the interleaved inspection's; none for the one that lost.
+    assert len(schema_events(world)) == 2

@@ -153,7 +153,7 @@ def test_list_refuses_limits_out_of_range(world: World, limit: int) -> None:
 def test_inspect_gives_the_connector_the_decrypted_secret(world: World) -> None:
     source = register(world)
     inspect = InspectSchema(
-        world.sources, world.connectors, world.cipher, world.clock, world.history
+        world.sources, world.connectors, world.cipher, world.clock, world.history, world.ids
     )
     schema = inspect(InspectSchemaQuery(READER, source.id))
     assert schema.source_id == source.id
@@ -165,7 +165,7 @@ def test_inspect_gives_the_connector_the_decrypted_secret(world: World) -> None:
 def test_inspect_passes_backend_failures_through(world: World) -> None:
     source = register(world, connection={"table": "missing"})
     inspect = InspectSchema(
-        world.sources, world.connectors, world.cipher, world.clock, world.history
+        world.sources, world.connectors, world.cipher, world.clock, world.history, world.ids
     )
     with pytest.raises(BackendUnavailable) as caught:
         inspect(InspectSchemaQuery(READER, source.id))
