@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tests.e2e.conftest import TdbServer
 
@@ -33,3 +37,23 @@ def test_two_authorization_headers_are_400(serve: Any) -> None:
         status, problem = _raw(server, f"{good}Authorization: {second}\r\n\r\n".encode())
         assert status == 400
         assert problem["errors"] == [{"field": "Authorization", "message": "must be sent once"}]
+
+
+def test_forty_inspections_of_a_wide_file_answer_and_health_answers_meanwhile(
+    serve: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "wide.csv").write_text(("," * 524_287 + "\n") * 2)
+    server: TdbServer = serve()
+    auth = {"Authorization": f"Bearer {server.admin_token()}"}
+    body = {"name": "wide", "source_type": "csv", "connection": {"path": "wide.csv"}}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=30) as http:
+        source_id = http.post("/v1/sources", json=body).json()["id"]
+        health: list[int] = []
+        with ThreadPoolExecutor(41) as pool:
+            answers = [pool.submit(http.get, f"/v1/sources/{source_id}/schema") for _ in range(40)]
+            health.append(pool.submit(http.get, "/healthz").result().status_code)
+            results = [answer.result() for answer in answers]
+    assert health == [200]
+    assert {(r.status_code, r.json()["reason"]) for r in results} == {(503, "too_many_columns")}
+    assert max(len(r.content) for r in results) < 1000
