@@ -86,8 +86,11 @@ def attack(server: Server, token: str, source_id: str, concurrency: int) -> dict
 
     def inspect(_: int) -> tuple[int, str, float]:
         started = time.perf_counter()
-        with httpx.Client(base_url=server.base_url, headers=auth, timeout=60) as http:
-            response = http.get(f"/v1/sources/{source_id}/schema")
+        try:
+            with httpx.Client(base_url=server.base_url, headers=auth, timeout=60) as http:
+                response = http.get(f"/v1/sources/{source_id}/schema")
+        except httpx.HTTPError as exc:  # a server that stalls: counted, not fatal
+            return 0, type(exc).__name__, time.perf_counter() - started
         reason = response.json().get("reason", "") if response.status_code != 200 else ""
         return response.status_code, reason, time.perf_counter() - started
 
