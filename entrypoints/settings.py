@@ -76,6 +76,9 @@ class Settings:
     # One log line per request, and the Prometheus metrics at GET /metrics.
     access_log: bool = attrs.field(default=True, converter=_switch)
     metrics: bool = attrs.field(default=True, converter=_switch)
+    header_timeout: float = attrs.field(default=10.0, converter=float, validator=_positive)
+    body_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
+    max_connections: int = attrs.field(default=1000, converter=int, validator=_positive)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

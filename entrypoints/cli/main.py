@@ -409,7 +409,9 @@ def serve(container: Container, args: argparse.Namespace) -> None:
     # Several workers share their figures through files in a directory of this server's own.
     shared = metrics.make_multiprocess_dir() if settings.metrics and args.workers > 1 else None
     try:
-        serving.serve("entrypoints.http.asgi:app", args.host, args.port, args.workers)
+        serving.serve(
+            "entrypoints.http.asgi:app", args.host, args.port, args.workers, stack=args.stack
+        )
     finally:
         if shared is not None:
             metrics.remove_multiprocess_dir(shared)
@@ -459,6 +461,13 @@ def parser() -> argparse.ArgumentParser:
         "--access-log",
         action=argparse.BooleanOptionalAction,
         help="TDB_ACCESS_LOG: one log line per request (default on)",
+    )
+    s.add_argument(
+        "--stack",
+        choices=("fast", "pure"),
+        default="fast",
+        help="fast: uvloop + httptools with read deadlines and a connection cap (default);"
+        " pure: asyncio + h11, unguarded, for comparison only",
     )
     s.set_defaults(run=serve)
 

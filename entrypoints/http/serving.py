@@ -2,23 +2,49 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import resource
 import signal
 import socket
 import threading
+from typing import Any
 
 import uvicorn
 from uvicorn.supervisors.multiprocess import Process
 
 from entrypoints import metrics
+from entrypoints.http.protocol import GuardedHttpToolsProtocol
 from entrypoints.logs import events
 
 log = logging.getLogger("uvicorn.error")
 STARTUP_FAILURE = 3
+KEEP_ALIVE_TIMEOUT = 5
 
 
-def serve(app: str, host: str, port: int, workers: int = 1) -> None:
+def stacks() -> dict[str, dict[str, Any]]:
+    """The server stacks by name: `fast` (the default) and `pure`, for comparison only.
+
+    fast: uvloop's event loop (where it installs: not on Windows) and the httptools parser,
+    with tdb's read deadlines and connection cap (`protocol.py`). pure: asyncio's own loop
+    and the pure-Python h11 parser, as uvicorn runs with nothing else installed, unguarded.
+    """
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    return {
+        "fast": {"loop": "uvloop" if uvloop else "asyncio", "http": GuardedHttpToolsProtocol},
+        "pure": {"loop": "asyncio", "http": "h11"},
+    }
+
+
+def serve(
+    app: str,
+    host: str,
+    port: int,
+    workers: int = 1,
+    stack: str = "fast",
+) -> None:
     """Serve the app named `module:attribute` until stopped; exit with 3 if it cannot start."""
+    _raise_open_files_limit()
     config = uvicorn.Config(
         app,
         host=host,
@@ -30,6 +56,8 @@ def serve(app: str, host: str, port: int, workers: int = 1) -> None:
         access_log=False,
         log_config=None,
         server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        **stacks()[stack],
     )
     if config.workers == 1:
         server = uvicorn.Server(config)
@@ -38,6 +66,14 @@ def serve(app: str, host: str, port: int, workers: int = 1) -> None:
             raise SystemExit(STARTUP_FAILURE)
         return
     _supervise(config, [_listener(host, port, config.backlog) for _ in range(config.workers)])
+
+
+def _raise_open_files_limit() -> None:
+    # Every connection is a file descriptor: take what the hard limit allows (the connection
+    # cap stays below it, so that accept() never fails for want of one).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _listener(host: str, port: int, backlog: int) -> socket.socket:

@@ -1,0 +1,205 @@
+"""The HTTP/1.1 protocol `tdb serve` speaks: uvicorn's httptools protocol, guarded against slow
+and excess clients.
+
+uvicorn has a keep-alive timeout but no deadline for reading a request, so a client that sends
+one header line every few seconds holds its connection (and a file descriptor) for ever. This
+protocol adds, per process:
+
+- a header deadline: from the moment a connection waits for a request until its headers are
+  in, at most `header_timeout` seconds; then the connection is closed;
+- a body deadline: once the headers are in, the body within `body_timeout` seconds;
+- a connection cap: beyond `max_connections` open connections, a new one first takes the place
+  of the connection that has waited longest for a request (a slow client, or an idle keep-alive
+  one); if every connection is busy with a request, the new one is refused at once with a 503;
+- one log line per interval that counts what was cut or refused, never one line per socket.
+
+Deadlines are checked by one sweep a second, so a request pays two dictionary operations for
+them, not two timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from collections import Counter
+from typing import Any
+
+import attrs
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from entrypoints.settings import Settings
+
+log = logging.getLogger("tdb.connections")
+
+REPORT_INTERVAL = 10.0
+_RESERVED_DESCRIPTORS = 256
+_SWEEP_INTERVAL = 1.0
+_REFUSAL_BODY = (
+    b'{"type":"about:blank","title":"Service Unavailable","status":503,'
+    b'"detail":"The server has too many open connections; retry shortly.",'
+    b'"reason":"too_many_connections"}'
+)
+REFUSAL = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"content-type: application/problem+json\r\n"
+    b"retry-after: 1\r\n"
+    b"connection: close\r\n"
+    b"content-length: " + str(len(_REFUSAL_BODY)).encode() + b"\r\n\r\n" + _REFUSAL_BODY
+)
+
+# What the report counts, in the words it logs them with.
+CUT_HEADERS = "cut: headers not in within the deadline"
+CUT_BODY = "cut: body not in within the deadline"
+EVICTED = "closed to make room: waited longest for a request"
+REFUSED = "refused: every connection busy"
+
+
+@attrs.frozen
+class ClientLimits:
+    """How long a client may take to send a request, and how many connections a process keeps."""
+
+    header_timeout: float
+    body_timeout: float
+    max_connections: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClientLimits:
+        """The settings' limits, the cap kept below this process's file descriptor limit."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        cap = settings.max_connections
+        if soft != resource.RLIM_INFINITY:
+            # Room for the store's connections, the sources', files and the listening sockets.
+            cap = min(cap, max(16, soft - _RESERVED_DESCRIPTORS))
+        return cls(settings.header_timeout, settings.body_timeout, cap)
+
+
+class ShedReport:
+    """Counts connections cut or refused; logs the counts at most once per interval."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = REPORT_INTERVAL):
+        self._loop = loop
+        self._interval = interval
+        self._counts: Counter[str] = Counter()
+        self._scheduled = False
+
+    def count(self, event: str) -> None:
+        self._counts[event] += 1
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_later(self._interval, self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._counts:
+            summary = ", ".join(f"{n} {event}" for event, n in sorted(self._counts.items()))
+            self._counts.clear()
+            log.warning("slow or excess clients in the last %.0f s: %s", self._interval, summary)
+
+
+class ConnectionGuard:
+    """The deadlines and the cap of one process (one event loop)."""
+
+    def __init__(self, limits: ClientLimits, loop: asyncio.AbstractEventLoop) -> None:
+        self.limits = limits
+        self.report = ShedReport(loop)
+        # Connections waiting for a request's headers, and reading a body: oldest first, with
+        # the monotonic time each started waiting.
+        self.waiting: dict[GuardedHttpToolsProtocol, float] = {}
+        self.reading: dict[GuardedHttpToolsProtocol, float] = {}
+        self._loop = loop
+        loop.call_later(_SWEEP_INTERVAL, self._sweep)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for table, timeout, event in (
+            (self.waiting, self.limits.header_timeout, CUT_HEADERS),
+            (self.reading, self.limits.body_timeout, CUT_BODY),
+        ):
+            late = []
+            for protocol, since in table.items():
+                if now - since < timeout:
+                    break  # the rest started later
+                late.append(protocol)
+            for protocol in late:
+                protocol.cut(event)
+        self._loop.call_later(_SWEEP_INTERVAL, self._sweep)
+
+    def make_room(self) -> bool:
+        """Close the connection that has waited longest for a request; False if none waits."""
+        for protocol in self.waiting:
+            if not protocol._refused:
+                protocol.cut(EVICTED)
+                return True
+        return False
+
+
+_guards: dict[asyncio.AbstractEventLoop, ConnectionGuard] = {}
+
+
+def guard_for(loop: asyncio.AbstractEventLoop) -> ConnectionGuard:
+    """This event loop's guard, made on first use from the `TDB_*` settings."""
+    guard = _guards.get(loop)
+    if guard is None:
+        guard = _guards[loop] = ConnectionGuard(
+            ClientLimits.from_settings(Settings.from_env()), loop
+        )
+    return guard
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with read deadlines and a connection cap (see the module)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard = guard_for(self.loop)
+        self._refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        guard = self._guard
+        if len(self.connections) > guard.limits.max_connections and not guard.make_room():
+            guard.report.count(REFUSED)
+            self._refused = True
+            # Answer, then half-close and drop what the client sends: closing with its request
+            # unread would reset the connection and lose the answer. The client closes next;
+            # if it does not, the header deadline does.
+            transport.write(REFUSAL)
+            transport.write_eof()
+        guard.waiting[self] = time.monotonic()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._guard.waiting.pop(self, None)
+        self._guard.reading.pop(self, None)
+        super().connection_lost(exc)
+
+    def on_headers_complete(self) -> None:
+        guard = self._guard
+        guard.waiting.pop(self, None)
+        guard.reading.pop(self, None)  # re-inserted at the end: the table stays in time order
+        guard.reading[self] = time.monotonic()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._guard.reading.pop(self, None)
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:
+            # Waiting for the next request: the keep-alive timeout and the header deadline run.
+            self._guard.waiting[self] = time.monotonic()
+
+    def cut(self, event: str) -> None:
+        """Close this connection for a reason the report counts."""
+        self._guard.waiting.pop(self, None)
+        self._guard.reading.pop(self, None)
+        if not self.transport.is_closing():
+            if not self._refused:
+                self._guard.report.count(event)
+            self.transport.close()
