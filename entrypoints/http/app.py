@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
+from litestar.routes import HTTPRoute
 
 from domain.errors import StoreUnavailable
 from entrypoints import metrics
@@ -27,12 +29,14 @@ from entrypoints.http.observability import (
     metrics_endpoint,
 )
 from entrypoints.http.openapi import RegisterBodySchema, openapi_config
-from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.reads import ReadRunner
 from entrypoints.http.sources import SourcesController
 from entrypoints.logs import events
 
 MAX_BODY_BYTES = 64 * 1024
+# Full listings read and encoded at once per process, on threads (more only queue for the GIL).
+LISTINGS_AT_ONCE = 2
 
 # The use cases handlers may ask for, by parameter name.
 USE_CASES = (
@@ -96,6 +100,77 @@ def _scrape(container: Container) -> Scrape:
     return Scrape(refresh)
 
 
+# Methods whose requests carry a body: a client may leave while sending it.
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+class TdbApp(Litestar):
+    """Litestar, plus HEAD wherever GET is, OPTIONS that names every method of the path, and a
+    mark on requests whose client left before its body was read.
+
+    Litestar routes HEAD only to `@head` handlers (405 elsewhere) and builds each route's
+    OPTIONS answer before the route's methods are merged, so `Allow` lacks some of them.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            method = scope["method"]
+            if method == "HEAD":
+                # A GET in every respect (auth, scopes, headers, Content-Length) but the body.
+                scope = {**scope, "method": "GET"}
+                send = _without_body(send)
+            elif method == "OPTIONS":
+                send = self._with_allow(scope, send)
+            elif method in _WITH_BODY:
+                receive = _watching_disconnect(scope, receive)
+        await super().__call__(scope, receive, send)
+
+    def _with_allow(self, scope: Any, send: Any) -> Any:
+        async def sending(message: Any) -> None:
+            template = scope.get("path_template")
+            if message["type"] == "http.response.start" and template in self._allowed:
+                allow = self._allowed[template].encode()
+                message["headers"] = [
+                    (k, allow if k.lower() == b"allow" else v) for k, v in message["headers"]
+                ]
+            await send(message)
+
+        return sending
+
+    @property
+    def _allowed(self) -> dict[str, str]:
+        allowed: dict[str, str] | None = getattr(self, "_allowed_by_path", None)
+        if allowed is None:
+            allowed = {}
+            for route in self.routes:
+                if isinstance(route, HTTPRoute):
+                    methods = set(route.methods) | ({"HEAD"} if "GET" in route.methods else set())
+                    # The router's `path_template` drops the parameters' types.
+                    template = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.path)
+                    allowed[template] = ", ".join(sorted(methods))
+            self._allowed_by_path = allowed
+        return allowed
+
+
+def _without_body(send: Any) -> Any:
+    async def sending(message: Any) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return sending
+
+
+def _watching_disconnect(scope: Any, receive: Any) -> Any:
+    async def receiving() -> Any:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope[CLIENT_GONE] = True
+        return message
+
+    return receiving
+
+
 def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
@@ -104,7 +179,7 @@ def create_app(container: Container) -> Litestar:
     if settings.metrics:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
-    app = Litestar(
+    app = TdbApp(
         route_handlers=handlers,
         dependencies={
             name: Provide(_call(getattr(container, name)), sync_to_thread=False)
@@ -130,6 +205,7 @@ def create_app(container: Container) -> Litestar:
                 "scrape": _scrape(container),
                 "reads": ReadRunner(inline=settings.store_kind in ("memory", "sqlite")),
                 "inspect_limiter": anyio.CapacityLimiter(settings.inspect_concurrency),
+                "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
                 # The spec's bound: a schema answer within the connect timeout plus a second.
                 "inspect_deadline": settings.connect_timeout + 0.75,
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -27,6 +28,9 @@ from entrypoints.logs import REQUEST_ID, events
 from entrypoints.metrics import AUTH_FAILURES
 
 PROBLEM_JSON = "application/problem+json"
+# The scope key that marks a request whose client closed the connection before its body was read.
+CLIENT_GONE = "tdb_client_gone"
+log = logging.getLogger("tdb.http")
 
 
 def problem(
@@ -140,6 +144,10 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Probl
     if exc.status_code == 401:
         return unauthorized()
     if exc.status_code >= 500:
+        if request.scope.get(CLIENT_GONE):
+            # Not a server failure: the client left mid-body. Nobody will read the answer.
+            log.debug("client disconnected before its request body was read")
+            return problem(400, "client-disconnected", "The client closed the connection.")
         return _unexpected(request, exc)
     slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in _PASSED_HEADERS}

@@ -1,0 +1,74 @@
+"""A full listing is read and encoded off the event loop; a single source is read on it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+from litestar.testing import TestClient
+
+from adapters.storage.sqlite import SqliteSourceRepository
+from application.sources import RegisterSourceCommand
+from domain.keys import OPERATOR
+from entrypoints.container import Container
+from entrypoints.http.app import create_app
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class WhereReadsRun(SqliteSourceRepository):
+    """The real SQLite repository, noting whether each read ran on the event loop."""
+
+    seen: list[tuple[str, bool]]
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self.seen.append(("get", _on_event_loop()))
+        return super().get(*args, **kwargs)
+
+    def list(self, *args: Any, **kwargs: Any) -> Any:
+        self.seen.append(("list", _on_event_loop()))
+        return super().list(*args, **kwargs)
+
+
+@pytest.fixture
+def watched(container: Container) -> Iterator[WhereReadsRun]:
+    repository = WhereReadsRun(container.store())
+    repository.seen = []
+    with container.sources.override(providers.Object(repository)):
+        yield repository
+
+
+def test_full_listings_leave_the_loop_and_single_reads_stay(
+    container: Container, watched: WhereReadsRun, make_token: Any
+) -> None:
+    register = container.register_source()
+    ids = [
+        register(
+            RegisterSourceCommand(
+                actor=OPERATOR,
+                name=f"source-{i:03d}",
+                source_type="csv",
+                connection={"path": f"f{i}.csv"},
+            )
+        ).id
+        for i in range(150)
+    ]
+    headers = {"Authorization": f"Bearer {make_token()}"}
+    with TestClient(create_app(container)) as client:
+        watched.seen.clear()
+        listing = client.get("/v1/sources", headers=headers)
+        page = client.get("/v1/sources?limit=10", headers=headers)
+        one = client.get(f"/v1/sources/{ids[0]}", headers=headers)
+    assert [s["id"] for s in listing.json()] == [str(i) for i in ids]  # everything, in order
+    assert len(page.json()) == 10
+    assert one.status_code == 200
+    assert watched.seen == [("list", False), ("list", True), ("get", True)]
