@@ -8,9 +8,11 @@ protocol adds, per process:
 - a header deadline: from the moment a connection waits for a request until its headers are
   in, at most `header_timeout` seconds; then the connection is closed;
 - a body deadline: once the headers are in, the body within `body_timeout` seconds;
-- a connection cap: beyond `max_connections` open connections, a new one first takes the place
-  of the connection that has waited longest for a request (a slow client, or an idle keep-alive
-  one); if every connection is busy with a request, the new one is refused at once with a 503;
+- a connection cap: beyond `max_connections` open connections, the connections that have waited
+  longest for a request (slow clients, idle keep-alive ones) are closed to make room, a moment
+  later, so that a client that sends its request at once is served; if every connection is busy
+  with a request (or at a hard ceiling below the file-descriptor limit), a new one is refused
+  at once with a 503;
 - one log line per interval that counts what was cut or refused, never one line per socket.
 
 Deadlines are checked by one sweep a second, so a request pays two dictionary operations for
@@ -20,6 +22,7 @@ them, not two timers.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import resource
 import time
@@ -35,6 +38,10 @@ log = logging.getLogger("tdb.connections")
 
 REPORT_INTERVAL = 10.0
 _RESERVED_DESCRIPTORS = 256
+# How soon after going over the cap the excess is shed.
+SHED_DELAY = 0.05
+# A refused connection is closed this long after its 503, if the client has not closed it.
+REFUSAL_LINGER = 1.0
 _SWEEP_INTERVAL = 1.0
 _REFUSAL_BODY = (
     b'{"type":"about:blank","title":"Service Unavailable","status":503,'
@@ -63,16 +70,20 @@ class ClientLimits:
     header_timeout: float
     body_timeout: float
     max_connections: int
+    # Beyond this many open connections a new one is refused at once, whatever the others do.
+    ceiling: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClientLimits:
         """The settings' limits, the cap kept below this process's file descriptor limit."""
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         cap = settings.max_connections
+        ceiling = max(2 * cap, cap + 1024)
         if soft != resource.RLIM_INFINITY:
             # Room for the store's connections, the sources', files and the listening sockets.
-            cap = min(cap, max(16, soft - _RESERVED_DESCRIPTORS))
-        return cls(settings.header_timeout, settings.body_timeout, cap)
+            ceiling = min(ceiling, max(16, soft - _RESERVED_DESCRIPTORS))
+            cap = min(cap, ceiling)
+        return cls(settings.header_timeout, settings.body_timeout, cap, ceiling)
 
 
 class ShedReport:
@@ -108,7 +119,10 @@ class ConnectionGuard:
         # the monotonic time each started waiting.
         self.waiting: dict[GuardedHttpToolsProtocol, float] = {}
         self.reading: dict[GuardedHttpToolsProtocol, float] = {}
+        # Connections answered 503: closed a moment later, whatever the client does.
+        self.refused: dict[GuardedHttpToolsProtocol, float] = {}
         self._loop = loop
+        self._shed_handle: asyncio.TimerHandle | None = None
         loop.call_later(_SWEEP_INTERVAL, self._sweep)
 
     def _sweep(self) -> None:
@@ -116,6 +130,7 @@ class ConnectionGuard:
         for table, timeout, event in (
             (self.waiting, self.limits.header_timeout, CUT_HEADERS),
             (self.reading, self.limits.body_timeout, CUT_BODY),
+            (self.refused, REFUSAL_LINGER, REFUSED),
         ):
             late = []
             for protocol, since in table.items():
@@ -126,13 +141,28 @@ class ConnectionGuard:
                 protocol.cut(event)
         self._loop.call_later(_SWEEP_INTERVAL, self._sweep)
 
-    def make_room(self) -> bool:
-        """Close the connection that has waited longest for a request; False if none waits."""
-        for protocol in self.waiting:
-            if not protocol._refused:
-                protocol.cut(EVICTED)
-                return True
-        return False
+    def admit(self, connections: set[Any]) -> bool:
+        """Whether a new connection (already in `connections`) may stay.
+
+        Beyond the cap it may, as long as some connection is waiting for a request: the excess
+        is shed shortly, oldest waiting first, late enough that the connections accepted in
+        one burst have had their chance to send a request (and so are no longer waiting).
+        If every connection is busy with a request, or the hard ceiling is reached, it may not.
+        """
+        over = len(connections) - len(self.refused) - self.limits.max_connections
+        if over <= 0:
+            return True
+        if not self.waiting or len(connections) > self.limits.ceiling:
+            return False
+        if self._shed_handle is None:
+            self._shed_handle = self._loop.call_later(SHED_DELAY, self._shed, connections)
+        return True
+
+    def _shed(self, connections: set[Any]) -> None:
+        self._shed_handle = None
+        over = len(connections) - len(self.refused) - self.limits.max_connections
+        for protocol in list(itertools.islice(self.waiting, max(0, over))):
+            protocol.cut(EVICTED)
 
 
 _guards: dict[asyncio.AbstractEventLoop, ConnectionGuard] = {}
@@ -163,19 +193,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         guard = self._guard
-        if len(self.connections) > guard.limits.max_connections and not guard.make_room():
+        if not guard.admit(self.connections):
             guard.report.count(REFUSED)
             self._refused = True
             # Answer, then half-close and drop what the client sends: closing with its request
             # unread would reset the connection and lose the answer. The client closes next;
-            # if it does not, the header deadline does.
+            # if it does not, the next sweep does.
             transport.write(REFUSAL)
             transport.write_eof()
+            guard.refused[self] = time.monotonic()
+            return
         guard.waiting[self] = time.monotonic()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._guard.waiting.pop(self, None)
         self._guard.reading.pop(self, None)
+        self._guard.refused.pop(self, None)
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
@@ -199,6 +232,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Close this connection for a reason the report counts."""
         self._guard.waiting.pop(self, None)
         self._guard.reading.pop(self, None)
+        self._guard.refused.pop(self, None)
         if not self.transport.is_closing():
             if not self._refused:
                 self._guard.report.count(event)

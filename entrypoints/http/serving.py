@@ -20,6 +20,7 @@ from entrypoints.logs import events
 log = logging.getLogger("uvicorn.error")
 STARTUP_FAILURE = 3
 KEEP_ALIVE_TIMEOUT = 5
+BACKLOG = 4096
 
 
 def stacks() -> dict[str, dict[str, Any]]:
@@ -57,6 +58,9 @@ def serve(
         log_config=None,
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        # The kernel's queue of connections not yet accepted (capped by net.core.somaxconn): a
+        # flood of connections overflows it, and a client whose SYN is dropped waits a second.
+        backlog=BACKLOG,
         **stacks()[stack],
     )
     if config.workers == 1:
