@@ -29,7 +29,9 @@ Timestamp = Annotated[str, Meta(description="RFC 3339 UTC timestamp, e.g. 2026-0
 
 def api_timestamp(value: datetime) -> str:
     """The API's timestamp form, as in the API document: `2026-05-22T09:00:00Z`."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is faster than strftime (this runs for every row of a listing), and pads the
+    # year to four digits where glibc's %Y does not.
+    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 class RegisterSourceRequest(msgspec.Struct, forbid_unknown_fields=True):
