@@ -1,9 +1,9 @@
 """tdb with the schema history's store taken out of the inspection path: the baseline.
 
-The same app as `entrypoints.http.asgi`, on the same store, except that the newest snapshot's
-fingerprint is known without asking the store (`BENCH_FINGERPRINT`): an inspection that finds
-the columns unchanged then costs exactly what it cost before there was a history. Any change
-would need the real store, so this app refuses to record one.
+The same app as `entrypoints.http.asgi`, built the same way on the same store, except that the
+newest snapshot's fingerprint is known without asking the store (`BENCH_FINGERPRINT`): an
+inspection that finds the columns unchanged then costs exactly what it cost before there was a
+history. Any change would need the real store, so this app refuses to record one.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dependency_injector import providers
 from domain.history import SchemaSnapshot, SnapshotHead
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
+from entrypoints.logs import configure_logging
 from entrypoints.settings import Settings
 
 
@@ -41,6 +42,9 @@ class KnownHead:
         return []
 
 
-container = build_container(Settings.from_env())
+# As `entrypoints.http.asgi` builds its app, but for the one override.
+_settings = Settings.from_env()
+configure_logging(_settings.log_format)
+container = build_container(_settings)
 container.history.override(providers.Object(KnownHead(os.environ["BENCH_FINGERPRINT"])))
 app = create_app(container)

@@ -28,6 +28,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
@@ -147,11 +148,15 @@ class Container(containers.DeclarativeContainer):
         sqlite=providers.Singleton(SqliteSourceRepository, store),
         postgres=providers.Singleton(PostgresSourceRepository, store),
     )
-    history = providers.Selector(
-        store_kind,
-        memory=providers.Singleton(MemorySnapshotRepository, memory_sources),
-        sqlite=providers.Singleton(SqliteSnapshotRepository, store),
-        postgres=providers.Singleton(PostgresSnapshotRepository, store),
+    # An inspection that finds the columns unchanged asks no store (see RecentHeads).
+    history = providers.Singleton(
+        RecentHeads,
+        providers.Selector(
+            store_kind,
+            memory=providers.Singleton(MemorySnapshotRepository, memory_sources),
+            sqlite=providers.Singleton(SqliteSnapshotRepository, store),
+            postgres=providers.Singleton(PostgresSnapshotRepository, store),
+        ),
     )
     keys = providers.Selector(
         store_kind,
