@@ -207,3 +207,38 @@ def test_the_cli_says_what_happened(
     assert "not as a PostgreSQL server" in err
     assert "OperationalError" not in err
     assert all(line.strip() not in ("error:", "error: ") for line in err.splitlines())
+
+
+@pytest.mark.postgres
+def test_a_target_with_no_connection_to_spare_is_503_busy_at_once(
+    settings: Settings, orders_table: dict[str, Any]
+) -> None:
+    container = build_container(attrs.evolve(settings, source_pool_size=1))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(10)
+    try:
+        with TestClient(create_app(container)) as client:
+            admin = {"Authorization": f"Bearer {container.create_api_key()('busy', ()).token}"}
+            connection = {**orders_table, "port": listener.getsockname()[1]}
+            url = f"/v1/sources/{_register(client, admin, 'mute', connection=connection)['id']}"
+            # The peer hangs up on the first connection: the target is known to fail.
+            hang_up = threading.Thread(target=lambda: listener.accept()[0].close())
+            hang_up.start()
+            assert client.get(f"{url}/schema", headers=admin).json()["reason"] == "unreachable"
+            hang_up.join()
+            # The next one takes the target's only connection slot and waits for an answer.
+            first = threading.Thread(
+                target=client.get, args=(f"{url}/schema",), kwargs={"headers": admin}
+            )
+            first.start()
+            peer, _ = listener.accept()
+            response = client.get(f"{url}/schema", headers=admin)
+            peer.close()
+            first.join()
+        assert assert_problem(response, 503)["reason"] == "busy"
+        assert response.headers["retry-after"] == "1"
+    finally:
+        listener.close()
+        container.shutdown_resources()
