@@ -35,6 +35,16 @@ class InvalidConnection(InvalidInput):
     """The connection object does not satisfy its connector's declaration."""
 
 
+class HostNotAllowed(InvalidConnection):
+    """The connection is well formed, but its host is outside the outbound policy."""
+
+    reason = "host_not_allowed"
+
+    def __init__(self, field: str, detail: str) -> None:
+        self.detail = detail
+        super().__init__([FieldError(field, "is not a host this server may connect to")])
+
+
 class UnknownSourceType(DomainError):
     """No connector of this type is registered in this build."""
 

@@ -20,7 +20,7 @@ DEFAULT_DENIED_NETWORKS = "169.254.0.0/16,fe80::/10"
 MAX_ADDRESSES = 4
 
 
-class HostNotAllowed(Exception):
+class PolicyRefused(Exception):
     """Every address of the host lies outside what the outbound policy allows."""
 
 
@@ -89,7 +89,7 @@ class OutboundPolicy:
         """The host's allowed addresses, at most `MAX_ADDRESSES`, in the resolver's order.
 
         Raises `BackendUnavailable("unreachable")` if the name does not resolve and
-        `HostNotAllowed` if none of its addresses is allowed.
+        `PolicyRefused` if none of its addresses is allowed.
         """
         try:
             found = self._resolve(host, port)
@@ -105,5 +105,5 @@ class OutboundPolicy:
             if self.allows(address) and str(address) not in addresses:
                 addresses.append(str(address))
         if not addresses:
-            raise HostNotAllowed(host)
+            raise PolicyRefused(host)
         return tuple(addresses[:MAX_ADDRESSES])

@@ -14,10 +14,10 @@ from typing import Any
 import psycopg
 
 from adapters.connectors.deadline import call_with_deadline
-from adapters.connectors.outbound import HostNotAllowed, OutboundPolicy
+from adapters.connectors.outbound import OutboundPolicy, PolicyRefused
 from adapters.connectors.pools import ConnectionPools, Target
 from domain.connections import ConnectionField, check_connection
-from domain.errors import BackendUnavailable, FieldError, InvalidConnection
+from domain.errors import BackendUnavailable, FieldError, HostNotAllowed, InvalidConnection
 from domain.hosts import host_problem
 from domain.sources import Column
 
@@ -148,6 +148,10 @@ REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
 )
 
 
+def _not_allowed(host: str) -> str:
+    return f"the outbound policy does not allow connecting to {host!r}"
+
+
 def _is_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -237,9 +241,7 @@ class PostgresConnector:
         """The normalized connection, its host allowed by the outbound policy if it resolves."""
         checked = self._checked(connection)
         if not self._may_connect(checked["host"], checked["port"]):
-            raise InvalidConnection(
-                [FieldError("connection.host", "is not a host this server may connect to")]
-            )
+            raise HostNotAllowed("connection.host", _not_allowed(checked["host"]))
         return checked
 
     def check(self, connection: Mapping[str, Any]) -> None:
@@ -282,7 +284,7 @@ class PostgresConnector:
             else:  # a lookup may hang: it gets the connect timeout, then the benefit of the doubt
                 resolve = functools.partial(self._policy.resolve, host, port)
                 call_with_deadline(resolve, self._connect_timeout, f"resolving {host!r}")
-        except HostNotAllowed:
+        except PolicyRefused:
             return False
         except BackendUnavailable:
             return True  # not resolvable now: every inspection checks again
@@ -292,10 +294,8 @@ class PostgresConnector:
         host, port = connection["host"], connection["port"]
         try:
             hostaddrs = self._policy.resolve(host, port)
-        except HostNotAllowed:
-            raise BackendUnavailable(
-                "host_not_allowed", f"the outbound policy does not allow connecting to {host!r}"
-            ) from None
+        except PolicyRefused:
+            raise BackendUnavailable("host_not_allowed", _not_allowed(host)) from None
         target = Target(
             host=host,
             port=port,
