@@ -23,6 +23,7 @@ from domain.connections import ConnectionCheck
 from domain.errors import (
     BackendUnavailable,
     FieldError,
+    HostNotAllowed,
     InvalidConnection,
     InvalidInput,
     PermissionDenied,
@@ -483,7 +484,15 @@ class CheckNewConnection:
         if errors:
             raise InvalidInput(errors)
         connector = self._connectors.get(command.source_type)
-        return _check(connector, connector.validate(command.connection), self._clock)
+        started = self._clock.now()
+        try:
+            connection = connector.validate(command.connection)
+        except HostNotAllowed as exc:
+            # Well formed but out of reach: answered as the test of a saved source would be.
+            finished = self._clock.now()
+            elapsed = round((finished - started).total_seconds() * 1000, 3)
+            return ConnectionCheck(False, exc.reason, exc.detail, elapsed, finished)
+        return _check(connector, connection, self._clock)
 
 
 @attrs.frozen

@@ -242,3 +242,45 @@ def test_a_target_with_no_connection_to_spare_is_503_busy_at_once(
     finally:
         listener.close()
         container.shutdown_resources()
+
+
+@pytest.mark.postgres
+def test_an_update_of_the_connection_drops_its_pool_and_a_test_uses_the_pool(
+    client: TestClient[Any],
+    container: Container,
+    admin: dict[str, str],
+    orders_table: dict[str, Any],
+) -> None:
+    record = _register(client, admin, "orders", connection=orders_table)
+    url = f"/v1/sources/{record['id']}"
+    pools = container.source_pools()
+    for _ in range(2):
+        check = client.post(f"{url}/test", headers=admin).json()
+        assert (check["ok"], check["reason"]) == (True, None)
+    assert [(used, idle) for used, idle, _ in pools.sizes().values()] == [(0, 1)]
+    # The description is not the connection: the pool stays.
+    assert client.patch(url, json={"description": "x"}, headers=admin).status_code == 200
+    assert [idle for _, idle, _ in pools.sizes().values()] == [1]
+    response = client.patch(url, json={"connection": {"password": "rotated"}}, headers=admin)
+    assert response.status_code == 200
+    assert pools.sizes() == {}
+    assert client.get(f"{url}/schema", headers=admin).status_code == 200
+
+
+def test_the_outbound_policy_holds_for_updates_and_connection_tests(
+    client: TestClient[Any], denying: TestClient[Any], admin: dict[str, str]
+) -> None:
+    elsewhere = {**body()["connection"], "host": "127.0.0.2", "port": 9}
+    record = _register(client, admin, "elsewhere", connection=elsewhere)
+    url = f"/v1/sources/{record['id']}"
+
+    check = denying.post(f"{url}/test", headers=admin).json()
+    assert (check["ok"], check["reason"]) == (False, "host_not_allowed")
+    check = denying.post("/v1/sources/test", json=body(connection=elsewhere), headers=admin).json()
+    assert (check["ok"], check["reason"]) == (False, "host_not_allowed")
+    assert "127.0.0.2" in check["detail"]
+
+    local = _register(denying, admin, "local", connection={**elsewhere, "host": "127.0.0.3"})
+    patch = {"connection": {"host": "127.0.0.2"}}
+    response = denying.patch(f"/v1/sources/{local['id']}", json=patch, headers=admin)
+    assert [e["field"] for e in assert_problem(response, 400)["errors"]] == ["connection.host"]
