@@ -102,24 +102,29 @@ def test_removing_a_source_removes_its_history_and_no_other(new_stores: StoreFac
         assert stores.history.head(kept) == SnapshotHead(1, fingerprint(B))
 
 
-@given(st.lists(st.tuples(st.integers(0, 1), st.integers(-1, 2), columns_strategy), max_size=8))
-def test_the_store_keeps_what_a_list_per_source_keeps(
-    new_stores: StoreFactory, steps: list[tuple[int, int, tuple[Column, ...]]]
-) -> None:
+def test_the_store_keeps_what_a_list_per_source_keeps(new_stores: StoreFactory) -> None:
+    # One store for every example: each example's two sources are new, and so are their histories.
     with new_stores() as stores:
-        ids = [registered(stores, "one"), registered(stores, "two")]
-        model: dict[UUID, list[SchemaSnapshot]] = {i: [] for i in ids}
-        for which, offset, columns in steps:
-            source_id = ids[which]
-            wanted = snapshot(source_id, max(1, len(model[source_id]) + offset), columns)
-            expected = wanted.sequence == len(model[source_id]) + 1
-            assert stores.history.append(wanted) == expected
-            if expected:
-                model[source_id].append(wanted)
-        for source_id, kept in model.items():
-            assert list(stores.history.newest_first(source_id, 100)) == kept[::-1]
-            head = stores.history.head(source_id)
-            assert head == (SnapshotHead(len(kept), kept[-1].fingerprint) if kept else None)
+
+        @given(
+            st.lists(st.tuples(st.integers(0, 1), st.integers(-1, 2), columns_strategy), max_size=8)
+        )
+        def check(steps: list[tuple[int, int, tuple[Column, ...]]]) -> None:
+            ids = [registered(stores, f"{n}-{uuid4()}") for n in ("one", "two")]
+            model: dict[UUID, list[SchemaSnapshot]] = {i: [] for i in ids}
+            for which, offset, columns in steps:
+                source_id = ids[which]
+                wanted = snapshot(source_id, max(1, len(model[source_id]) + offset), columns)
+                expected = wanted.sequence == len(model[source_id]) + 1
+                assert stores.history.append(wanted) == expected
+                if expected:
+                    model[source_id].append(wanted)
+            for source_id, kept in model.items():
+                assert list(stores.history.newest_first(source_id, 100)) == kept[::-1]
+                head = stores.history.head(source_id)
+                assert head == (SnapshotHead(len(kept), kept[-1].fingerprint) if kept else None)
+
+        check()
 
 
 def test_of_racing_appends_after_one_snapshot_exactly_one_is_stored(
