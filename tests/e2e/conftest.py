@@ -36,7 +36,9 @@ class TdbServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout_path = workdir / f"serve-{self.port}.out"
         self.stderr_path = workdir / f"serve-{self.port}.err"
-        self._env = {**os.environ, **env}
+        # TMPDIR: what the server makes in the temp dir (its metrics directory) stays in the
+        # test's own directory, even when a test kills it before it can clean up.
+        self._env = {**os.environ, "TMPDIR": str(workdir), **env}
         self._workers = workers
         self.process: subprocess.Popen[bytes] | None = None
 
