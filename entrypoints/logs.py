@@ -109,22 +109,26 @@ _BARE = re.compile(r'[^\s"=\\]+')
 
 
 def _console_value(value: object) -> str:
-    if isinstance(value, str):
-        return value if _BARE.fullmatch(value) else _json_line(value)  # type: ignore[arg-type]
+    kind = type(value)
+    if kind is str:
+        text: str = value  # type: ignore[assignment]
+        return text if _BARE.fullmatch(text) else _json_line(text)  # type: ignore[arg-type]
+    if kind is int or kind is float:
+        return str(value)
     if value is None:
         return "none"
-    if isinstance(value, bool):
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
     return msgspec.json.encode(value, enc_hook=str).decode()
 
 
 def _console_line(_: WrappedLogger, __: str, event: EventDict) -> str:
     """`<time> <level> <event> key=value ...` (logfmt values), then a traceback if any."""
     exception = event.pop("exception", None)
-    head = f"{event.pop('timestamp', '-')} {event.pop('level', '-'):<7} {event.pop('event', '')}"
-    line = " ".join([head, *(f"{k}={_console_value(v)}" for k, v in event.items())])
+    parts = [f"{event.pop('timestamp', '-')} {event.pop('level', '-'):<7} {event.pop('event', '')}"]
+    for key, value in event.items():
+        parts.append(f"{key}={_console_value(value)}")
+    line = " ".join(parts)
     return f"{line}\n{exception.rstrip()}" if exception else line
 
 
