@@ -149,6 +149,14 @@ class ConnectionPools:
         finally:
             self._release(pool)
 
+    def admit(self, target: Target) -> None:
+        """Raise `BackendUnavailable("busy")` now if `run` would (a cheap early answer)."""
+        pool = self._pools.get(target)
+        if pool is None or pool.leased < self._max_size:
+            return
+        if pool.answers is False or pool.waiting >= self._max_waiting:
+            raise _busy(target)
+
     def forget(self, place: tuple[str, int, str, str, str | None]) -> None:
         """Drop every pool of targets at this place (whatever the password): a source changed."""
         with self._lock:
@@ -214,7 +222,8 @@ class ConnectionPools:
     def _release(self, pool: _Pool) -> None:
         with self._lock:
             pool.leased -= 1
-            pool.freed.notify()
+            if pool.waiting:
+                pool.freed.notify()
 
     def _evict(self) -> list[_Idle]:
         """Drop least recently used targets beyond the bound (never one in use). Lock held."""

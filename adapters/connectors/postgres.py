@@ -148,6 +148,18 @@ REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
 )
 
 
+def _target(connection: Mapping[str, Any]) -> Target:
+    """What a connection is made with: equal targets share pooled connections."""
+    return Target(
+        host=connection["host"],
+        port=connection["port"],
+        dbname=connection["dbname"],
+        user=connection["user"],
+        password=connection.get("password") or "",
+        sslmode=connection.get("sslmode"),
+    )
+
+
 def _not_allowed(host: str) -> str:
     return f"the outbound policy does not allow connecting to {host!r}"
 
@@ -250,6 +262,8 @@ class PostgresConnector:
 
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         connection = self._checked(connection)
+        # A target with no connection to spare says so before any thread is handed the work.
+        self._pools.admit(_target(connection))
         where = f"PostgreSQL at {connection['host']}:{connection['port']}"
         budget = self._connect_timeout + QUERY_GRACE_SECONDS
         deadline = time.monotonic() + budget
@@ -296,17 +310,9 @@ class PostgresConnector:
             hostaddrs = self._policy.resolve(host, port)
         except PolicyRefused:
             raise BackendUnavailable("host_not_allowed", _not_allowed(host)) from None
-        target = Target(
-            host=host,
-            port=port,
-            dbname=connection["dbname"],
-            user=connection["user"],
-            password=connection.get("password") or "",
-            sslmode=connection.get("sslmode"),
-        )
         try:
             return self._pools.run(
-                target,
+                _target(connection),
                 hostaddrs,
                 lambda addresses: psycopg.connect(**self._connect_params(connection, addresses)),
                 lambda conn: self._columns(conn, connection),
