@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,18 +17,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from adapters.serialization import (
-    columns_to_json,
-    event_from_record,
-    event_to_record,
-    key_from_record,
-    key_to_record,
-    snapshot_from_record,
-    source_from_record,
-    source_to_record,
-    summary_from_record,
-    timestamp,
-)
+from adapters.serialization import from_row, timestamp, to_row
 from adapters.storage.outage import OutageWatch
 from adapters.storage.sql import can_match, event_page, page, storable
 from domain.errors import (
@@ -42,7 +30,7 @@ from domain.errors import (
 from domain.events import Event, EventFilter, EventKey, EventPage
 from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
-from domain.sources import PageKey, Source, SourceFilter, SourcePage
+from domain.sources import PageKey, Source, SourceFilter, SourcePage, SourceSummary
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
@@ -312,10 +300,13 @@ class PostgresDatabase:
         )
 
 
+# The columns PostgreSQL is given as JSON text (the others are its own types: text[], uuid...).
+_SOURCE_JSON = ("connection",)
+_SNAPSHOT_JSON = ("columns",)
+
+
 def _source_row(source: Source) -> dict[str, Any]:
-    record = source_to_record(source)
-    record["connection"] = json.dumps(record["connection"])
-    return record
+    return to_row(source, _SOURCE_JSON)
 
 
 class PostgresSourceRepository:
@@ -370,7 +361,7 @@ class PostgresSourceRepository:
         rows = self._db.read(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE id = %s", [source_id])
         if not rows:
             raise SourceNotFound(source_id)
-        return source_from_record(rows[0])
+        return from_row(rows[0], Source)
 
     def list(
         self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
@@ -399,7 +390,7 @@ class PostgresSourceRepository:
         if limit is not None:
             sql += " LIMIT %s"
             parameters.append(limit + 1)
-        return page([summary_from_record(row) for row in self._db.read(sql, parameters)], limit)
+        return page([from_row(row, SourceSummary) for row in self._db.read(sql, parameters)], limit)
 
     def remove(
         self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
@@ -428,7 +419,7 @@ _INSERT_EVENT = (
 
 
 def _event_row(event: Event) -> dict[str, Any]:
-    return {f"event_{name}": value for name, value in event_to_record(event).items()}
+    return {f"event_{name}": value for name, value in to_row(event).items()}
 
 
 def _record(conn: psycopg.Connection[Any], event: Event | None) -> None:
@@ -484,7 +475,7 @@ class PostgresEventRepository:
         if limit is not None:
             sql += " LIMIT %s"
             parameters.append(limit + 1)
-        return event_page([event_from_record(row) for row in self._db.read(sql, parameters)], limit)
+        return event_page([from_row(row, Event) for row in self._db.read(sql, parameters)], limit)
 
 
 _SNAPSHOT_COLUMNS = "source_id, sequence, fingerprint, columns, observed_at"
@@ -516,18 +507,12 @@ class PostgresSnapshotRepository:
             with self._db.transaction() as conn:
                 cursor = conn.execute(
                     f"INSERT INTO schema_snapshots ({_SNAPSHOT_COLUMNS})"
-                    " SELECT %(source_id)s, %(sequence)s, %(fingerprint)s, %(columns)s::json,"
+                    " SELECT %(source_id)s::uuid, %(sequence)s, %(fingerprint)s, %(columns)s::json,"
                     " %(observed_at)s::timestamptz"
                     " WHERE %(sequence)s = 1 OR EXISTS (SELECT 1 FROM schema_snapshots"
-                    " WHERE source_id = %(source_id)s AND sequence = %(sequence)s - 1)"
+                    " WHERE source_id = %(source_id)s::uuid AND sequence = %(sequence)s - 1)"
                     " ON CONFLICT (source_id, sequence) DO NOTHING",
-                    {
-                        "source_id": snapshot.source_id,
-                        "sequence": snapshot.sequence,
-                        "fingerprint": snapshot.fingerprint,
-                        "columns": columns_to_json(snapshot.columns),
-                        "observed_at": timestamp(snapshot.observed_at),
-                    },
+                    to_row(snapshot, _SNAPSHOT_JSON),
                 )
                 if cursor.rowcount != 1:
                     return False
@@ -544,7 +529,7 @@ class PostgresSnapshotRepository:
             " WHERE source_id = %s AND sequence < %s ORDER BY sequence DESC LIMIT %s",
             [source_id, before if before is not None else 2**62, limit],
         )
-        return [snapshot_from_record(row) for row in rows]
+        return [from_row(row, SchemaSnapshot) for row in rows]
 
 
 class PostgresApiKeyRepository:
@@ -577,11 +562,11 @@ class PostgresApiKeyRepository:
         )
         if not rows:
             raise ApiKeyNotFound(key_id)
-        return key_from_record(rows[0])
+        return from_row(rows[0], ApiKey)
 
     def list(self) -> Sequence[ApiKey]:
         rows = self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
-        return [key_from_record(row) for row in rows]
+        return [from_row(row, ApiKey) for row in rows]
 
     def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
         if not storable(key_id):
@@ -595,7 +580,7 @@ class PostgresApiKeyRepository:
             if row is None:
                 raise ApiKeyNotFound(key_id)
             if row["revoked_at"] is not None:
-                return key_from_record(row)
+                return from_row(row, ApiKey)
             cursor.execute(
                 f"UPDATE api_keys SET revoked_at = %s::timestamptz WHERE key_id = %s"
                 f" RETURNING {_KEY_COLUMNS}",
@@ -605,7 +590,7 @@ class PostgresApiKeyRepository:
             if revoked is None:  # the row is locked: it cannot have gone
                 raise ApiKeyNotFound(key_id)
             _record(conn, event)
-        return key_from_record(revoked)
+        return from_row(revoked, ApiKey)
 
     @staticmethod
     def _insert(conn: psycopg.Connection[Any], key: ApiKey) -> None:
@@ -616,5 +601,5 @@ class PostgresApiKeyRepository:
             " %(revoked_at)s::timestamptz) ON CONFLICT (key_id) DO UPDATE SET"
             " name = excluded.name, scopes = excluded.scopes, secret_hash = excluded.secret_hash,"
             " created_at = excluded.created_at, revoked_at = excluded.revoked_at",
-            key_to_record(key),
+            to_row(key),
         )
