@@ -7,13 +7,14 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import attrs
 import sqlite_utils
+from sqlite_utils.migrations import Migrations
 
 from adapters.serialization import decode_json, from_row, parse_timestamp, timestamp, to_row
 from adapters.storage.outage import OutageWatch
@@ -112,6 +113,33 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
+
+def _migrations() -> Migrations:
+    """`MIGRATIONS` as a sqlite-utils migration set, each version named by its number."""
+    migrations = Migrations("tdb")
+    for version, statements in MIGRATIONS:
+
+        def migrate(db: sqlite_utils.Database, statements: tuple[str, ...] = statements) -> None:
+            for statement in statements:
+                db.execute(statement)
+
+        migrations(name=str(version))(migrate)
+    return migrations
+
+
+def _adopt_versions_table(db: sqlite_utils.Database, migrations: Migrations) -> None:
+    """Record as applied the versions that files written before sqlite-utils' migrations kept
+    in their own `schema_migrations` table (left in place, and no longer written)."""
+    if not db["schema_migrations"].exists():
+        return
+    migrations.ensure_migrations_table(db)
+    db.execute(
+        f"INSERT OR IGNORE INTO {Migrations.migrations_table} (migration_set, name, applied_at)"
+        " SELECT ?, CAST(version AS TEXT), applied_at FROM schema_migrations",
+        [migrations.name],
+    )
+
+
 _IDLE_CONNECTIONS_MAX = 8
 
 _SOURCE_COLUMNS = (
@@ -151,24 +179,14 @@ class SqliteDatabase:
 
     def upgrade(self) -> list[int]:
         """Apply pending migrations in one write transaction; return the versions applied now."""
+        migrations = _migrations()
         with self.writing() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations"
-                " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            done = {row["version"] for row in db.query("SELECT version FROM schema_migrations")}
-            applied = []
-            for version, statements in MIGRATIONS:
-                if version in done:
-                    continue
-                for statement in statements:
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    [version, timestamp(datetime.now(UTC))],
-                )
-                applied.append(version)
-            return applied
+            # Inside BEGIN IMMEDIATE: of several processes upgrading one file, the first applies
+            # every migration and the others find none pending (sqlite-utils nests a savepoint).
+            _adopt_versions_table(db, migrations)
+            pending = [int(m.name) for m in migrations.pending(db)]
+            migrations.apply(db)
+            return pending
 
     def ping(self) -> None:
         """Return if the file can be opened and read; raise `StoreUnavailable` if not."""
