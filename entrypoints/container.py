@@ -9,10 +9,11 @@ from dependency_injector import containers, providers
 
 from adapters.connectors.csv import CsvConnector
 from adapters.connectors.observed import ObservedConnectors
-from adapters.connectors.outbound import OutboundPolicy
+from adapters.connectors.outbound import OutboundPolicy, system_resolver
 from adapters.connectors.pools import ConnectionPools
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import ConnectorCatalog
+from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
@@ -169,6 +170,11 @@ class Container(containers.DeclarativeContainer):
         OutboundPolicy.from_text,
         providers.Callable(lambda s: s.allowed_networks, settings),
         providers.Callable(lambda s: s.denied_networks, settings),
+        providers.Singleton(
+            CachingResolver,
+            system_resolver,
+            providers.Callable(lambda s: s.resolver_cache_ttl, settings),
+        ),
     )
     source_pools = providers.Resource(open_source_pools, settings)
 

@@ -76,6 +76,8 @@ class Settings:
     # One log line per request, and the Prometheus metrics at GET /metrics.
     access_log: bool = attrs.field(default=True, converter=_switch)
     metrics: bool = attrs.field(default=True, converter=_switch)
+    # Seconds a host lookup (addresses or failure) is remembered: one lookup per burst.
+    resolver_cache_ttl: float = attrs.field(default=10.0, converter=float, validator=_not_negative)
     header_timeout: float = attrs.field(default=10.0, converter=float, validator=_positive)
     body_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     max_connections: int = attrs.field(default=1000, converter=int, validator=_positive)
