@@ -49,6 +49,8 @@ def parse_timestamp(value: str | datetime) -> datetime:
     if isinstance(value, datetime):
         return value.astimezone(UTC)
     parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is UTC:  # as stored: every row of a listing comes this way
+        return parsed
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 

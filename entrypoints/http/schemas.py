@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import msgspec
 from msgspec import Meta
@@ -24,7 +25,15 @@ from domain.sources import (
 
 Name = Annotated[str, Meta(min_length=1, max_length=NAME_MAX, description="Unique name")]
 Tag = Annotated[str, Meta(min_length=1, max_length=TAG_MAX)]
-Timestamp = Annotated[str, Meta(description="RFC 3339 UTC timestamp, e.g. 2026-05-22T09:00:00Z")]
+TIMESTAMP_DESCRIPTION = "RFC 3339 UTC timestamp, e.g. 2026-05-22T09:00:00Z"
+Timestamp = Annotated[str, Meta(description=TIMESTAMP_DESCRIPTION)]
+
+
+def api_time(value: datetime) -> datetime:
+    """The time as the API shows it: in UTC, to the second (msgspec writes it with a `Z`)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(microsecond=0)
 
 
 def api_timestamp(value: datetime) -> str:
@@ -94,22 +103,24 @@ class SourceRecord(msgspec.Struct):
 class SourceSummary(msgspec.Struct):
     """A source in a listing: no connection details."""
 
-    id: str
+    # A listing shapes thousands of these: the id and the time stay objects, which msgspec
+    # writes in C as the same text (`2026-05-22T09:00:00Z`: UTC, whole seconds).
+    id: UUID
     name: str
     source_type: str
     description: str
     tags: list[str]
-    registered_at: Timestamp
+    registered_at: Annotated[datetime, Meta(description=TIMESTAMP_DESCRIPTION)]
 
     @classmethod
     def of(cls, source: sources.SourceSummary) -> SourceSummary:
         return cls(
-            id=str(source.id),
+            id=source.id,
             name=source.name,
             source_type=source.source_type,
             description=source.description,
             tags=list(source.tags),
-            registered_at=api_timestamp(source.registered_at),
+            registered_at=api_time(source.registered_at),
         )
 
 
