@@ -39,6 +39,9 @@ class SourceRepository(Protocol):
     def count(self) -> int:
         """How many sources are registered."""
 
+    def revision(self) -> int | None:
+        """A number that stays equal while no source changes; None if the store cannot tell."""
+
 
 class EventRepository(Protocol):
     """The audit trail: appended to, never changed."""

@@ -197,6 +197,11 @@ class ListSources:
 
     _sources: SourceRepository
 
+    def revision(self, actor: Principal) -> int | None:
+        """The store's revision of the sources (None if it cannot tell): equal, same listing."""
+        require(actor, self.required_scope)
+        return self._sources.revision()
+
     def __call__(self, query: ListSourcesQuery) -> SourcePage:
         require(query.actor, self.required_scope)
         if query.limit is not None and not 1 <= query.limit <= LIST_LIMIT_MAX:

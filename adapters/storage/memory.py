@@ -100,6 +100,9 @@ class MemorySourceRepository:
             matching = [s for s in matching if sort_key(s) > (after.registered_at, after.id)]
         return page([SourceSummary.of(s) for s in matching], limit)
 
+    def revision(self) -> int | None:
+        return None  # the store of tests: nothing is gained by caching what it lists
+
     def remove(
         self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
     ) -> None:

@@ -392,6 +392,9 @@ class PostgresSourceRepository:
             parameters.append(limit + 1)
         return page([from_row(row, SourceSummary) for row in self._db.read(sql, parameters)], limit)
 
+    def revision(self) -> int | None:
+        return None  # no cheap signal: a listing is read every time
+
     def remove(
         self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
     ) -> None:

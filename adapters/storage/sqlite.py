@@ -173,6 +173,8 @@ class SqliteDatabase:
         self._idle: list[sqlite_utils.Database] = []
         self._idle_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._watcher: sqlite_utils.Database | None = None
+        self._watcher_lock = threading.Lock()
         self._closed = False
         self._in_use = 0
         self._watch = OutageWatch("sqlite")
@@ -203,6 +205,10 @@ class SqliteDatabase:
         with self._idle_lock:
             self._closed = True
             idle, self._idle = self._idle, []
+        with self._watcher_lock:
+            if self._watcher is not None:
+                idle.append(self._watcher)
+                self._watcher = None
         for db in idle:
             db.close()
 
@@ -244,6 +250,26 @@ class SqliteDatabase:
             raise
         self._watch.answered()
         return rows
+
+    def data_version(self) -> int:
+        """A number that changes whenever any connection, in any process, commits a change.
+
+        SQLite's `PRAGMA data_version` counts the commits of *other* connections: asked on a
+        connection of its own that never writes, it counts every commit.
+        """
+        try:
+            with self._watcher_lock:
+                if self._watcher is None:
+                    with self._idle_lock:
+                        if self._closed:
+                            raise StoreUnavailable(f"the SQLite store {self.path} is closed")
+                    self._watcher = self._open()
+                row = self._watcher.conn.execute("PRAGMA data_version").fetchone()
+                return int(row[0])
+        except sqlite3.Error as exc:
+            if _is_unavailability(exc):
+                raise _unavailable(self.path, exc) from exc
+            raise
 
     def read_rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row of one query, as tuples in the order of its columns (for big reads)."""
@@ -439,6 +465,9 @@ class SqliteSourceRepository:
             )
         ]
         return page(summaries, limit)
+
+    def revision(self) -> int | None:
+        return self._db.data_version()
 
     def remove(
         self, source_id: UUID, expected_version: int | None = None, event: Event | None = None

@@ -31,7 +31,7 @@ from entrypoints.http.observability import (
 from entrypoints.http.openapi import RegisterBodySchema, openapi_config
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.reads import ReadRunner
-from entrypoints.http.sources import SourcesController
+from entrypoints.http.sources import ListingCache, SourcesController
 from entrypoints.logs import events
 
 MAX_BODY_BYTES = 64 * 1024
@@ -206,6 +206,7 @@ def create_app(container: Container) -> Litestar:
                 "reads": ReadRunner(inline=settings.store_kind in ("memory", "sqlite")),
                 "inspect_limiter": anyio.CapacityLimiter(settings.inspect_concurrency),
                 "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
+                "listings": ListingCache(),
                 # The spec's bound: a schema answer within the connect timeout plus a second.
                 "inspect_deadline": settings.connect_timeout + 0.75,
             }

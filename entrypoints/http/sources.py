@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
@@ -120,6 +120,27 @@ async def _bounded_check(
 
 # Pages up to this size are read on the event loop when the store allows (see ReadRunner).
 INLINE_PAGE_MAX = 100
+
+
+class ListingCache:
+    """The last few encoded listings, by (store revision, filter, limit, cursor).
+
+    A key holds the revision read before the listing, so an entry is never older than what
+    its key says; a change to any source moves the revision, and the old entries are never
+    asked for again (they leave as new ones come).
+    """
+
+    def __init__(self, entries: int = 4) -> None:
+        self._entries = entries
+        self._cached: dict[Hashable, tuple[SourcePage, bytes]] = {}
+
+    def get(self, key: Hashable) -> tuple[SourcePage, bytes] | None:
+        return self._cached.get(key)
+
+    def put(self, key: Hashable, value: tuple[SourcePage, bytes]) -> None:
+        while len(self._cached) >= self._entries:
+            del self._cached[next(iter(self._cached))]
+        self._cached[key] = value
 
 
 def _encoded_listing(
@@ -261,10 +282,20 @@ class SourcesController(Controller):
         else:
             # Thousands of rows: reading, shaping and encoding them would hold the event loop
             # (and every other request) for tens of milliseconds, so all of it runs on a thread,
-            # a few listings at a time so that they do not crowd the loop out of the GIL.
-            page, content = await anyio.to_thread.run_sync(
-                _encoded_listing, list_sources, query, limiter=state.listing_limiter
-            )
+            # a few listings at a time so that they do not crowd the loop out of the GIL. An
+            # encoded listing is kept while the store's revision says nothing changed.
+            cache: ListingCache = state.listings
+            revision = list_sources.revision(request.user) if state.reads.inline else None
+            key = (revision, query.filter, query.limit, query.after)
+            cached = cache.get(key) if revision is not None else None
+            if cached is not None:
+                page, content = cached
+            else:
+                page, content = await anyio.to_thread.run_sync(
+                    _encoded_listing, list_sources, query, limiter=state.listing_limiter
+                )
+                if revision is not None:
+                    cache.put(key, (page, content))
         headers = {}
         if page.next_key is not None:
             following = [("tag", t) for t in tags]

@@ -471,3 +471,19 @@ def test_sources_behave_like_a_dict(new_stores: StoreFactory) -> None:
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
     )
+
+
+def test_the_revision_moves_with_every_change_seen_from_any_handle(
+    new_stores: StoreFactory,
+) -> None:
+    with new_stores.shared(2) as (first, second):
+        if first.sources.revision() is None:
+            return  # this store cannot tell: its listings are read every time
+        before = first.sources.revision()
+        assert first.sources.revision() == before
+        source = make_source("orders")
+        second.sources.add(source)
+        added = first.sources.revision()
+        assert added != before
+        first.sources.remove(source.id)
+        assert first.sources.revision() not in (before, added)

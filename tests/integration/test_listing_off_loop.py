@@ -1,4 +1,5 @@
-"""A full listing is read and encoded off the event loop; a small page is read on it."""
+"""A full listing is read and encoded off the event loop (a small page on it), and kept only
+while nothing changed."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from litestar.testing import TestClient
 from adapters.storage.sqlite import SqliteSourceRepository
 from application.sources import RegisterSourceCommand
 from domain.keys import OPERATOR
-from entrypoints.container import Container
+from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
 
 
 def _on_event_loop() -> bool:
@@ -66,3 +68,26 @@ def test_full_listings_leave_the_loop_and_small_pages_stay(
     assert [s["id"] for s in listing.json()] == [str(i) for i in ids]  # everything, in order
     assert len(page.json()) == 10
     assert watched.seen == [("list", False), ("list", True)]
+
+
+def test_a_kept_listing_gives_way_to_changes_made_by_another_process(
+    container: Container, settings: Settings, make_token: Any
+) -> None:
+    headers = {"Authorization": f"Bearer {make_token()}"}
+    other = build_container(settings)  # another process on the same SQLite file
+    try:
+        with TestClient(create_app(container)) as client:
+            first = client.get("/v1/sources", headers=headers).json()
+            assert client.get("/v1/sources", headers=headers).json() == first
+            other.register_source()(
+                RegisterSourceCommand(
+                    actor=OPERATOR, name="late", source_type="csv", connection={"path": "l.csv"}
+                )
+            )
+            after = client.get("/v1/sources", headers=headers).json()
+            client.delete(f"/v1/sources/{after[-1]['id']}", headers=headers)
+            again = client.get("/v1/sources", headers=headers).json()
+    finally:
+        other.shutdown_resources()
+    assert [s["name"] for s in after] == [s["name"] for s in first] + ["late"]
+    assert again == first
