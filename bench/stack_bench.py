@@ -7,6 +7,9 @@ nothing else gives. In one run this measures GET by id on all four and prints th
 - tdb on the fast stack / the bare app on the fast stack (the framework ceiling, same stack);
 - tdb on the fast stack / tdb on the pure stack (what the stack itself gains).
 
+tdb is asked with a key that has `sources:read` only (secrets masked): a key that may read
+secrets makes every GET that shows one record an audit event, a write.
+
     .venv/bin/python bench/stack_bench.py
     .venv/bin/python bench/stack_bench.py --store postgres --duration 5 --rounds 2
 
@@ -19,6 +22,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +35,7 @@ from http_bench import (
     Postgres,
     Run,
     Server,
+    Store,
     base_env,
     free_port,
     make_store,
@@ -44,6 +49,33 @@ from http_bench import (
 
 GET_OVER_BARE_TARGET = 0.80
 FAST_OVER_PURE_TARGET = 1.4
+
+
+def read_key(store: Store, workdir: Path) -> str:
+    """A token of a new key with `sources:read` only: its GETs show secrets masked, so they
+    read and write nothing else (a key that sees secrets adds an audit event to every GET)."""
+    env = base_env()
+    env["TDB_DATABASE_URL"] = store.url
+    if store.secret_key:
+        env["TDB_SECRET_KEY"] = store.secret_key
+    done = subprocess.run(
+        [
+            str(venv_bin() / "tdb"),
+            "keys",
+            "create",
+            "--name",
+            "bench-read",
+            "--scope",
+            "sources:read",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
 
 
 def bare_server(workdir: Path, workers: int, stack: str) -> Server:
@@ -83,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             fast, token = start_tdb(stack, tmp, store, opts.workers, None)
             filler = Filler(fast, token, opts.connections, tmp)
             filler.fill_to(1)
+            token = read_key(store, tmp)
             pure = tdb_server(tmp, store.url, store.secret_key, opts.workers)
             pure.argv += ["--stack", "pure"]
             stack.enter_context(serving(pure))
