@@ -78,7 +78,9 @@ class ClientLimits:
         """The settings' limits, the cap kept below this process's file descriptor limit."""
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         cap = settings.max_connections
-        ceiling = max(2 * cap, cap + 1024)
+        # Far above the cap: between two sheds a flood of new connections must not reach it,
+        # or clients that would be served at once get refused with the attackers.
+        ceiling = max(10 * cap, cap + 8192)
         if soft != resource.RLIM_INFINITY:
             # Room for the store's connections, the sources', files and the listening sockets.
             ceiling = min(ceiling, max(16, soft - _RESERVED_DESCRIPTORS))
