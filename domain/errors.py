@@ -96,6 +96,10 @@ class BackendUnavailable(DomainError):
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
+    def __reduce__(self) -> tuple[type[BackendUnavailable], tuple[str, str]]:
+        # Pickled as its two fields (it crosses from worker processes), not as its message.
+        return (type(self), (self.reason, self.detail))
+
 
 class StoreUnavailable(DomainError):
     """The registry's own store cannot be reached right now."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import encodings.aliases
+import functools
 import io
 import os
 import re
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters.connectors.csv_inference import column_type
-from adapters.connectors.deadline import Deadline, WorkerPool
+from adapters.connectors.deadline import Deadline
+from adapters.connectors.workers import WorkerProcesses
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, InvalidConnection
 from domain.sources import Column
@@ -30,11 +32,11 @@ MAX_COLUMNS = 1600
 MAX_CELLS = 1_000_000
 # Records parsed between two looks at the deadline.
 _CHECK_EVERY = 256
-# Inspections that run at once in a process, whatever the number of connectors: the work is
-# CPU-bound and holds the GIL, so more of them at once answer no sooner, take more memory and
-# slow every other request down.
+# Inspections that run at once per server process, whatever the number of connectors, each in a
+# worker process: the work is CPU-bound, and in the server's own process it would hold the GIL
+# against every other request.
 PARALLEL = 2
-_WORKERS = WorkerPool(PARALLEL, "tdb-csv")
+_WORKERS = WorkerProcesses(PARALLEL)
 DELIMITERS = (",", ";", "\t", "|")
 # Enough records to tell the delimiter; the rest of the sample only refines types.
 DELIMITER_PROBE_CHARS = 64 * 1024
@@ -133,7 +135,8 @@ class CsvConnector:
     `permission_denied` (outside the root, or not readable by the service), `unreadable` (not a
     regular file, binary data, not decodable in the given encoding, a record longer than the
     sample), `timeout` (the file system, or the inference, did not finish within `timeout`: the
-    work checks its deadline as it goes and stops once it has passed).
+    work runs in a worker process, checks its deadline as it goes, and a worker still busy when
+    it passes is killed).
     """
 
     source_type = "csv"
@@ -244,7 +247,7 @@ class CsvConnector:
         connection = check_connection(self.fields, connection)
         # Waiting for a worker counts against the deadline, like the work itself.
         return _WORKERS.call(
-            lambda deadline: self._inspect(connection, deadline),
+            functools.partial(self._inspect, connection),
             self._timeout,
             f"reading {connection['path']!r}",
         )
@@ -253,6 +256,8 @@ class CsvConnector:
         """Nothing to drop: a CSV file is opened afresh at every inspection."""
 
     def _inspect(self, connection: Mapping[str, Any], deadline: Deadline) -> list[Column]:
+        # Here too: this runs in a worker process, which did not run __init__.
+        csv.field_size_limit(max(csv.field_size_limit(), self._sample_bytes))
         path = connection["path"]
         data, complete = self._read_sample(path)
         text = _decode(data, complete, connection.get("encoding"), path)

@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TypeVar
 
 from domain.errors import BackendUnavailable
 
@@ -60,11 +60,17 @@ class Deadline:
     or once the caller abandoned it.
     """
 
-    def __init__(self, seconds: float, what: str) -> None:
+    def __init__(self, seconds: float, what: str, end: float | None = None) -> None:
         self.seconds = seconds
         self.what = what
-        self._end = time.monotonic() + seconds
+        # `end` on the monotonic clock, which all processes of the machine share.
+        self._end = time.monotonic() + seconds if end is None else end
         self._abandoned = threading.Event()
+
+    @property
+    def end(self) -> float:
+        """When it passes, on the monotonic clock (which every process of the machine shares)."""
+        return self._end
 
     def abandon(self) -> None:
         """The caller stopped waiting: the work should stop at its next check."""
@@ -113,84 +119,3 @@ def call_with_deadline(work: Callable[[], T], seconds: float, what: str) -> T:
     if results:
         return results[0]
     raise BackendUnavailable("timeout", f"{what} gave no answer within {seconds:g} s")
-
-
-class WorkerPool:
-    """A fixed number of daemon threads that run deadline-bound work in turn.
-
-    For CPU-bound work: more threads than this would answer no sooner (the GIL) and would slow
-    every other request down. Few, long-lived threads also keep memory down: glibc gives each
-    new thread a malloc arena of its own, and the large buffers a short-lived thread frees stay
-    in its arena. Work whose caller gave up while it waited in the queue never starts; work
-    already running stops at its next `Deadline.check`.
-    """
-
-    def __init__(self, workers: int, name: str) -> None:
-        self._queue: queue.SimpleQueue[_Job[Any]] = queue.SimpleQueue()
-        self._workers = workers
-        self._name = name
-        self._started = False
-        self._lock = threading.Lock()
-        # A forked child has none of its parent's threads: it starts its own on first use.
-        os.register_at_fork(after_in_child=self._forget_threads)
-
-    def _forget_threads(self) -> None:
-        self._started = False
-        self._lock = threading.Lock()
-        self._queue = queue.SimpleQueue()
-
-    def _start(self) -> None:
-        # On first use, not at import: a process that never inspects a file has no such threads.
-        with self._lock:
-            if not self._started:
-                for index in range(self._workers):
-                    worker = threading.Thread(
-                        target=self._serve, name=f"{self._name}-{index}", daemon=True
-                    )
-                    worker.start()
-                self._started = True
-
-    def call(self, work: Callable[[Deadline], T], seconds: float, what: str) -> T:
-        """What `work(deadline)` returns or raises, or `BackendUnavailable("timeout")` once
-        `seconds` have passed, waiting in the queue included."""
-        if not self._started:
-            self._start()
-        job = _Job(work, Deadline(seconds, what))
-        self._queue.put(job)
-        if not job.done.wait(seconds):
-            job.deadline.abandon()
-            raise job.deadline.timeout()
-        error, result = job.error, job.result
-        # No reference cycle through this frame: an exception kept alive until the cyclic
-        # collector runs would keep the sample its frames hold (megabytes) with it.
-        del job
-        if error is not None:
-            try:
-                raise error
-            finally:
-                del error
-        return result  # type: ignore[return-value]
-
-    def _serve(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job.deadline.expired:
-                continue  # nobody waits for it any more
-            try:
-                job.result = job.work(job.deadline)
-            except BackendUnavailable as exc:
-                # An answer, not a bug: its traceback (and the data in its frames) is not kept.
-                job.error = exc.with_traceback(None)
-            except BaseException as exc:  # handed over to the caller's thread and re-raised there
-                job.error = exc
-            job.done.set()
-            del job  # the work's data must not wait in this frame for the next job
-
-
-class _Job(Generic[T]):
-    def __init__(self, work: Callable[[Deadline], T], deadline: Deadline) -> None:
-        self.work = work
-        self.deadline = deadline
-        self.done = threading.Event()
-        self.result: T | None = None
-        self.error: BaseException | None = None

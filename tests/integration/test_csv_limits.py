@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,8 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from adapters.connectors.csv import CHARACTER_SETS, CsvConnector
-from adapters.connectors.deadline import Deadline, WorkerPool
+from adapters.connectors.deadline import Deadline
+from adapters.connectors.workers import WorkerProcesses
 from domain.errors import BackendUnavailable, InvalidConnection
 from entrypoints.settings import Settings
 
@@ -117,42 +117,38 @@ def test_a_ragged_file_costs_at_most_max_cells(root: Path) -> None:
     assert columns[1].nullable
 
 
-def test_abandoned_work_stops_at_its_next_check() -> None:
-    checks: list[int] = []
-    stopped = threading.Event()
+def spin(deadline: Deadline) -> None:
+    """Work with no end of its own: only its deadline stops it."""
+    while True:
+        deadline.check()
 
-    def work(deadline: Deadline) -> None:
-        try:
-            while True:  # work with no end of its own: only the deadline stops it
-                deadline.check()
-                checks.append(1)
-        finally:
-            stopped.set()
 
+def process_id(deadline: Deadline) -> int:
+    return os.getpid()
+
+
+def test_overrunning_work_is_stopped_and_its_worker_serves_the_next_call() -> None:
+    workers = WorkerProcesses(1)
     with pytest.raises(BackendUnavailable) as caught:
-        WorkerPool(1, "test").call(work, 0.05, "endless work")
+        workers.call(spin, 0.5, "endless work")
     assert caught.value.reason == "timeout"
-    assert stopped.wait(10)
-    assert checks
+    # One worker: this answer comes only once the endless work has stopped at its deadline.
+    assert workers.call(process_id, 30, "next") != os.getpid()
 
 
-def test_work_abandoned_while_queued_never_starts() -> None:
-    pool = WorkerPool(1, "test")
-    running, release, started = threading.Event(), threading.Event(), []
-
-    def block(_: Deadline) -> None:
-        running.set()
-        release.wait(10)
-
-    blocker = threading.Thread(target=pool.call, args=(block, 10, "blocker"))
-    blocker.start()
-    assert running.wait(10)  # the only worker is busy: the next call waits in the queue
-    with pytest.raises(BackendUnavailable):
-        pool.call(lambda _: started.append(1), 0.05, "queued")
-    release.set()
-    blocker.join()
-    assert pool.call(lambda _: 42, 10, "after") == 42
-    assert started == []
+def test_an_answer_and_an_error_come_back_from_the_worker(root: Path) -> None:
+    (root / "a.csv").write_text("a,b\n1,x\n")
+    connector = CsvConnector(root)
+    assert [(c.name, c.type) for c in connector.inspect({"path": "a.csv"})] == [
+        ("a", "integer"),
+        ("b", "text"),
+    ]
+    with pytest.raises(BackendUnavailable) as caught:
+        connector.inspect({"path": "missing.csv"})
+    assert (caught.value.reason, caught.value.detail) == (
+        "file_not_found",
+        "no file 'missing.csv' in the CSV root",
+    )
 
 
 def test_an_expired_deadline_stops_an_inspection(root: Path) -> None:
