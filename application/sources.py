@@ -309,10 +309,10 @@ class UpdateSource:
             names = _secret_names(self._connectors, stored.source_type)
             clear = _map_secrets(stored, names, self._cipher.decrypt)
             merged, changed = self._merge(clear, command.patch, connector, names)
-            if not changed:
-                return _shown(clear, names, command.actor, str)
             if command.verify:
                 _verify(connector, merged.connection)
+            if not changed:
+                return _shown(clear, names, command.actor, str)
             now = self._clock.now()
             merged = attrs.evolve(
                 merged,

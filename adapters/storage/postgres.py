@@ -11,7 +11,6 @@ from types import TracebackType
 from typing import Any
 from uuid import UUID
 
-import attrs
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
@@ -339,19 +338,23 @@ class PostgresSourceRepository:
             raise
 
     def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
+        update = (
+            "UPDATE sources SET name = %(name)s, connection = %(connection)s::json,"
+            " description = %(description)s, tags = %(tags)s::text[],"
+            " status = %(status)s, version = %(version)s,"
+            " updated_at = %(updated_at)s::timestamptz, updated_by = %(updated_by)s"
+            " WHERE id = %(id)s::uuid AND version = %(expected)s RETURNING id"
+        )
+        parameters = {**_source_row(source), "expected": expected_version}
+        if event is not None:
+            # One statement in autocommit: the event is inserted only for a row updated, and
+            # both commit together (a data-modifying CTE), in one round trip.
+            update = f"WITH changed AS ({update}) {_INSERT_EVENT_SELECT} FROM changed"
+            parameters.update(_event_row(event))
         try:
-            with self._db.transaction() as conn:
-                changed = conn.execute(
-                    "UPDATE sources SET name = %(name)s, connection = %(connection)s::json,"
-                    " description = %(description)s, tags = %(tags)s::text[],"
-                    " status = %(status)s, version = %(version)s,"
-                    " updated_at = %(updated_at)s::timestamptz, updated_by = %(updated_by)s"
-                    " WHERE id = %(id)s::uuid AND version = %(expected)s",
-                    {**_source_row(source), "expected": expected_version},
-                ).rowcount
-                if not changed:
+            with self._db.connection() as conn:
+                if not conn.execute(update, parameters).rowcount:
                     _mismatch(conn, source.id)
-                _record(conn, event)
         except pg_errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "sources_name_unique":
                 raise DuplicateSourceName(source.name.value) from None
@@ -398,27 +401,32 @@ class PostgresSourceRepository:
     def remove(
         self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
     ) -> None:
-        sql = "DELETE FROM sources WHERE id = %s"
-        parameters: list[Any] = [source_id]
+        delete = "DELETE FROM sources WHERE id = %(id)s"
+        parameters: dict[str, Any] = {"id": source_id, "expected": expected_version}
         if expected_version is not None:
-            sql += " AND version = %s"
-            parameters.append(expected_version)
-        with self._db.transaction() as conn:
-            deleted = conn.execute(sql + " RETURNING name", parameters).fetchall()
-            if not deleted:
+            delete += " AND version = %(expected)s"
+        delete += " RETURNING name"
+        if event is not None:
+            # As for an update: one statement; the event names the source as it was deleted.
+            insert = _INSERT_EVENT_SELECT.replace("%(event_source_name)s", "gone.name")
+            delete = f"WITH gone AS ({delete}) {insert} FROM gone RETURNING source_name"
+            parameters.update(_event_row(event))
+        with self._db.connection() as conn:
+            if not conn.execute(delete, parameters).fetchall():
                 _mismatch(conn, source_id)
-            if event is not None:
-                _record(conn, attrs.evolve(event, source_name=deleted[0][0]))
 
     def count(self) -> int:
         return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
 
 
-_INSERT_EVENT = (
-    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (%(event_id)s::uuid, %(event_at)s::timestamptz,"
-    " %(event_actor)s, %(event_action)s, %(event_source_id)s::uuid, %(event_source_name)s,"
-    " %(event_key_id)s, %(event_changed)s::text[], %(event_breaking)s)"
+_EVENT_VALUES = (
+    "%(event_id)s::uuid, %(event_at)s::timestamptz, %(event_actor)s, %(event_action)s,"
+    " %(event_source_id)s::uuid, %(event_source_name)s, %(event_key_id)s,"
+    " %(event_changed)s::text[], %(event_breaking)s::boolean"
 )
+_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_VALUES})"
+# The same insert fed by a data-modifying CTE: `... FROM <cte>` follows it.
+_INSERT_EVENT_SELECT = f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_VALUES}"
 
 
 def _event_row(event: Event) -> dict[str, Any]:

@@ -208,6 +208,10 @@ def test_verify_refuses_a_failing_connection_and_stores_nothing(world: World) ->
         update(world, source, {"connection": {"table": "missing"}}, verify=True)
     assert world.sources.get(source.id).connection["table"] == "orders"
     assert update(world, source, {"description": "x"}, verify=True).version == 2
+    # A patch that changes nothing is still tested when asked.
+    world.connector.tables.clear()
+    with pytest.raises(VerificationFailed):
+        update(world, source, {}, verify=True)
 
 
 def test_connection_tests_answer_whatever_the_backend_says(world: World) -> None:
