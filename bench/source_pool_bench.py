@@ -6,7 +6,7 @@ a `bench_orders` table, and measures with `wrk`:
 1. `pooled`: GET /v1/sources/{id}/schema with the default pool;
 2. `fresh`: the same with no connection kept (`TDB_SOURCE_POOL_IDLE_TIMEOUT=0`) and a per-target
    bound as wide as the inspection limit (`TDB_SOURCE_POOL_SIZE=16`): a fresh connection per
-   request, as before pooling;
+   request, as before pooling; `--rounds` of both, alternating, medians compared;
 3. `kills`: `pooled` again while a thread terminates every pooled backend (`pg_terminate_backend`)
    several times during the run: no request may fail;
 4. `alone`: a healthy source's schema, one request at a time;
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         default=8,
         help="wrk connections (8: the pool's 2 plus waiting room, so none is refused as busy)",
     )
+    p.add_argument("--rounds", type=int, default=3, help="pooled/fresh rounds, alternating (3)")
     p.add_argument("--kill-every", type=float, default=1.0, help="seconds between kills (1)")
     p.add_argument("--silent-clients", type=int, default=50, help="clients on the silent peer")
     p.add_argument("--pg-url", default=DEFAULT_PG_URL, help=f"PostgreSQL ({DEFAULT_PG_URL})")
@@ -211,9 +212,36 @@ def main(argv: list[str] | None = None) -> int:
             pooled = stack.enter_context(serving(start(tmp, "pooled", {})))
             token = pooled.admin_token() or ""
             schema = f"/v1/sources/{register(pooled, token, 'orders', connection)}/schema"
-
-            results["pooled"] = wrk(pooled, schema, token, opts, opts.connections)
-            print(f"pooled: {results['pooled']}")
+            fresh = stack.enter_context(
+                serving(
+                    start(
+                        tmp,
+                        "fresh",
+                        {"TDB_SOURCE_POOL_IDLE_TIMEOUT": "0", "TDB_SOURCE_POOL_SIZE": "16"},
+                    )
+                )
+            )
+            fresh_token = fresh.admin_token() or ""
+            fresh_schema = (
+                f"/v1/sources/{register(fresh, fresh_token, 'orders', connection)}/schema"
+            )
+            # Rounds alternate, so that a machine whose load drifts weighs on both alike.
+            rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
+            for n in range(opts.rounds):
+                one = wrk(pooled, schema, token, opts, opts.connections)
+                other = wrk(fresh, fresh_schema, fresh_token, opts, opts.connections)
+                rounds.append((one, other))
+                print(f"round {n + 1}: pooled {one}\n         fresh  {other}")
+            fresh.stop()
+            results["rounds"] = [{"pooled": a, "fresh": b} for a, b in rounds]
+            results["pooled"] = {
+                "rps": statistics.median(a["rps"] for a, _ in rounds),
+                "failed": sum(a["failed"] for a, _ in rounds),
+            }
+            results["fresh"] = {
+                "rps": statistics.median(b["rps"] for _, b in rounds),
+                "failed": sum(b["failed"] for _, b in rounds),
+            }
 
             stop = threading.Event()
             killed = killer(opts.pg_url, connection["dbname"], stop, opts.kill_every)
@@ -247,21 +275,6 @@ def main(argv: list[str] | None = None) -> int:
                     results[name]["silent_answers"] = statuses
                     pooled.settle()
                     print(f"{name}: {results[name]}")
-            stack.close()
-
-            fresh = stack.enter_context(
-                serving(
-                    start(
-                        tmp,
-                        "fresh",
-                        {"TDB_SOURCE_POOL_IDLE_TIMEOUT": "0", "TDB_SOURCE_POOL_SIZE": "16"},
-                    )
-                )
-            )
-            token = fresh.admin_token() or ""
-            schema = f"/v1/sources/{register(fresh, token, 'orders', connection)}/schema"
-            results["fresh"] = wrk(fresh, schema, token, opts, opts.connections)
-            print(f"fresh:  {results['fresh']}")
     finally:
         pg.drop_all()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -277,9 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         "healthy_p50_during_silent_flood_met": results["flood"]["p50_ms"] < SILENT_P50_TARGET_MS
         and results["flood"]["failed"] == 0,
     }
+    per_round = [
+        round(r["pooled"]["rps"] / max(r["fresh"]["rps"], 0.1), 1) for r in results["rounds"]
+    ]
     print(
-        f"\npooled {results['pooled']['rps']} req/s vs fresh {results['fresh']['rps']} req/s:"
-        f" x{ratio:.1f} (target >= x{POOL_OVER_FRESH_TARGET:g})"
+        f"\npooled {results['pooled']['rps']} req/s vs fresh {results['fresh']['rps']} req/s"
+        f" (medians of {opts.rounds} alternating rounds): x{ratio:.1f}"
+        f" (target >= x{POOL_OVER_FRESH_TARGET:g}); per round {per_round}"
     )
     print(
         f"kills: {results['kills']['backends_killed']} backends killed in"
