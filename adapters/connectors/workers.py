@@ -124,4 +124,7 @@ if __name__ == "__main__":
     # workers too; Ctrl-C is the server's to handle, and the worker ends when the server does
     # (its stdin closes).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Below the server in the scheduler's eyes: when the cores are busy, the server's requests
+    # (and /healthz) run first, and inference takes the time that is left.
+    os.nice(10)
     _serve(sys.stdin.buffer, sys.stdout.buffer)
