@@ -12,7 +12,7 @@ import attrs
 from application.ports import ApiKeyRepository, Clock, IdGenerator
 from domain.errors import ApiKeyNotFound, AuthenticationFailed, InvalidInput
 from domain.events import Action, Event
-from domain.keys import ALL_SCOPES, OPERATOR, TOKEN_PREFIX, ApiKey, Principal, Scope, public_id
+from domain.keys import ALL_SCOPES, TOKEN_PREFIX, ApiKey, Principal, Scope, public_id
 from domain.sources import name_errors
 
 
@@ -76,9 +76,7 @@ class CreateApiKey:
             key_id=key.key_id,
         )
 
-    def __call__(
-        self, name: str, scopes: Iterable[str] = (), actor: Principal = OPERATOR
-    ) -> IssuedKey:
+    def __call__(self, name: str, scopes: Iterable[str], actor: Principal) -> IssuedKey:
         issued = self.issue(name, scopes)
         self._keys.add(issued.key, self.event(issued.key, actor))
         return issued
@@ -91,9 +89,9 @@ class BootstrapAdminKey:
     _keys: ApiKeyRepository
     _create: CreateApiKey
 
-    def __call__(self) -> IssuedKey | None:
+    def __call__(self, actor: Principal) -> IssuedKey | None:
         issued = self._create.issue("admin")
-        event = self._create.event(issued.key, OPERATOR)
+        event = self._create.event(issued.key, actor)
         return issued if self._keys.add_if_none(issued.key, event) else None
 
 
@@ -115,7 +113,7 @@ class RevokeApiKey:
     _clock: Clock
     _ids: IdGenerator
 
-    def __call__(self, key_id: str, actor: Principal = OPERATOR) -> ApiKey:
+    def __call__(self, key_id: str, actor: Principal) -> ApiKey:
         if key_id.startswith(f"{TOKEN_PREFIX}_"):
             key_id = key_id.removeprefix(f"{TOKEN_PREFIX}_")
         now = self._clock.now()

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bare_app
 
 from application.sources import RegisterSourceCommand
-from domain.keys import OPERATOR
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
 from entrypoints.logs import configure_logging
+from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -90,7 +90,7 @@ async def main(n: int) -> None:
                 tags=["production", "finance"],
             )
         )
-        token = container.create_api_key()("bench").token
+        token = container.create_api_key()("bench", (), OPERATOR).token
         tdb = create_app(container)
         auth = [(b"authorization", f"Bearer {token}".encode())]
         path = f"/v1/sources/{source.id}"

@@ -57,7 +57,3 @@ class Principal:
 
     def can(self, scope: Scope) -> bool:
         return scope in self.scopes
-
-
-OPERATOR = Principal(identity="tdb-cli", scopes=ALL_SCOPES)
-"""The local operator using the CLI against the store directly: every scope."""

@@ -8,11 +8,11 @@ from pathlib import Path
 from dependency_injector import containers, providers
 
 from adapters.connectors.csv import CsvConnector
-from adapters.connectors.observed import ObservedConnectors
+from adapters.connectors.observed import ObservedConnectorRegistry
 from adapters.connectors.outbound import OutboundPolicy, system_resolver
 from adapters.connectors.pools import ConnectionPools
 from adapters.connectors.postgres import PostgresConnector
-from adapters.connectors.registry import ConnectorCatalog
+from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
 from adapters.storage.memory import (
@@ -179,9 +179,9 @@ class Container(containers.DeclarativeContainer):
     source_pools = providers.Resource(open_source_pools, settings)
 
     connectors = providers.Singleton(
-        ObservedConnectors,
+        ObservedConnectorRegistry,
         providers.Singleton(
-            ConnectorCatalog,
+            StaticConnectorRegistry,
             providers.List(
                 providers.Singleton(
                     PostgresConnector,

@@ -54,7 +54,7 @@ class ObservedConnector:
         return result
 
 
-class ObservedConnectors:
+class ObservedConnectorRegistry:
     """A connector registry whose connectors report their backend calls to `observe`."""
 
     def __init__(self, connectors: ConnectorRegistry, observe: BackendObserver) -> None:

@@ -9,7 +9,7 @@ from application.ports import Connector
 from domain.errors import UnknownSourceType
 
 
-class ConnectorCatalog:
+class StaticConnectorRegistry:
     """A read-only map of source type to connector; adding a type is adding one connector to it."""
 
     def __init__(self, connectors: Iterable[Connector]) -> None:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import attrs
 
-from adapters.storage.sql import event_page, page
+from adapters.storage.listing import event_page, page
 from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound, VersionMismatch
 from domain.events import Event, EventFilter, EventKey, EventPage, event_order
 from domain.history import SchemaSnapshot, SnapshotHead

@@ -17,8 +17,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from adapters.serialization import from_row, timestamp, to_row
+from adapters.storage.listing import can_match, event_page, page, storable
 from adapters.storage.outage import OutageWatch
-from adapters.storage.sql import can_match, event_page, page, storable
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,

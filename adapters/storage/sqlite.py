@@ -17,8 +17,8 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from adapters.serialization import decode_json, from_row, parse_timestamp, timestamp, to_row
+from adapters.storage.listing import can_match, event_page, page, storable
 from adapters.storage.outage import OutageWatch
-from adapters.storage.sql import can_match, event_page, page, storable
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,

@@ -34,7 +34,7 @@ from domain.errors import (
     SourceNotFound,
 )
 from domain.events import Action, EventFilter, EventKey
-from domain.keys import OPERATOR, ApiKey, Principal, Scope, public_id
+from domain.keys import ApiKey, Principal, Scope, public_id
 from domain.sources import (
     IfMatch,
     Source,
@@ -46,16 +46,17 @@ from domain.sources import (
 from domain.sources import SourceSummary as Summary
 from entrypoints import metrics
 from entrypoints.container import Container, build_container
-from entrypoints.http.schemas import (
+from entrypoints.logs import configure_logging, events
+from entrypoints.operator import OPERATOR
+from entrypoints.presenters import (
     ColumnChangeOut,
     ConnectionCheckOut,
     EventOut,
     SchemaOut,
+    SourceListItem,
     SourceRecord,
-    SourceSummary,
     api_timestamp,
 )
-from entrypoints.logs import configure_logging, events
 from entrypoints.settings import Settings
 
 REGISTER_FIELDS = {"name", "source_type", "connection", "description", "tags"}
@@ -94,7 +95,7 @@ def _key_row(key: ApiKey) -> dict[str, Any]:
 
 
 def keys_create(container: Container, args: argparse.Namespace) -> None:
-    issued = container.create_api_key()(args.name, args.scope or ())
+    issued = container.create_api_key()(args.name, args.scope or (), OPERATOR)
     if args.json:
         _json({**_key_row(issued.key), "token": issued.token})
         return
@@ -118,7 +119,7 @@ def keys_list(container: Container, args: argparse.Namespace) -> None:
 
 
 def keys_revoke(container: Container, args: argparse.Namespace) -> None:
-    key = container.revoke_api_key()(args.key_id)
+    key = container.revoke_api_key()(args.key_id, OPERATOR)
     if args.json:
         _json(_key_row(key))
     else:
@@ -156,7 +157,7 @@ def sources_list(container: Container, args: argparse.Namespace) -> None:
             tags=tuple(args.tag or ()), source_type=args.source_type, name_prefix=args.name_prefix
         ),
     )
-    rows = [to_builtins(SourceSummary.of(s)) for s in container.list_sources()(query).sources]
+    rows = [to_builtins(SourceListItem.of(s)) for s in container.list_sources()(query).sources]
     if args.json:
         _json(rows)
         return
@@ -385,7 +386,7 @@ def serve(container: Container, args: argparse.Namespace) -> None:
     if applied:
         events.info("migrations_applied", versions=applied)
     container.cipher()  # the key file is made now, or a bad TDB_SECRET_KEY is refused now
-    issued = container.bootstrap_admin_key()()
+    issued = container.bootstrap_admin_key()(OPERATOR)
     container.shutdown_resources()
     if issued is not None:
         _out(

@@ -28,7 +28,7 @@ from entrypoints.http.observability import (
     StoreGauges,
     metrics_endpoint,
 )
-from entrypoints.http.openapi import RegisterBodySchema, openapi_config
+from entrypoints.http.openapi import SourceBodySchema, openapi_config
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.reads import ReadRunner
 from entrypoints.http.sources import ListingCache, SourcesController
@@ -197,7 +197,7 @@ def create_app(container: Container) -> Litestar:
         request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(),
-        plugins=[RegisterBodySchema(container.connectors())],
+        plugins=[SourceBodySchema(container.connectors())],
         on_startup=[lambda: _start(container, gauges)],
         on_shutdown=[lambda: _stop(container, gauges)],
         state=State(

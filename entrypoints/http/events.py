@@ -20,7 +20,7 @@ from entrypoints.http.auth import require_scope
 from entrypoints.http.cursor import decode_event_cursor, encode_event_cursor
 from entrypoints.http.openapi import responses
 from entrypoints.http.query import check_query
-from entrypoints.http.schemas import EventOut
+from entrypoints.presenters import EventOut
 
 EVENT_PARAMETERS = ("source_id", "action", "actor", "since", "limit", "cursor")
 

@@ -7,7 +7,7 @@ from litestar.di import NamedDependency
 
 from application.store import CheckReadiness
 from entrypoints.http.openapi import responses
-from entrypoints.http.schemas import Health
+from entrypoints.presenters import Health
 
 
 @get("/healthz", security=[{}], tags=["ops"], summary="The process is alive")

@@ -28,7 +28,7 @@ from swagger_ui_bundle import swagger_ui_path
 from application.ports import Connector, ConnectorRegistry
 from domain.connections import ConnectionField
 from domain.sources import DESCRIPTION_MAX, NAME_MAX, TAG_MAX, TAGS_MAX
-from entrypoints.http.schemas import Problem, RegisterSourceRequest
+from entrypoints.presenters import ConnectionTestRequest, Problem, RegisterSourceRequest
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -230,44 +230,54 @@ def connection_schema(connector: Connector) -> Schema:
     )
 
 
-class RegisterBodySchema(OpenAPISchemaPlugin):
-    """Documents the registration body as one shape per connector of this build."""
+class SourceBodySchema(OpenAPISchemaPlugin):
+    """Documents the registration and connection-test bodies as one shape per connector of this
+    build, so the document names the source types the connectors declare."""
 
     def __init__(self, connectors: ConnectorRegistry) -> None:
         self._connectors = connectors
 
     @staticmethod
     def is_plugin_supported_type(value: Any) -> bool:
-        return value is RegisterSourceRequest
+        return value is RegisterSourceRequest or value is ConnectionTestRequest
 
     def to_openapi_schema(
         self, field_definition: FieldDefinition, schema_creator: SchemaCreator
     ) -> Schema:
+        registering = field_definition.annotation is RegisterSourceRequest
         shapes = []
         for source_type in self._connectors.types():
             connector = self._connectors.get(source_type)
             shapes.append(
                 Schema(
                     type=OpenAPIType.OBJECT,
-                    title=f"Register a {source_type} source",
+                    title=f"{'Register' if registering else 'Test'} a {source_type} source",
                     properties={
-                        "name": _name_schema(),
+                        "name": _name_schema() if registering else _optional(_name_schema()),
                         "source_type": Schema(type=OpenAPIType.STRING, enum=[source_type]),
                         "connection": connection_schema(connector),
                         "description": Schema(
                             type=[OpenAPIType.STRING, OpenAPIType.NULL],
                             max_length=DESCRIPTION_MAX,
-                            default="",
+                            default="" if registering else None,
                         ),
                         "tags": Schema(
                             type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
                             items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=TAG_MAX),
                             max_items=TAGS_MAX,
-                            default=[],
+                            default=[] if registering else None,
                         ),
                     },
-                    required=["name", "source_type", "connection"],
+                    required=["name", "source_type", "connection"]
+                    if registering
+                    else ["source_type", "connection"],
                     additional_properties=False,
                 )
             )
         return Schema(one_of=shapes, discriminator=Discriminator(property_name="source_type"))
+
+
+def _optional(schema: Schema) -> Schema:
+    """The schema, null also allowed (null means "not given")."""
+    schema.type = [OpenAPIType.STRING, OpenAPIType.NULL]
+    return schema

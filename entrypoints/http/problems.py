@@ -23,9 +23,9 @@ from domain.errors import (
     VerificationFailed,
     VersionMismatch,
 )
-from entrypoints.http.schemas import FieldProblem, Problem
 from entrypoints.logs import REQUEST_ID, events
 from entrypoints.metrics import AUTH_FAILURES
+from entrypoints.presenters import FieldProblem, Problem
 
 PROBLEM_JSON = "application/problem+json"
 # The scope key that marks a request whose client closed the connection before its body was read.

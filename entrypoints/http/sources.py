@@ -59,14 +59,14 @@ from entrypoints.http.cursor import (
 )
 from entrypoints.http.openapi import PATCH_MEDIA_TYPES, MergePatchOperation, responses
 from entrypoints.http.query import check_query
-from entrypoints.http.schemas import (
+from entrypoints.presenters import (
     ConnectionCheckOut,
     ConnectionTestRequest,
     RegisterSourceRequest,
     SchemaOut,
     SnapshotOut,
+    SourceListItem,
     SourceRecord,
-    SourceSummary,
 )
 
 AuthRequest = Request[Principal, str, Any]
@@ -147,7 +147,7 @@ def _encoded_listing(
     list_sources: ListSources, query: ListSourcesQuery
 ) -> tuple[SourcePage, bytes]:
     page = list_sources(query)
-    return page, msgspec.json.encode([SourceSummary.of(s) for s in page.sources])
+    return page, msgspec.json.encode([SourceListItem.of(s) for s in page.sources])
 
 
 class SourcesController(Controller):
@@ -260,7 +260,7 @@ class SourcesController(Controller):
         cursor: Annotated[
             str | None, Parameter(description="Opaque: from the previous page's Link header")
         ] = None,
-    ) -> Response[list[SourceSummary]]:
+    ) -> Response[list[SourceListItem]]:
         # A typo such as `?tags=x` must not silently list everything.
         check_query(
             request.query_params,
@@ -278,7 +278,7 @@ class SourcesController(Controller):
         state = request.app.state
         if limit is not None and limit <= INLINE_PAGE_MAX:
             page = await state.reads(list_sources, query)
-            content: Any = [SourceSummary.of(s) for s in page.sources]
+            content: Any = [SourceListItem.of(s) for s in page.sources]
         else:
             # Thousands of rows: reading, shaping and encoding them would hold the event loop
             # (and every other request) for tens of milliseconds, so all of it runs on a thread,

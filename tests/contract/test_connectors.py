@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from adapters.connectors.csv import CsvConnector
 from adapters.connectors.postgres import PostgresConnector
-from adapters.connectors.registry import ConnectorCatalog
+from adapters.connectors.registry import StaticConnectorRegistry
 from application.ports import Connector, ConnectorRegistry
 from domain.connections import ConnectionField
 from domain.errors import BackendUnavailable, InvalidConnection, UnknownSourceType
@@ -205,7 +205,7 @@ def test_inspect_of_a_missing_source_is_backend_unavailable_with_a_reason(case: 
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> ConnectorRegistry:
-    return ConnectorCatalog([PostgresConnector(), CsvConnector(tmp_path)])
+    return StaticConnectorRegistry([PostgresConnector(), CsvConnector(tmp_path)])
 
 
 def test_the_catalog_lists_its_types_sorted_and_hands_out_each_connector(
@@ -227,4 +227,4 @@ def test_an_unknown_type_names_the_available_ones(
 
 def test_two_connectors_of_one_type_are_a_wiring_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="csv"):
-        ConnectorCatalog([CsvConnector(tmp_path), CsvConnector(tmp_path / "other")])
+        StaticConnectorRegistry([CsvConnector(tmp_path), CsvConnector(tmp_path / "other")])

@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
+from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
 
 
@@ -47,7 +48,7 @@ def make_token(container: Container, client: TestClient[Any]) -> Token:
     """Mint a key with these scopes (none: all of them) and return its token."""
 
     def make(*scopes: str, name: str = "test") -> str:
-        return container.create_api_key()(name, scopes).token
+        return container.create_api_key()(name, scopes, OPERATOR).token
 
     return make
 

@@ -8,6 +8,7 @@ import pytest
 from litestar.testing import TestClient
 
 from entrypoints.container import Container
+from entrypoints.operator import OPERATOR
 from tests.integration.conftest import Token
 from tests.integration.test_http_sources import SEED_BODY, assert_problem
 
@@ -65,7 +66,7 @@ def test_a_wrong_secret_and_a_revoked_key_get_the_same_401(
     assert (
         client.get("/v1/sources", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     )
-    container.revoke_api_key()(token.split("_")[1])
+    container.revoke_api_key()(token.split("_")[1], OPERATOR)
     assert _unauthorized_bodies(client, {"Authorization": f"Bearer {token}"}) == reference
 
 

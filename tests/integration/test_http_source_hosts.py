@@ -19,6 +19,7 @@ from litestar.testing import TestClient
 from entrypoints.cli.main import main
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
+from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
 from tests.integration.conftest import Token
 from tests.integration.test_http_sources import _register, assert_problem, body
@@ -220,7 +221,8 @@ def test_a_target_with_no_connection_to_spare_is_503_busy_at_once(
     listener.settimeout(10)
     try:
         with TestClient(create_app(container)) as client:
-            admin = {"Authorization": f"Bearer {container.create_api_key()('busy', ()).token}"}
+            token = container.create_api_key()("busy", (), OPERATOR).token
+            admin = {"Authorization": f"Bearer {token}"}
             connection = {**orders_table, "port": listener.getsockname()[1]}
             url = f"/v1/sources/{_register(client, admin, 'mute', connection=connection)['id']}"
             # The peer hangs up on the first connection: the target is known to fail.

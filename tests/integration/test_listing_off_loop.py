@@ -13,9 +13,9 @@ from litestar.testing import TestClient
 
 from adapters.storage.sqlite import SqliteSourceRepository
 from application.sources import RegisterSourceCommand
-from domain.keys import OPERATOR
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
+from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
 
 

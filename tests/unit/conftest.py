@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from adapters.connectors.registry import ConnectorCatalog
+from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.crypto import AesGcmCipher, generate_key
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
@@ -26,7 +26,7 @@ class World:
     keys: MemoryApiKeyRepository
     events: MemoryEventRepository
     connector: FakeConnector
-    connectors: ConnectorCatalog
+    connectors: StaticConnectorRegistry
     cipher: AesGcmCipher
     clock: SteppingClock
     ids: CountingIds
@@ -45,7 +45,7 @@ def world() -> World:
         keys=MemoryApiKeyRepository(events),
         events=events,
         connector=connector,
-        connectors=ConnectorCatalog([connector]),
+        connectors=StaticConnectorRegistry([connector]),
         cipher=AesGcmCipher(generate_key()),
         clock=SteppingClock(),
         ids=CountingIds(),

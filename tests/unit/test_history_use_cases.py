@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from adapters.connectors.registry import ConnectorCatalog
+from adapters.connectors.registry import StaticConnectorRegistry
 from application.sources import (
     GetSchemaHistory,
     InspectSchema,
@@ -107,7 +107,7 @@ def test_a_slow_inspection_cannot_bury_a_newer_one(world: World) -> None:
     world.connector.tables["orders"] = B
     slow = InspectSchema(
         world.sources,
-        ConnectorCatalog([InterleavingConnector(world, source.id, A)]),
+        StaticConnectorRegistry([InterleavingConnector(world, source.id, A)]),
         world.cipher,
         world.clock,
         world.history,
@@ -193,7 +193,7 @@ def test_an_inspection_that_stores_nothing_writes_no_event(world: World) -> None
     world.connector.tables["orders"] = B
     slow = InspectSchema(
         world.sources,
-        ConnectorCatalog([InterleavingConnector(world, source.id, A)]),
+        StaticConnectorRegistry([InterleavingConnector(world, source.id, A)]),
         world.cipher,
         world.clock,
         world.history,

@@ -33,8 +33,9 @@ from domain.errors import (
     VersionMismatch,
 )
 from domain.events import Action, EventFilter
-from domain.keys import ALL_SCOPES, OPERATOR, Principal, Scope
+from domain.keys import ALL_SCOPES, Principal, Scope
 from domain.sources import MASK, IfMatch, Source, SourceFilter, parse_if_match
+from entrypoints.operator import OPERATOR
 from tests.unit.conftest import World
 from tests.unit.test_source_use_cases import ADMIN, READER, WRITER, register
 
@@ -270,10 +271,10 @@ def test_conditional_delete_and_its_event(world: World) -> None:
 
 
 def test_key_events_and_the_audit_scope(world: World) -> None:
-    issued = CreateApiKey(world.keys, world.clock, world.ids)("ci")
+    issued = CreateApiKey(world.keys, world.clock, world.ids)("ci", (), OPERATOR)
     assert Scope.AUDIT in issued.key.scopes
     assert issued.key.scopes == ALL_SCOPES
-    RevokeApiKey(world.keys, world.clock, world.ids)(f"tdbk_{issued.key.key_id}")
+    RevokeApiKey(world.keys, world.clock, world.ids)(f"tdbk_{issued.key.key_id}", OPERATOR)
     list_events = ListEvents(world.events)
     events = list_events(ListEventsQuery(OPERATOR)).events
     assert [(e.action, e.key_id, e.actor) for e in events] == [

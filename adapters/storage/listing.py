@@ -1,4 +1,4 @@
-"""What the stores share: paging by fetching one row more, and text no store can hold."""
+"""What the stores' listings share: paging by fetching one row more, text no store can hold."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ class RegisterSourceRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Body of `POST /v1/sources`."""
 
     name: Name
-    source_type: Annotated[str, Meta(description="Connector type: postgres or csv")]
+    source_type: Annotated[str, Meta(description="A source type this build has a connector for")]
     connection: Annotated[dict[str, Any], Meta(description="Connector-specific configuration")]
     # Optional fields may also be null, which means "not given", as in a connection object.
     description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] | None = ""
@@ -59,7 +59,7 @@ class RegisterSourceRequest(msgspec.Struct, forbid_unknown_fields=True):
 class ConnectionTestRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Body of `POST /v1/sources/test`: a registration body whose `name` may be left out."""
 
-    source_type: Annotated[str, Meta(description="Connector type: postgres or csv")]
+    source_type: Annotated[str, Meta(description="A source type this build has a connector for")]
     connection: Annotated[dict[str, Any], Meta(description="Connector-specific configuration")]
     name: Name | None = None
     description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] | None = None
@@ -100,7 +100,7 @@ class SourceRecord(msgspec.Struct):
         )
 
 
-class SourceSummary(msgspec.Struct):
+class SourceListItem(msgspec.Struct):
     """A source in a listing: no connection details."""
 
     # A listing shapes thousands of these: the id and the time stay objects, which msgspec
@@ -113,7 +113,7 @@ class SourceSummary(msgspec.Struct):
     registered_at: Annotated[datetime, Meta(description=TIMESTAMP_DESCRIPTION)]
 
     @classmethod
-    def of(cls, source: sources.SourceSummary) -> SourceSummary:
+    def of(cls, source: sources.SourceSummary) -> SourceListItem:
         return cls(
             id=source.id,
             name=source.name,
