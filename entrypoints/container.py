@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 from dependency_injector import containers, providers
 
@@ -62,25 +63,17 @@ from entrypoints.metrics import record_backend_call
 from entrypoints.settings import Settings
 
 
-def secret_key(settings: Settings) -> str | bytes:
-    """`TDB_SECRET_KEY`, else a key file beside the SQLite file (a throwaway key in memory)."""
+def sqlite_secret_key(settings: Settings) -> str | bytes:
+    """`TDB_SECRET_KEY`, else a key file beside the SQLite file."""
     if settings.secret_key:
         return settings.secret_key
-    if settings.store_kind == "sqlite":
-        path = settings.sqlite_path
-        return load_or_create_key_file(path.with_name(path.name + ".key"))
-    if settings.store_kind == "memory":
-        return generate_key()
-    raise ValueError(
-        "TDB_SECRET_KEY is required with the PostgreSQL store: every replica must share one key"
-    )
+    path = settings.sqlite_path
+    return load_or_create_key_file(path.with_name(path.name + ".key"))
 
 
-def store_files(settings: Settings) -> tuple[Path, ...]:
+def sqlite_files(settings: Settings) -> tuple[Path, ...]:
     """The files of the embedded store, which no CSV source may read: the database, its journals
     and the key file beside it."""
-    if settings.store_kind != "sqlite":
-        return ()
     path = settings.sqlite_path
     return tuple(
         path.with_name(path.name + suffix) for suffix in ("", "-wal", "-shm", "-journal", ".key")
@@ -92,6 +85,15 @@ def open_sqlite(settings: Settings) -> Iterator[SqliteDatabase]:
     db = SqliteDatabase(settings.sqlite_path, busy_timeout_ms=int(settings.store_timeout * 1000))
     yield db
     db.close()
+
+
+def shared_secret_key(settings: Settings) -> str:
+    """`TDB_SECRET_KEY`, which a store shared by several replicas cannot do without."""
+    if not settings.secret_key:
+        raise ValueError(
+            "TDB_SECRET_KEY is required with the PostgreSQL store: every replica must share one key"
+        )
+    return settings.secret_key
 
 
 def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
@@ -107,6 +109,81 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
     db.close()
 
 
+class StoreBackend(containers.DeclarativeContainer):
+    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`), whether reads run
+    on the event loop (`inline_reads`), where the secret key comes from (`secret_key`) and the
+    files no CSV source may read (`own_files`)."""
+
+    schemes: ClassVar[tuple[str, ...]] = ()
+    """The database URL schemes this store serves."""
+
+
+class MemoryBackend(StoreBackend):
+    """The store in this process's memory (`memory://`): gone when it exits, a throwaway key."""
+
+    schemes = ("memory",)
+    settings = providers.Dependency(instance_of=Settings)
+    store = providers.Singleton(MemoryStore)
+    # Sources and keys append their events to the one trail the store shares.
+    events = providers.Singleton(MemoryEventRepository)
+    sources = providers.Singleton(MemorySourceRepository, events)
+    snapshots = providers.Singleton(MemorySnapshotRepository, sources)
+    keys = providers.Singleton(MemoryApiKeyRepository, events)
+    # A read never waits, so it runs on the event loop.
+    inline_reads = providers.Object(True)
+    secret_key = providers.Callable(lambda s: s.secret_key or generate_key(), settings)
+    own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
+
+
+class SqliteBackend(StoreBackend):
+    """An SQLite file (`sqlite:///FILE` or a bare path), its key file beside it by default."""
+
+    schemes = ("sqlite", "")
+    settings = providers.Dependency(instance_of=Settings)
+    store = providers.Resource(open_sqlite, settings)
+    events = providers.Singleton(SqliteEventRepository, store)
+    sources = providers.Singleton(SqliteSourceRepository, store)
+    snapshots = providers.Singleton(SqliteSnapshotRepository, store)
+    keys = providers.Singleton(SqliteApiKeyRepository, store)
+    # In WAL mode a read never waits for a writer, so it runs on the event loop.
+    inline_reads = providers.Object(True)
+    secret_key = providers.Callable(sqlite_secret_key, settings)
+    own_files = providers.Callable(sqlite_files, settings)
+
+
+class PostgresBackend(StoreBackend):
+    """A PostgreSQL database (`postgresql://...`) shared by replicas, which share one key."""
+
+    schemes = ("postgres", "postgresql")
+    settings = providers.Dependency(instance_of=Settings)
+    store = providers.Resource(open_postgres, settings)
+    events = providers.Singleton(PostgresEventRepository, store)
+    sources = providers.Singleton(PostgresSourceRepository, store)
+    snapshots = providers.Singleton(PostgresSnapshotRepository, store)
+    keys = providers.Singleton(PostgresApiKeyRepository, store)
+    # A read may wait for the pool or the network: it runs on a worker thread.
+    inline_reads = providers.Object(False)
+    secret_key = providers.Callable(shared_secret_key, settings)
+    own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
+
+
+BACKENDS: dict[str, type[StoreBackend]] = {
+    "memory": MemoryBackend,
+    "sqlite": SqliteBackend,
+    "postgres": PostgresBackend,
+}
+"""Every store this build has, by name; adding a store is adding its backend here."""
+
+
+def backend_name(settings: Settings) -> str:
+    """The store that serves the database URL's scheme."""
+    scheme = settings.database_scheme
+    for name, backend in BACKENDS.items():
+        if scheme in backend.schemes:
+            return name
+    raise ValueError(f"unsupported TDB_DATABASE_URL scheme {scheme!r}")
+
+
 def open_source_pools(settings: Settings) -> Iterator[ConnectionPools]:
     """Pooled connections to sources, all closed when the container shuts down."""
     pools = ConnectionPools(
@@ -118,53 +195,38 @@ def open_source_pools(settings: Settings) -> Iterator[ConnectionPools]:
     pools.close()
 
 
+def _backends(settings: providers.Provider[Settings]) -> dict[str, providers.Container[Any]]:
+    """Every store's sub-container, given the settings."""
+    return {
+        name: providers.Container(backend, settings=settings) for name, backend in BACKENDS.items()
+    }
+
+
+def _selected(
+    kind: providers.Provider[str], backends: dict[str, providers.Container[Any]], port: str
+) -> providers.Selector[Any]:
+    """This port of whichever store `kind` names."""
+    return providers.Selector(kind, **{name: getattr(b, port) for name, b in backends.items()})
+
+
 class Container(containers.DeclarativeContainer):
     """Wires settings to adapters to use cases; the HTTP app and the CLI both draw from it."""
 
     settings = providers.Dependency(instance_of=Settings)
-    store_kind = providers.Callable(lambda s: s.store_kind, settings)
+    store_kind = providers.Callable(backend_name, settings)
+    # One store is picked from the database URL; only its resources are ever started.
+    backends = _backends(settings)
+    store = _selected(store_kind, backends, "store")
+    events = _selected(store_kind, backends, "events")
+    sources = _selected(store_kind, backends, "sources")
+    keys = _selected(store_kind, backends, "keys")
+    inline_reads = _selected(store_kind, backends, "inline_reads")
+    # An inspection that finds the columns unchanged asks no store (see RecentHeads).
+    history = providers.Singleton(RecentHeads, _selected(store_kind, backends, "snapshots"))
 
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(RandomIds)
-    cipher = providers.Singleton(AesGcmCipher, providers.Callable(secret_key, settings))
-
-    store = providers.Selector(
-        store_kind,
-        memory=providers.Singleton(MemoryStore),
-        sqlite=providers.Resource(open_sqlite, settings),
-        postgres=providers.Resource(open_postgres, settings),
-    )
-    # In memory, sources and keys append their events to the one trail the store shares.
-    memory_events = providers.Singleton(MemoryEventRepository)
-    events = providers.Selector(
-        store_kind,
-        memory=memory_events,
-        sqlite=providers.Singleton(SqliteEventRepository, store),
-        postgres=providers.Singleton(PostgresEventRepository, store),
-    )
-    memory_sources = providers.Singleton(MemorySourceRepository, memory_events)
-    sources = providers.Selector(
-        store_kind,
-        memory=memory_sources,
-        sqlite=providers.Singleton(SqliteSourceRepository, store),
-        postgres=providers.Singleton(PostgresSourceRepository, store),
-    )
-    # An inspection that finds the columns unchanged asks no store (see RecentHeads).
-    history = providers.Singleton(
-        RecentHeads,
-        providers.Selector(
-            store_kind,
-            memory=providers.Singleton(MemorySnapshotRepository, memory_sources),
-            sqlite=providers.Singleton(SqliteSnapshotRepository, store),
-            postgres=providers.Singleton(PostgresSnapshotRepository, store),
-        ),
-    )
-    keys = providers.Selector(
-        store_kind,
-        memory=providers.Singleton(MemoryApiKeyRepository, memory_events),
-        sqlite=providers.Singleton(SqliteApiKeyRepository, store),
-        postgres=providers.Singleton(PostgresApiKeyRepository, store),
-    )
+    cipher = providers.Singleton(AesGcmCipher, _selected(store_kind, backends, "secret_key"))
 
     outbound_policy = providers.Singleton(
         OutboundPolicy.from_text,
@@ -196,7 +258,7 @@ class Container(containers.DeclarativeContainer):
                     CsvConnector,
                     providers.Callable(lambda s: s.csv_root, settings),
                     timeout=providers.Callable(lambda s: s.connect_timeout, settings),
-                    store_files=providers.Callable(store_files, settings),
+                    store_files=_selected(store_kind, backends, "own_files"),
                 ),
             ),
         ),

@@ -95,16 +95,9 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     @property
-    def store_kind(self) -> str:
-        """`postgres`, `sqlite` or `memory`, from the database URL's scheme."""
-        scheme = self.database_url.partition("://")[0] if "://" in self.database_url else ""
-        if scheme in ("postgres", "postgresql"):
-            return "postgres"
-        if scheme == "memory":
-            return "memory"
-        if scheme in ("", "sqlite"):
-            return "sqlite"
-        raise ValueError(f"unsupported TDB_DATABASE_URL scheme {scheme!r}")
+    def database_scheme(self) -> str:
+        """The database URL's scheme (empty for a bare path); the container knows what it means."""
+        return self.database_url.partition("://")[0] if "://" in self.database_url else ""
 
     @property
     def sqlite_path(self) -> Path:

@@ -402,7 +402,7 @@ def serve(container: Container, args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        store=settings.store_kind,
+        store=container.store_kind(),
         log_format=settings.log_format,
         access_log=settings.access_log,
         metrics=settings.metrics,

@@ -203,7 +203,7 @@ def create_app(container: Container) -> Litestar:
         state=State(
             {
                 "scrape": _scrape(container),
-                "reads": ReadRunner(inline=settings.store_kind in ("memory", "sqlite")),
+                "reads": ReadRunner(inline=container.inline_reads()),
                 "inspect_limiter": anyio.CapacityLimiter(settings.inspect_concurrency),
                 "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
                 "listings": ListingCache(),

@@ -7,13 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.stores import (
-    ADAPTERS,
-    MemoryStores,
-    PostgresStores,
-    SqliteStores,
-    StoreFactory,
-)
+from tests.contract.stores import ADAPTERS, FACTORIES, PostgresStores, StoreFactory
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -28,14 +22,7 @@ def new_stores(
     adapter: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[StoreFactory]:
     """A factory of fresh stores: call it once per test or per hypothesis example."""
-    if adapter == "memory":
-        yield MemoryStores()
-    elif adapter == "sqlite":
-        yield SqliteStores(tmp_path)
-    else:
-        factory = PostgresStores(request.getfixturevalue("postgres_url"))
-        yield factory
-        factory.close()
+    yield from FACTORIES[adapter].opened(request, tmp_path)
 
 
 @pytest.fixture

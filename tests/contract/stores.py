@@ -45,16 +45,6 @@ from application.ports import (
     Store,
 )
 
-ADAPTERS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]
-"""Every storage adapter; a test parametrized over these runs once per adapter."""
-
-SQL_ADAPTERS = ADAPTERS[1:]
-"""The adapters with a schema and a server or file that separate handles can share."""
-
 
 @attrs.frozen
 class Stores:
@@ -72,6 +62,15 @@ class StoreFactory(abc.ABC):
 
     versions: tuple[int, ...] = ()
     """The migration versions a fresh store of this adapter applies."""
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+    """Marks of the tests that use this adapter (a server it needs, say)."""
+    separate_handles = True
+    """Whether separate handles on one store exist (a file or a server several open)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def opened(cls, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+        """A factory for one test, closed after it (a generator, as a fixture is)."""
 
     @contextmanager
     def __call__(self, *, upgraded: bool = True) -> Iterator[Stores]:
@@ -87,6 +86,12 @@ class StoreFactory(abc.ABC):
 
 class MemoryStores(StoreFactory):
     """In-memory stores; one object is the only handle there is, so every handle is the same."""
+
+    separate_handles = False
+
+    @classmethod
+    def opened(cls, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+        yield cls()
 
     @contextmanager
     def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
@@ -106,6 +111,10 @@ class SqliteStores(StoreFactory):
     """SQLite stores, each a new file in a test's temporary directory."""
 
     versions = tuple(version for version, _ in sqlite.MIGRATIONS)
+
+    @classmethod
+    def opened(cls, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+        yield cls(tmp_path)
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -145,6 +154,13 @@ class PostgresStores(StoreFactory):
     """PostgreSQL stores, each a new schema in the session's throwaway database."""
 
     versions = tuple(version for version, _ in postgres.MIGRATIONS)
+    marks = (pytest.mark.postgres,)
+
+    @classmethod
+    def opened(cls, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+        factory = cls(request.getfixturevalue("postgres_url"))
+        yield factory
+        factory.close()
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -187,3 +203,17 @@ class PostgresStores(StoreFactory):
             finally:
                 for db in databases:
                     db.close()
+
+
+FACTORIES: dict[str, type[StoreFactory]] = {
+    "memory": MemoryStores,
+    "sqlite": SqliteStores,
+    "postgres": PostgresStores,
+}
+"""Every storage adapter's factory; adding a store is adding its factory here."""
+
+ADAPTERS = [pytest.param(name, id=name, marks=f.marks) for name, f in FACTORIES.items()]
+"""Every storage adapter; a test parametrized over these runs once per adapter."""
+
+SQL_ADAPTERS = [p for p, f in zip(ADAPTERS, FACTORIES.values(), strict=True) if f.separate_handles]
+"""The adapters with a schema and a server or file that separate handles can share."""
