@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -147,3 +149,30 @@ class Authenticate:
         if not key.active:
             raise AuthenticationFailed("revoked")
         return Principal(identity=public_id(key.key_id), scopes=key.scopes)
+
+
+class PrincipalCache:
+    """Recently authenticated tokens, so that a hot key costs no store round trip.
+
+    A revoked key keeps working for at most `ttl` seconds in each process that has it cached.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, token: str, principal: Principal) -> None:
+        if self._ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[token] = (principal, time.monotonic() + self._ttl)

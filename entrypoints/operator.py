@@ -1,4 +1,4 @@
-"""Who acts when `tdb` is run against the store directly, without an API key."""
+"""Who acts when `tdb` works on the store directly, with no API key (the CLI, the first start)."""
 
 from __future__ import annotations
 

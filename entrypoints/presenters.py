@@ -1,4 +1,5 @@
-"""Wire shapes of the HTTP API (they are also what the OpenAPI document shows)."""
+"""The JSON shapes of tdb's API, which every entrypoint reads and writes (they are also what the
+OpenAPI document shows)."""
 
 from __future__ import annotations
 

@@ -91,8 +91,20 @@ class Settings:
             name = f"TDB_{field.name.upper()}"
             if environ.get(name):
                 values[field.name] = environ[name]
+        for name, value in values.items():
+            try:
+                cls(**{name: value})  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                # Name the variable: `could not convert string to float` alone says not which.
+                raise ValueError(f"TDB_{name.upper()}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def inspect_deadline(self) -> float:
+        """Seconds an inspection may take: the spec's bound is an answer within the connect
+        timeout plus a second, and the answer needs the rest."""
+        return self.connect_timeout + 0.75
 
     @property
     def database_scheme(self) -> str:

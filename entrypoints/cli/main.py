@@ -1,9 +1,7 @@
-"""`tdb`: serve the API, manage API keys and sources, upgrade the store."""
+"""`tdb`'s management commands: API keys, sources, the audit trail, the store."""
 
 from __future__ import annotations
 
-import argparse
-import importlib.metadata
 import json
 import os
 import sys
@@ -11,8 +9,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import click
 from msgspec import to_builtins
 
 from application.events import ListEventsQuery
@@ -44,9 +44,10 @@ from domain.sources import (
     parse_source_id,
 )
 from domain.sources import SourceSummary as Summary
-from entrypoints import metrics
-from entrypoints.container import Container, build_container
-from entrypoints.logs import configure_logging, events
+from entrypoints.commands import out as _out
+from entrypoints.commands import out_json as _json
+from entrypoints.commands import run, store_options, with_container
+from entrypoints.container import Container
 from entrypoints.operator import OPERATOR
 from entrypoints.presenters import (
     ColumnChangeOut,
@@ -57,20 +58,11 @@ from entrypoints.presenters import (
     SourceRecord,
     api_timestamp,
 )
-from entrypoints.settings import Settings
 
 REGISTER_FIELDS = {"name", "source_type", "connection", "description", "tags"}
 
 
-def _out(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def _json(value: Any) -> None:
-    _out(json.dumps(value, ensure_ascii=False))
-
-
-def _actor(container: Container, args: argparse.Namespace) -> Principal:
+def _actor(container: Container, args: SimpleNamespace) -> Principal:
     """The operator, or the holder of `--token`/`TDB_TOKEN` with that key's scopes."""
     token = getattr(args, "token", None) or os.environ.get("TDB_TOKEN")
     if token:
@@ -94,7 +86,7 @@ def _key_row(key: ApiKey) -> dict[str, Any]:
     }
 
 
-def keys_create(container: Container, args: argparse.Namespace) -> None:
+def keys_create(container: Container, args: SimpleNamespace) -> None:
     issued = container.create_api_key()(args.name, args.scope or (), OPERATOR)
     if args.json:
         _json({**_key_row(issued.key), "token": issued.token})
@@ -105,7 +97,7 @@ def keys_create(container: Container, args: argparse.Namespace) -> None:
     _out(issued.token)
 
 
-def keys_list(container: Container, args: argparse.Namespace) -> None:
+def keys_list(container: Container, args: SimpleNamespace) -> None:
     rows = [_key_row(k) for k in container.list_api_keys()()]
     if args.json:
         _json(rows)
@@ -118,7 +110,7 @@ def keys_list(container: Container, args: argparse.Namespace) -> None:
         )
 
 
-def keys_revoke(container: Container, args: argparse.Namespace) -> None:
+def keys_revoke(container: Container, args: SimpleNamespace) -> None:
     key = container.revoke_api_key()(args.key_id, OPERATOR)
     if args.json:
         _json(_key_row(key))
@@ -150,7 +142,7 @@ def _print_record(source: Source, as_json: bool) -> None:
         _out(f"  {name}: {value}")
 
 
-def sources_list(container: Container, args: argparse.Namespace) -> None:
+def sources_list(container: Container, args: SimpleNamespace) -> None:
     query = ListSourcesQuery(
         actor=_actor(container, args),
         filter=SourceFilter(
@@ -168,7 +160,7 @@ def sources_list(container: Container, args: argparse.Namespace) -> None:
         )
 
 
-def sources_show(container: Container, args: argparse.Namespace) -> None:
+def sources_show(container: Container, args: SimpleNamespace) -> None:
     source = container.get_source()(
         GetSourceQuery(_actor(container, args), parse_source_id(args.id))
     )
@@ -193,7 +185,7 @@ def _if_match(raw: str | None) -> IfMatch | None:
     return parse_if_match(raw if raw.strip() == "*" or '"' in raw else f'"{raw.strip()}"')
 
 
-def sources_register(container: Container, args: argparse.Namespace) -> None:
+def sources_register(container: Container, args: SimpleNamespace) -> None:
     body = _read_json(args.file)
     if not isinstance(body, dict):
         raise InvalidInput.single("file", "must hold a JSON object")
@@ -208,7 +200,7 @@ def sources_register(container: Container, args: argparse.Namespace) -> None:
     _print_record(source, args.json)
 
 
-def sources_update(container: Container, args: argparse.Namespace) -> None:
+def sources_update(container: Container, args: SimpleNamespace) -> None:
     command = UpdateSourceCommand(
         actor=_actor(container, args),
         source_id=parse_source_id(args.id),
@@ -219,7 +211,7 @@ def sources_update(container: Container, args: argparse.Namespace) -> None:
     _print_record(container.update_source()(command), args.json)
 
 
-def sources_test(container: Container, args: argparse.Namespace) -> int:
+def sources_test(container: Container, args: SimpleNamespace) -> int:
     query = CheckSourceConnectionQuery(_actor(container, args), parse_source_id(args.id))
     result = to_builtins(ConnectionCheckOut.of(container.check_source_connection()(query)))
     if args.json:
@@ -232,7 +224,7 @@ def sources_test(container: Container, args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
-def events_list(container: Container, args: argparse.Namespace) -> None:
+def events_list(container: Container, args: SimpleNamespace) -> None:
     since = None
     if args.since is not None:
         try:
@@ -265,7 +257,7 @@ def events_list(container: Container, args: argparse.Namespace) -> None:
         _out(f"{row['at']}  {row['actor']}  {row['action']}  {subject}{changed}")
 
 
-def sources_schema(container: Container, args: argparse.Namespace) -> None:
+def sources_schema(container: Container, args: SimpleNamespace) -> None:
     schema = container.inspect_schema()(
         InspectSchemaQuery(_actor(container, args), parse_source_id(args.id))
     )
@@ -309,7 +301,7 @@ def _inspection_row(summary: Summary, outcome: SourceSchema | DomainError) -> di
     }
 
 
-def sources_inspect_all(container: Container, args: argparse.Namespace) -> int:
+def sources_inspect_all(container: Container, args: SimpleNamespace) -> int:
     actor = _actor(container, args)
     summaries = container.list_sources()(ListSourcesQuery(actor=actor)).sources
     inspect_schema = container.inspect_schema()
@@ -353,7 +345,7 @@ def _inspection_line(row: dict[str, Any]) -> str:
     return f"{row['status']}: {', '.join(changes)}"
 
 
-def sources_delete(container: Container, args: argparse.Namespace) -> None:
+def sources_delete(container: Container, args: SimpleNamespace) -> None:
     container.delete_source()(
         DeleteSourceCommand(
             _actor(container, args), parse_source_id(args.id), _if_match(args.if_match)
@@ -368,7 +360,7 @@ def sources_delete(container: Container, args: argparse.Namespace) -> None:
 # --- db and serve -------------------------------------------------------------------------
 
 
-def db_upgrade(container: Container, args: argparse.Namespace) -> None:
+def db_upgrade(container: Container, args: SimpleNamespace) -> None:
     applied = container.upgrade_store()()
     if args.json:
         _json({"applied": applied})
@@ -378,239 +370,152 @@ def db_upgrade(container: Container, args: argparse.Namespace) -> None:
         _out("The store is up to date.")
 
 
-def serve(container: Container, args: argparse.Namespace) -> None:
-    from entrypoints.http import serving  # imports uvicorn: only `serve` needs it
+# --- the command line ---------------------------------------------------------------------
 
-    settings: Settings = container.settings()
-    applied = container.upgrade_store()()
-    if applied:
-        events.info("migrations_applied", versions=applied)
-    container.cipher()  # the key file is made now, or a bad TDB_SECRET_KEY is refused now
-    issued = container.bootstrap_admin_key()(OPERATOR)
-    container.shutdown_resources()
-    if issued is not None:
-        _out(
-            "No API key existed: created an admin key with every scope."
-            " It is shown once; store it now:"
-        )
-        _out(issued.token)
-    # Workers are separate processes: they read the same settings from the environment.
-    os.environ.update(settings.to_env())
-    events.info(
-        "startup",
-        version=_version(),
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        store=container.store_kind(),
-        log_format=settings.log_format,
-        access_log=settings.access_log,
-        metrics=settings.metrics,
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _add(
+    group: click.Group,
+    name: str,
+    handler: Callable[[Container, SimpleNamespace], int | None],
+    help_text: str,
+    *options: Decorator,
+    upgrade: bool = True,
+) -> None:
+    command: Callable[..., Any] = with_container(upgrade=upgrade)(handler)
+    for option in reversed(options):
+        command = option(command)
+    group.command(name, help=help_text)(store_options(command))
+
+
+_actor_options: tuple[Decorator, ...] = (
+    click.option(
+        "--token",
+        envvar="TDB_TOKEN",
+        help="act as this API key (TDB_TOKEN); default: the local operator",
+    ),
+    click.option("--show-secrets", is_flag=True, help="print connection secrets in clear"),
+)
+_if_match_option = click.option(
+    "--if-match", metavar="VERSION", help="only if the source is at this version (or *)"
+)
+_verify_option = click.option(
+    "--verify", is_flag=True, help="test the connection first; store nothing if it fails"
+)
+_id = click.argument("id")
+
+
+def commands() -> click.Group:
+    """The management commands, as a group of their own."""
+    tdb = click.Group("tdb", help="The tdb data-source registry.")
+
+    keys = click.Group("keys", help="manage API keys")
+    tdb.add_command(keys)
+    _add(
+        keys,
+        "create",
+        keys_create,
+        "create a key; prints its token once",
+        click.option("--name", required=True),
+        click.option(
+            "--scope",
+            multiple=True,
+            type=click.Choice([s.value for s in Scope]),
+            help="repeatable; none means every scope",
+        ),
     )
-    # Several workers share their figures through files in a directory of this server's own.
-    shared = metrics.make_multiprocess_dir() if settings.metrics and args.workers > 1 else None
-    try:
-        serving.serve(
-            "entrypoints.http.asgi:app", args.host, args.port, args.workers, stack=args.stack
-        )
-    finally:
-        if shared is not None:
-            metrics.remove_multiprocess_dir(shared)
+    _add(keys, "list", keys_list, "list keys")
+    _add(keys, "revoke", keys_revoke, "revoke a key", click.argument("key_id"))
 
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("tdb")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-# --- parser -------------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError("must be between 1 and 256")
-    return value
-
-
-def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--database-url", help="TDB_DATABASE_URL: sqlite:///FILE or postgresql://..."
+    sources = click.Group("sources", help="manage sources")
+    tdb.add_command(sources)
+    _add(
+        sources,
+        "list",
+        sources_list,
+        "list sources",
+        *_actor_options,
+        click.option("--tag", multiple=True),
+        click.option("--source-type"),
+        click.option("--name-prefix"),
     )
-    common.add_argument("--csv-root", help="TDB_CSV_ROOT: the folder CSV paths are relative to")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-
-    top = argparse.ArgumentParser(prog="tdb", description="The tdb data-source registry.")
-    commands = top.add_subparsers(dest="command", required=True)
-
-    s = commands.add_parser("serve", parents=[common], help="serve the HTTP API")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=int, default=1)
-    s.add_argument(
-        "--log-format",
-        choices=["console", "json"],
-        help="TDB_LOG_FORMAT: console (default) or json, one event per line on stderr",
+    _add(sources, "show", sources_show, "show one source", *_actor_options, _id)
+    _add(sources, "schema", sources_schema, "inspect a source's live columns", *_actor_options, _id)
+    _add(
+        sources,
+        "test",
+        sources_test,
+        "test a source's connection; exit 1 if it fails",
+        *_actor_options,
+        _id,
     )
-    s.add_argument(
-        "--access-log",
-        action=argparse.BooleanOptionalAction,
-        help="TDB_ACCESS_LOG: one log line per request (default on)",
+    _add(
+        sources,
+        "delete",
+        sources_delete,
+        "delete a source",
+        *_actor_options,
+        _if_match_option,
+        _id,
     )
-    s.add_argument(
-        "--stack",
-        choices=("fast", "pure"),
-        default="fast",
-        help="fast: uvloop + httptools with read deadlines and a connection cap (default);"
-        " pure: asyncio + h11, unguarded, for comparison only",
-    )
-    s.set_defaults(run=serve)
-
-    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
-        dest="action", required=True
-    )
-    k = keys.add_parser("create", parents=[common], help="create a key; prints its token once")
-    k.add_argument("--name", required=True)
-    k.add_argument(
-        "--scope",
-        action="append",
-        choices=[s.value for s in Scope],
-        help="repeatable; none means every scope",
-    )
-    k.set_defaults(run=keys_create)
-    keys.add_parser("list", parents=[common], help="list keys").set_defaults(run=keys_list)
-    k = keys.add_parser("revoke", parents=[common], help="revoke a key")
-    k.add_argument("key_id")
-    k.set_defaults(run=keys_revoke)
-
-    actor = argparse.ArgumentParser(add_help=False)
-    actor.add_argument(
-        "--token", help="act as this API key (TDB_TOKEN); default: the local operator"
-    )
-    actor.add_argument(
-        "--show-secrets", action="store_true", help="print connection secrets in clear"
-    )
-    sources = commands.add_parser("sources", help="manage sources").add_subparsers(
-        dest="action", required=True
-    )
-    c = sources.add_parser("list", parents=[common, actor], help="list sources")
-    c.add_argument("--tag", action="append")
-    c.add_argument("--source-type")
-    c.add_argument("--name-prefix")
-    c.set_defaults(run=sources_list)
-    if_match = argparse.ArgumentParser(add_help=False)
-    if_match.add_argument(
-        "--if-match", metavar="VERSION", help="only if the source is at this version (or *)"
-    )
-    verify = argparse.ArgumentParser(add_help=False)
-    verify.add_argument(
-        "--verify", action="store_true", help="test the connection first; store nothing if it fails"
-    )
-    for name, run, help_text, extra in (
-        ("show", sources_show, "show one source", []),
-        ("schema", sources_schema, "inspect a source's live columns", []),
-        ("test", sources_test, "test a source's connection; exit 1 if it fails", []),
-        ("delete", sources_delete, "delete a source", [if_match]),
-    ):
-        c = sources.add_parser(name, parents=[common, actor, *extra], help=help_text)
-        c.add_argument("id")
-        c.set_defaults(run=run)
-    c = sources.add_parser(
+    _add(
+        sources,
         "update",
-        parents=[common, actor, if_match, verify],
-        help="apply the JSON Merge Patch in PATCH.json ('-': stdin) to a source",
+        sources_update,
+        "apply the JSON Merge Patch in PATCH.json ('-': stdin) to a source",
+        *_actor_options,
+        _if_match_option,
+        _verify_option,
+        _id,
+        click.argument("file", metavar="PATCH.json"),
     )
-    c.add_argument("id")
-    c.add_argument("file", metavar="PATCH.json")
-    c.set_defaults(run=sources_update)
-    c = sources.add_parser(
+    _add(
+        sources,
         "inspect-all",
-        parents=[common, actor],
-        help="inspect every source once and keep its schema history; exit 2 on a breaking change",
+        sources_inspect_all,
+        "inspect every source once and keep its schema history; exit 2 on a breaking change",
+        *_actor_options,
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 256),
+            default=4,
+            help="inspections at once (default 4)",
+        ),
     )
-    c.add_argument(
-        "--concurrency", type=_positive_int, default=4, help="inspections at once (default 4)"
-    )
-    c.set_defaults(run=sources_inspect_all)
-    c = sources.add_parser(
+    _add(
+        sources,
         "register",
-        parents=[common, actor, verify],
-        help="register the source in FILE.json ('-': stdin)",
+        sources_register,
+        "register the source in FILE.json ('-': stdin)",
+        *_actor_options,
+        _verify_option,
+        click.argument("file"),
     )
-    c.add_argument("file")
-    c.set_defaults(run=sources_register)
 
-    events = commands.add_parser("events", help="the audit trail").add_subparsers(
-        dest="action", required=True
+    events = click.Group("events", help="the audit trail")
+    tdb.add_command(events)
+    _add(
+        events,
+        "list",
+        events_list,
+        "list events, oldest first",
+        *_actor_options,
+        click.option("--source-id"),
+        click.option("--action", "event_action", type=click.Choice([a.value for a in Action])),
+        click.option("--actor", help="tdbk_<key_id>, or tdb-cli"),
+        click.option("--since", help="only events at or after this RFC 3339 time"),
     )
-    c = events.add_parser("list", parents=[common, actor], help="list events, oldest first")
-    c.add_argument("--source-id")
-    c.add_argument("--action", dest="event_action", choices=[a.value for a in Action])
-    c.add_argument("--actor", help="tdbk_<key_id>, or tdb-cli")
-    c.add_argument("--since", help="only events at or after this RFC 3339 time")
-    c.set_defaults(run=events_list)
 
-    db = commands.add_parser("db", help="the store").add_subparsers(dest="action", required=True)
-    db.add_parser("upgrade", parents=[common], help="apply pending migrations").set_defaults(
-        run=db_upgrade
-    )
-    return top
-
-
-def _said(exc: Exception) -> str:
-    """What went wrong, never an empty string: the class's own one-line account at worst."""
-    return str(exc) or (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
-
-
-def _report(exc: DomainError) -> None:
-    if isinstance(exc, InvalidInput):
-        for error in exc.errors:
-            print(f"error: {error.field}: {error.message}", file=sys.stderr)
-    else:
-        print(f"error: {_said(exc)}", file=sys.stderr)
+    db = click.Group("db", help="the store")
+    tdb.add_command(db)
+    _add(db, "upgrade", db_upgrade, "apply pending migrations", upgrade=False)
+    return tdb
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # To a cron job, 2 from `inspect-all` means "a breaking change": its other failures are 1.
-    failure = 1 if argv[:2] == ["sources", "inspect-all"] else 2
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:
-        if exc.code == 2:
-            return failure
-        raise
-    try:
-        settings = Settings.from_env(
-            database_url=args.database_url,
-            csv_root=args.csv_root,
-            log_format=getattr(args, "log_format", None),
-            access_log=getattr(args, "access_log", None),
-        )
-    except ValueError as exc:
-        print(f"error: {_said(exc)}", file=sys.stderr)
-        return failure
-    configure_logging(settings.log_format)
-    container = build_container(settings)
-    run: Callable[[Container, argparse.Namespace], int | None] = args.run
-    try:
-        if run not in (serve, db_upgrade):
-            container.upgrade_store()()
-        return run(container, args) or 0
-    except DomainError as exc:
-        _report(exc)
-        return 1
-    except (ValueError, OSError) as exc:
-        print(f"error: {_said(exc)}", file=sys.stderr)
-        return failure
-    finally:
-        container.shutdown_resources()
+    """`tdb` with the management commands only (the full `tdb` is `entrypoints.tdb`)."""
+    return run(commands(), argv)
 
 
 if __name__ == "__main__":

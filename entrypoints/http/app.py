@@ -15,10 +15,11 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.routes import HTTPRoute
 
+from application.keys import PrincipalCache
 from domain.errors import StoreUnavailable
 from entrypoints import metrics
 from entrypoints.container import Container
-from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware, PrincipalCache
+from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware
 from entrypoints.http.bodies import TdbRequest
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
@@ -32,7 +33,7 @@ from entrypoints.http.openapi import SourceBodySchema, openapi_config
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.reads import ReadRunner
 from entrypoints.http.sources import ListingCache, SourcesController
-from entrypoints.logs import events
+from entrypoints.startup import start_worker
 
 MAX_BODY_BYTES = 64 * 1024
 # Full listings read and encoded at once per process, on threads (more only queue for the GIL).
@@ -63,21 +64,7 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
 
 
 def _start(container: Container, gauges: StoreGauges | None) -> None:
-    # The secret key loads now, so that a bad one fails the start rather than the first request.
-    container.cipher()
-    try:
-        applied = container.upgrade_store()()
-    except StoreUnavailable as exc:
-        # A worker (re)started while the store is down must still serve: 503 until it is back.
-        # `tdb serve` migrated the store before starting any worker.
-        events.warning(
-            "store_unavailable_at_start",
-            reason=type(exc.__cause__ or exc).__name__,
-            detail="requests get 503 until the store answers",
-        )
-    else:
-        if applied:
-            events.info("migrations_applied", versions=applied)
+    start_worker(container)
     if gauges is not None:
         gauges.start()
 
@@ -207,8 +194,7 @@ def create_app(container: Container) -> Litestar:
                 "inspect_limiter": anyio.CapacityLimiter(settings.inspect_concurrency),
                 "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
                 "listings": ListingCache(),
-                # The spec's bound: a schema answer within the connect timeout plus a second.
-                "inspect_deadline": settings.connect_timeout + 0.75,
+                "inspect_deadline": settings.inspect_deadline,
             }
         ),
         logging_config=None,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,40 +11,13 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp
 
-from application.keys import Authenticate
+from application.keys import Authenticate, PrincipalCache
 from domain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
-from domain.keys import Principal, Scope
+from domain.keys import Scope
 
 # Patterns (regular expressions) of paths served without a key: the probes, the metrics and the
 # OpenAPI document.
 UNAUTHENTICATED_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", "^/schema(/|$)"]
-
-
-class PrincipalCache:
-    """Recently authenticated tokens, so that a hot key costs no store round trip.
-
-    A revoked key keeps working for at most `ttl` seconds in each process that has it cached.
-    """
-
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
-        self._ttl = ttl
-        self._max = max_entries
-        self._entries: dict[str, tuple[Principal, float]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, token: str) -> Principal | None:
-        entry = self._entries.get(token)
-        if entry is None or entry[1] < time.monotonic():
-            return None
-        return entry[0]
-
-    def put(self, token: str, principal: Principal) -> None:
-        if self._ttl <= 0:
-            return
-        with self._lock:
-            if len(self._entries) >= self._max:
-                self._entries.clear()
-            self._entries[token] = (principal, time.monotonic() + self._ttl)
 
 
 def bearer_token(authorization: str | None) -> str:

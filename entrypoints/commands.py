@@ -1,0 +1,120 @@
+"""What every `tdb` command shares, whichever entrypoint defines it: the store options, output,
+the container's life, and how failures become exit statuses."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+import click
+
+from domain.errors import DomainError, InvalidInput
+from entrypoints.container import build_container
+from entrypoints.logs import configure_logging
+from entrypoints.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def out_json(value: Any) -> None:
+    out(json.dumps(value, ensure_ascii=False))
+
+
+def store_options(command: F) -> F:
+    """`--database-url`, `--csv-root` (or their `TDB_*` variables) and `--json`."""
+    command = click.option("--json", "json", is_flag=True, help="machine-readable output")(command)
+    command = click.option(
+        "--csv-root",
+        envvar="TDB_CSV_ROOT",
+        help="TDB_CSV_ROOT: the folder CSV paths are relative to",
+    )(command)
+    return click.option(
+        "--database-url",
+        envvar="TDB_DATABASE_URL",
+        help="TDB_DATABASE_URL: sqlite:///FILE or postgresql://...",
+    )(command)
+
+
+def with_container(*, upgrade: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The command receives a container built from the settings (the store options, then the
+    `TDB_*` variables) and its other options as attributes; the store is upgraded first unless
+    `upgrade` is false, and the container's resources are shut down when the command ends."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def run(
+            database_url: str | None,
+            csv_root: str | None,
+            log_format: str | None = None,
+            access_log: bool | None = None,
+            **options: Any,
+        ) -> Any:
+            settings = Settings.from_env(
+                database_url=database_url,
+                csv_root=csv_root,
+                log_format=log_format,
+                access_log=access_log,
+            )
+            configure_logging(settings.log_format)
+            container = build_container(settings)
+            try:
+                if upgrade:
+                    container.upgrade_store()()
+                return command(container, SimpleNamespace(**options))
+            finally:
+                container.shutdown_resources()
+
+        return run
+
+    return decorate
+
+
+def _said(exc: Exception) -> str:
+    """What went wrong, never an empty string: the class's own one-line account at worst."""
+    return str(exc) or (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
+
+
+def _report(exc: DomainError) -> None:
+    if isinstance(exc, InvalidInput):
+        for error in exc.errors:
+            print(f"error: {error.field}: {error.message}", file=sys.stderr)
+    else:
+        print(f"error: {_said(exc)}", file=sys.stderr)
+
+
+def run(command: click.Command, argv: Sequence[str] | None = None) -> int:
+    """Run `tdb ARGV`: its exit status, 0 unless the command says otherwise; 1 for a refused
+    operation; 2 for a usage error or a bad setting (1 for `sources inspect-all`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # To a cron job, 2 from `inspect-all` means "a breaking change": its other failures are 1.
+    failure = 1 if argv[:2] == ["sources", "inspect-all"] else 2
+    try:
+        result = command.main(argv, prog_name="tdb", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        print(exc.format_message(), file=sys.stderr)  # the group's help: it says what to add
+        return failure
+    except click.UsageError as exc:
+        if exc.ctx is not None:
+            print(exc.ctx.get_usage(), file=sys.stderr)
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return failure
+    except click.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return failure
+    except click.Abort:
+        return failure
+    except DomainError as exc:
+        _report(exc)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"error: {_said(exc)}", file=sys.stderr)
+        return failure
+    return result if isinstance(result, int) else 0

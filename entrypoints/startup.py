@@ -1,0 +1,39 @@
+"""What a tdb process does before it serves, for every entrypoint: migrate the store, load the
+secret key, create the first admin key."""
+
+from __future__ import annotations
+
+from application.keys import IssuedKey
+from domain.errors import StoreUnavailable
+from domain.keys import Principal
+from entrypoints.container import Container
+from entrypoints.logs import events
+
+
+def prepare(container: Container, operator: Principal) -> IssuedKey | None:
+    """Before any worker starts: migrate the store, load (or make) the secret key, and if the store
+    has no API key, create an admin key on behalf of `operator` and return it (shown once)."""
+    applied = container.upgrade_store()()
+    if applied:
+        events.info("migrations_applied", versions=applied)
+    container.cipher()  # the key file is made now, or a bad TDB_SECRET_KEY is refused now
+    return container.bootstrap_admin_key()(operator)
+
+
+def start_worker(container: Container) -> None:
+    """As a worker starts: load the secret key, so that a bad one fails the start rather than the
+    first request, and migrate the store if it answers."""
+    container.cipher()
+    try:
+        applied = container.upgrade_store()()
+    except StoreUnavailable as exc:
+        # A worker (re)started while the store is down must still serve: 503 until it is back.
+        # `tdb serve` migrated the store before starting any worker.
+        events.warning(
+            "store_unavailable_at_start",
+            reason=type(exc.__cause__ or exc).__name__,
+            detail="requests get 503 until the store answers",
+        )
+    else:
+        if applied:
+            events.info("migrations_applied", versions=applied)
