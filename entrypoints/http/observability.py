@@ -19,7 +19,7 @@ from litestar import Request, Response, get
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints import metrics
-from entrypoints.logs import REQUEST_ID, events
+from entrypoints.logs import REQUEST_ID, events, log_request
 
 REQUEST_ID_HEADER = b"x-request-id"
 # 1-128 visible ASCII characters; anything else is replaced, never echoed.
@@ -93,8 +93,7 @@ class RequestObservability:
         if self._log:
             user = scope.get("user")
             client = scope.get("client")
-            events.info(
-                "request",
+            log_request(
                 method=method,
                 route=route,
                 status=status,
