@@ -57,7 +57,7 @@ def test_request_ids_are_kept_when_valid_and_replaced_otherwise(serve: Any, tmp_
                 http.get("/healthz", headers={"X-Request-ID": kept}).headers["x-request-id"] == kept
             )
         for bad in (b"", b"x" * 129, b"a b", b"a\tb", b"caf\xe9"):
-            response = http.get("/v1/sources", headers={"X-Request-ID": bad})
+            response = http.get("/v1/sources", headers={b"X-Request-ID": bad})
             made = response.headers["x-request-id"]
             assert made.encode() != bad
             assert re.fullmatch(r"[0-9a-f]{32}", made)

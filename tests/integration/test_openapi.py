@@ -87,7 +87,9 @@ def test_the_server_never_contradicts_its_document(
     (`?tag=false` is a valid tag). Connection tests and `verify=true` are left out: they would
     connect to generated hosts, and tests send traffic to loopback only (they have their own).
     """
-    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", create_app(container))
+    schema: schemathesis.BaseSchema = schemathesis.openapi.from_asgi(
+        "/schema/openapi.json", create_app(container)
+    )
     # Connection tests and `verify=true` connect to the generated host: tests reach only loopback.
     schema = schema.exclude(path_regex=r"/test$")
     if mode is GenerationMode.NEGATIVE:

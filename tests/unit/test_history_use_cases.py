@@ -100,6 +100,12 @@ class InterleavingConnector:
         inspect(self.world)(InspectSchemaQuery(READER, self.source_id))
         return self.old
 
+    def check(self, connection: Mapping[str, Any]) -> None:
+        self.world.connector.check(connection)
+
+    def forget(self, connection: Mapping[str, Any]) -> None:
+        self.world.connector.forget(connection)
+
 
 def test_a_slow_inspection_cannot_bury_a_newer_one(world: World) -> None:
     source = register(world)

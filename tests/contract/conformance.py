@@ -1,0 +1,103 @@
+"""Every adapter and test double, checked by mypy against the port it stands for.
+
+Nothing here runs: each function below only declares, with a Protocol type, the parts that a
+backend or a process is built from. mypy (run over `tests/` by tests/test_static_checks.py) fails
+the build when an adapter's method no longer matches its port: a renamed parameter, a dropped
+default, a changed return type. The contract suites then check what the signatures cannot say.
+Adding an adapter: add its assignments here, next to those of its siblings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.connectors.csv import CsvConnector
+from adapters.connectors.observed import ObservedConnector, ObservedConnectorRegistry
+from adapters.connectors.postgres import PostgresConnector
+from adapters.connectors.registry import StaticConnectorRegistry
+from adapters.crypto import AesGcmCipher
+from adapters.storage.memory import (
+    MemoryApiKeyRepository,
+    MemoryEventRepository,
+    MemorySnapshotRepository,
+    MemorySourceRepository,
+    MemoryStore,
+)
+from adapters.storage.postgres import (
+    PostgresApiKeyRepository,
+    PostgresDatabase,
+    PostgresEventRepository,
+    PostgresSnapshotRepository,
+    PostgresSourceRepository,
+)
+from adapters.storage.recent_heads import RecentHeads
+from adapters.storage.sqlite import (
+    SqliteApiKeyRepository,
+    SqliteDatabase,
+    SqliteEventRepository,
+    SqliteSnapshotRepository,
+    SqliteSourceRepository,
+)
+from adapters.system import RandomIds, SystemClock
+from application.ports import (
+    ApiKeyRepository,
+    Clock,
+    Connector,
+    ConnectorRegistry,
+    EventRepository,
+    IdGenerator,
+    SecretCipher,
+    SnapshotRepository,
+    SourceRepository,
+    Store,
+)
+from tests.fakes import CountingIds, FakeConnector, SteppingClock
+
+
+def memory_store_conforms() -> None:
+    events = MemoryEventRepository()
+    sources = MemorySourceRepository(events)
+    _store: Store = MemoryStore()
+    _sources: SourceRepository = sources
+    _events: EventRepository = events
+    _history: SnapshotRepository = MemorySnapshotRepository(sources, events)
+    _keys: ApiKeyRepository = MemoryApiKeyRepository(events)
+
+
+def sqlite_store_conforms(path: Path) -> None:
+    db = SqliteDatabase(path)
+    _store: Store = db
+    _sources: SourceRepository = SqliteSourceRepository(db)
+    _events: EventRepository = SqliteEventRepository(db)
+    _history: SnapshotRepository = SqliteSnapshotRepository(db)
+    _keys: ApiKeyRepository = SqliteApiKeyRepository(db)
+
+
+def postgres_store_conforms(url: str) -> None:
+    db = PostgresDatabase(url)
+    _store: Store = db
+    _sources: SourceRepository = PostgresSourceRepository(db)
+    _events: EventRepository = PostgresEventRepository(db)
+    _history: SnapshotRepository = PostgresSnapshotRepository(db)
+    _keys: ApiKeyRepository = PostgresApiKeyRepository(db)
+
+
+def store_decorators_conform(history: SnapshotRepository) -> None:
+    _recent: SnapshotRepository = RecentHeads(history)
+
+
+def connectors_conform(csv_root: Path) -> None:
+    postgres: Connector = PostgresConnector()
+    csv: Connector = CsvConnector(csv_root)
+    _fake: Connector = FakeConnector()
+    catalog: ConnectorRegistry = StaticConnectorRegistry([postgres, csv])
+    _observed: Connector = ObservedConnector(postgres, lambda *_: None)
+    _observed_all: ConnectorRegistry = ObservedConnectorRegistry(catalog, lambda *_: None)
+
+
+def system_parts_conform(key: str) -> None:
+    _cipher: SecretCipher = AesGcmCipher(key)
+    _clock: Clock = SystemClock()
+    _stepping: Clock = SteppingClock()
+    _ids: IdGenerator = RandomIds()
+    _counting: IdGenerator = CountingIds()
