@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.stores import ADAPTERS, FACTORIES, PostgresStores, StoreFactory
+from tests.contract.stores import ADAPTERS, FACTORIES, StoreFactory
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -23,11 +23,3 @@ def new_stores(
 ) -> Iterator[StoreFactory]:
     """A factory of fresh stores: call it once per test or per hypothesis example."""
     yield from FACTORIES[adapter].opened(request, tmp_path)
-
-
-@pytest.fixture
-def postgres_stores(postgres_url: str) -> Iterator[PostgresStores]:
-    """PostgreSQL stores for the tests that only make sense against a server."""
-    factory = PostgresStores(postgres_url)
-    yield factory
-    factory.close()

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import attrs
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 from adapters.storage import postgres, sqlite
@@ -44,6 +45,12 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+
+FRESH_STORE_PER_EXAMPLE = settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+"""For a hypothesis test of `new_stores`: that fixture hands out a factory, not a store, and each
+example opens a fresh, empty store with it; the factory outliving the examples is intended."""
 
 
 @attrs.frozen

@@ -13,8 +13,8 @@ from domain.errors import SourceNotFound
 from domain.events import Action, Event, EventFilter, event_order
 from domain.history import SchemaSnapshot, SnapshotHead, fingerprint
 from domain.sources import Column
+from tests.builders import make_source
 from tests.contract.stores import StoreFactory, Stores
-from tests.contract.test_sources import make_source
 from tests.contract.threads import race
 
 T0 = datetime(2026, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)

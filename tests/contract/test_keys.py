@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 import attrs
@@ -13,32 +13,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule, run_state_machine_as_test
 
 from domain.errors import ApiKeyNotFound
-from domain.keys import ALL_SCOPES, ApiKey, Scope
+from domain.keys import ApiKey, Scope
+from tests.builders import T0, make_key
 from tests.contract import strategies
-from tests.contract.stores import StoreFactory
+from tests.contract.stores import FRESH_STORE_PER_EXAMPLE, StoreFactory
 from tests.contract.threads import race
-
-T0 = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
-
-
-def make_key(key_id: str, **changes: object) -> ApiKey:
-    """A valid active key, created at T0 unless told otherwise."""
-    fields: dict[str, object] = {
-        "key_id": key_id,
-        "name": f"key {key_id}",
-        "scopes": ALL_SCOPES,
-        "secret_hash": "ab" * 32,
-        "created_at": T0,
-    }
-    fields.update(changes)
-    return ApiKey(**fields)  # type: ignore[arg-type]
 
 
 def key_order(key: ApiKey) -> tuple[datetime, str]:
     return (key.created_at, key.key_id)
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@FRESH_STORE_PER_EXAMPLE
 @given(key=strategies.api_keys)
 def test_a_stored_key_reads_back_exactly(new_stores: StoreFactory, key: ApiKey) -> None:
     with new_stores() as stores:

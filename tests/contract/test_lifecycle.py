@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.storage import postgres, sqlite
@@ -22,13 +22,10 @@ from domain.errors import DuplicateSourceName, SourceNotFound, VersionMismatch
 from domain.events import Action, Event, EventFilter, EventKey, event_order
 from domain.keys import ALL_SCOPES, Scope
 from domain.sources import Source, SourceName
+from tests.builders import T0, make_key, make_source
 from tests.contract import strategies
-from tests.contract.stores import SQL_ADAPTERS, StoreFactory, Stores
-from tests.contract.test_keys import make_key
-from tests.contract.test_sources import T0, make_source
+from tests.contract.stores import FRESH_STORE_PER_EXAMPLE, SQL_ADAPTERS, StoreFactory, Stores
 from tests.contract.threads import race
-
-FIXTURE_PER_TEST = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def event(action: Action, source: Source | None = None, **changes: object) -> Event:
@@ -201,7 +198,7 @@ def test_simultaneous_conditional_deletions_delete_once(new_stores: StoreFactory
         assert len(trail(handles[1].events)) == 1
 
 
-@FIXTURE_PER_TEST
+@FRESH_STORE_PER_EXAMPLE
 @given(
     batch=st.lists(strategies.events, max_size=12, unique_by=lambda e: e.id),
     event_filter=strategies.event_filters,

@@ -31,34 +31,14 @@ from domain.sources import (
     PageKey,
     Source,
     SourceFilter,
-    SourceName,
     SourcePage,
     SourceSummary,
     sort_key,
 )
+from tests.builders import T0, make_source
 from tests.contract import strategies
-from tests.contract.stores import SQL_ADAPTERS, StoreFactory
+from tests.contract.stores import FRESH_STORE_PER_EXAMPLE, SQL_ADAPTERS, StoreFactory
 from tests.contract.threads import race
-
-FIXTURE_PER_TEST = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-T0 = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
-
-
-def make_source(name: str, **changes: object) -> Source:
-    """A valid source, registered at T0 unless told otherwise."""
-    fields: dict[str, object] = {
-        "id": uuid4(),
-        "name": SourceName(name),
-        "source_type": "csv",
-        "connection": {"path": f"{name}.csv"},
-        "description": "",
-        "tags": (),
-        "registered_by": "tdbk_0123456789abcdef",
-        "registered_at": T0,
-    }
-    fields.update(changes)
-    return Source(**fields)  # type: ignore[arg-type]
 
 
 def all_pages(
@@ -83,7 +63,7 @@ def summaries(sources: Iterable[Source]) -> list[SourceSummary]:
     return [SourceSummary.of(s) for s in sources]
 
 
-@FIXTURE_PER_TEST
+@FRESH_STORE_PER_EXAMPLE
 @given(batch=strategies.source_batches())
 def test_stored_sources_read_back_exactly(new_stores: StoreFactory, batch: list[Source]) -> None:
     with new_stores() as stores:
@@ -250,7 +230,7 @@ def test_the_listing_is_oldest_first_then_by_id(new_stores: StoreFactory) -> Non
     assert found == [ids[i] for i in (7, 4, 5, 2, 1, 3, 6, 0)]
 
 
-@FIXTURE_PER_TEST
+@FRESH_STORE_PER_EXAMPLE
 @given(
     batch=strategies.source_batches(),
     source_filter=strategies.filters,

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from adapters.crypto import generate_key
+from tests.helpers import free_port, throwaway_database
 
 TOKEN = re.compile(r"^(tdbk_[0-9a-f]+_[A-Za-z0-9_-]+)$", re.MULTILINE)
 START_TIMEOUT = 30.0
@@ -113,3 +114,18 @@ def serve(tmp_path: Path) -> Iterator[object]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def postgres_store(postgres_admin_url: str) -> Iterator[dict[str, str]]:
+    """The environment of a tdb whose store is a fresh PostgreSQL database, dropped afterwards."""
+    with throwaway_database(postgres_admin_url, "tdb_e2e") as url:
+        yield {"TDB_DATABASE_URL": url, "TDB_SECRET_KEY": generate_key().decode()}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    if request.param == "sqlite":
+        return {"TDB_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}"}
+    env: dict[str, str] = request.getfixturevalue("postgres_store")
+    return env

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.builders import RECORD_FIELDS, TIMESTAMP
 from tests.e2e.conftest import TdbServer
-from tests.integration.test_http_sources import RECORD_FIELDS, TIMESTAMP
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import TdbServer, tdb_executable
-from tests.e2e.test_many_processes import postgres_store, store_env  # noqa: F401 - fixtures
 
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
@@ -46,7 +45,7 @@ def _register(http: httpx.Client, name: str, **connection: Any) -> dict[str, Any
 
 def test_of_patches_racing_from_one_version_exactly_one_wins(
     serve: Any,
-    store_env: dict[str, str],  # noqa: F811
+    store_env: dict[str, str],
 ) -> None:
     server: TdbServer = serve(store_env, workers=2)
     with httpx.Client(base_url=server.url, headers=_auth(server), timeout=30) as http:
@@ -77,7 +76,7 @@ def test_of_patches_racing_from_one_version_exactly_one_wins(
 
 def test_every_acknowledged_patch_survives_a_kill_with_its_event(
     serve: Any,
-    store_env: dict[str, str],  # noqa: F811
+    store_env: dict[str, str],
 ) -> None:
     server: TdbServer = serve(store_env)
     headers = _auth(server)

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from adapters.crypto import generate_key
+from tests.builders import auth_headers
 from tests.e2e.conftest import TdbServer
 from tests.e2e.pg_cluster import ThrowawayCluster
-from tests.helpers import throwaway_database
 
 SOURCE = {
     "source_type": "postgres",
@@ -25,32 +25,11 @@ SOURCE = {
 }
 
 
-@pytest.fixture
-def postgres_store(postgres_admin_url: str) -> Iterator[dict[str, str]]:
-    """The environment of a tdb whose store is a fresh PostgreSQL database, dropped afterwards."""
-    with throwaway_database(postgres_admin_url, "tdb_e2e") as url:
-        yield {"TDB_DATABASE_URL": url, "TDB_SECRET_KEY": generate_key().decode()}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    if request.param == "sqlite":
-        return {"TDB_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}"}
-    env: dict[str, str] = request.getfixturevalue("postgres_store")
-    return env
-
-
-def _auth(server: TdbServer) -> dict[str, str]:
-    token = server.admin_token()
-    assert token, server.stdout
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_concurrent_registrations_of_one_name_give_exactly_one_201(
     serve: Any, store_env: dict[str, str]
 ) -> None:
     server: TdbServer = serve(store_env, workers=2)
-    headers = _auth(server)
+    headers = auth_headers(server)
     body = {**SOURCE, "name": "contested"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
 
@@ -68,7 +47,7 @@ def test_a_source_registered_on_one_worker_is_visible_on_every_worker(
     serve: Any, store_env: dict[str, str]
 ) -> None:
     server: TdbServer = serve(store_env, workers=2)
-    headers = _auth(server)
+    headers = auth_headers(server)
     # New connections are spread over the workers by the kernel: many of them reach both.
     created = httpx.post(
         f"{server.url}/v1/sources", json={**SOURCE, "name": "seen"}, headers=headers
@@ -84,7 +63,7 @@ def test_nothing_acknowledged_is_lost_when_the_server_is_killed(
     serve: Any, store_env: dict[str, str], tmp_path: Path
 ) -> None:
     server: TdbServer = serve(store_env, workers=2)
-    headers = _auth(server)
+    headers = auth_headers(server)
     acknowledged: list[str] = []
     lock = threading.Lock()
     enough = threading.Event()
@@ -141,7 +120,7 @@ def test_a_store_outage_is_503_and_tdb_recovers_by_itself(
         "TDB_STORE_TIMEOUT": "2",
     }
     server: TdbServer = serve(env, workers=2)
-    headers = _auth(server)
+    headers = auth_headers(server)
     with httpx.Client(base_url=server.url, headers=headers, timeout=15) as http:
         before = [
             http.post("/v1/sources", json={**SOURCE, "name": f"s{i}"}).json()["id"]
@@ -187,7 +166,7 @@ def test_a_worker_that_dies_is_replaced(serve: Any, tmp_path: Path) -> None:
     server: TdbServer = serve(
         {"TDB_DATABASE_URL": f"sqlite:///{tmp_path / 'w.sqlite3'}"}, workers=2
     )
-    headers = _auth(server)
+    headers = auth_headers(server)
     before = _workers(server)
     assert len(before) == 2
     victim = min(before)

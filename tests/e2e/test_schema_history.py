@@ -12,12 +12,8 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from tests.builders import auth_headers
 from tests.e2e.conftest import TdbServer
-from tests.e2e.test_many_processes import (  # noqa: F401  (the fixtures)
-    _auth,
-    postgres_store,
-    store_env,
-)
 
 INSPECTIONS = 20
 
@@ -38,12 +34,12 @@ def racing_inspections(server: TdbServer, headers: dict[str, str], url: str) -> 
 
 def test_racing_inspections_of_a_changed_table_store_one_snapshot(
     serve: Any,
-    store_env: dict[str, str],  # noqa: F811
+    store_env: dict[str, str],
     postgres_url: str,
 ) -> None:
     # Room for every inspection of the race in each worker's pool of source connections.
     server: TdbServer = serve({**store_env, "TDB_SOURCE_POOL_SIZE": "10"}, workers=2)
-    headers = _auth(server)
+    headers = auth_headers(server)
     table = f"drifting_{secrets.token_hex(4)}"
     target = urlsplit(postgres_url)
     connection = {

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from entrypoints.cli.main import main
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.operator import OPERATOR
@@ -57,3 +58,18 @@ def make_token(container: Container, client: TestClient[Any]) -> Token:
 def admin(make_token: Token) -> dict[str, str]:
     """Authorization headers of a key with every scope."""
     return {"Authorization": f"Bearer {make_token()}"}
+
+
+@pytest.fixture
+def tdb(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run `tdb ARGS` in-process on a SQLite store in tmp_path: (code, stdout, stderr)."""
+    monkeypatch.setenv("TDB_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    monkeypatch.setenv("TDB_CSV_ROOT", str(tmp_path / "data"))
+    monkeypatch.delenv("TDB_TOKEN", raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -6,25 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from entrypoints.cli.main import main
-from tests.integration.test_http_sources import SEED_BODY
-
-
-@pytest.fixture
-def tdb(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Run `tdb ARGS` in-process on a SQLite store in tmp_path: (code, stdout, stderr)."""
-    monkeypatch.setenv("TDB_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    monkeypatch.setenv("TDB_CSV_ROOT", str(tmp_path / "data"))
-    monkeypatch.delenv("TDB_TOKEN", raising=False)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+from tests.builders import SEED_BODY
 
 
 def test_keys_create_prints_the_token_last_and_list_and_revoke(tdb: Any) -> None:

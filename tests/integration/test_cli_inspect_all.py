@@ -8,11 +8,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration import test_cli
-
-# The same in-process `tdb` runner as the other CLI tests.
-tdb = pytest.fixture(test_cli.tdb.__wrapped__)  # type: ignore[attr-defined]
-
 
 def register_csv(tdb: Any, tmp_path: Path, name: str, text: str | None) -> str:
     data = tmp_path / "data"

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_cli import tdb  # noqa: F401 - the fixture, shared
-from tests.integration.test_http_sources import SEED_BODY
+from tests.builders import SEED_BODY
 
 
 def csv_body(name: str) -> dict[str, Any]:
@@ -18,7 +17,7 @@ def csv_body(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def registered(tdb: Any, tmp_path: Path) -> dict[str, Any]:  # noqa: F811
+def registered(tdb: Any, tmp_path: Path) -> dict[str, Any]:
     file = tmp_path / "orders.json"
     file.write_text(json.dumps(SEED_BODY))
     code, out, err = tdb("sources", "register", str(file), "--json")
@@ -28,7 +27,7 @@ def registered(tdb: Any, tmp_path: Path) -> dict[str, Any]:  # noqa: F811
 
 
 def test_update_from_a_file_and_from_stdin(
-    tdb: Any,  # noqa: F811
+    tdb: Any,
     registered: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -51,7 +50,7 @@ def test_update_from_a_file_and_from_stdin(
     assert json.loads(out)["connection"]["password"] == "s3cret"
 
 
-def test_update_refusals(tdb: Any, registered: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+def test_update_refusals(tdb: Any, registered: dict[str, Any], tmp_path: Path) -> None:
     patch = tmp_path / "patch.json"
     patch.write_text(json.dumps({"id": "x", "connection": {"host": None}}))
     code, _, err = tdb("sources", "update", registered["id"], str(patch))
@@ -73,7 +72,7 @@ def test_update_refusals(tdb: Any, registered: dict[str, Any], tmp_path: Path) -
 
 
 def test_sources_test_exits_1_when_the_source_does_not_answer(
-    tdb: Any,  # noqa: F811
+    tdb: Any,
     tmp_path: Path,
 ) -> None:
     (tmp_path / "data").mkdir()
@@ -99,7 +98,7 @@ def test_sources_test_exits_1_when_the_source_does_not_answer(
 
 
 def test_events_list_shows_key_and_source_events(
-    tdb: Any,  # noqa: F811
+    tdb: Any,
     registered: dict[str, Any],
 ) -> None:
     token = tdb("keys", "create", "--name", "etl")[1].strip().splitlines()[-1]

@@ -9,8 +9,8 @@ from litestar.testing import TestClient
 
 from entrypoints.container import Container
 from entrypoints.operator import OPERATOR
+from tests.builders import SEED_BODY, assert_problem
 from tests.integration.conftest import Token
-from tests.integration.test_http_sources import SEED_BODY, assert_problem
 
 ROUTES = [
     ("POST", "/v1/sources"),
@@ -52,6 +52,9 @@ def _unauthorized_bodies(client: TestClient[Any], headers: dict[str, str]) -> li
 def test_every_cause_gets_the_same_401(
     client: TestClient[Any], authorization: str | None, make_token: Token
 ) -> None:
+    # A key exists and works: the 401s below are not those of an empty store.
+    working = {"Authorization": f"Bearer {make_token()}"}
+    assert client.get("/v1/sources", headers=working).status_code == 200
     headers = {} if authorization is None else {"Authorization": authorization}
     reference = _unauthorized_bodies(client, {})
     assert _unauthorized_bodies(client, headers) == reference

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from tests.builders import TIMESTAMP, assert_problem, post_source
 from tests.integration.conftest import Token
-from tests.integration.test_http_sources import TIMESTAMP, _register, assert_problem
 
 SNAPSHOT_FIELDS = ["fingerprint", "observed_at", "columns", "breaking", "changes"]
 CHANGE_FIELDS = ["column", "change", "before", "after", "breaking"]
@@ -19,7 +19,7 @@ CHANGE_FIELDS = ["column", "change", "before", "after", "breaking"]
 
 def csv_source(client: TestClient[Any], admin: dict[str, str], root: Path, text: str) -> str:
     (root / "people.csv").write_text(text)
-    record = _register(
+    record = post_source(
         client, admin, "people", source_type="csv", connection={"path": "people.csv"}
     )
     source_id: str = record["id"]
@@ -142,7 +142,7 @@ def test_a_cursor_of_another_history_or_of_the_list_is_400(
 ) -> None:
     (settings.csv_root / "a.csv").write_text("x\n1\n")
     ids = [
-        _register(client, admin, name, source_type="csv", connection={"path": "a.csv"})["id"]
+        post_source(client, admin, name, source_type="csv", connection={"path": "a.csv"})["id"]
         for name in ("a", "b")
     ]
     for source_id in ids:
@@ -171,7 +171,9 @@ def test_history_of_unknown_or_deleted_sources_is_404(
     inspect(client, admin, source_id)
     assert client.delete(f"/v1/sources/{source_id}", headers=admin).status_code == 204
     assert_problem(client.get(f"/v1/sources/{source_id}/schema/history", headers=admin), 404)
-    again = _register(client, admin, "people", source_type="csv", connection={"path": "people.csv"})
+    again = post_source(
+        client, admin, "people", source_type="csv", connection={"path": "people.csv"}
+    )
     assert history(client, admin, again["id"]) == []
 
 
@@ -194,7 +196,7 @@ def test_a_table_dropped_and_created_again_keeps_its_fingerprint(
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS public.recreated")
         conn.execute(create)
-        record = _register(
+        record = post_source(
             client, admin, "recreated", connection={**orders_table, "table": "recreated"}
         )
         before = inspect(client, admin, record["id"])

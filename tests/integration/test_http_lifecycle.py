@@ -12,8 +12,8 @@ import pytest
 from litestar.testing import TestClient
 
 from entrypoints.settings import Settings
+from tests.builders import SEED_BODY, TIMESTAMP, assert_problem, body
 from tests.integration.conftest import Token
-from tests.integration.test_http_sources import SEED_BODY, TIMESTAMP, assert_problem, body
 
 MERGE_PATCH = "application/merge-patch+json"
 

@@ -21,8 +21,8 @@ from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
+from tests.builders import assert_problem, body, post_source
 from tests.integration.conftest import Token
-from tests.integration.test_http_sources import _register, assert_problem, body
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_an_inspection_of_a_denied_host_is_503_host_not_allowed(
             "host": "127.0.0.2",
             "port": listener.getsockname()[1],
         }
-        record = _register(client, admin, "elsewhere", connection=connection)
+        record = post_source(client, admin, "elsewhere", connection=connection)
         response = denying.get(f"/v1/sources/{record['id']}/schema", headers=admin)
         assert assert_problem(response, 503)["reason"] == "host_not_allowed"
         with pytest.raises(BlockingIOError):
@@ -101,7 +101,7 @@ def test_deleting_a_source_drops_its_pooled_connections(
     admin: dict[str, str],
     orders_table: dict[str, Any],
 ) -> None:
-    record = _register(client, admin, "orders", connection=orders_table)
+    record = post_source(client, admin, "orders", connection=orders_table)
     assert client.get(f"/v1/sources/{record['id']}/schema", headers=admin).status_code == 200
     pools = container.source_pools()
     assert [idle for _, idle, _ in pools.sizes().values()] == [1]
@@ -126,7 +126,7 @@ def test_a_detail_is_made_of_facts_and_never_masks_what_it_would_reveal(
     password: str,
 ) -> None:
     connection = {**orders_table, "user": user, "password": password}
-    record = _register(client, admin, "ghost", connection=connection)
+    record = post_source(client, admin, "ghost", connection=connection)
     reader = {"Authorization": f"Bearer {make_token('sources:read')}"}
     problem = assert_problem(client.get(f"/v1/sources/{record['id']}/schema", headers=reader), 503)
     assert problem["reason"] == "auth_failed"
@@ -144,7 +144,7 @@ def test_sslmode_require_against_a_server_without_tls_says_so(
         ssl = conn.execute("SHOW ssl").fetchone()
     if ssl != ("off",):
         pytest.skip("the test server offers TLS")
-    record = _register(client, admin, "tls", connection={**orders_table, "sslmode": "require"})
+    record = post_source(client, admin, "tls", connection={**orders_table, "sslmode": "require"})
     problem = assert_problem(client.get(f"/v1/sources/{record['id']}/schema", headers=admin), 503)
     assert problem["reason"] == "ssl_unavailable"
     assert "does not offer SSL" in problem["detail"]
@@ -183,7 +183,7 @@ def test_an_http_port_is_not_a_postgresql_server(
     connection = {**body()["connection"], "host": "127.0.0.1", "port": http_port}
     if sslmode:
         connection["sslmode"] = sslmode
-    record = _register(client, admin, "web", connection=connection)
+    record = post_source(client, admin, "web", connection=connection)
     problem = assert_problem(client.get(f"/v1/sources/{record['id']}/schema", headers=admin), 503)
     assert problem["reason"] == "protocol_error"
     assert "not as a PostgreSQL server" in problem["detail"]
@@ -224,7 +224,7 @@ def test_a_target_with_no_connection_to_spare_is_503_busy_at_once(
             token = container.create_api_key()("busy", (), OPERATOR).token
             admin = {"Authorization": f"Bearer {token}"}
             connection = {**orders_table, "port": listener.getsockname()[1]}
-            url = f"/v1/sources/{_register(client, admin, 'mute', connection=connection)['id']}"
+            url = f"/v1/sources/{post_source(client, admin, 'mute', connection=connection)['id']}"
             # The peer hangs up on the first connection: the target is known to fail.
             hang_up = threading.Thread(target=lambda: listener.accept()[0].close())
             hang_up.start()
@@ -253,7 +253,7 @@ def test_an_update_of_the_connection_drops_its_pool_and_a_test_uses_the_pool(
     admin: dict[str, str],
     orders_table: dict[str, Any],
 ) -> None:
-    record = _register(client, admin, "orders", connection=orders_table)
+    record = post_source(client, admin, "orders", connection=orders_table)
     url = f"/v1/sources/{record['id']}"
     pools = container.source_pools()
     for _ in range(2):
@@ -273,7 +273,7 @@ def test_the_outbound_policy_holds_for_updates_and_connection_tests(
     client: TestClient[Any], denying: TestClient[Any], admin: dict[str, str]
 ) -> None:
     elsewhere = {**body()["connection"], "host": "127.0.0.2", "port": 9}
-    record = _register(client, admin, "elsewhere", connection=elsewhere)
+    record = post_source(client, admin, "elsewhere", connection=elsewhere)
     url = f"/v1/sources/{record['id']}"
 
     check = denying.post(f"{url}/test", headers=admin).json()
@@ -282,7 +282,7 @@ def test_the_outbound_policy_holds_for_updates_and_connection_tests(
     assert (check["ok"], check["reason"]) == (False, "host_not_allowed")
     assert "127.0.0.2" in check["detail"]
 
-    local = _register(denying, admin, "local", connection={**elsewhere, "host": "127.0.0.3"})
+    local = post_source(denying, admin, "local", connection={**elsewhere, "host": "127.0.0.3"})
     patch = {"connection": {"host": "127.0.0.2"}}
     response = denying.patch(f"/v1/sources/{local['id']}", json=patch, headers=admin)
     assert [e["field"] for e in assert_problem(response, 400)["errors"]] == ["connection.host"]

@@ -9,58 +9,17 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from tests.builders import (
+    RECORD_FIELDS,
+    SEED_BODY,
+    TIMESTAMP,
+    UUID_RE,
+    assert_problem,
+    body,
+    post_source,
+)
 from tests.helpers import free_port
 from tests.integration.conftest import Token
-
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-PROBLEM = "application/problem+json"
-RECORD_FIELDS = [
-    "id",
-    "name",
-    "source_type",
-    "connection",
-    "description",
-    "tags",
-    "registered_by",
-    "registered_at",
-    "status",
-    "version",
-    "updated_at",
-    "updated_by",
-]
-"""The API document's SourceRecord, in its order, then the fields the lifecycle adds."""
-
-SEED_BODY: dict[str, Any] = {
-    "name": "orders",
-    "source_type": "postgres",
-    "connection": {
-        "host": "db.internal",
-        "port": 5432,
-        "dbname": "production",
-        "user": "tdb_reader",
-        "password": "s3cret",
-        "table": "orders",
-        "schema": "public",
-    },
-    "description": "Order records",
-    "tags": ["production", "finance"],
-}
-
-
-def body(**changes: Any) -> dict[str, Any]:
-    return {**SEED_BODY, **changes}
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    problem = response.json()
-    assert problem["status"] == status
-    assert {"type", "title", "status", "detail"} <= set(problem)
-    assert "Traceback" not in response.text
-    return problem
-
 
 # --- register -----------------------------------------------------------------------------
 
@@ -209,18 +168,9 @@ def test_bodies_just_under_the_limit_are_read(
 # --- list ---------------------------------------------------------------------------------
 
 
-def _register(
-    client: TestClient[Any], headers: dict[str, str], name: str, **changes: Any
-) -> dict[str, Any]:
-    response = client.post("/v1/sources", json=body(name=name, **changes), headers=headers)
-    assert response.status_code == 201, response.text
-    record: dict[str, Any] = response.json()
-    return record
-
-
 def test_list_gives_summaries_oldest_first(client: TestClient[Any], admin: dict[str, str]) -> None:
-    first = _register(client, admin, "orders")
-    second = _register(client, admin, "products", description="", tags=[])
+    first = post_source(client, admin, "orders")
+    second = post_source(client, admin, "products", description="", tags=[])
     response = client.get("/v1/sources", headers=admin)
     assert response.status_code == 200
     listing = response.json()
@@ -240,10 +190,10 @@ def test_list_gives_summaries_oldest_first(client: TestClient[Any], admin: dict[
 
 
 def test_list_filters(client: TestClient[Any], admin: dict[str, str]) -> None:
-    _register(client, admin, "orders", tags=["production", "finance"])
-    _register(client, admin, "orders_archive", tags=["finance"])
-    _register(client, admin, "Order lines", tags=["production"])
-    _register(
+    post_source(client, admin, "orders", tags=["production", "finance"])
+    post_source(client, admin, "orders_archive", tags=["finance"])
+    post_source(client, admin, "Order lines", tags=["production"])
+    post_source(
         client,
         admin,
         "events",
@@ -267,7 +217,7 @@ def test_list_filters(client: TestClient[Any], admin: dict[str, str]) -> None:
 
 
 def test_list_pages_follow_the_link_header(client: TestClient[Any], admin: dict[str, str]) -> None:
-    expected = [_register(client, admin, f"s{i:02}", tags=["all"])["id"] for i in range(7)]
+    expected = [post_source(client, admin, f"s{i:02}", tags=["all"])["id"] for i in range(7)]
     seen: list[str] = []
     url: str | None = "/v1/sources?limit=3&tag=all"
     pages = 0
@@ -295,7 +245,7 @@ def test_bad_paging_is_400(client: TestClient[Any], admin: dict[str, str], query
 
 
 def test_get_returns_the_full_record(client: TestClient[Any], admin: dict[str, str]) -> None:
-    record = _register(client, admin, "orders")
+    record = post_source(client, admin, "orders")
     response = client.get(f"/v1/sources/{record['id']}", headers=admin)
     assert response.status_code == 200
     assert response.json() == record
@@ -321,7 +271,7 @@ def test_unknown_or_malformed_ids_are_404_everywhere(
 def test_delete_is_204_then_404_and_frees_the_name(
     client: TestClient[Any], admin: dict[str, str]
 ) -> None:
-    record = _register(client, admin, "orders")
+    record = post_source(client, admin, "orders")
     response = client.delete(f"/v1/sources/{record['id']}", headers=admin)
     assert response.status_code == 204
     assert response.content == b""
@@ -329,7 +279,7 @@ def test_delete_is_204_then_404_and_frees_the_name(
     assert_problem(client.get(f"/v1/sources/{record['id']}/schema", headers=admin), 404)
     assert_problem(client.delete(f"/v1/sources/{record['id']}", headers=admin), 404)
     assert client.get("/v1/sources", headers=admin).json() == []
-    assert _register(client, admin, "orders")["id"] != record["id"]
+    assert post_source(client, admin, "orders")["id"] != record["id"]
 
 
 # --- schema -------------------------------------------------------------------------------
@@ -339,7 +289,7 @@ def test_delete_is_204_then_404_and_frees_the_name(
 def test_schema_of_a_live_postgres_table(
     client: TestClient[Any], admin: dict[str, str], orders_table: dict[str, Any]
 ) -> None:
-    record = _register(client, admin, "orders", connection=orders_table)
+    record = post_source(client, admin, "orders", connection=orders_table)
     response = client.get(f"/v1/sources/{record['id']}/schema", headers=admin)
     assert response.status_code == 200, response.text
     schema = response.json()
@@ -362,7 +312,7 @@ def test_schema_of_a_live_postgres_table(
 def test_schema_of_an_unreachable_backend_is_503_with_a_reason(
     client: TestClient[Any], admin: dict[str, str], orders_table: dict[str, Any]
 ) -> None:
-    record = _register(
+    record = post_source(
         client,
         admin,
         "down",
@@ -376,7 +326,9 @@ def test_schema_of_an_unreachable_backend_is_503_with_a_reason(
 def test_schema_of_a_missing_table_is_503_table_not_found(
     client: TestClient[Any], admin: dict[str, str], orders_table: dict[str, Any]
 ) -> None:
-    record = _register(client, admin, "gone", connection={**orders_table, "table": "no_such_table"})
+    record = post_source(
+        client, admin, "gone", connection={**orders_table, "table": "no_such_table"}
+    )
     problem = assert_problem(client.get(f"/v1/sources/{record['id']}/schema", headers=admin), 503)
     assert problem["reason"] == "table_not_found"
 
@@ -387,7 +339,7 @@ def test_schema_of_a_csv_file(
     (settings.csv_root / "people.csv").write_text(
         "id,name,born\n1,Ada,1815-12-10\n2,Alan,1912-06-23\n"
     )
-    record = _register(
+    record = post_source(
         client, admin, "people", source_type="csv", connection={"path": "people.csv"}
     )
     response = client.get(f"/v1/sources/{record['id']}/schema", headers=admin)
@@ -402,7 +354,9 @@ def test_schema_of_a_csv_file(
 def test_schema_of_a_missing_csv_file_is_503(
     client: TestClient[Any], admin: dict[str, str]
 ) -> None:
-    record = _register(client, admin, "later", source_type="csv", connection={"path": "later.csv"})
+    record = post_source(
+        client, admin, "later", source_type="csv", connection={"path": "later.csv"}
+    )
     problem = assert_problem(client.get(f"/v1/sources/{record['id']}/schema", headers=admin), 503)
     assert problem["reason"] == "file_not_found"
 

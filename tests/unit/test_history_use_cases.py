@@ -20,8 +20,8 @@ from domain.events import Action, Event, EventFilter
 from domain.history import ChangeKind, fingerprint
 from domain.keys import Principal
 from domain.sources import Column
+from tests.builders import ADMIN, READER, register
 from tests.unit.conftest import World
-from tests.unit.test_source_use_cases import ADMIN, READER, register
 
 NOBODY = Principal("tdbk_nobody", frozenset())
 A = (Column("id", "integer", False), Column("total", "numeric"))

@@ -36,8 +36,8 @@ from domain.events import Action, EventFilter
 from domain.keys import ALL_SCOPES, Principal, Scope
 from domain.sources import MASK, IfMatch, Source, SourceFilter, parse_if_match
 from entrypoints.operator import OPERATOR
+from tests.builders import ADMIN, READER, WRITER, register
 from tests.unit.conftest import World
-from tests.unit.test_source_use_cases import ADMIN, READER, WRITER, register
 
 
 def update(world: World, source: Source, patch: Any, actor: Principal = ADMIN, **kw: Any) -> Source:

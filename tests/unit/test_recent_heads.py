@@ -9,8 +9,8 @@ from adapters.storage.recent_heads import RecentHeads
 from application.sources import InspectSchema, InspectSchemaQuery
 from domain.history import SchemaSnapshot, SnapshotHead, fingerprint
 from domain.sources import Column
+from tests.builders import READER, register
 from tests.unit.conftest import World
-from tests.unit.test_source_use_cases import READER, register
 
 T0 = datetime(2026, 5, 22, 9, 0, tzinfo=UTC)
 A = (Column("id", "integer", False),)

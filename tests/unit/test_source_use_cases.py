@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
@@ -16,8 +15,6 @@ from application.sources import (
     InspectSchemaQuery,
     ListSources,
     ListSourcesQuery,
-    RegisterSource,
-    RegisterSourceCommand,
 )
 from domain.errors import (
     BackendUnavailable,
@@ -28,24 +25,9 @@ from domain.errors import (
     SourceNotFound,
     UnknownSourceType,
 )
-from domain.keys import ALL_SCOPES, Principal, Scope
-from domain.sources import MASK, Column, Source, SourceFilter
+from domain.sources import MASK, Column, SourceFilter
+from tests.builders import ADMIN, READER, WRITER, register
 from tests.unit.conftest import World
-
-ADMIN = Principal("tdbk_admin", ALL_SCOPES)
-READER = Principal("tdbk_reader", {Scope.READ})
-WRITER = Principal("tdbk_writer", {Scope.READ, Scope.WRITE})
-
-
-def register(world: World, actor: Principal = ADMIN, **fields: Any) -> Source:
-    body: dict[str, Any] = {
-        "name": "orders",
-        "source_type": "fake",
-        "connection": {"table": "orders", "password": "s3cret"},
-    }
-    body.update(fields)
-    use_case = RegisterSource(world.sources, world.connectors, world.cipher, world.clock, world.ids)
-    return use_case(RegisterSourceCommand(actor=actor, **body))
 
 
 def test_register_returns_the_full_record_with_defaults(world: World) -> None:
