@@ -63,18 +63,25 @@ from entrypoints.metrics import record_backend_call
 from entrypoints.settings import Settings
 
 
+def sqlite_path(settings: Settings) -> Path:
+    """The SQLite file: `sqlite:///rel/path`, `sqlite:////abs/path` or a bare path."""
+    if settings.database_url.startswith("sqlite:///"):
+        return Path(settings.database_url.removeprefix("sqlite:///"))
+    return Path(settings.database_url)
+
+
 def sqlite_secret_key(settings: Settings) -> str | bytes:
     """`TDB_SECRET_KEY`, else a key file beside the SQLite file."""
     if settings.secret_key:
         return settings.secret_key
-    path = settings.sqlite_path
+    path = sqlite_path(settings)
     return load_or_create_key_file(path.with_name(path.name + ".key"))
 
 
 def sqlite_files(settings: Settings) -> tuple[Path, ...]:
     """The files of the embedded store, which no CSV source may read: the database, its journals
     and the key file beside it."""
-    path = settings.sqlite_path
+    path = sqlite_path(settings)
     return tuple(
         path.with_name(path.name + suffix) for suffix in ("", "-wal", "-shm", "-journal", ".key")
     )
@@ -82,7 +89,7 @@ def sqlite_files(settings: Settings) -> tuple[Path, ...]:
 
 def open_sqlite(settings: Settings) -> Iterator[SqliteDatabase]:
     """The SQLite store, closed when the container shuts down."""
-    db = SqliteDatabase(settings.sqlite_path, busy_timeout_ms=int(settings.store_timeout * 1000))
+    db = SqliteDatabase(sqlite_path(settings), busy_timeout_ms=int(settings.store_timeout * 1000))
     yield db
     db.close()
 

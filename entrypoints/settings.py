@@ -111,13 +111,6 @@ class Settings:
         """The database URL's scheme (empty for a bare path); the container knows what it means."""
         return self.database_url.partition("://")[0] if "://" in self.database_url else ""
 
-    @property
-    def sqlite_path(self) -> Path:
-        """The SQLite file: `sqlite:///rel/path`, `sqlite:////abs/path` or a bare path."""
-        if self.database_url.startswith("sqlite:///"):
-            return Path(self.database_url.removeprefix("sqlite:///"))
-        return Path(self.database_url)
-
     def to_env(self) -> dict[str, str]:
         """These settings as `TDB_*` variables, for worker processes."""
         env = {}

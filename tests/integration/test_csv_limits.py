@@ -15,6 +15,7 @@ from adapters.connectors.csv import CHARACTER_SETS, CsvConnector
 from adapters.connectors.deadline import Deadline
 from adapters.connectors.workers import WorkerProcesses
 from domain.errors import BackendUnavailable, InvalidConnection
+from entrypoints.container import sqlite_path
 from entrypoints.settings import Settings
 
 
@@ -207,7 +208,8 @@ def _schema(client: TestClient[Any], admin: dict[str, str], path: str) -> Any:
 def test_a_hard_link_to_the_key_file_gives_no_key(
     client: TestClient[Any], admin: dict[str, str], settings: Settings
 ) -> None:
-    key_file = settings.sqlite_path.with_name(settings.sqlite_path.name + ".key")
+    database = sqlite_path(settings)
+    key_file = database.with_name(database.name + ".key")
     key = key_file.read_text().strip()
     # Registered while the name is free, linked afterwards: inspection refuses it.
     created = _register(client, admin, "k.csv")

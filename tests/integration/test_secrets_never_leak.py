@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
 from entrypoints.cli.main import main
+from entrypoints.container import sqlite_path
 from entrypoints.settings import Settings
 from tests.helpers import free_port
 from tests.integration.conftest import Token
@@ -109,7 +109,7 @@ def test_the_password_is_not_stored_in_clear(
         headers={"Authorization": f"Bearer {make_token()}"},
     )
     assert response.status_code == 201
-    database = Path(settings.sqlite_path)
+    database = sqlite_path(settings)
     stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
     assert password.encode() not in stored
     key_file = database.with_name(database.name + ".key")
