@@ -235,15 +235,16 @@ class Container(containers.DeclarativeContainer):
     ids = providers.Singleton(RandomIds)
     cipher = providers.Singleton(AesGcmCipher, _selected(store_kind, backends, "secret_key"))
 
+    resolver = providers.Singleton(
+        CachingResolver,
+        system_resolver,
+        providers.Callable(lambda s: s.resolver_cache_ttl, settings),
+    )
     outbound_policy = providers.Singleton(
         OutboundPolicy.from_text,
         providers.Callable(lambda s: s.allowed_networks, settings),
         providers.Callable(lambda s: s.denied_networks, settings),
-        providers.Singleton(
-            CachingResolver,
-            system_resolver,
-            providers.Callable(lambda s: s.resolver_cache_ttl, settings),
-        ),
+        resolver,
     )
     source_pools = providers.Resource(open_source_pools, settings)
 

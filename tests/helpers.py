@@ -1,7 +1,9 @@
-"""Small things several test packages need: a free loopback port, a throwaway database."""
+"""Small things several test packages need: a free loopback port, a throwaway database, a
+resolver that never leaves the machine."""
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import socket
 from collections.abc import Iterator
@@ -29,3 +31,15 @@ def throwaway_database(admin_url: str, prefix: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def loopback_resolver(host: str, _port: int) -> list[str]:
+    """Addresses for IP literals and `localhost`; any other name is unknown, as a resolver
+    answering NXDOMAIN would say. Tests send traffic to loopback only, DNS queries included."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    if host.lower() == "localhost":
+        return ["127.0.0.1"]
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")

@@ -71,7 +71,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         (
             # The lifecycle: a version per source for conditional changes, and the audit trail.
             """
-            ALTER TABLE sources ADD COLUMN version integer NOT NULL DEFAULT 1,
+            ALTER TABLE sources ADD COLUMN version bigint NOT NULL DEFAULT 1,
                                 ADD COLUMN updated_at timestamptz,
                                 ADD COLUMN updated_by text
             """,

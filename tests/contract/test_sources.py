@@ -91,6 +91,22 @@ def test_a_source_keeps_the_largest_valid_fields(new_stores: StoreFactory) -> No
         assert stores.sources.get(source.id) == source
 
 
+def test_a_version_past_32_bits_is_stored_and_compared(new_stores: StoreFactory) -> None:
+    # Versions only grow: a store must not cap them at a 32-bit integer.
+    source = make_source("orders", version=2**31 - 1)
+    with new_stores() as stores:
+        stores.sources.add(source)
+        later = attrs.evolve(source, version=2**31, description="moved on")
+        stores.sources.update(later, 2**31 - 1)
+        assert stores.sources.get(source.id) == later
+        with pytest.raises(VersionMismatch) as raised:
+            stores.sources.update(attrs.evolve(later, version=2**31 + 2), 2**31 + 1)
+        assert raised.value.current_version == 2**31
+        stores.sources.remove(source.id, 2**31)
+        with pytest.raises(SourceNotFound):
+            stores.sources.get(source.id)
+
+
 def test_a_taken_name_is_refused_and_the_first_source_kept(new_stores: StoreFactory) -> None:
     first = make_source("orders")
     with new_stores() as stores:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dependency_injector import providers
 from litestar.testing import TestClient
 
 from entrypoints.cli.main import main
@@ -14,6 +15,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
+from tests.helpers import loopback_resolver
 
 
 @pytest.fixture
@@ -31,6 +33,8 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def container(settings: Settings) -> Iterator[Container]:
     container = build_container(settings)
+    # Registration resolves a source's host: names in the tests' bodies get no DNS query.
+    container.resolver.override(providers.Object(loopback_resolver))
     yield container
     container.shutdown_resources()
 
