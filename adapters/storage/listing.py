@@ -1,11 +1,116 @@
-"""What the stores' listings share: paging by fetching one row more, text no store can hold."""
+"""What the stores share: column lists, the listing queries of the SQL stores, paging by
+fetching one row more, and text no store can hold."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
 
-from domain.events import Event, EventKey, EventPage
-from domain.sources import PageKey, SourceFilter, SourcePage, SourceSummary
+import attrs
+
+from adapters.serialization import timestamp
+from domain.events import Event, EventFilter, EventKey, EventPage
+from domain.history import SchemaSnapshot
+from domain.keys import ApiKey
+from domain.sources import PageKey, Source, SourceFilter, SourcePage, SourceSummary
+
+
+def columns(record: type[Any]) -> str:
+    """The column list of a table that holds this record: its fields, in order (the keys of
+    its row in `adapters.serialization`)."""
+    return ", ".join(field.name for field in attrs.fields(record))
+
+
+SOURCE_COLUMNS = columns(Source)
+# A listing reads neither the connection nor its encrypted secrets.
+SUMMARY_COLUMNS = columns(SourceSummary)
+EVENT_COLUMNS = columns(Event)
+KEY_COLUMNS = columns(ApiKey)
+SNAPSHOT_COLUMNS = columns(SchemaSnapshot)
+
+
+@attrs.frozen
+class Dialect:
+    """How one SQL store spells what the listing queries need."""
+
+    param: str
+    """A plain parameter: `?` or `%s`."""
+    timestamp_param: str
+    """A parameter compared with a stored timestamp."""
+    uuid_param: str
+    """A parameter compared with a stored id."""
+    uuid_value: Callable[[UUID], Any]
+    """An id as this store's driver binds it."""
+    tags_conditions: Callable[[tuple[str, ...]], list[tuple[str, list[Any]]]]
+    """Conditions (with their parameters) that a source holds every one of these tags."""
+    prefix_condition: Callable[[str], tuple[str, list[Any]]]
+    """The condition that a name starts with this text, case and wildcards taken literally."""
+
+
+class _Select:
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.where: list[str] = []
+        self.parameters: list[Any] = []
+
+    def add(self, condition: str, *parameters: Any) -> None:
+        self.where.append(condition)
+        self.parameters += parameters
+
+    def sql(self, columns: str, table: str, order: str, limit: int | None) -> str:
+        sql = f"SELECT {columns} FROM {table}"
+        if self.where:
+            sql += " WHERE " + " AND ".join(self.where)
+        sql += f" ORDER BY {order}"
+        if limit is not None:
+            # One row more than asked for says whether a next page exists.
+            sql += f" LIMIT {self.dialect.param}"
+            self.parameters.append(limit + 1)
+        return sql
+
+
+def source_listing(
+    dialect: Dialect, source_filter: SourceFilter, limit: int | None, after: PageKey | None
+) -> tuple[str, list[Any]]:
+    """The query (and its parameters) for one page of summaries, oldest first, ties by id."""
+    select = _Select(dialect)
+    for condition, parameters in dialect.tags_conditions(tuple(dict.fromkeys(source_filter.tags))):
+        select.add(condition, *parameters)
+    if source_filter.source_type is not None:
+        select.add(f"source_type = {dialect.param}", source_filter.source_type)
+    if source_filter.name_prefix:
+        condition, parameters = dialect.prefix_condition(source_filter.name_prefix)
+        select.add(condition, *parameters)
+    if after is not None:
+        select.add(
+            f"(registered_at, id) > ({dialect.timestamp_param}, {dialect.uuid_param})",
+            timestamp(after.registered_at),
+            dialect.uuid_value(after.id),
+        )
+    return select.sql(SUMMARY_COLUMNS, "sources", "registered_at, id", limit), select.parameters
+
+
+def event_listing(
+    dialect: Dialect, event_filter: EventFilter, limit: int | None, after: EventKey | None
+) -> tuple[str, list[Any]]:
+    """The query (and its parameters) for one page of the audit trail, in time order."""
+    select = _Select(dialect)
+    if event_filter.source_id is not None:
+        select.add(f"source_id = {dialect.uuid_param}", dialect.uuid_value(event_filter.source_id))
+    if event_filter.action is not None:
+        select.add(f"action = {dialect.param}", event_filter.action.value)
+    if event_filter.actor is not None:
+        select.add(f"actor = {dialect.param}", event_filter.actor)
+    if event_filter.since is not None:
+        select.add(f"at >= {dialect.timestamp_param}", timestamp(event_filter.since))
+    if after is not None:
+        select.add(
+            f"(at, id) > ({dialect.timestamp_param}, {dialect.uuid_param})",
+            timestamp(after.at),
+            dialect.uuid_value(after.id),
+        )
+    return select.sql(EVENT_COLUMNS, "events", "at, id", limit), select.parameters
 
 
 def storable(text: str) -> bool:

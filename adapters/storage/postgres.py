@@ -17,7 +17,19 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from adapters.serialization import from_row, timestamp, to_row
-from adapters.storage.listing import can_match, event_page, page, storable
+from adapters.storage.listing import (
+    EVENT_COLUMNS,
+    KEY_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    SOURCE_COLUMNS,
+    Dialect,
+    can_match,
+    event_listing,
+    event_page,
+    page,
+    source_listing,
+    storable,
+)
 from adapters.storage.outage import OutageWatch
 from domain.errors import (
     ApiKeyNotFound,
@@ -127,14 +139,15 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 # Any fixed 64-bit number, the same in every process of every version: "tdb-migr".
 _MIGRATION_LOCK = 0x7464622D6D696772
 
-_SOURCE_COLUMNS = (
-    "id, name, source_type, connection, description, tags, registered_by, registered_at, status,"
-    " version, updated_at, updated_by"
+POSTGRES = Dialect(
+    param="%s",
+    timestamp_param="%s::timestamptz",
+    uuid_param="%s::uuid",
+    uuid_value=lambda value: value,
+    tags_conditions=lambda tags: [("tags @> %s::text[]", [list(tags)])] if tags else [],
+    # Not LIKE: it treats % and _ as wildcards.
+    prefix_condition=lambda prefix: ("starts_with(name, %s)", [prefix]),
 )
-_EVENT_COLUMNS = "id, at, actor, action, source_id, source_name, key_id, changed, breaking"
-# A listing reads neither the connection nor its encrypted secrets.
-_SUMMARY_COLUMNS = "id, name, source_type, description, tags, registered_at"
-_KEY_COLUMNS = "key_id, name, scopes, secret_hash, created_at, revoked_at"
 
 
 class _BrokenConnection(StoreUnavailable):
@@ -316,7 +329,7 @@ class PostgresSourceRepository:
 
     def add(self, source: Source, event: Event | None = None) -> None:
         insert = (
-            f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES (%(id)s::uuid, %(name)s,"
+            f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES (%(id)s::uuid, %(name)s,"
             " %(source_type)s, %(connection)s::json, %(description)s, %(tags)s::text[],"
             " %(registered_by)s, %(registered_at)s::timestamptz, %(status)s, %(version)s,"
             " %(updated_at)s::timestamptz, %(updated_by)s)"
@@ -361,7 +374,7 @@ class PostgresSourceRepository:
             raise
 
     def get(self, source_id: UUID) -> Source:
-        rows = self._db.read(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE id = %s", [source_id])
+        rows = self._db.read(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = %s", [source_id])
         if not rows:
             raise SourceNotFound(source_id)
         return from_row(rows[0], Source)
@@ -371,28 +384,7 @@ class PostgresSourceRepository:
     ) -> SourcePage:
         if not can_match(source_filter):
             return SourcePage(())
-        where: list[str] = []
-        parameters: list[Any] = []
-        if source_filter.tags:
-            where.append("tags @> %s::text[]")
-            parameters.append(list(dict.fromkeys(source_filter.tags)))
-        if source_filter.source_type is not None:
-            where.append("source_type = %s")
-            parameters.append(source_filter.source_type)
-        if source_filter.name_prefix:
-            # Not LIKE: it treats % and _ as wildcards.
-            where.append("starts_with(name, %s)")
-            parameters.append(source_filter.name_prefix)
-        if after is not None:
-            where.append("(registered_at, id) > (%s::timestamptz, %s::uuid)")
-            parameters += [timestamp(after.registered_at), after.id]
-        sql = f"SELECT {_SUMMARY_COLUMNS} FROM sources"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY registered_at, id"
-        if limit is not None:
-            sql += " LIMIT %s"
-            parameters.append(limit + 1)
+        sql, parameters = source_listing(POSTGRES, source_filter, limit, after)
         return page([from_row(row, SourceSummary) for row in self._db.read(sql, parameters)], limit)
 
     def revision(self) -> int | None:
@@ -424,9 +416,9 @@ _EVENT_VALUES = (
     " %(event_source_id)s::uuid, %(event_source_name)s, %(event_key_id)s,"
     " %(event_changed)s::text[], %(event_breaking)s::boolean"
 )
-_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_VALUES})"
+_INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_EVENT_VALUES})"
 # The same insert fed by a data-modifying CTE: `... FROM <cte>` follows it.
-_INSERT_EVENT_SELECT = f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_VALUES}"
+_INSERT_EVENT_SELECT = f"INSERT INTO events ({EVENT_COLUMNS}) SELECT {_EVENT_VALUES}"
 
 
 def _event_row(event: Event) -> dict[str, Any]:
@@ -462,34 +454,8 @@ class PostgresEventRepository:
     ) -> EventPage:
         if event_filter.actor is not None and not storable(event_filter.actor):
             return EventPage(())
-        where: list[str] = []
-        parameters: list[Any] = []
-        if event_filter.source_id is not None:
-            where.append("source_id = %s")
-            parameters.append(event_filter.source_id)
-        if event_filter.action is not None:
-            where.append("action = %s")
-            parameters.append(event_filter.action.value)
-        if event_filter.actor is not None:
-            where.append("actor = %s")
-            parameters.append(event_filter.actor)
-        if event_filter.since is not None:
-            where.append("at >= %s::timestamptz")
-            parameters.append(timestamp(event_filter.since))
-        if after is not None:
-            where.append("(at, id) > (%s::timestamptz, %s::uuid)")
-            parameters += [timestamp(after.at), after.id]
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY at, id"
-        if limit is not None:
-            sql += " LIMIT %s"
-            parameters.append(limit + 1)
+        sql, parameters = event_listing(POSTGRES, event_filter, limit, after)
         return event_page([from_row(row, Event) for row in self._db.read(sql, parameters)], limit)
-
-
-_SNAPSHOT_COLUMNS = "source_id, sequence, fingerprint, columns, observed_at"
 
 
 class PostgresSnapshotRepository:
@@ -517,7 +483,7 @@ class PostgresSnapshotRepository:
         try:
             with self._db.transaction() as conn:
                 cursor = conn.execute(
-                    f"INSERT INTO schema_snapshots ({_SNAPSHOT_COLUMNS})"
+                    f"INSERT INTO schema_snapshots ({SNAPSHOT_COLUMNS})"
                     " SELECT %(source_id)s::uuid, %(sequence)s, %(fingerprint)s, %(columns)s::json,"
                     " %(observed_at)s::timestamptz"
                     " WHERE %(sequence)s = 1 OR EXISTS (SELECT 1 FROM schema_snapshots"
@@ -536,7 +502,7 @@ class PostgresSnapshotRepository:
         self, source_id: UUID, limit: int, before: int | None = None
     ) -> Sequence[SchemaSnapshot]:
         rows = self._db.read(
-            f"SELECT {_SNAPSHOT_COLUMNS} FROM schema_snapshots"
+            f"SELECT {SNAPSHOT_COLUMNS} FROM schema_snapshots"
             " WHERE source_id = %s AND sequence < %s ORDER BY sequence DESC LIMIT %s",
             [source_id, before if before is not None else 2**62, limit],
         )
@@ -567,7 +533,7 @@ class PostgresApiKeyRepository:
 
     def get(self, key_id: str) -> ApiKey:
         rows = (
-            self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = %s", [key_id])
+            self._db.read(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = %s", [key_id])
             if storable(key_id)
             else []
         )
@@ -576,7 +542,7 @@ class PostgresApiKeyRepository:
         return from_row(rows[0], ApiKey)
 
     def list(self) -> Sequence[ApiKey]:
-        rows = self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
+        rows = self._db.read(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
         return [from_row(row, ApiKey) for row in rows]
 
     def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
@@ -585,7 +551,7 @@ class PostgresApiKeyRepository:
         with self._db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
             # FOR UPDATE: of two simultaneous revocations, only the first sees an active key.
             cursor.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = %s FOR UPDATE", [key_id]
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = %s FOR UPDATE", [key_id]
             )
             row = cursor.fetchone()
             if row is None:
@@ -594,7 +560,7 @@ class PostgresApiKeyRepository:
                 return from_row(row, ApiKey)
             cursor.execute(
                 f"UPDATE api_keys SET revoked_at = %s::timestamptz WHERE key_id = %s"
-                f" RETURNING {_KEY_COLUMNS}",
+                f" RETURNING {KEY_COLUMNS}",
                 [timestamp(at), key_id],
             )
             revoked = cursor.fetchone()
@@ -607,7 +573,7 @@ class PostgresApiKeyRepository:
     def _insert(conn: psycopg.Connection[Any], key: ApiKey) -> None:
         # A key stored again under its id replaces the old one, as the in-memory store does.
         conn.execute(
-            f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (%(key_id)s, %(name)s,"
+            f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (%(key_id)s, %(name)s,"
             " %(scopes)s::text[], %(secret_hash)s, %(created_at)s::timestamptz,"
             " %(revoked_at)s::timestamptz) ON CONFLICT (key_id) DO UPDATE SET"
             " name = excluded.name, scopes = excluded.scopes, secret_hash = excluded.secret_hash,"

@@ -17,7 +17,19 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from adapters.serialization import decode_json, from_row, parse_timestamp, timestamp, to_row
-from adapters.storage.listing import can_match, event_page, page, storable
+from adapters.storage.listing import (
+    EVENT_COLUMNS,
+    KEY_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    SOURCE_COLUMNS,
+    Dialect,
+    can_match,
+    event_listing,
+    event_page,
+    page,
+    source_listing,
+    storable,
+)
 from adapters.storage.outage import OutageWatch
 from domain.errors import (
     ApiKeyNotFound,
@@ -142,14 +154,17 @@ def _adopt_versions_table(db: sqlite_utils.Database, migrations: Migrations) -> 
 
 _IDLE_CONNECTIONS_MAX = 8
 
-_SOURCE_COLUMNS = (
-    "id, name, source_type, connection, description, tags, registered_by, registered_at, status,"
-    " version, updated_at, updated_by"
+SQLITE = Dialect(
+    param="?",
+    timestamp_param="?",
+    uuid_param="?",
+    uuid_value=str,
+    tags_conditions=lambda tags: [
+        ("EXISTS (SELECT 1 FROM json_each(sources.tags) WHERE value = ?)", [tag]) for tag in tags
+    ],
+    # Not LIKE: it ignores case and treats % and _ as wildcards.
+    prefix_condition=lambda prefix: ("substr(name, 1, ?) = ?", [len(prefix), prefix]),
 )
-_EVENT_COLUMNS = "id, at, actor, action, source_id, source_name, key_id, changed, breaking"
-# A listing reads neither the connection nor its encrypted secrets.
-_SUMMARY_COLUMNS = "id, name, source_type, description, tags, registered_at"
-_KEY_COLUMNS = "key_id, name, scopes, secret_hash, created_at, revoked_at"
 
 
 def _is_unavailability(exc: sqlite3.Error) -> bool:
@@ -385,7 +400,7 @@ class SqliteSourceRepository:
         try:
             with self._db.writing() as db:
                 db.execute(
-                    f"INSERT INTO sources ({_SOURCE_COLUMNS}) VALUES (:id, :name, :source_type,"
+                    f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES (:id, :name, :source_type,"
                     " :connection, :description, :tags, :registered_by, :registered_at, :status,"
                     " :version, :updated_at, :updated_by)",
                     to_row(source, _SOURCE_JSON),
@@ -416,9 +431,7 @@ class SqliteSourceRepository:
             raise
 
     def get(self, source_id: UUID) -> Source:
-        rows = self._db.read(
-            f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE id = ?", [str(source_id)]
-        )
+        rows = self._db.read(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = ?", [str(source_id)])
         if not rows:
             raise SourceNotFound(source_id)
         return from_row(rows[0], Source)
@@ -428,28 +441,7 @@ class SqliteSourceRepository:
     ) -> SourcePage:
         if not can_match(source_filter):
             return SourcePage(())
-        where: list[str] = []
-        parameters: list[Any] = []
-        for tag in dict.fromkeys(source_filter.tags):
-            where.append("EXISTS (SELECT 1 FROM json_each(sources.tags) WHERE value = ?)")
-            parameters.append(tag)
-        if source_filter.source_type is not None:
-            where.append("source_type = ?")
-            parameters.append(source_filter.source_type)
-        if source_filter.name_prefix:
-            # Not LIKE: it ignores case and treats % and _ as wildcards.
-            where.append("substr(name, 1, ?) = ?")
-            parameters += [len(source_filter.name_prefix), source_filter.name_prefix]
-        if after is not None:
-            where.append("(registered_at, id) > (?, ?)")
-            parameters += [timestamp(after.registered_at), str(after.id)]
-        sql = f"SELECT {_SUMMARY_COLUMNS} FROM sources"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY registered_at, id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            parameters.append(limit + 1)
+        sql, parameters = source_listing(SQLITE, source_filter, limit, after)
         # Straight from row tuples to summaries: a full listing is 10,000 rows and more.
         summaries = [
             SourceSummary(
@@ -503,7 +495,7 @@ def _record(db: sqlite_utils.Database, event: Event | None) -> None:
     if event is None:
         return
     db.execute(
-        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
+        f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
         " :source_name, :key_id, :changed, :breaking)",
         to_row(event, _EVENT_JSON),
     )
@@ -522,36 +514,11 @@ class SqliteEventRepository:
     def list(
         self, event_filter: EventFilter, limit: int | None = None, after: EventKey | None = None
     ) -> EventPage:
-        where: list[str] = []
-        parameters: list[Any] = []
         if event_filter.actor is not None and not storable(event_filter.actor):
             return EventPage(())
-        for column, value in (
-            ("source_id", event_filter.source_id and str(event_filter.source_id)),
-            ("action", event_filter.action and event_filter.action.value),
-            ("actor", event_filter.actor),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                parameters.append(value)
-        if event_filter.since is not None:
-            where.append("at >= ?")
-            parameters.append(timestamp(event_filter.since))
-        if after is not None:
-            where.append("(at, id) > (?, ?)")
-            parameters += [timestamp(after.at), str(after.id)]
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY at, id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            parameters.append(limit + 1)
+        sql, parameters = event_listing(SQLITE, event_filter, limit, after)
         rows = self._db.read(sql, parameters)
         return event_page([from_row(row, Event) for row in rows], limit)
-
-
-_SNAPSHOT_COLUMNS = "source_id, sequence, fingerprint, columns, observed_at"
 
 
 class SqliteSnapshotRepository:
@@ -586,7 +553,7 @@ class SqliteSnapshotRepository:
             if newest != snapshot.sequence - 1:
                 return False
             db.execute(
-                f"INSERT INTO schema_snapshots ({_SNAPSHOT_COLUMNS}) VALUES (:source_id,"
+                f"INSERT INTO schema_snapshots ({SNAPSHOT_COLUMNS}) VALUES (:source_id,"
                 " :sequence, :fingerprint, :columns, :observed_at)",
                 to_row(snapshot, _SNAPSHOT_JSON),
             )
@@ -597,7 +564,7 @@ class SqliteSnapshotRepository:
         self, source_id: UUID, limit: int, before: int | None = None
     ) -> Sequence[SchemaSnapshot]:
         rows = self._db.read(
-            f"SELECT {_SNAPSHOT_COLUMNS} FROM schema_snapshots"
+            f"SELECT {SNAPSHOT_COLUMNS} FROM schema_snapshots"
             " WHERE source_id = ? AND sequence < ? ORDER BY sequence DESC LIMIT ?",
             [str(source_id), before if before is not None else 2**62, limit],
         )
@@ -626,7 +593,7 @@ class SqliteApiKeyRepository:
 
     def get(self, key_id: str) -> ApiKey:
         rows = (
-            self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", [key_id])
+            self._db.read(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?", [key_id])
             if storable(key_id)
             else []
         )
@@ -635,7 +602,7 @@ class SqliteApiKeyRepository:
         return from_row(rows[0], ApiKey)
 
     def list(self) -> Sequence[ApiKey]:
-        rows = self._db.read(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
+        rows = self._db.read(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
         return [from_row(row, ApiKey) for row in rows]
 
     def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
@@ -648,7 +615,7 @@ class SqliteApiKeyRepository:
             ).rowcount
             if revoked:
                 _record(db, event)
-            rows = list(db.query(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", [key_id]))
+            rows = list(db.query(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?", [key_id]))
         if not rows:
             raise ApiKeyNotFound(key_id)
         return from_row(rows[0], ApiKey)
@@ -657,7 +624,7 @@ class SqliteApiKeyRepository:
     def _insert(db: sqlite_utils.Database, key: ApiKey) -> None:
         # A key stored again under its id replaces the old one, as the in-memory store does.
         db.execute(
-            f"INSERT OR REPLACE INTO api_keys ({_KEY_COLUMNS}) VALUES"
+            f"INSERT OR REPLACE INTO api_keys ({KEY_COLUMNS}) VALUES"
             " (:key_id, :name, :scopes, :secret_hash, :created_at, :revoked_at)",
             to_row(key, _KEY_JSON),
         )
