@@ -142,15 +142,7 @@ class RegisterSource:
         # Optional fields given as null mean "not given".
         description = "" if command.description is None else command.description
         tags = () if command.tags is None else command.tags
-        errors = [
-            *name_errors(command.name),
-            *description_errors(description),
-            *tags_errors(tags),
-        ]
-        if not isinstance(command.source_type, str):
-            errors.append(FieldError("source_type", "must be a string"))
-        if errors:
-            raise InvalidInput(errors)
+        _check_body(command.name, command.source_type, description, tags, name_required=True)
         connector = self._connectors.get(command.source_type)
         connection = connector.validate(command.connection)
         if command.verify:
@@ -423,16 +415,36 @@ class CheckSourceConnectionQuery:
 
 def _check(connector: Connector, connection: Mapping[str, Any], clock: Clock) -> ConnectionCheck:
     started = clock.now()
-    reason: str | None = None
     try:
         connector.check(connection)
     except BackendUnavailable as exc:
-        reason, detail = exc.reason, exc.detail
-    else:
-        detail = "The schema would answer now."
+        return _finished(clock, started, exc.reason, exc.detail)
+    return _finished(clock, started, None, "The schema would answer now.")
+
+
+def _finished(clock: Clock, started: datetime, reason: str | None, detail: str) -> ConnectionCheck:
+    """A connection test's answer, timed from `started` to now."""
     finished = clock.now()
     elapsed = (finished - started).total_seconds() * 1000
     return ConnectionCheck(reason is None, reason, detail, round(elapsed, 3), finished)
+
+
+def _check_body(
+    name: Any, source_type: Any, description: Any, tags: Any, *, name_required: bool
+) -> None:
+    """Raise `InvalidInput` naming every bad field of a registration body but its connection
+    (an optional field that is None was not given)."""
+    errors: list[FieldError] = []
+    if name_required or name is not None:
+        errors += name_errors(name)
+    if description is not None:
+        errors += description_errors(description)
+    if tags is not None:
+        errors += tags_errors(tags)
+    if not isinstance(source_type, str):
+        errors.append(FieldError("source_type", "must be a string"))
+    if errors:
+        raise InvalidInput(errors)
 
 
 @attrs.frozen
@@ -477,26 +489,20 @@ class CheckNewConnection:
 
     def __call__(self, command: CheckNewConnectionCommand) -> ConnectionCheck:
         require(command.actor, self.required_scope)
-        errors = []
-        if command.name is not None:
-            errors += name_errors(command.name)
-        if command.description is not None:
-            errors += description_errors(command.description)
-        if command.tags is not None:
-            errors += tags_errors(command.tags)
-        if not isinstance(command.source_type, str):
-            errors.append(FieldError("source_type", "must be a string"))
-        if errors:
-            raise InvalidInput(errors)
+        _check_body(
+            command.name,
+            command.source_type,
+            command.description,
+            command.tags,
+            name_required=False,
+        )
         connector = self._connectors.get(command.source_type)
         started = self._clock.now()
         try:
             connection = connector.validate(command.connection)
         except HostNotAllowed as exc:
             # Well formed but out of reach: answered as the test of a saved source would be.
-            finished = self._clock.now()
-            elapsed = round((finished - started).total_seconds() * 1000, 3)
-            return ConnectionCheck(False, exc.reason, exc.detail, elapsed, finished)
+            return _finished(self._clock, started, exc.reason, exc.detail)
         return _check(connector, connection, self._clock)
 
 
