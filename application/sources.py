@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import attrs
@@ -59,22 +60,13 @@ from domain.sources import (
 
 LIST_LIMIT_MAX = 1000
 HISTORY_LIMIT_DEFAULT = 100
-# What a merge patch may change, and the record's fields it may not.
-PATCHABLE = ("name", "description", "tags", "connection")
-READ_ONLY = frozenset(
-    {
-        "id",
-        "source_type",
-        "registered_by",
-        "registered_at",
-        "status",
-        "version",
-        "updated_at",
-        "updated_by",
-    }
-)
 # An update without If-Match re-reads and merges again when another change got in first.
 UPDATE_ATTEMPTS = 20
+
+JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
+"""A value as JSON has it: what a connection field holds until its connector has checked it."""
+Connection: TypeAlias = Mapping[str, JsonValue]
+"""A connection object as given, before its connector checks and completes it."""
 
 
 def require(actor: Principal, scope: Scope) -> None:
@@ -114,14 +106,18 @@ def _verify(connector: Connector, connection: Mapping[str, Any]) -> None:
 
 @attrs.frozen
 class RegisterSourceCommand:
-    """Register a new source (fields as the client sent them); `verify`: test it first."""
+    """Register a new source; `verify`: test its connection first.
+
+    The fields have their types (each entrypoint decodes what a client sent into them);
+    whether their values make a valid source is this use case's to say.
+    """
 
     actor: Principal
-    name: Any
-    source_type: Any
-    connection: Any
-    description: Any = ""
-    tags: Any = ()
+    name: str
+    source_type: str
+    connection: Connection
+    description: str = ""
+    tags: tuple[str, ...] = ()
     verify: bool = False
 
 
@@ -139,10 +135,7 @@ class RegisterSource:
 
     def __call__(self, command: RegisterSourceCommand) -> Source:
         require(command.actor, self.required_scope)
-        # Optional fields given as null mean "not given".
-        description = "" if command.description is None else command.description
-        tags = () if command.tags is None else command.tags
-        _check_body(command.name, command.source_type, description, tags, name_required=True)
+        _check_fields(command.name, command.description, command.tags)
         connector = self._connectors.get(command.source_type)
         connection = connector.validate(command.connection)
         if command.verify:
@@ -152,8 +145,8 @@ class RegisterSource:
             name=SourceName(command.name),
             source_type=command.source_type,
             connection=connection,
-            description=description,
-            tags=tags,
+            description=command.description,
+            tags=command.tags,
             registered_by=command.actor.identity,
             registered_at=self._clock.now(),
         )
@@ -246,27 +239,42 @@ class GetSource:
         return shown
 
 
+class Absent(enum.Enum):
+    """The mark of a field a patch leaves out (which keeps its value; null does not)."""
+
+    ABSENT = "absent"
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = Absent.ABSENT
+
+
+@attrs.frozen
+class SourcePatch:
+    """A JSON Merge Patch (RFC 7396) of a source's changeable fields.
+
+    A field left `ABSENT` keeps its value; `description` and `tags` given as None return to
+    their defaults; in `connection`, a field given as None returns to its default (or goes),
+    one left out keeps its value, and a secret sent back as `********` keeps its stored value.
+    """
+
+    name: str | Absent = ABSENT
+    description: str | Absent | None = ABSENT
+    tags: tuple[str, ...] | Absent | None = ABSENT
+    connection: Connection | Absent = ABSENT
+
+
 @attrs.frozen
 class UpdateSourceCommand:
-    """Apply a JSON Merge Patch (RFC 7396) to a source, optionally only at given versions."""
+    """Apply a merge patch to a source, optionally only at given versions."""
 
     actor: Principal
     source_id: UUID
-    patch: Any
+    patch: SourcePatch
     if_match: IfMatch | None = None
     verify: bool = False
-
-
-def _patch_errors(patch: Any) -> list[FieldError]:
-    if not isinstance(patch, Mapping):
-        return [FieldError("body", "must be a JSON object")]
-    errors = []
-    for field in sorted(patch, key=str):
-        if field in READ_ONLY:
-            errors.append(FieldError(str(field), "is read-only"))
-        elif field not in PATCHABLE:
-            errors.append(FieldError(str(field), "is not a known field"))
-    return errors
 
 
 @attrs.frozen
@@ -288,9 +296,6 @@ class UpdateSource:
 
     def __call__(self, command: UpdateSourceCommand) -> Source:
         require(command.actor, self.required_scope)
-        errors = _patch_errors(command.patch)
-        if errors:
-            raise InvalidInput(errors)
         # `*` asks only that the source exist, so it may merge again like no condition at all.
         retry = command.if_match is None or command.if_match.versions is None
         for attempt in range(UPDATE_ATTEMPTS):
@@ -336,40 +341,34 @@ class UpdateSource:
 
     @staticmethod
     def _merge(
-        clear: Source, patch: Mapping[str, Any], connector: Connector, names: list[str]
+        clear: Source, patch: SourcePatch, connector: Connector, names: list[str]
     ) -> tuple[Source, tuple[str, ...]]:
         """The source with the patch merged and validated, and the paths that changed."""
         errors: list[FieldError] = []
         name = clear.name.value
-        if "name" in patch:
-            name = patch["name"]
-            errors += [FieldError("name", "is required")] if name is None else name_errors(name)
+        if patch.name is not ABSENT:
+            name = patch.name
+            errors += name_errors(name)
         description = clear.description
-        if "description" in patch:
-            description = "" if patch["description"] is None else patch["description"]
+        if patch.description is not ABSENT:
+            description = "" if patch.description is None else patch.description
             errors += description_errors(description)
-        tags: Any = clear.tags
-        if "tags" in patch:
-            tags = () if patch["tags"] is None else patch["tags"]
+        tags = clear.tags
+        if patch.tags is not ABSENT:
+            tags = () if patch.tags is None else patch.tags
             errors += tags_errors(tags)
         connection: Mapping[str, Any] = clear.connection
-        if "connection" in patch:
-            given = patch["connection"]
-            if given is None:
-                errors.append(FieldError("connection", "is required"))
-            elif not isinstance(given, Mapping):
-                errors.append(FieldError("connection", "must be an object"))
-            else:
-                draft = dict(clear.connection)
-                for field, value in given.items():
-                    if value is None:
-                        draft.pop(field, None)
-                    elif not (field in names and value == MASK):
-                        draft[field] = value
-                try:
-                    connection = connector.validate(draft)
-                except InvalidConnection as exc:
-                    errors += exc.errors
+        if patch.connection is not ABSENT:
+            draft = dict(clear.connection)
+            for field, value in patch.connection.items():
+                if value is None:
+                    draft.pop(field, None)
+                elif not (field in names and value == MASK):
+                    draft[field] = value
+            try:
+                connection = connector.validate(draft)
+            except InvalidConnection as exc:
+                errors += exc.errors
         if errors:
             raise InvalidInput(errors)
         changed = [
@@ -429,20 +428,16 @@ def _finished(clock: Clock, started: datetime, reason: str | None, detail: str) 
     return ConnectionCheck(reason is None, reason, detail, round(elapsed, 3), finished)
 
 
-def _check_body(
-    name: Any, source_type: Any, description: Any, tags: Any, *, name_required: bool
-) -> None:
-    """Raise `InvalidInput` naming every bad field of a registration body but its connection
-    (an optional field that is None was not given)."""
+def _check_fields(name: str | None, description: str | None, tags: tuple[str, ...] | None) -> None:
+    """Raise `InvalidInput` naming every field of a would-be source that breaks its rule, but
+    its connection (None: not given)."""
     errors: list[FieldError] = []
-    if name_required or name is not None:
+    if name is not None:
         errors += name_errors(name)
     if description is not None:
         errors += description_errors(description)
     if tags is not None:
         errors += tags_errors(tags)
-    if not isinstance(source_type, str):
-        errors.append(FieldError("source_type", "must be a string"))
     if errors:
         raise InvalidInput(errors)
 
@@ -468,14 +463,14 @@ class CheckSourceConnection:
 
 @attrs.frozen
 class CheckNewConnectionCommand:
-    """Test a registration body before saving it (`name` optional); nothing is stored."""
+    """Test a would-be source before registering it (None: not given); nothing is stored."""
 
     actor: Principal
-    source_type: Any
-    connection: Any
-    name: Any = None
-    description: Any = None
-    tags: Any = None
+    source_type: str
+    connection: Connection
+    name: str | None = None
+    description: str | None = None
+    tags: tuple[str, ...] | None = None
 
 
 @attrs.frozen
@@ -489,13 +484,7 @@ class CheckNewConnection:
 
     def __call__(self, command: CheckNewConnectionCommand) -> ConnectionCheck:
         require(command.actor, self.required_scope)
-        _check_body(
-            command.name,
-            command.source_type,
-            command.description,
-            command.tags,
-            name_required=False,
-        )
+        _check_fields(command.name, command.description, command.tags)
         connector = self._connectors.get(command.source_type)
         started = self._clock.now()
         try:

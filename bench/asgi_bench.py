@@ -87,7 +87,7 @@ async def main(n: int) -> None:
                 source_type="postgres",
                 connection={"host": "h", "dbname": "d", "user": "u", "password": "p", "table": "t"},
                 description="Order records",
-                tags=["production", "finance"],
+                tags=("production", "finance"),
             )
         )
         token = container.create_api_key()("bench", (), OPERATOR).token

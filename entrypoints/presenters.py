@@ -14,18 +14,8 @@ from domain import sources
 from domain.connections import ConnectionCheck
 from domain.events import Event
 from domain.history import ColumnChange, HistoryEntry
-from domain.sources import (
-    DESCRIPTION_MAX,
-    NAME_MAX,
-    TAG_MAX,
-    TAGS_MAX,
-    Column,
-    Source,
-    SourceSchema,
-)
+from domain.sources import Column, Source, SourceSchema
 
-Name = Annotated[str, Meta(min_length=1, max_length=NAME_MAX, description="Unique name")]
-Tag = Annotated[str, Meta(min_length=1, max_length=TAG_MAX)]
 TIMESTAMP_DESCRIPTION = "RFC 3339 UTC timestamp, e.g. 2026-05-22T09:00:00Z"
 Timestamp = Annotated[str, Meta(description=TIMESTAMP_DESCRIPTION)]
 
@@ -42,29 +32,6 @@ def api_timestamp(value: datetime) -> str:
     # isoformat is faster than strftime (this runs for every row of a listing), and pads the
     # year to four digits where glibc's %Y does not.
     return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
-
-
-class RegisterSourceRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Body of `POST /v1/sources`."""
-
-    name: Name
-    source_type: Annotated[str, Meta(description="A source type this build has a connector for")]
-    connection: Annotated[dict[str, Any], Meta(description="Connector-specific configuration")]
-    # Optional fields may also be null, which means "not given", as in a connection object.
-    description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] | None = ""
-    tags: Annotated[list[Tag], Meta(max_length=TAGS_MAX)] | None = msgspec.field(
-        default_factory=list
-    )
-
-
-class ConnectionTestRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Body of `POST /v1/sources/test`: a registration body whose `name` may be left out."""
-
-    source_type: Annotated[str, Meta(description="A source type this build has a connector for")]
-    connection: Annotated[dict[str, Any], Meta(description="Connector-specific configuration")]
-    name: Name | None = None
-    description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] | None = None
-    tags: Annotated[list[Tag], Meta(max_length=TAGS_MAX)] | None = None
 
 
 class SourceRecord(msgspec.Struct):

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-from application.sources import RegisterSource, RegisterSourceCommand
+from application.sources import RegisterSource
 from domain.keys import ALL_SCOPES, ApiKey, Principal, Scope
 from domain.sources import Source, SourceName
+from entrypoints.requests import RegisterSourceRequest
 
 if TYPE_CHECKING:
     from litestar.testing import TestClient
@@ -61,8 +62,9 @@ READER = Principal("tdbk_reader", {Scope.READ})
 WRITER = Principal("tdbk_writer", {Scope.READ, Scope.WRITE})
 
 
-def register(world: World, actor: Principal = ADMIN, **fields: Any) -> Source:
-    """Register a source of the fake connector's `orders` table through the use case."""
+def register(world: World, actor: Principal = ADMIN, verify: bool = False, **fields: Any) -> Source:
+    """Register a source of the fake connector's `orders` table through the use case, the
+    fields given as a registration body is (decoded as every entrypoint decodes one)."""
     body: dict[str, Any] = {
         "name": "orders",
         "source_type": "fake",
@@ -70,7 +72,7 @@ def register(world: World, actor: Principal = ADMIN, **fields: Any) -> Source:
     }
     body.update(fields)
     use_case = RegisterSource(world.sources, world.connectors, world.cipher, world.clock, world.ids)
-    return use_case(RegisterSourceCommand(actor=actor, **body))
+    return use_case(RegisterSourceRequest.decode(body).command(actor, verify))
 
 
 # --- the HTTP API ------------------------------------------------------------------------------

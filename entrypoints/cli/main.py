@@ -22,13 +22,10 @@ from application.sources import (
     GetSourceQuery,
     InspectSchemaQuery,
     ListSourcesQuery,
-    RegisterSourceCommand,
-    UpdateSourceCommand,
 )
 from domain.errors import (
     BackendUnavailable,
     DomainError,
-    FieldError,
     InvalidInput,
     SecretUnreadable,
     SourceNotFound,
@@ -58,8 +55,7 @@ from entrypoints.presenters import (
     SourceRecord,
     api_timestamp,
 )
-
-REGISTER_FIELDS = {"name", "source_type", "connection", "description", "tags"}
+from entrypoints.requests import RegisterSourceRequest, update_command
 
 
 def _actor(container: Container, args: SimpleNamespace) -> Principal:
@@ -186,27 +182,23 @@ def _if_match(raw: str | None) -> IfMatch | None:
 
 
 def sources_register(container: Container, args: SimpleNamespace) -> None:
-    body = _read_json(args.file)
-    if not isinstance(body, dict):
-        raise InvalidInput.single("file", "must hold a JSON object")
-    errors = [FieldError(f, "is not a known field") for f in sorted(set(body) - REGISTER_FIELDS)]
-    missing = sorted({"name", "source_type", "connection"} - set(body))
-    errors += [FieldError(f, "is required") for f in missing]
-    if errors:
-        raise InvalidInput(errors)
-    source = container.register_source()(
-        RegisterSourceCommand(actor=_actor(container, args), verify=args.verify, **body)
-    )
+    # Decoded as the API decodes `POST /v1/sources`, the file standing for the body.
+    body = RegisterSourceRequest.decode(_read_json(args.file), root="file")
+    source = container.register_source()(body.command(_actor(container, args), args.verify))
     _print_record(source, args.json)
 
 
 def sources_update(container: Container, args: SimpleNamespace) -> None:
-    command = UpdateSourceCommand(
-        actor=_actor(container, args),
-        source_id=parse_source_id(args.id),
-        patch=_read_json(args.file),
-        if_match=_if_match(args.if_match),
-        verify=args.verify,
+    source_id = parse_source_id(args.id)
+    condition = _if_match(args.if_match)
+    # Decoded as the API decodes a PATCH's merge patch, the file standing for the body.
+    command = update_command(
+        _actor(container, args),
+        source_id,
+        _read_json(args.file),
+        condition,
+        args.verify,
+        root="file",
     )
     _print_record(container.update_source()(command), args.json)
 

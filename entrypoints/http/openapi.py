@@ -28,7 +28,8 @@ from swagger_ui_bundle import swagger_ui_path
 from application.ports import Connector, ConnectorRegistry
 from domain.connections import ConnectionField
 from domain.sources import DESCRIPTION_MAX, NAME_MAX, TAG_MAX, TAGS_MAX
-from entrypoints.presenters import ConnectionTestRequest, Problem, RegisterSourceRequest
+from entrypoints.presenters import Problem
+from entrypoints.requests import ConnectionTestRequest, RegisterSourceRequest
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator

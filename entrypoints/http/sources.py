@@ -20,7 +20,6 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 from application.sources import (
     HISTORY_LIMIT_DEFAULT,
     CheckNewConnection,
-    CheckNewConnectionCommand,
     CheckSourceConnection,
     CheckSourceConnectionQuery,
     DeleteSource,
@@ -33,10 +32,8 @@ from application.sources import (
     ListSources,
     ListSourcesQuery,
     RegisterSource,
-    RegisterSourceCommand,
     SchemaHistoryQuery,
     UpdateSource,
-    UpdateSourceCommand,
 )
 from domain.connections import ConnectionCheck
 from domain.errors import BackendUnavailable, InvalidInput
@@ -61,12 +58,16 @@ from entrypoints.http.openapi import PATCH_MEDIA_TYPES, MergePatchOperation, res
 from entrypoints.http.query import check_query
 from entrypoints.presenters import (
     ConnectionCheckOut,
-    ConnectionTestRequest,
-    RegisterSourceRequest,
     SchemaOut,
     SnapshotOut,
     SourceListItem,
     SourceRecord,
+)
+from entrypoints.requests import (
+    REQUEST_TYPES,
+    ConnectionTestRequest,
+    RegisterSourceRequest,
+    update_command,
 )
 
 AuthRequest = Request[Principal, str, Any]
@@ -88,6 +89,15 @@ VERIFY = Parameter(
 )
 
 T = TypeVar("T")
+
+
+def _is_request_type(kind: Any) -> bool:
+    return kind in REQUEST_TYPES
+
+
+def _decode_request(kind: Any, value: Any) -> Any:
+    # An `InvalidInput` raised here goes to the problem handlers as it is: a 400 naming the fields.
+    return kind.decode(value)
 
 
 def _if_match(raw: str | None) -> IfMatch | None:
@@ -159,6 +169,9 @@ class SourcesController(Controller):
     # runs before the id is parsed and the body read: a key without the scope gets 403 whatever
     # it sends.
     guards = [require_scope]
+    # A body declared as one of the request types is decoded by that type (entrypoints/requests.py),
+    # as the CLI decodes its files: the same input gets the same 400 either way.
+    type_decoders = [(_is_request_type, _decode_request)]
 
     @post(
         "/",
@@ -183,15 +196,7 @@ class SourcesController(Controller):
     ) -> Response[SourceRecord]:
         # A typo such as `?verfy=true` must not skip the test silently.
         check_query(request.query_params, scalars=("verify",))
-        command = RegisterSourceCommand(
-            actor=request.user,
-            name=data.name,
-            source_type=data.source_type,
-            connection=data.connection,
-            description=data.description,
-            tags=data.tags,
-            verify=verify,
-        )
+        command = data.command(request.user, verify)
         source = await _writing(request.app.state, verify, register_source, command)
         return Response(
             SourceRecord.of(source),
@@ -214,14 +219,7 @@ class SourcesController(Controller):
         check_new_connection: NamedDependency[CheckNewConnection],
     ) -> ConnectionCheckOut:
         check_query(request.query_params)
-        command = CheckNewConnectionCommand(
-            actor=request.user,
-            source_type=data.source_type,
-            connection=data.connection,
-            name=data.name,
-            description=data.description,
-            tags=data.tags,
-        )
+        command = data.command(request.user)
         return await _bounded_check(request.app.state, check_new_connection, command)
 
     @post(
@@ -346,13 +344,13 @@ class SourcesController(Controller):
         check_query(request.query_params, scalars=("verify",))
         ident = parse_source_id(source_id)
         condition = _if_match(if_match)
-        # The body is read here, not declared as `data`: a merge patch's nulls and absent
-        # fields mean different things, and any JSON value must reach the use case's checks.
+        # The body is read here, not declared as `data`: it may come as either media type, and
+        # it is decoded (nulls and absent fields apart) after the id and If-Match are parsed.
         try:
             changes = await request.json()
         except SerializationException:
             raise InvalidInput.single("body", "is not valid JSON") from None
-        command = UpdateSourceCommand(request.user, ident, changes, condition, verify)
+        command = update_command(request.user, ident, changes, condition, verify)
         source = await _writing(request.app.state, verify, update_source, command)
         return Response(SourceRecord.of(source), headers={"ETag": etag(source.version)})
 

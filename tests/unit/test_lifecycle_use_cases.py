@@ -21,7 +21,6 @@ from application.sources import (
     GetSource,
     GetSourceQuery,
     UpdateSource,
-    UpdateSourceCommand,
 )
 from domain.errors import (
     DuplicateSourceName,
@@ -36,13 +35,15 @@ from domain.events import Action, EventFilter
 from domain.keys import ALL_SCOPES, Principal, Scope
 from domain.sources import MASK, IfMatch, Source, SourceFilter, parse_if_match
 from entrypoints.operator import OPERATOR
+from entrypoints.requests import update_command
 from tests.builders import ADMIN, READER, WRITER, register
 from tests.unit.conftest import World
 
 
 def update(world: World, source: Source, patch: Any, actor: Principal = ADMIN, **kw: Any) -> Source:
     use_case = UpdateSource(world.sources, world.connectors, world.cipher, world.clock, world.ids)
-    return use_case(UpdateSourceCommand(actor, source.id, patch, **kw))
+    # The patch as a client sends it, decoded as every entrypoint decodes one.
+    return use_case(update_command(actor, source.id, patch, **kw))
 
 
 def actions(world: World) -> list[Action]:
