@@ -32,7 +32,7 @@ from entrypoints.presenters import SourceRecord
 # What a merge patch may change; every other field of the record is read-only.
 PATCHABLE = frozenset({"name", "description", "tags", "connection"})
 READ_ONLY = frozenset(SourceRecord.__struct_fields__) - PATCHABLE
-_SOURCE_FIELDS = ("name", "source_type", "connection", "description", "tags")
+_SOURCE_FIELDS = frozenset({"name", "source_type", "connection", "description", "tags"})
 
 
 def _fields(
@@ -45,6 +45,9 @@ def _fields(
     """The body as an object whose fields are all known and the required ones given."""
     if not isinstance(value, Mapping):
         raise InvalidInput.single(root, "must be a JSON object")
+    given = value.keys()
+    if given <= known and required <= given:
+        return value
     errors = []
     for field in sorted(value, key=str):
         if field in read_only:
@@ -157,7 +160,7 @@ class RegisterSourceRequest(_Body):
     def decode(cls, value: object, root: str = "body") -> RegisterSourceRequest:
         """The body in `value` (a JSON value), or `InvalidInput` naming every field of the wrong
         shape (the body itself as `root` if it is not an object)."""
-        fields = _Fields(_fields(value, root, frozenset(_SOURCE_FIELDS), cls._REQUIRED))
+        fields = _Fields(_fields(value, root, _SOURCE_FIELDS, cls._REQUIRED))
         decoded = _source_fields(fields, name_required=True)
         return cls(
             name=decoded["name"],
@@ -204,7 +207,7 @@ class ConnectionTestRequest(_Body):
     @classmethod
     def decode(cls, value: object, root: str = "body") -> ConnectionTestRequest:
         """As `RegisterSourceRequest.decode`, `name` optional too."""
-        fields = _Fields(_fields(value, root, frozenset(_SOURCE_FIELDS), cls._REQUIRED))
+        fields = _Fields(_fields(value, root, _SOURCE_FIELDS, cls._REQUIRED))
         return cls(**_source_fields(fields, name_required=False))
 
     def command(self, actor: Principal) -> CheckNewConnectionCommand:
