@@ -91,8 +91,13 @@ class Deadline:
         )
 
 
-def call_with_deadline(work: Callable[[], T], seconds: float, what: str) -> T:
+def call_with_deadline(
+    work: Callable[[], T], seconds: float, what: str, end: float | None = None
+) -> T:
     """What `work()` returns or raises, or `BackendUnavailable("timeout")` after `seconds`.
+
+    `end` (a `time.monotonic()` instant), if given, is when the `seconds` that began earlier
+    run out: the wait ends then.
 
     The work runs on a daemon thread (kept for later calls, which saves starting one each
     time). A thread cannot be killed, so work that overruns is abandoned, not stopped: it must
@@ -113,7 +118,7 @@ def call_with_deadline(work: Callable[[], T], seconds: float, what: str) -> T:
             done.set()
 
     _Worker.take().submit(run)
-    done.wait(seconds)
+    done.wait(seconds if end is None else max(0.0, end - time.monotonic()))
     if errors:
         raise errors[0]
     if results:

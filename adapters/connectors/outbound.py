@@ -38,6 +38,14 @@ def parse_networks(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def system_resolver(host: str, port: int) -> Sequence[str]:
     """The host's addresses from the system resolver (hosts file, DNS), in its order."""
     try:
@@ -97,6 +105,30 @@ class OutboundPolicy:
             raise BackendUnavailable(
                 "unreachable", f"cannot resolve the host name {host!r}"
             ) from None
+        return self._allowed_of(host, found)
+
+    def resolve_now(self, host: str, port: int) -> tuple[str, ...] | None:
+        """What `resolve` answers, if that needs no lookup that could wait; else None.
+
+        An address is its own answer, and a resolver that remembers answers (a `known(host,
+        port)` method, as `CachingResolver` has) gives the one it holds: the same addresses, and
+        the same checks on them, as `resolve`.
+        """
+        if _is_address(host):
+            return self.resolve(host, port)
+        known = getattr(self._resolve, "known", None)
+        if known is None:
+            return None
+        try:
+            found = known(host, port)
+        except (OSError, UnicodeError):
+            raise BackendUnavailable(
+                "unreachable", f"cannot resolve the host name {host!r}"
+            ) from None
+        return None if found is None else self._allowed_of(host, found)
+
+    def _allowed_of(self, host: str, found: Sequence[str]) -> tuple[str, ...]:
+        """The allowed ones of the host's addresses, at most `MAX_ADDRESSES`, in their order."""
         if not found:
             raise BackendUnavailable("unreachable", f"the host name {host!r} has no address")
         addresses: list[str] = []

@@ -23,12 +23,18 @@ from domain.errors import BackendUnavailable
 T = TypeVar("T")
 Connect = Callable[[Sequence[str]], psycopg.Connection[tuple[object, ...]]]
 Work = Callable[[psycopg.Connection[tuple[object, ...]]], T]
+# Runs a call (on this thread, or on another one under a deadline) and gives its result.
+Hop = Callable[[Callable[[], T]], T]
 
 DEFAULT_MAX_SIZE = 2
 DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_MAX_TARGETS = 50
 # How often idle connections are looked at; one may outlive the idle timeout by this much.
 SWEEP_SECONDS = 5.0
+
+
+def _here(call: Callable[[], T]) -> T:
+    return call()
 
 
 @attrs.frozen
@@ -108,13 +114,18 @@ class ConnectionPools:
         connect: Connect,
         work: Work[T],
         deadline: float,
+        fresh: Hop[T] = _here,
     ) -> T:
         """`work(connection)` on a pooled connection to one of `hostaddrs`, else a fresh one.
 
         `deadline` (a `time.monotonic()` instant) bounds the wait for a busy target's connection.
-        Raises `BackendUnavailable("busy")` when the target has no connection to spare.
+        Raises `BackendUnavailable("busy")` when the target has no connection to spare. A pooled
+        connection is used on the calling thread; making a fresh one and the work on it are
+        handed to `fresh` (which may run them on a thread of their own and stop waiting at a
+        deadline), and the connection's slot stays taken until they end, whoever still waits.
         """
         pool = self._lease(target, deadline)
+        handed = False
         try:
             reused = self._take_idle(pool, hostaddrs)
             if reused is not None:
@@ -132,22 +143,11 @@ class ConnectionPools:
                 else:
                     self._give_back(target, pool, reused.connection, reused.hostaddr)
                     return result
-            try:
-                connection = connect(hostaddrs)
-            except BaseException:
-                with self._lock:
-                    pool.answers = False
-                    pool.freed.notify_all()  # the waiting ones give up: nothing comes soon
-                raise
-            pool.answers = True
-            hostaddr = connection.info.hostaddr
-            try:
-                result = work(connection)
-            finally:
-                self._give_back(target, pool, connection, hostaddr)
-            return result
+            handed = True
+            return fresh(lambda: self._run_fresh(target, pool, hostaddrs, connect, work))
         finally:
-            self._release(pool)
+            if not handed:
+                self._release(pool)
 
     def admit(self, target: Target) -> None:
         """Raise `BackendUnavailable("busy")` now if `run` would (a cheap early answer)."""
@@ -249,6 +249,32 @@ class ConnectionPools:
                 closing.append(idle)
         _close(closing)
         return taken
+
+    def _run_fresh(
+        self,
+        target: Target,
+        pool: _Pool,
+        hostaddrs: Sequence[str],
+        connect: Connect,
+        work: Work[T],
+    ) -> T:
+        """Connect and work, then keep the connection; the slot `run` leased is released here."""
+        try:
+            try:
+                connection = connect(hostaddrs)
+            except BaseException:
+                with self._lock:
+                    pool.answers = False
+                    pool.freed.notify_all()  # the waiting ones give up: nothing comes soon
+                raise
+            pool.answers = True
+            hostaddr = connection.info.hostaddr
+            try:
+                return work(connection)
+            finally:
+                self._give_back(target, pool, connection, hostaddr)
+        finally:
+            self._release(pool)
 
     def _give_back(
         self,

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import math
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.abc import PQGen
 
 from adapters.connectors.deadline import call_with_deadline
 from adapters.connectors.outbound import OutboundPolicy, PolicyRefused
-from adapters.connectors.pools import ConnectionPools, Target
+from adapters.connectors.pools import ConnectionPools, Hop, Target
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, HostNotAllowed, InvalidConnection
 from domain.hosts import host_problem
 from domain.sources import Column
+
+RV = TypeVar("RV")
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -27,6 +31,8 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 LIBPQ_MIN_CONNECT_TIMEOUT = 2
 # Room for the catalog queries after a connection that took nearly the whole connect timeout.
 QUERY_GRACE_SECONDS = 0.5
+# How often psycopg wakes while it waits for the server (its own default).
+WAIT_INTERVAL = 0.1
 # A path that can never exist, so libpq never reads this process's own ~/.pgpass for a stranger.
 NO_PASSFILE = os.path.join(os.devnull, "pgpass")
 
@@ -148,6 +154,50 @@ REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
 )
 
 
+class QueryDeadline(psycopg.OperationalError):
+    """A query on a `DeadlineConnection` ran past its deadline (the connection is then dropped)."""
+
+
+class DeadlineConnection(psycopg.Connection[tuple[Any, ...]]):
+    """A connection whose queries give up at `deadline` (a `time.monotonic()` instant), if set.
+
+    A pooled connection's query runs on the inspecting thread itself, so it cannot be abandoned
+    as a worker thread can: it stops waiting for the server at the deadline instead, raising
+    `QueryDeadline`, and the connection, left in the middle of a query, is not reused.
+    """
+
+    deadline: float | None = None
+
+    def wait(
+        self, gen: PQGen[RV], interval: float = WAIT_INTERVAL, timeout: float | None = None
+    ) -> RV:
+        deadline = self.deadline
+        if deadline is None:
+            return super().wait(gen, interval, timeout)
+        remaining = max(0.0, deadline - time.monotonic())
+        try:
+            return super().wait(
+                gen, interval, remaining if timeout is None else min(timeout, remaining)
+            )
+        except psycopg.OperationalError as exc:
+            if exc.sqlstate is None and time.monotonic() >= deadline:
+                raise QueryDeadline("no answer before the deadline") from None
+            raise
+
+
+@contextlib.contextmanager
+def _until(conn: psycopg.Connection[tuple[Any, ...]], deadline: float) -> Iterator[None]:
+    """Queries on `conn` (a `DeadlineConnection`) give up at `deadline` within this block."""
+    if not isinstance(conn, DeadlineConnection):
+        yield
+        return
+    conn.deadline = deadline
+    try:
+        yield
+    finally:
+        conn.deadline = None
+
+
 def _target(connection: Mapping[str, Any]) -> Target:
     """What a connection is made with: equal targets share pooled connections."""
     return Target(
@@ -194,6 +244,10 @@ def backend_unavailable(exc: psycopg.Error, connection: Mapping[str, Any]) -> Ba
             ("backend_error", f"{{where}} reported SQLSTATE {sqlstate} ({type(exc).__name__})"),
         )
         return BackendUnavailable(reason, template.format(**facts))
+    if isinstance(exc, QueryDeadline):
+        return BackendUnavailable(
+            "timeout", "{where} gave no answer before the inspection's deadline".format(**facts)
+        )
     if isinstance(exc, psycopg.errors.ConnectionTimeout):
         return BackendUnavailable(
             "timeout", "no answer from {where} within the connect timeout".format(**facts)
@@ -262,12 +316,27 @@ class PostgresConnector:
 
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         connection = self._checked(connection)
+        target = _target(connection)
         # A target with no connection to spare says so before any thread is handed the work.
-        self._pools.admit(_target(connection))
+        self._pools.admit(target)
         where = f"PostgreSQL at {connection['host']}:{connection['port']}"
         budget = self._connect_timeout + QUERY_GRACE_SECONDS
         deadline = time.monotonic() + budget
-        return call_with_deadline(lambda: self._inspect(connection, deadline), budget, where)
+        host, port = connection["host"], connection["port"]
+        try:
+            hostaddrs = self._policy.resolve_now(host, port)
+        except PolicyRefused:
+            raise BackendUnavailable("host_not_allowed", _not_allowed(host)) from None
+        if hostaddrs is None:  # a lookup may hang: all of it on a thread, under the deadline
+            return call_with_deadline(lambda: self._inspect(connection, deadline), budget, where)
+        # The addresses are known: a pooled connection is used on this thread, its queries
+        # bounded by the deadline; only a fresh connection, which may hang, gets a thread.
+        return self._run(
+            connection,
+            hostaddrs,
+            deadline,
+            lambda call: call_with_deadline(call, budget, where, end=deadline),
+        )
 
     def forget(self, connection: Mapping[str, Any]) -> None:
         """Close the pooled connections of this connection's target (its secret is not read)."""
@@ -310,13 +379,32 @@ class PostgresConnector:
             hostaddrs = self._policy.resolve(host, port)
         except PolicyRefused:
             raise BackendUnavailable("host_not_allowed", _not_allowed(host)) from None
+        # Already on a thread of its own: a fresh connection is made here too.
+        return self._run(connection, hostaddrs, deadline, lambda call: call())
+
+    def _run(
+        self,
+        connection: Mapping[str, Any],
+        hostaddrs: Sequence[str],
+        deadline: float,
+        fresh: Hop[list[Column]],
+    ) -> list[Column]:
+        """The columns, on a pooled connection or a fresh one (made and used within `fresh`)."""
+
+        def work(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Column]:
+            with _until(conn, deadline):
+                return self._columns(conn, connection)
+
         try:
             return self._pools.run(
                 _target(connection),
                 hostaddrs,
-                lambda addresses: psycopg.connect(**self._connect_params(connection, addresses)),
-                lambda conn: self._columns(conn, connection),
+                lambda addresses: DeadlineConnection.connect(
+                    **self._connect_params(connection, addresses)
+                ),
+                work,
                 deadline,
+                fresh,
             )
         except psycopg.Error as exc:
             raise backend_unavailable(exc, connection) from None

@@ -47,6 +47,16 @@ class CachingResolver:
             raise type(answer)(*answer.args)
         return answer
 
+    def known(self, host: str, port: int) -> Sequence[str] | None:
+        """The remembered answer, without a lookup: the addresses, or None if none is remembered.
+
+        Raises the remembered failure as `__call__` would.
+        """
+        answer = self._fresh((host, port))
+        if isinstance(answer, OSError):
+            raise type(answer)(*answer.args)
+        return answer
+
     def _fresh(self, key: tuple[str, int]) -> tuple[str, ...] | OSError | None:
         entry = self._answers.get(key)
         if entry is None or entry[0] <= self._clock():

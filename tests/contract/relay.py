@@ -19,6 +19,8 @@ class TcpRelay:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def start(self) -> None:
         """Listen on the relay's port (the same one each time) and forward what arrives."""
@@ -28,8 +30,17 @@ class TcpRelay:
         self._acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
         self._acceptor.start()
 
+    def hold(self) -> None:
+        """Forward nothing more, in either direction, and cut nothing: a network gone silent."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        """Forward again, what was held first."""
+        self._flowing.set()
+
     def stop(self) -> None:
         """Stop listening and cut every forwarded connection, as a server that goes down would."""
+        self._flowing.set()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -64,10 +75,10 @@ class TcpRelay:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

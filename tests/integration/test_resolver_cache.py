@@ -7,7 +7,10 @@ from collections.abc import Sequence
 
 import pytest
 
+from adapters.connectors.outbound import OutboundPolicy, PolicyRefused
 from adapters.connectors.resolver_cache import CachingResolver
+from domain.errors import BackendUnavailable
+from tests.helpers import loopback_resolver
 
 
 class Resolver:
@@ -58,3 +61,47 @@ def test_a_zero_ttl_asks_every_time() -> None:
     cached("db.example", 5432)
     cached("db.example", 5432)
     assert resolver.lookups == ["db.example", "db.example"]
+
+
+def test_what_is_remembered_is_known_without_a_lookup() -> None:
+    resolver, clock = Resolver({"db.example": ["192.0.2.7"]}), Clock()
+    cached = CachingResolver(resolver, ttl=10, clock=clock)
+    assert cached.known("db.example", 5432) is None
+    cached("db.example", 5432)
+    assert cached.known("db.example", 5432) == ("192.0.2.7",)
+    with pytest.raises(socket.gaierror, match="not known"):
+        cached("nowhere.example", 5432)
+    with pytest.raises(socket.gaierror, match="not known"):
+        cached.known("nowhere.example", 5432)
+    assert resolver.lookups == ["db.example", "nowhere.example"]
+    clock.now += 10
+    assert cached.known("db.example", 5432) is None
+    assert cached.known("nowhere.example", 5432) is None
+    assert resolver.lookups == ["db.example", "nowhere.example"]
+
+
+def test_the_policy_answers_now_only_what_needs_no_lookup() -> None:
+    resolver = Resolver(
+        {"db.example": ["192.0.2.7", "169.254.169.254"], "meta.example": ["169.254.169.254"]}
+    )
+    policy = OutboundPolicy(resolver=CachingResolver(resolver, ttl=10, clock=Clock()))
+    assert policy.resolve_now("db.example", 5432) is None
+    assert resolver.lookups == []
+    assert policy.resolve("db.example", 5432) == ("192.0.2.7",)
+    # The remembered answer, judged as `resolve` judges it: the denied address left out.
+    assert policy.resolve_now("db.example", 5432) == ("192.0.2.7",)
+    with pytest.raises(PolicyRefused):
+        policy.resolve("meta.example", 5432)
+    with pytest.raises(PolicyRefused):
+        policy.resolve_now("meta.example", 5432)
+    with pytest.raises(BackendUnavailable):
+        policy.resolve("nowhere.example", 5432)
+    with pytest.raises(BackendUnavailable):
+        policy.resolve_now("nowhere.example", 5432)
+    assert resolver.lookups == ["db.example", "meta.example", "nowhere.example"]
+    # A resolver that remembers nothing: a name always needs its lookup, an address none.
+    loopback = OutboundPolicy(resolver=loopback_resolver)
+    assert loopback.resolve_now("localhost", 5432) is None
+    assert loopback.resolve_now("127.0.0.1", 5432) == ("127.0.0.1",)
+    with pytest.raises(PolicyRefused):
+        loopback.resolve_now("169.254.169.254", 5432)

@@ -21,6 +21,7 @@ from adapters.connectors.pools import ConnectionPools, Target
 from adapters.connectors.postgres import PostgresConnector
 from domain.errors import BackendUnavailable, InvalidConnection
 from domain.sources import Column
+from tests.contract.relay import TcpRelay
 
 pytestmark = pytest.mark.postgres
 
@@ -208,6 +209,79 @@ class TestPooling:
         connector.inspect(source)
         assert list(pools.sizes().values()) == [(0, 0, 0)]
         until(lambda: not backends(postgres_url, app_name), "the connection closes")
+
+
+def elsewhere(call: Callable[[], Any]) -> Any:
+    """Run `call` on a thread of its own and give its result: a hop, as to a deadline thread."""
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(call()))
+    thread.start()
+    thread.join()
+    return results[0]
+
+
+class TestOnTheInspectingThread:
+    def test_a_pooled_connection_works_on_the_calling_thread_a_fresh_one_is_handed_over(
+        self, pools: ConnectionPools, source: dict[str, Any], postgres_url: str
+    ) -> None:
+        handed: list[int] = []
+        working: list[int] = []
+
+        def hop(call: Callable[[], Any]) -> Any:
+            handed.append(threading.get_ident())
+            return elsewhere(call)
+
+        def connect(addresses: object) -> Any:
+            return psycopg.connect(postgres_url, autocommit=True)
+
+        def work(conn: psycopg.Connection[Any]) -> int:
+            working.append(threading.get_ident())
+            row = conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert row is not None
+            return int(row[0])
+
+        target, deadline = target_of(source), time.monotonic() + 5
+        first = pools.run(target, ["127.0.0.1"], connect, work, deadline, hop)
+        second = pools.run(target, ["127.0.0.1"], never_connect, work, deadline, hop)
+        here = threading.get_ident()
+        assert first == second
+        assert handed == [here]  # only the fresh connection was handed over
+        assert working[0] != here
+        assert working[1] == here
+
+    def test_a_pooled_connection_gone_silent_is_a_timeout_at_the_deadline_and_not_kept(
+        self, pools: ConnectionPools, source: dict[str, Any], postgres_url: str, app_name: str
+    ) -> None:
+        relay = TcpRelay(source["host"], source["port"])
+        relay.start()
+        # The server's own statement timeout is far away: only the deadline can end the wait.
+        connector = PostgresConnector(
+            connect_timeout=1, statement_timeout_ms=600_000, pools=pools, application_name=app_name
+        )
+        through = {**source, "port": relay.port}
+        outcome: list[BackendUnavailable] = []
+
+        def inspect() -> None:
+            try:
+                connector.inspect(through)
+            except BackendUnavailable as exc:
+                outcome.append(exc)
+
+        try:
+            assert list(connector.inspect(through)) == ITEMS
+            (silenced,) = backends(postgres_url, app_name)
+            relay.hold()
+            worker = threading.Thread(target=inspect, daemon=True)
+            worker.start()
+            worker.join(timeout=60)  # a bound on a failure, not a measure
+            assert not worker.is_alive(), "the pooled query outlived its deadline"
+            assert [exc.reason for exc in outcome] == ["timeout"]
+            relay.release()
+            assert list(connector.inspect(through)) == ITEMS
+            until(lambda: silenced not in backends(postgres_url, app_name), "it is dropped")
+            assert len(backends(postgres_url, app_name)) == 1
+        finally:
+            relay.stop()
 
 
 def hang_up_once(listener: socket.socket) -> None:
