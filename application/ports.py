@@ -43,6 +43,21 @@ class SourceRepository(Protocol):
         """A number that stays equal while no source changes; None if the store cannot tell."""
 
 
+class SourceLookup(Protocol):
+    """Sources by id for code on the event loop: awaiting a lookup never blocks the loop.
+
+    A lookup answers as `SourceRepository.get` of the same store does, and sees every change
+    committed before it was made. `close` releases what the lookups hold on the running loop;
+    lookups made afterwards (on any loop) still work.
+    """
+
+    async def get(self, source_id: UUID) -> Source:
+        """The source with this id; raise `SourceNotFound` if there is none."""
+
+    async def close(self) -> None:
+        """Release the connections held for the running event loop."""
+
+
 class EventRepository(Protocol):
     """The audit trail: appended to, never changed."""
 

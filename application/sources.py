@@ -18,6 +18,7 @@ from application.ports import (
     IdGenerator,
     SecretCipher,
     SnapshotRepository,
+    SourceLookup,
     SourceRepository,
 )
 from domain.connections import ConnectionCheck
@@ -207,6 +208,8 @@ class GetSource:
     """One source with its connection, secrets in clear only for the `sources:secrets` scope.
 
     Showing a secret in clear is recorded (`source.secrets_read`) before the answer is given.
+    `masked` is the read that writes nothing, awaited on the event loop through `lookup` (without
+    one, the repository is read in place: a store whose reads never wait).
     """
 
     required_scope = Scope.READ
@@ -217,6 +220,18 @@ class GetSource:
     _events: EventRepository
     _clock: Clock
     _ids: IdGenerator
+    _lookup: SourceLookup | None = None
+
+    async def masked(self, query: GetSourceQuery) -> Source:
+        """The source with its secrets masked, whatever the actor's scopes: for an actor
+        without `sources:secrets` the answer of a call, read without a worker thread."""
+        require(query.actor, self.required_scope)
+        if self._lookup is None:
+            source = self._sources.get(query.source_id)
+        else:
+            source = await self._lookup.get(query.source_id)
+        names = _secret_names(self._connectors, source.source_type)
+        return _map_secrets(source, names, lambda _: MASK)
 
     def __call__(self, query: GetSourceQuery) -> Source:
         require(query.actor, self.required_scope)

@@ -16,6 +16,7 @@ from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
+from adapters.storage.inline import InlineSourceLookup
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -28,6 +29,7 @@ from adapters.storage.postgres import (
     PostgresDatabase,
     PostgresEventRepository,
     PostgresSnapshotRepository,
+    PostgresSourceLookup,
     PostgresSourceRepository,
 )
 from adapters.storage.recent_heads import RecentHeads
@@ -117,9 +119,10 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
 
 
 class StoreBackend(containers.DeclarativeContainer):
-    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`), whether reads run
-    on the event loop (`inline_reads`), where the secret key comes from (`secret_key`) and the
-    files no CSV source may read (`own_files`)."""
+    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, and `lookup`, the
+    sources by id for the event loop), whether reads run on the event loop (`inline_reads`),
+    where the secret key comes from (`secret_key`) and the files no CSV source may read
+    (`own_files`)."""
 
     schemes: ClassVar[tuple[str, ...]] = ()
     """The database URL schemes this store serves."""
@@ -136,6 +139,7 @@ class MemoryBackend(StoreBackend):
     sources = providers.Singleton(MemorySourceRepository, events)
     snapshots = providers.Singleton(MemorySnapshotRepository, sources)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
+    lookup = providers.Singleton(InlineSourceLookup, sources)
     # A read never waits, so it runs on the event loop.
     inline_reads = providers.Object(True)
     secret_key = providers.Callable(lambda s: s.secret_key or generate_key(), settings)
@@ -152,6 +156,7 @@ class SqliteBackend(StoreBackend):
     sources = providers.Singleton(SqliteSourceRepository, store)
     snapshots = providers.Singleton(SqliteSnapshotRepository, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
+    lookup = providers.Singleton(InlineSourceLookup, sources)
     # In WAL mode a read never waits for a writer, so it runs on the event loop.
     inline_reads = providers.Object(True)
     secret_key = providers.Callable(sqlite_secret_key, settings)
@@ -168,7 +173,9 @@ class PostgresBackend(StoreBackend):
     sources = providers.Singleton(PostgresSourceRepository, store)
     snapshots = providers.Singleton(PostgresSnapshotRepository, store)
     keys = providers.Singleton(PostgresApiKeyRepository, store)
-    # A read may wait for the pool or the network: it runs on a worker thread.
+    # A source by id is awaited on the event loop (its own pool; lookups batched per turn).
+    lookup = providers.Singleton(PostgresSourceLookup, store)
+    # Other reads may wait for the pool or the network: they run on a worker thread.
     inline_reads = providers.Object(False)
     secret_key = providers.Callable(shared_secret_key, settings)
     own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
@@ -227,6 +234,7 @@ class Container(containers.DeclarativeContainer):
     events = _selected(store_kind, backends, "events")
     sources = _selected(store_kind, backends, "sources")
     keys = _selected(store_kind, backends, "keys")
+    source_lookup = _selected(store_kind, backends, "lookup")
     inline_reads = _selected(store_kind, backends, "inline_reads")
     # An inspection that finds the columns unchanged asks no store (see RecentHeads).
     history = providers.Singleton(RecentHeads, _selected(store_kind, backends, "snapshots"))
@@ -276,7 +284,9 @@ class Container(containers.DeclarativeContainer):
 
     register_source = providers.Factory(RegisterSource, sources, connectors, cipher, clock, ids)
     list_sources = providers.Factory(ListSources, sources)
-    get_source = providers.Factory(GetSource, sources, connectors, cipher, events, clock, ids)
+    get_source = providers.Factory(
+        GetSource, sources, connectors, cipher, events, clock, ids, source_lookup
+    )
     update_source = providers.Factory(UpdateSource, sources, connectors, cipher, clock, ids)
     check_source_connection = providers.Factory(
         CheckSourceConnection, sources, connectors, cipher, clock

@@ -1,7 +1,8 @@
-"""The PostgreSQL store: a psycopg connection pool, explicit transactions, versioned migrations."""
+"""The PostgreSQL store: psycopg connection pools, explicit transactions, versioned migrations."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections.abc import Iterator, Sequence
@@ -14,7 +15,7 @@ from uuid import UUID
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
 
 from adapters.serialization import from_row, timestamp, to_row
 from adapters.storage.listing import (
@@ -155,14 +156,18 @@ class _BrokenConnection(StoreUnavailable):
 
 
 class PostgresDatabase:
-    """A PostgreSQL database reached through a pool of connections.
+    """A PostgreSQL database reached through pools of connections.
 
-    The pool opens on first use (or by `open()`) without waiting for the server, and `close()`
-    ends it for good. Waiting for a connection gives up after `connect_timeout` seconds, so
-    while the server is down every call fails fast with `StoreUnavailable`. Connections are not
-    checked at every checkout (one more round trip per request): when one turns out dead, the
-    pool checks all its idle ones at once, and a read is retried on a fresh connection.
-    Statements run in UTC with `statement_timeout_ms`.
+    Calls from threads share one pool. Reads awaited on an event loop (`read_async`) have a
+    pool of that loop's own, a quarter of `max_size` (at least one connection), made on the
+    first such read and closed by `close_async` on that loop; the threads' pool has the rest.
+    Pools open without waiting for the server, and `close()` ends the database for good.
+    Waiting for a connection gives up after `connect_timeout` seconds, so while the server is
+    down every call fails fast with `StoreUnavailable`. Connections are in autocommit mode (a
+    read is one statement, one round trip) and are not checked at every checkout (one more
+    round trip per request): when one turns out dead, the pool checks all its idle ones at
+    once, and a read is retried on a fresh connection. Statements run in UTC with
+    `statement_timeout_ms`.
     """
 
     def __init__(
@@ -176,29 +181,41 @@ class PostgresDatabase:
         reconnect_timeout: float = 10,
     ) -> None:
         self.statement_timeout_ms = statement_timeout_ms
+        self._url = url
+        self._loop_pool_size = max(1, max_size // 4)
+        self._timeouts = (connect_timeout, reconnect_timeout)
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,
+            # libpq counts whole seconds, at least 2.
+            "connect_timeout": max(2, math.ceil(connect_timeout)),
+            # A peer that stops acknowledging (cable pulled, host gone) fails in this
+            # many milliseconds instead of TCP's many minutes.
+            "tcp_user_timeout": max(1000, int(connect_timeout * 1000)),
+        }
+        thread_pool_size = max(1, max_size - self._loop_pool_size)
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
-            min_size=min_size,
-            max_size=max_size,
+            min_size=min(min_size, thread_pool_size),
+            max_size=thread_pool_size,
             open=False,
             timeout=connect_timeout,
             # A failed background reconnection retries with growing delays until this
             # many seconds, then the next request starts a fresh attempt at once.
             reconnect_timeout=reconnect_timeout,
             configure=self._configure,
-            kwargs={
-                "autocommit": True,
-                # libpq counts whole seconds, at least 2.
-                "connect_timeout": max(2, math.ceil(connect_timeout)),
-                # A peer that stops acknowledging (cable pulled, host gone) fails in this
-                # many milliseconds instead of TCP's many minutes.
-                "tcp_user_timeout": max(1000, int(connect_timeout * 1000)),
-            },
+            kwargs=self._kwargs,
             name="tdb-store",
         )
+        # The pool of the event loop that reads on it (one loop per process, in practice).
+        self._loop_pool: tuple[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] | None = None
         self._open_lock = threading.Lock()
         self._closed = False
         self._watch = OutageWatch("postgres")
+
+    @property
+    def loop_pool_size(self) -> int:
+        """The most connections an event loop's pool holds."""
+        return self._loop_pool_size
 
     def open(self) -> None:
         """Start the pool without waiting for the server (repeatable; implied by first use)."""
@@ -211,10 +228,12 @@ class PostgresDatabase:
                 raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
 
     def close(self) -> None:
-        """Close the pool and its connections; the database cannot be used afterwards."""
+        """Close the pools and their connections; the database cannot be used afterwards."""
         with self._open_lock:
             self._closed = True
         self._pool.close()
+        if self._loop_pool is not None:
+            self._drop_loop_pool(*self._loop_pool)
 
     def __enter__(self) -> PostgresDatabase:
         self.open()
@@ -255,10 +274,16 @@ class PostgresDatabase:
         self.read("SELECT 1")
 
     def usage(self) -> tuple[int, int]:
-        """Connections in the pool, and those lent out right now."""
-        stats = self._pool.get_stats()
-        size = stats.get("pool_size", 0)
-        return size, size - stats.get("pool_available", 0)
+        """Connections in the pools, and those lent out right now."""
+        pools: list[ConnectionPool[Any] | AsyncConnectionPool[Any]] = [self._pool]
+        if self._loop_pool is not None:
+            pools.append(self._loop_pool[1])
+        size = in_use = 0
+        for pool in pools:
+            stats = pool.get_stats()
+            size += stats.get("pool_size", 0)
+            in_use += stats.get("pool_size", 0) - stats.get("pool_available", 0)
+        return size, in_use
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -270,21 +295,24 @@ class PostgresDatabase:
             with self._pool.connection() as given:
                 yield given
             self._watch.answered()
-        except (PoolTimeout, PoolClosed) as exc:
-            self._watch.failed(exc)
-            raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
-        except psycopg.OperationalError as exc:
-            self._watch.failed(exc)
-            if given is not None and given.broken:
+        except (PoolTimeout, PoolClosed, psycopg.OperationalError, pg_errors.UndefinedTable) as exc:
+            broken = given is not None and given.broken
+            if broken:
                 # The server restarted or went away: drop every idle connection that died
                 # with this one before another call picks it up.
                 self._pool.check()
-                raise _BrokenConnection(f"the PostgreSQL store cannot be used: {exc}") from exc
-            raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
-        except pg_errors.UndefinedTable as exc:
-            raise StoreUnavailable(
+            raise self._unavailable(exc, broken) from exc
+
+    def _unavailable(self, exc: Exception, broken: bool) -> StoreUnavailable:
+        """What a failure to use the store is to the caller (an outage is noted once)."""
+        if isinstance(exc, pg_errors.UndefinedTable):
+            return StoreUnavailable(
                 f"the PostgreSQL store has no schema yet (run `tdb db upgrade`): {exc}"
-            ) from exc
+            )
+        self._watch.failed(exc)
+        if broken:
+            return _BrokenConnection(f"the PostgreSQL store cannot be used: {exc}")
+        return StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}")
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
@@ -304,12 +332,90 @@ class PostgresDatabase:
             cursor.execute(sql, list(parameters))
             return cursor.fetchall()
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(
-            "SELECT set_config('statement_timeout', %s, false),"
-            " set_config('TimeZone', 'UTC', false)",
-            [str(self.statement_timeout_ms)],
+    async def read_async(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """As `read`, awaited on the running event loop, through the loop's own pool."""
+        try:
+            return await self._read_async(sql, parameters)
+        except _BrokenConnection:
+            return await self._read_async(sql, parameters)
+
+    async def _read_async(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
+        pool = await self._loop_pool_for(asyncio.get_running_loop())
+        given: psycopg.AsyncConnection[Any] | None = None
+        try:
+            async with pool.connection() as given:
+                cursor = given.cursor(row_factory=dict_row)
+                await cursor.execute(sql, list(parameters))
+                rows = await cursor.fetchall()
+        except (PoolTimeout, PoolClosed, psycopg.OperationalError, pg_errors.UndefinedTable) as exc:
+            broken = given is not None and given.broken
+            if broken:
+                await pool.check()
+            raise self._unavailable(exc, broken) from exc
+        self._watch.answered()
+        return rows
+
+    async def close_async(self) -> None:
+        """Close the running loop's pool, if it has one (a later read on it makes another)."""
+        current = self._loop_pool
+        if current is not None and current[0] is asyncio.get_running_loop():
+            self._loop_pool = None
+            await current[1].close()
+
+    async def _loop_pool_for(self, loop: asyncio.AbstractEventLoop) -> AsyncConnectionPool[Any]:
+        current = self._loop_pool
+        if current is not None and current[0] is loop:
+            return current[1]
+        if self._closed:
+            raise StoreUnavailable("the PostgreSQL store is closed")
+        connect_timeout, reconnect_timeout = self._timeouts
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            self._url,
+            min_size=1,
+            max_size=self._loop_pool_size,
+            open=False,
+            timeout=connect_timeout,
+            reconnect_timeout=reconnect_timeout,
+            configure=self._configure_async,
+            kwargs=self._kwargs,
+            name="tdb-store-loop",
         )
+        try:
+            await pool.open(wait=False)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
+        current = self._loop_pool
+        if current is not None and current[0] is loop:  # another read made one meanwhile
+            await pool.close()
+            return current[1]
+        self._loop_pool = (loop, pool)
+        if current is not None:
+            self._drop_loop_pool(*current)
+        return pool
+
+    @staticmethod
+    def _drop_loop_pool(loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool[Any]) -> None:
+        """Close a loop's pool from outside that loop, if the loop still runs to close it."""
+        if loop.is_running() and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                loop.create_task(pool.close())
+            else:
+                asyncio.run_coroutine_threadsafe(pool.close(), loop)
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(_SESSION_SETTINGS, [str(self.statement_timeout_ms)])
+
+    async def _configure_async(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(_SESSION_SETTINGS, [str(self.statement_timeout_ms)])
+
+
+_SESSION_SETTINGS = (
+    "SELECT set_config('statement_timeout', %s, false), set_config('TimeZone', 'UTC', false)"
+)
 
 
 # The columns PostgreSQL is given as JSON text (the others are its own types: text[], uuid...).
@@ -409,6 +515,113 @@ class PostgresSourceRepository:
 
     def count(self) -> int:
         return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
+
+
+_SOURCES_BY_ID = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = ANY(%s)"
+
+
+class _Turns:
+    """One event loop's lookups: those waiting for the next batch, and the batches out."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[UUID, list[asyncio.Future[Source]]] = {}
+        self.out = 0
+        self.scheduled = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+
+class PostgresSourceLookup:
+    """Sources by id for the event loop, through the database's pool for that loop.
+
+    Lookups go out in batches, one query each (`id = ANY(...)`, one round trip on one
+    connection), at most as many batches at once as the loop's pool has connections: the
+    lookups made while those are out wait together and go out as the next batch, as soon as
+    one comes back. Under load a busy loop sends a query per turn, not one per request.
+    A batch's query starts after each of its lookups was made, so each sees every change
+    committed before it. When a batch finds the store unavailable, the lookups waiting behind
+    it fail at once too, so in an outage every lookup fails within the pool's timeout.
+    """
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+        self._turns: dict[asyncio.AbstractEventLoop, _Turns] = {}
+
+    async def get(self, source_id: UUID) -> Source:
+        loop = asyncio.get_running_loop()
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = _Turns()
+        answer: asyncio.Future[Source] = loop.create_future()
+        turns.waiting.setdefault(source_id, []).append(answer)
+        if not turns.scheduled and turns.out < self._db.loop_pool_size:
+            # At the loop's next turn: the lookups made until then go out together.
+            turns.scheduled = True
+            loop.call_soon(self._send, loop, turns)
+        return await answer
+
+    async def close(self) -> None:
+        self._turns.pop(asyncio.get_running_loop(), None)
+        await self._db.close_async()
+
+    def _send(self, loop: asyncio.AbstractEventLoop, turns: _Turns) -> None:
+        turns.scheduled = False
+        if not turns.waiting or turns.out >= self._db.loop_pool_size:
+            return
+        batch, turns.waiting = turns.waiting, {}
+        turns.out += 1
+        task = loop.create_task(self._answer(loop, turns, batch))
+        # The loop keeps only a weak reference to a task.
+        turns.tasks.add(task)
+        task.add_done_callback(turns.tasks.discard)
+
+    async def _answer(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        turns: _Turns,
+        batch: dict[UUID, list[asyncio.Future[Source]]],
+    ) -> None:
+        try:
+            rows = await self._db.read_async(_SOURCES_BY_ID, [list(batch)])
+        except asyncio.CancelledError:
+            for answers in batch.values():
+                for answer in answers:
+                    answer.cancel()
+            raise
+        except Exception as exc:
+            failed = [batch]
+            if isinstance(exc, StoreUnavailable):
+                failed.append(turns.waiting)
+                turns.waiting = {}
+            for lookups in failed:
+                for answers in lookups.values():
+                    for answer in answers:
+                        if not answer.done():
+                            answer.set_exception(_each_own(exc))
+        else:
+            found = {row["id"]: row for row in rows}
+            for source_id, answers in batch.items():
+                row = found.get(source_id)
+                source = from_row(row, Source) if row is not None else None
+                for answer in answers:
+                    if answer.done():  # its request was given up
+                        continue
+                    if source is None:
+                        answer.set_exception(SourceNotFound(source_id))
+                    else:
+                        answer.set_result(source)
+        finally:
+            turns.out -= 1
+            if turns.waiting:
+                self._send(loop, turns)
+
+
+def _each_own(exc: Exception) -> Exception:
+    """A failure to hand to one of several waiters (each raise adds to an exception's traceback)."""
+    if isinstance(exc, StoreUnavailable):
+        own = StoreUnavailable(*exc.args)
+        own.__cause__ = exc.__cause__
+        return own
+    return exc
 
 
 _EVENT_VALUES = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -69,9 +70,11 @@ def _start(container: Container, gauges: StoreGauges | None) -> None:
         gauges.start()
 
 
-def _stop(container: Container, gauges: StoreGauges | None) -> None:
+async def _stop(container: Container, gauges: StoreGauges | None) -> None:
     if gauges is not None:
         gauges.stop()
+    # What the lookups hold on this event loop is closed on it, before the store itself.
+    await container.source_lookup().close()
     # Only the resources in use were initialised; only those are shut down.
     container.shutdown_resources()
 
@@ -186,7 +189,7 @@ def create_app(container: Container) -> Litestar:
         openapi_config=openapi_config(),
         plugins=[SourceBodySchema(container.connectors())],
         on_startup=[lambda: _start(container, gauges)],
-        on_shutdown=[lambda: _stop(container, gauges)],
+        on_shutdown=[partial(_stop, container, gauges)],
         state=State(
             {
                 "scrape": _scrape(container),

@@ -16,6 +16,7 @@ from adapters.connectors.observed import ObservedConnector, ObservedConnectorReg
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.crypto import AesGcmCipher
+from adapters.storage.inline import InlineSourceLookup
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -28,6 +29,7 @@ from adapters.storage.postgres import (
     PostgresDatabase,
     PostgresEventRepository,
     PostgresSnapshotRepository,
+    PostgresSourceLookup,
     PostgresSourceRepository,
 )
 from adapters.storage.recent_heads import RecentHeads
@@ -48,6 +50,7 @@ from application.ports import (
     IdGenerator,
     SecretCipher,
     SnapshotRepository,
+    SourceLookup,
     SourceRepository,
     Store,
 )
@@ -62,6 +65,7 @@ def memory_store_conforms() -> None:
     _events: EventRepository = events
     _history: SnapshotRepository = MemorySnapshotRepository(sources, events)
     _keys: ApiKeyRepository = MemoryApiKeyRepository(events)
+    _lookup: SourceLookup = InlineSourceLookup(sources)
 
 
 def sqlite_store_conforms(path: Path) -> None:
@@ -71,6 +75,7 @@ def sqlite_store_conforms(path: Path) -> None:
     _events: EventRepository = SqliteEventRepository(db)
     _history: SnapshotRepository = SqliteSnapshotRepository(db)
     _keys: ApiKeyRepository = SqliteApiKeyRepository(db)
+    _lookup: SourceLookup = InlineSourceLookup(SqliteSourceRepository(db))
 
 
 def postgres_store_conforms(url: str) -> None:
@@ -80,6 +85,7 @@ def postgres_store_conforms(url: str) -> None:
     _events: EventRepository = PostgresEventRepository(db)
     _history: SnapshotRepository = PostgresSnapshotRepository(db)
     _keys: ApiKeyRepository = PostgresApiKeyRepository(db)
+    _lookup: SourceLookup = PostgresSourceLookup(db)
 
 
 def store_decorators_conform(history: SnapshotRepository) -> None:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 from adapters.storage import postgres, sqlite
+from adapters.storage.inline import InlineSourceLookup
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -29,6 +30,7 @@ from adapters.storage.postgres import (
     PostgresDatabase,
     PostgresEventRepository,
     PostgresSnapshotRepository,
+    PostgresSourceLookup,
     PostgresSourceRepository,
 )
 from adapters.storage.sqlite import (
@@ -42,6 +44,7 @@ from application.ports import (
     ApiKeyRepository,
     EventRepository,
     SnapshotRepository,
+    SourceLookup,
     SourceRepository,
     Store,
 )
@@ -62,6 +65,7 @@ class Stores:
     keys: ApiKeyRepository
     history: SnapshotRepository
     events: EventRepository
+    lookup: SourceLookup
 
 
 class StoreFactory(abc.ABC):
@@ -110,6 +114,7 @@ class MemoryStores(StoreFactory):
             MemoryApiKeyRepository(events),
             MemorySnapshotRepository(sources),
             events,
+            InlineSourceLookup(sources),
         )
         yield [stores] * handles
 
@@ -141,6 +146,7 @@ class SqliteStores(StoreFactory):
                     SqliteApiKeyRepository(db),
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
+                    InlineSourceLookup(SqliteSourceRepository(db)),
                 )
                 for db in databases
             ]
@@ -204,6 +210,7 @@ class PostgresStores(StoreFactory):
                         PostgresApiKeyRepository(db),
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
+                        PostgresSourceLookup(db),
                     )
                     for db in databases
                 ]

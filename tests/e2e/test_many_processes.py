@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -12,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from adapters.crypto import generate_key
+from domain.sources import MASK
 from tests.builders import auth_headers
-from tests.e2e.conftest import TdbServer
+from tests.e2e.conftest import TdbServer, tdb_executable
 from tests.e2e.pg_cluster import ThrowawayCluster
 
 SOURCE = {
@@ -152,6 +155,61 @@ def test_a_store_outage_is_503_and_tdb_recovers_by_itself(
     log = server.stderr_path.read_text()
     assert 1 <= log.count("store_unavailable ") < 4, log
     assert "store_recovered " in log
+
+
+def test_reads_on_the_event_loop_are_503_in_an_outage_and_survive_killed_backends(
+    serve: Any, cluster: ThrowawayCluster, tmp_path: Path
+) -> None:
+    env = {
+        "TDB_DATABASE_URL": cluster.url,
+        "TDB_SECRET_KEY": generate_key().decode(),
+        "TDB_STORE_TIMEOUT": "2",
+        # The reader's token stays trusted through the outage: its GETs reach the store's lookup.
+        "TDB_AUTH_CACHE_TTL": "600",
+    }
+    server: TdbServer = serve(env)
+    reader_token = subprocess.run(
+        [tdb_executable(), "keys", "create", "--name", "r", "--scope", "sources:read"],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()[-1]
+    reader = {"Authorization": f"Bearer {reader_token}"}
+    with httpx.Client(base_url=server.url, timeout=15) as http:
+        admin = auth_headers(server)
+        created = http.post("/v1/sources", json={**SOURCE, "name": "s"}, headers=admin)
+        path = f"/v1/sources/{created.json()['id']}"
+        record = http.get(path, headers=reader)
+        assert record.status_code == 200, record.text
+        assert record.json()["connection"]["password"] == MASK
+
+        cluster.stop()
+        for _ in range(3):
+            response = http.get(path, headers=reader)
+            assert response.status_code == 503, response.text
+            assert response.json()["reason"] == "store_unavailable"
+
+        cluster.start()
+        for _ in range(300):  # bounded: the pools reconnect within seconds
+            if http.get(path, headers=reader).status_code == 200:
+                break
+            time.sleep(0.1)
+        assert http.get(path, headers=reader).json() == record.json()
+
+        # Every backend the server holds dies, as in a restart that no request saw coming.
+        with psycopg.connect(cluster.url, autocommit=True) as server_admin:
+            killed = server_admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchall()
+        assert killed
+        for _ in range(5):
+            response = http.get(path, headers=reader)
+            assert response.status_code == 200, response.text
+            assert response.json() == record.json()
 
 
 def _workers(server: TdbServer) -> set[int]:

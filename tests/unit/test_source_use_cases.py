@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -25,6 +26,8 @@ from domain.errors import (
     SourceNotFound,
     UnknownSourceType,
 )
+from domain.events import EventFilter
+from domain.keys import Principal
 from domain.sources import MASK, Column, SourceFilter
 from tests.builders import ADMIN, READER, WRITER, register
 from tests.unit.conftest import World
@@ -154,3 +157,19 @@ def test_inspect_passes_backend_failures_through(world: World) -> None:
     assert caught.value.reason == "table_not_found"
     with pytest.raises(SourceNotFound):
         inspect(InspectSchemaQuery(READER, uuid.uuid4()))
+
+
+def test_masked_reads_answer_as_a_call_for_a_reader_and_mask_for_anyone(world: World) -> None:
+    source = register(world)
+    get = GetSource(
+        world.sources, world.connectors, world.cipher, world.events, world.clock, world.ids
+    )
+    masked = asyncio.run(get.masked(GetSourceQuery(READER, source.id)))
+    assert masked == get(GetSourceQuery(READER, source.id))
+    assert masked.connection["password"] == MASK
+    # Even an actor who may see secrets gets them masked, and so nothing is recorded.
+    events_before = world.events.list(EventFilter())
+    assert asyncio.run(get.masked(GetSourceQuery(ADMIN, source.id))) == masked
+    assert world.events.list(EventFilter()) == events_before
+    with pytest.raises(PermissionDenied):
+        asyncio.run(get.masked(GetSourceQuery(Principal("tdbk_nobody", frozenset()), source.id)))

@@ -1,0 +1,189 @@
+"""The PostgreSQL store's lookups on the event loop: batched into one autocommit statement, and
+as sturdy as the threads' reads when the server kills connections or goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from adapters.storage.postgres import (
+    PostgresDatabase,
+    PostgresSourceLookup,
+    PostgresSourceRepository,
+)
+from domain.errors import StoreUnavailable
+from domain.sources import Source
+from tests.builders import make_source
+from tests.contract.relay import TcpRelay
+from tests.contract.stores import PostgresStores
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def postgres_stores(postgres_url: str) -> Iterator[PostgresStores]:
+    factory = PostgresStores(postgres_url)
+    yield factory
+    factory.close()
+
+
+def named(url: str, application_name: str) -> str:
+    """The URL with its sessions' application_name set: this test's connections, and no other."""
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query), ("application_name", application_name)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@contextmanager
+def store(url: str, **options: Any) -> Iterator[tuple[PostgresDatabase, PostgresSourceLookup]]:
+    db = PostgresDatabase(url, **options)
+    try:
+        db.upgrade()
+        yield db, PostgresSourceLookup(db)
+    finally:
+        db.close()
+
+
+@asynccontextmanager
+async def closing(lookup: PostgresSourceLookup) -> AsyncIterator[PostgresSourceLookup]:
+    try:
+        yield lookup
+    finally:
+        await lookup.close()
+
+
+def sessions(admin: psycopg.Connection[Any], application_name: str) -> list[dict[str, Any]]:
+    """The server's view of this test's sessions (in the test's own database only)."""
+    cursor = admin.execute(
+        "SELECT pid, state, query, wait_event_type, xact_start = query_start AS own_transaction"
+        " FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()",
+        [application_name],
+    )
+    names = [c.name for c in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def test_lookups_made_at_once_are_one_autocommit_statement(
+    postgres_stores: PostgresStores,
+) -> None:
+    name = f"tdb_lookup_{secrets.token_hex(4)}"
+    sources = [make_source(f"s{i}") for i in range(20)]
+    with (
+        postgres_stores.schema_url() as url,
+        store(named(url, name)) as (db, lookup),
+        psycopg.connect(url, autocommit=True) as admin,
+        psycopg.connect(url) as blocker,
+    ):
+        for source in sources:
+            PostgresSourceRepository(db).add(source)
+
+        async def main() -> tuple[list[Source], list[dict[str, Any]]]:
+            async with closing(lookup):
+                # Held until the lookups' statement is seen waiting for it.
+                blocker.execute("LOCK TABLE sources IN ACCESS EXCLUSIVE MODE")
+                lookups = asyncio.gather(*(lookup.get(s.id) for s in sources))
+                waiting: list[dict[str, Any]] = []
+                for _ in range(1000):  # bounded: the statement reaches the lock within seconds
+                    await asyncio.sleep(0.01)
+                    waiting = [s for s in sessions(admin, name) if s["wait_event_type"] == "Lock"]
+                    if waiting:
+                        break
+                seen = sessions(admin, name)
+                blocker.rollback()
+                return await lookups, [s for s in seen if s["state"] != "idle"]
+
+        answers, busy = asyncio.run(main())
+    assert answers == sources
+    # One statement answers all twenty, alone in its transaction: no BEGIN or COMMIT round trips.
+    assert len(busy) == 1, busy
+    assert busy[0]["wait_event_type"] == "Lock"
+    assert "= ANY(" in busy[0]["query"]
+    assert busy[0]["own_transaction"] is True
+
+
+def test_lookups_after_the_server_killed_their_connections_do_not_fail(
+    postgres_stores: PostgresStores,
+) -> None:
+    name = f"tdb_lookup_{secrets.token_hex(4)}"
+    source = make_source("orders")
+    with (
+        postgres_stores.schema_url() as url,
+        store(named(url, name)) as (db, lookup),
+        psycopg.connect(url, autocommit=True) as admin,
+    ):
+        PostgresSourceRepository(db).add(source)
+
+        async def main() -> list[list[Source]]:
+            answers = []
+            async with closing(lookup):
+                for _ in range(3):
+                    answers.append(await asyncio.gather(*(lookup.get(source.id) for _ in range(5))))
+                    # Every connection of this test's pools dies, as in a server restart.
+                    killed = admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = %s AND datname = current_database()",
+                        [name],
+                    ).fetchall()
+                    assert killed
+                    assert all(ok for (ok,) in killed)
+                answers.append(await asyncio.gather(*(lookup.get(source.id) for _ in range(5))))
+            return answers
+
+        assert asyncio.run(main()) == [[source] * 5] * 4
+
+
+def through(url: str, relay: TcpRelay) -> str:
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    netloc = f"{user}@127.0.0.1:{relay.port}" if user else f"127.0.0.1:{relay.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def test_lookups_fail_fast_while_the_server_is_away_and_recover(
+    postgres_stores: PostgresStores,
+) -> None:
+    source = make_source("orders")
+    host_port = urlsplit(postgres_stores.url)
+    relay = TcpRelay(host_port.hostname or "127.0.0.1", host_port.port or 5432)
+    relay.start()
+    try:
+        with (
+            postgres_stores.schema_url() as url,
+            store(through(url, relay), connect_timeout=1, reconnect_timeout=3) as (db, lookup),
+        ):
+            PostgresSourceRepository(db).add(source)
+
+            async def main() -> Source:
+                async with closing(lookup):
+                    assert await lookup.get(source.id) == source
+                    relay.stop()
+                    started = time.monotonic()
+                    # Several batches' worth, made at once and one after another.
+                    failed = await asyncio.gather(
+                        *(lookup.get(source.id) for _ in range(10)), return_exceptions=True
+                    )
+                    failed.append(
+                        (await asyncio.gather(lookup.get(source.id), return_exceptions=True))[0]
+                    )
+                    assert time.monotonic() - started < 2.5
+                    assert all(isinstance(f, StoreUnavailable) for f in failed), failed
+                    relay.start()
+                    deadline = time.monotonic() + 15
+                    while True:
+                        try:
+                            return await lookup.get(source.id)
+                        except StoreUnavailable:
+                            assert time.monotonic() < deadline, "the lookups did not recover"
+                            await asyncio.sleep(0.2)
+
+            assert asyncio.run(main()) == source
+    finally:
+        relay.stop()
