@@ -32,6 +32,9 @@ class Run:
     mean_ms: float
     max_ms: float
     errors: dict[str, int] = field(default_factory=dict)
+    # The server's CPU time (every process of it) per request of the measured run, when known:
+    # on a busy machine a steadier figure than the rate.
+    cpu_us: float | None = None
 
     @property
     def error_count(self) -> int:

@@ -259,8 +259,10 @@ def measure(
     threads = min(opts.threads, connections)
     url = base_url + path
     probe(url, method, token)
+    cpu: tuple[float | None, float | None] = (None, None)
     for seconds in (opts.warmup, opts.duration):
         if seconds > 0:
+            cpu = (settle.cpu_seconds(), None)
             out = run_wrk(
                 url,
                 scripts[method],
@@ -269,8 +271,10 @@ def measure(
                 threads=threads,
                 token=token,
             )
+            cpu = (cpu[0], settle.cpu_seconds())
             settle.settle()
     seconds = out["duration_us"] / 1e6
+    before, after = cpu
     errors = {k: int(out[k]) for k in ("connect", "read", "write", "status", "timeout") if out[k]}
     return Run(
         scenario=scenario.name,
@@ -286,6 +290,9 @@ def measure(
         mean_ms=out["mean_us"] / 1000,
         max_ms=out["max_us"] / 1000,
         errors=errors,
+        cpu_us=(after - before) * 1e6 / out["requests"]
+        if before is not None and after is not None and out["requests"]
+        else None,
     )
 
 

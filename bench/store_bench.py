@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -80,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                     settle=server,
                 )
             runs[label] = run
+            cpu = f"{run.cpu_us:7.0f} us" if run.cpu_us is not None else "      ?"
             print(
                 f"  {label:22} {run.rps:9.1f} req/s  p50 {run.p50_ms:6.2f} ms"
-                f"  p99 {run.p99_ms:6.2f} ms  errors {run.error_count}"
+                f"  p99 {run.p99_ms:6.2f} ms  tdb CPU/request {cpu}  errors {run.error_count}"
+                f"  (load {os.getloadavg()[0]:.1f})"
             )
     finally:
         if pg.created:
@@ -98,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         f"target PostgreSQL register, 2 workers >= {TWO_OVER_ONE_REGISTER_TARGET:.1f}x 1 worker: "
         f"{scale:.2f}x  {'PASS' if scale >= TWO_OVER_ONE_REGISTER_TARGET else 'FAIL'}"
     )
+    pg_cpu, sqlite_cpu = (runs[f"GET {kind} 1w"].cpu_us for kind in ("postgres", "sqlite"))
+    if pg_cpu is not None and sqlite_cpu is not None:
+        print(
+            f"tdb CPU per GET (steadier on a busy machine): PostgreSQL {pg_cpu:.0f} us,"
+            f" SQLite {sqlite_cpu:.0f} us; SQLite's / PostgreSQL's {sqlite_cpu / pg_cpu:.1%}"
+        )
     return 0
 
 
