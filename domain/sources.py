@@ -176,6 +176,13 @@ class SourceName:
     def __str__(self) -> str:
         return self.value
 
+    @classmethod
+    def restored(cls, value: str) -> SourceName:
+        """A name as a store kept it: checked and normalised when it was stored."""
+        name = object.__new__(cls)
+        object.__setattr__(name, "value", value)
+        return name
+
 
 def _freeze(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
@@ -214,6 +221,19 @@ class Source:
     updated_by: str = attrs.field(
         default=attrs.Factory(lambda self: self.registered_by, takes_self=True)
     )
+
+    @classmethod
+    def restored(cls, **fields: Any) -> Source:
+        """A source as a store kept it, from every field's value.
+
+        It was checked when it was stored, so it is not checked again: reading back is on the
+        path of every GET, and a rule made stricter since then must not make it unreadable.
+        """
+        source = object.__new__(cls)
+        for field in _FIELDS:
+            object.__setattr__(source, field, fields[field])
+        object.__setattr__(source, "connection", _freeze(fields["connection"]))
+        return source
 
     def with_connection(self, connection: Mapping[str, Any]) -> Source:
         """This source with another connection object (as shown to a caller, or as stored)."""

@@ -227,7 +227,7 @@ class Container(containers.DeclarativeContainer):
     """Wires settings to adapters to use cases; the HTTP app and the CLI both draw from it."""
 
     settings = providers.Dependency(instance_of=Settings)
-    store_kind = providers.Callable(backend_name, settings)
+    store_kind = providers.Singleton(backend_name, settings)
     # One store is picked from the database URL; only its resources are ever started.
     backends = _backends(settings)
     store = _selected(store_kind, backends, "store")

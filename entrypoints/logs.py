@@ -92,13 +92,16 @@ class _Timestamp:
         self._prefix = ""
 
     def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> EventDict:
+        event["timestamp"] = self.now()
+        return event
+
+    def now(self) -> str:
         now = time.time()
         second = int(now)
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        event["timestamp"] = f"{self._prefix}.{int((now - second) * 1000):03d}Z"
-        return event
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
 
 
 def _json_line(event: MutableMapping[str, Any], **_: Any) -> str:
@@ -167,7 +170,8 @@ class _RequestLine:
     """The line every request writes, rendered as every other line but straight to stderr.
 
     It is on the path of every request: structlog's bound logger and processor chain would
-    double what the line costs, for a line whose fields are always the same few.
+    double what the line costs, for a line whose fields are always the same few. The console
+    form is written in one piece, as `_console_line` would render it.
     """
 
     def __init__(self) -> None:
@@ -175,15 +179,40 @@ class _RequestLine:
 
     def configure(self, log_format: str) -> None:
         self._stamp = _Timestamp()
+        self._console = log_format == "console"
         # Both renderers make text (JSONRenderer with a serializer that returns str).
         self._render = cast(Callable[[Any, str, EventDict], str], _renderer(log_format))
 
-    def __call__(self, **fields: Any) -> None:
-        event = self._stamp(None, "info", {})
-        event["level"] = "info"
-        event["event"] = "request"
-        event.update(fields)
-        event["request_id"] = REQUEST_ID.get()
+    def __call__(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        duration_ms: float,
+        actor: str | None,
+        client: str | None,
+    ) -> None:
+        request_id = REQUEST_ID.get()
+        if self._console:
+            value = _console_value
+            sys.stderr.write(
+                f"{self._stamp.now()} info    request method={value(method)} "
+                f"route={value(route)} status={status} duration_ms={duration_ms} "
+                f"actor={value(actor)} client={value(client)} request_id={value(request_id)}\n"
+            )
+            return
+        event = {
+            "timestamp": self._stamp.now(),
+            "level": "info",
+            "event": "request",
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+            "actor": actor,
+            "client": client,
+            "request_id": request_id,
+        }
         sys.stderr.write(f"{self._render(None, 'info', event)}\n")
 
 

@@ -16,7 +16,6 @@ from application.events import ListEvents, ListEventsQuery
 from domain.errors import FieldError, InvalidInput
 from domain.events import Action, EventFilter
 from domain.keys import Principal
-from entrypoints.http.auth import require_scope
 from entrypoints.http.cursor import decode_event_cursor, encode_event_cursor
 from entrypoints.http.openapi import responses
 from entrypoints.http.query import check_query
@@ -58,7 +57,6 @@ class EventsController(Controller):
 
     path = "/v1/events"
     tags = ["audit"]
-    guards = [require_scope]
 
     @get(
         "/",
