@@ -12,6 +12,8 @@ import attrs
 from adapters.connectors.outbound import DEFAULT_DENIED_NETWORKS, parse_networks
 
 DEFAULT_DATABASE_URL = "sqlite:///tdb.sqlite3"
+# Settings whose variable, set but empty, means an empty list rather than the default.
+_MAY_BE_EMPTY = frozenset({"denied_networks"})
 
 
 def _switch(value: object) -> bool:
@@ -89,8 +91,11 @@ class Settings:
         values: dict[str, object] = {}
         for field in attrs.fields(cls):
             name = f"TDB_{field.name.upper()}"
-            if environ.get(name):
-                values[field.name] = environ[name]
+            given = environ.get(name)
+            # An empty variable is one not given, but for a list that may be empty:
+            # `TDB_DENIED_NETWORKS=` denies nothing.
+            if given or (given == "" and field.name in _MAY_BE_EMPTY):
+                values[field.name] = given
         for name, value in values.items():
             try:
                 cls(**{name: value})  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import pytest
 
+from entrypoints.settings import Settings
 from entrypoints.tdb import main, tdb
 
 
@@ -39,3 +40,12 @@ def test_a_bad_setting_names_its_variable(
     assert main(command) == 2
     assert capsys.readouterr().err.startswith("error: TDB_CONNECT_TIMEOUT: ")
     assert not (tmp_path / "cli.sqlite3").exists()
+
+
+def test_an_empty_denied_list_denies_nothing_and_other_empty_variables_are_not_given() -> None:
+    settings = Settings.from_env({"TDB_DENIED_NETWORKS": "", "TDB_CONNECT_TIMEOUT": ""})
+    assert settings.denied_networks == ""
+    assert settings.connect_timeout == Settings().connect_timeout
+    # The workers of `tdb serve` get their settings through the environment: the same list.
+    assert Settings.from_env(settings.to_env()).denied_networks == ""
+    assert Settings.from_env({}).denied_networks == Settings().denied_networks
