@@ -125,11 +125,36 @@ def _registry() -> CollectorRegistry:
     return REGISTRY
 
 
+_DIR_PREFIX = "tdb-metrics-"
+
+
 def make_multiprocess_dir() -> Path:
-    """A fresh directory for the workers' figures, named in the environment workers inherit."""
-    path = Path(tempfile.mkdtemp(prefix="tdb-metrics-"))
+    """A fresh directory for the workers' figures, named in the environment workers inherit.
+
+    Its name holds this process's id. A server that was killed (SIGKILL, a power cut) could not
+    remove its directory: the next one removes those of servers that are gone.
+    """
+    _remove_orphans(Path(tempfile.gettempdir()))
+    path = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
     os.environ[MULTIPROCESS_ENV] = str(path)
     return path
+
+
+def _remove_orphans(parent: Path) -> None:
+    for path in parent.glob(f"{_DIR_PREFIX}*-*"):
+        pid = path.name.removeprefix(_DIR_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def remove_multiprocess_dir(path: Path) -> None:

@@ -1,0 +1,46 @@
+"""The multiprocess metrics directory of `tdb serve --workers N`: a killed server's is removed by
+the next server, a live server's never."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from entrypoints import metrics
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_gone_servers_directory_is_removed_and_a_live_ones_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv(metrics.MULTIPROCESS_ENV, raising=False)
+    gone = tmp_path / f"tdb-metrics-{_dead_pid()}-abc123"
+    live = tmp_path / f"tdb-metrics-{os.getppid()}-def456"
+    older_form = tmp_path / "tdb-metrics-k2j3x9a1"
+    other = tmp_path / "something-else-1"
+    for path in (gone, live, older_form, other):
+        path.mkdir()
+        (path / "counter_1.db").write_bytes(b"figures")
+
+    made = metrics.make_multiprocess_dir()
+
+    assert not gone.exists()
+    assert live.exists()
+    assert older_form.exists()
+    assert other.exists()
+    assert made.parent == tmp_path
+    assert made.name.startswith(f"tdb-metrics-{os.getpid()}-")
+    assert os.environ[metrics.MULTIPROCESS_ENV] == str(made)
+    metrics.remove_multiprocess_dir(made)
+    assert not made.exists()
