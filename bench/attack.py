@@ -15,6 +15,7 @@ project's venv (wrk is needed to fill the store for 4):
 
     .venv/bin/python bench/attack.py                    # all four
     .venv/bin/python bench/attack.py --points 2 --slow-clients 5000 --slow-seconds 20
+    .venv/bin/python bench/attack.py --points 4 --store postgres   # tdb on a PostgreSQL store
 """
 
 from __future__ import annotations
@@ -40,7 +41,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from http_bench import Filler, Postgres, Server, base_env, free_port, serving, venv_bin
+from http_bench import (
+    Filler,
+    Postgres,
+    Server,
+    base_env,
+    free_port,
+    secret_key,
+    serving,
+    venv_bin,
+)
 
 WIDE_COLUMNS = 1_048_576
 SLOW_CHILD_CONNECTIONS = 5_000  # per child process: below its open-files limit
@@ -516,6 +526,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--listing-seconds", type=float, default=10.0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="tdb's store: a temp SQLite file, or a throwaway database on --pg-url",
+    )
     opts = p.parse_args(argv)
     points = {int(x) for x in opts.points.split(",") if x.strip()}
     if 4 in points and shutil.which("wrk") is None:
@@ -530,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
         {"TDB_DATABASE_URL": f"sqlite:///{tmp / 'tdb.sqlite3'}", "TDB_CSV_ROOT": str(csv_root)}
     )
     env.pop("TDB_SECRET_KEY", None)
+    if opts.store == "postgres":
+        env.update({"TDB_DATABASE_URL": pg.store_url(), "TDB_SECRET_KEY": secret_key()})
     connect_timeout = float(env.get("TDB_CONNECT_TIMEOUT", "5"))
     port = free_port()
     server = Server(
@@ -550,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results: dict[int, bool] = {}
     scenarios: dict[int, Callable[[], bool]] = {}
+    print(f"tdb serve --workers {opts.workers} on a {opts.store} store")
     try:
         with serving(server):
             token = server.admin_token()

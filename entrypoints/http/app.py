@@ -31,6 +31,7 @@ from entrypoints.http.observability import (
     metrics_endpoint,
 )
 from entrypoints.http.openapi import SourceBodySchema, openapi_config
+from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.reads import ReadRunner
 from entrypoints.http.sources import ListingCache, SourcesController
@@ -95,8 +96,9 @@ _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class TdbApp(Litestar):
-    """Litestar, plus HEAD wherever GET is, OPTIONS that names every method of the path, and a
-    mark on requests whose client left before its body was read.
+    """Litestar, plus HEAD wherever GET is, OPTIONS that names every method of the path, a
+    mark on requests whose client left before its body was read, and big bodies sent in slices
+    that leave the event loop free between them (`pacing.py`).
 
     Litestar routes HEAD only to `@head` handlers (405 elsewhere) and builds each route's
     OPTIONS answer before the route's methods are merged, so `Allow` lacks some of them.
@@ -104,6 +106,7 @@ class TdbApp(Litestar):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            send = paced(send)
             method = scope["method"]
             if method == "HEAD":
                 # A GET in every respect (auth, scopes, headers, Content-Length) but the body.

@@ -57,3 +57,49 @@ def test_forty_inspections_of_a_wide_file_answer_and_health_answers_meanwhile(
     assert health == [200]
     assert {(r.status_code, r.json()["reason"]) for r in results} == {(503, "too_many_columns")}
     assert max(len(r.content) for r in results) < 1000
+
+
+def test_a_full_listing_many_slices_long_is_every_page_joined(
+    serve: Any, store_env: dict[str, str]
+) -> None:
+    server: TdbServer = serve(store_env)
+    auth = {"Authorization": f"Bearer {server.admin_token()}"}
+    describe = "a source with a few words to say about itself " * 10
+    with httpx.Client(base_url=server.url, headers=auth, timeout=30) as http:
+
+        def register(i: int) -> int:
+            body = {
+                "name": f"source-{i:04d}",
+                "source_type": "csv",
+                "connection": {"path": f"f{i}.csv"},
+                "description": describe,
+                "tags": ["finance", f"batch-{i % 7}"],
+            }
+            return http.post("/v1/sources", json=body).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(register, range(500))) == {201}
+        pages: list[Any] = []
+        url: str | None = "/v1/sources?limit=100"
+        while url is not None:
+            page = http.get(url)
+            pages += page.json()
+            url = page.links.get("next", {}).get("url")
+    # The whole listing on a raw socket: the server's own framing, as it leaves the process.
+    request = (
+        f"GET /v1/sources HTTP/1.1\r\nHost: tdb\r\nConnection: close\r\n"
+        f"Authorization: {auth['Authorization']}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(request.encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, content = answer.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert lines[0] == "HTTP/1.1 200 OK"
+    assert not {"transfer-encoding", "link"} & headers.keys()
+    assert int(headers["content-length"]) == len(content) > 4 * 65536
+    assert json.loads(content) == pages
+    assert len(pages) == 500

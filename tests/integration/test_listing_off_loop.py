@@ -1,9 +1,11 @@
-"""A full listing is read and encoded off the event loop (a small page on it), and kept only
-while nothing changed."""
+"""A full listing is read and encoded off the event loop (a small page on it), kept only while
+nothing changed, and sent in slices with the loop free between them."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,7 @@ from adapters.storage.sqlite import SqliteSourceRepository
 from application.sources import RegisterSourceCommand
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
+from entrypoints.http.pacing import SLICE_BYTES
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
 
@@ -91,3 +94,87 @@ def test_a_kept_listing_gives_way_to_changes_made_by_another_process(
         other.shutdown_resources()
     assert [s["name"] for s in after] == [s["name"] for s in first] + ["late"]
     assert again == first
+
+
+def test_a_big_listing_leaves_in_slices_with_the_loop_free_between_them(
+    container: Container, admin: dict[str, str]
+) -> None:
+    register = container.register_source()
+    ids = [
+        register(
+            RegisterSourceCommand(
+                actor=OPERATOR,
+                name=f"source-{i:04d}",
+                source_type="csv",
+                connection={"path": f"f{i}.csv"},
+                description="a source with a few words to say about itself " * 10,
+                tags=("finance", "nightly", f"batch-{i % 7}"),
+            )
+        ).id
+        for i in range(250)
+    ]
+    app = create_app(container)
+    sent: list[tuple[int, Any]] = []
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def run() -> None:
+        counting: asyncio.Task[None] | None = None
+
+        async def send(message: Any) -> None:
+            nonlocal counting
+            # From the first slice on, another task counts the turns of the loop.
+            if message["type"] == "http.response.body" and counting is None:
+                counting = asyncio.create_task(count_turns())
+            sent.append((turns, message))
+
+        try:
+            await app(_get_scope("/v1/sources", admin), receive, send)  # type: ignore[arg-type]
+        finally:
+            if counting is not None:
+                counting.cancel()
+
+    asyncio.run(run())
+    [start] = [m for _, m in sent if m["type"] == "http.response.start"]
+    slices = [(turn, m) for turn, m in sent if m["type"] == "http.response.body"]
+    content = b"".join(m["body"] for _, m in slices)
+    assert (start["status"], dict(start["headers"])[b"content-length"]) == (
+        200,
+        str(len(content)).encode(),
+    )
+    assert [s["id"] for s in json.loads(content)] == [str(i) for i in ids]  # all, in order
+    assert len(content) > 2 * SLICE_BYTES
+    assert all(isinstance(m["body"], bytes) and len(m["body"]) <= SLICE_BYTES for _, m in slices)
+    assert [m["more_body"] for _, m in slices] == [True] * (len(slices) - 1) + [False]
+    # Between any two slices the loop ran something else.
+    seen = [turn for turn, _ in slices]
+    assert all(before < after for before, after in itertools.pairwise(seen))
+
+
+def _get_scope(path: str, headers: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"tdb"),
+            *[(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
