@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
@@ -131,30 +131,67 @@ async def _bounded_check(
 INLINE_PAGE_MAX = 100
 
 
+Listing = tuple[SourcePage, bytes]
+
+
+class _Making:
+    """A listing being made: whoever asks for it meanwhile waits for this one."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.value: Listing | None = None
+        self.error: Exception | None = None
+
+
 class ListingCache:
     """The last few encoded listings, by (store revision, filter, limit, cursor).
 
     A key holds the revision read before the listing, so an entry is never older than what
     its key says; a change to any source moves the revision, and the old entries are never
-    asked for again (they leave as new ones come).
+    asked for again (they leave as new ones come). A listing is made once per key: requests
+    that ask for it while it is being made wait for it, so that ten clients listing at once
+    after a change cost one listing, not ten.
     """
 
     def __init__(self, entries: int = 4) -> None:
         self._entries = entries
-        self._cached: dict[Hashable, tuple[SourcePage, bytes]] = {}
+        self._cached: dict[Hashable, Listing] = {}
+        self._making: dict[Hashable, _Making] = {}
 
-    def get(self, key: Hashable) -> tuple[SourcePage, bytes] | None:
+    def get(self, key: Hashable) -> Listing | None:
         return self._cached.get(key)
 
-    def put(self, key: Hashable, value: tuple[SourcePage, bytes]) -> None:
+    def put(self, key: Hashable, value: Listing) -> None:
         while len(self._cached) >= self._entries:
             del self._cached[next(iter(self._cached))]
         self._cached[key] = value
 
+    async def get_or_make(self, key: Hashable, make: Callable[[], Awaitable[Listing]]) -> Listing:
+        """The listing of `key`: kept, or awaited from the request making it, or made now."""
+        while (making := self._making.get(key)) is not None:
+            await making.done.wait()
+            if making.error is not None:
+                raise making.error
+            if making.value is not None:
+                return making.value
+            # Its maker was cancelled: look again.
+        kept = self._cached.get(key)
+        if kept is not None:
+            return kept
+        making = self._making[key] = _Making()
+        try:
+            making.value = await make()
+        except Exception as exc:
+            making.error = exc
+            raise
+        finally:
+            del self._making[key]
+            making.done.set()
+        self.put(key, making.value)
+        return making.value
 
-def _encoded_listing(
-    list_sources: ListSources, query: ListSourcesQuery
-) -> tuple[SourcePage, bytes]:
+
+def _encoded_listing(list_sources: ListSources, query: ListSourcesQuery) -> Listing:
     page = list_sources(query)
     return page, msgspec.json.encode([SourceListItem.of(s) for s in page.sources])
 
@@ -276,19 +313,20 @@ class SourcesController(Controller):
             # Thousands of rows: reading, shaping and encoding them would hold the event loop
             # (and every other request) for tens of milliseconds, so all of it runs on a thread,
             # a few listings at a time so that they do not crowd the loop out of the GIL. An
-            # encoded listing is kept while the store's revision says nothing changed.
-            cache: ListingCache = state.listings
-            revision = list_sources.revision(request.user) if state.reads.inline else None
-            key = (revision, query.filter, query.limit, query.after)
-            cached = cache.get(key) if revision is not None else None
-            if cached is not None:
-                page, content = cached
-            else:
-                page, content = await anyio.to_thread.run_sync(
+            # encoded listing is kept while the store's revision says nothing changed, and made
+            # once for all the requests that ask for it while it is being made.
+            def make() -> Awaitable[Listing]:
+                return anyio.to_thread.run_sync(
                     _encoded_listing, list_sources, query, limiter=state.listing_limiter
                 )
-                if revision is not None:
-                    cache.put(key, (page, content))
+
+            cache: ListingCache = state.listings
+            revision = list_sources.revision(request.user) if state.reads.inline else None
+            if revision is None:
+                page, content = await make()
+            else:
+                key = (revision, query.filter, query.limit, query.after)
+                page, content = await cache.get_or_make(key, make)
         headers = {}
         if page.next_key is not None:
             following = [("tag", t) for t in tags]

@@ -178,3 +178,50 @@ def _get_scope(path: str, headers: dict[str, str]) -> dict[str, Any]:
         "server": ("127.0.0.1", 80),
         "state": {},
     }
+
+
+def _concurrently(app: Any, n: int, headers: dict[str, str]) -> list[tuple[int, bytes]]:
+    """n full listings asked at once through the ASGI app: (status, body) of each."""
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def one() -> tuple[int, bytes]:
+        sent: list[Any] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await app(_get_scope("/v1/sources", headers), receive, send)
+        body = b"".join(m["body"] for m in sent if m["type"] == "http.response.body")
+        return sent[0]["status"], body
+
+    async def run() -> list[tuple[int, bytes]]:
+        return list(await asyncio.gather(*(one() for _ in range(n))))
+
+    return asyncio.run(run())
+
+
+def test_listings_asked_at_once_after_a_change_are_read_once(
+    container: Container, watched: WhereReadsRun, admin: dict[str, str]
+) -> None:
+    register = container.register_source()
+    for name in ("a", "b", "c"):
+        register(
+            RegisterSourceCommand(
+                actor=OPERATOR, name=name, source_type="csv", connection={"path": f"{name}.csv"}
+            )
+        )
+    app = create_app(container)
+    watched.seen.clear()
+    first = _concurrently(app, 5, admin)
+    register(
+        RegisterSourceCommand(actor=OPERATOR, name="d", source_type="csv", connection={"path": "d"})
+    )
+    second = _concurrently(app, 5, admin)
+    assert {status for status, _ in first + second} == {200}
+    assert [s["name"] for s in json.loads(first[0][1])] == ["a", "b", "c"]
+    assert {body for _, body in first} == {first[0][1]}
+    assert [s["name"] for s in json.loads(second[0][1])] == ["a", "b", "c", "d"]
+    assert {body for _, body in second} == {second[0][1]}
+    assert watched.seen == [("list", False), ("list", False)]  # one read per change

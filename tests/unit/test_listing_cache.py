@@ -1,0 +1,84 @@
+"""A kept listing is made once for everyone who asks while it is being made; a failure reaches
+them all, and a maker that gives up hands the making to one of those waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from domain.errors import StoreUnavailable
+from domain.sources import SourcePage
+from entrypoints.http.sources import Listing, ListingCache
+
+LISTING: Listing = (SourcePage(sources=(), next_key=None), b"[]")
+
+
+class Maker:
+    """Makes the listing when released; counts how often it was asked to."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+        self.fail = fail
+
+    async def __call__(self) -> Listing:
+        self.calls += 1
+        await self.release.wait()
+        if self.fail:
+            raise StoreUnavailable("the store is down")
+        return LISTING
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_asked_at_once_it_is_made_once() -> None:
+    async def run() -> None:
+        cache, make = ListingCache(), Maker()
+        asking = [asyncio.create_task(cache.get_or_make("k", make)) for _ in range(4)]
+        await _settle()
+        make.release.set()
+        assert await asyncio.gather(*asking) == [LISTING] * 4
+        assert await cache.get_or_make("k", make) == LISTING
+        assert make.calls == 1
+
+    asyncio.run(run())
+
+
+def test_a_failure_reaches_everyone_waiting_and_the_next_ask_makes_it_anew() -> None:
+    async def run() -> None:
+        cache, failing = ListingCache(), Maker(fail=True)
+        asking = [asyncio.create_task(cache.get_or_make("k", failing)) for _ in range(3)]
+        await _settle()
+        failing.release.set()
+        results: list[Any] = await asyncio.gather(*asking, return_exceptions=True)
+        assert [type(r) for r in results] == [StoreUnavailable] * 3
+        assert failing.calls == 1
+        working = Maker()
+        working.release.set()
+        assert await cache.get_or_make("k", working) == LISTING
+        assert working.calls == 1
+
+    asyncio.run(run())
+
+
+def test_when_the_maker_is_cancelled_one_of_those_waiting_makes_it() -> None:
+    async def run() -> None:
+        cache, abandoned, other = ListingCache(), Maker(), Maker()
+        first = asyncio.create_task(cache.get_or_make("k", abandoned))
+        await _settle()
+        waiting = [asyncio.create_task(cache.get_or_make("k", other)) for _ in range(2)]
+        await _settle()
+        first.cancel()
+        await _settle()
+        other.release.set()
+        assert await asyncio.gather(*waiting) == [LISTING] * 2
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert (abandoned.calls, other.calls) == (1, 1)
+
+    asyncio.run(run())
