@@ -1,18 +1,21 @@
 """A kept listing is made once for everyone who asks while it is being made; a failure reaches
-them all, and a maker that gives up hands the making to one of those waiting."""
+them all, and a maker that gives up hands the making to one of those waiting. Encoded in
+batches, a listing is the same bytes as encoded at once."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.errors import StoreUnavailable
-from domain.sources import SourcePage
-from entrypoints.http.sources import Listing, ListingCache
+from entrypoints.http.sources import Listing, ListingCache, json_array
 
-LISTING: Listing = (SourcePage(sources=(), next_key=None), b"[]")
+LISTING: Listing = (None, b"[]")
 
 
 class Maker:
@@ -82,3 +85,17 @@ def test_when_the_maker_is_cancelled_one_of_those_waiting_makes_it() -> None:
         assert (abandoned.calls, other.calls) == (1, 1)
 
     asyncio.run(run())
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@given(items=st.lists(JSON_VALUES, max_size=30), batch=st.integers(min_value=1, max_value=8))
+def test_a_listing_encoded_in_batches_is_the_same_bytes(items: list[Any], batch: int) -> None:
+    assert json_array(items, batch) == msgspec.json.encode(items)
