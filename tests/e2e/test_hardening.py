@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -103,3 +106,21 @@ def test_a_full_listing_many_slices_long_is_every_page_joined(
     assert int(headers["content-length"]) == len(content) > 4 * 65536
     assert json.loads(content) == pages
     assert len(pages) == 500
+
+
+def test_a_server_process_keeps_what_it_started_with_out_of_the_collectors_sight(
+    tmp_path: Path,
+) -> None:
+    # A full collection, which a big listing sets off now and then, holds the event loop for as
+    # long as it walks the objects it watches: not the modules, the app and the container.
+    env = {
+        **os.environ,
+        "TDB_DATABASE_URL": f"sqlite:///{tmp_path / 'tdb.sqlite3'}",
+        "TDB_CSV_ROOT": str(tmp_path),
+    }
+    code = "import gc, entrypoints.http.asgi; print(gc.get_freeze_count(), len(gc.get_objects()))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    frozen, watched = map(int, done.stdout.split())
+    assert frozen > 10 * watched
