@@ -38,7 +38,8 @@ def parse_networks(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-def _is_address(host: str) -> bool:
+def is_address(host: str) -> bool:
+    """Whether the host is an IP literal (no lookup needed)."""
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -114,7 +115,7 @@ class OutboundPolicy:
         port)` method, as `CachingResolver` has) gives the one it holds: the same addresses, and
         the same checks on them, as `resolve`.
         """
-        if _is_address(host):
+        if is_address(host):
             return self.resolve(host, port)
         known = getattr(self._resolve, "known", None)
         if known is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import ipaddress
 import math
 import os
 import re
@@ -16,7 +15,7 @@ import psycopg
 from psycopg.abc import PQGen
 
 from adapters.connectors.deadline import call_with_deadline
-from adapters.connectors.outbound import OutboundPolicy, PolicyRefused
+from adapters.connectors.outbound import OutboundPolicy, PolicyRefused, is_address
 from adapters.connectors.pools import ConnectionPools, Hop, Target
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, HostNotAllowed, InvalidConnection
@@ -214,14 +213,6 @@ def _not_allowed(host: str) -> str:
     return f"the outbound policy does not allow connecting to {host!r}"
 
 
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def backend_unavailable(exc: psycopg.Error, connection: Mapping[str, Any]) -> BackendUnavailable:
     """The `BackendUnavailable` that says why psycopg failed, from facts that hold no secret.
 
@@ -362,7 +353,7 @@ class PostgresConnector:
     def _may_connect(self, host: str, port: int) -> bool:
         """False only if the host resolves, in time, to addresses the policy all refuses."""
         try:
-            if _is_address(host):
+            if is_address(host):
                 self._policy.resolve(host, port)
             else:  # a lookup may hang: it gets the connect timeout, then the benefit of the doubt
                 resolve = functools.partial(self._policy.resolve, host, port)
