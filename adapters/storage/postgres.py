@@ -17,7 +17,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
 
-from adapters.serialization import from_row, timestamp, to_row
+from adapters.serialization import from_row, parse_timestamp, timestamp, to_row
 from adapters.storage.listing import (
     EVENT_COLUMNS,
     KEY_COLUMNS,
@@ -332,6 +332,18 @@ class PostgresDatabase:
             cursor.execute(sql, list(parameters))
             return cursor.fetchall()
 
+    def read_rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """As `read`, each row a tuple in the query's column order (no dict per row)."""
+        try:
+            return self._read_rows(sql, parameters)
+        except _BrokenConnection:
+            return self._read_rows(sql, parameters)
+
+    def _read_rows(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self.connection() as conn, conn.cursor() as cursor:
+            cursor.execute(sql, list(parameters))
+            return cursor.fetchall()
+
     async def read_async(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """As `read`, awaited on the running event loop, through the loop's own pool."""
         try:
@@ -491,7 +503,23 @@ class PostgresSourceRepository:
         if not can_match(source_filter):
             return SourcePage(())
         sql, parameters = source_listing(POSTGRES, source_filter, limit, after)
-        return page([from_row(row, SourceSummary) for row in self._db.read(sql, parameters)], limit)
+        # Straight from row tuples to summaries, as SQLite does: a full listing is 10,000 rows
+        # and more (the driver gives the id as a UUID, the tags as a list, the time as a
+        # datetime).
+        summaries = [
+            SourceSummary(
+                source_id,
+                name,
+                source_type,
+                description,
+                tuple(tags),
+                parse_timestamp(registered_at),
+            )
+            for source_id, name, source_type, description, tags, registered_at in (
+                self._db.read_rows(sql, parameters)
+            )
+        ]
+        return page(summaries, limit)
 
     def revision(self) -> int | None:
         return None  # no cheap signal: a listing is read every time
