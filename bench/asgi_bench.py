@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bare_app
 
@@ -30,33 +31,16 @@ from entrypoints.http.app import create_app
 from entrypoints.logs import configure_logging
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
+from tests.helpers import get_scope
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-
-
-def _scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
 
 
 async def _receive() -> dict[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-async def _time(app: App, path: str, headers: list[tuple[bytes, bytes]], n: int) -> float:
+async def _time(app: App, path: str, headers: dict[str, str], n: int) -> float:
     """Microseconds per request, the median of five rounds of n."""
     statuses: list[int] = []
 
@@ -68,7 +52,7 @@ async def _time(app: App, path: str, headers: list[tuple[bytes, bytes]], n: int)
     for _ in range(6):
         start = time.perf_counter()
         for _ in range(n):
-            await app(_scope(path, headers), _receive, send)
+            await app(get_scope(path, headers), _receive, send)
         rounds.append((time.perf_counter() - start) / n * 1e6)
     assert set(statuses) == {200}, f"{path} answered {set(statuses)}"
     return statistics.median(rounds[1:])  # the first round warms up
@@ -92,10 +76,10 @@ async def main(n: int) -> None:
         )
         token = container.create_api_key()("bench", (), OPERATOR).token
         tdb = create_app(container)
-        auth = [(b"authorization", f"Bearer {token}".encode())]
+        auth = {"authorization": f"Bearer {token}"}
         path = f"/v1/sources/{source.id}"
         tdb_us = await _time(tdb, path, auth, n)
-        bare_us = await _time(bare_app.app, f"/v1/sources/{bare_app.SOURCE_ID}", [], n)
+        bare_us = await _time(bare_app.app, f"/v1/sources/{bare_app.SOURCE_ID}", {}, n)
         container.shutdown_resources()
     print(f"GET by id, in process: tdb {tdb_us:.1f} us, bare {bare_us:.1f} us per request")
     print(f"tdb adds {tdb_us - bare_us:.1f} us to the framework's {bare_us:.1f} us")

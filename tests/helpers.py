@@ -6,8 +6,9 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -43,3 +44,25 @@ def loopback_resolver(host: str, _port: int) -> list[str]:
     if host.lower() == "localhost":
         return ["127.0.0.1"]
     raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def get_scope(path: str, headers: Mapping[str, str]) -> dict[str, Any]:
+    """The ASGI scope of `GET path` from a loopback client, as a server would hand it to an app."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"tdb"),
+            *[(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }

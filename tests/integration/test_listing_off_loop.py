@@ -20,6 +20,7 @@ from entrypoints.http.app import create_app
 from entrypoints.http.pacing import SLICE_BYTES
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
+from tests.helpers import get_scope
 
 
 def _on_event_loop() -> bool:
@@ -137,7 +138,7 @@ def test_a_big_listing_leaves_in_slices_with_the_loop_free_between_them(
             sent.append((turns, message))
 
         try:
-            await app(_get_scope("/v1/sources", admin), receive, send)  # type: ignore[arg-type]
+            await app(get_scope("/v1/sources", admin), receive, send)  # type: ignore[arg-type]
         finally:
             if counting is not None:
                 counting.cancel()
@@ -159,27 +160,6 @@ def test_a_big_listing_leaves_in_slices_with_the_loop_free_between_them(
     assert all(before < after for before, after in itertools.pairwise(seen))
 
 
-def _get_scope(path: str, headers: dict[str, str]) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"tdb"),
-            *[(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        ],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
-
-
 def _concurrently(app: Any, n: int, headers: dict[str, str]) -> list[tuple[int, bytes]]:
     """n full listings asked at once through the ASGI app: (status, body) of each."""
 
@@ -192,7 +172,7 @@ def _concurrently(app: Any, n: int, headers: dict[str, str]) -> list[tuple[int, 
         async def send(message: Any) -> None:
             sent.append(message)
 
-        await app(_get_scope("/v1/sources", headers), receive, send)
+        await app(get_scope("/v1/sources", headers), receive, send)
         body = b"".join(m["body"] for m in sent if m["type"] == "http.response.body")
         return sent[0]["status"], body
 
