@@ -45,11 +45,9 @@ from http_bench import (
     Filler,
     Postgres,
     Server,
-    base_env,
-    free_port,
     secret_key,
     serving,
-    venv_bin,
+    tdb_server,
 )
 
 WIDE_COLUMNS = 1_048_576
@@ -541,31 +539,12 @@ def main(argv: list[str] | None = None) -> int:
     csv_root = tmp / "data"
     csv_root.mkdir()
     pg = Postgres(opts.pg_url)
-    env = base_env()
-    env.update(
-        {"TDB_DATABASE_URL": f"sqlite:///{tmp / 'tdb.sqlite3'}", "TDB_CSV_ROOT": str(csv_root)}
-    )
-    env.pop("TDB_SECRET_KEY", None)
+    store_url, key = f"sqlite:///{tmp / 'tdb.sqlite3'}", None
     if opts.store == "postgres":
-        env.update({"TDB_DATABASE_URL": pg.store_url(), "TDB_SECRET_KEY": secret_key()})
-    connect_timeout = float(env.get("TDB_CONNECT_TIMEOUT", "5"))
-    port = free_port()
-    server = Server(
-        f"tdb-{port}",
-        [
-            str(venv_bin() / "tdb"),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(opts.workers),
-        ],
-        env,
-        tmp,
-        port,
-    )
+        store_url, key = pg.store_url(), secret_key()
+    server = tdb_server(tmp, store_url, key, opts.workers)
+    server.env["TDB_CSV_ROOT"] = str(csv_root)
+    connect_timeout = float(server.env.get("TDB_CONNECT_TIMEOUT", "5"))
     results: dict[int, bool] = {}
     scenarios: dict[int, Callable[[], bool]] = {}
     print(f"tdb serve --workers {opts.workers} on a {opts.store} store")

@@ -5,6 +5,7 @@ Shared by bench/http_bench.py and the other bench scripts (see bench/README.md).
 
 from __future__ import annotations
 
+import argparse
 import json
 import secrets
 import subprocess
@@ -98,6 +99,17 @@ def write_lua(tmp: Path) -> dict[str, Path]:
         + LUA_DONE
     )
     return {"GET": get, "POST": register}
+
+
+def add_wrk_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every wrk run: how long, after how long a warm-up, how many connections
+    and threads."""
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (5)")
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds of warm-up before each (1)"
+    )
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
 
 
 def run_wrk(

@@ -23,7 +23,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from driver import LUA_DONE, LUA_REGISTER, Run, register_body, run_wrk, write_lua
+from driver import (
+    LUA_DONE,
+    LUA_REGISTER,
+    Run,
+    add_wrk_options,
+    register_body,
+    run_wrk,
+    write_lua,
+)
 from report import check_targets, print_pair, print_summary, ratio
 from scenarios import (
     MATRIX_SCENARIOS,
@@ -60,6 +68,7 @@ __all__ = [
     "Postgres",
     "Run",
     "Server",
+    "add_wrk_options",
     "base_env",
     "free_port",
     "make_store",
@@ -236,10 +245,7 @@ def run_matrix(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (5)")
-    p.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up before each (1)")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
-    p.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+    add_wrk_options(p)
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers, tdb and bare alike (1)")
     p.add_argument(
         "--store",

@@ -30,12 +30,14 @@ from pathlib import Path
 from bare_app import SOURCE_ID
 from http_bench import (
     BENCH,
+    DEFAULT_PG_URL,
     SCENARIOS,
     Filler,
     Postgres,
     Run,
     Server,
     Store,
+    add_wrk_options,
     base_env,
     free_port,
     make_store,
@@ -92,14 +94,11 @@ def bare_server(workdir: Path, workers: int, stack: str) -> Server:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (5)")
-    p.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up before each (1)")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
-    p.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+    add_wrk_options(p)
     p.add_argument("--workers", type=int, default=1, help="workers of every server (1)")
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds (1)")
     p.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
-    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--pg-url", default=DEFAULT_PG_URL)
     opts = p.parse_args(argv)
     if shutil.which("wrk") is None:
         print("error: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)

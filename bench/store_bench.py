@@ -20,10 +20,12 @@ import tempfile
 from pathlib import Path
 
 from http_bench import (
+    DEFAULT_PG_URL,
     SCENARIOS,
     Filler,
     Postgres,
     Run,
+    add_wrk_options,
     make_store,
     measure,
     start_tdb,
@@ -37,11 +39,8 @@ TWO_OVER_ONE_REGISTER_TARGET = 1.5
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (5)")
-    p.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up before each (1)")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
-    p.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
-    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    add_wrk_options(p)
+    p.add_argument("--pg-url", default=DEFAULT_PG_URL)
     opts = p.parse_args(argv)
     if shutil.which("wrk") is None:
         print("error: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
