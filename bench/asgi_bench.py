@@ -69,7 +69,13 @@ async def main(n: int) -> None:
                 actor=OPERATOR,
                 name="orders",
                 source_type="postgres",
-                connection={"host": "h", "dbname": "d", "user": "u", "password": "p", "table": "t"},
+                connection={
+                    "host": "127.0.0.1",
+                    "dbname": "d",
+                    "user": "u",
+                    "password": "p",
+                    "table": "t",
+                },
                 description="Order records",
                 tags=("production", "finance"),
             )

@@ -83,10 +83,20 @@ end
 """
 
 
+# The registered sources' host: an address, so that tdb, which resolves a source's host when it
+# registers one, sends no DNS query off the machine.
+SOURCE_HOST = "127.0.0.1"
+
+
 def register_body(name: str, **connection: Any) -> dict[str, Any]:
-    """A postgres source as in the API document (a password, so reads decrypt a secret)."""
+    """A postgres source as in the API document (a password, so reads decrypt a secret), at a
+    loopback host unless `connection` names another."""
     body = {k: RECORD[k] for k in ("source_type", "description", "tags")}
-    return {"name": name, **body, "connection": {**RECORD["connection"], **connection}}
+    return {
+        "name": name,
+        **body,
+        "connection": {**RECORD["connection"], "host": SOURCE_HOST, **connection},
+    }
 
 
 def write_lua(tmp: Path) -> dict[str, Path]:

@@ -57,14 +57,9 @@ end
 """
 
 
-# A loopback host: registrations and updates check the host against the outbound policy, and a
-# benchmark sends nothing beyond this machine (not even a DNS query).
-HOST = "127.0.0.1"
-
-
 def register_script(tmp: Path) -> Path:
     script = tmp / "register.lua"
-    template = json.dumps(register_body("%s", host=HOST))  # the name is the only `%s` in it
+    template = json.dumps(register_body("%s"))  # the name is the only `%s` in it
     script.write_text(
         LUA_REGISTER.replace("RUN_TOKEN", secrets.token_hex(4)).replace("BODY_TEMPLATE", template)
         + LUA_DONE
@@ -112,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 token = server.admin_token()
                 assert token, server.log_tail()
                 bodies = [
-                    register_body(f"patched-{secrets.token_hex(4)}-{i}", host=HOST)
+                    register_body(f"patched-{secrets.token_hex(4)}-{i}")
                     for i in range(opts.sources)
                 ]
                 ids = register_many(server.base_url, token, bodies, concurrency=8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +13,14 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.helpers import throwaway_database
+from tests.netguard import loopback_dns
+
+# No DNS query leaves the machine, from this process or any Python process a test starts.
+loopback_dns.install()
+_NETGUARD = str(Path(loopback_dns.__file__).parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_NETGUARD, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 settings.register_profile(
     "ci",
