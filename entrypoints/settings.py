@@ -82,6 +82,7 @@ class Settings:
     resolver_cache_ttl: float = attrs.field(default=10.0, converter=float, validator=_not_negative)
     header_timeout: float = attrs.field(default=10.0, converter=float, validator=_positive)
     body_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
+    send_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     max_connections: int = attrs.field(default=1000, converter=int, validator=_positive)
 
     @classmethod

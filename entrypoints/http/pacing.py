@@ -9,7 +9,9 @@ reads and answers whatever else is ready.
 
 The slices go through the server's own flow control: uvicorn makes `send` wait while the
 connection's write buffer is over its high-water mark (64 KiB), so a client that reads slowly
-gets one slice at a time as it drains, and holds nothing but its own buffer.
+gets one slice at a time as it drains, and holds nothing but its own buffer. A client that
+stops reading altogether is dropped at the send deadline (see `protocol.py`), and the rest of
+its answer is let go.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ protocol adds, per process:
 - a header deadline: from the moment a connection waits for a request until its headers are
   in, at most `header_timeout` seconds; then the connection is closed;
 - a body deadline: once the headers are in, the body within `body_timeout` seconds;
+- a send deadline: a client that leaves the answer unread, its connection's write buffer full,
+  for `send_timeout` seconds is dropped (the buffered bytes and the rest of the answer with it:
+  uvicorn would otherwise hold both, and the request, as long as the client's kernel keeps the
+  connection open, for ever if it acknowledges with a zero window);
 - a connection cap: beyond `max_connections` open connections, the connections that have waited
   longest for a request (slow clients, idle keep-alive ones) are closed to make room, a moment
   later, so that a client that sends its request at once is served; if every connection is busy
@@ -22,9 +26,12 @@ them, not two timers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import resource
+import socket
+import struct
 import time
 from collections import Counter
 from typing import Any
@@ -43,6 +50,8 @@ SHED_DELAY = 0.05
 # A refused connection is closed this long after its 503, if the client has not closed it.
 REFUSAL_LINGER = 1.0
 _SWEEP_INTERVAL = 1.0
+# SO_LINGER on, for zero seconds: closing the socket resets the connection.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 _REFUSAL_BODY = (
     b'{"type":"about:blank","title":"Service Unavailable","status":503,'
     b'"detail":"The server has too many open connections; retry shortly.",'
@@ -59,6 +68,7 @@ REFUSAL = (
 # What the report counts, in the words it logs them with.
 CUT_HEADERS = "cut: headers not in within the deadline"
 CUT_BODY = "cut: body not in within the deadline"
+CUT_SEND = "dropped: answer left unread past the deadline"
 EVICTED = "closed to make room: waited longest for a request"
 REFUSED = "refused: every connection busy"
 
@@ -69,6 +79,7 @@ class ClientLimits:
 
     header_timeout: float
     body_timeout: float
+    send_timeout: float
     max_connections: int
     # Beyond this many open connections a new one is refused at once, whatever the others do.
     ceiling: int
@@ -85,7 +96,9 @@ class ClientLimits:
             # Room for the store's connections, the sources', files and the listening sockets.
             ceiling = min(ceiling, max(16, soft - _RESERVED_DESCRIPTORS))
             cap = min(cap, ceiling)
-        return cls(settings.header_timeout, settings.body_timeout, cap, ceiling)
+        return cls(
+            settings.header_timeout, settings.body_timeout, settings.send_timeout, cap, ceiling
+        )
 
 
 class ShedReport:
@@ -121,6 +134,9 @@ class ConnectionGuard:
         # the monotonic time each started waiting.
         self.waiting: dict[GuardedHttpToolsProtocol, float] = {}
         self.reading: dict[GuardedHttpToolsProtocol, float] = {}
+        # Connections whose writes wait for the client to read (write buffer over its high-water
+        # mark), with the time the wait began.
+        self.stalled: dict[GuardedHttpToolsProtocol, float] = {}
         # Connections answered 503: closed a moment later, whatever the client does.
         self.refused: dict[GuardedHttpToolsProtocol, float] = {}
         self._loop = loop
@@ -132,6 +148,7 @@ class ConnectionGuard:
         for table, timeout, event in (
             (self.waiting, self.limits.header_timeout, CUT_HEADERS),
             (self.reading, self.limits.body_timeout, CUT_BODY),
+            (self.stalled, self.limits.send_timeout, CUT_SEND),
             (self.refused, REFUSAL_LINGER, REFUSED),
         ):
             late = []
@@ -180,6 +197,17 @@ def guard_for(loop: asyncio.AbstractEventLoop) -> ConnectionGuard:
     return guard
 
 
+def _drop(transport: asyncio.Transport) -> None:
+    """Reset the connection, and let go of what it has not sent. A plain close would keep the
+    answer in the kernel, sent on to a client that does not read for as long as the kernel
+    retries (minutes); a linger time of zero makes the close a reset, at once."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    transport.abort()
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with read deadlines and a connection cap (see the module)."""
 
@@ -208,10 +236,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         guard.waiting[self] = time.monotonic()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._guard.waiting.pop(self, None)
-        self._guard.reading.pop(self, None)
-        self._guard.refused.pop(self, None)
+        self._forget()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._guard.stalled[self] = time.monotonic()
+
+    def resume_writing(self) -> None:
+        self._guard.stalled.pop(self, None)
+        super().resume_writing()
 
     def on_headers_complete(self) -> None:
         guard = self._guard
@@ -232,10 +266,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def cut(self, event: str) -> None:
         """Close this connection for a reason the report counts."""
-        self._guard.waiting.pop(self, None)
-        self._guard.reading.pop(self, None)
-        self._guard.refused.pop(self, None)
-        if not self.transport.is_closing():
+        stalled = self in self._guard.stalled
+        self._forget()
+        if stalled:
+            if not self._refused:
+                self._guard.report.count(event)
+            _drop(self.transport)
+        elif not self.transport.is_closing():
             if not self._refused:
                 self._guard.report.count(event)
             self.transport.close()
+
+    def _forget(self) -> None:
+        guard = self._guard
+        guard.waiting.pop(self, None)
+        guard.reading.pop(self, None)
+        guard.stalled.pop(self, None)
+        guard.refused.pop(self, None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -92,3 +94,81 @@ def test_beyond_the_cap_with_every_connection_busy_a_new_one_is_refused_fast(
     assert head.startswith(b"HTTP/1.1 503 ")
     assert b"content-type: application/problem+json" in head.lower()
     assert json.loads(body)["reason"] == "too_many_connections"
+
+
+# Linux's TCP_INFO starts with the socket's state; TCP_CLOSE once the peer has reset it.
+TCP_CLOSE = 7
+# About 5.6 KB each in a listing: 11 MB in all, more than twice what the kernel may buffer.
+SOURCES = 2000
+
+
+def _big_listing(server: TdbServer, token: str) -> bytes:
+    """Registers sources until the full listing outgrows what the kernel buffers between the
+    server and a client (4 MiB at most here): the request that fetches it."""
+    tags = [f"{i:02d}-" + "t" * 97 for i in range(50)]
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as http:
+
+        def register(i: int) -> int:
+            body = {
+                "name": f"wide-{i:04d}",
+                "source_type": "csv",
+                "connection": {"path": f"f{i}.csv"},
+                "description": "d" * 500,
+                "tags": tags,
+            }
+            return http.post("/v1/sources", json=body).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(register, range(SOURCES))) == {201}
+    return (
+        f"GET /v1/sources HTTP/1.1\r\nHost: tdb\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+
+def _small_window(stack: ExitStack, server: TdbServer) -> socket.socket:
+    """A connection whose receive buffer holds 64 KiB at most: the server waits on its reads."""
+    sock = stack.enter_context(socket.socket())
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.settimeout(PATIENCE)
+    sock.connect(("127.0.0.1", server.port))
+    return sock
+
+
+def test_an_answer_left_unread_is_dropped_at_the_deadline_and_one_read_slowly_is_not(
+    serve: Any, tmp_path: Path
+) -> None:
+    server: TdbServer = serve(_env(tmp_path, TDB_SEND_TIMEOUT="2"))
+    token = server.admin_token()
+    assert token
+    request = _big_listing(server, token)
+    with ExitStack() as stack:
+        unread = _small_window(stack, server)
+        unread.sendall(request)
+        slow = _small_window(stack, server)
+        slow.sendall(request)
+        # The slow client reads 64 KiB at a time, 3 MB/s at most, for longer than the deadline,
+        # then the rest: it gets all of it. (The server's kernel lets it write again once about
+        # a third of its send buffer, up to 4 MiB, has been read: a wait of half a second at
+        # this pace, a quarter of the deadline.)
+        began, answer = time.monotonic(), b""
+        while time.monotonic() - began < 3:
+            answer += slow.recv(65536)
+            time.sleep(0.02)  # the client's own pace, not a wait for anything
+        head, _, body = answer.partition(b"\r\n\r\n")
+        length = int(dict(h.split(b": ", 1) for h in head.split(b"\r\n")[1:])[b"content-length"])
+        while len(body) < length:
+            chunk = slow.recv(1 << 20)
+            assert chunk, "the server closed a connection that was reading"
+            body += chunk
+        assert length > 8 << 20
+        assert len(json.loads(body)) == SOURCES
+        # The other one never read: the server dropped it (a reset), within the deadline and a
+        # sweep. The client's kernel says so without a byte being read.
+        deadline = time.monotonic() + PATIENCE
+        while unread.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != TCP_CLOSE:
+            assert time.monotonic() < deadline, "the unread answer was never dropped"
+            time.sleep(0.05)  # polling the socket's state, bounded by the deadline above
+    assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    assert "Traceback" not in server.stderr_path.read_text()
