@@ -131,7 +131,8 @@ class Connector(Protocol):
     fields: Sequence[ConnectionField]
 
     def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
-        """The normalized connection; raise `InvalidConnection` naming every bad field."""
+        """The normalized connection; raise `InvalidConnection` naming every bad field, or
+        `HostNotAllowed` for a well-formed host that the outbound policy refuses."""
 
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         """The live columns in order; raise `BackendUnavailable(reason)` if the backend can't."""
@@ -140,7 +141,8 @@ class Connector(Protocol):
         """Drop what is kept open for this connection (pooled sessions); its secrets are unread."""
 
     def check(self, connection: Mapping[str, Any]) -> None:
-        """Return if the schema would answer now; raise `BackendUnavailable(reason)` if not."""
+        """Return if the schema would answer now; raise `BackendUnavailable(reason)` if not
+        (`host_not_allowed`, before any connection, for a host the outbound policy refuses)."""
 
 
 class ConnectorRegistry(Protocol):

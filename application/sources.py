@@ -501,12 +501,14 @@ class CheckNewConnection:
         require(command.actor, self.required_scope)
         _check_fields(command.name, command.description, command.tags)
         connector = self._connectors.get(command.source_type)
-        started = self._clock.now()
+        connection: Mapping[str, Any]
         try:
             connection = connector.validate(command.connection)
-        except HostNotAllowed as exc:
-            # Well formed but out of reach: answered as the test of a saved source would be.
-            return _finished(self._clock, started, exc.reason, exc.detail)
+        except HostNotAllowed:
+            # Well formed but out of reach: tested all the same, as a saved source at that host
+            # would be. The connector refuses the host again, before any connection, and the
+            # test fails with its reason, counted and timed as every test is.
+            connection = command.connection
         return _check(connector, connection, self._clock)
 
 

@@ -111,6 +111,11 @@ def test_no_log_line_and_no_metric_holds_a_token_or_a_password(serve: Any, tmp_p
         )
         tested = http.post(f"/v1/sources/{created.json()['id']}/test")
         assert tested.json()["reason"] == "unreachable"
+        # A would-be source at a host the outbound policy refuses: refused before any
+        # connection, and counted as a failed connection test like the other.
+        elsewhere = {**connection, "host": "169.254.169.254"}
+        refused = http.post("/v1/sources/test", json={**body, "connection": elsewhere})
+        assert refused.json()["reason"] == "host_not_allowed"
         # A row no code path can read: the server fails unexpectedly, with a 500.
         broken = http.post(
             "/v1/sources", json={**body, "name": "broken", "connection": {**connection}}
@@ -162,6 +167,7 @@ def test_no_log_line_and_no_metric_holds_a_token_or_a_password(serve: Any, tmp_p
     assert inspections[frozenset({("source_type", "postgres"), ("reason", "unreachable")})] == 1
     tests = _samples(scrape.text, "tdb_connection_tests_total")
     assert tests[frozenset({("source_type", "postgres"), ("reason", "unreachable")})] == 1
+    assert tests[frozenset({("source_type", "postgres"), ("reason", "host_not_allowed")})] == 1
     assert _samples(scrape.text, "tdb_sources_registered")[frozenset()] == 2
 
 

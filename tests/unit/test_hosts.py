@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.hosts import host_problem
@@ -86,16 +86,23 @@ def test_anything_else_is_refused(host: str) -> None:
     assert host_problem(host)
 
 
-# Any text, and text made of the characters of names and addresses (which is more often accepted).
+# Any text, text made of the characters of names and addresses (more often accepted), and
+# dotted labels (most often accepted).
 hosts = st.one_of(
     st.text(max_size=300),
     st.text(alphabet="abcXYZ019.-:", min_size=1, max_size=80),
+    st.lists(st.from_regex(r"[a-zA-Z0-9][a-zA-Z0-9-]{0,20}", fullmatch=True), min_size=1).map(
+        ".".join
+    ),
 )
 
 
 @given(hosts)
 def test_whatever_is_accepted_is_one_plain_ascii_name_or_address(host: str) -> None:
-    assume(host_problem(host) is None)
+    # Not `assume`: most text is refused, and filtering that much fails hypothesis's health
+    # check on some seeds. What is refused has nothing more to check.
+    if host_problem(host) is not None:
+        return
     assert host.isascii()
     assert not set(host) & set("/,@ \t\r\n[]%")
     if ":" in host:
