@@ -1,4 +1,5 @@
-"""Bearer-token authentication and the route's scope check, in one middleware."""
+"""Bearer-token authentication and the route's checks (the key's scope, then the body's media
+type), in one middleware."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from litestar.types import Scope as ASGIScope
 from application.keys import Authenticate, PrincipalCache
 from domain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from domain.keys import Scope
+from entrypoints.http.bodies import checking_media_type
 
 # Patterns (regular expressions) of paths served without a key: the probes, the metrics and the
 # OpenAPI document.
@@ -52,7 +54,7 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         cache: PrincipalCache,
         exclude: list[str] | None = None,
     ) -> None:
-        super().__init__(_checking_scope(app), exclude=exclude)
+        super().__init__(_checking_scope(checking_media_type(app)), exclude=exclude)
         self._authenticate = authenticate
         self._cache = cache
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from litestar import Request
-from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 JSON = ("application/json",)
 
@@ -42,15 +42,32 @@ def media_type(content_type: str) -> tuple[str, dict[str, str]]:
     return kind.strip().lower(), params
 
 
-async def require_media_type(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """Guard: the body's Content-Type is one of the route's `opt["media_types"]` (default JSON),
-    in UTF-8; otherwise 415. Without this, a body sent as text/plain or with no type at all is
-    read as JSON, and a client that mislabels its body never learns it.
+def checking_media_type(app: ASGIApp) -> ASGIApp:
+    """The app behind a check of the body's Content-Type, for routes whose `opt["media_types"]`
+    names the types they take: one of them, in UTF-8, or 415. Without it, a body sent as
+    text/plain or with no type at all is read as JSON, and a client that mislabels its body
+    never learns it.
+
+    It runs after the key's scope check and before the body is read. (A Litestar guard would do
+    the same, but Litestar copies the route handler for every guard call: a tenth of the time a
+    registration takes.)
     """
-    accepted = handler.opt.get("media_types", JSON)
-    kind, params = media_type(connection.headers.get("content-type", ""))
+
+    async def checked(scope: Scope, receive: Receive, send: Send) -> None:
+        accepted: tuple[str, ...] | None = scope["route_handler"].opt.get("media_types")
+        if accepted is not None:
+            _require_media_type(scope["headers"], accepted)
+        await app(scope, receive, send)
+
+    return checked
+
+
+def _require_media_type(headers: Iterable[tuple[bytes, bytes]], accepted: tuple[str, ...]) -> None:
+    content_type = next(
+        (value.decode("latin-1") for name, value in headers if name.lower() == b"content-type"),
+        "",
+    )
+    kind, params = media_type(content_type)
     if kind not in accepted or params.get("charset", "utf-8") not in ("utf-8", "utf8"):
         raise HTTPException(
             status_code=415,

@@ -46,7 +46,7 @@ from domain.sources import (
     parse_if_match,
     parse_source_id,
 )
-from entrypoints.http.bodies import require_media_type
+from entrypoints.http.bodies import JSON
 from entrypoints.http.cursor import (
     decode_cursor,
     decode_history_cursor,
@@ -221,8 +221,7 @@ class SourcesController(Controller):
 
     @post(
         "/",
-        guards=[require_media_type],
-        opt={"scope": RegisterSource.required_scope},
+        opt={"scope": RegisterSource.required_scope, "media_types": JSON},
         status_code=201,
         summary="Register a source",
         responses=responses(400, 401, 403, 409, 413, 415, 422, 503),
@@ -252,8 +251,7 @@ class SourcesController(Controller):
 
     @post(
         "/test",
-        guards=[require_media_type],
-        opt={"scope": CheckNewConnection.required_scope},
+        opt={"scope": CheckNewConnection.required_scope, "media_types": JSON},
         status_code=200,
         summary="Test a connection before registering it (nothing is stored)",
         responses=responses(400, 401, 403, 413, 415),
@@ -375,7 +373,6 @@ class SourcesController(Controller):
 
     @patch(
         "/{source_id:str}",
-        guards=[require_media_type],
         opt={"scope": UpdateSource.required_scope, "media_types": PATCH_MEDIA_TYPES},
         summary="Update a source with a JSON Merge Patch (RFC 7396)",
         responses=responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503),
