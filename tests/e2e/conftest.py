@@ -28,6 +28,19 @@ def tdb_executable() -> str:
     return found
 
 
+def run_tdb(cwd: Path, env: Mapping[str, str], *args: str) -> str:
+    """What `tdb ARGS` prints, run as an operator would beside a server with these settings."""
+    return subprocess.run(
+        [tdb_executable(), *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+
+
 class TdbServer:
     """One `tdb serve` process; its output goes to files in `workdir`."""
 

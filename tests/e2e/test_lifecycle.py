@@ -3,9 +3,7 @@ audit trail of the CLI, and a connection test to a peer that never answers."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import TdbServer, tdb_executable
+from tests.e2e.conftest import TdbServer, run_tdb
 
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
@@ -125,16 +123,7 @@ def test_keys_made_and_revoked_with_the_cli_are_in_the_trail(serve: Any, tmp_pat
     server: TdbServer = serve(env)
 
     def cli(*args: str) -> str:
-        done = subprocess.run(
-            [tdb_executable(), *args],
-            env={**os.environ, **env},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return done.stdout
+        return run_tdb(tmp_path, env, *args)
 
     token = cli("keys", "create", "--name", "etl", "--scope", "sources:read").splitlines()[-1]
     key_id = token.split("_")[1]

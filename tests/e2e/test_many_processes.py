@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 from adapters.crypto import generate_key
 from domain.sources import MASK
 from tests.builders import auth_headers
-from tests.e2e.conftest import TdbServer, tdb_executable
+from tests.e2e.conftest import TdbServer, run_tdb
 from tests.e2e.pg_cluster import ThrowawayCluster
 
 SOURCE = {
@@ -168,15 +167,9 @@ def test_reads_on_the_event_loop_are_503_in_an_outage_and_survive_killed_backend
         "TDB_AUTH_CACHE_TTL": "600",
     }
     server: TdbServer = serve(env)
-    reader_token = subprocess.run(
-        [tdb_executable(), "keys", "create", "--name", "r", "--scope", "sources:read"],
-        env={**os.environ, **env},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.splitlines()[-1]
+    reader_token = run_tdb(
+        tmp_path, env, "keys", "create", "--name", "r", "--scope", "sources:read"
+    ).splitlines()[-1]
     reader = {"Authorization": f"Bearer {reader_token}"}
     with httpx.Client(base_url=server.url, timeout=15) as http:
         admin = auth_headers(server)
