@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from domain.connections import ConnectionField
@@ -12,6 +12,15 @@ from domain.events import Event, EventFilter, EventKey, EventPage
 from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import Column, PageKey, Source, SourceFilter, SourcePage
+
+T = TypeVar("T")
+
+
+class Offload(Protocol):
+    """Runs a blocking call away from the event loop; awaiting it gives the call's result."""
+
+    def __call__(self, call: Callable[[], T]) -> Awaitable[T]:
+        """What `call()` returns or raises, once it has run elsewhere."""
 
 
 class SourceRepository(Protocol):
@@ -92,6 +101,13 @@ class SnapshotRepository(Protocol):
         """At most `limit` of the source's snapshots, newest first, with sequence below `before`."""
 
 
+class SnapshotHeads(Protocol):
+    """The heads of schema histories for code on the event loop: awaiting one never blocks it."""
+
+    async def head(self, source_id: UUID) -> SnapshotHead | None:
+        """As `SnapshotRepository.head` answers, for the same store."""
+
+
 class ApiKeyRepository(Protocol):
     """Where API keys are kept."""
 
@@ -136,6 +152,12 @@ class Connector(Protocol):
 
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         """The live columns in order; raise `BackendUnavailable(reason)` if the backend can't."""
+
+    async def inspect_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> Sequence[Column]:
+        """`inspect` for code on the event loop: awaiting it never blocks the loop. What a
+        connector does that would block goes through `offload`."""
 
     def forget(self, connection: Mapping[str, Any]) -> None:
         """Drop what is kept open for this connection (pooled sessions); its secrets are unread."""

@@ -16,7 +16,9 @@ from application.ports import (
     ConnectorRegistry,
     EventRepository,
     IdGenerator,
+    Offload,
     SecretCipher,
+    SnapshotHeads,
     SnapshotRepository,
     SourceLookup,
     SourceRepository,
@@ -522,7 +524,12 @@ class InspectSchemaQuery:
 
 @attrs.frozen
 class InspectSchema:
-    """Ask the source's backend for its columns, now, and keep them if they changed."""
+    """Ask the source's backend for its columns, now, and keep them if they changed.
+
+    Called, it blocks while the backend answers; `on_loop` is the same inspection for code on
+    an event loop, which reads the source and its history's head through `lookup` and `heads`
+    (awaited without blocking the loop) and offloads only what would block.
+    """
 
     required_scope = Scope.READ
 
@@ -532,6 +539,8 @@ class InspectSchema:
     _clock: Clock
     _history: SnapshotRepository
     _ids: IdGenerator
+    _lookup: SourceLookup | None = None
+    _heads: SnapshotHeads | None = None
 
     def __call__(self, query: InspectSchemaQuery) -> SourceSchema:
         require(query.actor, self.required_scope)
@@ -539,22 +548,42 @@ class InspectSchema:
         # Read before the backend is asked: a snapshot is stored only on top of this one, so an
         # inspection that saw older columns than a concurrent one cannot bury its newer result.
         head = self._history.head(source.id)
-        names = _secret_names(self._connectors, source.source_type)
-        connection: Mapping[str, Any] = _map_secrets(source, names, self._cipher.decrypt).connection
-        columns = tuple(self._connectors.get(source.source_type).inspect(connection))
-        printed = fingerprint(columns)
+        connector = self._connectors.get(source.source_type)
+        columns = tuple(connector.inspect(self._connection(source)))
         inspected_at = self._clock.now()
+        printed = fingerprint(columns)
         recorded = None
         if head is None or head.fingerprint != printed:
             recorded = self._record(query.actor, source, head, columns, printed, inspected_at)
-        return SourceSchema(
-            source_id=source.id,
-            source_name=source.name.value,
-            columns=columns,
-            inspected_at=inspected_at,
-            fingerprint=printed,
-            recorded=recorded,
-        )
+        return _schema(source, columns, inspected_at, printed, recorded)
+
+    async def on_loop(self, query: InspectSchemaQuery, offload: Offload) -> SourceSchema:
+        """The inspection, awaited: `offload` runs what would block (a change's record)."""
+        require(query.actor, self.required_scope)
+        if self._lookup is None:
+            source = await offload(lambda: self._sources.get(query.source_id))
+        else:
+            source = await self._lookup.get(query.source_id)
+        # Read before the backend is asked, as in `__call__`.
+        if self._heads is None:
+            head = await offload(lambda: self._history.head(source.id))
+        else:
+            head = await self._heads.head(source.id)
+        connector = self._connectors.get(source.source_type)
+        columns = tuple(await connector.inspect_async(self._connection(source), offload))
+        inspected_at = self._clock.now()
+        printed = fingerprint(columns)
+        recorded = None
+        if head is None or head.fingerprint != printed:
+            recorded = await offload(
+                lambda: self._record(query.actor, source, head, columns, printed, inspected_at)
+            )
+        return _schema(source, columns, inspected_at, printed, recorded)
+
+    def _connection(self, source: Source) -> Mapping[str, Any]:
+        """The source's connection with its secrets decrypted, for the connector."""
+        names = _secret_names(self._connectors, source.source_type)
+        return _map_secrets(source, names, self._cipher.decrypt).connection
 
     def _record(
         self,
@@ -589,6 +618,23 @@ class InspectSchema:
             breaking=entry.breaking,
         )
         return entry if self._history.append(entry.snapshot, event) else None
+
+
+def _schema(
+    source: Source,
+    columns: tuple[Column, ...],
+    inspected_at: datetime,
+    printed: str,
+    recorded: HistoryEntry | None,
+) -> SourceSchema:
+    return SourceSchema(
+        source_id=source.id,
+        source_name=source.name.value,
+        columns=columns,
+        inspected_at=inspected_at,
+        fingerprint=printed,
+        recorded=recorded,
+    )
 
 
 @attrs.frozen

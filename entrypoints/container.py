@@ -11,7 +11,7 @@ from dependency_injector import containers, providers
 from adapters.connectors.csv import CsvConnector
 from adapters.connectors.observed import ObservedConnectorRegistry
 from adapters.connectors.outbound import OutboundPolicy, system_resolver
-from adapters.connectors.pools import ConnectionPools
+from adapters.connectors.pools import AsyncConnectionPools, ConnectionPools
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
@@ -32,7 +32,7 @@ from adapters.storage.postgres import (
     PostgresSourceLookup,
     PostgresSourceRepository,
 )
-from adapters.storage.recent_heads import RecentHeads
+from adapters.storage.recent_heads import LoopHeads, RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
@@ -198,9 +198,12 @@ def backend_name(settings: Settings) -> str:
     raise ValueError(f"unsupported TDB_DATABASE_URL scheme {scheme!r}")
 
 
-def open_source_pools(settings: Settings) -> Iterator[ConnectionPools]:
-    """Pooled connections to sources, all closed when the container shuts down."""
-    pools = ConnectionPools(
+def open_source_pools(
+    settings: Settings, kind: type[ConnectionPools] | type[AsyncConnectionPools]
+) -> Iterator[ConnectionPools | AsyncConnectionPools]:
+    """Pooled connections to sources, all closed when the container shuts down: blocking ones
+    for inspections on threads, asyncio ones for inspections on the server's event loop."""
+    pools = kind(
         max_size=settings.source_pool_size,
         idle_timeout=settings.source_pool_idle_timeout,
         max_targets=settings.source_pool_targets,
@@ -238,6 +241,7 @@ class Container(containers.DeclarativeContainer):
     inline_reads = _selected(store_kind, backends, "inline_reads")
     # An inspection that finds the columns unchanged asks no store (see RecentHeads).
     history = providers.Singleton(RecentHeads, _selected(store_kind, backends, "snapshots"))
+    loop_heads = providers.Singleton(LoopHeads, history, inline_reads)
 
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(RandomIds)
@@ -254,22 +258,25 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda s: s.denied_networks, settings),
         resolver,
     )
-    source_pools = providers.Resource(open_source_pools, settings)
+    source_pools = providers.Resource(open_source_pools, settings, ConnectionPools)
+    async_source_pools = providers.Resource(open_source_pools, settings, AsyncConnectionPools)
+    postgres_connector = providers.Singleton(
+        PostgresConnector,
+        connect_timeout=providers.Callable(lambda s: s.connect_timeout, settings),
+        statement_timeout_ms=providers.Callable(
+            lambda s: int(s.statement_timeout * 1000), settings
+        ),
+        policy=outbound_policy,
+        pools=source_pools,
+        async_pools=async_source_pools,
+    )
 
     connectors = providers.Singleton(
         ObservedConnectorRegistry,
         providers.Singleton(
             StaticConnectorRegistry,
             providers.List(
-                providers.Singleton(
-                    PostgresConnector,
-                    connect_timeout=providers.Callable(lambda s: s.connect_timeout, settings),
-                    statement_timeout_ms=providers.Callable(
-                        lambda s: int(s.statement_timeout * 1000), settings
-                    ),
-                    policy=outbound_policy,
-                    pools=source_pools,
-                ),
+                postgres_connector,
                 providers.Singleton(
                     CsvConnector,
                     providers.Callable(lambda s: s.csv_root, settings),
@@ -293,7 +300,7 @@ class Container(containers.DeclarativeContainer):
     )
     check_new_connection = providers.Factory(CheckNewConnection, connectors, clock)
     inspect_schema = providers.Factory(
-        InspectSchema, sources, connectors, cipher, clock, history, ids
+        InspectSchema, sources, connectors, cipher, clock, history, ids, source_lookup, loop_heads
     )
     schema_history = providers.Factory(GetSchemaHistory, sources, history)
     delete_source = providers.Factory(DeleteSource, sources, connectors, clock, ids)

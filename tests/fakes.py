@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from application.ports import Offload
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable
 from domain.sources import Column
@@ -62,6 +63,11 @@ class FakeConnector:
             return self.tables[connection["table"]]
         except KeyError:
             raise BackendUnavailable("table_not_found", "no such table") from None
+
+    async def inspect_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> Sequence[Column]:
+        return self.inspect(connection)
 
     def forget(self, connection: Mapping[str, Any]) -> None:
         self.forgotten.append(dict(connection))

@@ -19,6 +19,7 @@ from typing import Any
 from adapters.connectors.csv_inference import column_type
 from adapters.connectors.deadline import Deadline
 from adapters.connectors.workers import WorkerProcesses
+from application.ports import Offload
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, InvalidConnection
 from domain.sources import Column
@@ -251,6 +252,12 @@ class CsvConnector:
             self._timeout,
             f"reading {connection['path']!r}",
         )
+
+    async def inspect_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> Sequence[Column]:
+        # The wait for a worker process blocks: it is offloaded, the work stays in the worker.
+        return await offload(functools.partial(self.inspect, connection))
 
     def forget(self, connection: Mapping[str, Any]) -> None:
         """Nothing to drop: a CSV file is opened afresh at every inspection."""

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from application.ports import Connector, ConnectorRegistry
+from application.ports import Connector, ConnectorRegistry, Offload
 from domain.errors import BackendUnavailable
 from domain.sources import Column
 
@@ -32,6 +32,18 @@ class ObservedConnector:
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         return self._observed("inspection", self._connector.inspect, connection)
 
+    async def inspect_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> Sequence[Column]:
+        start = time.perf_counter()
+        try:
+            result = await self._connector.inspect_async(connection, offload)
+        except Exception as exc:
+            self._report("inspection", exc, start)
+            raise
+        self._report("inspection", None, start)
+        return result
+
     def check(self, connection: Mapping[str, Any]) -> None:
         self._observed("connection_test", self._connector.check, connection)
 
@@ -44,14 +56,21 @@ class ObservedConnector:
         start = time.perf_counter()
         try:
             result = call(connection)
-        except BackendUnavailable as exc:
-            self._observe(operation, self.source_type, exc.reason, time.perf_counter() - start)
+        except Exception as exc:
+            self._report(operation, exc, start)
             raise
-        except Exception:
-            self._observe(operation, self.source_type, "error", time.perf_counter() - start)
-            raise
-        self._observe(operation, self.source_type, None, time.perf_counter() - start)
+        self._report(operation, None, start)
         return result
+
+    def _report(self, operation: str, failure: Exception | None, start: float) -> None:
+        """Observe one call that began at `start`: it answered, or failed with `failure`."""
+        if failure is None:
+            reason = None
+        elif isinstance(failure, BackendUnavailable):
+            reason = failure.reason
+        else:
+            reason = "error"
+        self._observe(operation, self.source_type, reason, time.perf_counter() - start)
 
 
 class ObservedConnectorRegistry:

@@ -4,15 +4,20 @@ A target is what a connection is made with (host, port, dbname, user, password, 
 target gets a small pool whose bound doubles as a fairness limit: an inspection beyond it waits
 for a connection (a few at most) unless the target is known to fail, and fails at once with `busy`
 otherwise, so one silent backend never takes the threads every other source needs.
+
+`ConnectionPools` keeps blocking psycopg connections for inspections on threads (the CLI's);
+`AsyncConnectionPools` keeps asyncio ones for inspections awaited on the server's event loop,
+with the same bounds, made and used without a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 import attrs
 import psycopg
@@ -21,8 +26,11 @@ from psycopg.pq import TransactionStatus
 from domain.errors import BackendUnavailable
 
 T = TypeVar("T")
+C = TypeVar("C", psycopg.Connection[Any], psycopg.AsyncConnection[Any])
 Connect = Callable[[Sequence[str]], psycopg.Connection[tuple[object, ...]]]
 Work = Callable[[psycopg.Connection[tuple[object, ...]]], T]
+AsyncConnect = Callable[[Sequence[str]], Awaitable[psycopg.AsyncConnection[Any]]]
+AsyncWork = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 # Runs a call (on this thread, or on another one under a deadline) and gives its result.
 Hop = Callable[[Callable[[], T]], T]
 
@@ -55,35 +63,36 @@ class Target:
 
 
 @attrs.define
-class _Idle:
-    connection: psycopg.Connection[tuple[object, ...]]
+class _Idle(Generic[C]):
+    connection: C
     hostaddr: str
     since: float
 
 
-class _Pool:
+class _Pool(Generic[C]):
     """One target's connections: `leased` slots in use (a connection each, or one on its way)."""
 
     def __init__(self, lock: threading.Lock) -> None:
-        self.idle: list[_Idle] = []
+        self.idle: list[_Idle[C]] = []
         self.leased = 0
         self.waiting = 0
         # Whether the last connection made to this target succeeded (None: none was made yet).
         # Inspections may wait for a connection unless it is known to fail.
         self.answers: bool | None = None
-        self.freed = threading.Condition(lock)
+        self.freed = threading.Condition(lock)  # blocking waiters wait here
+        self.turns: deque[asyncio.Future[None]] = deque()  # waiters on an event loop
 
     @property
     def in_use(self) -> bool:
         return bool(self.leased or self.waiting)
 
 
-class ConnectionPools:
-    """Per-target pools of psycopg connections, bounded in size, idle time and number of targets.
+class _Pools(Generic[C]):
+    """What both kinds of pools keep and how: per-target slots, idle connections, LRU targets.
 
-    Thread-safe: inspections run on worker threads. A connection the server closed while it
-    idled (a `pg_terminate_backend`, a restart) fails on its next use; that use is then made
-    once more on a fresh connection, so it costs the client nothing a fresh connection would not.
+    The bookkeeping is thread-safe (one lock): `forget` comes from the threads that update and
+    delete sources, `sweep` from a sweeper thread. A connection is closed only once no caller
+    holds it, so closing one from any thread is safe.
     """
 
     def __init__(
@@ -103,9 +112,134 @@ class ConnectionPools:
         self._max_waiting = 4 * max_size if max_waiting is None else max_waiting
         self._clock = clock
         self._lock = threading.Lock()
-        self._pools: OrderedDict[Target, _Pool] = OrderedDict()
+        self._pools: OrderedDict[Target, _Pool[C]] = OrderedDict()
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
+
+    def admit(self, target: Target) -> None:
+        """Raise `BackendUnavailable("busy")` now if `run` would (a cheap early answer)."""
+        pool = self._pools.get(target)
+        if pool is None or pool.leased < self._max_size:
+            return
+        if pool.answers is False or pool.waiting >= self._max_waiting:
+            raise _busy(target)
+
+    def forget(self, place: tuple[str, int, str, str, str | None]) -> None:
+        """Drop every pool of targets at this place (whatever the password): a source changed."""
+        with self._lock:
+            gone = [t for t in self._pools if t.place == place]
+            closing = [idle for t in gone for idle in self._pools.pop(t).idle]
+        _close(closing)
+
+    def sweep(self) -> None:
+        """Close connections idle longer than the idle timeout; drop targets left empty."""
+        now = self._clock()
+        closing: list[_Idle[C]] = []
+        with self._lock:
+            for target, pool in list(self._pools.items()):
+                fresh = [i for i in pool.idle if now - i.since < self._idle_timeout]
+                closing += [i for i in pool.idle if now - i.since >= self._idle_timeout]
+                pool.idle = fresh
+                if not pool.idle and not pool.in_use:
+                    del self._pools[target]
+        _close(closing)
+
+    def sizes(self) -> dict[tuple[str, int, str, str, str | None], tuple[int, int, int]]:
+        """Per target kept (without its password): connections in use, idle, and waiters."""
+        with self._lock:
+            return {t.place: (p.leased, len(p.idle), p.waiting) for t, p in self._pools.items()}
+
+    def close(self) -> None:
+        """Close every idle connection and stop sweeping; connections in use close on return."""
+        self._stop.set()
+        with self._lock:
+            closing = [idle for pool in self._pools.values() for idle in pool.idle]
+            self._pools.clear()
+        _close(closing)
+
+    # --- bookkeeping -----------------------------------------------------------------------
+
+    def _slot(self, target: Target) -> tuple[_Pool[C], bool]:
+        """The target's pool, and whether a slot was leased in it. Lock held.
+
+        Raises `busy` when the caller may not wait for one: nothing is known to come back soon.
+        """
+        pool = self._pools.get(target)
+        if pool is None:
+            pool = self._pools[target] = _Pool(self._lock)
+        self._pools.move_to_end(target)
+        if pool.leased < self._max_size:
+            pool.leased += 1
+            return pool, True
+        if pool.answers is False or pool.waiting >= self._max_waiting:
+            raise _busy(target)
+        return pool, False
+
+    def _evict(self) -> list[_Idle[C]]:
+        """Drop least recently used targets beyond the bound (never one in use). Lock held."""
+        closing: list[_Idle[C]] = []
+        for target in list(self._pools):
+            if len(self._pools) <= self._max_targets:
+                break
+            if not self._pools[target].in_use:
+                closing += self._pools.pop(target).idle
+        return closing
+
+    def _take_idle(self, pool: _Pool[C], hostaddrs: Sequence[str]) -> _Idle[C] | None:
+        now = self._clock()
+        closing: list[_Idle[C]] = []
+        taken = None
+        with self._lock:
+            while pool.idle:
+                idle = pool.idle.pop()  # the most recently used: the others may idle out
+                fit = idle.hostaddr in hostaddrs and now - idle.since < self._idle_timeout
+                if fit and not idle.connection.closed:
+                    taken = idle
+                    break
+                closing.append(idle)
+        _close(closing)
+        return taken
+
+    def _give_back(self, target: Target, pool: _Pool[C], connection: C, hostaddr: str) -> None:
+        reusable = (
+            not connection.closed
+            and not connection.broken
+            and connection.info.transaction_status == TransactionStatus.IDLE
+            and self._idle_timeout > 0
+            and not self._stop.is_set()
+        )
+        with self._lock:
+            # A forgotten or evicted target's connections are not kept.
+            if reusable and self._pools.get(target) is pool:
+                pool.idle.append(_Idle(connection, hostaddr, self._clock()))
+                self._start_sweeper()
+                return
+        _close_connection(connection)
+
+    def _start_sweeper(self) -> None:
+        """Start the thread that closes idle connections, unless it runs. Lock held."""
+        if self._sweeper is None or not self._sweeper.is_alive():
+            self._sweeper = threading.Thread(
+                target=self._sweep_until_empty, name="tdb-source-pool-sweeper", daemon=True
+            )
+            self._sweeper.start()
+
+    def _sweep_until_empty(self) -> None:
+        while not self._stop.wait(min(SWEEP_SECONDS, self._idle_timeout)):
+            self.sweep()
+            with self._lock:
+                if not any(pool.idle for pool in self._pools.values()):
+                    self._sweeper = None
+                    return
+
+
+class ConnectionPools(_Pools[psycopg.Connection[Any]]):
+    """Per-target pools of blocking psycopg connections, bounded in size, idle time and targets.
+
+    Thread-safe: inspections run on worker threads. A connection the server closed while it
+    idled (a `pg_terminate_backend`, a restart) fails on its next use; that use is then made
+    once more on a fresh connection, so it costs the client nothing a fresh connection would not.
+    """
 
     def run(
         self,
@@ -149,61 +283,10 @@ class ConnectionPools:
             if not handed:
                 self._release(pool)
 
-    def admit(self, target: Target) -> None:
-        """Raise `BackendUnavailable("busy")` now if `run` would (a cheap early answer)."""
-        pool = self._pools.get(target)
-        if pool is None or pool.leased < self._max_size:
-            return
-        if pool.answers is False or pool.waiting >= self._max_waiting:
-            raise _busy(target)
-
-    def forget(self, place: tuple[str, int, str, str, str | None]) -> None:
-        """Drop every pool of targets at this place (whatever the password): a source changed."""
+    def _lease(self, target: Target, deadline: float) -> _Pool[psycopg.Connection[Any]]:
         with self._lock:
-            gone = [t for t in self._pools if t.place == place]
-            closing = [idle for t in gone for idle in self._pools.pop(t).idle]
-        _close(closing)
-
-    def sweep(self) -> None:
-        """Close connections idle longer than the idle timeout; drop targets left empty."""
-        now = self._clock()
-        closing: list[_Idle] = []
-        with self._lock:
-            for target, pool in list(self._pools.items()):
-                fresh = [i for i in pool.idle if now - i.since < self._idle_timeout]
-                closing += [i for i in pool.idle if now - i.since >= self._idle_timeout]
-                pool.idle = fresh
-                if not pool.idle and not pool.in_use:
-                    del self._pools[target]
-        _close(closing)
-
-    def sizes(self) -> dict[tuple[str, int, str, str, str | None], tuple[int, int, int]]:
-        """Per target kept (without its password): connections in use, idle, and waiters."""
-        with self._lock:
-            return {t.place: (p.leased, len(p.idle), p.waiting) for t, p in self._pools.items()}
-
-    def close(self) -> None:
-        """Close every idle connection and stop sweeping; connections in use close on return."""
-        self._stop.set()
-        with self._lock:
-            closing = [idle for pool in self._pools.values() for idle in pool.idle]
-            self._pools.clear()
-        _close(closing)
-
-    # --- leasing ---------------------------------------------------------------------------
-
-    def _lease(self, target: Target, deadline: float) -> _Pool:
-        with self._lock:
-            pool = self._pools.get(target)
-            if pool is None:
-                pool = self._pools[target] = _Pool(self._lock)
-            self._pools.move_to_end(target)
-            if pool.leased < self._max_size:
-                pool.leased += 1
-            elif pool.answers is False or pool.waiting >= self._max_waiting:
-                # Nothing is known to come back soon: say so now rather than hold a thread.
-                raise _busy(target)
-            else:
+            pool, leased = self._slot(target)
+            if not leased:
                 pool.waiting += 1
                 try:
                     while pool.leased >= self._max_size:
@@ -219,41 +302,16 @@ class ConnectionPools:
         _close(evicted)
         return pool
 
-    def _release(self, pool: _Pool) -> None:
+    def _release(self, pool: _Pool[psycopg.Connection[Any]]) -> None:
         with self._lock:
             pool.leased -= 1
             if pool.waiting:
                 pool.freed.notify()
 
-    def _evict(self) -> list[_Idle]:
-        """Drop least recently used targets beyond the bound (never one in use). Lock held."""
-        closing: list[_Idle] = []
-        for target in list(self._pools):
-            if len(self._pools) <= self._max_targets:
-                break
-            if not self._pools[target].in_use:
-                closing += self._pools.pop(target).idle
-        return closing
-
-    def _take_idle(self, pool: _Pool, hostaddrs: Sequence[str]) -> _Idle | None:
-        now = self._clock()
-        closing: list[_Idle] = []
-        taken = None
-        with self._lock:
-            while pool.idle:
-                idle = pool.idle.pop()  # the most recently used: the others may idle out
-                fit = idle.hostaddr in hostaddrs and now - idle.since < self._idle_timeout
-                if fit and not idle.connection.closed:
-                    taken = idle
-                    break
-                closing.append(idle)
-        _close(closing)
-        return taken
-
     def _run_fresh(
         self,
         target: Target,
-        pool: _Pool,
+        pool: _Pool[psycopg.Connection[Any]],
         hostaddrs: Sequence[str],
         connect: Connect,
         work: Work[T],
@@ -276,43 +334,108 @@ class ConnectionPools:
         finally:
             self._release(pool)
 
-    def _give_back(
+
+class AsyncConnectionPools(_Pools[psycopg.AsyncConnection[Any]]):
+    """Per-target pools of asyncio psycopg connections, for inspections on an event loop.
+
+    The bounds, the `busy` answers and the replacement of a connection the server closed are
+    those of `ConnectionPools`; nothing blocks: a caller waiting for a busy target's slot awaits
+    it, and a freed slot passes straight to the longest waiting caller. `run` is called on one
+    event loop at a time (the server's); the bookkeeping may be called from any thread.
+    """
+
+    async def run(
         self,
         target: Target,
-        pool: _Pool,
-        connection: psycopg.Connection[tuple[object, ...]],
-        hostaddr: str,
-    ) -> None:
-        reusable = (
-            not connection.closed
-            and not connection.broken
-            and connection.info.transaction_status == TransactionStatus.IDLE
-            and self._idle_timeout > 0
-            and not self._stop.is_set()
-        )
+        hostaddrs: Sequence[str],
+        connect: AsyncConnect,
+        work: AsyncWork[T],
+        deadline: float,
+    ) -> T:
+        """`await work(connection)` on a pooled connection to one of `hostaddrs`, else a fresh one.
+
+        `deadline` (a `time.monotonic()` instant) bounds the wait for a busy target's slot;
+        `connect` and `work` bound their own waits. Raises `BackendUnavailable("busy")` when the
+        target has no connection to spare.
+        """
+        pool = await self._lease(target, deadline)
+        try:
+            reused = self._take_idle(pool, hostaddrs)
+            if reused is not None:
+                try:
+                    result = await work(reused.connection)
+                except psycopg.Error:
+                    if not (reused.connection.broken or reused.connection.closed):
+                        self._give_back(target, pool, reused.connection, reused.hostaddr)
+                        raise
+                    # Closed by the server while it idled: the fresh connection below replaces it.
+                    _close_connection(reused.connection)
+                except BaseException:
+                    # Cancelled mid-query, say: given back, it is closed unless idle.
+                    self._give_back(target, pool, reused.connection, reused.hostaddr)
+                    raise
+                else:
+                    self._give_back(target, pool, reused.connection, reused.hostaddr)
+                    return result
+            try:
+                connection = await connect(hostaddrs)
+            except BaseException:
+                self._failed(target, pool)
+                raise
+            pool.answers = True
+            hostaddr = connection.info.hostaddr
+            try:
+                return await work(connection)
+            finally:
+                self._give_back(target, pool, connection, hostaddr)
+        finally:
+            self._release(pool)
+
+    async def _lease(self, target: Target, deadline: float) -> _Pool[psycopg.AsyncConnection[Any]]:
         with self._lock:
-            # A forgotten or evicted target's connections are not kept.
-            if reusable and self._pools.get(target) is pool:
-                pool.idle.append(_Idle(connection, hostaddr, self._clock()))
-                self._start_sweeper()
-                return
-        connection.close()
-
-    def _start_sweeper(self) -> None:
-        """Start the thread that closes idle connections, unless it runs. Lock held."""
-        if self._sweeper is None or not self._sweeper.is_alive():
-            self._sweeper = threading.Thread(
-                target=self._sweep_until_empty, name="tdb-source-pool-sweeper", daemon=True
-            )
-            self._sweeper.start()
-
-    def _sweep_until_empty(self) -> None:
-        while not self._stop.wait(min(SWEEP_SECONDS, self._idle_timeout)):
-            self.sweep()
+            pool, leased = self._slot(target)
+            if leased:
+                evicted = self._evict()
+            else:
+                turn = asyncio.get_running_loop().create_future()
+                pool.turns.append(turn)
+                pool.waiting += 1
+        if leased:
+            _close(evicted)
+            return pool
+        try:
+            # A turn comes with the slot of the caller that released it, or with `busy`.
+            await asyncio.wait_for(turn, max(0.0, deadline - time.monotonic()))
+        except BaseException as exc:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self._release(pool)  # the slot came as the wait ended: it passes on
+            if isinstance(exc, TimeoutError):
+                raise _busy(target) from None
+            raise
+        finally:
             with self._lock:
-                if not any(pool.idle for pool in self._pools.values()):
-                    self._sweeper = None
+                pool.waiting -= 1
+        return pool
+
+    def _release(self, pool: _Pool[psycopg.AsyncConnection[Any]]) -> None:
+        with self._lock:
+            while pool.turns:
+                turn = pool.turns.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # the slot passes on, still leased
                     return
+            pool.leased -= 1
+
+    def _failed(self, target: Target, pool: _Pool[psycopg.AsyncConnection[Any]]) -> None:
+        """A new connection failed: the waiting ones give up, as nothing comes back soon."""
+        with self._lock:
+            pool.answers = False
+            while pool.turns:
+                turn = pool.turns.popleft()
+                if not turn.done():
+                    turn.set_exception(_busy(target))
+                    # Retrieved by its waiter, or by nobody if that one already gave up.
+                    turn.exception()
 
 
 def _busy(target: Target) -> BackendUnavailable:
@@ -322,6 +445,15 @@ def _busy(target: Target) -> BackendUnavailable:
     )
 
 
-def _close(idle: list[_Idle]) -> None:
+def _close_connection(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Close a connection that no caller holds, from any thread."""
+    if isinstance(connection, psycopg.AsyncConnection):
+        # What `AsyncConnection.close()` does, which awaits nothing: it can be done here.
+        connection.pgconn.finish()
+    else:
+        connection.close()
+
+
+def _close(idle: Sequence[_Idle[Any]]) -> None:
     for item in idle:
-        item.connection.close()
+        _close_connection(item.connection)

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import math
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Generator, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import waiting
 from psycopg.abc import PQGen
 
 from adapters.connectors.deadline import call_with_deadline
 from adapters.connectors.outbound import OutboundPolicy, PolicyRefused, is_address
-from adapters.connectors.pools import ConnectionPools, Hop, Target
+from adapters.connectors.pools import AsyncConnectionPools, ConnectionPools, Hop, Target
+from application.ports import Offload
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, HostNotAllowed, InvalidConnection
 from domain.hosts import host_problem
@@ -184,10 +188,41 @@ class DeadlineConnection(psycopg.Connection[tuple[Any, ...]]):
             raise
 
 
+class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
+    """An asyncio connection whose queries give up at `deadline`, as `DeadlineConnection`'s do.
+
+    A query awaited past the deadline raises `QueryDeadline`; one whose caller was cancelled
+    stops being awaited at once (psycopg's own `wait` would first ask the server to cancel it
+    and wait seconds for that). Either way the connection is left in the middle of a query,
+    and the pool closes it rather than keep it.
+    """
+
+    deadline: float | None = None
+
+    async def wait(
+        self, gen: PQGen[RV], interval: float = WAIT_INTERVAL, timeout: float | None = None
+    ) -> RV:
+        deadline = self.deadline
+        if deadline is not None:
+            remaining = max(0.0, deadline - time.monotonic())
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        try:
+            return await waiting.wait_async(
+                gen, self.pgconn.socket, interval=interval, timeout=timeout
+            )
+        except psycopg.OperationalError as exc:
+            if deadline is not None and exc.sqlstate is None and time.monotonic() >= deadline:
+                raise QueryDeadline("no answer before the deadline") from None
+            raise
+
+
 @contextlib.contextmanager
-def _until(conn: psycopg.Connection[tuple[Any, ...]], deadline: float) -> Iterator[None]:
-    """Queries on `conn` (a `DeadlineConnection`) give up at `deadline` within this block."""
-    if not isinstance(conn, DeadlineConnection):
+def _until(
+    conn: psycopg.Connection[tuple[Any, ...]] | psycopg.AsyncConnection[tuple[Any, ...]],
+    deadline: float,
+) -> Iterator[None]:
+    """Queries on `conn` (a deadline connection) give up at `deadline` within this block."""
+    if not isinstance(conn, DeadlineConnection | AsyncDeadlineConnection):
         yield
         return
     conn.deadline = deadline
@@ -265,6 +300,10 @@ class PostgresConnector:
     server) or `backend_error`. The whole inspection ends within `connect_timeout` plus half a
     second, even while DNS hangs or the host drops packets. Connections are pooled per target;
     each goes to an address the outbound policy allowed, and is a read-only session.
+
+    `inspect` blocks, on blocking connections; `inspect_async` is awaited, on asyncio ones, with
+    no thread. Once `attach`ed to a server's event loop, the connector makes every inspection
+    there, a blocking `inspect` from a worker thread included.
     """
 
     source_type = "postgres"
@@ -286,13 +325,17 @@ class PostgresConnector:
         *,
         policy: OutboundPolicy | None = None,
         pools: ConnectionPools | None = None,
+        async_pools: AsyncConnectionPools | None = None,
         application_name: str = "tdb-inspect",
     ) -> None:
         self._connect_timeout = connect_timeout
         self._statement_timeout_ms = statement_timeout_ms
         self._policy = OutboundPolicy() if policy is None else policy
         self._pools = ConnectionPools() if pools is None else pools
+        self._async_pools = AsyncConnectionPools() if async_pools is None else async_pools
         self._application_name = application_name
+        # The server's event loop, once attached: every inspection then runs on it.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
         """The normalized connection, its host allowed by the outbound policy if it resolves."""
@@ -305,13 +348,29 @@ class PostgresConnector:
         # The schema would answer now exactly when an inspection succeeds.
         self.inspect(connection)
 
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run every inspection on `loop` (a server's), through its asyncio pools, from now on.
+
+        A blocking `inspect` called from another thread (a connection test, a registration
+        that verifies) then waits for the inspection made there, so that one process keeps
+        one pool per target whichever way an inspection comes.
+        """
+        self._loop = loop
+
+    def detach(self) -> None:
+        """Inspections run where they are called again (the loop is stopping)."""
+        self._loop = None
+
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+        loop = self._loop
+        if loop is not None and loop.is_running() and not _running_on(loop):
+            return self._on_loop(loop, connection)
         connection = self._checked(connection)
         target = _target(connection)
         # A target with no connection to spare says so before any thread is handed the work.
         self._pools.admit(target)
-        where = f"PostgreSQL at {connection['host']}:{connection['port']}"
-        budget = self._connect_timeout + QUERY_GRACE_SECONDS
+        where = _where(connection)
+        budget = self._budget
         deadline = time.monotonic() + budget
         host, port = connection["host"], connection["port"]
         try:
@@ -329,18 +388,77 @@ class PostgresConnector:
             lambda call: call_with_deadline(call, budget, where, end=deadline),
         )
 
+    async def inspect_async(
+        self, connection: Mapping[str, Any], offload: Offload | None = None
+    ) -> Sequence[Column]:
+        """`inspect`, awaited: a pooled asyncio connection, or a new one, and no thread.
+
+        Only a host name whose addresses are not known yet is looked up on a thread (a lookup
+        may hang). The whole inspection ends within the same budget as `inspect`'s.
+        """
+        connection = self._checked(connection)
+        target = _target(connection)
+        self._async_pools.admit(target)
+        where = _where(connection)
+        deadline = time.monotonic() + self._budget
+        host, port = connection["host"], connection["port"]
+        try:
+            known = self._policy.resolve_now(host, port)
+            hostaddrs = await self._resolve(host, port, deadline, where) if known is None else known
+        except PolicyRefused:
+            raise BackendUnavailable("host_not_allowed", _not_allowed(host)) from None
+
+        async def connect(addresses: Sequence[str]) -> psycopg.AsyncConnection[Any]:
+            made = AsyncDeadlineConnection.connect(**self._connect_params(connection, addresses))
+            return await _before(made, deadline, where, self._budget)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[Column]:
+            with _until(conn, deadline):
+                return await _columns_async(conn, connection)
+
+        try:
+            return await self._async_pools.run(target, hostaddrs, connect, work, deadline)
+        except psycopg.Error as exc:
+            raise backend_unavailable(exc, connection) from None
+
     def forget(self, connection: Mapping[str, Any]) -> None:
         """Close the pooled connections of this connection's target (its secret is not read)."""
         port = connection.get("port")
-        self._pools.forget(
-            (
-                str(connection.get("host")),
-                port if isinstance(port, int) else 5432,
-                str(connection.get("dbname")),
-                str(connection.get("user")),
-                connection.get("sslmode"),
-            )
+        place = (
+            str(connection.get("host")),
+            port if isinstance(port, int) else 5432,
+            str(connection.get("dbname")),
+            str(connection.get("user")),
+            connection.get("sslmode"),
         )
+        self._pools.forget(place)
+        self._async_pools.forget(place)
+
+    @property
+    def _budget(self) -> float:
+        """Seconds a whole inspection may take."""
+        return self._connect_timeout + QUERY_GRACE_SECONDS
+
+    def _on_loop(
+        self, loop: asyncio.AbstractEventLoop, connection: Mapping[str, Any]
+    ) -> Sequence[Column]:
+        """The inspection made on the attached loop, waited for on this thread."""
+        future = asyncio.run_coroutine_threadsafe(self.inspect_async(connection), loop)
+        try:
+            # The inspection keeps its own deadline; this wait only outlives a stuck loop.
+            return future.result(self._budget + 1.0)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise BackendUnavailable(
+                "timeout", f"{_where(connection)} gave no answer within {self._budget:g} s"
+            ) from None
+
+    async def _resolve(self, host: str, port: int, deadline: float, where: str) -> tuple[str, ...]:
+        """The host's addresses the policy allows, looked up on a thread until `deadline`."""
+        lookup = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self._policy.resolve, host, port)
+        )
+        return await _before(lookup, deadline, where, self._budget)
 
     def _checked(self, connection: Mapping[str, Any]) -> dict[str, Any]:
         """The connection checked against the declared fields and the host rules (no lookup)."""
@@ -384,7 +502,7 @@ class PostgresConnector:
 
         def work(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Column]:
             with _until(conn, deadline):
-                return self._columns(conn, connection)
+                return _columns(conn, connection)
 
         try:
             return self._pools.run(
@@ -399,33 +517,6 @@ class PostgresConnector:
             )
         except psycopg.Error as exc:
             raise backend_unavailable(exc, connection) from None
-
-    def _columns(
-        self, conn: psycopg.Connection[tuple[Any, ...]], connection: Mapping[str, Any]
-    ) -> list[Column]:
-        schema, table = connection["schema"], connection["table"]
-        # One query answers the common case; an empty answer is then explained (a missing
-        # relation, a materialized view, which information_schema leaves out, or no privilege).
-        rows = conn.execute(_COLUMNS, (schema, table)).fetchall()
-        if not rows:
-            found = conn.execute(_FIND_RELATION, (schema, table)).fetchone()
-            if found is None:
-                has_schema = conn.execute(_SCHEMA_EXISTS, (schema,)).fetchone() is not None
-                raise BackendUnavailable(
-                    "table_not_found",
-                    f"no table or view {table!r} in schema {schema!r}"
-                    if has_schema
-                    else f"no schema {schema!r}",
-                )
-            relkind, column_count = found
-            if relkind == "m":
-                rows = conn.execute(_MATERIALIZED_VIEW_COLUMNS, (schema, table)).fetchall()
-            if not rows and column_count:
-                raise BackendUnavailable(
-                    "permission_denied",
-                    f"user {connection['user']!r} has no privilege on {schema!r}.{table!r}",
-                )
-        return [Column(name, data_type, nullable == "YES") for name, data_type, nullable in rows]
 
     def _connect_params(
         self, connection: Mapping[str, Any], hostaddrs: Sequence[str]
@@ -460,3 +551,80 @@ class PostgresConnector:
         if connection.get("sslmode"):
             params["sslmode"] = connection["sslmode"]
         return params
+
+
+# The catalog queries of an inspection, as a generator: it yields each query with its
+# parameters, is sent the rows, and returns the columns. One logic, driven by a blocking
+# connection (`_columns`) or an asyncio one (`_columns_async`).
+Queries = Generator[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]], list[Column]]
+
+
+def _column_queries(connection: Mapping[str, Any]) -> Queries:
+    schema, table = connection["schema"], connection["table"]
+    # One query answers the common case; an empty answer is then explained (a missing
+    # relation, a materialized view, which information_schema leaves out, or no privilege).
+    rows = yield _COLUMNS, (schema, table)
+    if not rows:
+        found = yield _FIND_RELATION, (schema, table)
+        if not found:
+            has_schema = bool((yield _SCHEMA_EXISTS, (schema,)))
+            raise BackendUnavailable(
+                "table_not_found",
+                f"no table or view {table!r} in schema {schema!r}"
+                if has_schema
+                else f"no schema {schema!r}",
+            )
+        relkind, column_count = found[0]
+        if relkind == "m":
+            rows = yield _MATERIALIZED_VIEW_COLUMNS, (schema, table)
+        if not rows and column_count:
+            raise BackendUnavailable(
+                "permission_denied",
+                f"user {connection['user']!r} has no privilege on {schema!r}.{table!r}",
+            )
+    return [Column(name, data_type, nullable == "YES") for name, data_type, nullable in rows]
+
+
+def _columns(
+    conn: psycopg.Connection[tuple[Any, ...]], connection: Mapping[str, Any]
+) -> list[Column]:
+    queries = _column_queries(connection)
+    query = next(queries)
+    while True:
+        try:
+            query = queries.send(conn.execute(*query).fetchall())
+        except StopIteration as done:
+            return done.value
+
+
+async def _columns_async(
+    conn: psycopg.AsyncConnection[tuple[Any, ...]], connection: Mapping[str, Any]
+) -> list[Column]:
+    queries = _column_queries(connection)
+    query = next(queries)
+    while True:
+        cursor = await conn.execute(*query)
+        try:
+            query = queries.send(await cursor.fetchall())
+        except StopIteration as done:
+            return done.value
+
+
+def _where(connection: Mapping[str, Any]) -> str:
+    return f"PostgreSQL at {connection['host']}:{connection['port']}"
+
+
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread is the one running `loop`."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+async def _before(work: Awaitable[RV], deadline: float, where: str, budget: float) -> RV:
+    """What `work` gives, or `BackendUnavailable("timeout")` once `deadline` has passed."""
+    try:
+        return await asyncio.wait_for(work, max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        raise BackendUnavailable("timeout", f"{where} gave no answer within {budget:g} s") from None

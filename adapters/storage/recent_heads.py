@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict
@@ -43,14 +44,22 @@ class RecentHeads:
 
     def head(self, source_id: UUID) -> SnapshotHead | None:
         now = self._monotonic()
+        remembered, head = self.recent(source_id, now)
+        if remembered:
+            return head
+        head = self._store.head(source_id)
+        self._remember(source_id, head, now)
+        return head
+
+    def recent(self, source_id: UUID, now: float | None = None) -> tuple[bool, SnapshotHead | None]:
+        """Whether the head is remembered (read or written less than `ttl` ago), and which."""
+        now = self._monotonic() if now is None else now
         with self._lock:
             known = self._heads.get(source_id)
             if known is not None and now - known[1] < self._ttl:
                 self._heads.move_to_end(source_id)
-                return known[0]
-        head = self._store.head(source_id)
-        self._remember(source_id, head, now)
-        return head
+                return True, known[0]
+        return False, None
 
     def latest(self, source_id: UUID) -> SchemaSnapshot | None:
         now = self._monotonic()
@@ -91,3 +100,23 @@ def _head(snapshot: SchemaSnapshot | None) -> SnapshotHead | None:
 
 def _sequence(head: SnapshotHead | None) -> int:
     return head.sequence if head is not None else 0
+
+
+class LoopHeads:
+    """Heads for the event loop (`SnapshotHeads`): from `RecentHeads`' memory when it has them.
+
+    Otherwise the store is read in place if its reads never wait (`inline`: SQLite in WAL mode,
+    memory), or on a thread; either way at most once per source per `ttl`.
+    """
+
+    def __init__(self, heads: RecentHeads, inline: bool) -> None:
+        self._heads = heads
+        self._inline = inline
+
+    async def head(self, source_id: UUID) -> SnapshotHead | None:
+        remembered, head = self._heads.recent(source_id)
+        if remembered:
+            return head
+        if self._inline:
+            return self._heads.head(source_id)
+        return await asyncio.to_thread(self._heads.head, source_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import Callable
@@ -67,6 +68,8 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
 
 def _start(container: Container, gauges: StoreGauges | None) -> None:
     start_worker(container)
+    # Every inspection of a PostgreSQL source, whichever thread asks, is made on this loop.
+    container.postgres_connector().attach(asyncio.get_running_loop())
     if gauges is not None:
         gauges.start()
 
@@ -74,6 +77,7 @@ def _start(container: Container, gauges: StoreGauges | None) -> None:
 async def _stop(container: Container, gauges: StoreGauges | None) -> None:
     if gauges is not None:
         gauges.stop()
+    container.postgres_connector().detach()
     # What the lookups hold on this event loop is closed on it, before the store itself.
     await container.source_lookup().close()
     # Only the resources in use were initialised; only those are shut down.
@@ -198,6 +202,7 @@ def create_app(container: Container) -> Litestar:
                 "scrape": _scrape(container),
                 "reads": ReadRunner(inline=container.inline_reads()),
                 "inspect_limiter": anyio.CapacityLimiter(settings.inspect_concurrency),
+                "inspections": anyio.CapacityLimiter(settings.inspect_concurrency),
                 "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
                 "listings": ListingCache(),
                 "inspect_deadline": settings.inspect_deadline,

@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import SerializationException
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 
+from application.ports import Offload
 from application.sources import (
     HISTORY_LIMIT_DEFAULT,
     CheckNewConnection,
@@ -97,6 +98,15 @@ def _is_request_type(kind: Any) -> bool:
 def _decode_request(kind: Any, value: Any) -> Any:
     # An `InvalidInput` raised here goes to the problem handlers as it is: a 400 naming the fields.
     return kind.decode(value)
+
+
+def _offloading(limiter: anyio.CapacityLimiter) -> Offload:
+    """Runs blocking calls on a thread of `limiter`'s, abandoned if the request is cancelled."""
+
+    def offload(call: Callable[[], T]) -> Awaitable[T]:
+        return anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=True)
+
+    return offload
 
 
 def _if_match(raw: str | None) -> IfMatch | None:
@@ -414,12 +424,13 @@ class SourcesController(Controller):
     ) -> SchemaOut:
         query = InspectSchemaQuery(request.user, parse_source_id(source_id))
         state = request.app.state
-        # Inspections run on their own threads and under a deadline, so a slow or dead backend
-        # can neither hold a client past the timeout nor starve the threads other requests use.
+        # Inspections are awaited on the event loop, at most `inspections` at once, under a
+        # deadline; what would block (a CSV worker, a change's record) goes to a thread of
+        # their own, so a slow or dead backend can neither hold a client past the timeout nor
+        # starve the threads other requests use.
         with anyio.move_on_after(state.inspect_deadline):
-            schema = await anyio.to_thread.run_sync(
-                inspect_schema, query, limiter=state.inspect_limiter, abandon_on_cancel=True
-            )
+            async with state.inspections:
+                schema = await inspect_schema.on_loop(query, _offloading(state.inspect_limiter))
             return SchemaOut.of(schema)
         raise BackendUnavailable("timeout", "The source did not answer in time.")
 

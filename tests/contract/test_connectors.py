@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import psycopg
@@ -18,6 +19,8 @@ from application.ports import Connector
 from domain.connections import ConnectionField
 from domain.errors import BackendUnavailable, InvalidConnection
 from domain.sources import Column
+
+T = TypeVar("T")
 
 # Every reason a connector may give; the HTTP layer shows them as they are.
 REASONS = {
@@ -205,3 +208,21 @@ def test_inspect_of_a_missing_source_is_backend_unavailable_with_a_reason(case: 
     for secret in case.secrets:
         if connection.get(secret):
             assert connection[secret] not in str(caught.value)
+
+
+async def _offload(call: Callable[[], T]) -> T:
+    """An `Offload` for this one test: a thread of asyncio's own."""
+    return await asyncio.to_thread(call)
+
+
+def test_inspect_async_answers_as_inspect_does(case: Case) -> None:
+    live = case.live()
+    existing = case.connector.validate(live.existing)
+    missing = case.connector.validate(live.missing)
+    awaited = asyncio.run(case.connector.inspect_async(existing, _offload))
+    assert list(awaited) == list(case.connector.inspect(existing))
+    with pytest.raises(BackendUnavailable) as caught:
+        asyncio.run(case.connector.inspect_async(missing, _offload))
+    with pytest.raises(BackendUnavailable) as called:
+        case.connector.inspect(missing)
+    assert (caught.value.reason, caught.value.detail) == (called.value.reason, called.value.detail)

@@ -6,6 +6,7 @@ and `pg_terminate_backend` kills them as an operator or a restart would.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
 import threading
@@ -17,7 +18,7 @@ import psycopg
 import pytest
 
 from adapters.connectors.outbound import OutboundPolicy, parse_networks
-from adapters.connectors.pools import ConnectionPools, Target
+from adapters.connectors.pools import AsyncConnectionPools, ConnectionPools, Target
 from adapters.connectors.postgres import PostgresConnector
 from domain.errors import BackendUnavailable, InvalidConnection
 from domain.sources import Column
@@ -26,6 +27,8 @@ from tests.contract.relay import TcpRelay
 pytestmark = pytest.mark.postgres
 
 ITEMS = [Column("sku", "text", False), Column("qty", "integer", True)]
+
+Pools = ConnectionPools | AsyncConnectionPools
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def source(postgres_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def pools() -> Iterator[ConnectionPools]:
+def blocking_pools() -> Iterator[ConnectionPools]:
     pools = ConnectionPools()
     yield pools
     pools.close()
@@ -57,11 +60,91 @@ def app_name() -> str:
     return f"tdb-test-{secrets.token_hex(4)}"
 
 
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running on a thread of its own, as a server's does."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    loop.close()
+
+
+Make = Callable[..., tuple[PostgresConnector, Pools]]
+
+
+@pytest.fixture(params=["threads", "event_loop"])
+def make(request: pytest.FixtureRequest, app_name: str) -> Iterator[Make]:
+    """Connectors with pools of one kind: blocking ones, used on the inspecting thread (the
+    CLI's way), or asyncio ones on an event loop the connector is attached to (the server's
+    way: a blocking `inspect` from any thread is then made there)."""
+    made: list[Pools] = []
+
+    def build(
+        connect_timeout: float = 2,
+        statement_timeout_ms: int = 2000,
+        policy: OutboundPolicy | None = None,
+        **bounds: Any,
+    ) -> tuple[PostgresConnector, Pools]:
+        pools: Pools
+        if request.param == "threads":
+            pools = ConnectionPools(**bounds)
+            connector = PostgresConnector(
+                connect_timeout, statement_timeout_ms, policy=policy, pools=pools,
+                application_name=app_name,
+            )  # fmt: skip
+        else:
+            pools = AsyncConnectionPools(**bounds)
+            connector = PostgresConnector(
+                connect_timeout, statement_timeout_ms, policy=policy, async_pools=pools,
+                application_name=app_name,
+            )  # fmt: skip
+            connector.attach(request.getfixturevalue("loop"))
+        made.append(pools)
+        return connector, pools
+
+    yield build
+    for pools in made:
+        pools.close()
+
+
 @pytest.fixture
-def connector(pools: ConnectionPools, app_name: str) -> PostgresConnector:
-    return PostgresConnector(
-        connect_timeout=2, statement_timeout_ms=2000, pools=pools, application_name=app_name
-    )
+def pooled(make: Make) -> tuple[PostgresConnector, Pools]:
+    return make()
+
+
+@pytest.fixture
+def connector(pooled: tuple[PostgresConnector, Pools]) -> PostgresConnector:
+    return pooled[0]
+
+
+@pytest.fixture
+def pools(pooled: tuple[PostgresConnector, Pools]) -> Pools:
+    return pooled[1]
+
+
+def run_pooled(
+    pools: Pools, loop: asyncio.AbstractEventLoop, target: Target, statements: list[str]
+) -> list[Any]:
+    """Each statement's rows, from a connection `pools` keeps for `target` (never a new one)."""
+    deadline = time.monotonic() + 5
+    if isinstance(pools, ConnectionPools):
+
+        def work(conn: psycopg.Connection[Any]) -> list[Any]:
+            return [conn.execute(statement).fetchall() for statement in statements]
+
+        return pools.run(target, ["127.0.0.1"], never_connect, work, deadline)
+
+    async def work_async(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
+        return [await (await conn.execute(statement)).fetchall() for statement in statements]
+
+    async def never_connect_async(addresses: object) -> Any:
+        never_connect(addresses)
+
+    running = pools.run(target, ["127.0.0.1"], never_connect_async, work_async, deadline)
+    return asyncio.run_coroutine_threadsafe(running, loop).result(10)
 
 
 def backends(postgres_url: str, app_name: str) -> set[int]:
@@ -120,17 +203,17 @@ class TestPooling:
         assert len(backends(postgres_url, app_name)) == 1
 
     def test_a_pooled_session_is_read_only(
-        self, connector: PostgresConnector, pools: ConnectionPools, source: dict[str, Any]
+        self,
+        connector: PostgresConnector,
+        pools: Pools,
+        source: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         connector.inspect(source)
-
-        def write(conn: psycopg.Connection[Any]) -> Any:
-            assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
-            assert conn.execute("SHOW statement_timeout").fetchone() == ("2s",)
-            return conn.execute("CREATE TABLE pool_written (x int)")
-
+        shown = ["SHOW transaction_read_only", "SHOW statement_timeout"]
+        assert run_pooled(pools, loop, target_of(source), shown) == [[("on",)], [("2s",)]]
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            pools.run(target_of(source), ["127.0.0.1"], never_connect, write, time.monotonic() + 5)
+            run_pooled(pools, loop, target_of(source), ["CREATE TABLE pool_written (x int)"])
 
     def test_a_connection_the_server_killed_is_replaced_unseen(
         self, connector: PostgresConnector, source: dict[str, Any], postgres_url: str, app_name: str
@@ -148,47 +231,35 @@ class TestPooling:
         assert backends(postgres_url, app_name)
 
     def test_least_recently_used_targets_are_dropped_beyond_the_bound(
-        self, source: dict[str, Any], postgres_url: str, app_name: str
+        self, make: Make, source: dict[str, Any], postgres_url: str, app_name: str
     ) -> None:
-        pools = ConnectionPools(max_targets=2)
-        connector = PostgresConnector(
-            connect_timeout=2, statement_timeout_ms=2000, pools=pools, application_name=app_name
-        )
-        try:
-            # Three databases of one server are three targets.
-            for dbname in (source["dbname"], "postgres", source["dbname"], "template1"):
-                assert reach(connector, {**source, "dbname": dbname})
-                assert len(pools.sizes()) <= 2
-            until(lambda: len(backends(postgres_url, app_name)) == 2, "the evicted one closes")
-            # "postgres" was the least recently used: it is the one dropped.
-            assert {place[2] for place in pools.sizes()} == {source["dbname"], "template1"}
-        finally:
-            pools.close()
+        connector, pools = make(max_targets=2)
+        # Three databases of one server are three targets.
+        for dbname in (source["dbname"], "postgres", source["dbname"], "template1"):
+            assert reach(connector, {**source, "dbname": dbname})
+            assert len(pools.sizes()) <= 2
+        until(lambda: len(backends(postgres_url, app_name)) == 2, "the evicted one closes")
+        # "postgres" was the least recently used: it is the one dropped.
+        assert {place[2] for place in pools.sizes()} == {source["dbname"], "template1"}
 
     def test_idle_connections_close_after_the_idle_timeout(
-        self, source: dict[str, Any], postgres_url: str, app_name: str
+        self, make: Make, source: dict[str, Any], postgres_url: str, app_name: str
     ) -> None:
         now = [1000.0]
-        pools = ConnectionPools(idle_timeout=60, clock=lambda: now[0])
-        connector = PostgresConnector(
-            connect_timeout=2, statement_timeout_ms=2000, pools=pools, application_name=app_name
-        )
-        try:
-            connector.inspect(source)
-            now[0] += 59
-            pools.sweep()
-            assert len(backends(postgres_url, app_name)) == 1
-            now[0] += 1
-            pools.sweep()
-            assert pools.sizes() == {}
-            until(lambda: not backends(postgres_url, app_name), "the idle connection closes")
-        finally:
-            pools.close()
+        connector, pools = make(idle_timeout=60, clock=lambda: now[0])
+        connector.inspect(source)
+        now[0] += 59
+        pools.sweep()
+        assert len(backends(postgres_url, app_name)) == 1
+        now[0] += 1
+        pools.sweep()
+        assert pools.sizes() == {}
+        until(lambda: not backends(postgres_url, app_name), "the idle connection closes")
 
     def test_forgetting_a_connection_drops_its_pool(
         self,
         connector: PostgresConnector,
-        pools: ConnectionPools,
+        pools: Pools,
         source: dict[str, Any],
         postgres_url: str,
         app_name: str,
@@ -202,10 +273,9 @@ class TestPooling:
         ]
 
     def test_without_an_idle_timeout_nothing_is_kept(
-        self, source: dict[str, Any], postgres_url: str, app_name: str
+        self, make: Make, source: dict[str, Any], postgres_url: str, app_name: str
     ) -> None:
-        pools = ConnectionPools(idle_timeout=0)
-        connector = PostgresConnector(pools=pools, application_name=app_name)
+        connector, pools = make(idle_timeout=0)
         connector.inspect(source)
         assert list(pools.sizes().values()) == [(0, 0, 0)]
         until(lambda: not backends(postgres_url, app_name), "the connection closes")
@@ -222,8 +292,9 @@ def elsewhere(call: Callable[[], Any]) -> Any:
 
 class TestOnTheInspectingThread:
     def test_a_pooled_connection_works_on_the_calling_thread_a_fresh_one_is_handed_over(
-        self, pools: ConnectionPools, source: dict[str, Any], postgres_url: str
+        self, blocking_pools: ConnectionPools, source: dict[str, Any], postgres_url: str
     ) -> None:
+        pools = blocking_pools
         handed: list[int] = []
         working: list[int] = []
 
@@ -250,14 +321,12 @@ class TestOnTheInspectingThread:
         assert working[1] == here
 
     def test_a_pooled_connection_gone_silent_is_a_timeout_at_the_deadline_and_not_kept(
-        self, pools: ConnectionPools, source: dict[str, Any], postgres_url: str, app_name: str
+        self, make: Make, source: dict[str, Any], postgres_url: str, app_name: str
     ) -> None:
         relay = TcpRelay(source["host"], source["port"])
         relay.start()
         # The server's own statement timeout is far away: only the deadline can end the wait.
-        connector = PostgresConnector(
-            connect_timeout=1, statement_timeout_ms=600_000, pools=pools, application_name=app_name
-        )
+        connector, _ = make(connect_timeout=1, statement_timeout_ms=600_000)
         through = {**source, "port": relay.port}
         outcome: list[BackendUnavailable] = []
 
@@ -343,7 +412,7 @@ class TestFairness:
     def test_an_untried_target_queues_until_its_connections_fail(
         self,
         connector: PostgresConnector,
-        pools: ConnectionPools,
+        pools: Pools,
         source: dict[str, Any],
         silent: socket.socket,
     ) -> None:
@@ -371,7 +440,7 @@ class TestFairness:
         assert sorted(reasons) == ["busy", "unreachable", "unreachable"]
 
     def test_a_busy_target_that_answers_queues_for_its_connection(
-        self, source: dict[str, Any], connector: PostgresConnector
+        self, source: dict[str, Any]
     ) -> None:
         pools = ConnectionPools(max_size=1)
         target = target_of(source)
@@ -411,6 +480,58 @@ class TestFairness:
             assert pids[0] == pids[1]
         finally:
             release.set()
+            pools.close()
+
+    def test_on_the_loop_a_freed_slot_passes_to_the_waiting_one_and_a_late_one_is_busy(
+        self, source: dict[str, Any]
+    ) -> None:
+        pools = AsyncConnectionPools(max_size=1)
+        target = target_of(source)
+        pids: list[int] = []
+
+        async def scenario() -> list[str]:
+            release = asyncio.Event()
+
+            async def fresh(addresses: Any) -> psycopg.AsyncConnection[Any]:
+                return await psycopg.AsyncConnection.connect(
+                    host=source["host"], port=source["port"], dbname=source["dbname"],
+                    user=source["user"], password=source["password"], autocommit=True,
+                )  # fmt: skip
+
+            async def holding(conn: psycopg.AsyncConnection[Any]) -> None:
+                pids.append(conn.info.backend_pid)
+                await release.wait()
+
+            async def reuse(conn: psycopg.AsyncConnection[Any]) -> None:
+                pids.append(conn.info.backend_pid)
+
+            async def never(addresses: Any) -> Any:
+                never_connect(addresses)
+
+            far = time.monotonic() + 10
+            holder = asyncio.create_task(pools.run(target, ["127.0.0.1"], fresh, holding, far))
+            while not pids:
+                await asyncio.sleep(0.01)
+            waiter = asyncio.create_task(pools.run(target, ["127.0.0.1"], never, reuse, far))
+            while pools.sizes()[target.place] != (1, 0, 1):
+                await asyncio.sleep(0.01)
+            # One whose deadline comes before the slot does is told `busy` then.
+            outcomes = []
+            try:
+                await pools.run(target, ["127.0.0.1"], never, reuse, time.monotonic() + 0.05)
+            except BackendUnavailable as exc:
+                outcomes.append(exc.reason)
+            release.set()
+            await holder
+            await waiter
+            return outcomes
+
+        try:
+            assert asyncio.run(asyncio.wait_for(scenario(), 30)) == ["busy"]
+            assert len(pids) == 2
+            assert pids[0] == pids[1]
+            assert pools.sizes()[target.place] == (0, 1, 0)
+        finally:
             pools.close()
 
 
@@ -455,7 +576,7 @@ class TestOutboundPolicy:
             listener.close()
 
     def test_the_connection_goes_to_the_checked_address_without_a_second_lookup(
-        self, source: dict[str, Any], pools: ConnectionPools
+        self, source: dict[str, Any], make: Make
     ) -> None:
         # A name only this resolver knows: libpq could not look it up itself.
         lookups: list[str] = []
@@ -466,7 +587,7 @@ class TestOutboundPolicy:
                 host
             ]
 
-        connector = PostgresConnector(policy=OutboundPolicy(resolver=resolver), pools=pools)
+        connector, _ = make(policy=OutboundPolicy(resolver=resolver))
         assert list(connector.inspect({**source, "host": "pg.tdb-rebind.test"})) == ITEMS
         assert lookups == ["pg.tdb-rebind.test"]
         with pytest.raises(BackendUnavailable) as caught:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import pytest
 
 from adapters.connectors.registry import StaticConnectorRegistry
+from adapters.storage.inline import InlineSourceLookup
+from adapters.storage.recent_heads import LoopHeads, RecentHeads
+from application.ports import Offload
 from application.sources import (
     GetSchemaHistory,
     InspectSchema,
@@ -23,6 +27,7 @@ from domain.sources import Column
 from tests.builders import ADMIN, READER, register
 from tests.unit.conftest import World
 
+T = TypeVar("T")
 NOBODY = Principal("tdbk_nobody", frozenset())
 A = (Column("id", "integer", False), Column("total", "numeric"))
 B = (Column("id", "bigint", False), Column("total", "numeric"), Column("note", "text", True))
@@ -99,6 +104,11 @@ class InterleavingConnector:
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         inspect(self.world)(InspectSchemaQuery(READER, self.source_id))
         return self.old
+
+    async def inspect_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> Sequence[Column]:
+        return self.inspect(connection)
 
     def check(self, connection: Mapping[str, Any]) -> None:
         self.world.connector.check(connection)
@@ -208,3 +218,63 @@ def test_an_inspection_that_stores_nothing_writes_no_event(world: World) -> None
     slow(InspectSchemaQuery(READER, source.id))
     # The first snapshot's and the interleaved inspection's; none for the one that lost.
     assert len(schema_events(world)) == 2
+
+
+class Offloaded:
+    """An `Offload` that runs each call in place and keeps a count of them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, call: Callable[[], T]) -> T:
+        self.calls += 1
+        return call()
+
+
+def on_loop(world: World, *, with_lookups: bool = True) -> InspectSchema:
+    if not with_lookups:
+        return inspect(world)
+    # As the container wires them: the heads the loop reads are those the history remembers.
+    recent = RecentHeads(world.history)
+    return InspectSchema(
+        world.sources,
+        world.connectors,
+        world.cipher,
+        world.clock,
+        recent,
+        world.ids,
+        InlineSourceLookup(world.sources),
+        LoopHeads(recent, inline=True),
+    )
+
+
+def test_on_the_loop_only_a_change_is_offloaded(world: World) -> None:
+    source = register(world)
+    use_case, query, offload = on_loop(world), InspectSchemaQuery(READER, source.id), Offloaded()
+    first = asyncio.run(use_case.on_loop(query, offload))
+    assert first.recorded is not None
+    assert offload.calls == 1  # the first snapshot's record
+    again = asyncio.run(use_case.on_loop(query, offload))
+    assert (again.recorded, again.fingerprint, offload.calls) == (None, first.fingerprint, 1)
+    world.connector.tables["orders"] = B
+    changed = asyncio.run(use_case.on_loop(query, offload))
+    assert changed.recorded is not None
+    assert changed.recorded.breaking
+    assert offload.calls == 2
+    assert [e.snapshot.columns for e in history(world, source.id).entries] == [B, A]
+
+
+def test_on_the_loop_without_lookups_the_reads_are_offloaded_too(world: World) -> None:
+    source = register(world)
+    query, offload = InspectSchemaQuery(READER, source.id), Offloaded()
+    schema = asyncio.run(on_loop(world, with_lookups=False).on_loop(query, offload))
+    assert schema.columns == A
+    assert offload.calls == 3  # the source, the head, the record
+
+
+def test_on_the_loop_the_scope_is_checked_before_anything_is_read(world: World) -> None:
+    source = register(world)
+    offload = Offloaded()
+    with pytest.raises(PermissionDenied):
+        asyncio.run(on_loop(world).on_loop(InspectSchemaQuery(NOBODY, source.id), offload))
+    assert (offload.calls, world.connector.seen) == (0, [])
