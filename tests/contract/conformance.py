@@ -32,7 +32,7 @@ from adapters.storage.postgres import (
     PostgresSourceLookup,
     PostgresSourceRepository,
 )
-from adapters.storage.recent_heads import RecentHeads
+from adapters.storage.recent_heads import LoopHeads, RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
@@ -49,6 +49,7 @@ from application.ports import (
     EventRepository,
     IdGenerator,
     SecretCipher,
+    SnapshotHeads,
     SnapshotRepository,
     SourceLookup,
     SourceRepository,
@@ -89,7 +90,9 @@ def postgres_store_conforms(url: str) -> None:
 
 
 def store_decorators_conform(history: SnapshotRepository) -> None:
-    _recent: SnapshotRepository = RecentHeads(history)
+    recent = RecentHeads(history)
+    _recent: SnapshotRepository = recent
+    _heads: SnapshotHeads = LoopHeads(recent, inline=True)
 
 
 def connectors_conform(csv_root: Path) -> None:
