@@ -200,6 +200,18 @@ class _Pools(Generic[C]):
         _close(closing)
         return taken
 
+    def _replaces(
+        self, target: Target, pool: _Pool[C], reused: _Idle[C], failure: BaseException | None
+    ) -> bool:
+        """Give back a pooled connection after its work, unless the server closed it while it
+        idled: then close it and say that a fresh connection must do the work again."""
+        connection = reused.connection
+        if isinstance(failure, psycopg.Error) and (connection.broken or connection.closed):
+            _close_connection(connection)
+            return True
+        self._give_back(target, pool, connection, reused.hostaddr)
+        return False
+
     def _give_back(self, target: Target, pool: _Pool[C], connection: C, hostaddr: str) -> None:
         reusable = (
             not connection.closed
@@ -265,17 +277,11 @@ class ConnectionPools(_Pools[psycopg.Connection[Any]]):
             if reused is not None:
                 try:
                     result = work(reused.connection)
-                except psycopg.Error:
-                    if not (reused.connection.broken or reused.connection.closed):
-                        self._give_back(target, pool, reused.connection, reused.hostaddr)
+                except BaseException as exc:
+                    if not self._replaces(target, pool, reused, exc):
                         raise
-                    # Closed by the server while it idled: the fresh connection below replaces it.
-                    reused.connection.close()
-                except BaseException:
-                    self._give_back(target, pool, reused.connection, reused.hostaddr)
-                    raise
                 else:
-                    self._give_back(target, pool, reused.connection, reused.hostaddr)
+                    self._replaces(target, pool, reused, None)
                     return result
             handed = True
             return fresh(lambda: self._run_fresh(target, pool, hostaddrs, connect, work))
@@ -364,18 +370,11 @@ class AsyncConnectionPools(_Pools[psycopg.AsyncConnection[Any]]):
             if reused is not None:
                 try:
                     result = await work(reused.connection)
-                except psycopg.Error:
-                    if not (reused.connection.broken or reused.connection.closed):
-                        self._give_back(target, pool, reused.connection, reused.hostaddr)
+                except BaseException as exc:  # cancelled mid-query, say: then it is not kept
+                    if not self._replaces(target, pool, reused, exc):
                         raise
-                    # Closed by the server while it idled: the fresh connection below replaces it.
-                    _close_connection(reused.connection)
-                except BaseException:
-                    # Cancelled mid-query, say: given back, it is closed unless idle.
-                    self._give_back(target, pool, reused.connection, reused.hostaddr)
-                    raise
                 else:
-                    self._give_back(target, pool, reused.connection, reused.hostaddr)
+                    self._replaces(target, pool, reused, None)
                     return result
             try:
                 connection = await connect(hostaddrs)
