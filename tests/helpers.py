@@ -3,6 +3,7 @@ resolver that never leaves the machine."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import secrets
 import socket
@@ -66,3 +67,27 @@ def get_scope(path: str, headers: Mapping[str, str]) -> dict[str, Any]:
         "server": ("127.0.0.1", 80),
         "state": {},
     }
+
+
+class LoopTurns:
+    """Counts the turns of the running event loop, from `start()` until `stop()`."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._count())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _count(self) -> None:
+        while True:
+            self.count += 1
+            await asyncio.sleep(0)

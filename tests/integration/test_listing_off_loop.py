@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+from uuid import UUID
 
 import pytest
 from dependency_injector import providers
@@ -20,7 +21,7 @@ from entrypoints.http.app import create_app
 from entrypoints.http.pacing import SLICE_BYTES
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
-from tests.helpers import get_scope
+from tests.helpers import LoopTurns, get_scope
 
 
 def _on_event_loop() -> bool:
@@ -41,6 +42,29 @@ class WhereReadsRun(SqliteSourceRepository):
         return super().list(*args, **kwargs)
 
 
+def _register_csv_sources(
+    container: Container,
+    count: int,
+    description: str = "",
+    tags: Callable[[int], tuple[str, ...]] = lambda _: (),
+) -> list[UUID]:
+    """The ids of `count` new CSV sources, registered in this order."""
+    register = container.register_source()
+    return [
+        register(
+            RegisterSourceCommand(
+                actor=OPERATOR,
+                name=f"source-{i:04d}",
+                source_type="csv",
+                connection={"path": f"f{i}.csv"},
+                description=description,
+                tags=tags(i),
+            )
+        ).id
+        for i in range(count)
+    ]
+
+
 @pytest.fixture
 def watched(container: Container) -> Iterator[WhereReadsRun]:
     repository = WhereReadsRun(container.store())
@@ -52,18 +76,7 @@ def watched(container: Container) -> Iterator[WhereReadsRun]:
 def test_full_listings_leave_the_loop_and_small_pages_stay(
     container: Container, watched: WhereReadsRun, make_token: Any
 ) -> None:
-    register = container.register_source()
-    ids = [
-        register(
-            RegisterSourceCommand(
-                actor=OPERATOR,
-                name=f"source-{i:03d}",
-                source_type="csv",
-                connection={"path": f"f{i}.csv"},
-            )
-        ).id
-        for i in range(150)
-    ]
+    ids = _register_csv_sources(container, 150)
     headers = {"Authorization": f"Bearer {make_token()}"}
     with TestClient(create_app(container)) as client:
         watched.seen.clear()
@@ -100,48 +113,30 @@ def test_a_kept_listing_gives_way_to_changes_made_by_another_process(
 def test_a_big_listing_leaves_in_slices_with_the_loop_free_between_them(
     container: Container, admin: dict[str, str]
 ) -> None:
-    register = container.register_source()
-    ids = [
-        register(
-            RegisterSourceCommand(
-                actor=OPERATOR,
-                name=f"source-{i:04d}",
-                source_type="csv",
-                connection={"path": f"f{i}.csv"},
-                description="a source with a few words to say about itself " * 10,
-                tags=("finance", "nightly", f"batch-{i % 7}"),
-            )
-        ).id
-        for i in range(250)
-    ]
+    ids = _register_csv_sources(
+        container,
+        250,
+        description="a source with a few words to say about itself " * 10,
+        tags=lambda i: ("finance", "nightly", f"batch-{i % 7}"),
+    )
     app = create_app(container)
     sent: list[tuple[int, Any]] = []
-    turns = 0
-
-    async def count_turns() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
+    turns = LoopTurns()
 
     async def receive() -> Any:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def run() -> None:
-        counting: asyncio.Task[None] | None = None
-
         async def send(message: Any) -> None:
-            nonlocal counting
             # From the first slice on, another task counts the turns of the loop.
-            if message["type"] == "http.response.body" and counting is None:
-                counting = asyncio.create_task(count_turns())
-            sent.append((turns, message))
+            if message["type"] == "http.response.body" and not turns.started:
+                turns.start()
+            sent.append((turns.count, message))
 
         try:
             await app(get_scope("/v1/sources", admin), receive, send)  # type: ignore[arg-type]
         finally:
-            if counting is not None:
-                counting.cancel()
+            turns.stop()
 
     asyncio.run(run())
     [start] = [m for _, m in sent if m["type"] == "http.response.start"]

@@ -10,31 +10,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from entrypoints.http.pacing import paced
+from tests.helpers import LoopTurns
 
 
 def _through_paced(messages: list[Any], slice_bytes: int) -> list[tuple[int, Any]]:
     """What `paced` hands the server for these messages: (turns of the loop so far, message)."""
     sent: list[tuple[int, Any]] = []
-    turns = 0
-
-    async def count_turns() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
+    turns = LoopTurns()
 
     async def server(message: Any) -> None:
-        sent.append((turns, message))
+        sent.append((turns.count, message))
 
     async def run() -> None:
-        counting = asyncio.create_task(count_turns())
+        turns.start()
         await asyncio.sleep(0)  # the counter is under way
         send = paced(server, slice_bytes)
         try:
             for message in messages:
                 await send(message)
         finally:
-            counting.cancel()
+            turns.stop()
 
     asyncio.run(run())
     return sent
