@@ -150,6 +150,13 @@ class Connector(Protocol):
         """The normalized connection; raise `InvalidConnection` naming every bad field, or
         `HostNotAllowed` for a well-formed host that the outbound policy refuses."""
 
+    async def validate_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> dict[str, Any]:
+        """`validate` for code on the event loop: awaiting it never blocks the loop. A check
+        that could wait (a host name's lookup, a look at the file system) goes through
+        `offload`."""
+
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         """The live columns in order; raise `BackendUnavailable(reason)` if the backend can't."""
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from application.ports import Offload
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable
 from domain.sources import Column
+
+T = TypeVar("T")
 
 
 class SteppingClock:
@@ -53,6 +55,11 @@ class FakeConnector:
     def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
         return check_connection(self.fields, connection)
 
+    async def validate_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> dict[str, Any]:
+        return self.validate(connection)
+
     def check(self, connection: Mapping[str, Any]) -> None:
         # The schema would answer now exactly when an inspection succeeds.
         self.inspect(connection)
@@ -71,3 +78,14 @@ class FakeConnector:
 
     def forget(self, connection: Mapping[str, Any]) -> None:
         self.forgotten.append(dict(connection))
+
+
+class Offloaded:
+    """An `Offload` that runs each call in place and keeps a count of them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, call: Callable[[], T]) -> T:
+        self.calls += 1
+        return call()

@@ -184,6 +184,12 @@ class CsvConnector:
             raise InvalidConnection(errors)
         return checked
 
+    async def validate_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> dict[str, Any]:
+        # The path's checks look at the file system, which may be slow to answer.
+        return await offload(functools.partial(self.validate, connection))
+
     def _field_errors(self, connection: Mapping[str, Any]) -> list[FieldError]:
         errors = []
         path, delimiter, encoding = (connection.get(k) for k in ("path", "delimiter", "encoding"))

@@ -29,6 +29,11 @@ class ObservedConnector:
     def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
         return self._connector.validate(connection)
 
+    async def validate_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> dict[str, Any]:
+        return await self._connector.validate_async(connection, offload)
+
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         return self._observed("inspection", self._connector.inspect, connection)
 

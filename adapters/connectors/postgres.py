@@ -344,6 +344,23 @@ class PostgresConnector:
             raise HostNotAllowed("connection.host", _not_allowed(checked["host"]))
         return checked
 
+    async def validate_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> dict[str, Any]:
+        """`validate`, awaited: an address, or a host name whose addresses are known, is
+        checked in place; only a lookup that could wait is offloaded."""
+        checked = self._checked(connection)
+        host = checked["host"]
+        try:
+            known = self._policy.resolve_now(host, checked["port"])
+        except PolicyRefused:
+            raise HostNotAllowed("connection.host", _not_allowed(host)) from None
+        except BackendUnavailable:
+            return checked  # as in `validate`: not resolvable now, every inspection checks again
+        if known is None:
+            return await offload(functools.partial(self.validate, connection))
+        return checked
+
     def check(self, connection: Mapping[str, Any]) -> None:
         # The schema would answer now exactly when an inspection succeeds.
         self.inspect(connection)

@@ -17,7 +17,7 @@ from adapters.connectors.csv import CsvConnector
 from adapters.connectors.postgres import PostgresConnector
 from application.ports import Connector
 from domain.connections import ConnectionField
-from domain.errors import BackendUnavailable, InvalidConnection
+from domain.errors import BackendUnavailable, HostNotAllowed, InvalidConnection
 from domain.sources import Column
 
 T = TypeVar("T")
@@ -121,6 +121,11 @@ def case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
     return make(request, tmp_path)
 
 
+async def _offload(call: Callable[[], T]) -> T:
+    """An `Offload` for these tests: a thread of asyncio's own."""
+    return await asyncio.to_thread(call)
+
+
 def error_fields(connector: Connector, connection: Any) -> list[str]:
     with pytest.raises(InvalidConnection) as caught:
         connector.validate(connection)
@@ -186,6 +191,37 @@ def test_validate_refuses_a_connection_that_is_not_an_object(case: Case, connect
     assert error_fields(case.connector, connection) == ["connection"]
 
 
+def _validated(connector: Connector, connection: Any, awaited: bool) -> object:
+    """What validating gives: the connection, or the kind and the words of the refusal."""
+    try:
+        if awaited:
+            return asyncio.run(connector.validate_async(connection, _offload))
+        return connector.validate(connection)
+    except HostNotAllowed as exc:
+        return ("not allowed", exc.errors, exc.detail)
+    except InvalidConnection as exc:
+        return ("invalid", exc.errors)
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=8), st.lists(st.none())
+)
+
+
+@VALIDATION_PER_EXAMPLE
+@given(data=st.data())
+def test_validate_async_answers_as_validate_does(case: Case, data: st.DataObject) -> None:
+    names = sorted(f.name for f in case.connector.fields)
+    kept = {k: v for k, v in case.minimal.items() if data.draw(st.booleans(), label=f"keep {k}")}
+    connection: Any = {
+        **kept,
+        **data.draw(st.dictionaries(st.sampled_from([*names, "extra"]), _VALUES, max_size=3)),
+    }
+    connection = data.draw(st.sampled_from([connection, case.minimal, None, "host=db"]))
+    awaited = _validated(case.connector, connection, awaited=True)
+    assert awaited == _validated(case.connector, connection, awaited=False)
+
+
 # --- inspection ------------------------------------------------------------------------------
 
 
@@ -208,11 +244,6 @@ def test_inspect_of_a_missing_source_is_backend_unavailable_with_a_reason(case: 
     for secret in case.secrets:
         if connection.get(secret):
             assert connection[secret] not in str(caught.value)
-
-
-async def _offload(call: Callable[[], T]) -> T:
-    """An `Offload` for this one test: a thread of asyncio's own."""
-    return await asyncio.to_thread(call)
 
 
 def test_inspect_async_answers_as_inspect_does(case: Case) -> None:

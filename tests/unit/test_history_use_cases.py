@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import pytest
@@ -25,6 +25,7 @@ from domain.history import ChangeKind, fingerprint
 from domain.keys import Principal
 from domain.sources import Column
 from tests.builders import ADMIN, READER, register
+from tests.fakes import Offloaded
 from tests.unit.conftest import World
 
 T = TypeVar("T")
@@ -100,6 +101,11 @@ class InterleavingConnector:
 
     def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
         return self.world.connector.validate(connection)
+
+    async def validate_async(
+        self, connection: Mapping[str, Any], offload: Offload
+    ) -> dict[str, Any]:
+        return self.validate(connection)
 
     def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         inspect(self.world)(InspectSchemaQuery(READER, self.source_id))
@@ -218,17 +224,6 @@ def test_an_inspection_that_stores_nothing_writes_no_event(world: World) -> None
     slow(InspectSchemaQuery(READER, source.id))
     # The first snapshot's and the interleaved inspection's; none for the one that lost.
     assert len(schema_events(world)) == 2
-
-
-class Offloaded:
-    """An `Offload` that runs each call in place and keeps a count of them."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def __call__(self, call: Callable[[], T]) -> T:
-        self.calls += 1
-        return call()
 
 
 def on_loop(world: World, *, with_lookups: bool = True) -> InspectSchema:
