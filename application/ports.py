@@ -67,6 +67,21 @@ class SourceLookup(Protocol):
         """Release the connections held for the running event loop."""
 
 
+class SourceWrites(Protocol):
+    """New sources stored from code on the event loop: awaiting an add never blocks the loop.
+
+    An add does what `SourceRepository.add` of the same store does: the source and its event
+    commit together, and a name already taken raises `DuplicateSourceName`. Once awaiting it
+    has begun, the add runs to its end even if the awaiting code is cancelled.
+    """
+
+    async def add(self, source: Source, event: Event | None = None) -> None:
+        """Store a new source; raise `DuplicateSourceName` if its name is taken."""
+
+    async def close(self) -> None:
+        """Return once every add begun on the running event loop has ended."""
+
+
 class EventRepository(Protocol):
     """The audit trail: appended to, never changed."""
 

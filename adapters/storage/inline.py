@@ -1,11 +1,16 @@
-"""The lookup of a store whose reads never wait (in memory, SQLite in WAL mode): its repository,
-read in place on the event loop, as a thread hop would cost more than the read."""
+"""Ports for the event loop of a store whose calls never wait: its repository, called in place
+on the loop, as a thread hop would cost more than the call.
+
+Reads never wait in memory or in SQLite's WAL mode. Writes never wait only in memory: an SQLite
+writer may wait for another process's lock, so SQLite's writes are offloaded instead.
+"""
 
 from __future__ import annotations
 
 from uuid import UUID
 
 from application.ports import SourceRepository
+from domain.events import Event
 from domain.sources import Source
 
 
@@ -20,3 +25,16 @@ class InlineSourceLookup:
 
     async def close(self) -> None:
         """Nothing is held."""
+
+
+class InlineSourceWrites:
+    """New sources, straight into the repository (which must never wait: in memory)."""
+
+    def __init__(self, sources: SourceRepository) -> None:
+        self._sources = sources
+
+    async def add(self, source: Source, event: Event | None = None) -> None:
+        self._sources.add(source, event)
+
+    async def close(self) -> None:
+        """Every add ended before it returned."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -158,9 +158,10 @@ class _BrokenConnection(StoreUnavailable):
 class PostgresDatabase:
     """A PostgreSQL database reached through pools of connections.
 
-    Calls from threads share one pool. Reads awaited on an event loop (`read_async`) have a
-    pool of that loop's own, a quarter of `max_size` (at least one connection), made on the
-    first such read and closed by `close_async` on that loop; the threads' pool has the rest.
+    Calls from threads share one pool. Reads and writes awaited on an event loop
+    (`read_async`, `write_async`) have a pool of that loop's own, half of `max_size` (at least
+    one connection), made on the first such call and closed by `close_async` on that loop; the
+    threads' pool has the rest.
     Pools open without waiting for the server, and `close()` ends the database for good.
     Waiting for a connection gives up after `connect_timeout` seconds, so while the server is
     down every call fails fast with `StoreUnavailable`. Connections are in autocommit mode (a
@@ -182,7 +183,7 @@ class PostgresDatabase:
     ) -> None:
         self.statement_timeout_ms = statement_timeout_ms
         self._url = url
-        self._loop_pool_size = max(1, max_size // 4)
+        self._loop_pool_size = max(1, max_size // 2)
         self._timeouts = (connect_timeout, reconnect_timeout)
         self._kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -352,20 +353,33 @@ class PostgresDatabase:
             return await self._read_async(sql, parameters)
 
     async def _read_async(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
+        async with self._loop_connection() as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(sql, list(parameters))
+            return await cursor.fetchall()
+
+    async def write_async(self, sql: str, parameters: Mapping[str, Any]) -> None:
+        """One statement (atomic in autocommit), awaited through the running loop's pool.
+
+        It is not retried: a connection that died after sending it may have committed it.
+        """
+        async with self._loop_connection() as conn:
+            await conn.execute(sql, parameters)
+
+    @asynccontextmanager
+    async def _loop_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection of the running loop's pool; failures to reach the server are mapped."""
         pool = await self._loop_pool_for(asyncio.get_running_loop())
         given: psycopg.AsyncConnection[Any] | None = None
         try:
             async with pool.connection() as given:
-                cursor = given.cursor(row_factory=dict_row)
-                await cursor.execute(sql, list(parameters))
-                rows = await cursor.fetchall()
+                yield given
         except (PoolTimeout, PoolClosed, psycopg.OperationalError, pg_errors.UndefinedTable) as exc:
             broken = given is not None and given.broken
             if broken:
                 await pool.check()
             raise self._unavailable(exc, broken) from exc
         self._watch.answered()
-        return rows
 
     async def close_async(self) -> None:
         """Close the running loop's pool, if it has one (a later read on it makes another)."""
@@ -439,6 +453,31 @@ def _source_row(source: Source) -> dict[str, Any]:
     return to_row(source, _SOURCE_JSON)
 
 
+_INSERT_SOURCE = (
+    f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES (%(id)s::uuid, %(name)s,"
+    " %(source_type)s, %(connection)s::json, %(description)s, %(tags)s::text[],"
+    " %(registered_by)s, %(registered_at)s::timestamptz, %(status)s, %(version)s,"
+    " %(updated_at)s::timestamptz, %(updated_by)s)"
+)
+
+
+def _adding(source: Source, event: Event | None) -> tuple[str, dict[str, Any]]:
+    """The statement that adds a source and its event, and its parameters.
+
+    One statement in autocommit is atomic: the source and its event go in as one statement
+    (a data-modifying CTE), with no BEGIN and COMMIT round trips around it.
+    """
+    if event is None:
+        return _INSERT_SOURCE, _source_row(source)
+    sql = f"WITH source AS ({_INSERT_SOURCE} RETURNING id) {_INSERT_EVENT}"
+    return sql, {**_source_row(source), **_event_row(event)}
+
+
+def _name_taken(exc: pg_errors.UniqueViolation) -> bool:
+    """Whether a unique violation is that of a source's name (any other is a bug)."""
+    return exc.diag.constraint_name == "sources_name_unique"
+
+
 class PostgresSourceRepository:
     """Sources in the `sources` table; names unique by a UNIQUE constraint (exact match)."""
 
@@ -446,25 +485,12 @@ class PostgresSourceRepository:
         self._db = db
 
     def add(self, source: Source, event: Event | None = None) -> None:
-        insert = (
-            f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES (%(id)s::uuid, %(name)s,"
-            " %(source_type)s, %(connection)s::json, %(description)s, %(tags)s::text[],"
-            " %(registered_by)s, %(registered_at)s::timestamptz, %(status)s, %(version)s,"
-            " %(updated_at)s::timestamptz, %(updated_by)s)"
-        )
+        sql, parameters = _adding(source, event)
         try:
-            # One statement in autocommit is atomic: the source and its event go in as one
-            # statement (a data-modifying CTE), with no BEGIN and COMMIT round trips around it.
             with self._db.connection() as conn:
-                if event is None:
-                    conn.execute(insert, _source_row(source))
-                else:
-                    conn.execute(
-                        f"WITH source AS ({insert} RETURNING id) {_INSERT_EVENT}",
-                        {**_source_row(source), **_event_row(event)},
-                    )
+                conn.execute(sql, parameters)
         except pg_errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "sources_name_unique":
+            if _name_taken(exc):
                 raise DuplicateSourceName(source.name.value) from None
             raise
 
@@ -487,7 +513,7 @@ class PostgresSourceRepository:
                 if not conn.execute(update, parameters).rowcount:
                     _mismatch(conn, source.id)
         except pg_errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "sources_name_unique":
+            if _name_taken(exc):
                 raise DuplicateSourceName(source.name.value) from None
             raise
 
@@ -546,6 +572,7 @@ class PostgresSourceRepository:
 
 
 _SOURCES_BY_ID = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = ANY(%s)"
+_SOURCE_EXISTS = "SELECT 1 AS found FROM sources WHERE id = %s"
 
 
 class _Turns:
@@ -641,6 +668,62 @@ class PostgresSourceLookup:
             turns.out -= 1
             if turns.waiting:
                 self._send(loop, turns)
+
+
+class PostgresSourceWrites:
+    """New sources stored from the event loop, through the database's pool for that loop.
+
+    An add is one statement on one connection, as `PostgresSourceRepository.add` makes it. If
+    that connection dies with it (the server restarted, or killed it), it is sent once more on
+    a fresh one, and a first attempt that did commit counts.
+    Once begun it runs to its end even if its caller is cancelled (as a write on a worker
+    thread does): a cancellation reaches the caller at once and the statement's outcome is
+    dropped, so a client that went away neither leaves half a write nor holds the loop.
+    """
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+        # The loop keeps only a weak reference to a task: a write whose caller was cancelled
+        # is held here until it ends.
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def add(self, source: Source, event: Event | None = None) -> None:
+        write = asyncio.ensure_future(self._add(source, event))
+        self._running.add(write)
+        write.add_done_callback(self._ended)
+        try:
+            await asyncio.shield(write)
+        except pg_errors.UniqueViolation as exc:
+            if _name_taken(exc):
+                raise DuplicateSourceName(source.name.value) from None
+            raise
+
+    async def _add(self, source: Source, event: Event | None) -> None:
+        sql, parameters = _adding(source, event)
+        try:
+            await self._db.write_async(sql, parameters)
+        except _BrokenConnection:
+            # The connection died with the statement, which may or may not have committed.
+            # Sent again on a fresh connection, it goes in now, or finds itself already in: the
+            # source's id is its own, so a conflict with a row of that id is the first attempt.
+            try:
+                await self._db.write_async(sql, parameters)
+            except pg_errors.UniqueViolation:
+                if await self._db.read_async(_SOURCE_EXISTS, [source.id]):
+                    return
+                raise
+
+    async def close(self) -> None:
+        """Wait for the adds still running (their callers were cancelled) on this loop."""
+        loop = asyncio.get_running_loop()
+        running = {write for write in self._running if write.get_loop() is loop}
+        if running:
+            await asyncio.wait(running)
+
+    def _ended(self, write: asyncio.Task[None]) -> None:
+        self._running.discard(write)
+        if not write.cancelled():
+            write.exception()  # retrieved: a caller that was cancelled no longer wants it
 
 
 def _each_own(exc: Exception) -> Exception:

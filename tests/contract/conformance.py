@@ -16,7 +16,7 @@ from adapters.connectors.observed import ObservedConnector, ObservedConnectorReg
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.crypto import AesGcmCipher
-from adapters.storage.inline import InlineSourceLookup
+from adapters.storage.inline import InlineSourceLookup, InlineSourceWrites
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -31,6 +31,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceLookup,
     PostgresSourceRepository,
+    PostgresSourceWrites,
 )
 from adapters.storage.recent_heads import LoopHeads, RecentHeads
 from adapters.storage.sqlite import (
@@ -53,6 +54,7 @@ from application.ports import (
     SnapshotRepository,
     SourceLookup,
     SourceRepository,
+    SourceWrites,
     Store,
 )
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
@@ -67,6 +69,7 @@ def memory_store_conforms() -> None:
     _history: SnapshotRepository = MemorySnapshotRepository(sources, events)
     _keys: ApiKeyRepository = MemoryApiKeyRepository(events)
     _lookup: SourceLookup = InlineSourceLookup(sources)
+    _writes: SourceWrites = InlineSourceWrites(sources)
 
 
 def sqlite_store_conforms(path: Path) -> None:
@@ -87,6 +90,7 @@ def postgres_store_conforms(url: str) -> None:
     _history: SnapshotRepository = PostgresSnapshotRepository(db)
     _keys: ApiKeyRepository = PostgresApiKeyRepository(db)
     _lookup: SourceLookup = PostgresSourceLookup(db)
+    _writes: SourceWrites = PostgresSourceWrites(db)
 
 
 def store_decorators_conform(history: SnapshotRepository) -> None:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 from adapters.storage import postgres, sqlite
-from adapters.storage.inline import InlineSourceLookup
+from adapters.storage.inline import InlineSourceLookup, InlineSourceWrites
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -32,6 +32,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceLookup,
     PostgresSourceRepository,
+    PostgresSourceWrites,
 )
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -46,6 +47,7 @@ from application.ports import (
     SnapshotRepository,
     SourceLookup,
     SourceRepository,
+    SourceWrites,
     Store,
 )
 
@@ -66,6 +68,8 @@ class Stores:
     history: SnapshotRepository
     events: EventRepository
     lookup: SourceLookup
+    writes: SourceWrites | None
+    """None for a store whose writes may wait (SQLite): the use cases offload them."""
 
 
 class StoreFactory(abc.ABC):
@@ -77,6 +81,8 @@ class StoreFactory(abc.ABC):
     """Marks of the tests that use this adapter (a server it needs, say)."""
     separate_handles = True
     """Whether separate handles on one store exist (a file or a server several open)."""
+    loop_writes = True
+    """Whether the store has writes for the event loop (`Stores.writes`)."""
 
     @classmethod
     @abc.abstractmethod
@@ -115,6 +121,7 @@ class MemoryStores(StoreFactory):
             MemorySnapshotRepository(sources),
             events,
             InlineSourceLookup(sources),
+            InlineSourceWrites(sources),
         )
         yield [stores] * handles
 
@@ -123,6 +130,7 @@ class SqliteStores(StoreFactory):
     """SQLite stores, each a new file in a test's temporary directory."""
 
     versions = tuple(version for version, _ in sqlite.MIGRATIONS)
+    loop_writes = False
 
     @classmethod
     def opened(cls, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
@@ -147,6 +155,7 @@ class SqliteStores(StoreFactory):
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
                     InlineSourceLookup(SqliteSourceRepository(db)),
+                    None,
                 )
                 for db in databases
             ]
@@ -211,6 +220,7 @@ class PostgresStores(StoreFactory):
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
                         PostgresSourceLookup(db),
+                        PostgresSourceWrites(db),
                     )
                     for db in databases
                 ]
@@ -231,3 +241,6 @@ ADAPTERS = [pytest.param(name, id=name, marks=f.marks) for name, f in FACTORIES.
 
 SQL_ADAPTERS = [p for p, f in zip(ADAPTERS, FACTORIES.values(), strict=True) if f.separate_handles]
 """The adapters with a schema and a server or file that separate handles can share."""
+
+WRITING_ADAPTERS = [p for p, f in zip(ADAPTERS, FACTORIES.values(), strict=True) if f.loop_writes]
+"""The adapters with writes for the event loop."""

@@ -1,12 +1,13 @@
 """The PostgreSQL store's lookups on the event loop: batched into one autocommit statement, and
-as sturdy as the threads' reads when the server kills connections or goes away."""
+as sturdy as the threads' reads when the server kills connections or goes away; and its writes
+on the event loop, as quick to fail in an outage and as quick to recover."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -16,16 +17,25 @@ import pytest
 
 from adapters.storage.postgres import (
     PostgresDatabase,
+    PostgresEventRepository,
     PostgresSourceLookup,
     PostgresSourceRepository,
+    PostgresSourceWrites,
+    _BrokenConnection,
 )
-from domain.errors import StoreUnavailable
+from domain.errors import DuplicateSourceName, SourceNotFound, StoreUnavailable
+from domain.events import Action, Event, EventFilter
 from domain.sources import Source
 from tests.builders import make_source
 from tests.contract.relay import TcpRelay
 from tests.contract.stores import PostgresStores
+from tests.contract.test_lifecycle import event
 
 pytestmark = pytest.mark.postgres
+
+
+def registered(source: Source) -> Event:
+    return event(Action.SOURCE_REGISTERED, source)
 
 
 @pytest.fixture
@@ -187,3 +197,123 @@ def test_lookups_fail_fast_while_the_server_is_away_and_recover(
             assert asyncio.run(main()) == source
     finally:
         relay.stop()
+
+
+def test_writes_on_the_loop_fail_fast_while_the_server_is_away_and_recover(
+    postgres_stores: PostgresStores,
+) -> None:
+    host_port = urlsplit(postgres_stores.url)
+    relay = TcpRelay(host_port.hostname or "127.0.0.1", host_port.port or 5432)
+    relay.start()
+    try:
+        with (
+            postgres_stores.schema_url() as url,
+            store(through(url, relay), connect_timeout=1, reconnect_timeout=3) as (db, lookup),
+        ):
+            writes = PostgresSourceWrites(db)
+            before, during, after = (
+                make_source("before"),
+                make_source("during"),
+                make_source("after"),
+            )
+
+            async def main() -> None:
+                async with closing(lookup):
+                    await writes.add(before)
+                    relay.stop()
+                    started = time.monotonic()
+                    failed = await asyncio.gather(writes.add(during), return_exceptions=True)
+                    assert time.monotonic() - started < 2.5
+                    assert isinstance(failed[0], StoreUnavailable), failed
+                    relay.start()
+                    deadline = time.monotonic() + 15
+                    while True:
+                        try:
+                            await writes.add(after)
+                            break
+                        except StoreUnavailable:
+                            assert time.monotonic() < deadline, "the writes did not recover"
+                            await asyncio.sleep(0.2)
+                    await writes.close()
+
+            asyncio.run(main())
+            repository = PostgresSourceRepository(db)
+            assert repository.get(before.id) == before
+            assert repository.get(after.id) == after
+            with pytest.raises(SourceNotFound):
+                repository.get(during.id)
+    finally:
+        relay.stop()
+
+
+def test_writes_after_the_server_killed_their_connections_do_not_fail(
+    postgres_stores: PostgresStores,
+) -> None:
+    name = f"tdb_writes_{secrets.token_hex(4)}"
+    batches = [[make_source(f"s{round}-{i}") for i in range(5)] for round in range(4)]
+    with (
+        postgres_stores.schema_url() as url,
+        store(named(url, name)) as (db, lookup),
+        psycopg.connect(url, autocommit=True) as admin,
+    ):
+        writes = PostgresSourceWrites(db)
+
+        async def main() -> None:
+            async with closing(lookup):
+                for batch in batches:
+                    await asyncio.gather(*(writes.add(s, registered(s)) for s in batch))
+                    # Every connection of this test's pools dies, as in a server restart.
+                    killed = admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = %s AND datname = current_database()",
+                        [name],
+                    ).fetchall()
+                    assert killed
+                    assert all(ok for (ok,) in killed)
+
+        asyncio.run(main())
+        repository = PostgresSourceRepository(db)
+        for source in (s for batch in batches for s in batch):
+            assert repository.get(source.id) == source
+        assert len(PostgresEventRepository(db).list(EventFilter()).events) == 20
+
+
+class DyingAfterCommit(PostgresDatabase):
+    """A store whose first write commits, then loses its answer with its connection."""
+
+    died = False
+
+    async def write_async(self, sql: str, parameters: Mapping[str, Any]) -> None:
+        await super().write_async(sql, parameters)
+        if not self.died:
+            self.died = True
+            raise _BrokenConnection("the connection died before the answer came")
+
+
+def test_a_write_whose_answer_was_lost_after_it_committed_counts_once(
+    postgres_stores: PostgresStores,
+) -> None:
+    source = make_source("orders")
+    with postgres_stores.schema_url() as url:
+        db = DyingAfterCommit(url)
+        try:
+            db.upgrade()
+            writes = PostgresSourceWrites(db)
+
+            async def main() -> None:
+                try:
+                    await writes.add(source, registered(source))
+                    # A name taken by another source is still a duplicate after the same loss.
+                    db.died = False
+                    with pytest.raises(DuplicateSourceName):
+                        await writes.add(make_source("orders"))
+                finally:
+                    await db.close_async()
+
+            asyncio.run(main())
+            assert PostgresSourceRepository(db).get(source.id) == source
+            assert [
+                e.source_id for e in PostgresEventRepository(db).list(EventFilter()).events
+            ] == [source.id]
+        finally:
+            db.close()

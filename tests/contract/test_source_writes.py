@@ -1,0 +1,135 @@
+"""The SourceWrites contract, held by every storage adapter that has writes for the event loop:
+what `SourceRepository.add` does, awaited, however many adds are made at once, and an add that
+has begun ends even if its caller is cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import attrs
+import pytest
+from hypothesis import given
+
+from application.ports import SourceWrites
+from domain.errors import DuplicateSourceName, SourceNotFound
+from domain.events import Action
+from domain.sources import Source, SourceName
+from tests.builders import make_source
+from tests.contract import strategies
+from tests.contract.stores import FRESH_STORE_PER_EXAMPLE, WRITING_ADAPTERS, StoreFactory, Stores
+from tests.contract.test_lifecycle import event, trail
+
+T = TypeVar("T")
+
+pytestmark = pytest.mark.parametrize("adapter", WRITING_ADAPTERS)
+
+
+def writes_of(stores: Stores) -> SourceWrites:
+    assert stores.writes is not None
+    return stores.writes
+
+
+def on_a_loop(stores: Stores, work: Callable[[SourceWrites], Awaitable[T]]) -> T:
+    """Run `work` on a new event loop, then wait for the adds begun on it and close what the
+    store holds there."""
+    writes = writes_of(stores)
+
+    async def main() -> T:
+        try:
+            return await work(writes)
+        finally:
+            await writes.close()
+            await stores.lookup.close()
+
+    return asyncio.run(main())
+
+
+@FRESH_STORE_PER_EXAMPLE
+@given(batch=strategies.source_batches())
+def test_adds_made_at_once_each_store_their_source_and_event(
+    new_stores: StoreFactory, batch: list[Source]
+) -> None:
+    with new_stores() as stores:
+        registered = {s.id: event(Action.SOURCE_REGISTERED, s) for s in batch}
+
+        async def add_all(writes: SourceWrites) -> list[None]:
+            return await asyncio.gather(*(writes.add(s, registered[s.id]) for s in batch))
+
+        on_a_loop(stores, add_all)
+        for source in batch:
+            assert stores.sources.get(source.id) == source
+        assert sorted(trail(stores.events), key=lambda e: str(e.id)) == sorted(
+            registered.values(), key=lambda e: str(e.id)
+        )
+
+
+def test_an_add_without_an_event_stores_the_source_alone(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        source = make_source("orders", description="Order records", tags=("finance",))
+        on_a_loop(stores, lambda writes: writes.add(source))
+        assert stores.sources.get(source.id) == source
+        assert trail(stores.events) == []
+
+
+def test_a_name_taken_is_a_duplicate_and_records_nothing(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        stores.sources.add(make_source("orders"))
+        late = make_source("orders")
+        registered = event(Action.SOURCE_REGISTERED, late)
+        with pytest.raises(DuplicateSourceName) as caught:
+            on_a_loop(stores, lambda writes: writes.add(late, registered))
+        assert caught.value.name == "orders"
+        with pytest.raises(SourceNotFound):
+            stores.sources.get(late.id)
+        assert trail(stores.events) == []
+
+
+def test_of_adds_of_one_name_at_once_exactly_one_wins(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        rivals = [make_source("orders", description=f"rival {i}") for i in range(6)]
+
+        async def add_all(writes: SourceWrites) -> list[BaseException | None]:
+            adds = (writes.add(s, event(Action.SOURCE_REGISTERED, s)) for s in rivals)
+            return await asyncio.gather(*adds, return_exceptions=True)
+
+        outcomes = on_a_loop(stores, add_all)
+        winners = [s for s, outcome in zip(rivals, outcomes, strict=True) if outcome is None]
+        assert len(winners) == 1
+        assert all(isinstance(o, DuplicateSourceName) for o in outcomes if o is not None)
+        assert stores.sources.get(winners[0].id) == winners[0]
+        assert [e.source_id for e in trail(stores.events)] == [winners[0].id]
+
+
+def test_an_add_whose_caller_is_cancelled_still_ends(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        source = make_source("orders")
+        registered = event(Action.SOURCE_REGISTERED, source)
+
+        async def cancelled(writes: SourceWrites) -> bool:
+            adding = asyncio.ensure_future(writes.add(source, registered))
+            await asyncio.sleep(0)  # one turn of the loop: the add has begun
+            adding.cancel()
+            try:
+                await adding
+            except asyncio.CancelledError:
+                return True
+            return False  # it had already ended (a store whose writes never wait)
+
+        on_a_loop(stores, cancelled)  # its `close` waits for the add
+        assert stores.sources.get(source.id) == source
+        assert trail(stores.events) == [registered]
+
+
+def test_an_add_is_seen_by_the_next_lookup(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        source = make_source("orders")
+        renamed = attrs.evolve(make_source("other"), name=SourceName("orders-2"))
+
+        async def work(writes: SourceWrites) -> tuple[Source, Source]:
+            await writes.add(source)
+            await writes.add(renamed)
+            return await stores.lookup.get(source.id), await stores.lookup.get(renamed.id)
+
+        assert on_a_loop(stores, work) == (source, renamed)
