@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -22,6 +23,7 @@ from application.ports import (
     SnapshotRepository,
     SourceLookup,
     SourceRepository,
+    SourceWrites,
 )
 from domain.connections import ConnectionCheck
 from domain.errors import (
@@ -126,7 +128,12 @@ class RegisterSourceCommand:
 
 @attrs.frozen
 class RegisterSource:
-    """Validate a new source, encrypt its secrets and store it."""
+    """Validate a new source, encrypt its secrets and store it.
+
+    Called, it blocks while the store writes; `on_loop` is the same registration for code on
+    an event loop, which stores through `writes` (awaited without blocking the loop) and
+    offloads only what would block.
+    """
 
     required_scope = Scope.WRITE
 
@@ -135,14 +142,43 @@ class RegisterSource:
     _cipher: SecretCipher
     _clock: Clock
     _ids: IdGenerator
+    _writes: SourceWrites | None = None
 
     def __call__(self, command: RegisterSourceCommand) -> Source:
-        require(command.actor, self.required_scope)
-        _check_fields(command.name, command.description, command.tags)
-        connector = self._connectors.get(command.source_type)
+        connector = self._connector(command)
         connection = connector.validate(command.connection)
         if command.verify:
             _verify(connector, connection)
+        source, stored, event = self._new(command, connection)
+        self._sources.add(stored, event)
+        return self._shown(command, source)
+
+    async def on_loop(self, command: RegisterSourceCommand, offload: Offload) -> Source:
+        """The registration, awaited: `offload` runs what would block (a host name's lookup,
+        the write if there are no `writes`, and the whole registration if it tests the
+        connection first)."""
+        if command.verify:
+            # The test waits for the source: all of it runs where `offload` sends it.
+            return await offload(functools.partial(self, command))
+        connector = self._connector(command)
+        connection = await connector.validate_async(command.connection, offload)
+        source, stored, event = self._new(command, connection)
+        if self._writes is None:
+            await offload(functools.partial(self._sources.add, stored, event))
+        else:
+            await self._writes.add(stored, event)
+        return self._shown(command, source)
+
+    def _connector(self, command: RegisterSourceCommand) -> Connector:
+        """The connector of the command's type, once the actor and the plain fields pass."""
+        require(command.actor, self.required_scope)
+        _check_fields(command.name, command.description, command.tags)
+        return self._connectors.get(command.source_type)
+
+    def _new(
+        self, command: RegisterSourceCommand, connection: dict[str, Any]
+    ) -> tuple[Source, Source, Event]:
+        """The new source in clear, the same with its secrets encrypted, and its event."""
         source = Source(
             id=self._ids.new(),
             name=SourceName(command.name),
@@ -153,7 +189,6 @@ class RegisterSource:
             registered_by=command.actor.identity,
             registered_at=self._clock.now(),
         )
-        names = _secret_names(self._connectors, source.source_type)
         event = Event(
             id=self._ids.new(),
             at=source.registered_at,
@@ -162,8 +197,12 @@ class RegisterSource:
             source_id=source.id,
             source_name=source.name.value,
         )
-        self._sources.add(_map_secrets(source, names, self._cipher.encrypt), event)
+        names = _secret_names(self._connectors, source.source_type)
+        return source, _map_secrets(source, names, self._cipher.encrypt), event
+
+    def _shown(self, command: RegisterSourceCommand, source: Source) -> Source:
         # The source in hand is still in clear: "decrypting" it is the identity.
+        names = _secret_names(self._connectors, source.source_type)
         return _shown(source, names, command.actor, str)
 
 

@@ -16,7 +16,7 @@ from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
-from adapters.storage.inline import InlineSourceLookup
+from adapters.storage.inline import InlineSourceLookup, InlineSourceWrites
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -31,6 +31,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceLookup,
     PostgresSourceRepository,
+    PostgresSourceWrites,
 )
 from adapters.storage.recent_heads import LoopHeads, RecentHeads
 from adapters.storage.sqlite import (
@@ -119,8 +120,9 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
 
 
 class StoreBackend(containers.DeclarativeContainer):
-    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, and `lookup`, the
-    sources by id for the event loop), whether reads run on the event loop (`inline_reads`),
+    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `lookup`, the
+    sources by id for the event loop, and `writes`, new sources from the event loop, or None
+    where a write may wait), whether reads run on the event loop (`inline_reads`),
     where the secret key comes from (`secret_key`) and the files no CSV source may read
     (`own_files`)."""
 
@@ -140,6 +142,7 @@ class MemoryBackend(StoreBackend):
     snapshots = providers.Singleton(MemorySnapshotRepository, sources)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
     lookup = providers.Singleton(InlineSourceLookup, sources)
+    writes = providers.Singleton(InlineSourceWrites, sources)
     # A read never waits, so it runs on the event loop.
     inline_reads = providers.Object(True)
     secret_key = providers.Callable(lambda s: s.secret_key or generate_key(), settings)
@@ -157,6 +160,8 @@ class SqliteBackend(StoreBackend):
     snapshots = providers.Singleton(SqliteSnapshotRepository, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
     lookup = providers.Singleton(InlineSourceLookup, sources)
+    # A writer may wait for another process's lock: a new source is written on a thread.
+    writes: providers.Provider[None] = providers.Object(None)
     # In WAL mode a read never waits for a writer, so it runs on the event loop.
     inline_reads = providers.Object(True)
     secret_key = providers.Callable(sqlite_secret_key, settings)
@@ -175,6 +180,8 @@ class PostgresBackend(StoreBackend):
     keys = providers.Singleton(PostgresApiKeyRepository, store)
     # A source by id is awaited on the event loop (its own pool; lookups batched per turn).
     lookup = providers.Singleton(PostgresSourceLookup, store)
+    # So is a new source's write (the same pool; one statement each).
+    writes = providers.Singleton(PostgresSourceWrites, store)
     # Other reads may wait for the pool or the network: they run on a worker thread.
     inline_reads = providers.Object(False)
     secret_key = providers.Callable(shared_secret_key, settings)
@@ -238,6 +245,7 @@ class Container(containers.DeclarativeContainer):
     sources = _selected(store_kind, backends, "sources")
     keys = _selected(store_kind, backends, "keys")
     source_lookup = _selected(store_kind, backends, "lookup")
+    source_writes = _selected(store_kind, backends, "writes")
     inline_reads = _selected(store_kind, backends, "inline_reads")
     # An inspection that finds the columns unchanged asks no store (see RecentHeads).
     history = providers.Singleton(RecentHeads, _selected(store_kind, backends, "snapshots"))
@@ -289,7 +297,9 @@ class Container(containers.DeclarativeContainer):
         providers.Object(record_backend_call),
     )
 
-    register_source = providers.Factory(RegisterSource, sources, connectors, cipher, clock, ids)
+    register_source = providers.Factory(
+        RegisterSource, sources, connectors, cipher, clock, ids, source_writes
+    )
     list_sources = providers.Factory(ListSources, sources)
     get_source = providers.Factory(
         GetSource, sources, connectors, cipher, events, clock, ids, source_lookup

@@ -78,7 +78,11 @@ async def _stop(container: Container, gauges: StoreGauges | None) -> None:
     if gauges is not None:
         gauges.stop()
     container.postgres_connector().detach()
-    # What the lookups hold on this event loop is closed on it, before the store itself.
+    # The writes still running on this event loop end, then what the lookups hold on it is
+    # closed there, before the store itself.
+    writes = container.source_writes()
+    if writes is not None:
+        await writes.close()
     await container.source_lookup().close()
     # Only the resources in use were initialised; only those are shut down.
     container.shutdown_resources()

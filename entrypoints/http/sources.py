@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import UTC, datetime
@@ -113,11 +114,21 @@ def _if_match(raw: str | None) -> IfMatch | None:
     return None if raw is None else parse_if_match(raw)
 
 
-async def _writing(state: State, verify: bool, use_case: Callable[[Any], T], command: Any) -> T:
-    """Run a write on a worker thread; one that tests a connection first runs on the threads
-    kept for talking to sources, so that a silent backend never holds a thread others need."""
+def _write_offload(state: State, verify: bool) -> Offload:
+    """Runs a write's blocking calls on a worker thread, to their end even if the request is
+    cancelled; a write that tests a connection first runs on the threads kept for talking to
+    sources, so that a silent backend never holds a thread others need."""
     limiter = state.inspect_limiter if verify else None
-    return await anyio.to_thread.run_sync(use_case, command, limiter=limiter)
+
+    def offload(call: Callable[[], T]) -> Awaitable[T]:
+        return anyio.to_thread.run_sync(call, limiter=limiter)
+
+    return offload
+
+
+async def _writing(state: State, verify: bool, use_case: Callable[[Any], T], command: Any) -> T:
+    """Run a write on a worker thread (see `_write_offload`)."""
+    return await _write_offload(state, verify)(functools.partial(use_case, command))
 
 
 async def _bounded_check(
@@ -252,7 +263,8 @@ class SourcesController(Controller):
         # A typo such as `?verfy=true` must not skip the test silently.
         check_query(request.query_params, scalars=("verify",))
         command = data.command(request.user, verify)
-        source = await _writing(request.app.state, verify, register_source, command)
+        offload = _write_offload(request.app.state, verify)
+        source = await register_source.on_loop(command, offload)
         return Response(
             SourceRecord.of(source),
             status_code=201,

@@ -34,6 +34,11 @@ class World:
 
 @pytest.fixture
 def world() -> World:
+    return new_world()
+
+
+def new_world() -> World:
+    """A world of its own: fresh stores, and ids and times counted from the start."""
     connector = FakeConnector(
         {"orders": [Column("id", "integer", False), Column("total", "numeric")]}
     )

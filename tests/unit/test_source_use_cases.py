@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from adapters.storage.inline import InlineSourceWrites
 from application.sources import (
     DeleteSource,
     DeleteSourceCommand,
@@ -16,6 +20,7 @@ from application.sources import (
     InspectSchemaQuery,
     ListSources,
     ListSourcesQuery,
+    RegisterSource,
 )
 from domain.errors import (
     BackendUnavailable,
@@ -25,12 +30,15 @@ from domain.errors import (
     PermissionDenied,
     SourceNotFound,
     UnknownSourceType,
+    VerificationFailed,
 )
 from domain.events import EventFilter
 from domain.keys import Principal
-from domain.sources import MASK, Column, SourceFilter
-from tests.builders import ADMIN, READER, WRITER, register
-from tests.unit.conftest import World
+from domain.sources import MASK, Column, Source, SourceFilter
+from entrypoints.requests import RegisterSourceRequest
+from tests.builders import ADMIN, READER, WRITER, make_source, register
+from tests.fakes import Offloaded
+from tests.unit.conftest import World, new_world
 
 
 def test_register_returns_the_full_record_with_defaults(world: World) -> None:
@@ -173,3 +181,108 @@ def test_masked_reads_answer_as_a_call_for_a_reader_and_mask_for_anyone(world: W
     assert world.events.list(EventFilter()) == events_before
     with pytest.raises(PermissionDenied):
         asyncio.run(get.masked(GetSourceQuery(Principal("tdbk_nobody", frozenset()), source.id)))
+
+
+# --- registration on the event loop ------------------------------------------------------------
+
+
+def register_on_loop(
+    world: World, offload: Offloaded, *, writes: bool = True, **fields: Any
+) -> Source:
+    """`register`, awaited: stores through the memory store's writes, or, without them, through
+    `offload`."""
+    actor, verify = fields.pop("actor", ADMIN), fields.pop("verify", False)
+    body: dict[str, Any] = {
+        "name": "orders",
+        "source_type": "fake",
+        "connection": {"table": "orders", "password": "s3cret"},
+        **fields,
+    }
+    use_case = RegisterSource(
+        world.sources,
+        world.connectors,
+        world.cipher,
+        world.clock,
+        world.ids,
+        InlineSourceWrites(world.sources) if writes else None,
+    )
+    command = RegisterSourceRequest.decode(body).command(actor, verify)
+    return asyncio.run(use_case.on_loop(command, offload))
+
+
+def outcome(world: World, register_one: Callable[[], Source]) -> object:
+    """What a registration gave (the source, or the error's type and words) and left behind
+    (the sources with their secrets decrypted, and the events)."""
+    try:
+        given: object = register_one()
+    except Exception as exc:
+        given = (type(exc), str(exc), getattr(exc, "errors", None))
+    stored = [
+        world.sources.get(s.id).connection for s in world.sources.list(SourceFilter()).sources
+    ]
+    decrypted = [
+        {k: world.cipher.decrypt(v) if k == "password" else v for k, v in c.items()} for c in stored
+    ]
+    return given, decrypted, list(world.events.list(EventFilter()).events)
+
+
+REGISTRATIONS: list[dict[str, Any]] = [
+    {},
+    {"description": "Order records", "tags": ["finance", "pii"], "actor": WRITER},
+    {"name": " ", "description": "x" * 501, "tags": [""]},
+    {"source_type": "mysql"},
+    {"connection": {"tabel": "orders"}},
+    {"actor": READER},
+    {"verify": True},
+    {"verify": True, "connection": {"table": "missing", "password": "p"}},
+]
+
+
+@pytest.mark.parametrize("writes", [True, False], ids=["writes", "offloaded-write"])
+@pytest.mark.parametrize("fields", REGISTRATIONS)
+def test_on_the_loop_a_registration_answers_as_a_call_does(
+    fields: dict[str, Any], writes: bool
+) -> None:
+    called, awaited = new_world(), new_world()
+    for world in (called, awaited):  # the second registration of a name is a duplicate
+        world.sources.add(make_source("taken"))
+    for each in (fields, {"name": "taken"}):
+        awaited_outcome = outcome(
+            awaited,
+            functools.partial(register_on_loop, awaited, Offloaded(), writes=writes, **each),
+        )
+        assert awaited_outcome == outcome(called, functools.partial(register, called, **each))
+
+
+def test_on_the_loop_with_writes_nothing_is_offloaded(world: World) -> None:
+    offload = Offloaded()
+    source = register_on_loop(world, offload)
+    assert offload.calls == 0
+    assert world.sources.get(source.id).name == source.name
+
+
+def test_on_the_loop_without_writes_only_the_write_is_offloaded(world: World) -> None:
+    offload = Offloaded()
+    source = register_on_loop(world, offload, writes=False)
+    assert offload.calls == 1
+    assert world.sources.get(source.id).name == source.name
+
+
+def test_on_the_loop_a_registration_that_tests_its_connection_is_wholly_offloaded(
+    world: World,
+) -> None:
+    offload = Offloaded()
+    source = register_on_loop(world, offload, verify=True)
+    assert offload.calls == 1
+    assert world.connector.seen == [{"table": "orders", "password": "s3cret", "port": 1}]
+    with pytest.raises(VerificationFailed):
+        register_on_loop(world, offload, name="other", verify=True, connection={"table": "nope"})
+    assert offload.calls == 2
+    assert [s.id for s in world.sources.list(SourceFilter()).sources] == [source.id]
+
+
+def test_on_the_loop_the_scope_is_checked_before_anything_is_looked_at(world: World) -> None:
+    offload = Offloaded()
+    with pytest.raises(PermissionDenied):
+        register_on_loop(world, offload, actor=READER, writes=False)
+    assert (offload.calls, world.sources.list(SourceFilter()).sources) == (0, ())
