@@ -68,18 +68,24 @@ class SourceLookup(Protocol):
 
 
 class SourceWrites(Protocol):
-    """New sources stored from code on the event loop: awaiting an add never blocks the loop.
+    """Sources added and changed from code on the event loop: awaiting a write never blocks it.
 
-    An add does what `SourceRepository.add` of the same store does: the source and its event
-    commit together, and a name already taken raises `DuplicateSourceName`. Once awaiting it
-    has begun, the add runs to its end even if the awaiting code is cancelled.
+    A write does what the same method of the store's `SourceRepository` does: the change and its
+    event commit together, a name already taken raises `DuplicateSourceName`, a version moved on
+    `VersionMismatch`. Once awaiting it has begun, a write runs to its end even if the awaiting
+    code is cancelled.
     """
 
     async def add(self, source: Source, event: Event | None = None) -> None:
         """Store a new source; raise `DuplicateSourceName` if its name is taken."""
 
+    async def update(
+        self, source: Source, expected_version: int, event: Event | None = None
+    ) -> None:
+        """Replace the source if it is still at `expected_version`, else `VersionMismatch`."""
+
     async def close(self) -> None:
-        """Return once every add begun on the running event loop has ended."""
+        """Return once every write begun on the running event loop has ended."""
 
 
 class EventRepository(Protocol):

@@ -333,6 +333,42 @@ class UpdateSourceCommand:
     verify: bool = False
 
 
+def _draft_connection(
+    clear: Source, patch: SourcePatch, secret_names: list[str]
+) -> dict[str, Any] | None:
+    """The source's connection with the patch's merged in (a masked secret sent back keeps its
+    value), before its connector checks it; None if the patch leaves the connection alone."""
+    if patch.connection is ABSENT:
+        return None
+    draft = dict(clear.connection)
+    for field, value in patch.connection.items():
+        if value is None:
+            draft.pop(field, None)
+        elif not (field in secret_names and value == MASK):
+            draft[field] = value
+    return draft
+
+
+def _validated(
+    validate: Callable[[Mapping[str, Any]], dict[str, Any]], draft: dict[str, Any]
+) -> tuple[dict[str, Any], list[FieldError]]:
+    """The connection as `validate` gives it, and no errors; or the draft, and its errors."""
+    try:
+        return validate(draft), []
+    except InvalidConnection as exc:
+        return draft, list(exc.errors)
+
+
+async def _validated_async(
+    connector: Connector, draft: dict[str, Any], offload: Offload
+) -> tuple[dict[str, Any], list[FieldError]]:
+    """`_validated`, by the connector's `validate_async`."""
+    try:
+        return await connector.validate_async(draft, offload), []
+    except InvalidConnection as exc:
+        return draft, list(exc.errors)
+
+
 @attrs.frozen
 class UpdateSource:
     """Merge a patch into a source, validate the result as a registration, store it if it differs.
@@ -340,6 +376,10 @@ class UpdateSource:
     Secret connection fields that the patch leaves out or sends back masked keep their stored
     value. The store compares and sets the version, so of two changes made from the same version
     only one is stored; without `If-Match` the loser merges again onto the newer version.
+
+    Called, it blocks while the store answers; `on_loop` is the same update for code on an event
+    loop, which reads through `lookup` and writes through `writes` (awaited without blocking the
+    loop) and offloads only what would block.
     """
 
     required_scope = Scope.WRITE
@@ -349,57 +389,122 @@ class UpdateSource:
     _cipher: SecretCipher
     _clock: Clock
     _ids: IdGenerator
+    _lookup: SourceLookup | None = None
+    _writes: SourceWrites | None = None
 
     def __call__(self, command: UpdateSourceCommand) -> Source:
         require(command.actor, self.required_scope)
-        # `*` asks only that the source exist, so it may merge again like no condition at all.
-        retry = command.if_match is None or command.if_match.versions is None
         for attempt in range(UPDATE_ATTEMPTS):
-            stored = self._sources.get(command.source_id)
-            if command.if_match is not None and not command.if_match.admits(stored.version):
-                raise VersionMismatch(stored.id, stored.version)
-            connector = self._connectors.get(stored.source_type)
-            names = _secret_names(self._connectors, stored.source_type)
-            clear = _map_secrets(stored, names, self._cipher.decrypt)
-            merged, changed = self._merge(clear, command.patch, connector, names)
+            stored = self._admitted(command, self._sources.get(command.source_id))
+            connector, names, clear = self._opened(stored)
+            draft = _draft_connection(clear, command.patch, names)
+            checked = None if draft is None else _validated(connector.validate, draft)
+            merged, changed = self._merge(clear, command.patch, checked)
             if command.verify:
                 _verify(connector, merged.connection)
             if not changed:
                 return _shown(clear, names, command.actor, str)
-            now = self._clock.now()
-            merged = attrs.evolve(
-                merged,
-                version=stored.version + 1,
-                updated_at=now,
-                updated_by=command.actor.identity,
-            )
-            event = Event(
-                id=self._ids.new(),
-                at=now,
-                actor=command.actor.identity,
-                action=Action.SOURCE_UPDATED,
-                source_id=stored.id,
-                source_name=merged.name.value,
-                changed=changed,
-            )
+            merged, sealed, event = self._changed(command, stored, merged, changed, names)
             try:
-                self._sources.update(
-                    self._sealed(merged, stored, names, changed), stored.version, event
-                )
+                self._sources.update(sealed, stored.version, event)
             except VersionMismatch:
-                if not retry or attempt == UPDATE_ATTEMPTS - 1:
+                if not self._merges_again(command, attempt):
                     raise
                 continue
-            if any(path.startswith("connection.") for path in changed):
-                forget_connection(self._connectors, stored)
-            return _shown(merged, names, command.actor, str)
+            return self._done(command, stored, merged, changed, names)
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    async def on_loop(self, command: UpdateSourceCommand, offload: Offload) -> Source:
+        """The update, awaited: `offload` runs what would block (a host name's lookup), and the
+        whole update if it tests the connection first or the store has no `lookup` and
+        `writes`."""
+        if command.verify or self._lookup is None or self._writes is None:
+            return await offload(functools.partial(self, command))
+        require(command.actor, self.required_scope)
+        for attempt in range(UPDATE_ATTEMPTS):
+            stored = self._admitted(command, await self._lookup.get(command.source_id))
+            connector, names, clear = self._opened(stored)
+            draft = _draft_connection(clear, command.patch, names)
+            checked = None
+            if draft is not None:
+                checked = await _validated_async(connector, draft, offload)
+            merged, changed = self._merge(clear, command.patch, checked)
+            if not changed:
+                return _shown(clear, names, command.actor, str)
+            merged, sealed, event = self._changed(command, stored, merged, changed, names)
+            try:
+                await self._writes.update(sealed, stored.version, event)
+            except VersionMismatch:
+                if not self._merges_again(command, attempt):
+                    raise
+                continue
+            return self._done(command, stored, merged, changed, names)
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     @staticmethod
+    def _admitted(command: UpdateSourceCommand, stored: Source) -> Source:
+        """The stored source, if the command's condition admits its version."""
+        if command.if_match is not None and not command.if_match.admits(stored.version):
+            raise VersionMismatch(stored.id, stored.version)
+        return stored
+
+    @staticmethod
+    def _merges_again(command: UpdateSourceCommand, attempt: int) -> bool:
+        """Whether an attempt that lost to another change merges again onto the newer version."""
+        # `*` asks only that the source exist, so it may merge again like no condition at all.
+        retry = command.if_match is None or command.if_match.versions is None
+        return retry and attempt < UPDATE_ATTEMPTS - 1
+
+    def _opened(self, stored: Source) -> tuple[Connector, list[str], Source]:
+        """The source's connector, its secret fields, and the source with them decrypted."""
+        names = _secret_names(self._connectors, stored.source_type)
+        clear = _map_secrets(stored, names, self._cipher.decrypt)
+        return self._connectors.get(stored.source_type), names, clear
+
+    def _changed(
+        self,
+        command: UpdateSourceCommand,
+        stored: Source,
+        merged: Source,
+        changed: tuple[str, ...],
+        names: list[str],
+    ) -> tuple[Source, Source, Event]:
+        """The changed source in clear, the same as stored (its secrets sealed), its event."""
+        now = self._clock.now()
+        merged = attrs.evolve(
+            merged, version=stored.version + 1, updated_at=now, updated_by=command.actor.identity
+        )
+        event = Event(
+            id=self._ids.new(),
+            at=now,
+            actor=command.actor.identity,
+            action=Action.SOURCE_UPDATED,
+            source_id=stored.id,
+            source_name=merged.name.value,
+            changed=changed,
+        )
+        return merged, self._sealed(merged, stored, names, changed), event
+
+    def _done(
+        self,
+        command: UpdateSourceCommand,
+        stored: Source,
+        merged: Source,
+        changed: tuple[str, ...],
+        names: list[str],
+    ) -> Source:
+        """The stored change as the actor may see it, once the old connection is forgotten."""
+        if any(path.startswith("connection.") for path in changed):
+            forget_connection(self._connectors, stored)
+        return _shown(merged, names, command.actor, str)
+
+    @staticmethod
     def _merge(
-        clear: Source, patch: SourcePatch, connector: Connector, names: list[str]
+        clear: Source, patch: SourcePatch, checked: tuple[dict[str, Any], list[FieldError]] | None
     ) -> tuple[Source, tuple[str, ...]]:
-        """The source with the patch merged and validated, and the paths that changed."""
+        """The source with the patch merged and validated (`checked`: the patched connection as
+        its connector validated it, and its errors; None if the patch leaves it), and the paths
+        that changed."""
         errors: list[FieldError] = []
         name = clear.name.value
         if patch.name is not ABSENT:
@@ -414,17 +519,9 @@ class UpdateSource:
             tags = () if patch.tags is None else patch.tags
             errors += tags_errors(tags)
         connection: Mapping[str, Any] = clear.connection
-        if patch.connection is not ABSENT:
-            draft = dict(clear.connection)
-            for field, value in patch.connection.items():
-                if value is None:
-                    draft.pop(field, None)
-                elif not (field in names and value == MASK):
-                    draft[field] = value
-            try:
-                connection = connector.validate(draft)
-            except InvalidConnection as exc:
-                errors += exc.errors
+        if checked is not None:
+            connection, connection_errors = checked
+            errors += connection_errors
         if errors:
             raise InvalidInput(errors)
         changed = [

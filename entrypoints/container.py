@@ -304,7 +304,9 @@ class Container(containers.DeclarativeContainer):
     get_source = providers.Factory(
         GetSource, sources, connectors, cipher, events, clock, ids, source_lookup
     )
-    update_source = providers.Factory(UpdateSource, sources, connectors, cipher, clock, ids)
+    update_source = providers.Factory(
+        UpdateSource, sources, connectors, cipher, clock, ids, source_lookup, source_writes
+    )
     check_source_connection = providers.Factory(
         CheckSourceConnection, sources, connectors, cipher, clock
     )

@@ -28,13 +28,18 @@ class InlineSourceLookup:
 
 
 class InlineSourceWrites:
-    """New sources, straight into the repository (which must never wait: in memory)."""
+    """Sources added and changed straight in the repository (which must never wait: in memory)."""
 
     def __init__(self, sources: SourceRepository) -> None:
         self._sources = sources
 
     async def add(self, source: Source, event: Event | None = None) -> None:
         self._sources.add(source, event)
+
+    async def update(
+        self, source: Source, expected_version: int, event: Event | None = None
+    ) -> None:
+        self._sources.update(source, expected_version, event)
 
     async def close(self) -> None:
         """Every add ended before it returned."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -358,13 +358,14 @@ class PostgresDatabase:
             await cursor.execute(sql, list(parameters))
             return await cursor.fetchall()
 
-    async def write_async(self, sql: str, parameters: Mapping[str, Any]) -> None:
-        """One statement (atomic in autocommit), awaited through the running loop's pool.
+    async def write_async(self, sql: str, parameters: Mapping[str, Any]) -> int:
+        """One statement (atomic in autocommit), awaited through the running loop's pool; the
+        rows it counted.
 
         It is not retried: a connection that died after sending it may have committed it.
         """
         async with self._loop_connection() as conn:
-            await conn.execute(sql, parameters)
+            return (await conn.execute(sql, parameters)).rowcount
 
     @asynccontextmanager
     async def _loop_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -473,6 +474,31 @@ def _adding(source: Source, event: Event | None) -> tuple[str, dict[str, Any]]:
     return sql, {**_source_row(source), **_event_row(event)}
 
 
+_UPDATE_SOURCE = (
+    "UPDATE sources SET name = %(name)s, connection = %(connection)s::json,"
+    " description = %(description)s, tags = %(tags)s::text[],"
+    " status = %(status)s, version = %(version)s,"
+    " updated_at = %(updated_at)s::timestamptz, updated_by = %(updated_by)s"
+    " WHERE id = %(id)s::uuid AND version = %(expected)s RETURNING id"
+)
+
+
+def _updating(
+    source: Source, expected_version: int, event: Event | None
+) -> tuple[str, dict[str, Any]]:
+    """The statement that replaces a source still at `expected_version` and adds its event, and
+    its parameters; it counts one row if it did.
+
+    One statement in autocommit: the event is inserted only for a row updated, and both commit
+    together (a data-modifying CTE), in one round trip.
+    """
+    parameters = {**_source_row(source), "expected": expected_version}
+    if event is None:
+        return _UPDATE_SOURCE, parameters
+    sql = f"WITH changed AS ({_UPDATE_SOURCE}) {_INSERT_EVENT_SELECT} FROM changed"
+    return sql, {**parameters, **_event_row(event)}
+
+
 def _name_taken(exc: pg_errors.UniqueViolation) -> bool:
     """Whether a unique violation is that of a source's name (any other is a bug)."""
     return exc.diag.constraint_name == "sources_name_unique"
@@ -495,22 +521,10 @@ class PostgresSourceRepository:
             raise
 
     def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
-        update = (
-            "UPDATE sources SET name = %(name)s, connection = %(connection)s::json,"
-            " description = %(description)s, tags = %(tags)s::text[],"
-            " status = %(status)s, version = %(version)s,"
-            " updated_at = %(updated_at)s::timestamptz, updated_by = %(updated_by)s"
-            " WHERE id = %(id)s::uuid AND version = %(expected)s RETURNING id"
-        )
-        parameters = {**_source_row(source), "expected": expected_version}
-        if event is not None:
-            # One statement in autocommit: the event is inserted only for a row updated, and
-            # both commit together (a data-modifying CTE), in one round trip.
-            update = f"WITH changed AS ({update}) {_INSERT_EVENT_SELECT} FROM changed"
-            parameters.update(_event_row(event))
+        sql, parameters = _updating(source, expected_version, event)
         try:
             with self._db.connection() as conn:
-                if not conn.execute(update, parameters).rowcount:
+                if not conn.execute(sql, parameters).rowcount:
                     _mismatch(conn, source.id)
         except pg_errors.UniqueViolation as exc:
             if _name_taken(exc):
@@ -573,6 +587,7 @@ class PostgresSourceRepository:
 
 _SOURCES_BY_ID = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = ANY(%s)"
 _SOURCE_EXISTS = "SELECT 1 AS found FROM sources WHERE id = %s"
+_EVENT_EXISTS = "SELECT 1 AS found FROM events WHERE id = %s"
 
 
 class _Turns:
@@ -671,14 +686,15 @@ class PostgresSourceLookup:
 
 
 class PostgresSourceWrites:
-    """New sources stored from the event loop, through the database's pool for that loop.
+    """Sources added and changed from the event loop, through the database's pool for that loop.
 
-    An add is one statement on one connection, as `PostgresSourceRepository.add` makes it. If
+    Each write is one statement on one connection, as `PostgresSourceRepository` makes it. If
     that connection dies with it (the server restarted, or killed it), it is sent once more on
-    a fresh one, and a first attempt that did commit counts.
-    Once begun it runs to its end even if its caller is cancelled (as a write on a worker
-    thread does): a cancellation reaches the caller at once and the statement's outcome is
-    dropped, so a client that went away neither leaves half a write nor holds the loop.
+    a fresh one, and a first attempt that did commit counts: an add finds its source's id
+    taken, a change finds its event in. Once begun, a write runs to its end even if its caller
+    is cancelled (as a write on a worker thread does): the cancellation reaches the caller at
+    once and the outcome is dropped, so a client that went away neither leaves half a write nor
+    holds the loop, and `close` waits for such writes.
     """
 
     def __init__(self, db: PostgresDatabase) -> None:
@@ -688,7 +704,22 @@ class PostgresSourceWrites:
         self._running: set[asyncio.Task[None]] = set()
 
     async def add(self, source: Source, event: Event | None = None) -> None:
-        write = asyncio.ensure_future(self._add(source, event))
+        await self._shielded(self._add(source, event), source)
+
+    async def update(
+        self, source: Source, expected_version: int, event: Event | None = None
+    ) -> None:
+        await self._shielded(self._update(source, expected_version, event), source)
+
+    async def close(self) -> None:
+        """Wait for the writes still running (their callers were cancelled) on this loop."""
+        loop = asyncio.get_running_loop()
+        running = {write for write in self._running if write.get_loop() is loop}
+        if running:
+            await asyncio.wait(running)
+
+    async def _shielded(self, work: Coroutine[Any, Any, None], source: Source) -> None:
+        write = asyncio.ensure_future(work)
         self._running.add(write)
         write.add_done_callback(self._ended)
         try:
@@ -713,12 +744,21 @@ class PostgresSourceWrites:
                     return
                 raise
 
-    async def close(self) -> None:
-        """Wait for the adds still running (their callers were cancelled) on this loop."""
-        loop = asyncio.get_running_loop()
-        running = {write for write in self._running if write.get_loop() is loop}
-        if running:
-            await asyncio.wait(running)
+    async def _update(self, source: Source, expected_version: int, event: Event | None) -> None:
+        sql, parameters = _updating(source, expected_version, event)
+        try:
+            updated = await self._db.write_async(sql, parameters)
+        except _BrokenConnection:
+            if event is None:  # nothing of its own tells whether it went in
+                raise
+            # As for an add: sent again, it finds the version moved on if the first attempt
+            # committed, and then its event (whose id is its own) is in.
+            updated = await self._db.write_async(sql, parameters)
+            if not updated and await self._db.read_async(_EVENT_EXISTS, [event.id]):
+                return
+        if not updated:
+            rows = await self._db.read_async(_VERSION, [source.id])
+            _mismatch_of(source.id, rows[0]["version"] if rows else None)
 
     def _ended(self, write: asyncio.Task[None]) -> None:
         self._running.discard(write)
@@ -755,12 +795,20 @@ def _record(conn: psycopg.Connection[Any], event: Event | None) -> None:
         conn.execute(_INSERT_EVENT, _event_row(event))
 
 
+_VERSION = "SELECT version FROM sources WHERE id = %s"
+
+
 def _mismatch(conn: psycopg.Connection[Any], source_id: UUID) -> None:
     """Raise why a conditional change matched no row: no such source, or another version."""
-    row = conn.execute("SELECT version FROM sources WHERE id = %s", [source_id]).fetchone()
-    if row is None:
+    row = conn.execute(_VERSION, [source_id]).fetchone()
+    _mismatch_of(source_id, None if row is None else row[0])
+
+
+def _mismatch_of(source_id: UUID, version: int | None) -> None:
+    """Raise why a conditional change matched no row, given the source's version now."""
+    if version is None:
         raise SourceNotFound(source_id)
-    raise VersionMismatch(source_id, row[0])
+    raise VersionMismatch(source_id, version)
 
 
 class PostgresEventRepository:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import UTC, datetime
@@ -124,11 +123,6 @@ def _write_offload(state: State, verify: bool) -> Offload:
         return anyio.to_thread.run_sync(call, limiter=limiter)
 
     return offload
-
-
-async def _writing(state: State, verify: bool, use_case: Callable[[Any], T], command: Any) -> T:
-    """Run a write on a worker thread (see `_write_offload`)."""
-    return await _write_offload(state, verify)(functools.partial(use_case, command))
 
 
 async def _bounded_check(
@@ -419,7 +413,8 @@ class SourcesController(Controller):
         except SerializationException:
             raise InvalidInput.single("body", "is not valid JSON") from None
         command = update_command(request.user, ident, changes, condition, verify)
-        source = await _writing(request.app.state, verify, update_source, command)
+        offload = _write_offload(request.app.state, verify)
+        source = await update_source.on_loop(command, offload)
         return Response(SourceRecord.of(source), headers={"ETag": etag(source.version)})
 
     @get(

@@ -1,22 +1,24 @@
 """The SourceWrites contract, held by every storage adapter that has writes for the event loop:
-what `SourceRepository.add` does, awaited, however many adds are made at once, and an add that
-has begun ends even if its caller is cancelled."""
+what `SourceRepository.add` and `update` do, awaited, however many writes are made at once, and
+a write that has begun ends even if its caller is cancelled."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import attrs
 import pytest
 from hypothesis import given
 
 from application.ports import SourceWrites
-from domain.errors import DuplicateSourceName, SourceNotFound
+from domain.errors import DuplicateSourceName, SourceNotFound, VersionMismatch
 from domain.events import Action
 from domain.sources import Source, SourceName
-from tests.builders import make_source
+from tests.builders import T0, make_source
 from tests.contract import strategies
 from tests.contract.stores import FRESH_STORE_PER_EXAMPLE, WRITING_ADAPTERS, StoreFactory, Stores
 from tests.contract.test_lifecycle import event, trail
@@ -133,3 +135,88 @@ def test_an_add_is_seen_by_the_next_lookup(new_stores: StoreFactory) -> None:
             return await stores.lookup.get(source.id), await stores.lookup.get(renamed.id)
 
         assert on_a_loop(stores, work) == (source, renamed)
+
+
+def changed(source: Source, version: int, **fields: Any) -> Source:
+    return attrs.evolve(
+        source, version=version, updated_at=T0 + timedelta(seconds=version), **fields
+    )
+
+
+def test_a_change_at_the_expected_version_is_stored_with_its_event(
+    new_stores: StoreFactory,
+) -> None:
+    with new_stores() as stores:
+        source = make_source("orders")
+        stores.sources.add(source)
+        second = changed(source, 2, name=SourceName("orders-2"), tags=("pii",))
+        updated = event(Action.SOURCE_UPDATED, second, changed=("name", "tags"))
+        on_a_loop(stores, lambda writes: writes.update(second, 1, updated))
+        assert stores.sources.get(source.id) == second
+        assert trail(stores.events) == [updated]
+
+
+def test_a_change_at_another_version_or_of_no_source_stores_nothing(
+    new_stores: StoreFactory,
+) -> None:
+    with new_stores() as stores:
+        source = make_source("orders")
+        stores.sources.add(source)
+        stores.sources.update(changed(source, 2), 1)
+        late = changed(source, 2, description="late")
+        with pytest.raises(VersionMismatch) as caught:
+            on_a_loop(stores, lambda writes: writes.update(late, 1, event(Action.SOURCE_UPDATED)))
+        assert caught.value.current_version == 2
+        ghost = make_source("ghost", version=2)
+        with pytest.raises(SourceNotFound):
+            on_a_loop(stores, lambda writes: writes.update(ghost, 1, event(Action.SOURCE_UPDATED)))
+        assert stores.sources.get(source.id) == changed(source, 2)
+        assert trail(stores.events) == []
+
+
+def test_a_change_to_a_name_taken_is_a_duplicate(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        source, other = make_source("orders"), make_source("other")
+        stores.sources.add(source)
+        stores.sources.add(other)
+        taking = changed(other, 2, name=SourceName("orders"))
+        with pytest.raises(DuplicateSourceName):
+            on_a_loop(stores, lambda writes: writes.update(taking, 1, event(Action.SOURCE_UPDATED)))
+        assert stores.sources.get(other.id) == other
+
+
+def test_of_changes_from_one_version_at_once_exactly_one_wins(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        source = make_source("orders")
+        stores.sources.add(source)
+        rivals = [changed(source, 2, description=f"rival {i}") for i in range(6)]
+
+        async def update_all(writes: SourceWrites) -> list[BaseException | None]:
+            updates = (writes.update(r, 1, event(Action.SOURCE_UPDATED, r)) for r in rivals)
+            return await asyncio.gather(*updates, return_exceptions=True)
+
+        outcomes = on_a_loop(stores, update_all)
+        winners = [r for r, outcome in zip(rivals, outcomes, strict=True) if outcome is None]
+        assert len(winners) == 1
+        assert all(isinstance(o, VersionMismatch) for o in outcomes if o is not None)
+        assert stores.sources.get(source.id) == winners[0]
+        assert len(trail(stores.events)) == 1
+
+
+def test_a_change_whose_caller_is_cancelled_still_ends(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        source = make_source("orders")
+        stores.sources.add(source)
+        second = changed(source, 2, description="moved")
+        updated = event(Action.SOURCE_UPDATED, second, changed=("description",))
+
+        async def cancelled(writes: SourceWrites) -> None:
+            updating = asyncio.ensure_future(writes.update(second, 1, updated))
+            await asyncio.sleep(0)  # one turn of the loop: the change has begun
+            updating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await updating
+
+        on_a_loop(stores, cancelled)  # its `close` waits for the change
+        assert stores.sources.get(source.id) == second
+        assert trail(stores.events) == [updated]

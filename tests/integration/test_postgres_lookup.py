@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import attrs
 import psycopg
 import pytest
 
@@ -23,10 +24,10 @@ from adapters.storage.postgres import (
     PostgresSourceWrites,
     _BrokenConnection,
 )
-from domain.errors import DuplicateSourceName, SourceNotFound, StoreUnavailable
+from domain.errors import DuplicateSourceName, SourceNotFound, StoreUnavailable, VersionMismatch
 from domain.events import Action, Event, EventFilter
 from domain.sources import Source
-from tests.builders import make_source
+from tests.builders import T0, make_source
 from tests.contract.relay import TcpRelay
 from tests.contract.stores import PostgresStores
 from tests.contract.test_lifecycle import event
@@ -36,6 +37,15 @@ pytestmark = pytest.mark.postgres
 
 def registered(source: Source) -> Event:
     return event(Action.SOURCE_REGISTERED, source)
+
+
+def moved(source: Source) -> Source:
+    """The source at version 2, described anew."""
+    return attrs.evolve(source, description="moved", version=2, updated_at=T0)
+
+
+def updated(source: Source) -> Event:
+    return event(Action.SOURCE_UPDATED, moved(source), changed=("description",))
 
 
 @pytest.fixture
@@ -258,24 +268,29 @@ def test_writes_after_the_server_killed_their_connections_do_not_fail(
     ):
         writes = PostgresSourceWrites(db)
 
+        def kill_them_all() -> None:
+            """Every connection of this test's pools dies, as in a server restart."""
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND datname = current_database()",
+                [name],
+            ).fetchall()
+            assert killed
+            assert all(ok for (ok,) in killed)
+
         async def main() -> None:
             async with closing(lookup):
                 for batch in batches:
                     await asyncio.gather(*(writes.add(s, registered(s)) for s in batch))
-                    # Every connection of this test's pools dies, as in a server restart.
-                    killed = admin.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE application_name = %s AND datname = current_database()",
-                        [name],
-                    ).fetchall()
-                    assert killed
-                    assert all(ok for (ok,) in killed)
+                    kill_them_all()
+                    await asyncio.gather(*(writes.update(moved(s), 1, updated(s)) for s in batch))
+                    kill_them_all()
 
         asyncio.run(main())
         repository = PostgresSourceRepository(db)
         for source in (s for batch in batches for s in batch):
-            assert repository.get(source.id) == source
-        assert len(PostgresEventRepository(db).list(EventFilter()).events) == 20
+            assert repository.get(source.id) == moved(source)
+        assert len(PostgresEventRepository(db).list(EventFilter()).events) == 40
 
 
 class DyingAfterCommit(PostgresDatabase):
@@ -283,11 +298,12 @@ class DyingAfterCommit(PostgresDatabase):
 
     died = False
 
-    async def write_async(self, sql: str, parameters: Mapping[str, Any]) -> None:
-        await super().write_async(sql, parameters)
+    async def write_async(self, sql: str, parameters: Mapping[str, Any]) -> int:
+        counted = await super().write_async(sql, parameters)
         if not self.died:
             self.died = True
             raise _BrokenConnection("the connection died before the answer came")
+        return counted
 
 
 def test_a_write_whose_answer_was_lost_after_it_committed_counts_once(
@@ -315,5 +331,33 @@ def test_a_write_whose_answer_was_lost_after_it_committed_counts_once(
             assert [
                 e.source_id for e in PostgresEventRepository(db).list(EventFilter()).events
             ] == [source.id]
+        finally:
+            db.close()
+
+
+def test_a_change_whose_answer_was_lost_after_it_committed_counts_once(
+    postgres_stores: PostgresStores,
+) -> None:
+    source = make_source("orders")
+    with postgres_stores.schema_url() as url:
+        db = DyingAfterCommit(url)
+        try:
+            db.upgrade()
+            PostgresSourceRepository(db).add(source)
+            writes, change = PostgresSourceWrites(db), updated(source)
+
+            async def main() -> None:
+                try:
+                    await writes.update(moved(source), 1, change)
+                    # A change that lost to another is still a mismatch after the same loss.
+                    db.died = False
+                    with pytest.raises(VersionMismatch):
+                        await writes.update(moved(source), 1, updated(source))
+                finally:
+                    await db.close_async()
+
+            asyncio.run(main())
+            assert PostgresSourceRepository(db).get(source.id) == moved(source)
+            assert PostgresEventRepository(db).list(EventFilter()).events == (change,)
         finally:
             db.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import attrs
 import pytest
 
@@ -13,7 +16,8 @@ from adapters.storage.memory import (
     MemorySnapshotRepository,
     MemorySourceRepository,
 )
-from domain.sources import Column
+from domain.events import EventFilter
+from domain.sources import Column, SourceFilter
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
 
 
@@ -55,3 +59,23 @@ def new_world() -> World:
         clock=SteppingClock(),
         ids=CountingIds(),
     )
+
+
+def outcome(world: World, act: Callable[[], object]) -> object:
+    """What an action gave (its answer, or the error's type and words) and left behind (the
+    sources with their secrets decrypted, the events, and the connections forgotten)."""
+    try:
+        given: object = act()
+    except Exception as exc:
+        given = (type(exc), str(exc), getattr(exc, "errors", None))
+    stored = [
+        world.sources.get(s.id).connection for s in world.sources.list(SourceFilter()).sources
+    ]
+    events = list(world.events.list(EventFilter()).events)
+    forgotten = [in_clear(world, c) for c in world.connector.forgotten]
+    return given, [in_clear(world, c) for c in stored], events, forgotten
+
+
+def in_clear(world: World, connection: Mapping[str, Any]) -> dict[str, Any]:
+    """A connection of the fake connector's as stored, its password decrypted."""
+    return {k: world.cipher.decrypt(v) if k == "password" else v for k, v in connection.items()}

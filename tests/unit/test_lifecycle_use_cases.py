@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid
 from typing import Any
 
@@ -9,8 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.storage.inline import InlineSourceLookup, InlineSourceWrites
 from application.events import ListEvents, ListEventsQuery
 from application.keys import CreateApiKey, RevokeApiKey
+from application.ports import SourceWrites
 from application.sources import (
     CheckNewConnection,
     CheckNewConnectionCommand,
@@ -31,19 +35,26 @@ from domain.errors import (
     VerificationFailed,
     VersionMismatch,
 )
-from domain.events import Action, EventFilter
+from domain.events import Action, Event, EventFilter
 from domain.keys import ALL_SCOPES, Principal, Scope
 from domain.sources import MASK, IfMatch, Source, SourceFilter, parse_if_match
 from entrypoints.operator import OPERATOR
 from entrypoints.requests import update_command
 from tests.builders import ADMIN, READER, WRITER, register
-from tests.unit.conftest import World
+from tests.fakes import Offloaded
+from tests.unit.conftest import World, in_clear, new_world, outcome
 
 
 def update(world: World, source: Source, patch: Any, actor: Principal = ADMIN, **kw: Any) -> Source:
+    return update_by_id(world, source.id, patch, actor, **kw)
+
+
+def update_by_id(
+    world: World, source_id: uuid.UUID, patch: Any, actor: Principal = ADMIN, **kw: Any
+) -> Source:
     use_case = UpdateSource(world.sources, world.connectors, world.cipher, world.clock, world.ids)
     # The patch as a client sends it, decoded as every entrypoint decodes one.
-    return use_case(update_command(actor, source.id, patch, **kw))
+    return use_case(update_command(actor, source_id, patch, **kw))
 
 
 def actions(world: World) -> list[Action]:
@@ -286,3 +297,137 @@ def test_key_events_and_the_audit_scope(world: World) -> None:
         list_events(ListEventsQuery(Principal("tdbk_x", {Scope.READ})))
     with pytest.raises(InvalidInput):
         list_events(ListEventsQuery(OPERATOR, limit=0))
+
+
+# --- an update on the event loop ---------------------------------------------------------------
+
+
+def update_on_loop(
+    world: World,
+    source_id: uuid.UUID,
+    patch: Any,
+    offload: Offloaded,
+    actor: Principal = ADMIN,
+    *,
+    writes: SourceWrites | None = None,
+    offloaded: bool = False,
+    **kw: Any,
+) -> Source:
+    """`update`, awaited: through the memory store's lookup and `writes` (its own unless
+    given), or, `offloaded`, without them (as for SQLite)."""
+    use_case = UpdateSource(
+        world.sources,
+        world.connectors,
+        world.cipher,
+        world.clock,
+        world.ids,
+        InlineSourceLookup(world.sources),
+        None if offloaded else writes or InlineSourceWrites(world.sources),
+    )
+    command = update_command(actor, source_id, patch, **kw)
+    return asyncio.run(use_case.on_loop(command, offload))
+
+
+UPDATES: list[tuple[Any, dict[str, Any]]] = [
+    ({"description": "x", "tags": ["a"]}, {}),
+    ({"name": "b"}, {}),
+    ({"connection": {"password": MASK}}, {}),
+    ({"connection": {"password": "new", "port": 5}}, {}),
+    ({"connection": {"tabel": "x"}}, {}),
+    ({"name": " ", "connection": {"port": 0}}, {}),
+    ({"description": None, "tags": None}, {"actor": WRITER}),
+    ({"description": "x"}, {"if_match": IfMatch(frozenset({2}))}),
+    ({"description": "x"}, {"if_match": IfMatch()}),
+    ({}, {"if_match": IfMatch(frozenset({7}))}),
+    ({"description": "x"}, {"actor": READER}),
+    ({"connection": {"table": "missing"}}, {"verify": True}),
+    ({"description": "v"}, {"verify": True}),
+    ({"description": "x"}, {"ghost": True}),
+]
+
+
+@pytest.mark.parametrize("offloaded", [False, True], ids=["writes", "offloaded"])
+@pytest.mark.parametrize(("patch", "kw"), UPDATES)
+def test_on_the_loop_an_update_answers_as_a_call_does(
+    patch: Any, kw: dict[str, Any], offloaded: bool
+) -> None:
+    called, awaited = new_world(), new_world()
+    for world in (called, awaited):
+        register(world, name="b")
+    kw = dict(kw)
+    if kw.pop("ghost", False):
+        source_id = uuid.uuid4()
+    else:
+        source_id = register(called).id
+        assert register(awaited).id == source_id  # counted ids: the same in both
+    on_loop = functools.partial(
+        update_on_loop, awaited, source_id, patch, Offloaded(), offloaded=offloaded, **kw
+    )
+    call = functools.partial(update_by_id, called, source_id, patch, **kw)
+    assert outcome(awaited, on_loop) == outcome(called, call)
+
+
+def test_on_the_loop_with_lookup_and_writes_nothing_is_offloaded(world: World) -> None:
+    source, offload = register(world), Offloaded()
+    moved = update_on_loop(world, source.id, {"connection": {"password": "new"}}, offload)
+    assert (moved.version, moved.connection["password"], offload.calls) == (2, "new", 0)
+    forgotten = [in_clear(world, c) for c in world.connector.forgotten]
+    assert forgotten == [{"table": "orders", "password": "s3cret", "port": 1}]
+
+
+@pytest.mark.parametrize("case", ["verify", "no writes"])
+def test_on_the_loop_an_update_is_wholly_offloaded_if_it_tests_or_has_no_writes(
+    world: World, case: str
+) -> None:
+    source, offload = register(world), Offloaded()
+    moved = update_on_loop(
+        world,
+        source.id,
+        {"description": "x"},
+        offload,
+        offloaded=case == "no writes",
+        verify=case == "verify",
+    )
+    assert (moved.version, offload.calls) == (2, 1)
+
+
+class Racing:
+    """The memory store's writes, but another change gets in just before the first update."""
+
+    def __init__(self, world: World, tag: str) -> None:
+        self.world, self.inner, self.tag = world, InlineSourceWrites(world.sources), tag
+        self.raced = False
+
+    async def add(self, source: Source, event: Event | None = None) -> None:
+        await self.inner.add(source, event)
+
+    async def update(
+        self, source: Source, expected_version: int, event: Event | None = None
+    ) -> None:
+        if not self.raced:
+            self.raced = True
+            update(self.world, source, {"tags": [self.tag]})
+        await self.inner.update(source, expected_version, event)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def test_on_the_loop_an_update_that_lost_a_race_merges_again_unless_pinned(world: World) -> None:
+    source = register(world)
+    merged = update_on_loop(
+        world, source.id, {"description": "x"}, Offloaded(), writes=Racing(world, "raced")
+    )
+    assert (merged.version, merged.description, merged.tags) == (3, "x", ("raced",))
+    pinned = IfMatch(frozenset({3}))
+    with pytest.raises(VersionMismatch) as lost:
+        update_on_loop(
+            world,
+            source.id,
+            {"description": "y"},
+            Offloaded(),
+            writes=Racing(world, "again"),
+            if_match=pinned,
+        )
+    assert lost.value.current_version == 4
+    assert world.sources.get(source.id).description == "x"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -38,7 +37,7 @@ from domain.sources import MASK, Column, Source, SourceFilter
 from entrypoints.requests import RegisterSourceRequest
 from tests.builders import ADMIN, READER, WRITER, make_source, register
 from tests.fakes import Offloaded
-from tests.unit.conftest import World, new_world
+from tests.unit.conftest import World, new_world, outcome
 
 
 def test_register_returns_the_full_record_with_defaults(world: World) -> None:
@@ -208,22 +207,6 @@ def register_on_loop(
     )
     command = RegisterSourceRequest.decode(body).command(actor, verify)
     return asyncio.run(use_case.on_loop(command, offload))
-
-
-def outcome(world: World, register_one: Callable[[], Source]) -> object:
-    """What a registration gave (the source, or the error's type and words) and left behind
-    (the sources with their secrets decrypted, and the events)."""
-    try:
-        given: object = register_one()
-    except Exception as exc:
-        given = (type(exc), str(exc), getattr(exc, "errors", None))
-    stored = [
-        world.sources.get(s.id).connection for s in world.sources.list(SourceFilter()).sources
-    ]
-    decrypted = [
-        {k: world.cipher.decrypt(v) if k == "password" else v for k, v in c.items()} for c in stored
-    ]
-    return given, decrypted, list(world.events.list(EventFilter()).events)
 
 
 REGISTRATIONS: list[dict[str, Any]] = [
