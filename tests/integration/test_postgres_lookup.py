@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -91,6 +91,17 @@ def sessions(admin: psycopg.Connection[Any], application_name: str) -> list[dict
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def kill_sessions(admin: psycopg.Connection[Any], application_name: str) -> None:
+    """Every connection of this test's pools dies, as in a server restart."""
+    killed = admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = %s AND datname = current_database()",
+        [application_name],
+    ).fetchall()
+    assert killed
+    assert all(ok for (ok,) in killed)
+
+
 def test_lookups_made_at_once_are_one_autocommit_statement(
     postgres_stores: PostgresStores,
 ) -> None:
@@ -146,14 +157,7 @@ def test_lookups_after_the_server_killed_their_connections_do_not_fail(
             async with closing(lookup):
                 for _ in range(3):
                     answers.append(await asyncio.gather(*(lookup.get(source.id) for _ in range(5))))
-                    # Every connection of this test's pools dies, as in a server restart.
-                    killed = admin.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE application_name = %s AND datname = current_database()",
-                        [name],
-                    ).fetchall()
-                    assert killed
-                    assert all(ok for (ok,) in killed)
+                    kill_sessions(admin, name)
                 answers.append(await asyncio.gather(*(lookup.get(source.id) for _ in range(5))))
             return answers
 
@@ -167,10 +171,11 @@ def through(url: str, relay: TcpRelay) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def test_lookups_fail_fast_while_the_server_is_away_and_recover(
+@contextmanager
+def relayed_store(
     postgres_stores: PostgresStores,
-) -> None:
-    source = make_source("orders")
+) -> Iterator[tuple[TcpRelay, PostgresDatabase, PostgresSourceLookup]]:
+    """A migrated store, its lookups, and the relay the test cuts to take the server away."""
     host_port = urlsplit(postgres_stores.url)
     relay = TcpRelay(host_port.hostname or "127.0.0.1", host_port.port or 5432)
     relay.start()
@@ -179,81 +184,80 @@ def test_lookups_fail_fast_while_the_server_is_away_and_recover(
             postgres_stores.schema_url() as url,
             store(through(url, relay), connect_timeout=1, reconnect_timeout=3) as (db, lookup),
         ):
-            PostgresSourceRepository(db).add(source)
-
-            async def main() -> Source:
-                async with closing(lookup):
-                    assert await lookup.get(source.id) == source
-                    relay.stop()
-                    started = time.monotonic()
-                    # Several batches' worth, made at once and one after another.
-                    failed = await asyncio.gather(
-                        *(lookup.get(source.id) for _ in range(10)), return_exceptions=True
-                    )
-                    failed.append(
-                        (await asyncio.gather(lookup.get(source.id), return_exceptions=True))[0]
-                    )
-                    assert time.monotonic() - started < 2.5
-                    assert all(isinstance(f, StoreUnavailable) for f in failed), failed
-                    relay.start()
-                    deadline = time.monotonic() + 15
-                    while True:
-                        try:
-                            return await lookup.get(source.id)
-                        except StoreUnavailable:
-                            assert time.monotonic() < deadline, "the lookups did not recover"
-                            await asyncio.sleep(0.2)
-
-            assert asyncio.run(main()) == source
+            yield relay, db, lookup
     finally:
         relay.stop()
+
+
+def test_lookups_fail_fast_while_the_server_is_away_and_recover(
+    postgres_stores: PostgresStores,
+) -> None:
+    source = make_source("orders")
+    with relayed_store(postgres_stores) as (relay, db, lookup):
+        PostgresSourceRepository(db).add(source)
+
+        async def main() -> Source:
+            async with closing(lookup):
+                assert await lookup.get(source.id) == source
+                relay.stop()
+                started = time.monotonic()
+                # Several batches' worth, made at once and one after another.
+                failed = await asyncio.gather(
+                    *(lookup.get(source.id) for _ in range(10)), return_exceptions=True
+                )
+                failed.append(
+                    (await asyncio.gather(lookup.get(source.id), return_exceptions=True))[0]
+                )
+                assert time.monotonic() - started < 2.5
+                assert all(isinstance(f, StoreUnavailable) for f in failed), failed
+                relay.start()
+                deadline = time.monotonic() + 15
+                while True:
+                    try:
+                        return await lookup.get(source.id)
+                    except StoreUnavailable:
+                        assert time.monotonic() < deadline, "the lookups did not recover"
+                        await asyncio.sleep(0.2)
+
+        assert asyncio.run(main()) == source
 
 
 def test_writes_on_the_loop_fail_fast_while_the_server_is_away_and_recover(
     postgres_stores: PostgresStores,
 ) -> None:
-    host_port = urlsplit(postgres_stores.url)
-    relay = TcpRelay(host_port.hostname or "127.0.0.1", host_port.port or 5432)
-    relay.start()
-    try:
-        with (
-            postgres_stores.schema_url() as url,
-            store(through(url, relay), connect_timeout=1, reconnect_timeout=3) as (db, lookup),
-        ):
-            writes = PostgresSourceWrites(db)
-            before, during, after = (
-                make_source("before"),
-                make_source("during"),
-                make_source("after"),
-            )
+    with relayed_store(postgres_stores) as (relay, db, lookup):
+        writes = PostgresSourceWrites(db)
+        before, during, after = (
+            make_source("before"),
+            make_source("during"),
+            make_source("after"),
+        )
 
-            async def main() -> None:
-                async with closing(lookup):
-                    await writes.add(before)
-                    relay.stop()
-                    started = time.monotonic()
-                    failed = await asyncio.gather(writes.add(during), return_exceptions=True)
-                    assert time.monotonic() - started < 2.5
-                    assert isinstance(failed[0], StoreUnavailable), failed
-                    relay.start()
-                    deadline = time.monotonic() + 15
-                    while True:
-                        try:
-                            await writes.add(after)
-                            break
-                        except StoreUnavailable:
-                            assert time.monotonic() < deadline, "the writes did not recover"
-                            await asyncio.sleep(0.2)
-                    await writes.close()
+        async def main() -> None:
+            async with closing(lookup):
+                await writes.add(before)
+                relay.stop()
+                started = time.monotonic()
+                failed = await asyncio.gather(writes.add(during), return_exceptions=True)
+                assert time.monotonic() - started < 2.5
+                assert isinstance(failed[0], StoreUnavailable), failed
+                relay.start()
+                deadline = time.monotonic() + 15
+                while True:
+                    try:
+                        await writes.add(after)
+                        break
+                    except StoreUnavailable:
+                        assert time.monotonic() < deadline, "the writes did not recover"
+                        await asyncio.sleep(0.2)
+                await writes.close()
 
-            asyncio.run(main())
-            repository = PostgresSourceRepository(db)
-            assert repository.get(before.id) == before
-            assert repository.get(after.id) == after
-            with pytest.raises(SourceNotFound):
-                repository.get(during.id)
-    finally:
-        relay.stop()
+        asyncio.run(main())
+        repository = PostgresSourceRepository(db)
+        assert repository.get(before.id) == before
+        assert repository.get(after.id) == after
+        with pytest.raises(SourceNotFound):
+            repository.get(during.id)
 
 
 def test_writes_after_the_server_killed_their_connections_do_not_fail(
@@ -268,23 +272,13 @@ def test_writes_after_the_server_killed_their_connections_do_not_fail(
     ):
         writes = PostgresSourceWrites(db)
 
-        def kill_them_all() -> None:
-            """Every connection of this test's pools dies, as in a server restart."""
-            killed = admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = %s AND datname = current_database()",
-                [name],
-            ).fetchall()
-            assert killed
-            assert all(ok for (ok,) in killed)
-
         async def main() -> None:
             async with closing(lookup):
                 for batch in batches:
                     await asyncio.gather(*(writes.add(s, registered(s)) for s in batch))
-                    kill_them_all()
+                    kill_sessions(admin, name)
                     await asyncio.gather(*(writes.update(moved(s), 1, updated(s)) for s in batch))
-                    kill_them_all()
+                    kill_sessions(admin, name)
 
         asyncio.run(main())
         repository = PostgresSourceRepository(db)
@@ -306,58 +300,65 @@ class DyingAfterCommit(PostgresDatabase):
         return counted
 
 
-def test_a_write_whose_answer_was_lost_after_it_committed_counts_once(
-    postgres_stores: PostgresStores,
-) -> None:
-    source = make_source("orders")
+@contextmanager
+def dying_after_commit(postgres_stores: PostgresStores) -> Iterator[DyingAfterCommit]:
+    """A migrated store whose first write loses its answer after it committed."""
     with postgres_stores.schema_url() as url:
         db = DyingAfterCommit(url)
         try:
             db.upgrade()
-            writes = PostgresSourceWrites(db)
-
-            async def main() -> None:
-                try:
-                    await writes.add(source, registered(source))
-                    # A name taken by another source is still a duplicate after the same loss.
-                    db.died = False
-                    with pytest.raises(DuplicateSourceName):
-                        await writes.add(make_source("orders"))
-                finally:
-                    await db.close_async()
-
-            asyncio.run(main())
-            assert PostgresSourceRepository(db).get(source.id) == source
-            assert [
-                e.source_id for e in PostgresEventRepository(db).list(EventFilter()).events
-            ] == [source.id]
+            yield db
         finally:
             db.close()
+
+
+def on_its_loop(db: PostgresDatabase, work: Callable[[], Awaitable[None]]) -> None:
+    """Run `work` on a new event loop, then close the store's pool for that loop."""
+
+    async def main() -> None:
+        try:
+            await work()
+        finally:
+            await db.close_async()
+
+    asyncio.run(main())
+
+
+def test_a_write_whose_answer_was_lost_after_it_committed_counts_once(
+    postgres_stores: PostgresStores,
+) -> None:
+    source = make_source("orders")
+    with dying_after_commit(postgres_stores) as db:
+        writes = PostgresSourceWrites(db)
+
+        async def work() -> None:
+            await writes.add(source, registered(source))
+            # A name taken by another source is still a duplicate after the same loss.
+            db.died = False
+            with pytest.raises(DuplicateSourceName):
+                await writes.add(make_source("orders"))
+
+        on_its_loop(db, work)
+        assert PostgresSourceRepository(db).get(source.id) == source
+        events = PostgresEventRepository(db).list(EventFilter()).events
+        assert [e.source_id for e in events] == [source.id]
 
 
 def test_a_change_whose_answer_was_lost_after_it_committed_counts_once(
     postgres_stores: PostgresStores,
 ) -> None:
     source = make_source("orders")
-    with postgres_stores.schema_url() as url:
-        db = DyingAfterCommit(url)
-        try:
-            db.upgrade()
-            PostgresSourceRepository(db).add(source)
-            writes, change = PostgresSourceWrites(db), updated(source)
+    with dying_after_commit(postgres_stores) as db:
+        PostgresSourceRepository(db).add(source)
+        writes, change = PostgresSourceWrites(db), updated(source)
 
-            async def main() -> None:
-                try:
-                    await writes.update(moved(source), 1, change)
-                    # A change that lost to another is still a mismatch after the same loss.
-                    db.died = False
-                    with pytest.raises(VersionMismatch):
-                        await writes.update(moved(source), 1, updated(source))
-                finally:
-                    await db.close_async()
+        async def work() -> None:
+            await writes.update(moved(source), 1, change)
+            # A change that lost to another is still a mismatch after the same loss.
+            db.died = False
+            with pytest.raises(VersionMismatch):
+                await writes.update(moved(source), 1, updated(source))
 
-            asyncio.run(main())
-            assert PostgresSourceRepository(db).get(source.id) == moved(source)
-            assert PostgresEventRepository(db).list(EventFilter()).events == (change,)
-        finally:
-            db.close()
+        on_its_loop(db, work)
+        assert PostgresSourceRepository(db).get(source.id) == moved(source)
+        assert PostgresEventRepository(db).list(EventFilter()).events == (change,)
