@@ -157,6 +157,7 @@ class RegisterSource:
         """The registration, awaited: `offload` runs what would block (a host name's lookup,
         the write if there are no `writes`, and the whole registration if it tests the
         connection first)."""
+        require(command.actor, self.required_scope)
         if command.verify:
             # The test waits for the source: all of it runs where `offload` sends it.
             return await offload(functools.partial(self, command))
@@ -350,11 +351,12 @@ def _draft_connection(
 
 
 def _validated(
-    validate: Callable[[Mapping[str, Any]], dict[str, Any]], draft: dict[str, Any]
+    connector: Connector, draft: dict[str, Any]
 ) -> tuple[dict[str, Any], list[FieldError]]:
-    """The connection as `validate` gives it, and no errors; or the draft, and its errors."""
+    """The connection as the connector validates it, and no errors; or the draft, and its
+    errors."""
     try:
-        return validate(draft), []
+        return connector.validate(draft), []
     except InvalidConnection as exc:
         return draft, list(exc.errors)
 
@@ -398,7 +400,7 @@ class UpdateSource:
             stored = self._admitted(command, self._sources.get(command.source_id))
             connector, names, clear = self._opened(stored)
             draft = _draft_connection(clear, command.patch, names)
-            checked = None if draft is None else _validated(connector.validate, draft)
+            checked = None if draft is None else _validated(connector, draft)
             merged, changed = self._merge(clear, command.patch, checked)
             if command.verify:
                 _verify(connector, merged.connection)
@@ -418,9 +420,9 @@ class UpdateSource:
         """The update, awaited: `offload` runs what would block (a host name's lookup), and the
         whole update if it tests the connection first or the store has no `lookup` and
         `writes`."""
+        require(command.actor, self.required_scope)
         if command.verify or self._lookup is None or self._writes is None:
             return await offload(functools.partial(self, command))
-        require(command.actor, self.required_scope)
         for attempt in range(UPDATE_ATTEMPTS):
             stored = self._admitted(command, await self._lookup.get(command.source_id))
             connector, names, clear = self._opened(stored)

@@ -121,8 +121,8 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
 
 class StoreBackend(containers.DeclarativeContainer):
     """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `lookup`, the
-    sources by id for the event loop, and `writes`, new sources from the event loop, or None
-    where a write may wait), whether reads run on the event loop (`inline_reads`),
+    sources by id for the event loop, and `writes`, sources added and changed from the event
+    loop, or None where a write may wait), whether reads run on the event loop (`inline_reads`),
     where the secret key comes from (`secret_key`) and the files no CSV source may read
     (`own_files`)."""
 
@@ -160,7 +160,7 @@ class SqliteBackend(StoreBackend):
     snapshots = providers.Singleton(SqliteSnapshotRepository, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
     lookup = providers.Singleton(InlineSourceLookup, sources)
-    # A writer may wait for another process's lock: a new source is written on a thread.
+    # A writer may wait for another process's lock: a source is written on a thread.
     writes: providers.Provider[None] = providers.Object(None)
     # In WAL mode a read never waits for a writer, so it runs on the event loop.
     inline_reads = providers.Object(True)
@@ -180,7 +180,7 @@ class PostgresBackend(StoreBackend):
     keys = providers.Singleton(PostgresApiKeyRepository, store)
     # A source by id is awaited on the event loop (its own pool; lookups batched per turn).
     lookup = providers.Singleton(PostgresSourceLookup, store)
-    # So is a new source's write (the same pool; one statement each).
+    # So are a source's add and change (the same pool; one statement each).
     writes = providers.Singleton(PostgresSourceWrites, store)
     # Other reads may wait for the pool or the network: they run on a worker thread.
     inline_reads = providers.Object(False)

@@ -431,3 +431,22 @@ def test_on_the_loop_an_update_that_lost_a_race_merges_again_unless_pinned(world
         )
     assert lost.value.current_version == 4
     assert world.sources.get(source.id).description == "x"
+
+
+@pytest.mark.parametrize("offloaded", [False, True])
+def test_on_the_loop_the_scope_is_checked_before_anything_is_read(
+    world: World, offloaded: bool
+) -> None:
+    source, offload = register(world), Offloaded()
+    with pytest.raises(PermissionDenied):
+        update_on_loop(
+            world,
+            source.id,
+            {"description": "x"},
+            offload,
+            READER,
+            offloaded=offloaded,
+            verify=True,
+        )
+    assert (offload.calls, world.connector.seen) == (0, [])
+    assert world.sources.get(source.id).version == 1

@@ -264,8 +264,12 @@ def test_on_the_loop_a_registration_that_tests_its_connection_is_wholly_offloade
     assert [s.id for s in world.sources.list(SourceFilter()).sources] == [source.id]
 
 
-def test_on_the_loop_the_scope_is_checked_before_anything_is_looked_at(world: World) -> None:
+@pytest.mark.parametrize("verify", [False, True])
+def test_on_the_loop_the_scope_is_checked_before_anything_is_looked_at(
+    world: World, verify: bool
+) -> None:
     offload = Offloaded()
     with pytest.raises(PermissionDenied):
-        register_on_loop(world, offload, actor=READER, writes=False)
+        register_on_loop(world, offload, actor=READER, writes=False, verify=verify)
     assert (offload.calls, world.sources.list(SourceFilter()).sources) == (0, ())
+    assert world.connector.seen == []
