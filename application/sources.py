@@ -145,13 +145,14 @@ class RegisterSource:
     _writes: SourceWrites | None = None
 
     def __call__(self, command: RegisterSourceCommand) -> Source:
+        require(command.actor, self.required_scope)
         connector = self._connector(command)
         connection = connector.validate(command.connection)
         if command.verify:
             _verify(connector, connection)
-        source, stored, event = self._new(command, connection)
+        shown, stored, event = self._new(command, connection)
         self._sources.add(stored, event)
-        return self._shown(command, source)
+        return shown
 
     async def on_loop(self, command: RegisterSourceCommand, offload: Offload) -> Source:
         """The registration, awaited: `offload` runs what would block (a host name's lookup,
@@ -163,23 +164,23 @@ class RegisterSource:
             return await offload(functools.partial(self, command))
         connector = self._connector(command)
         connection = await connector.validate_async(command.connection, offload)
-        source, stored, event = self._new(command, connection)
+        shown, stored, event = self._new(command, connection)
         if self._writes is None:
             await offload(functools.partial(self._sources.add, stored, event))
         else:
             await self._writes.add(stored, event)
-        return self._shown(command, source)
+        return shown
 
     def _connector(self, command: RegisterSourceCommand) -> Connector:
-        """The connector of the command's type, once the actor and the plain fields pass."""
-        require(command.actor, self.required_scope)
+        """The connector of the command's type, once the plain fields pass."""
         _check_fields(command.name, command.description, command.tags)
         return self._connectors.get(command.source_type)
 
     def _new(
         self, command: RegisterSourceCommand, connection: dict[str, Any]
     ) -> tuple[Source, Source, Event]:
-        """The new source in clear, the same with its secrets encrypted, and its event."""
+        """The new source as the actor may see it, the same as stored (its secrets encrypted),
+        and its event."""
         source = Source(
             id=self._ids.new(),
             name=SourceName(command.name),
@@ -199,12 +200,9 @@ class RegisterSource:
             source_name=source.name.value,
         )
         names = _secret_names(self._connectors, source.source_type)
-        return source, _map_secrets(source, names, self._cipher.encrypt), event
-
-    def _shown(self, command: RegisterSourceCommand, source: Source) -> Source:
+        stored = _map_secrets(source, names, self._cipher.encrypt)
         # The source in hand is still in clear: "decrypting" it is the identity.
-        names = _secret_names(self._connectors, source.source_type)
-        return _shown(source, names, command.actor, str)
+        return _shown(source, names, command.actor, str), stored, event
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-from application.sources import RegisterSource
+from application.sources import RegisterSource, RegisterSourceCommand
 from domain.keys import ALL_SCOPES, ApiKey, Principal, Scope
 from domain.sources import Source, SourceName
 from entrypoints.requests import RegisterSourceRequest
@@ -63,16 +63,23 @@ WRITER = Principal("tdbk_writer", {Scope.READ, Scope.WRITE})
 
 
 def register(world: World, actor: Principal = ADMIN, verify: bool = False, **fields: Any) -> Source:
-    """Register a source of the fake connector's `orders` table through the use case, the
-    fields given as a registration body is (decoded as every entrypoint decodes one)."""
+    """Register a source of the fake connector's `orders` table through the use case."""
+    use_case = RegisterSource(world.sources, world.connectors, world.cipher, world.clock, world.ids)
+    return use_case(registration(actor, verify, **fields))
+
+
+def registration(
+    actor: Principal = ADMIN, verify: bool = False, **fields: Any
+) -> RegisterSourceCommand:
+    """The registration of a source of the fake connector's `orders` table, the fields given as
+    a registration body is (decoded as every entrypoint decodes one)."""
     body: dict[str, Any] = {
         "name": "orders",
         "source_type": "fake",
         "connection": {"table": "orders", "password": "s3cret"},
     }
     body.update(fields)
-    use_case = RegisterSource(world.sources, world.connectors, world.cipher, world.clock, world.ids)
-    return use_case(RegisterSourceRequest.decode(body).command(actor, verify))
+    return RegisterSourceRequest.decode(body).command(actor, verify)
 
 
 # --- the HTTP API ------------------------------------------------------------------------------

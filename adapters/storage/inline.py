@@ -42,4 +42,4 @@ class InlineSourceWrites:
         self._sources.update(source, expected_version, event)
 
     async def close(self) -> None:
-        """Every add ended before it returned."""
+        """Every write ended before it returned."""

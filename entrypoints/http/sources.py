@@ -100,11 +100,12 @@ def _decode_request(kind: Any, value: Any) -> Any:
     return kind.decode(value)
 
 
-def _offloading(limiter: anyio.CapacityLimiter) -> Offload:
-    """Runs blocking calls on a thread of `limiter`'s, abandoned if the request is cancelled."""
+def _offloading(limiter: anyio.CapacityLimiter | None, *, abandon: bool = True) -> Offload:
+    """Runs blocking calls on a thread of `limiter`'s (None: anyio's default threads); if the
+    request is cancelled, a call is abandoned, or with `abandon=False` awaited to its end."""
 
     def offload(call: Callable[[], T]) -> Awaitable[T]:
-        return anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=True)
+        return anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=abandon)
 
     return offload
 
@@ -117,12 +118,7 @@ def _write_offload(state: State, verify: bool) -> Offload:
     """Runs a write's blocking calls on a worker thread, to their end even if the request is
     cancelled; a write that tests a connection first runs on the threads kept for talking to
     sources, so that a silent backend never holds a thread others need."""
-    limiter = state.inspect_limiter if verify else None
-
-    def offload(call: Callable[[], T]) -> Awaitable[T]:
-        return anyio.to_thread.run_sync(call, limiter=limiter)
-
-    return offload
+    return _offloading(state.inspect_limiter if verify else None, abandon=False)
 
 
 async def _bounded_check(

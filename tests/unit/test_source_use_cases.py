@@ -34,8 +34,7 @@ from domain.errors import (
 from domain.events import EventFilter
 from domain.keys import Principal
 from domain.sources import MASK, Column, Source, SourceFilter
-from entrypoints.requests import RegisterSourceRequest
-from tests.builders import ADMIN, READER, WRITER, make_source, register
+from tests.builders import ADMIN, READER, WRITER, make_source, register, registration
 from tests.fakes import Offloaded
 from tests.unit.conftest import World, new_world, outcome
 
@@ -190,13 +189,6 @@ def register_on_loop(
 ) -> Source:
     """`register`, awaited: stores through the memory store's writes, or, without them, through
     `offload`."""
-    actor, verify = fields.pop("actor", ADMIN), fields.pop("verify", False)
-    body: dict[str, Any] = {
-        "name": "orders",
-        "source_type": "fake",
-        "connection": {"table": "orders", "password": "s3cret"},
-        **fields,
-    }
     use_case = RegisterSource(
         world.sources,
         world.connectors,
@@ -205,8 +197,7 @@ def register_on_loop(
         world.ids,
         InlineSourceWrites(world.sources) if writes else None,
     )
-    command = RegisterSourceRequest.decode(body).command(actor, verify)
-    return asyncio.run(use_case.on_loop(command, offload))
+    return asyncio.run(use_case.on_loop(registration(**fields), offload))
 
 
 REGISTRATIONS: list[dict[str, Any]] = [
