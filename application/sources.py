@@ -25,7 +25,7 @@ from application.ports import (
     SourceRepository,
     SourceWrites,
 )
-from domain.connections import ConnectionCheck
+from domain.connections import ConnectionCheck, secrets_left_behind
 from domain.errors import (
     BackendUnavailable,
     FieldError,
@@ -399,7 +399,7 @@ class UpdateSource:
             connector, names, clear = self._opened(stored)
             draft = _draft_connection(clear, command.patch, names)
             checked = None if draft is None else _validated(connector, draft)
-            merged, changed = self._merge(clear, command.patch, checked)
+            merged, changed = self._merge(clear, command, connector, checked)
             if command.verify:
                 _verify(connector, merged.connection)
             if not changed:
@@ -428,7 +428,7 @@ class UpdateSource:
             checked = None
             if draft is not None:
                 checked = await _validated_async(connector, draft, offload)
-            merged, changed = self._merge(clear, command.patch, checked)
+            merged, changed = self._merge(clear, command, connector, checked)
             if not changed:
                 return _shown(clear, names, command.actor, str)
             merged, sealed, event = self._changed(command, stored, merged, changed, names)
@@ -500,11 +500,16 @@ class UpdateSource:
 
     @staticmethod
     def _merge(
-        clear: Source, patch: SourcePatch, checked: tuple[dict[str, Any], list[FieldError]] | None
+        clear: Source,
+        command: UpdateSourceCommand,
+        connector: Connector,
+        checked: tuple[dict[str, Any], list[FieldError]] | None,
     ) -> tuple[Source, tuple[str, ...]]:
-        """The source with the patch merged and validated (`checked`: the patched connection as
-        its connector validated it, and its errors; None if the patch leaves it), and the paths
-        that changed."""
+        """The source with the command's patch merged and validated (`checked`: the patched
+        connection as its connector validated it, and its errors; None if the patch leaves it),
+        and the paths that changed. A stored secret kept unsent by a patch that points the
+        connection elsewhere is an error, unless the actor may send secrets."""
+        patch = command.patch
         errors: list[FieldError] = []
         name = clear.name.value
         if patch.name is not ABSENT:
@@ -519,9 +524,12 @@ class UpdateSource:
             tags = () if patch.tags is None else patch.tags
             errors += tags_errors(tags)
         connection: Mapping[str, Any] = clear.connection
-        if checked is not None:
+        if checked is not None and patch.connection is not ABSENT:
             connection, connection_errors = checked
             errors += connection_errors
+            if not command.actor.may_send_secrets():
+                sent = [f for f, v in patch.connection.items() if v is not None and v != MASK]
+                errors += secrets_left_behind(connector.fields, clear.connection, connection, sent)
         if errors:
             raise InvalidInput(errors)
         changed = [

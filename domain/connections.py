@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,9 @@ class ConnectionField:
     max_value: int | None = None
     choices: tuple[Any, ...] | None = None
     allow_empty: bool = False
+    target: bool = False
+    """Part of where the connection goes (postgres: host, port, dbname, user): a stored secret
+    is sent there only if whoever changes it could send the secret itself."""
 
     def errors(self, value: Any) -> list[FieldError]:
         """Problems with a value given for this field."""
@@ -71,6 +74,32 @@ def check_connection(
     if errors:
         raise InvalidConnection(errors)
     return result
+
+
+def secrets_left_behind(
+    fields: Sequence[ConnectionField],
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    sent: Iterable[str],
+) -> list[FieldError]:
+    """An error on each stored secret that a change would keep unsent while it points the
+    connection elsewhere (a target field differs from `before` to `after`); `sent`: the
+    fields the change gave a value of its own. A secret goes only where it went, unless sent
+    again: else whoever may change a connection could have its password sent to a host of
+    theirs."""
+    targets = [f.name for f in fields if f.target]
+    if all(before.get(name) == after.get(name) for name in targets):
+        return []
+    given = set(sent)
+    where = ", ".join(targets[:-1]) + f" or {targets[-1]}" if len(targets) > 1 else targets[0]
+    return [
+        FieldError(f"connection.{f.name}", f"must be sent again to change {where}")
+        for f in fields
+        if f.secret
+        and f.name not in given
+        and before.get(f.name)
+        and after.get(f.name) == before.get(f.name)
+    ]
 
 
 @attrs.frozen

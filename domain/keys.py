@@ -54,6 +54,14 @@ class Principal:
 
     identity: str
     scopes: frozenset[Scope] = attrs.field(converter=_scopes)
+    operator: bool = False
+    """The local operator (`tdb-cli`), trusted as a key with every scope: it may act without
+    `sources:secrets` only so that secrets are not shown to it."""
 
     def can(self, scope: Scope) -> bool:
         return scope in self.scopes
+
+    def may_send_secrets(self) -> bool:
+        """Whether a stored secret may go where this actor points its connection without the
+        actor sending it: only for one who could read it (or the local operator)."""
+        return self.operator or self.can(Scope.SECRETS)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from domain.keys import ALL_SCOPES, Principal
+import attrs
 
-OPERATOR = Principal(identity="tdb-cli", scopes=ALL_SCOPES)
+from domain.keys import ALL_SCOPES, Principal, Scope
+
+OPERATOR = Principal(identity="tdb-cli", scopes=ALL_SCOPES, operator=True)
 """The local operator: every scope; recorded as `tdb-cli` in the audit trail."""
+OPERATOR_MASKED = attrs.evolve(OPERATOR, scopes=OPERATOR.scopes - {Scope.SECRETS})
+"""The local operator, shown secrets masked (as without `sources:secrets`); still trusted with
+them otherwise (a changed host keeps its stored password)."""

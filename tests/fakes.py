@@ -45,6 +45,8 @@ class FakeConnector:
         ConnectionField("table", required=True),
         ConnectionField("password", secret=True, allow_empty=True),
         ConnectionField("port", type=int, default=1, min_value=1, max_value=65535),
+        # Where the connection goes: a kept password follows it only for a holder of secrets.
+        ConnectionField("host", target=True),
     )
 
     def __init__(self, tables: Mapping[str, Sequence[Column]] | None = None) -> None:

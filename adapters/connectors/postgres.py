@@ -308,10 +308,10 @@ class PostgresConnector:
 
     source_type = "postgres"
     fields: Sequence[ConnectionField] = (
-        ConnectionField("host", required=True),
-        ConnectionField("port", type=int, default=5432, min_value=1, max_value=65535),
-        ConnectionField("dbname", required=True),
-        ConnectionField("user", required=True),
+        ConnectionField("host", required=True, target=True),
+        ConnectionField("port", type=int, default=5432, min_value=1, max_value=65535, target=True),
+        ConnectionField("dbname", required=True, target=True),
+        ConnectionField("user", required=True, target=True),
         ConnectionField("password", secret=True, allow_empty=True),
         ConnectionField("table", required=True),
         ConnectionField("schema", default="public"),

@@ -45,7 +45,7 @@ from entrypoints.commands import out as _out
 from entrypoints.commands import out_json as _json
 from entrypoints.commands import run, store_options, with_container
 from entrypoints.container import Container
-from entrypoints.operator import OPERATOR
+from entrypoints.operator import OPERATOR, OPERATOR_MASKED
 from entrypoints.presenters import (
     ColumnChangeOut,
     ConnectionCheckOut,
@@ -65,7 +65,7 @@ def _actor(container: Container, args: SimpleNamespace) -> Principal:
         return container.authenticate()(token)
     if getattr(args, "show_secrets", False):
         return OPERATOR
-    return Principal(OPERATOR.identity, OPERATOR.scopes - {Scope.SECRETS})
+    return OPERATOR_MASKED
 
 
 # --- keys ---------------------------------------------------------------------------------

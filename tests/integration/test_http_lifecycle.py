@@ -60,10 +60,12 @@ def test_patch_merges_and_moves_the_version(
     client: TestClient[Any], make_token: Token, source: dict[str, Any]
 ) -> None:
     writer = make_token("sources:read", "sources:write")
+    # A new port takes the password along only if it is sent again (or the key holds secrets).
+    moved = {"port": 6543, "schema": None, "password": "s3cret"}
     response = patch(
         client,
         source["id"],
-        {"description": "new", "tags": ["x"], "connection": {"port": 6543, "schema": None}},
+        {"description": "new", "tags": ["x"], "connection": moved},
         bearer(writer),
     )
     assert response.status_code == 200, response.text
@@ -87,11 +89,12 @@ def test_sending_back_a_masked_record_keeps_the_secret(
 ) -> None:
     reader = bearer(make_token("sources:read", "sources:write"))
     masked = client.get(f"/v1/sources/{source['id']}", headers=reader).json()
-    changes = {"connection": {**masked["connection"], "user": "other"}, "name": "renamed"}
+    # (A field that is no target of the connection: a new user would need the password again.)
+    changes = {"connection": {**masked["connection"], "table": "other"}, "name": "renamed"}
     assert patch(client, source["id"], changes, reader, "application/json").status_code == 200
     clear = client.get(f"/v1/sources/{source['id']}", headers=admin).json()
     assert clear["connection"]["password"] == "s3cret"
-    assert clear["connection"]["user"] == "other"
+    assert clear["connection"]["table"] == "other"
 
 
 def test_a_patch_that_changes_nothing_keeps_the_version(
@@ -283,6 +286,92 @@ def test_verify_refuses_a_failing_source_with_422_and_stores_nothing(
     renamed = patch(client, sid, {"name": "live-2"}, admin, query="?verify=true")
     assert renamed.status_code == 200, renamed.text
     assert_problem(patch(client, sid, {}, admin, query="?verfy=true"), 400)
+
+
+# --- a kept secret follows its target ----------------------------------------------------
+
+
+@pytest.fixture
+def listener() -> Any:
+    """A loopback address and port that accepts connections and tells whether one came."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.5", 0))
+        server.listen(8)
+        server.setblocking(False)
+
+        def reached() -> bool:
+            try:
+                server.accept()[0].close()
+            except BlockingIOError:
+                return False
+            return True
+
+        yield server.getsockname()[1], reached
+
+
+@pytest.mark.parametrize("query", ["", "?verify=true"])
+@pytest.mark.parametrize("kept", [{}, {"password": "********"}])
+def test_a_write_key_cannot_send_a_kept_password_to_a_new_target(
+    client: TestClient[Any],
+    make_token: Token,
+    admin: dict[str, str],
+    source: dict[str, Any],
+    listener: Any,
+    query: str,
+    kept: dict[str, Any],
+) -> None:
+    port, reached = listener
+    sid = source["id"]
+    moved = {"connection": {"host": "127.0.0.5", "port": port, **kept}}
+    for scopes in (("sources:write",), ("sources:read", "sources:write")):
+        problem = assert_problem(
+            patch(client, sid, moved, bearer(make_token(*scopes)), query=query), 400
+        )
+        assert [e["field"] for e in problem["errors"]] == ["connection.password"]
+        assert "s3cret" not in json.dumps(problem)
+    # Nothing stored, nothing recorded, nothing tested: no connection reached the new target.
+    reader = bearer(make_token("sources:read"))
+    assert client.get(f"/v1/sources/{sid}", headers=reader).json()["version"] == 1
+    assert [e["action"] for e in events(client, admin, f"?source_id={sid}")] == [
+        "source.registered"
+    ]
+    assert_check(client.post(f"/v1/sources/{sid}/test", headers=admin), False, "unreachable")
+    assert not reached()
+
+
+def test_a_new_target_keeps_the_password_if_sent_again_or_for_a_key_with_secrets(
+    client: TestClient[Any], make_token: Token, admin: dict[str, str], source: dict[str, Any]
+) -> None:
+    sid = source["id"]
+    writer = bearer(make_token("sources:write"))
+    again = {"connection": {"user": "other", "password": "s3cret"}}
+    assert patch(client, sid, again, writer).status_code == 200
+    trusted = bearer(make_token("sources:write", "sources:secrets"))
+    assert patch(client, sid, {"connection": {"dbname": "elsewhere"}}, trusted).status_code == 200
+    # Other fields are no target: any writer changes them, the password staying.
+    assert patch(client, sid, {"connection": {"table": "t2"}}, writer).status_code == 200
+    clear = client.get(f"/v1/sources/{sid}", headers=admin).json()
+    assert (clear["version"], clear["connection"]["password"]) == (4, "s3cret")
+    assert (clear["connection"]["user"], clear["connection"]["dbname"]) == ("other", "elsewhere")
+
+
+def test_the_local_operator_moves_a_source_without_sending_its_password(
+    tdb: Any, tmp_path: Path
+) -> None:
+    registration = tmp_path / "source.json"
+    registration.write_text(json.dumps(SEED_BODY), encoding="utf-8")
+    code, out, err = tdb("sources", "register", str(registration), "--json")
+    assert code == 0, err
+    sid = json.loads(out)["id"]
+    moved = tmp_path / "patch.json"
+    moved.write_text(json.dumps({"connection": {"host": "127.0.0.9"}}), encoding="utf-8")
+    code, out, err = tdb("sources", "update", sid, str(moved), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert (record["version"], record["connection"]["host"]) == (2, "127.0.0.9")
+    assert record["connection"]["password"] == "********"
+    code, out, err = tdb("sources", "show", sid, "--show-secrets", "--json")
+    assert json.loads(out)["connection"]["password"] == "s3cret"
 
 
 # --- audit trail --------------------------------------------------------------------------

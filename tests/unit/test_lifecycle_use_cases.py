@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.connectors.csv import CsvConnector
+from adapters.connectors.postgres import PostgresConnector
 from adapters.storage.inline import InlineSourceLookup, InlineSourceWrites
 from application.events import ListEvents, ListEventsQuery
 from application.keys import CreateApiKey, RevokeApiKey
@@ -38,7 +40,7 @@ from domain.errors import (
 from domain.events import Action, Event, EventFilter
 from domain.keys import ALL_SCOPES, Principal, Scope
 from domain.sources import MASK, IfMatch, Source, SourceFilter, parse_if_match
-from entrypoints.operator import OPERATOR
+from entrypoints.operator import OPERATOR, OPERATOR_MASKED
 from entrypoints.requests import update_command
 from tests.builders import ADMIN, READER, WRITER, register
 from tests.fakes import Offloaded
@@ -174,6 +176,84 @@ def test_a_stale_if_match_is_refused_even_for_a_patch_that_changes_nothing(world
     update(world, source, {"description": "x"})
     with pytest.raises(VersionMismatch):
         update(world, source, {}, if_match=parse_if_match('"1"'))
+
+
+# --- a kept secret follows its target ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "moved",
+    [
+        {"host": "elsewhere.test"},
+        {"host": "elsewhere.test", "password": MASK},
+        {"host": "elsewhere.test", "table": "orders"},
+    ],
+)
+@pytest.mark.parametrize("verify", [False, True])
+def test_a_kept_secret_does_not_follow_a_new_target_for_a_key_without_secrets(
+    world: World, moved: dict[str, Any], verify: bool
+) -> None:
+    source = register(world, connection={"table": "orders", "password": "s3cret", "host": "h"})
+    before = world.sources.get(source.id)
+    with pytest.raises(InvalidInput) as refused:
+        update(world, source, {"connection": moved}, actor=WRITER, verify=verify)
+    assert [e.field for e in refused.value.errors] == ["connection.password"]
+    assert "host" in refused.value.errors[0].message
+    # Nothing stored, nothing recorded, and nothing was sent anywhere (not even a test).
+    assert world.sources.get(source.id) == before
+    assert actions(world) == [Action.SOURCE_REGISTERED]
+    assert world.connector.seen == []
+
+
+def test_a_kept_secret_follows_its_target_when_sent_again_or_for_a_holder_of_secrets(
+    world: World,
+) -> None:
+    source = register(world, connection={"table": "orders", "password": "s3cret", "host": "h"})
+    sent = update(
+        world,
+        source,
+        {"connection": {"host": "h2", "password": "s3cret"}},
+        actor=WRITER,
+    )
+    assert (sent.version, sent.connection["host"]) == (2, "h2")
+    # A holder of `sources:secrets` could read the secret and send it: it may leave it out.
+    kept = update(world, source, {"connection": {"host": "h3"}}, actor=ADMIN)
+    assert (kept.version, kept.connection["host"]) == (3, "h3")
+    assert in_clear(world, world.sources.get(source.id).connection)["password"] == "s3cret"
+    # So may the local operator, which acts without that scope only not to be shown secrets.
+    local = update(world, source, {"connection": {"host": "h4"}}, actor=OPERATOR_MASKED)
+    assert (local.version, local.connection["host"]) == (4, "h4")
+    # Other fields are no target: the secret stays with them for any writer.
+    other = update(world, source, {"connection": {"table": "t2"}}, actor=WRITER)
+    assert other.version == 5
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [
+        {"table": "orders", "host": "h"},
+        {"table": "orders", "password": "", "host": "h"},
+    ],
+)
+def test_a_target_without_a_secret_moves_for_any_writer(
+    world: World, connection: dict[str, Any]
+) -> None:
+    source = register(world, connection=connection)
+    moved = update(world, source, {"connection": {"host": "h2"}}, actor=WRITER)
+    assert moved.version == 2
+    # Dropping the secret along with the move sends nothing either.
+    again = update(world, source, {"connection": {"host": "h3", "password": None}}, actor=WRITER)
+    assert again.version == 3
+
+
+def test_the_target_fields_are_the_connectors_declaration() -> None:
+    assert [f.name for f in PostgresConnector.fields if f.target] == [
+        "host",
+        "port",
+        "dbname",
+        "user",
+    ]
+    assert [f.name for f in CsvConnector.fields if f.target] == []
 
 
 def test_only_writers_update(world: World) -> None:
@@ -343,6 +423,9 @@ UPDATES: list[tuple[Any, dict[str, Any]]] = [
     ({"connection": {"table": "missing"}}, {"verify": True}),
     ({"description": "v"}, {"verify": True}),
     ({"description": "x"}, {"ghost": True}),
+    ({"connection": {"host": "elsewhere"}}, {"actor": WRITER}),
+    ({"connection": {"host": "elsewhere"}}, {"actor": WRITER, "verify": True}),
+    ({"connection": {"host": "elsewhere", "password": "s3cret"}}, {"actor": WRITER}),
 ]
 
 
