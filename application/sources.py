@@ -60,6 +60,7 @@ from domain.sources import (
     SourceSchema,
     description_errors,
     name_errors,
+    normalized,
     tags_errors,
 )
 
@@ -532,12 +533,13 @@ class UpdateSource:
                 errors += secrets_left_behind(connector.fields, clear.connection, connection, sent)
         if errors:
             raise InvalidInput(errors)
+        # Names and tags are kept in NFC: one spelling in another form is no change.
         changed = [
             field
             for field, before, after in (
-                ("name", clear.name.value, name),
+                ("name", clear.name.value, normalized(name)),
                 ("description", clear.description, description),
-                ("tags", clear.tags, tuple(tags)),
+                ("tags", clear.tags, tuple(normalized(t) for t in tags)),
             )
             if before != after
         ]

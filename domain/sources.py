@@ -143,14 +143,19 @@ class IfMatch:
 
 
 _ETAG = re.compile(r'\s*"([1-9][0-9]{0,17})"\s*')
+# A weak entity tag (RFC 9110 8.8.3): If-Match compares strongly, so it never matches.
+_WEAK_ETAG = re.compile(r'\s*W/"[\x21\x23-\x7e]*"\s*')
 
 
 def parse_if_match(raw: str) -> IfMatch:
-    """`*` or a comma-separated list of quoted versions (`"3"`); `InvalidInput` otherwise."""
+    """`*` or a comma-separated list of quoted versions (`"3"`), where a weak tag (`W/"3"`)
+    names no version; `InvalidInput` otherwise."""
     if raw.strip() == "*":
         return IfMatch()
     versions = []
     for part in raw.split(","):
+        if _WEAK_ETAG.fullmatch(part):
+            continue
         match = _ETAG.fullmatch(part)
         if match is None:
             raise InvalidInput.single("If-Match", 'must be * or quoted versions such as "3"')

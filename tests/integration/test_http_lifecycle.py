@@ -107,6 +107,23 @@ def test_a_patch_that_changes_nothing_keeps_the_version(
         assert response.json()["updated_at"] == source["updated_at"]
 
 
+def test_a_name_or_tags_spelled_in_nfd_change_nothing(
+    client: TestClient[Any], make_token: Token, admin: dict[str, str]
+) -> None:
+    writer = bearer(make_token("sources:read", "sources:write"))
+    created = client.post(
+        "/v1/sources", json=body(name="caf\u00e9", tags=["r\u00e9sum\u00e9"]), headers=admin
+    ).json()
+    nfd = {"name": "cafe\u0301", "tags": ["re\u0301sume\u0301"]}
+    for condition in ({"If-Match": '"1"'}, {"If-Match": '"1"'}, {}):
+        same = patch(client, created["id"], nfd, {**writer, **condition})
+        assert same.status_code == 200, same.text
+        assert same.headers["etag"] == '"1"'
+        assert (same.json()["name"], same.json()["tags"]) == ("caf\u00e9", ["r\u00e9sum\u00e9"])
+    trail = events(client, admin, f"?source_id={created['id']}")
+    assert [e["action"] for e in trail] == ["source.registered"]
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -173,11 +190,17 @@ def test_if_match_makes_patch_and_delete_conditional(
     assert stale["current_version"] == 2
     assert client.get(f"/v1/sources/{sid}", headers=admin).json()["description"] == "a"
     assert patch(client, sid, {"description": "c"}, {**admin, "If-Match": "*"}).status_code == 200
-    for bad in ("3", 'W/"3"', "garbage"):
+    for bad in ("3", "W/3", "garbage"):
         problem = assert_problem(
             patch(client, sid, {"description": "d"}, {**admin, "If-Match": bad}), 400
         )
         assert problem["errors"][0]["field"] == "If-Match"
+    # A weak tag never matches, even the current version's.
+    for weak in ('W/"3"', 'W/"1", W/"3"'):
+        weakly = patch(client, sid, {"description": "d"}, {**admin, "If-Match": weak})
+        assert assert_problem(weakly, 412)["current_version"] == 3
+        refused = client.delete(f"/v1/sources/{sid}", headers={**admin, "If-Match": weak})
+        assert assert_problem(refused, 412)["current_version"] == 3
     gone = client.delete(f"/v1/sources/{sid}", headers={**admin, "If-Match": '"2"'})
     assert assert_problem(gone, 412)["current_version"] == 3
     assert_problem(client.delete(f"/v1/sources/{sid}", headers={**admin, "If-Match": "x"}), 400)

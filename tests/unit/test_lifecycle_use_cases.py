@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import unicodedata
 import uuid
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from adapters.connectors.csv import CsvConnector
@@ -39,7 +40,16 @@ from domain.errors import (
 )
 from domain.events import Action, Event, EventFilter
 from domain.keys import ALL_SCOPES, Principal, Scope
-from domain.sources import MASK, IfMatch, Source, SourceFilter, parse_if_match
+from domain.sources import (
+    MASK,
+    IfMatch,
+    Source,
+    SourceFilter,
+    name_errors,
+    normalized,
+    parse_if_match,
+    tags_errors,
+)
 from entrypoints.operator import OPERATOR, OPERATOR_MASKED
 from entrypoints.requests import update_command
 from tests.builders import ADMIN, READER, WRITER, register
@@ -256,6 +266,50 @@ def test_the_target_fields_are_the_connectors_declaration() -> None:
     assert [f.name for f in CsvConnector.fields if f.target] == []
 
 
+def test_a_weak_if_match_never_matches(world: World) -> None:
+    source = register(world)
+    for condition in ('W/"1"', 'W/"1", W/"2"'):
+        with pytest.raises(VersionMismatch) as stale:
+            update(world, source, {"description": "x"}, if_match=parse_if_match(condition))
+        assert stale.value.current_version == 1
+        with pytest.raises(VersionMismatch):
+            update(world, source, {}, if_match=parse_if_match(condition))
+        with pytest.raises(VersionMismatch):
+            DeleteSource(world.sources, world.connectors, world.clock, world.ids)(
+                DeleteSourceCommand(ADMIN, source.id, parse_if_match(condition))
+            )
+    assert world.sources.get(source.id).version == 1
+    assert actions(world) == [Action.SOURCE_REGISTERED]
+
+
+NFC_TEXT = st.text(
+    st.sampled_from("aeiouAEIOU -_.0123456789éèêëÅåñçöøœÆǅﬁ\u0301\u0308\u0327\u1e9b\u212b"),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(name=NFC_TEXT, tags=st.lists(NFC_TEXT, max_size=4))
+@settings(max_examples=60)
+def test_a_name_or_tags_equal_after_nfc_change_nothing(name: str, tags: list[str]) -> None:
+    nfc_tags = list(dict.fromkeys(normalized(t) for t in tags))
+    assume(not name_errors(name) and not tags_errors(nfc_tags))
+    world = new_world()
+    source = register(world, name=normalized(name), tags=nfc_tags)
+    nfd = {
+        "name": unicodedata.normalize("NFD", name),
+        "tags": [unicodedata.normalize("NFD", t) for t in nfc_tags],
+    }
+    # Writers racing from the same version: a no-op spelled otherwise never makes a 412.
+    same = update(world, source, nfd, if_match=IfMatch(frozenset({1})))
+    assert (same.version, same.name.value, same.tags) == (1, source.name.value, source.tags)
+    assert (
+        update(world, source, {"description": "x"}, if_match=IfMatch(frozenset({1}))).version == 2
+    )
+    assert update(world, source, nfd).version == 2
+    assert actions(world) == [Action.SOURCE_REGISTERED, Action.SOURCE_UPDATED]
+
+
 def test_only_writers_update(world: World) -> None:
     source = register(world)
     with pytest.raises(PermissionDenied):
@@ -267,12 +321,20 @@ def test_only_writers_update(world: World) -> None:
 def test_if_match_parses_or_refuses_never_crashes(raw: str) -> None:
     stripped = [part.strip() for part in raw.split(",")]
     valid = raw.strip() == "*" or all(
-        len(p) > 2
-        and p[0] == p[-1] == '"'
-        and p[1:-1].isascii()
-        and p[1:-1].isdigit()
-        and p[1] != "0"
-        and len(p) <= 20
+        (
+            len(p) > 2
+            and p[0] == p[-1] == '"'
+            and p[1:-1].isascii()
+            and p[1:-1].isdigit()
+            and p[1] != "0"
+            and len(p) <= 20
+        )
+        or (
+            len(p) >= 4
+            and p.startswith('W/"')
+            and p.endswith('"')
+            and all("!" <= c <= "~" and c != '"' for c in p[3:-1])
+        )
         for p in stripped
     )
     if valid:
@@ -286,7 +348,11 @@ def test_if_match_parses_or_refuses_never_crashes(raw: str) -> None:
 def test_if_match_forms() -> None:
     assert parse_if_match("*") == IfMatch()
     assert parse_if_match(' "3" , "4"') == IfMatch(frozenset({3, 4}))
-    for bad in ("3", 'W/"3"', '"0"', '"-1"', '"a"', "", '"3",'):
+    # A weak tag never matches (RFC 9110 compares If-Match strongly): it admits no version.
+    assert parse_if_match('W/"3"') == IfMatch(frozenset())
+    assert parse_if_match('W/"3", "4"') == IfMatch(frozenset({4}))
+    assert parse_if_match('W/"x"') == IfMatch(frozenset())
+    for bad in ("3", "W/3", 'w/"3"', '"0"', '"-1"', '"a"', "", '"3",'):
         with pytest.raises(InvalidInput):
             parse_if_match(bad)
 
