@@ -58,6 +58,7 @@ from domain.sources import (
     SourceName,
     SourcePage,
     SourceSchema,
+    SourceStamp,
     description_errors,
     name_errors,
     normalized,
@@ -100,6 +101,31 @@ def _shown(
     if actor.can(Scope.SECRETS):
         return _map_secrets(source, names, decrypt)
     return _map_secrets(source, names, lambda _: MASK)
+
+
+def _as_read(
+    source: Source,
+    names: list[str],
+    actor: Principal,
+    decrypt: Callable[[str], str],
+    clock: Clock,
+    ids: IdGenerator,
+) -> tuple[Source, Event | None]:
+    """The source as this actor reads it (`_shown`), and the `source.secrets_read` event that
+    showing a secret in clear records before the answer is given (None if none is shown)."""
+    shown = _shown(source, names, actor, decrypt)
+    revealed = [n for n in names if actor.can(Scope.SECRETS) and shown.connection.get(n)]
+    if not revealed:
+        return shown, None
+    return shown, Event(
+        id=ids.new(),
+        at=clock.now(),
+        actor=actor.identity,
+        action=Action.SOURCE_SECRETS_READ,
+        source_id=source.id,
+        source_name=source.name.value,
+        changed=tuple(f"connection.{n}" for n in revealed),
+    )
 
 
 def _verify(connector: Connector, connection: Mapping[str, Any]) -> None:
@@ -278,20 +304,11 @@ class GetSource:
         require(query.actor, self.required_scope)
         source = self._sources.get(query.source_id)
         names = _secret_names(self._connectors, source.source_type)
-        shown = _shown(source, names, query.actor, self._cipher.decrypt)
-        revealed = [n for n in names if query.actor.can(Scope.SECRETS) and shown.connection.get(n)]
-        if revealed:
-            self._events.append(
-                Event(
-                    id=self._ids.new(),
-                    at=self._clock.now(),
-                    actor=query.actor.identity,
-                    action=Action.SOURCE_SECRETS_READ,
-                    source_id=source.id,
-                    source_name=source.name.value,
-                    changed=tuple(f"connection.{n}" for n in revealed),
-                )
-            )
+        shown, read = _as_read(
+            source, names, query.actor, self._cipher.decrypt, self._clock, self._ids
+        )
+        if read is not None:
+            self._events.append(read)
         return shown
 
 
@@ -388,12 +405,13 @@ class UpdateSource:
     _sources: SourceRepository
     _connectors: ConnectorRegistry
     _cipher: SecretCipher
+    _events: EventRepository
     _clock: Clock
     _ids: IdGenerator
     _lookup: SourceLookup | None = None
     _writes: SourceWrites | None = None
 
-    def __call__(self, command: UpdateSourceCommand) -> Source:
+    def __call__(self, command: UpdateSourceCommand) -> Source | SourceStamp:
         require(command.actor, self.required_scope)
         for attempt in range(UPDATE_ATTEMPTS):
             stored = self._admitted(command, self._sources.get(command.source_id))
@@ -404,7 +422,7 @@ class UpdateSource:
             if command.verify:
                 _verify(connector, merged.connection)
             if not changed:
-                return _shown(clear, names, command.actor, str)
+                return self._recorded(self._answer(command.actor, clear, names))
             merged, sealed, event = self._changed(command, stored, merged, changed, names)
             try:
                 self._sources.update(sealed, stored.version, event)
@@ -412,13 +430,13 @@ class UpdateSource:
                 if not self._merges_again(command, attempt):
                     raise
                 continue
-            return self._done(command, stored, merged, changed, names)
+            return self._recorded(self._done(command, stored, merged, changed, names))
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
-    async def on_loop(self, command: UpdateSourceCommand, offload: Offload) -> Source:
-        """The update, awaited: `offload` runs what would block (a host name's lookup), and the
-        whole update if it tests the connection first or the store has no `lookup` and
-        `writes`."""
+    async def on_loop(self, command: UpdateSourceCommand, offload: Offload) -> Source | SourceStamp:
+        """The update, awaited: `offload` runs what would block (a host name's lookup, the
+        record of a secret shown in clear), and the whole update if it tests the connection
+        first or the store has no `lookup` and `writes`."""
         require(command.actor, self.required_scope)
         if command.verify or self._lookup is None or self._writes is None:
             return await offload(functools.partial(self, command))
@@ -431,15 +449,19 @@ class UpdateSource:
                 checked = await _validated_async(connector, draft, offload)
             merged, changed = self._merge(clear, command, connector, checked)
             if not changed:
-                return _shown(clear, names, command.actor, str)
-            merged, sealed, event = self._changed(command, stored, merged, changed, names)
-            try:
-                await self._writes.update(sealed, stored.version, event)
-            except VersionMismatch:
-                if not self._merges_again(command, attempt):
-                    raise
-                continue
-            return self._done(command, stored, merged, changed, names)
+                answer, read = self._answer(command.actor, clear, names)
+            else:
+                merged, sealed, event = self._changed(command, stored, merged, changed, names)
+                try:
+                    await self._writes.update(sealed, stored.version, event)
+                except VersionMismatch:
+                    if not self._merges_again(command, attempt):
+                        raise
+                    continue
+                answer, read = self._done(command, stored, merged, changed, names)
+            if read is not None:
+                await offload(functools.partial(self._events.append, read))
+            return answer
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     @staticmethod
@@ -493,11 +515,29 @@ class UpdateSource:
         merged: Source,
         changed: tuple[str, ...],
         names: list[str],
-    ) -> Source:
-        """The stored change as the actor may see it, once the old connection is forgotten."""
+    ) -> tuple[Source | SourceStamp, Event | None]:
+        """The stored change's answer (`_answer`), once the old connection is forgotten."""
         if any(path.startswith("connection.") for path in changed):
             forget_connection(self._connectors, stored)
-        return _shown(merged, names, command.actor, str)
+        return self._answer(command.actor, merged, names)
+
+    def _answer(
+        self, actor: Principal, clear: Source, names: list[str]
+    ) -> tuple[Source | SourceStamp, Event | None]:
+        """The source in clear as a read by this actor would show it, and the event that read
+        records (`_as_read`); for an actor that may not read, only its version."""
+        if not actor.can(Scope.READ):
+            return SourceStamp.of(clear), None
+        return _as_read(clear, names, actor, str, self._clock, self._ids)
+
+    def _recorded(
+        self, answered: tuple[Source | SourceStamp, Event | None]
+    ) -> Source | SourceStamp:
+        """The answer, once the read it shows (if any) is recorded."""
+        answer, read = answered
+        if read is not None:
+            self._events.append(read)
+        return answer
 
     @staticmethod
     def _merge(

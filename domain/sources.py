@@ -254,6 +254,20 @@ _FIELDS = tuple(f.name for f in attrs.fields(Source))
 
 
 @attrs.frozen
+class SourceStamp:
+    """What a change shows an actor that may not read sources: which source, at which version,
+    since when (a read would be refused it, so its answer holds nothing more)."""
+
+    id: UUID
+    version: int
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, source: Source) -> SourceStamp:
+        return cls(source.id, source.version, source.updated_at)
+
+
+@attrs.frozen
 class SourceFilter:
     """Which sources a listing returns: all given tags, one type, a name prefix."""
 

@@ -305,7 +305,7 @@ class Container(containers.DeclarativeContainer):
         GetSource, sources, connectors, cipher, events, clock, ids, source_lookup
     )
     update_source = providers.Factory(
-        UpdateSource, sources, connectors, cipher, clock, ids, source_lookup, source_writes
+        UpdateSource, sources, connectors, cipher, events, clock, ids, source_lookup, source_writes
     )
     check_source_connection = providers.Factory(
         CheckSourceConnection, sources, connectors, cipher, clock

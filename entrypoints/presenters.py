@@ -14,7 +14,7 @@ from domain import sources
 from domain.connections import ConnectionCheck
 from domain.events import Event
 from domain.history import ColumnChange, HistoryEntry
-from domain.sources import Column, Source, SourceSchema
+from domain.sources import Column, Source, SourceSchema, SourceStamp
 
 TIMESTAMP_DESCRIPTION = "RFC 3339 UTC timestamp, e.g. 2026-05-22T09:00:00Z"
 Timestamp = Annotated[str, Meta(description=TIMESTAMP_DESCRIPTION)]
@@ -66,6 +66,28 @@ class SourceRecord(msgspec.Struct):
             updated_at=api_timestamp(source.updated_at),
             updated_by=source.updated_by,
         )
+
+
+class SourceStampOut(msgspec.Struct):
+    """A change's answer to a key that may not read sources: which source, its version, since
+    when."""
+
+    id: str
+    version: Annotated[int, Meta(ge=1, description="1 at registration, +1 at each change")]
+    updated_at: Timestamp
+
+    @classmethod
+    def of(cls, stamp: SourceStamp) -> SourceStampOut:
+        return cls(
+            id=str(stamp.id), version=stamp.version, updated_at=api_timestamp(stamp.updated_at)
+        )
+
+
+def change_out(answer: Source | SourceStamp) -> SourceRecord | SourceStampOut:
+    """A change's answer: the record as the actor may read it, or only its version."""
+    if isinstance(answer, SourceStamp):
+        return SourceStampOut.of(answer)
+    return SourceRecord.of(answer)
 
 
 class SourceListItem(msgspec.Struct):

@@ -37,6 +37,7 @@ from domain.sources import (
     Source,
     SourceFilter,
     SourceSchema,
+    SourceStamp,
     parse_if_match,
     parse_source_id,
 )
@@ -54,6 +55,7 @@ from entrypoints.presenters import (
     SourceListItem,
     SourceRecord,
     api_timestamp,
+    change_out,
 )
 from entrypoints.requests import RegisterSourceRequest, update_command
 
@@ -200,7 +202,17 @@ def sources_update(container: Container, args: SimpleNamespace) -> None:
         args.verify,
         root="file",
     )
-    _print_record(container.update_source()(command), args.json)
+    answer = container.update_source()(command)
+    if isinstance(answer, SourceStamp):
+        # A key that may not read sources is told only the version, as over HTTP.
+        stamp = to_builtins(change_out(answer))
+        if args.json:
+            _json(stamp)
+        else:
+            for field in ("id", "version", "updated_at"):
+                _out(f"{field}: {stamp[field]}")
+        return
+    _print_record(answer, args.json)
 
 
 def sources_test(container: Container, args: SimpleNamespace) -> int:

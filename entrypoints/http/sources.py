@@ -62,6 +62,8 @@ from entrypoints.presenters import (
     SnapshotOut,
     SourceListItem,
     SourceRecord,
+    SourceStampOut,
+    change_out,
 )
 from entrypoints.requests import (
     REQUEST_TYPES,
@@ -398,7 +400,7 @@ class SourcesController(Controller):
         update_source: NamedDependency[UpdateSource],
         if_match: Annotated[str | None, IF_MATCH] = None,
         verify: Annotated[bool, VERIFY] = False,
-    ) -> Response[SourceRecord]:
+    ) -> Response[SourceRecord | SourceStampOut]:
         check_query(request.query_params, scalars=("verify",))
         ident = parse_source_id(source_id)
         condition = _if_match(if_match)
@@ -410,8 +412,9 @@ class SourcesController(Controller):
             raise InvalidInput.single("body", "is not valid JSON") from None
         command = update_command(request.user, ident, changes, condition, verify)
         offload = _write_offload(request.app.state, verify)
-        source = await update_source.on_loop(command, offload)
-        return Response(SourceRecord.of(source), headers={"ETag": etag(source.version)})
+        # The record as a GET by this key would show it (only the version without read).
+        answer = await update_source.on_loop(command, offload)
+        return Response(change_out(answer), headers={"ETag": etag(answer.version)})
 
     @get(
         "/{source_id:str}/schema",

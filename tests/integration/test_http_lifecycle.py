@@ -397,6 +397,56 @@ def test_the_local_operator_moves_a_source_without_sending_its_password(
     assert json.loads(out)["connection"]["password"] == "s3cret"
 
 
+# --- the answer of a PATCH: as a GET by the same key --------------------------------------
+
+
+@pytest.mark.parametrize("changes", [{}, {"description": "new"}])
+def test_a_patch_answers_a_key_without_read_only_the_version(
+    client: TestClient[Any],
+    make_token: Token,
+    admin: dict[str, str],
+    source: dict[str, Any],
+    changes: dict[str, Any],
+) -> None:
+    sid = source["id"]
+    for scopes in (("sources:write", "sources:secrets"), ("sources:write",)):
+        key = bearer(make_token(*scopes))
+        assert_problem(client.get(f"/v1/sources/{sid}", headers=key), 403)
+        response = patch(client, sid, changes, key)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert list(answer) == ["id", "version", "updated_at"]
+        assert (answer["id"], response.headers["etag"]) == (sid, f'"{answer["version"]}"')
+        assert TIMESTAMP.match(answer["updated_at"])
+        assert "s3cret" not in response.text
+    trail = [e["action"] for e in events(client, admin, f"?source_id={sid}")]
+    assert "source.secrets_read" not in trail
+
+
+def test_a_patch_shows_secrets_as_a_get_does_and_records_it(
+    client: TestClient[Any], make_token: Token, admin: dict[str, str], source: dict[str, Any]
+) -> None:
+    sid = source["id"]
+    trusted = bearer(make_token("sources:read", "sources:write", "sources:secrets"))
+    shown = patch(client, sid, {}, trusted)
+    assert shown.status_code == 200, shown.text
+    assert shown.json() == client.get(f"/v1/sources/{sid}", headers=trusted).json()
+    assert shown.json()["connection"]["password"] == "s3cret"
+    masked = patch(
+        client, sid, {"description": "x"}, bearer(make_token("sources:read", "sources:write"))
+    )
+    assert masked.json()["connection"]["password"] == "********"
+    trail = events(client, admin, f"?source_id={sid}")
+    assert [e["action"] for e in trail] == [
+        "source.registered",
+        "source.secrets_read",  # the PATCH
+        "source.secrets_read",  # the GET
+        "source.updated",
+    ]
+    assert trail[1]["changed"] == ["connection.password"]
+    assert trail[1]["actor"] == trail[2]["actor"] != source["registered_by"]
+
+
 # --- audit trail --------------------------------------------------------------------------
 
 
@@ -421,6 +471,7 @@ def test_every_change_is_in_the_trail_with_paths_never_values(
     assert [e["action"] for e in trail] == [
         "source.registered",
         "source.updated",
+        "source.secrets_read",  # the PATCH's answer showed the new password
         "source.secrets_read",
         "source.deleted",
     ]

@@ -45,6 +45,7 @@ from domain.sources import (
     IfMatch,
     Source,
     SourceFilter,
+    SourceStamp,
     name_errors,
     normalized,
     parse_if_match,
@@ -64,7 +65,17 @@ def update(world: World, source: Source, patch: Any, actor: Principal = ADMIN, *
 def update_by_id(
     world: World, source_id: uuid.UUID, patch: Any, actor: Principal = ADMIN, **kw: Any
 ) -> Source:
-    use_case = UpdateSource(world.sources, world.connectors, world.cipher, world.clock, world.ids)
+    answer = answer_by_id(world, source_id, patch, actor, **kw)
+    assert isinstance(answer, Source), "an actor that may read is answered the source"
+    return answer
+
+
+def answer_by_id(
+    world: World, source_id: uuid.UUID, patch: Any, actor: Principal = ADMIN, **kw: Any
+) -> Source | SourceStamp:
+    use_case = UpdateSource(
+        world.sources, world.connectors, world.cipher, world.events, world.clock, world.ids
+    )
     # The patch as a client sends it, decoded as every entrypoint decodes one.
     return use_case(update_command(actor, source_id, patch, **kw))
 
@@ -112,7 +123,8 @@ def test_a_secret_absent_or_masked_keeps_its_stored_value(
 ) -> None:
     source = register(world)
     before = world.sources.get(source.id).connection["password"]
-    result = update(world, source, {"connection": kept})
+    # (By a key that is shown no secret: showing one in clear would record a read.)
+    result = update(world, source, {"connection": kept}, actor=WRITER)
     assert result.version == 1, "nothing changed"
     assert world.sources.get(source.id).connection["password"] == before
     assert actions(world) == [Action.SOURCE_REGISTERED]
@@ -301,13 +313,51 @@ def test_a_name_or_tags_equal_after_nfc_change_nothing(name: str, tags: list[str
         "tags": [unicodedata.normalize("NFD", t) for t in nfc_tags],
     }
     # Writers racing from the same version: a no-op spelled otherwise never makes a 412.
-    same = update(world, source, nfd, if_match=IfMatch(frozenset({1})))
+    same = update(world, source, nfd, actor=WRITER, if_match=IfMatch(frozenset({1})))
     assert (same.version, same.name.value, same.tags) == (1, source.name.value, source.tags)
-    assert (
-        update(world, source, {"description": "x"}, if_match=IfMatch(frozenset({1}))).version == 2
-    )
-    assert update(world, source, nfd).version == 2
+    racing = update(world, source, {"description": "x"}, WRITER, if_match=IfMatch(frozenset({1})))
+    assert racing.version == 2
+    assert update(world, source, nfd, actor=WRITER).version == 2
     assert actions(world) == [Action.SOURCE_REGISTERED, Action.SOURCE_UPDATED]
+
+
+# --- the answer of a change: as a read by the same actor would show it -----------------------
+
+WRITE_AND_SECRETS = Principal("tdbk_ws", {Scope.WRITE, Scope.SECRETS})
+
+
+@pytest.mark.parametrize("patch", [{}, {"description": "x"}, {"connection": {"password": "n"}}])
+def test_an_actor_that_may_not_read_is_answered_only_the_version(
+    world: World, patch: dict[str, Any]
+) -> None:
+    source = register(world)
+    for actor in (WRITE_AND_SECRETS, Principal("tdbk_w", {Scope.WRITE})):
+        answer = answer_by_id(world, source.id, patch, actor)
+        stored = world.sources.get(source.id)
+        assert answer == SourceStamp(source.id, stored.version, stored.updated_at)
+    assert Action.SOURCE_SECRETS_READ not in actions(world)
+
+
+def test_a_secret_a_change_shows_in_clear_is_recorded_as_a_read_is(world: World) -> None:
+    source = register(world)
+    same = update(world, source, {})
+    assert (same.version, same.connection["password"]) == (1, "s3cret")
+    moved = update(world, source, {"description": "x"})
+    assert (moved.version, moved.connection["password"]) == (2, "s3cret")
+    assert actions(world) == [
+        Action.SOURCE_REGISTERED,
+        Action.SOURCE_SECRETS_READ,
+        Action.SOURCE_UPDATED,
+        Action.SOURCE_SECRETS_READ,
+    ]
+    read = world.events.list(EventFilter(action=Action.SOURCE_SECRETS_READ)).events
+    assert {(e.actor, e.source_id, e.changed) for e in read} == {
+        ("tdbk_admin", source.id, ("connection.password",))
+    }
+    # Masked for a key without the secrets scope, and then nothing is recorded.
+    masked = update(world, source, {"description": "y"}, actor=WRITER)
+    assert masked.connection["password"] == MASK
+    assert actions(world)[-1] == Action.SOURCE_UPDATED
 
 
 def test_only_writers_update(world: World) -> None:
@@ -461,10 +511,30 @@ def update_on_loop(
 ) -> Source:
     """`update`, awaited: through the memory store's lookup and `writes` (its own unless
     given), or, `offloaded`, without them (as for SQLite)."""
+    answer = answer_on_loop(
+        world, source_id, patch, offload, actor, writes=writes, offloaded=offloaded, **kw
+    )
+    assert isinstance(answer, Source), "an actor that may read is answered the source"
+    return answer
+
+
+def answer_on_loop(
+    world: World,
+    source_id: uuid.UUID,
+    patch: Any,
+    offload: Offloaded,
+    actor: Principal = ADMIN,
+    *,
+    writes: SourceWrites | None = None,
+    offloaded: bool = False,
+    **kw: Any,
+) -> Source | SourceStamp:
+    """The answer of `update_on_loop`, whatever the actor may read."""
     use_case = UpdateSource(
         world.sources,
         world.connectors,
         world.cipher,
+        world.events,
         world.clock,
         world.ids,
         InlineSourceLookup(world.sources),
@@ -492,6 +562,9 @@ UPDATES: list[tuple[Any, dict[str, Any]]] = [
     ({"connection": {"host": "elsewhere"}}, {"actor": WRITER}),
     ({"connection": {"host": "elsewhere"}}, {"actor": WRITER, "verify": True}),
     ({"connection": {"host": "elsewhere", "password": "s3cret"}}, {"actor": WRITER}),
+    ({}, {}),
+    ({}, {"actor": WRITE_AND_SECRETS}),
+    ({"description": "x"}, {"actor": WRITE_AND_SECRETS}),
 ]
 
 
@@ -510,18 +583,28 @@ def test_on_the_loop_an_update_answers_as_a_call_does(
         source_id = register(called).id
         assert register(awaited).id == source_id  # counted ids: the same in both
     on_loop = functools.partial(
-        update_on_loop, awaited, source_id, patch, Offloaded(), offloaded=offloaded, **kw
+        answer_on_loop, awaited, source_id, patch, Offloaded(), offloaded=offloaded, **kw
     )
-    call = functools.partial(update_by_id, called, source_id, patch, **kw)
+    call = functools.partial(answer_by_id, called, source_id, patch, **kw)
     assert outcome(awaited, on_loop) == outcome(called, call)
 
 
 def test_on_the_loop_with_lookup_and_writes_nothing_is_offloaded(world: World) -> None:
     source, offload = register(world), Offloaded()
-    moved = update_on_loop(world, source.id, {"connection": {"password": "new"}}, offload)
-    assert (moved.version, moved.connection["password"], offload.calls) == (2, "new", 0)
+    patch = {"connection": {"password": "new"}}
+    moved = update_on_loop(world, source.id, patch, offload, actor=WRITER)
+    assert (moved.version, moved.connection["password"], offload.calls) == (2, MASK, 0)
+    assert in_clear(world, world.sources.get(source.id).connection)["password"] == "new"
     forgotten = [in_clear(world, c) for c in world.connector.forgotten]
     assert forgotten == [{"table": "orders", "password": "s3cret", "port": 1}]
+
+
+def test_on_the_loop_a_secret_shown_in_clear_is_recorded_off_the_loop(world: World) -> None:
+    source, offload = register(world), Offloaded()
+    moved = update_on_loop(world, source.id, {"connection": {"password": "new"}}, offload)
+    # The one blocking call: the record of the read, as a GET that shows a secret makes.
+    assert (moved.version, moved.connection["password"], offload.calls) == (2, "new", 1)
+    assert actions(world)[-2:] == [Action.SOURCE_UPDATED, Action.SOURCE_SECRETS_READ]
 
 
 @pytest.mark.parametrize("case", ["verify", "no writes"])
