@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
-from collections.abc import Callable, Mapping
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeAlias
 from uuid import UUID
@@ -33,6 +36,7 @@ from domain.errors import (
     InvalidConnection,
     InvalidInput,
     PermissionDenied,
+    StoreUnavailable,
     UnknownSourceType,
     VerificationFailed,
     VersionMismatch,
@@ -67,8 +71,10 @@ from domain.sources import (
 
 LIST_LIMIT_MAX = 1000
 HISTORY_LIMIT_DEFAULT = 100
-# An update without If-Match re-reads and merges again when another change got in first.
-UPDATE_ATTEMPTS = 20
+# An update without If-Match that lost to another change waits a random while under a cap that
+# doubles from the first to the last figure (seconds), then merges again onto the newer version.
+RETRY_PAUSE_FIRST = 0.001
+RETRY_PAUSE_MAX = 0.05
 
 JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
 """A value as JSON has it: what a connection field holds until its connector has checked it."""
@@ -388,12 +394,39 @@ async def _validated_async(
 
 
 @attrs.frozen
+class Retry:
+    """How an update without a version to match tries again after losing to another change:
+    it never gives up on a race, only on the store, `timeout` seconds after it began
+    (`StoreUnavailable`); between tries it waits a random while (full jitter) under a cap that
+    doubles, so that writers racing for one source spread out rather than collide again."""
+
+    timeout: float = 5.0
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    sleep_on_loop: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def deadline(self) -> float:
+        """When an update beginning now gives up."""
+        return self.monotonic() + self.timeout
+
+    def pause(self, lost: int, deadline: float) -> float:
+        """Seconds to wait after the `lost`-th lost try (1, 2, ...); raise `StoreUnavailable`
+        once the deadline has passed."""
+        left = deadline - self.monotonic()
+        if left <= 0:
+            raise StoreUnavailable(f"a change kept losing to others for {self.timeout:g} s")
+        cap = min(RETRY_PAUSE_MAX, RETRY_PAUSE_FIRST * 2 ** min(lost - 1, 16))
+        return min(left, random.uniform(0, cap))
+
+
+@attrs.frozen
 class UpdateSource:
     """Merge a patch into a source, validate the result as a registration, store it if it differs.
 
     Secret connection fields that the patch leaves out or sends back masked keep their stored
     value. The store compares and sets the version, so of two changes made from the same version
-    only one is stored; without `If-Match` the loser merges again onto the newer version.
+    only one is stored; without `If-Match` (or with `*`) the loser merges again onto the newer
+    version, as `retry` says, until it applies or the store is deemed unavailable.
 
     Called, it blocks while the store answers; `on_loop` is the same update for code on an event
     loop, which reads through `lookup` and writes through `writes` (awaited without blocking the
@@ -410,10 +443,12 @@ class UpdateSource:
     _ids: IdGenerator
     _lookup: SourceLookup | None = None
     _writes: SourceWrites | None = None
+    _retry: Retry = Retry()
 
     def __call__(self, command: UpdateSourceCommand) -> Source | SourceStamp:
         require(command.actor, self.required_scope)
-        for attempt in range(UPDATE_ATTEMPTS):
+        deadline, lost = self._retry.deadline(), 0
+        while True:
             stored = self._admitted(command, self._sources.get(command.source_id))
             connector, names, clear = self._opened(stored)
             draft = _draft_connection(clear, command.patch, names)
@@ -426,12 +461,11 @@ class UpdateSource:
             merged, sealed, event = self._changed(command, stored, merged, changed, names)
             try:
                 self._sources.update(sealed, stored.version, event)
-            except VersionMismatch:
-                if not self._merges_again(command, attempt):
-                    raise
+            except VersionMismatch as loss:
+                lost += 1
+                self._retry.sleep(self._pause(command, loss, lost, deadline))
                 continue
             return self._recorded(self._done(command, stored, merged, changed, names))
-        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     async def on_loop(self, command: UpdateSourceCommand, offload: Offload) -> Source | SourceStamp:
         """The update, awaited: `offload` runs what would block (a host name's lookup, the
@@ -440,7 +474,8 @@ class UpdateSource:
         require(command.actor, self.required_scope)
         if command.verify or self._lookup is None or self._writes is None:
             return await offload(functools.partial(self, command))
-        for attempt in range(UPDATE_ATTEMPTS):
+        deadline, lost = self._retry.deadline(), 0
+        while True:
             stored = self._admitted(command, await self._lookup.get(command.source_id))
             connector, names, clear = self._opened(stored)
             draft = _draft_connection(clear, command.patch, names)
@@ -454,15 +489,14 @@ class UpdateSource:
                 merged, sealed, event = self._changed(command, stored, merged, changed, names)
                 try:
                     await self._writes.update(sealed, stored.version, event)
-                except VersionMismatch:
-                    if not self._merges_again(command, attempt):
-                        raise
+                except VersionMismatch as loss:
+                    lost += 1
+                    await self._retry.sleep_on_loop(self._pause(command, loss, lost, deadline))
                     continue
                 answer, read = self._done(command, stored, merged, changed, names)
             if read is not None:
                 await offload(functools.partial(self._events.append, read))
             return answer
-        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     @staticmethod
     def _admitted(command: UpdateSourceCommand, stored: Source) -> Source:
@@ -471,12 +505,16 @@ class UpdateSource:
             raise VersionMismatch(stored.id, stored.version)
         return stored
 
-    @staticmethod
-    def _merges_again(command: UpdateSourceCommand, attempt: int) -> bool:
-        """Whether an attempt that lost to another change merges again onto the newer version."""
+    def _pause(
+        self, command: UpdateSourceCommand, loss: VersionMismatch, lost: int, deadline: float
+    ) -> float:
+        """Seconds to wait before merging again onto the newer version, once the `lost`-th try
+        lost to another change (`loss`); raise the loss if the command is pinned to versions,
+        or `StoreUnavailable` past the deadline."""
         # `*` asks only that the source exist, so it may merge again like no condition at all.
-        retry = command.if_match is None or command.if_match.versions is None
-        return retry and attempt < UPDATE_ATTEMPTS - 1
+        if command.if_match is not None and command.if_match.versions is not None:
+            raise loss
+        return self._retry.pause(lost, deadline)
 
     def _opened(self, stored: Source) -> tuple[Connector, list[str], Source]:
         """The source's connector, its secret fields, and the source with them decrypted."""

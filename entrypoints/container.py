@@ -59,6 +59,7 @@ from application.sources import (
     InspectSchema,
     ListSources,
     RegisterSource,
+    Retry,
     UpdateSource,
 )
 from application.store import CheckReadiness, CountSources, StoreUsage, UpgradeStore
@@ -305,7 +306,17 @@ class Container(containers.DeclarativeContainer):
         GetSource, sources, connectors, cipher, events, clock, ids, source_lookup
     )
     update_source = providers.Factory(
-        UpdateSource, sources, connectors, cipher, events, clock, ids, source_lookup, source_writes
+        UpdateSource,
+        sources,
+        connectors,
+        cipher,
+        events,
+        clock,
+        ids,
+        source_lookup,
+        source_writes,
+        # A change that keeps losing races gives up as a store that does not answer would.
+        retry=providers.Factory(Retry, providers.Callable(lambda s: s.store_timeout, settings)),
     )
     check_source_connection = providers.Factory(
         CheckSourceConnection, sources, connectors, cipher, clock

@@ -8,6 +8,7 @@ import unicodedata
 import uuid
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from application.events import ListEvents, ListEventsQuery
 from application.keys import CreateApiKey, RevokeApiKey
 from application.ports import SourceWrites
 from application.sources import (
+    RETRY_PAUSE_MAX,
     CheckNewConnection,
     CheckNewConnectionCommand,
     CheckSourceConnection,
@@ -27,6 +29,7 @@ from application.sources import (
     DeleteSourceCommand,
     GetSource,
     GetSourceQuery,
+    Retry,
     UpdateSource,
 )
 from domain.errors import (
@@ -34,6 +37,7 @@ from domain.errors import (
     InvalidInput,
     PermissionDenied,
     SourceNotFound,
+    StoreUnavailable,
     UnknownSourceType,
     VerificationFailed,
     VersionMismatch,
@@ -43,8 +47,10 @@ from domain.keys import ALL_SCOPES, Principal, Scope
 from domain.sources import (
     MASK,
     IfMatch,
+    PageKey,
     Source,
     SourceFilter,
+    SourcePage,
     SourceStamp,
     name_errors,
     normalized,
@@ -682,3 +688,153 @@ def test_on_the_loop_the_scope_is_checked_before_anything_is_read(
         )
     assert (offload.calls, world.connector.seen) == (0, [])
     assert world.sources.get(source.id).version == 1
+
+
+# --- an unconditional update gives up on no race, only on the store -------------------------
+
+
+class FakeTime:
+    """A monotonic clock that moves only when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+    async def sleep_on_loop(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+    def retry(self, timeout: float) -> Retry:
+        return Retry(timeout, self.monotonic, self.sleep, self.sleep_on_loop)
+
+
+class Rivals:
+    """Another writer that changes the source just before each of our next `times` writes
+    (None: before every one), so that each of them loses the compare-and-set."""
+
+    def __init__(self, world: World, times: int | None) -> None:
+        self.world, self.times, self.landed = world, times, 0
+
+    def land(self, source_id: uuid.UUID) -> None:
+        if self.times is not None and self.landed >= self.times:
+            return
+        self.landed += 1
+        current = self.world.sources.get(source_id)
+        rival = attrs.evolve(current, tags=(f"rival-{self.landed}",), version=current.version + 1)
+        self.world.sources.update(rival, current.version)
+
+
+class BeatenSources:
+    """The memory store's sources, each update preceded by a rival's."""
+
+    def __init__(self, world: World, rivals: Rivals) -> None:
+        self.inner, self.rivals = world.sources, rivals
+
+    def add(self, source: Source, event: Event | None = None) -> None:
+        self.inner.add(source, event)
+
+    def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
+        self.rivals.land(source.id)
+        self.inner.update(source, expected_version, event)
+
+    def get(self, source_id: uuid.UUID) -> Source:
+        return self.inner.get(source_id)
+
+    def list(
+        self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
+    ) -> SourcePage:
+        return self.inner.list(source_filter, limit, after)
+
+    def remove(
+        self, source_id: uuid.UUID, expected_version: int | None = None, event: Event | None = None
+    ) -> None:
+        self.inner.remove(source_id, expected_version, event)
+
+    def count(self) -> int:
+        return self.inner.count()
+
+    def revision(self) -> int | None:
+        return self.inner.revision()
+
+
+class BeatenWrites:
+    """The memory store's writes for the event loop, each update preceded by a rival's."""
+
+    def __init__(self, world: World, rivals: Rivals) -> None:
+        self.inner, self.rivals = InlineSourceWrites(world.sources), rivals
+
+    async def add(self, source: Source, event: Event | None = None) -> None:
+        await self.inner.add(source, event)
+
+    async def update(
+        self, source: Source, expected_version: int, event: Event | None = None
+    ) -> None:
+        self.rivals.land(source.id)
+        await self.inner.update(source, expected_version, event)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def beaten_update(
+    world: World, source: Source, rivals: Rivals, time: FakeTime, on_loop: bool, **kw: Any
+) -> Source | SourceStamp:
+    """An update by WRITER of the source's description whose writes lose to `rivals`."""
+    use_case = UpdateSource(
+        BeatenSources(world, rivals),
+        world.connectors,
+        world.cipher,
+        world.events,
+        world.clock,
+        world.ids,
+        InlineSourceLookup(world.sources),
+        BeatenWrites(world, rivals),
+        retry=time.retry(timeout=1.0),
+    )
+    command = update_command(WRITER, source.id, {"description": "ours"}, **kw)
+    if on_loop:
+        return asyncio.run(use_case.on_loop(command, Offloaded()))
+    return use_case(command)
+
+
+@pytest.mark.parametrize("on_loop", [False, True], ids=["called", "on the loop"])
+@pytest.mark.parametrize("if_match", [None, IfMatch()], ids=["unconditional", "*"])
+def test_an_unconditional_update_outlasts_any_number_of_lost_races(
+    world: World, on_loop: bool, if_match: IfMatch | None
+) -> None:
+    source, time = register(world), FakeTime()
+    answer = beaten_update(world, source, Rivals(world, 40), time, on_loop, if_match=if_match)
+    assert isinstance(answer, Source)
+    assert (answer.version, answer.description, answer.tags) == (42, "ours", ("rival-40",))
+    # A short pause, each different, between tries: racing writers spread out.
+    assert len(time.pauses) == 40
+    assert all(0 <= p <= RETRY_PAUSE_MAX for p in time.pauses)
+    assert len(set(time.pauses)) > 1
+
+
+@pytest.mark.parametrize("on_loop", [False, True], ids=["called", "on the loop"])
+def test_an_update_that_always_loses_is_a_store_outage_after_the_timeout(
+    world: World, on_loop: bool
+) -> None:
+    source, time = register(world), FakeTime()
+    with pytest.raises(StoreUnavailable):
+        beaten_update(world, source, Rivals(world, None), time, on_loop)
+    assert time.now == pytest.approx(1.0)
+    assert world.sources.get(source.id).description != "ours"
+    assert actions(world) == [Action.SOURCE_REGISTERED]
+
+
+@pytest.mark.parametrize("on_loop", [False, True], ids=["called", "on the loop"])
+def test_an_update_pinned_to_a_version_loses_a_race_at_once(world: World, on_loop: bool) -> None:
+    source, time = register(world), FakeTime()
+    with pytest.raises(VersionMismatch) as lost:
+        beaten_update(
+            world, source, Rivals(world, None), time, on_loop, if_match=IfMatch(frozenset({1}))
+        )
+    assert (lost.value.current_version, time.pauses) == (2, [])
