@@ -50,6 +50,42 @@ def test_update_from_a_file_and_from_stdin(
     assert json.loads(out)["connection"]["password"] == "s3cret"
 
 
+def test_the_local_operator_moves_a_source_without_sending_its_password(
+    tdb: Any, registered: dict[str, Any], tmp_path: Path
+) -> None:
+    # Trusted as a key with every scope, though shown secrets only with --show-secrets.
+    moved = tmp_path / "patch.json"
+    moved.write_text(json.dumps({"connection": {"host": "127.0.0.9"}}))
+    code, out, err = tdb("sources", "update", registered["id"], str(moved), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert (record["version"], record["connection"]["host"]) == (2, "127.0.0.9")
+    assert record["connection"]["password"] == "********"
+    code, out, _ = tdb("sources", "show", registered["id"], "--show-secrets", "--json")
+    assert json.loads(out)["connection"]["password"] == "s3cret"
+
+
+def test_a_key_that_may_not_read_is_told_only_the_version(
+    tdb: Any, registered: dict[str, Any], tmp_path: Path
+) -> None:
+    code, out, err = tdb("keys", "create", "--name", "w", "--scope", "sources:write")
+    assert code == 0, err
+    token = out.strip().splitlines()[-1]
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps({"description": "new"}))
+    code, out, err = tdb(
+        "sources", "update", registered["id"], str(patch), "--json", "--token", token
+    )
+    assert code == 0, err
+    answer = json.loads(out)
+    assert list(answer) == ["id", "version", "updated_at"]
+    assert (answer["id"], answer["version"]) == (registered["id"], 2)
+    patch.write_text(json.dumps({"connection": {"host": "127.0.0.9"}}))
+    code, _, err = tdb("sources", "update", registered["id"], str(patch), "--token", token)
+    assert code == 1
+    assert "connection.password" in err
+
+
 def test_update_refusals(tdb: Any, registered: dict[str, Any], tmp_path: Path) -> None:
     patch = tmp_path / "patch.json"
     patch.write_text(json.dumps({"id": "x", "connection": {"host": None}}))

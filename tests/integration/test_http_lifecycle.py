@@ -378,25 +378,6 @@ def test_a_new_target_keeps_the_password_if_sent_again_or_for_a_key_with_secrets
     assert (clear["connection"]["user"], clear["connection"]["dbname"]) == ("other", "elsewhere")
 
 
-def test_the_local_operator_moves_a_source_without_sending_its_password(
-    tdb: Any, tmp_path: Path
-) -> None:
-    registration = tmp_path / "source.json"
-    registration.write_text(json.dumps(SEED_BODY), encoding="utf-8")
-    code, out, err = tdb("sources", "register", str(registration), "--json")
-    assert code == 0, err
-    sid = json.loads(out)["id"]
-    moved = tmp_path / "patch.json"
-    moved.write_text(json.dumps({"connection": {"host": "127.0.0.9"}}), encoding="utf-8")
-    code, out, err = tdb("sources", "update", sid, str(moved), "--json")
-    assert code == 0, err
-    record = json.loads(out)
-    assert (record["version"], record["connection"]["host"]) == (2, "127.0.0.9")
-    assert record["connection"]["password"] == "********"
-    code, out, err = tdb("sources", "show", sid, "--show-secrets", "--json")
-    assert json.loads(out)["connection"]["password"] == "s3cret"
-
-
 # --- the answer of a PATCH: as a GET by the same key --------------------------------------
 
 
