@@ -16,6 +16,7 @@ from adapters.system import RandomIds, SystemClock
 from application.sources import (
     RegisterSource,
     RegisterSourceCommand,
+    Retry,
     SourcePatch,
     UpdateSource,
     UpdateSourceCommand,
@@ -41,7 +42,9 @@ async def _on_a_thread(call: Callable[[], T]) -> T:
     return await asyncio.to_thread(call)
 
 
-def _updates(stores: Stores, registry: StaticConnectorRegistry, cipher: AesGcmCipher) -> Any:
+def _updates(
+    stores: Stores, registry: StaticConnectorRegistry, cipher: AesGcmCipher
+) -> UpdateSource:
     return UpdateSource(
         stores.sources,
         registry,
@@ -51,6 +54,8 @@ def _updates(stores: Stores, registry: StaticConnectorRegistry, cipher: AesGcmCi
         RandomIds(),
         stores.lookup,
         stores.writes,
+        # Generous: this test asks that every update apply, not how soon on a loaded machine.
+        retry=Retry(timeout=60),
     )
 
 

@@ -783,9 +783,16 @@ class BeatenWrites:
 
 
 def beaten_update(
-    world: World, source: Source, rivals: Rivals, time: FakeTime, on_loop: bool, **kw: Any
+    world: World,
+    source: Source,
+    rivals: Rivals,
+    time: FakeTime,
+    on_loop: bool,
+    timeout: float = 1.0,
+    **kw: Any,
 ) -> Source | SourceStamp:
-    """An update by WRITER of the source's description whose writes lose to `rivals`."""
+    """An update by WRITER of the source's description whose writes lose to `rivals`, giving
+    up after `timeout` seconds of the fake time."""
     use_case = UpdateSource(
         BeatenSources(world, rivals),
         world.connectors,
@@ -795,7 +802,7 @@ def beaten_update(
         world.ids,
         InlineSourceLookup(world.sources),
         BeatenWrites(world, rivals),
-        retry=time.retry(timeout=1.0),
+        retry=time.retry(timeout),
     )
     command = update_command(WRITER, source.id, {"description": "ours"}, **kw)
     if on_loop:
@@ -809,7 +816,8 @@ def test_an_unconditional_update_outlasts_any_number_of_lost_races(
     world: World, on_loop: bool, if_match: IfMatch | None
 ) -> None:
     source, time = register(world), FakeTime()
-    answer = beaten_update(world, source, Rivals(world, 40), time, on_loop, if_match=if_match)
+    # 40 pauses of at most 50 ms each fit well within the timeout, whatever the jitter.
+    answer = beaten_update(world, source, Rivals(world, 40), time, on_loop, 10.0, if_match=if_match)
     assert isinstance(answer, Source)
     assert (answer.version, answer.description, answer.tags) == (42, "ours", ("rival-40",))
     # A short pause, each different, between tries: racing writers spread out.
