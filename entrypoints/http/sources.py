@@ -83,7 +83,8 @@ ETAG_HEADER = ResponseHeader(
 )
 IF_MATCH = HeaderParameter(
     name="If-Match",
-    description='Change only at this version (`"3"`) or if the source exists (`*`); else 412',
+    description='Change only at this version (`"3"`) or if the source exists (`*`); else 412'
+    ' (a weak tag, `W/"3"`, never matches)',
     required=False,
 )
 VERIFY = Parameter(
