@@ -165,7 +165,10 @@ def sources_show(container: Container, args: SimpleNamespace) -> None:
 
 def _read_json(file: str) -> Any:
     """The JSON value in FILE (`-`: standard input)."""
-    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput.single("file", "is not valid UTF-8") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
