@@ -29,9 +29,10 @@ def test_a_gone_servers_directory_is_removed_and_a_live_ones_kept(
     live = tmp_path / f"tdb-metrics-{os.getppid()}-def456"
     older_form = tmp_path / "tdb-metrics-k2j3x9a1"
     other = tmp_path / "something-else-1"
+    dead_worker = _dead_pid()
     for path in (gone, live, older_form, other):
         path.mkdir()
-        (path / "counter_1.db").write_bytes(b"figures")
+        (path / f"counter_{dead_worker}.db").write_bytes(b"figures")
 
     made = metrics.make_multiprocess_dir()
 
@@ -44,3 +45,20 @@ def test_a_gone_servers_directory_is_removed_and_a_live_ones_kept(
     assert os.environ[metrics.MULTIPROCESS_ENV] == str(made)
     metrics.remove_multiprocess_dir(made)
     assert not made.exists()
+
+
+def test_a_gone_servers_directory_is_kept_while_a_worker_still_writes_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A supervisor killed with SIGKILL, whose worker has not exited yet (it is about to).
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv(metrics.MULTIPROCESS_ENV, raising=False)
+    in_use = tmp_path / f"tdb-metrics-{_dead_pid()}-abc123"
+    in_use.mkdir()
+    (in_use / f"counter_{_dead_pid()}.db").write_bytes(b"figures")
+    (in_use / f"gauge_livesum_{os.getppid()}.db").write_bytes(b"figures")
+
+    made = metrics.make_multiprocess_dir()
+
+    assert in_use.exists()
+    metrics.remove_multiprocess_dir(made)
