@@ -14,7 +14,7 @@ import click
 
 from domain.errors import DomainError, InvalidInput
 from entrypoints.container import build_container
-from entrypoints.logs import configure_logging
+from entrypoints.logs import configure_logging, redact
 from entrypoints.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -63,7 +63,7 @@ def with_container(*, upgrade: bool = True) -> Callable[[Callable[..., Any]], Ca
                 log_format=log_format,
                 access_log=access_log,
             )
-            configure_logging(settings.log_format)
+            configure_logging(settings.log_format, settings.secrets())
             container = build_container(settings)
             try:
                 if upgrade:
@@ -78,8 +78,9 @@ def with_container(*, upgrade: bool = True) -> Callable[[Callable[..., Any]], Ca
 
 
 def _said(exc: Exception) -> str:
-    """What went wrong, never an empty string: the class's own one-line account at worst."""
-    return str(exc) or (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
+    """What went wrong, never an empty string: the class's own one-line account at worst; a
+    secret it quotes (a library's message may) masked as in the logs."""
+    return redact(str(exc)) or (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
 
 
 def _report(exc: DomainError) -> None:
