@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dependency_injector import providers
+
+from entrypoints.container import Container
+from tests.fakes import FailingConnector
 
 
 def register_csv(tdb: Any, tmp_path: Path, name: str, text: str | None) -> str:
@@ -97,6 +101,48 @@ def test_inspect_all_with_json_lists_the_changes(tdb: Any, tmp_path: Path) -> No
             "breaking": True,
         }
     ]
+
+
+def test_an_unexpected_error_fails_its_source_and_the_others_are_still_reported(
+    tdb: Any, tmp_path: Path
+) -> None:
+    broken = FailingConnector("postgres")
+    with Container.postgres_connector.override(providers.Object(broken)):
+        body = tmp_path / "broken.json"
+        body.write_text(
+            json.dumps({"name": "broken", "source_type": "postgres", "connection": {"table": "t"}})
+        )
+        assert tdb("sources", "register", str(body))[0] == 0
+        register_csv(tdb, tmp_path, "shrinking", "id,zip\n1,12345\n")
+        register_csv(tdb, tmp_path, "steady", "id\n1\n")
+        code, out, err = tdb("sources", "inspect-all", "--concurrency", "1")
+        assert code == 0, err
+        assert lines(out) == {
+            "broken": "failed: internal_error",
+            "shrinking": "changed: first snapshot",
+            "steady": "changed: first snapshot",
+        }
+
+        (tmp_path / "data" / "shrinking.csv").write_text("zip\n02134\n")
+        code, out, err = tdb("sources", "inspect-all", "--concurrency", "1")
+        assert code == 2, err
+        assert lines(out) == {
+            "broken": "failed: internal_error",
+            "shrinking": "breaking: removed id, type_changed zip (integer -> text)",
+            "steady": "unchanged",
+        }
+        # The error is the operator's to read in the log, not a script's on stdout.
+        assert "Traceback" not in out
+        assert "internal detail" not in out
+        assert "RuntimeError" in err
+
+        code, out, _ = tdb("sources", "inspect-all", "--json")
+        assert code == 0
+        rows = {row["name"]: row for row in json.loads(out)}
+        assert rows["broken"]["status"] == "failed"
+        assert rows["broken"]["reason"] == "internal_error"
+        assert "internal detail" not in rows["broken"]["detail"]
+    assert len(broken.seen) == 3
 
 
 @pytest.mark.parametrize(
