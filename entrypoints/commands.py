@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
@@ -22,6 +23,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def out(text: str = "") -> None:
     print(text, flush=True)
+
+
+# What a terminal acts on rather than shows: C0 and C1 controls (ESC begins ANSI sequences; CR,
+# LF, VT, FF and NEL begin lines), DEL, Unicode's line and paragraph separators, bidirectional
+# controls (they reorder what follows), and lone surrogates (no terminal encoding writes them).
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str) -> str:
+    """`text` as one line a terminal shows as it is: every character it would act on instead
+    (a line break, an ANSI escape, ...) written as its escape (`\\n`, `\\x1b`, `\\u2028`).
+
+    Human output quotes names and texts from elsewhere (a backend's column names, a stored
+    description): escaped, they cannot forge a line or drive the terminal. JSON output needs
+    nothing more than its encoding.
+    """
+    return _UNPRINTABLE.sub(_escaped, text)
 
 
 def out_json(value: Any) -> None:
@@ -86,9 +113,9 @@ def _said(exc: Exception) -> str:
 def _report(exc: DomainError) -> None:
     if isinstance(exc, InvalidInput):
         for error in exc.errors:
-            print(f"error: {error.field}: {error.message}", file=sys.stderr)
+            print(f"error: {printable(f'{error.field}: {error.message}')}", file=sys.stderr)
     else:
-        print(f"error: {_said(exc)}", file=sys.stderr)
+        print(f"error: {printable(_said(exc))}", file=sys.stderr)
 
 
 def run(command: click.Command, argv: Sequence[str] | None = None) -> int:
@@ -105,10 +132,10 @@ def run(command: click.Command, argv: Sequence[str] | None = None) -> int:
     except click.UsageError as exc:
         if exc.ctx is not None:
             print(exc.ctx.get_usage(), file=sys.stderr)
-        print(f"error: {exc.format_message()}", file=sys.stderr)
+        print(f"error: {printable(exc.format_message())}", file=sys.stderr)
         return failure
     except click.ClickException as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
+        print(f"error: {printable(exc.format_message())}", file=sys.stderr)
         return failure
     except click.Abort:
         return failure
@@ -116,6 +143,6 @@ def run(command: click.Command, argv: Sequence[str] | None = None) -> int:
         _report(exc)
         return 1
     except (ValueError, OSError) as exc:
-        print(f"error: {_said(exc)}", file=sys.stderr)
+        print(f"error: {printable(_said(exc))}", file=sys.stderr)
         return failure
     return result if isinstance(result, int) else 0

@@ -41,9 +41,8 @@ from domain.sources import (
     parse_source_id,
 )
 from domain.sources import SourceSummary as Summary
-from entrypoints.commands import out as _out
+from entrypoints.commands import out, printable, run, store_options, with_container
 from entrypoints.commands import out_json as _json
-from entrypoints.commands import run, store_options, with_container
 from entrypoints.container import Container
 from entrypoints.logs import events
 from entrypoints.operator import OPERATOR
@@ -57,6 +56,11 @@ from entrypoints.presenters import (
     api_timestamp,
 )
 from entrypoints.requests import RegisterSourceRequest, update_command
+
+
+def _out(line: str = "") -> None:
+    """One line of human output, whatever the names and texts in it hold (see `printable`)."""
+    out(printable(line))
 
 
 def _actor(container: Container, args: SimpleNamespace) -> Principal:

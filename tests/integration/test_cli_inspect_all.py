@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,43 @@ def test_a_store_error_exits_1(tdb: Any, tmp_path: Path, monkeypatch: pytest.Mon
     code, _, err = tdb("sources", "inspect-all")
     assert code == 1
     assert "error" in err
+
+
+# A column name that would forge a line of its own, and one that would colour the terminal.
+FORGED = "ok\n00000000-0000-0000-0000-000000000000  payments  unchanged"
+COLOURED = "\x1b[31mred\x1b[0m"
+# What a terminal acts on rather than shows: C0 and C1 controls, DEL, line separators.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _no_unprintable(out: str) -> None:
+    for line in out.splitlines():
+        assert not UNPRINTABLE.search(line), repr(line)
+
+
+def test_names_from_a_backend_cannot_forge_lines_or_escapes(tdb: Any, tmp_path: Path) -> None:
+    source_id = register_csv(tdb, tmp_path, "payments", "id\n1\n")
+    register_csv(tdb, tmp_path, "orders", "id\n1\n")
+    assert tdb("sources", "inspect-all")[0] == 0
+    forged = FORGED.replace("\n", "\r\n") + "\u2028x\x85y"
+    header = ",".join(f'"{name}"' for name in ("id", forged, COLOURED))  # CSV quoting
+    (tmp_path / "data" / "payments.csv").write_text(f"{header}\n1,2,3\n")
+
+    code, out, _ = tdb("sources", "inspect-all")
+    assert code == 0
+    assert out.endswith("\n")
+    assert len(out.splitlines()) == 2, out
+    _no_unprintable(out)
+    verdicts = lines(out)
+    assert set(verdicts) == {"payments", "orders"}
+    assert verdicts["orders"] == "unchanged"
+    assert "\\n00000000-0000-0000-0000-000000000000" in verdicts["payments"]
+    assert "\\x1b[31mred" in verdicts["payments"]
+
+    code, out, _ = tdb("sources", "schema", source_id)
+    assert code == 0
+    assert len(out.splitlines()) == 3, out
+    _no_unprintable(out)
+    # --json is JSON: the names as they are, encoded.
+    code, out, _ = tdb("sources", "schema", source_id, "--json")
+    assert [column["name"] for column in json.loads(out)["columns"]] == ["id", forged, COLOURED]
