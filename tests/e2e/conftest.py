@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from adapters.crypto import generate_key
-from tests.helpers import free_port, throwaway_database
+from tests.helpers import free_port, running, throwaway_database
 
 TOKEN = re.compile(r"^(tdbk_[0-9a-f]+_[A-Za-z0-9_-]+)$", re.MULTILINE)
 START_TIMEOUT = 30.0
@@ -122,11 +122,10 @@ class TdbServer:
 def is_worker(pid: int) -> bool:
     """Whether `pid` is a live (not a zombie) process that multiprocessing spawned."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    return state != "Z" and b"spawn_main" in cmdline
+    return b"spawn_main" in cmdline and running(pid)
 
 
 @pytest.fixture
