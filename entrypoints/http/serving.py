@@ -25,8 +25,8 @@ log = logging.getLogger("uvicorn.error")
 STARTUP_FAILURE = 3
 KEEP_ALIVE_TIMEOUT = 5
 BACKLOG = 4096
-# How often a worker looks whether its supervisor is still its parent (where the kernel cannot
-# tell it, and to close the race of a supervisor that died before the worker asked the kernel).
+# How often a worker that the kernel cannot tell of its supervisor's death (no prctl) looks
+# whether the supervisor is still its parent.
 SUPERVISOR_POLL = 0.5
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
