@@ -17,7 +17,7 @@ help:
 
 venv:
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 
 test-fast:
 	$(BIN)/pytest -q tests/unit

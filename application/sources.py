@@ -70,6 +70,9 @@ from domain.sources import (
 )
 
 LIST_LIMIT_MAX = 1000
+# Each tag filter is one more condition in the store's query: SQLite's expression depth (1000)
+# would turn a long list into a store outage.
+TAG_FILTERS_MAX = 50
 HISTORY_LIMIT_DEFAULT = 100
 # An update without If-Match that lost to another change waits a random while under a cap that
 # doubles from the first to the last figure (seconds), then merges again onto the newer version.
@@ -265,6 +268,8 @@ class ListSources:
         require(query.actor, self.required_scope)
         if query.limit is not None and not 1 <= query.limit <= LIST_LIMIT_MAX:
             raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
+        if len(query.filter.tags) > TAG_FILTERS_MAX:
+            raise InvalidInput.single("tag", f"must be given at most {TAG_FILTERS_MAX} times")
         return self._sources.list(query.filter, query.limit, query.after)
 
 

@@ -66,4 +66,8 @@ def _ipv6_problem(host: str) -> str | None:
         return "must be one DNS name or one IP address (no port inside: it is a field of its own)"
     if address.is_unspecified:
         return "must not be the unspecified address ::"
+    # An IPv4-mapped address reaches its IPv4 address, and is judged as it (`::ffff:0.0.0.0`
+    # is 0.0.0.0, which Linux connects to this machine itself).
+    if address.ipv4_mapped is not None:
+        return _ipv4_problem(str(address.ipv4_mapped))
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
@@ -14,7 +15,7 @@ import click
 
 from domain.errors import DomainError, InvalidInput
 from entrypoints.container import build_container
-from entrypoints.logs import configure_logging
+from entrypoints.logs import configure_logging, redact
 from entrypoints.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,6 +23,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def out(text: str = "") -> None:
     print(text, flush=True)
+
+
+# What a terminal acts on rather than shows: C0 and C1 controls (ESC begins ANSI sequences; CR,
+# LF, VT, FF and NEL begin lines), DEL, Unicode's line and paragraph separators, bidirectional
+# controls (they reorder what follows), and lone surrogates (no terminal encoding writes them).
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str) -> str:
+    """`text` as one line a terminal shows as it is: every character it would act on instead
+    (a line break, an ANSI escape, ...) written as its escape (`\\n`, `\\x1b`, `\\u2028`).
+
+    Human output quotes names and texts from elsewhere (a backend's column names, a stored
+    description): escaped, they cannot forge a line or drive the terminal. JSON output needs
+    nothing more than its encoding.
+    """
+    return _UNPRINTABLE.sub(_escaped, text)
 
 
 def out_json(value: Any) -> None:
@@ -63,7 +90,7 @@ def with_container(*, upgrade: bool = True) -> Callable[[Callable[..., Any]], Ca
                 log_format=log_format,
                 access_log=access_log,
             )
-            configure_logging(settings.log_format)
+            configure_logging(settings.log_format, settings.secrets())
             container = build_container(settings)
             try:
                 if upgrade:
@@ -78,16 +105,17 @@ def with_container(*, upgrade: bool = True) -> Callable[[Callable[..., Any]], Ca
 
 
 def _said(exc: Exception) -> str:
-    """What went wrong, never an empty string: the class's own one-line account at worst."""
-    return str(exc) or (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
+    """What went wrong, never an empty string: the class's own one-line account at worst; a
+    secret it quotes (a library's message may) masked as in the logs."""
+    return redact(str(exc)) or (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
 
 
 def _report(exc: DomainError) -> None:
     if isinstance(exc, InvalidInput):
         for error in exc.errors:
-            print(f"error: {error.field}: {error.message}", file=sys.stderr)
+            print(f"error: {printable(f'{error.field}: {error.message}')}", file=sys.stderr)
     else:
-        print(f"error: {_said(exc)}", file=sys.stderr)
+        print(f"error: {printable(_said(exc))}", file=sys.stderr)
 
 
 def run(command: click.Command, argv: Sequence[str] | None = None) -> int:
@@ -104,10 +132,10 @@ def run(command: click.Command, argv: Sequence[str] | None = None) -> int:
     except click.UsageError as exc:
         if exc.ctx is not None:
             print(exc.ctx.get_usage(), file=sys.stderr)
-        print(f"error: {exc.format_message()}", file=sys.stderr)
+        print(f"error: {printable(exc.format_message())}", file=sys.stderr)
         return failure
     except click.ClickException as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
+        print(f"error: {printable(exc.format_message())}", file=sys.stderr)
         return failure
     except click.Abort:
         return failure
@@ -115,6 +143,6 @@ def run(command: click.Command, argv: Sequence[str] | None = None) -> int:
         _report(exc)
         return 1
     except (ValueError, OSError) as exc:
-        print(f"error: {_said(exc)}", file=sys.stderr)
+        print(f"error: {printable(_said(exc))}", file=sys.stderr)
         return failure
     return result if isinstance(result, int) else 0

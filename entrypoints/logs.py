@@ -9,12 +9,13 @@ threads it runs work on.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import time
 import traceback
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from contextvars import ContextVar
 from typing import Any, TextIO, cast
 
@@ -44,8 +45,44 @@ _REDACTIONS = (
 )
 
 
+MASK = "***"
+# A secret's words (a password "hunter2 SECRET" quoted in part) are masked from this length on:
+# shorter ones would mask common words everywhere, and say little of the secret.
+SECRET_PART_MIN = 4
+
+
+class SecretMask:
+    """Masks the given secrets (the store's password, ...) in any text, under every spelling a
+    library may write them in: as given, escaped as `repr` or JSON would, and word by word."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        forms: set[str] = set()
+        for secret in filter(None, secrets):
+            spellings = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1]}
+            spellings.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+            forms |= spellings
+            forms |= {part for part in secret.split() if len(part) >= SECRET_PART_MIN}
+        # The longest first: a whole secret is masked at once rather than word by word.
+        ordered = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        # The mask never spells the secret itself (a password made of asterisks): the two
+        # masks share no character, so a secret is inside one of them at most.
+        self._mask = "[secret]" if any(form in MASK for form in forms) else MASK
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(self._mask, text)
+
+
+# The secrets of this process (configure_logging): masked in every line, whoever writes it.
+_secrets = SecretMask()
+
+
 def redact(text: str) -> str:
-    """`text` with connection-string passwords, `password=` values and token secrets masked."""
+    """`text` with this process's secrets, connection-string passwords, `password=` values and
+    token secrets masked."""
+    text = _secrets(text)
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     return text
@@ -73,10 +110,20 @@ def _redacted_exception(_: WrappedLogger, __: str, event: EventDict) -> EventDic
 
 
 def _redacted_foreign_event(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    # Other libraries' messages are not ours to vouch for.
+    # Other libraries' messages are not ours to vouch for. Some end with a newline (libpq's
+    # do): the line ends here, with its fields still to come.
     text = event.get("event")
     if isinstance(text, str):
-        event["event"] = redact(text)
+        event["event"] = redact(text).rstrip()
+    return event
+
+
+def _masked_secrets(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    # Whatever a field quotes (an error's text, a library's message): the process's secrets
+    # never reach a line.
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = _secrets(value)
     return event
 
 
@@ -220,10 +267,12 @@ class _RequestLine:
 log_request = _RequestLine()
 
 
-def configure_logging(log_format: str = "console") -> None:
-    """Send every log line of this process to stderr in `log_format`."""
+def configure_logging(log_format: str = "console", secrets: Iterable[str] = ()) -> None:
+    """Send every log line of this process to stderr in `log_format`, `secrets` masked."""
+    global _secrets
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    _secrets = SecretMask(secrets)
     stamp = _Timestamp()
     renderer = _renderer(log_format)
     log_request.configure(log_format)
@@ -232,6 +281,7 @@ def configure_logging(log_format: str = "console") -> None:
             structlog.processors.add_log_level,
             stamp,
             _add_request_id,
+            _masked_secrets,
             _redacted_exception,
             renderer,
         ],
@@ -248,6 +298,7 @@ def configure_logging(log_format: str = "console") -> None:
                 stamp,
                 _add_request_id,
                 _redacted_foreign_event,
+                _masked_secrets,
             ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,

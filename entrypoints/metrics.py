@@ -132,7 +132,8 @@ def make_multiprocess_dir() -> Path:
     """A fresh directory for the workers' figures, named in the environment workers inherit.
 
     Its name holds this process's id. A server that was killed (SIGKILL, a power cut) could not
-    remove its directory: the next one removes those of servers that are gone.
+    remove its directory: the next one removes those of servers that are gone, once no process
+    named in its files (prometheus-client's `<kind>_<pid>.db`: the workers) is alive either.
     """
     _remove_orphans(Path(tempfile.gettempdir()))
     path = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
@@ -143,8 +144,18 @@ def make_multiprocess_dir() -> Path:
 def _remove_orphans(parent: Path) -> None:
     for path in parent.glob(f"{_DIR_PREFIX}*-*"):
         pid = path.name.removeprefix(_DIR_PREFIX).partition("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not _alive(int(pid)) and not any(map(_alive, _writers(path))):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _writers(path: Path) -> set[int]:
+    """The ids of the processes whose figures are in `path`."""
+    writers = set()
+    for file in path.glob("*_*.db"):
+        pid = file.stem.rpartition("_")[2]
+        if pid.isdigit():
+            writers.add(int(pid))
+    return writers
 
 
 def _alive(pid: int) -> bool:

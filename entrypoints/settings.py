@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 
@@ -116,6 +117,27 @@ class Settings:
     def database_scheme(self) -> str:
         """The database URL's scheme (empty for a bare path); the container knows what it means."""
         return self.database_url.partition("://")[0] if "://" in self.database_url else ""
+
+    def secrets(self) -> tuple[str, ...]:
+        """What no log line may show: the store URL's password and the secret key."""
+        found = [self.secret_key or ""]
+        url = self.database_url
+        if "://" in url:
+            # As a URL parser reads it, and as far as its last `@` (a password may hold `/`,
+            # `?` or `#` unencoded, which end the URL's user information early).
+            userinfo = url.partition("://")[2].rpartition("@")[0]
+            passwords = [userinfo.partition(":")[2]]
+            try:
+                parts = urlsplit(url)
+            except ValueError:  # not a URL a parser reads (the store will say so)
+                parts = None
+            if parts is not None:
+                passwords.append(parts.password or "")
+                query = parse_qsl(parts.query, keep_blank_values=True)
+                passwords += [value for name, value in query if name == "password"]
+            for password in filter(None, passwords):
+                found += [password, unquote(password)]
+        return tuple(sorted({secret for secret in found if secret}))
 
     def to_env(self) -> dict[str, str]:
         """These settings as `TDB_*` variables, for worker processes."""

@@ -82,6 +82,19 @@ class FakeConnector:
         self.forgotten.append(dict(connection))
 
 
+class FailingConnector(FakeConnector):
+    """A connector of `source_type` whose every inspection fails with an error that is not a
+    domain error, as a connector's bug or a driver's surprise would."""
+
+    def __init__(self, source_type: str) -> None:
+        super().__init__()
+        self.source_type = source_type
+
+    def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+        self.seen.append(dict(connection))
+        raise RuntimeError("the connector broke: internal detail")
+
+
 class Offloaded:
     """An `Offload` that runs each call in place and keeps a count of them."""
 

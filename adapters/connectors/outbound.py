@@ -86,10 +86,14 @@ class OutboundPolicy:
         )
 
     def allows(self, address: Address) -> bool:
-        """Whether this one address may be connected to."""
+        """Whether this one address may be connected to: never an unspecified one."""
         # An IPv4-mapped IPv6 address reaches the IPv4 host: judge it as that host.
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
+        # 0.0.0.0 and :: name no host: Linux connects them to this machine itself, whatever
+        # the allowed and denied networks say of loopback.
+        if address.is_unspecified:
+            return False
         return any(address in n for n in self._allowed if n.version == address.version) and not any(
             address in n for n in self._denied if n.version == address.version
         )

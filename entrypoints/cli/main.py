@@ -42,10 +42,10 @@ from domain.sources import (
     parse_source_id,
 )
 from domain.sources import SourceSummary as Summary
-from entrypoints.commands import out as _out
+from entrypoints.commands import out, printable, run, store_options, with_container
 from entrypoints.commands import out_json as _json
-from entrypoints.commands import run, store_options, with_container
 from entrypoints.container import Container
+from entrypoints.logs import events
 from entrypoints.operator import OPERATOR, OPERATOR_MASKED
 from entrypoints.presenters import (
     ColumnChangeOut,
@@ -58,6 +58,11 @@ from entrypoints.presenters import (
     change_out,
 )
 from entrypoints.requests import RegisterSourceRequest, update_command
+
+
+def _out(line: str = "") -> None:
+    """One line of human output, whatever the names and texts in it hold (see `printable`)."""
+    out(printable(line))
 
 
 def _actor(container: Container, args: SimpleNamespace) -> Principal:
@@ -167,7 +172,10 @@ def sources_show(container: Container, args: SimpleNamespace) -> None:
 
 def _read_json(file: str) -> Any:
     """The JSON value in FILE (`-`: standard input)."""
-    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput.single("file", "is not valid UTF-8") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -283,10 +291,16 @@ BREAKING_EXIT = 2
 
 
 _FAILURE_REASONS = {SourceNotFound: "source_deleted", SecretUnreadable: "secret_unreadable"}
+# An inspection that failed for a reason tdb did not foresee (a connector's bug, a driver's
+# surprise): the source fails, its error goes to the log, and the other sources are inspected.
+_UNEXPECTED = "internal_error"
+_UNEXPECTED_DETAIL = "the inspection failed unexpectedly; the error is in the log (stderr)"
 
 
-def _inspection_row(summary: Summary, outcome: SourceSchema | DomainError) -> dict[str, Any]:
+def _inspection_row(summary: Summary, outcome: SourceSchema | DomainError | None) -> dict[str, Any]:
     row: dict[str, Any] = {"id": str(summary.id), "name": summary.name}
+    if outcome is None:
+        return {**row, "status": "failed", "reason": _UNEXPECTED, "detail": _UNEXPECTED_DETAIL}
     if isinstance(outcome, BackendUnavailable):
         return {**row, "status": "failed", "reason": outcome.reason, "detail": outcome.detail}
     if isinstance(outcome, DomainError):
@@ -311,11 +325,21 @@ def sources_inspect_all(container: Container, args: SimpleNamespace) -> int:
     inspect_schema = container.inspect_schema()
 
     def inspect(summary: Summary) -> dict[str, Any]:
-        outcome: SourceSchema | DomainError
+        outcome: SourceSchema | DomainError | None
         try:
             outcome = inspect_schema(InspectSchemaQuery(actor, summary.id))
         except (BackendUnavailable, SourceNotFound, SecretUnreadable) as exc:
             outcome = exc
+        except DomainError:
+            raise  # the store or the key: no source can be inspected (exit 1)
+        except Exception as exc:
+            events.error(
+                "inspection_failed_unexpectedly",
+                source_id=str(summary.id),
+                error=type(exc).__name__,
+                exc_info=exc,
+            )
+            outcome = None
         return _inspection_row(summary, outcome)
 
     rows = []

@@ -15,7 +15,7 @@ from entrypoints.settings import Settings
 GIL_SWITCH_INTERVAL = 0.001
 
 _settings = Settings.from_env()
-configure_logging(_settings.log_format)
+configure_logging(_settings.log_format, _settings.secrets())
 app = create_app(build_container(_settings))
 
 sys.setswitchinterval(GIL_SWITCH_INTERVAL)

@@ -6,26 +6,38 @@ from collections.abc import Iterable
 from typing import Any
 
 from litestar import Request
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 JSON = ("application/json",)
 
 
 class TdbRequest(Request[Any, Any, Any]):
-    """A request whose JSON body fails as a client error whatever is wrong with it.
+    """A request whose JSON body fails as a client error whatever is wrong with it, and the
+    same error on every route that reads one (a declared `data` or `request.json()`).
 
-    msgspec raises `UnicodeDecodeError` for invalid UTF-8 inside a string and `RecursionError`
-    for deep nesting (a 64 KiB body can nest 30 000 levels); both are the client's doing.
+    Bytes that are not UTF-8 are "not valid UTF-8" wherever they are, any other undecodable body
+    "not valid JSON", whichever exception the installed msgspec raises for them (0.23 raises
+    `DecodeError` where older versions raised `UnicodeDecodeError`); deep nesting raises
+    `RecursionError` (a 64 KiB body can nest 30 000 levels). All are the client's doing.
     """
 
     async def json(self) -> Any:
         try:
             return await super().json()
-        except UnicodeDecodeError:
-            raise _malformed("is not valid UTF-8") from None
+        except (SerializationException, UnicodeDecodeError):
+            raise _malformed(_undecodable(await self.body())) from None
         except RecursionError:
             raise _malformed("nests too deeply") from None
+
+
+def _undecodable(body: bytes) -> str:
+    """What is wrong with a body JSON could not decode."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not valid UTF-8"
+    return "is not valid JSON"
 
 
 def _malformed(message: str) -> ValidationException:

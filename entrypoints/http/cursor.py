@@ -1,10 +1,12 @@
-"""Opaque paging cursors: a position in the listing or in a history, base64url-encoded."""
+"""Opaque paging cursors: a position in the listing, the trail or a history, base64url-encoded.
+
+Each names the route that made it (`sources`, `events`, `history`), and no other route takes it."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from domain.errors import InvalidInput
@@ -12,41 +14,46 @@ from domain.events import EventKey
 from domain.sources import PageKey
 
 
-def _encode(at: datetime, ident: UUID) -> str:
-    raw = f"{at.isoformat()}|{ident}".encode()
+def _encode(route: str, at: datetime, ident: UUID) -> str:
+    raw = f"{route}|{at.isoformat()}|{ident}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[datetime, UUID]:
+def _decode(route: str, cursor: str) -> tuple[datetime, UUID]:
+    """The position in a cursor made by `route`: one made by another route (or before cursors
+    named theirs), or holding a time that UTC cannot hold, is not one this server issued."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, _, ident = raw.partition("|")
+        made_by, when, ident = raw.split("|")
+        if made_by != route:
+            raise ValueError("another route's cursor")
         at = datetime.fromisoformat(when)
         if at.tzinfo is None:
             raise ValueError("naive timestamp")
+        at.astimezone(UTC)  # OverflowError beyond years 1-9999 once in UTC
         return at, UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput.single("cursor", "is not a cursor this server issued") from None
 
 
 def encode_cursor(key: PageKey) -> str:
     """The cursor for a position in the list of sources."""
-    return _encode(key.registered_at, key.id)
+    return _encode("sources", key.registered_at, key.id)
 
 
 def decode_cursor(cursor: str) -> PageKey:
     """The position of a cursor this server issued; `InvalidInput` for anything else."""
-    return PageKey(*_decode(cursor))
+    return PageKey(*_decode("sources", cursor))
 
 
 def encode_event_cursor(key: EventKey) -> str:
     """The cursor for a position in the audit trail."""
-    return _encode(key.at, key.id)
+    return _encode("events", key.at, key.id)
 
 
 def decode_event_cursor(cursor: str) -> EventKey:
     """The position of an event cursor this server issued; `InvalidInput` for anything else."""
-    return EventKey(*_decode(cursor))
+    return EventKey(*_decode("events", cursor))
 
 
 _SEQUENCE_MAX = 2**62

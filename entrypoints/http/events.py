@@ -12,7 +12,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
-from application.events import ListEvents, ListEventsQuery
+from application.events import EVENT_LIMIT_DEFAULT, ListEvents, ListEventsQuery
 from domain.errors import FieldError, InvalidInput
 from domain.events import Action, EventFilter
 from domain.keys import Principal
@@ -85,7 +85,9 @@ class EventsController(Controller):
         since: Annotated[
             str | None, Parameter(description="Only events at or after this RFC 3339 time")
         ] = None,
-        limit: Annotated[int | None, Parameter(ge=1, le=1000, description="Page size")] = None,
+        limit: Annotated[
+            int, Parameter(ge=1, le=1000, description="Page size (100 when not given)")
+        ] = EVENT_LIMIT_DEFAULT,
         cursor: Annotated[
             str | None, Parameter(description="Opaque: from the previous page's Link header")
         ] = None,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import logging
+import os
 import resource
 import signal
 import socket
+import sys
 import threading
+import time
 from typing import Any
 
 import uvicorn
@@ -21,6 +25,10 @@ log = logging.getLogger("uvicorn.error")
 STARTUP_FAILURE = 3
 KEEP_ALIVE_TIMEOUT = 5
 BACKLOG = 4096
+# How often a worker that the kernel cannot tell of its supervisor's death (no prctl) looks
+# whether the supervisor is still its parent.
+SUPERVISOR_POLL = 0.5
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def stacks() -> dict[str, dict[str, Any]]:
@@ -69,6 +77,7 @@ def serve(
         if not server.started:
             raise SystemExit(STARTUP_FAILURE)
         return
+    _refuse_taken_port(host, port)
     _supervise(config, [_listener(host, port, config.backlog) for _ in range(config.workers)])
 
 
@@ -80,14 +89,32 @@ def _raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _refuse_taken_port(host: str, port: int) -> None:
+    # The workers' sockets share their port (SO_REUSEPORT), so they would as well share it with
+    # the listeners of another server already there (the kernel spreading connections over
+    # both): a socket without SO_REUSEPORT cannot bind beside any listener, so try one first.
+    if port == 0:
+        return
+    with socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", host, port, exc)
+            raise SystemExit(STARTUP_FAILURE) from None
+
+
 def _listener(host: str, port: int, backlog: int) -> socket.socket:
     # One listening socket per worker, all on one port (SO_REUSEPORT): the kernel spreads new
     # connections evenly over them. With uvicorn's single shared socket, whichever worker wakes
     # first accepts every pending connection, and keep-alive clients then stay on that worker.
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without
     # it every keep-alive response waits ~40 ms for a delayed ACK.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
@@ -100,12 +127,59 @@ def _listener(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
+class _Worker(Process):
+    """One worker process, which stops (as on SIGTERM) when its supervisor dies.
+
+    A supervisor killed with SIGKILL cannot stop its workers: left alone they would go on
+    serving the port, beside the next server started on it.
+    """
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        self.supervisor = os.getpid()
+        super().__init__(config, sockets)
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:  # in the worker
+        _die_with(self.supervisor)
+        super().target(sockets)
+
+
+def _die_with(supervisor: int) -> None:
+    """SIGTERM to this process when `supervisor`, its parent, is gone.
+
+    Linux sends it on the parent's death (PR_SET_PDEATHSIG). Elsewhere, or when the parent
+    died before the request was made, a thread that sees the parent change sends it.
+    """
+    if _parent_death_signal(signal.SIGTERM) and os.getppid() == supervisor:
+        return
+    threading.Thread(
+        target=_watch_supervisor, args=(supervisor,), name="tdb-supervisor-watch", daemon=True
+    ).start()
+
+
+def _parent_death_signal(sig: signal.Signals) -> bool:
+    """Ask the kernel for `sig` when the parent dies; False where it cannot be asked."""
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_supervisor(supervisor: int) -> None:
+    while os.getppid() == supervisor:
+        time.sleep(SUPERVISOR_POLL)
+    events.warning("supervisor_gone", supervisor=supervisor, detail="stopping")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _supervise(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
     """Run one worker per socket until SIGINT or SIGTERM; replace a worker that dies or hangs."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    workers = [Process(config, [sock]) for sock in sockets]
+    workers = [_Worker(config, [sock]) for sock in sockets]
     for worker in workers:
         worker.start()
     events.info("workers_started", workers=len(workers), pids=[w.pid for w in workers])
@@ -122,7 +196,7 @@ def _supervise(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
                 events.error("worker_failed_to_start", pid=worker.pid, detail="stopping")
                 stop.set()
                 break
-            workers[index] = Process(config, [sockets[index]])
+            workers[index] = _Worker(config, [sockets[index]])
             workers[index].start()
             events.warning(
                 "worker_replaced",

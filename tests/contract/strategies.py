@@ -1,7 +1,9 @@
-"""Hypothesis strategies for valid sources, API keys, events and listing filters."""
+"""Hypothesis strategies for valid sources, API keys, events and listing filters, and the
+spellings of IPv6 addresses."""
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
@@ -181,3 +183,50 @@ event_filters = st.builds(
     actor=st.none() | st.sampled_from(ACTOR_POOL),
     since=st.none() | st.sampled_from(TIME_POOL) | instants,
 )
+
+
+def ipv6_spellings(address: ipaddress.IPv6Address | str) -> st.SearchStrategy[str]:
+    """The ways to write one IPv6 address: each group with or without its leading zeros, in
+    any case, `::` over any run of zero groups (or none), the last 32 bits as a dotted quad."""
+    value = int(ipaddress.IPv6Address(address))
+    groups = [(value >> (16 * (7 - i))) & 0xFFFF for i in range(8)]
+
+    @st.composite
+    def spelling(draw: st.DrawFn) -> str:
+        dotted = draw(st.booleans())
+        count = 6 if dotted else 8
+        texts = []
+        for group in groups[:count]:
+            digits = f"{group:0{draw(st.integers(len(f'{group:x}'), 4))}x}"
+            upper = draw(st.lists(st.booleans(), min_size=len(digits), max_size=len(digits)))
+            texts.append("".join(c.upper() if u else c for c, u in zip(digits, upper, strict=True)))
+        tail = [str(ipaddress.IPv4Address(value & 0xFFFFFFFF))] if dotted else []
+        runs = [
+            (start, end)
+            for start in range(count)
+            for end in range(start + 1, count + 1)
+            if not any(groups[start:end])
+        ]
+        run = draw(st.none() | st.sampled_from(runs)) if runs else None
+        if run is None:
+            text = ":".join(texts + tail)
+        else:
+            start, end = run
+            text = ":".join(texts[:start]) + "::" + ":".join(texts[end:] + tail)
+        assert ipaddress.IPv6Address(text) == ipaddress.IPv6Address(value), text
+        return text
+
+    return spelling()
+
+
+unspecified_addresses = st.one_of(
+    st.just("0.0.0.0"),  # noqa: S104
+    ipv6_spellings("::"),
+    ipv6_spellings("::ffff:0.0.0.0"),
+)
+"""Every spelling of an unspecified address: IPv4's, IPv6's and IPv6's mapping of IPv4's."""
+
+mapped_addresses = st.ip_addresses(v=4).flatmap(
+    lambda ipv4: ipv6_spellings(f"::ffff:{ipv4}").map(lambda text: (ipv4, text))
+)
+"""An IPv4 address and a spelling of its IPv4-mapped IPv6 address."""

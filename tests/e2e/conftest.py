@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from adapters.crypto import generate_key
-from tests.helpers import free_port, throwaway_database
+from tests.helpers import free_port, running, throwaway_database
 
 TOKEN = re.compile(r"^(tdbk_[0-9a-f]+_[A-Za-z0-9_-]+)$", re.MULTILINE)
 START_TIMEOUT = 30.0
@@ -96,6 +96,13 @@ class TdbServer:
         found = TOKEN.findall(self.stdout)
         return found[-1] if found else None
 
+    def worker_pids(self) -> set[int]:
+        """The pids of the server's worker processes (its children that multiprocessing spawned)."""
+        assert self.process is not None
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        return {child for child in map(int, children.read_text().split()) if is_worker(child)}
+
     def kill(self) -> None:
         """SIGKILL the whole process group: the server and its workers, no goodbye."""
         if self.process is not None and self.process.poll() is None:
@@ -110,6 +117,15 @@ class TdbServer:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def is_worker(pid: int) -> bool:
+    """Whether `pid` is a live (not a zombie) process that multiprocessing spawned."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return b"spawn_main" in cmdline and running(pid)
 
 
 @pytest.fixture

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +21,7 @@ import pytest
 from adapters.crypto import generate_key
 from domain.sources import MASK
 from tests.builders import auth_headers
-from tests.e2e.conftest import TdbServer, run_tdb
+from tests.e2e.conftest import TdbServer, is_worker, run_tdb, tdb_executable
 from tests.e2e.pg_cluster import ThrowawayCluster
 
 SOURCE = {
@@ -205,31 +208,23 @@ def test_reads_on_the_event_loop_are_503_in_an_outage_and_survive_killed_backend
             assert response.json() == record.json()
 
 
-def _workers(server: TdbServer) -> set[int]:
-    """The pids of the server's worker processes."""
-    assert server.process is not None
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-    pids = {int(pid) for pid in children.read_text().split()}
-    return {pid for pid in pids if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()}
-
-
 def test_a_worker_that_dies_is_replaced(serve: Any, tmp_path: Path) -> None:
     server: TdbServer = serve(
         {"TDB_DATABASE_URL": f"sqlite:///{tmp_path / 'w.sqlite3'}"}, workers=2
     )
     headers = auth_headers(server)
-    before = _workers(server)
+    before = server.worker_pids()
     assert len(before) == 2
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        now = _workers(server)
+        now = server.worker_pids()
         if len(now) == 2 and victim not in now:
             break
         time.sleep(0.1)  # polling the supervisor, bounded by the deadline
-    assert len(_workers(server)) == 2
-    assert victim not in _workers(server)
+    assert len(server.worker_pids()) == 2
+    assert victim not in server.worker_pids()
     # The supervisor says so in its log, with the reason.
     while f"pid={victim} reason=exited" not in server.stderr_path.read_text():
         assert time.monotonic() < deadline, server.stderr_path.read_text()
@@ -238,3 +233,60 @@ def test_a_worker_that_dies_is_replaced(serve: Any, tmp_path: Path) -> None:
     with httpx.Client(headers=headers, timeout=10) as http:
         for _ in range(10):
             assert http.get(f"{server.url}/v1/sources").status_code == 200
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_workers_exit_when_their_supervisor_is_killed(serve: Any, tmp_path: Path) -> None:
+    server: TdbServer = serve(
+        {"TDB_DATABASE_URL": f"sqlite:///{tmp_path / 'o.sqlite3'}"}, workers=2
+    )
+    assert server.process is not None
+    workers = server.worker_pids()
+    assert len(workers) == 2
+    try:
+        # The supervisor alone, as the OOM killer or `kill -9 PID` would: not its group.
+        server.process.kill()
+        server.process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(is_worker(pid) for pid in workers) or _accepts(server.port):
+            assert time.monotonic() < deadline, (
+                [pid for pid in workers if is_worker(pid)],
+                server.stderr_path.read_text(),
+            )
+            time.sleep(0.05)  # polling /proc and the port, bounded by the deadline
+    finally:
+        # Whatever is left of the server's process group (a worker that did not exit).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.process.pid, signal.SIGKILL)
+
+
+def test_a_second_server_does_not_start_beside_workers_on_their_port(
+    serve: Any, tmp_path: Path
+) -> None:
+    env = {"TDB_DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}"}
+    first: TdbServer = serve(env, workers=2)
+    second = subprocess.Popen(
+        [tdb_executable(), "serve", "--port", str(first.port), "--workers", "2"],
+        env={**os.environ, "TMPDIR": str(tmp_path), **env},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _, err = second.communicate(timeout=30)
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGKILL)
+            second.wait()
+    assert second.returncode == 3, err
+    assert b"cannot listen on 127.0.0.1" in err
+    assert len(first.worker_pids()) == 2
+    assert list(tmp_path.glob("tdb-metrics-*")), "the first server's figures were removed"

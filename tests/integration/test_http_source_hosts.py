@@ -54,6 +54,36 @@ def test_a_host_that_is_not_one_name_or_address_is_400(
     assert [e["field"] for e in problem["errors"]] == ["connection.host"]
 
 
+UNSPECIFIED = [
+    "0.0.0.0",  # noqa: S104
+    "::",
+    "0:0:0:0:0:0:0:0",
+    "::ffff:0.0.0.0",
+    "::ffff:0:0",
+    "0:0:0:0:0:ffff:0:0",
+    "0000:0000:0000:0000:0000:FFFF:0000:0000",
+    "::FfFf:0.0.0.0",
+]
+
+
+@pytest.mark.parametrize("host", UNSPECIFIED)
+def test_an_unspecified_address_in_any_spelling_is_400_at_registration_and_update(
+    client: TestClient[Any], admin: dict[str, str], host: str
+) -> None:
+    # Linux connects these to this machine itself: refused before any connection is tried.
+    connection = {**body()["connection"], "host": host}
+    response = client.post("/v1/sources", json=body(connection=connection), headers=admin)
+    assert [e["field"] for e in assert_problem(response, 400)["errors"]] == ["connection.host"]
+    response = client.post("/v1/sources/test", json=body(connection=connection), headers=admin)
+    assert [e["field"] for e in assert_problem(response, 400)["errors"]] == ["connection.host"]
+    record = post_source(client, admin, "orders")
+    patch = {"connection": {"host": host, "password": "s3cret"}}
+    response = client.patch(f"/v1/sources/{record['id']}", json=patch, headers=admin)
+    assert [e["field"] for e in assert_problem(response, 400)["errors"]] == ["connection.host"]
+    stored = client.get(f"/v1/sources/{record['id']}", headers=admin).json()
+    assert stored["connection"]["host"] == "db.internal"
+
+
 @pytest.fixture
 def denying(settings: Settings) -> Iterator[TestClient[Any]]:
     """The same store, served by a process whose policy denies 127.0.0.2 and ::1."""

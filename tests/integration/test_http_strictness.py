@@ -31,6 +31,36 @@ def test_invalid_utf8_inside_a_json_string_is_400(
     assert problem["errors"] == [{"field": "body", "message": "is not valid UTF-8"}]
 
 
+_NOT_UTF8 = json.dumps({**SEED_BODY, "name": "@"}).encode().replace(b"@", b"\xff")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (_NOT_UTF8, "is not valid UTF-8"),
+        (b'{"\xff": 1}', "is not valid UTF-8"),
+        (b"\xff", "is not valid UTF-8"),
+        (b'{"name": "orders",', "is not valid JSON"),
+        (b'{"name": "orders"} x', "is not valid JSON"),
+    ],
+)
+def test_a_body_that_is_not_json_gets_one_400_on_every_route_that_takes_one(
+    client: TestClient[Any], admin: dict[str, str], content: bytes, message: str
+) -> None:
+    source = client.post("/v1/sources", json=SEED_BODY, headers=admin).json()
+    for method, url, kind in (
+        ("POST", "/v1/sources", JSON),
+        ("POST", "/v1/sources/test", JSON),
+        ("PATCH", f"/v1/sources/{source['id']}", JSON),
+        ("PATCH", f"/v1/sources/{source['id']}", {"Content-Type": "application/merge-patch+json"}),
+    ):
+        response = client.request(method, url, content=content, headers={**admin, **kind})
+        problem = assert_problem(response, 400)
+        assert problem["type"] == "urn:tdb:problem:invalid-input", (method, url)
+        assert problem["errors"] == [{"field": "body", "message": message}], (method, url)
+    assert client.get(f"/v1/sources/{source['id']}", headers=admin).json()["version"] == 1
+
+
 # Every example is refused before it changes anything: one client serves them all.
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(

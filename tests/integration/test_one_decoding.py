@@ -90,3 +90,29 @@ def test_a_merge_patch_gets_the_same_errors_both_ways(
     assert code == 1
     assert _cli_errors(err) == http
     assert http
+
+
+def test_a_file_that_is_not_utf8_gets_the_error_a_body_gets(
+    client: TestClient[Any],
+    admin: dict[str, str],
+    tdb: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    content = json.dumps({**SOURCE, "name": "@"}).encode().replace(b"@", b"\xff")
+    response = client.post(
+        "/v1/sources", content=content, headers={**admin, "Content-Type": "application/json"}
+    )
+    http = _http_errors(response)
+    assert http == [("body", "is not valid UTF-8")]
+    file = tmp_path / "body.json"
+    file.write_bytes(content)
+    capsys.readouterr()  # the server's log lines so far
+    code, _, err = tdb("sources", "register", str(file))
+    assert (code, _cli_errors(err)) == (1, [("file", "is not valid UTF-8")])
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(SOURCE))
+    code, out, _ = tdb("sources", "register", str(good), "--json")
+    assert code == 0
+    code, _, err = tdb("sources", "update", json.loads(out)["id"], str(file))
+    assert (code, _cli_errors(err)) == (1, [("file", "is not valid UTF-8")])

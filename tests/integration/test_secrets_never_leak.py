@@ -114,3 +114,15 @@ def test_the_password_is_not_stored_in_clear(
     assert password.encode() not in stored
     key_file = database.with_name(database.name + ".key")
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_store_password_reaches_no_log_line(tdb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # psycopg's pool quotes a password with unencoded spaces in its warnings.
+    monkeypatch.setenv("TDB_STORE_TIMEOUT", "1")
+    url = "postgresql://postgres:hunter2 SECRET@127.0.0.1:5432/x"
+    code, out, err = tdb("db", "upgrade", "--database-url", url)
+    assert code != 0
+    assert "logger=psycopg.pool" in err, err
+    for word in ("hunter2", "SECRET"):
+        assert word not in err
+        assert word not in out

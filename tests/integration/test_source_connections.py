@@ -553,6 +553,29 @@ class TestOutboundPolicy:
         with pytest.raises(InvalidConnection):
             only_v6.validate({"host": "127.0.0.1", "dbname": "d", "user": "u", "table": "t"})
 
+    def test_a_name_resolving_to_an_unspecified_address_is_refused_before_any_connection(
+        self,
+    ) -> None:
+        # Linux connects 0.0.0.0, :: and ::ffff:0.0.0.0 to this machine; loopback is denied.
+        policy = OutboundPolicy(
+            denied=parse_networks("127.0.0.0/8,::1/128"),
+            resolver=lambda host, port: {
+                "zero4.tdb.test": ["0.0.0.0"],  # noqa: S104
+                "zero6.tdb.test": ["::"],
+                "mapped.tdb.test": ["::ffff:0.0.0.0"],
+            }[host],
+        )
+        connector = PostgresConnector(policy=policy)
+        for host in ("zero4.tdb.test", "zero6.tdb.test", "mapped.tdb.test"):
+            connection = {"host": host, "port": 5432, "dbname": "d", "user": "u", "table": "t"}
+            # Refused at registration: were it not, the inspection below would connect.
+            with pytest.raises(InvalidConnection) as refused:
+                connector.validate(connection)
+            assert [e.field for e in refused.value.errors] == ["connection.host"]
+            with pytest.raises(BackendUnavailable) as caught:
+                connector.inspect(connection)
+            assert caught.value.reason == "host_not_allowed"
+
     def test_an_inspection_of_a_denied_address_never_connects(self) -> None:
         listener = socket.socket()
         listener.bind(("127.0.0.2", 0))

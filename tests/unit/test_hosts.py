@@ -9,6 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from domain.hosts import host_problem
+from tests.contract.strategies import mapped_addresses, unspecified_addresses
 
 
 @pytest.mark.parametrize(
@@ -62,6 +63,12 @@ def test_names_and_addresses_are_accepted(host: str) -> None:
         "1.2.3.4.5",
         "0.0.0.0",  # noqa: S104
         "::",
+        "::ffff:0.0.0.0",
+        "::ffff:0:0",
+        "0:0:0:0:0:ffff:0:0",
+        "::FFFF:0.0.0.0",
+        "0000:0000:0000:0000:0000:0000:0000:0000",
+        "::0.0.0.0",
         "host.123",
         # non-ASCII: full-width digits, ideographic dots, homoglyphs
         "\uff11\uff12\uff17.\uff10.\uff10.\uff11",
@@ -113,7 +120,23 @@ def test_whatever_is_accepted_is_one_plain_ascii_name_or_address(host: str) -> N
 @given(st.ip_addresses())
 def test_every_address_in_its_plain_form_is_accepted(address: object) -> None:
     host = str(address)
-    if ipaddress.ip_address(host).is_unspecified or "%" in host:
+    address = ipaddress.ip_address(host)
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    if address.is_unspecified or (mapped is not None and mapped.is_unspecified) or "%" in host:
         assert host_problem(host)
     else:
         assert host_problem(host) is None
+
+
+@given(unspecified_addresses)
+def test_every_spelling_of_an_unspecified_address_is_refused(host: str) -> None:
+    # Linux connects 0.0.0.0, :: and ::ffff:0.0.0.0 to this machine itself.
+    assert host_problem(host)
+
+
+@given(mapped_addresses)
+def test_an_ipv4_mapped_address_is_judged_as_its_ipv4_address(
+    mapped: tuple[ipaddress.IPv4Address, str],
+) -> None:
+    ipv4, host = mapped
+    assert (host_problem(host) is None) == (host_problem(str(ipv4)) is None)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from urllib.parse import quote
 
-from entrypoints.logs import redact
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from entrypoints.logs import SECRET_PART_MIN, SecretMask, redact
+from entrypoints.settings import Settings
 
 SECRET = "Sup3rS3cret-value"
 
@@ -30,3 +36,29 @@ def test_the_rest_is_kept() -> None:
     text = "GET /v1/sources/1 answered 503: connection refused by 127.0.0.1:5432"
     assert redact(text) == text
     assert redact("key tdbk_0123456789abcdef_secret") == "key tdbk_0123456789abcdef_***"
+
+
+@given(password=st.text(min_size=1, max_size=40), encoded=st.booleans())
+def test_the_store_password_is_masked_however_a_library_quotes_it(
+    password: str, encoded: bool
+) -> None:
+    # A text made of the mask itself could only be masked by quoting it.
+    assume("*" not in password)
+    spelled = quote(password, safe="") if encoded else password
+    mask = SecretMask(Settings(database_url=f"postgresql://tdb:{spelled}@127.0.0.1/db").secrets())
+    quoted = [
+        f'unexpected spaces found in "{password}", use percent-encoded spaces (%20) instead\n',
+        f"authentication failed with {password!r}",
+        json.dumps({"value": password}),
+        json.dumps({"value": password}, ensure_ascii=False),
+    ]
+    for text in quoted:
+        assert password not in mask(text)
+    for word in password.split():
+        if len(word) >= SECRET_PART_MIN:
+            assert word not in mask(f"near {word}: syntax error")
+
+
+def test_a_mask_without_secrets_changes_nothing() -> None:
+    assert SecretMask()("postgresql://u:pw@h/d") == "postgresql://u:pw@h/d"
+    assert Settings(database_url="sqlite:///tdb.sqlite3").secrets() == ()
