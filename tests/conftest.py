@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.fake_postgres import FakePostgres
 from tests.helpers import throwaway_database
 from tests.netguard import loopback_dns
 
@@ -93,3 +94,13 @@ def orders_table(postgres_url: str) -> dict[str, Any]:
     if url.password:
         connection["password"] = url.password
     return connection
+
+
+@pytest.fixture
+def fake_postgres() -> Iterator[FakePostgres]:
+    """A fake PostgreSQL server on loopback (`tests/fake_postgres.py`), stopped after the test."""
+    server = FakePostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()

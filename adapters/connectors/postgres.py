@@ -29,6 +29,13 @@ from domain.sources import Column
 RV = TypeVar("RV")
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# The modes in which libpq checks the server's certificate: the only servers trusted with a
+# password sent in clear.
+VERIFIED_SSL_MODES = ("verify-ca", "verify-full")
+# libpq's `require_auth` for "any method but the cleartext password" (libpq 16 and later; the
+# one psycopg's binary package bundles is newer).
+REQUIRE_AUTH = "!password"
+REFUSES_CLEARTEXT = psycopg.pq.version() >= 160000
 
 # libpq waits at least this long for a connection, whatever connect_timeout says.
 LIBPQ_MIN_CONNECT_TIMEOUT = 2
@@ -104,6 +111,12 @@ REASON_BY_SQLSTATE = {sqlstate: reason for sqlstate, (reason, _) in SQLSTATE_DET
 REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), reason, detail)
     for pattern, reason, detail in (
+        (
+            r"server requested a cleartext password",
+            "auth_failed",
+            "{where} asked for the password in clear, which tdb sends only over TLS to a"
+            " server whose certificate it verified (sslmode 'verify-ca' or 'verify-full')",
+        ),
         (r"timeout expired", "timeout", "no answer from {where} within the connect timeout"),
         (
             r"authentication failed|no password supplied",
@@ -299,7 +312,9 @@ class PostgresConnector:
     may have is in use), `ssl_unavailable`, `ssl_failed`, `protocol_error` (not a PostgreSQL
     server) or `backend_error`. The whole inspection ends within `connect_timeout` plus half a
     second, even while DNS hangs or the host drops packets. Connections are pooled per target;
-    each goes to an address the outbound policy allowed, and is a read-only session.
+    each goes to an address the outbound policy allowed, and is a read-only session. A password
+    is never sent in clear but to a server whose certificate was verified (sslmode `verify-ca`
+    or `verify-full`): a server that asks for it so is `auth_failed`, and gets nothing.
 
     `inspect` blocks, on blocking connections; `inspect_async` is awaited, on asyncio ones, with
     no thread. Once `attach`ed to a server's event loop, the connector makes every inspection
@@ -567,6 +582,14 @@ class PostgresConnector:
         }
         if connection.get("sslmode"):
             params["sslmode"] = connection["sslmode"]
+        if connection.get("sslmode") not in VERIFIED_SSL_MODES:
+            # Whoever answers at the address may ask for the password in clear: libpq then
+            # refuses, before it sends anything. Only a server whose certificate was verified
+            # is trusted with it. A libpq too old to refuse is given no password to send.
+            if REFUSES_CLEARTEXT:
+                params["require_auth"] = REQUIRE_AUTH
+            else:
+                params["password"] = ""
         return params
 
 

@@ -1,0 +1,135 @@
+"""What the PostgreSQL connector makes of what a server answers: a password asked for in
+clear, a catalog wider than any table, the server's own error text, catalog bytes that are
+not UTF-8. Each is met the same way by the blocking inspection (the CLI's), the awaited one
+(the server's), the HTTP schema and connection test, and `tdb sources inspect-all`.
+
+The odd servers are `tests/fake_postgres.FakePostgres`, on loopback; the SQL_ASCII database
+is a real one, made for this module and dropped after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from adapters.connectors import postgres
+from adapters.connectors.pools import AsyncConnectionPools, ConnectionPools
+from adapters.connectors.postgres import PostgresConnector
+from domain.errors import BackendUnavailable
+from domain.sources import Column
+from tests.builders import assert_problem, post_source
+from tests.fake_postgres import FakePostgres
+
+PASSWORD = "hunter2-never-in-clear"
+EVIL = "your password expired, visit http://evil.invalid/login"
+
+Inspect = Callable[[PostgresConnector, dict[str, Any]], Sequence[Column]]
+
+
+async def _offload(call: Callable[[], Any]) -> Any:
+    return call()
+
+
+def _blocking(connector: PostgresConnector, connection: dict[str, Any]) -> Sequence[Column]:
+    return connector.inspect(connection)
+
+
+def _awaited(connector: PostgresConnector, connection: dict[str, Any]) -> Sequence[Column]:
+    return asyncio.run(connector.inspect_async(connection, _offload))
+
+
+@pytest.fixture(params=[_blocking, _awaited], ids=["blocking", "awaited"])
+def inspect(request: pytest.FixtureRequest) -> Inspect:
+    """Each way an inspection is made: on this thread, or awaited on an event loop."""
+    chosen: Inspect = request.param
+    return chosen
+
+
+@pytest.fixture
+def connector() -> Iterator[PostgresConnector]:
+    pools, async_pools = ConnectionPools(), AsyncConnectionPools()
+    yield PostgresConnector(
+        connect_timeout=2, statement_timeout_ms=2000, pools=pools, async_pools=async_pools
+    )
+    pools.close()
+    async_pools.close()
+
+
+def failure(inspect: Inspect, connector: PostgresConnector, connection: Any) -> BackendUnavailable:
+    with pytest.raises(BackendUnavailable) as caught:
+        inspect(connector, connection)
+    return caught.value
+
+
+def source(client: TestClient[Any], admin: dict[str, str], name: str, connection: Any) -> str:
+    record = post_source(client, admin, name, connection=connection)
+    source_id: str = record["id"]
+    return source_id
+
+
+def schema_problem(client: TestClient[Any], admin: dict[str, str], source_id: str) -> Any:
+    return assert_problem(client.get(f"/v1/sources/{source_id}/schema", headers=admin), 503)
+
+
+def connection_test(client: TestClient[Any], admin: dict[str, str], source_id: str) -> Any:
+    response = client.post(f"/v1/sources/{source_id}/test", headers=admin)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# --- a password asked for in clear is never sent -----------------------------------------
+
+
+def test_a_password_asked_for_in_clear_is_never_sent(
+    fake_postgres: FakePostgres, connector: PostgresConnector, inspect: Inspect
+) -> None:
+    fake_postgres.auth = "cleartext"
+    error = failure(inspect, connector, fake_postgres.connection(password=PASSWORD))
+    assert error.reason == "auth_failed"
+    assert "in clear" in error.detail
+    assert fake_postgres.startups  # it was asked for
+    assert fake_postgres.passwords == []
+
+
+def test_a_libpq_that_cannot_refuse_is_given_no_password_to_send(
+    fake_postgres: FakePostgres,
+    connector: PostgresConnector,
+    inspect: Inspect,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `require_auth` came with libpq 16; a service on an older one must still never send it.
+    monkeypatch.setattr(postgres, "REFUSES_CLEARTEXT", False)
+    fake_postgres.auth = "cleartext"
+    error = failure(inspect, connector, fake_postgres.connection(password=PASSWORD))
+    assert error.reason == "auth_failed"
+    assert fake_postgres.passwords == []
+
+
+def test_a_server_that_asks_no_password_still_answers(
+    fake_postgres: FakePostgres, connector: PostgresConnector, inspect: Inspect
+) -> None:
+    columns = inspect(connector, fake_postgres.connection(password=PASSWORD))
+    assert columns == [Column("id", "integer", False)]
+    assert fake_postgres.passwords == []
+
+
+def test_the_schema_and_the_test_never_send_a_stored_password_in_clear(
+    fake_postgres: FakePostgres, client: TestClient[Any], admin: dict[str, str]
+) -> None:
+    fake_postgres.auth = "cleartext"
+    source_id = source(client, admin, "asks", fake_postgres.connection(password=PASSWORD))
+    assert schema_problem(client, admin, source_id)["reason"] == "auth_failed"
+    tested = connection_test(client, admin, source_id)
+    assert (tested["ok"], tested["reason"]) == (False, "auth_failed")
+    response = client.post(
+        "/v1/sources/test",
+        json={"source_type": "postgres", "connection": fake_postgres.connection(password=PASSWORD)},
+        headers=admin,
+    )
+    assert (response.json()["ok"], response.json()["reason"]) == (False, "auth_failed")
+    assert len(fake_postgres.startups) >= 3
+    assert fake_postgres.passwords == []
