@@ -106,6 +106,8 @@ SQLSTATE_DETAILS = {
     "53300": ("unreachable", "{where} has no connection slot left"),
 }
 REASON_BY_SQLSTATE = {sqlstate: reason for sqlstate, (reason, _) in SQLSTATE_DETAILS.items()}
+# What a SQLSTATE is: five digits or upper-case letters.
+SQLSTATE = re.compile(r"[0-9A-Z]{5}")
 
 # Errors met while connecting have no SQLSTATE in libpq, only a message: read it, in order.
 REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
@@ -278,11 +280,14 @@ def backend_unavailable(exc: psycopg.Error, connection: Mapping[str, Any]) -> Ba
     }
     sqlstate = exc.sqlstate
     if sqlstate is not None:
-        reason, template = SQLSTATE_DETAILS.get(
-            sqlstate,
-            ("backend_error", f"{{where}} reported SQLSTATE {sqlstate} ({type(exc).__name__})"),
+        if sqlstate in SQLSTATE_DETAILS:
+            reason, template = SQLSTATE_DETAILS[sqlstate]
+            return BackendUnavailable(reason, template.format(**facts))
+        # The code is named only when it is one: the field is the server's to fill with anything.
+        code = f"SQLSTATE {sqlstate}" if SQLSTATE.fullmatch(sqlstate) else "a malformed SQLSTATE"
+        return BackendUnavailable(
+            "backend_error", f"{facts['where']} reported {code} ({type(exc).__name__})"
         )
-        return BackendUnavailable(reason, template.format(**facts))
     if isinstance(exc, QueryDeadline):
         return BackendUnavailable(
             "timeout", "{where} gave no answer before the inspection's deadline".format(**facts)

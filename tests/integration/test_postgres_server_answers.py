@@ -133,3 +133,57 @@ def test_the_schema_and_the_test_never_send_a_stored_password_in_clear(
     assert (response.json()["ok"], response.json()["reason"]) == (False, "auth_failed")
     assert len(fake_postgres.startups) >= 3
     assert fake_postgres.passwords == []
+
+
+# --- the server's own words are never quoted ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "reason", "named"),
+    [
+        ("XX000", "backend_error", "XX000"),
+        ("28P01", "auth_failed", None),
+        (EVIL, "backend_error", None),
+        ("{0}{where}", "backend_error", None),
+        ("57P0", "backend_error", None),
+    ],
+)
+def test_an_error_answer_is_never_quoted(
+    fake_postgres: FakePostgres,
+    connector: PostgresConnector,
+    inspect: Inspect,
+    sqlstate: str,
+    reason: str,
+    named: str | None,
+) -> None:
+    fake_postgres.query_error = (sqlstate, EVIL)
+    error = failure(inspect, connector, fake_postgres.connection())
+    assert error.reason == reason
+    assert "evil" not in error.detail
+    assert "expired" not in error.detail
+    assert sqlstate not in error.detail or sqlstate == named
+
+
+@pytest.mark.parametrize("sqlstate", ["28000", "XX000", EVIL])
+def test_an_error_ending_the_startup_is_never_quoted(
+    fake_postgres: FakePostgres, connector: PostgresConnector, inspect: Inspect, sqlstate: str
+) -> None:
+    fake_postgres.startup_error = (sqlstate, EVIL)
+    error = failure(inspect, connector, fake_postgres.connection(password=PASSWORD))
+    assert "evil" not in error.detail
+    assert "expired" not in error.detail
+
+
+def test_the_schema_and_the_test_never_quote_the_server(
+    fake_postgres: FakePostgres, client: TestClient[Any], admin: dict[str, str]
+) -> None:
+    source_id = source(client, admin, "talkative", fake_postgres.connection())
+    for sqlstate in ("XX000", EVIL):
+        fake_postgres.query_error = (sqlstate, EVIL)
+        schema = client.get(f"/v1/sources/{source_id}/schema", headers=admin)
+        tested = client.post(f"/v1/sources/{source_id}/test", headers=admin)
+        assert (schema.status_code, tested.status_code) == (503, 200)
+        assert schema.json()["reason"] == tested.json()["reason"] == "backend_error"
+        for text in (schema.text, tested.text):
+            assert "evil" not in text
+            assert "expired" not in text
