@@ -22,6 +22,9 @@ DESCRIPTION_MAX = 500
 TAG_MAX = 100
 TAGS_MAX = 50
 MASK = "********"
+# The most columns a source's schema may have: PostgreSQL's own limit on a table's. A wider
+# answer, which no table can give, is refused (`too_many_columns`) rather than cut short.
+MAX_COLUMNS = 1600
 
 
 # Unicode's control (Cc) and surrogate (Cs) characters, as one character class.

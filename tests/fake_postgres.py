@@ -104,6 +104,8 @@ class FakePostgres:
     # The rows (column_name, data_type, is_nullable) a columns query answers, made lazily.
     columns: Callable[[], Iterable[Row]] = lambda: [("id", "integer", "NO")]
     column_count: int = 1
+    # After this many rows of a columns answer, send nothing more (until the client leaves).
+    stall_after: int | None = None
 
     host: str = ""
     port: int = 0
@@ -115,6 +117,8 @@ class FakePostgres:
     # Rows sent per answered columns query, and whether the client left before all were sent.
     rows_sent: list[int] = field(default_factory=list)
     cut_short: int = 0
+    # Cancel requests received; each is held open, unanswered, until the client leaves.
+    cancels: int = 0
 
     _listener: socket.socket | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -208,6 +212,9 @@ class FakePostgres:
                 wire.send(b"N")
                 continue
             if code == CANCEL_REQUEST:
+                with self._lock:
+                    self.cancels += 1
+                wire.until_closed()
                 return
             break
         parts = body[4:].split(b"\0")
@@ -313,6 +320,10 @@ class FakePostgres:
         batch: list[bytes] = []
         try:
             for row in rows:
+                if count == self.stall_after:
+                    wire.send(b"".join(batch))
+                    wire.until_closed()
+                    raise _Closed
                 batch.append(data_row(row))
                 count += 1
                 if len(batch) == ROWS_PER_WRITE:
@@ -347,6 +358,11 @@ class _Wire:
         kind = self.read(1)
         (length,) = struct.unpack("!i", self.read(4))
         return kind, self.read(length - 4)
+
+    def until_closed(self) -> None:
+        """Read and drop whatever comes until the client closes the connection."""
+        while self._sock.recv(4096):
+            pass
 
     def send(self, data: bytes) -> None:
         if data:

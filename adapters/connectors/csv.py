@@ -22,12 +22,10 @@ from adapters.connectors.workers import WorkerProcesses
 from application.ports import Offload
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, InvalidConnection
-from domain.sources import Column
+from domain.sources import MAX_COLUMNS, Column
 
 SAMPLE_BYTES = 1024 * 1024
 MAX_ROWS = 10_000
-# PostgreSQL's own limit on a table's columns: a wider file could not be loaded into one.
-MAX_COLUMNS = 1600
 # Rows times columns typed at most: a wide file is typed from fewer rows, so that the work (and
 # the memory) of one inspection stays bounded whatever the shape of the sample.
 MAX_CELLS = 1_000_000

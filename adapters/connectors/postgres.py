@@ -10,8 +10,8 @@ import math
 import os
 import re
 import time
-from collections.abc import Awaitable, Generator, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Generator, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import waiting
@@ -24,7 +24,7 @@ from application.ports import Offload
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, HostNotAllowed, InvalidConnection
 from domain.hosts import host_problem
-from domain.sources import Column
+from domain.sources import MAX_COLUMNS, Column
 
 RV = TypeVar("RV")
 
@@ -45,6 +45,12 @@ QUERY_GRACE_SECONDS = 0.5
 WAIT_INTERVAL = 0.1
 # A path that can never exist, so libpq never reads this process's own ~/.pgpass for a stranger.
 NO_PASSFILE = os.path.join(os.devnull, "pgpass")
+# The most rows of a catalog query's answer that are read: one more than a schema may have
+# columns, which tells that it has too many. The queries ask for no more, and a server that
+# sends more anyway is left mid-answer, its connection closed.
+ROWS_READ = MAX_COLUMNS + 1
+# Rows libpq hands over at once while an answer streams in (one at a time before libpq 17).
+STREAM_ROWS = 100 if psycopg.capabilities.has_stream_chunked() else 1
 
 _FIND_RELATION = """
 SELECT c.relkind,
@@ -57,16 +63,17 @@ SELECT c.relkind,
 
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s"
 
-_COLUMNS = """
+_COLUMNS = f"""
 SELECT column_name, data_type, is_nullable
   FROM information_schema.columns
  WHERE table_schema = %s AND table_name = %s
  ORDER BY ordinal_position
+ LIMIT {ROWS_READ}
 """
 
 # information_schema.columns leaves materialized views out; this is its own definition of
 # data_type, is_nullable and visibility, applied to pg_attribute directly.
-_MATERIALIZED_VIEW_COLUMNS = """
+_MATERIALIZED_VIEW_COLUMNS = f"""
 SELECT a.attname,
        CASE WHEN t.typtype = 'd' THEN
               CASE WHEN bt.typelem <> 0 AND bt.typlen = -1 THEN 'ARRAY'
@@ -87,6 +94,7 @@ SELECT a.attname,
    AND (pg_catalog.pg_has_role(c.relowner, 'USAGE')
         OR pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT, INSERT, UPDATE, REFERENCES'))
  ORDER BY a.attnum
+ LIMIT {ROWS_READ}
 """
 
 # Errors raised by the server carry a SQLSTATE: the reason, and a detail made of known facts.
@@ -181,7 +189,12 @@ class DeadlineConnection(psycopg.Connection[tuple[Any, ...]]):
 
     A pooled connection's query runs on the inspecting thread itself, so it cannot be abandoned
     as a worker thread can: it stops waiting for the server at the deadline instead, raising
-    `QueryDeadline`, and the connection, left in the middle of a query, is not reused.
+    `QueryDeadline`, and the connection, left in the middle of a query, is closed there.
+
+    Nothing more is asked of the server then: no cancel request is ever sent (it is a new
+    connection, which the server may hold open for seconds). psycopg sends one when a streamed
+    answer ends early, on an error say; the rest of that answer is read instead, until the
+    deadline at most.
     """
 
     deadline: float | None = None
@@ -192,15 +205,24 @@ class DeadlineConnection(psycopg.Connection[tuple[Any, ...]]):
         deadline = self.deadline
         if deadline is None:
             return super().wait(gen, interval, timeout)
-        remaining = max(0.0, deadline - time.monotonic())
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:  # a server that keeps sending would keep each wait answered
+            raise self._given_up()
         try:
             return super().wait(
                 gen, interval, remaining if timeout is None else min(timeout, remaining)
             )
         except psycopg.OperationalError as exc:
             if exc.sqlstate is None and time.monotonic() >= deadline:
-                raise QueryDeadline("no answer before the deadline") from None
+                raise self._given_up() from None
             raise
+
+    def cancel_safe(self, *, timeout: float = 30.0) -> None:
+        """No cancel request: see the class."""
+
+    def _given_up(self) -> QueryDeadline:
+        self.close()
+        return QueryDeadline("no answer before the deadline")
 
 
 class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
@@ -208,8 +230,8 @@ class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
 
     A query awaited past the deadline raises `QueryDeadline`; one whose caller was cancelled
     stops being awaited at once (psycopg's own `wait` would first ask the server to cancel it
-    and wait seconds for that). Either way the connection is left in the middle of a query,
-    and the pool closes it rather than keep it.
+    and wait seconds for that). Either way the connection, left in the middle of a query, is
+    closed there. No cancel request is ever sent, as on a `DeadlineConnection`.
     """
 
     deadline: float | None = None
@@ -219,7 +241,9 @@ class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
     ) -> RV:
         deadline = self.deadline
         if deadline is not None:
-            remaining = max(0.0, deadline - time.monotonic())
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise await self._given_up()
             timeout = remaining if timeout is None else min(timeout, remaining)
         try:
             return await waiting.wait_async(
@@ -227,8 +251,18 @@ class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
             )
         except psycopg.OperationalError as exc:
             if deadline is not None and exc.sqlstate is None and time.monotonic() >= deadline:
-                raise QueryDeadline("no answer before the deadline") from None
+                raise await self._given_up() from None
             raise
+        except asyncio.CancelledError:
+            await self.close()
+            raise
+
+    async def cancel_safe(self, *, timeout: float = 30.0) -> None:
+        """No cancel request: see the class."""
+
+    async def _given_up(self) -> QueryDeadline:
+        await self.close()
+        return QueryDeadline("no answer before the deadline")
 
 
 @contextlib.contextmanager
@@ -315,7 +349,8 @@ class PostgresConnector:
     relation), `permission_denied` (the relation exists but the user may see none of its
     columns), `host_not_allowed` (the outbound policy), `busy` (every connection the target
     may have is in use), `ssl_unavailable`, `ssl_failed`, `protocol_error` (not a PostgreSQL
-    server) or `backend_error`. The whole inspection ends within `connect_timeout` plus half a
+    server), `too_many_columns` (more than 1600: the answer is read no further) or
+    `backend_error`. The whole inspection ends within `connect_timeout` plus half a
     second, even while DNS hangs or the host drops packets. Connections are pooled per target;
     each goes to an address the outbound policy allowed, and is a read-only session. A password
     is never sent in clear but to a server whose certificate was verified (sslmode `verify-ca`
@@ -627,6 +662,12 @@ def _column_queries(connection: Mapping[str, Any]) -> Queries:
                 "permission_denied",
                 f"user {connection['user']!r} has no privilege on {schema!r}.{table!r}",
             )
+    if len(rows) > MAX_COLUMNS:
+        raise BackendUnavailable(
+            "too_many_columns",
+            f"{schema!r}.{table!r} has more than {MAX_COLUMNS} columns; at most {MAX_COLUMNS}"
+            " columns are read (PostgreSQL's limit)",
+        )
     return [Column(name, data_type, nullable == "YES") for name, data_type, nullable in rows]
 
 
@@ -637,7 +678,7 @@ def _columns(
     query = next(queries)
     while True:
         try:
-            query = queries.send(conn.execute(*query).fetchall())
+            query = queries.send(_read(conn, *query))
         except StopIteration as done:
             return done.value
 
@@ -648,11 +689,52 @@ async def _columns_async(
     queries = _column_queries(connection)
     query = next(queries)
     while True:
-        cursor = await conn.execute(*query)
+        rows = await _read_async(conn, *query)
         try:
-            query = queries.send(await cursor.fetchall())
+            query = queries.send(rows)
         except StopIteration as done:
             return done.value
+
+
+# psycopg's `stream` is a generator function (an async one on an asyncio connection), typed
+# as returning an iterator: it is closed as the generator it is.
+Rows = Generator[tuple[Any, ...], None, None]
+AsyncRows = AsyncGenerator[tuple[Any, ...], None]
+
+
+def _read(
+    conn: psycopg.Connection[tuple[Any, ...]], query: str, params: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    """At most `ROWS_READ` rows of the answer to `query`, read as they stream in.
+
+    A server that sends more is left mid-answer: the connection is closed there, before the
+    stream ends, which would ask the server to cancel and then read the rest of the answer.
+    """
+    rows: list[tuple[Any, ...]] = []
+    with contextlib.closing(
+        cast(Rows, conn.cursor().stream(query, params, size=STREAM_ROWS))
+    ) as stream:
+        for row in stream:
+            rows.append(row)
+            if len(rows) == ROWS_READ:
+                conn.close()
+                break
+    return rows
+
+
+async def _read_async(
+    conn: psycopg.AsyncConnection[tuple[Any, ...]], query: str, params: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    """`_read`, awaited."""
+    rows: list[tuple[Any, ...]] = []
+    stream = cast(AsyncRows, conn.cursor().stream(query, params, size=STREAM_ROWS))
+    async with contextlib.aclosing(stream):
+        async for row in stream:
+            rows.append(row)
+            if len(rows) == ROWS_READ:
+                await conn.close()
+                break
+    return rows
 
 
 def _where(connection: Mapping[str, Any]) -> str:

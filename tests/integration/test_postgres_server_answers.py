@@ -10,6 +10,7 @@ is a real one, made for this module and dropped after it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from adapters.connectors.postgres import PostgresConnector
 from domain.errors import BackendUnavailable
 from domain.sources import Column
 from tests.builders import assert_problem, post_source
-from tests.fake_postgres import FakePostgres
+from tests.fake_postgres import FakePostgres, numbered_columns
 
 PASSWORD = "hunter2-never-in-clear"
 EVIL = "your password expired, visit http://evil.invalid/login"
@@ -135,6 +136,75 @@ def test_the_schema_and_the_test_never_send_a_stored_password_in_clear(
     assert fake_postgres.passwords == []
 
 
+# --- a catalog wider than any table -------------------------------------------------------
+
+
+def test_1600_columns_are_read(
+    fake_postgres: FakePostgres, connector: PostgresConnector, inspect: Inspect
+) -> None:
+    fake_postgres.columns = numbered_columns(1600)
+    columns = inspect(connector, fake_postgres.connection())
+    assert [c.name for c in columns] == [f"c{i}" for i in range(1, 1601)]
+
+
+def test_1601_columns_are_too_many_columns(
+    fake_postgres: FakePostgres, connector: PostgresConnector, inspect: Inspect
+) -> None:
+    fake_postgres.columns = numbered_columns(1601)
+    error = failure(inspect, connector, fake_postgres.connection())
+    assert error.reason == "too_many_columns"
+    assert "1600" in error.detail
+
+
+def test_a_catalog_without_end_is_read_only_until_it_is_too_wide(
+    fake_postgres: FakePostgres, connector: PostgresConnector, inspect: Inspect
+) -> None:
+    # Ten million rows, made as they are sent: reading them all would take far longer than
+    # the inspection's deadline, which would then answer `timeout`.
+    fake_postgres.columns = numbered_columns(10_000_000)
+    error = failure(inspect, connector, fake_postgres.connection())
+    assert error.reason == "too_many_columns"
+    fake_postgres.idle()
+    assert fake_postgres.cut_short == 1  # the client left: the rest was never asked for
+    # And the next inspection makes a new connection, which answers as the first did.
+    assert failure(inspect, connector, fake_postgres.connection()).reason == "too_many_columns"
+    assert len(fake_postgres.startups) == 2
+
+
+def test_an_answer_that_stalls_is_dropped_at_the_deadline_with_no_cancel_request(
+    fake_postgres: FakePostgres, inspect: Inspect
+) -> None:
+    # A cancel request is a new connection the server may hold open as long as it likes, and
+    # the rest of the answer may never end: the connection is dropped instead. On a pooled
+    # connection, the query runs on the inspecting thread (or task) itself.
+    pools, async_pools = ConnectionPools(), AsyncConnectionPools()
+    connector = PostgresConnector(connect_timeout=1, pools=pools, async_pools=async_pools)
+    fake_postgres.columns = numbered_columns(1000)
+    assert len(inspect(connector, fake_postgres.connection())) == 1000
+    fake_postgres.stall_after = 10
+    started = time.monotonic()
+    error = failure(inspect, connector, fake_postgres.connection())
+    elapsed = time.monotonic() - started
+    assert error.reason == "timeout"
+    assert elapsed < 1 + 1  # the connect timeout plus a second
+    fake_postgres.idle()
+    assert fake_postgres.cancels == 0
+    assert len(fake_postgres.startups) == 1  # the pooled connection, not replaced
+    pools.close()
+    async_pools.close()
+
+
+def test_a_wide_catalog_over_http_is_503_too_many_columns(
+    fake_postgres: FakePostgres, client: TestClient[Any], admin: dict[str, str]
+) -> None:
+    fake_postgres.columns = numbered_columns(800_000)
+    source_id = source(client, admin, "wide", fake_postgres.connection())
+    problem = schema_problem(client, admin, source_id)
+    assert problem["reason"] == "too_many_columns"
+    tested = connection_test(client, admin, source_id)
+    assert (tested["ok"], tested["reason"]) == (False, "too_many_columns")
+
+
 # --- the server's own words are never quoted ----------------------------------------------
 
 
@@ -162,6 +232,7 @@ def test_an_error_answer_is_never_quoted(
     assert "evil" not in error.detail
     assert "expired" not in error.detail
     assert sqlstate not in error.detail or sqlstate == named
+    assert fake_postgres.cancels == 0  # what followed the error was read, nothing cancelled
 
 
 @pytest.mark.parametrize("sqlstate", ["28000", "XX000", EVIL])
