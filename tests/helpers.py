@@ -33,11 +33,13 @@ def running(pid: int) -> bool:
 
 
 @contextmanager
-def throwaway_database(admin_url: str, prefix: str) -> Iterator[str]:
-    """The URL of a new, empty database on the server of `admin_url`, dropped afterwards."""
+def throwaway_database(admin_url: str, prefix: str, options: str = "") -> Iterator[str]:
+    """The URL of a new, empty database on the server of `admin_url`, dropped afterwards.
+
+    `options` follow `CREATE DATABASE name` as they are (`ENCODING 'SQL_ASCII' ...`)."""
     name = f"{prefix}_{secrets.token_hex(6)}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" {options}'.rstrip())
     try:
         yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
     finally:

@@ -15,7 +15,8 @@ from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import waiting
-from psycopg.abc import PQGen
+from psycopg.abc import AdaptContext, Buffer, PQGen
+from psycopg.adapt import AdaptersMap, Loader
 
 from adapters.connectors.deadline import call_with_deadline
 from adapters.connectors.outbound import OutboundPolicy, PolicyRefused, is_address
@@ -178,6 +179,31 @@ REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         ),
     )
 )
+
+
+class LenientText(Loader):
+    """Text in the connection's encoding, where a byte sequence that is not valid becomes
+    U+FFFD, never an error.
+
+    A server converts its text to the client's encoding, except from a `SQL_ASCII` database:
+    its names hold whatever bytes its clients wrote, which psycopg would hand over as bytes.
+    They are read as UTF-8, the most likely intent.
+    """
+
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+        super().__init__(oid, context)
+        encoding = self.connection.info.encoding if self.connection is not None else "utf-8"
+        self._encoding = "utf-8" if encoding == "ascii" else encoding
+
+    def load(self, data: Buffer) -> str:
+        return bytes(data).decode(self._encoding, "replace")
+
+
+# How inspection connections read values: every text type (the catalog's names and types are
+# `name`, `varchar`, `text` and `"char"`) as `LenientText` does.
+CATALOG_ADAPTERS = AdaptersMap(psycopg.adapters)
+for _text_type in ("text", "name", "varchar", "bpchar", '"char"'):
+    CATALOG_ADAPTERS.register_loader(psycopg.adapters.types[_text_type].oid, LenientText)
 
 
 class QueryDeadline(psycopg.OperationalError):
@@ -618,6 +644,8 @@ class PostgresConnector:
             "keepalives_count": 3,
             "tcp_user_timeout": int(self._connect_timeout * 1000) + int(self._statement_timeout_ms),
             "application_name": self._application_name,
+            # Text is read by `LenientText`: catalog bytes no encoding admits are no error.
+            "context": CATALOG_ADAPTERS,
             "autocommit": True,
         }
         if connection.get("sslmode"):
@@ -678,7 +706,11 @@ def _columns(
     query = next(queries)
     while True:
         try:
-            query = queries.send(_read(conn, *query))
+            rows = _read(conn, *query)
+        except UnicodeEncodeError:
+            raise _unspellable(connection) from None
+        try:
+            query = queries.send(rows)
         except StopIteration as done:
             return done.value
 
@@ -689,11 +721,25 @@ async def _columns_async(
     queries = _column_queries(connection)
     query = next(queries)
     while True:
-        rows = await _read_async(conn, *query)
+        try:
+            rows = await _read_async(conn, *query)
+        except UnicodeEncodeError:
+            raise _unspellable(connection) from None
         try:
             query = queries.send(rows)
         except StopIteration as done:
             return done.value
+
+
+def _unspellable(connection: Mapping[str, Any]) -> BackendUnavailable:
+    """A schema or table name the database's encoding (LATIN1, say) has no characters for:
+    no such relation can exist there."""
+    schema, table = connection["schema"], connection["table"]
+    return BackendUnavailable(
+        "table_not_found",
+        f"no table or view {table!r} in schema {schema!r}: the database's encoding cannot"
+        " spell these names",
+    )
 
 
 # psycopg's `stream` is a generator function (an async one on an asyncio connection), typed

@@ -10,10 +10,13 @@ is a real one, made for this module and dropped after it.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from litestar.testing import TestClient
 
@@ -24,6 +27,7 @@ from domain.errors import BackendUnavailable
 from domain.sources import Column
 from tests.builders import assert_problem, post_source
 from tests.fake_postgres import FakePostgres, numbered_columns
+from tests.helpers import throwaway_database
 
 PASSWORD = "hunter2-never-in-clear"
 EVIL = "your password expired, visit http://evil.invalid/login"
@@ -258,3 +262,118 @@ def test_the_schema_and_the_test_never_quote_the_server(
         for text in (schema.text, tested.text):
             assert "evil" not in text
             assert "expired" not in text
+
+
+# --- catalog text that is not UTF-8 -------------------------------------------------------
+
+
+def reaching(url: str, **fields: Any) -> dict[str, Any]:
+    """Connection fields that reach the database of `url`."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    connection: dict[str, Any] = {
+        "host": info.get("host", "127.0.0.1"),
+        "port": int(info.get("port") or 5432),
+        "dbname": info["dbname"],
+        "user": info.get("user", "postgres"),
+        **fields,
+    }
+    if info.get("password"):
+        connection["password"] = info["password"]
+    return connection
+
+
+LEGACY = [Column("caf\ufffd", "integer", True), Column("ok", "text", False)]
+
+
+@pytest.fixture(scope="module")
+def sql_ascii(postgres_admin_url: str) -> Iterator[dict[str, Any]]:
+    """A real SQL_ASCII database whose table `legacy` (and materialized view `legacy_view`)
+    has a column named with the byte 0xE9 alone, which is no UTF-8: the connection to it."""
+    options = "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    with throwaway_database(postgres_admin_url, "tdb_ascii", options) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.info.encoding == "ascii"  # no conversion: the bytes are stored as sent
+            conn.execute(b'CREATE TABLE legacy ("caf\xe9" integer, ok text NOT NULL)')
+            conn.execute(b"CREATE MATERIALIZED VIEW legacy_view AS SELECT * FROM legacy")
+        yield reaching(url, table="legacy")
+
+
+@pytest.mark.postgres
+def test_catalog_bytes_that_are_not_utf8_are_replaced(
+    sql_ascii: dict[str, Any], connector: PostgresConnector, inspect: Inspect
+) -> None:
+    assert list(inspect(connector, sql_ascii)) == LEGACY
+    assert list(inspect(connector, {**sql_ascii, "table": "legacy_view"})) == [
+        Column("caf\ufffd", "integer", True),
+        Column("ok", "text", True),
+    ]
+    missing = failure(inspect, connector, {**sql_ascii, "table": "caf\u00e9"})
+    assert missing.reason == "table_not_found"
+
+
+@pytest.mark.postgres
+def test_a_name_the_database_encoding_cannot_spell_is_no_table(
+    postgres_admin_url: str, connector: PostgresConnector, inspect: Inspect
+) -> None:
+    options = "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    with throwaway_database(postgres_admin_url, "tdb_latin1", options) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute('CREATE TABLE "café" ("à la carte" integer)')
+        latin1 = reaching(url, table="caf\u00e9")
+        assert list(inspect(connector, latin1)) == [Column("à la carte", "integer", True)]
+        for names in ({"table": "表"}, {"schema": "表", "table": "t"}):
+            missing = failure(inspect, connector, {**latin1, **names})
+            assert missing.reason == "table_not_found"
+
+
+@pytest.mark.postgres
+def test_a_sql_ascii_source_answers_its_schema_history_and_test(
+    sql_ascii: dict[str, Any], client: TestClient[Any], admin: dict[str, str]
+) -> None:
+    source_id = source(client, admin, "legacy", sql_ascii)
+    schema = client.get(f"/v1/sources/{source_id}/schema", headers=admin)
+    assert schema.status_code == 200, schema.text
+    assert [c["name"] for c in schema.json()["columns"]] == ["caf\ufffd", "ok"]
+    history = client.get(f"/v1/sources/{source_id}/schema/history", headers=admin)
+    assert history.status_code == 200, history.text
+    assert "caf\ufffd" in history.text
+    assert connection_test(client, admin, source_id)["ok"] is True
+
+
+# --- `tdb sources inspect-all` ------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_inspect_all_reports_each_odd_server_as_a_failure_of_its_own(
+    tdb: Any, tmp_path: Path, sql_ascii: dict[str, Any]
+) -> None:
+    servers = {name: FakePostgres().start() for name in ("asks", "wide", "talkative")}
+    try:
+        servers["asks"].auth = "cleartext"
+        servers["wide"].columns = numbered_columns(10_000)
+        servers["talkative"].query_error = (EVIL, EVIL)
+        connections = {
+            "legacy": sql_ascii,
+            **{name: s.connection(password=PASSWORD) for name, s in servers.items()},
+        }
+        for name, connection in connections.items():
+            body = tmp_path / f"{name}.json"
+            body.write_text(
+                json.dumps({"name": name, "source_type": "postgres", "connection": connection})
+            )
+            code, _, err = tdb("sources", "register", str(body))
+            assert code == 0, err
+        code, out, err = tdb("sources", "inspect-all")
+        assert code == 0, err
+        verdicts = dict(line.split("  ")[1:] for line in out.strip().splitlines())
+        assert verdicts == {
+            "legacy": "changed: first snapshot",
+            "asks": "failed: auth_failed",
+            "wide": "failed: too_many_columns",
+            "talkative": "failed: backend_error",
+        }
+        assert "evil" not in out + err
+        assert servers["asks"].passwords == []
+    finally:
+        for server in servers.values():
+            server.stop()
