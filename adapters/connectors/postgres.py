@@ -682,7 +682,7 @@ def _column_queries(connection: Mapping[str, Any]) -> Queries:
                 if has_schema
                 else f"no schema {schema!r}",
             )
-        relkind, column_count = found[0]
+        relkind, column_count = _shaped(found[0], (str, int), connection)
         if relkind == "m":
             rows = yield _MATERIALIZED_VIEW_COLUMNS, (schema, table)
         if not rows and column_count:
@@ -696,7 +696,26 @@ def _column_queries(connection: Mapping[str, Any]) -> Queries:
             f"{schema!r}.{table!r} has more than {MAX_COLUMNS} columns; at most {MAX_COLUMNS}"
             " columns are read (PostgreSQL's limit)",
         )
-    return [Column(name, data_type, nullable == "YES") for name, data_type, nullable in rows]
+    return [
+        Column(name, data_type, nullable == "YES")
+        for name, data_type, nullable in (_shaped(row, (str, str, str), connection) for row in rows)
+    ]
+
+
+def _shaped(
+    row: tuple[Any, ...], types: tuple[type, ...], connection: Mapping[str, Any]
+) -> tuple[Any, ...]:
+    """The row, if it has a value of each type in order (no null); else `protocol_error`."""
+    if len(row) == len(types) and all(type(v) is t for v, t in zip(row, types, strict=True)):
+        return row
+    raise _odd_answer(connection)
+
+
+def _odd_answer(connection: Mapping[str, Any]) -> BackendUnavailable:
+    return BackendUnavailable(
+        "protocol_error",
+        f"{_where(connection)} answered the catalog queries as no PostgreSQL server does",
+    )
 
 
 def _columns(
@@ -709,6 +728,8 @@ def _columns(
             rows = _read(conn, *query)
         except UnicodeEncodeError:
             raise _unspellable(connection) from None
+        except ValueError:  # a value its type's loader cannot read: not from PostgreSQL
+            raise _odd_answer(connection) from None
         try:
             query = queries.send(rows)
         except StopIteration as done:
@@ -725,6 +746,8 @@ async def _columns_async(
             rows = await _read_async(conn, *query)
         except UnicodeEncodeError:
             raise _unspellable(connection) from None
+        except ValueError:  # a value its type's loader cannot read: not from PostgreSQL
+            raise _odd_answer(connection) from None
         try:
             query = queries.send(rows)
         except StopIteration as done:

@@ -264,6 +264,27 @@ def test_the_schema_and_the_test_never_quote_the_server(
             assert "expired" not in text
 
 
+@pytest.mark.parametrize(
+    ("columns", "column_count"),
+    [
+        ([(None, "integer", "YES")], 1),  # a column with no name
+        ([("id", "integer", None)], 1),
+        ([], "many"),  # a count that is no number
+        ([], None),
+    ],
+)
+def test_catalog_rows_no_postgresql_sends_are_a_protocol_error(
+    fake_postgres: FakePostgres,
+    connector: PostgresConnector,
+    inspect: Inspect,
+    columns: list[tuple[Any, ...]],
+    column_count: Any,
+) -> None:
+    fake_postgres.columns = lambda: columns
+    fake_postgres.column_count = column_count
+    assert failure(inspect, connector, fake_postgres.connection()).reason == "protocol_error"
+
+
 # --- catalog text that is not UTF-8 -------------------------------------------------------
 
 
