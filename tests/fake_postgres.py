@@ -8,8 +8,11 @@ FATAL `ErrorResponse` (`startup_error`). Queries, simple or extended, are answer
 catalog: a query on `information_schema.columns` (or on `pg_attribute` for the columns) gets
 `columns()` as rows, streamed lazily in batches so that a huge count costs the server nothing;
 a lookup in `pg_class` finds a table (`relkind` 'r') with as many columns as `column_count`; a
-lookup in `pg_namespace` finds the schema. With `query_error` set, every query gets that
-`ErrorResponse` instead.
+lookup in `pg_namespace` finds the schema. A statement prepared by name (Parse) is answered
+each time it is bound, as a real server's is. With `query_error` set, every query gets that
+`ErrorResponse` instead (when it is parsed, or bound if it was prepared before); with
+`stall_after`, a columns answer stops after that many rows and the server waits for the client
+to leave. A cancel request is counted, and held open unanswered.
 
 Start it with `FakePostgres.start()` (it listens on 127.0.0.5, or 127.0.0.1 where that cannot be
 bound, on a free port); `stop()` closes its listener and every connection, and joins its threads.
@@ -250,7 +253,7 @@ class FakePostgres:
         self._queries(wire)
 
     def _queries(self, wire: _Wire) -> None:
-        query = ""
+        statements: dict[bytes, str] = {}  # prepared in this session, by name (b"": unnamed)
         result = _Result()
         failed = False
         while True:
@@ -273,21 +276,30 @@ class FakePostgres:
                 wire.send(ready())
             elif failed:
                 continue  # after an error, the extended protocol skips to the next Sync
-            elif kind == b"P":
-                query = payload.split(b"\0")[1].decode(errors="replace")
+            elif kind == b"P":  # Parse: name, query; its rows come when it is bound
+                name, text = payload.split(b"\0")[:2]
+                if self.query_error is not None:
+                    wire.send(error_response(*self.query_error))
+                    failed = True
+                    continue
+                statements[name] = text.decode(errors="replace")
+                wire.send(_message(b"1"))
+            elif kind == b"B":  # Bind: portal, statement, ...
+                query = statements.get(payload.split(b"\0")[1], "")
                 self.queries.append(query)
                 result = self._answer(query)
                 if result.error is not None:
                     wire.send(result.error)
                     failed = True
                 else:
-                    wire.send(_message(b"1"))
-            elif kind == b"B":
-                wire.send(_message(b"2"))
-            elif kind == b"D":
+                    wire.send(_message(b"2"))
+            elif kind == b"D":  # Describe a statement ('S' name) or the bound portal ('P')
                 if payload[:1] == b"S":
+                    described = self._answer(statements.get(payload[1:].rstrip(b"\0"), ""))
                     wire.send(_message(b"t", struct.pack("!h", 0)))
-                wire.send(result.description or _message(b"n"))
+                    wire.send(described.description or _message(b"n"))
+                else:
+                    wire.send(result.description or _message(b"n"))
             elif kind == b"E":
                 count = self._send_rows(wire, result.rows)
                 wire.send(_message(b"C", _cstring(f"SELECT {count}")))

@@ -278,7 +278,7 @@ class ConnectionPools(_Pools[psycopg.Connection[Any]]):
                 try:
                     result = work(reused.connection)
                 except BaseException as exc:
-                    if not self._replaces(target, pool, reused, exc) or _past(deadline):
+                    if not self._replaces(target, pool, reused, exc):
                         raise
                 else:
                     self._replaces(target, pool, reused, None)
@@ -371,7 +371,7 @@ class AsyncConnectionPools(_Pools[psycopg.AsyncConnection[Any]]):
                 try:
                     result = await work(reused.connection)
                 except BaseException as exc:  # cancelled mid-query, say: then it is not kept
-                    if not self._replaces(target, pool, reused, exc) or _past(deadline):
+                    if not self._replaces(target, pool, reused, exc):
                         raise
                 else:
                     self._replaces(target, pool, reused, None)
@@ -435,12 +435,6 @@ class AsyncConnectionPools(_Pools[psycopg.AsyncConnection[Any]]):
                     turn.set_exception(_busy(target))
                     # Retrieved by its waiter, or by nobody if that one already gave up.
                     turn.exception()
-
-
-def _past(deadline: float) -> bool:
-    """Whether `deadline` has passed: a failed connection is then not replaced, the failure
-    stands (a query that gave up at the deadline closes its connection)."""
-    return time.monotonic() >= deadline
 
 
 def _busy(target: Target) -> BackendUnavailable:

@@ -9,14 +9,17 @@ import functools
 import math
 import os
 import re
+import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable, Generator, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+import weakref
+from collections.abc import Awaitable, Generator, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar, cast
 
 import psycopg
-from psycopg import waiting
-from psycopg.abc import AdaptContext, Buffer, PQGen
-from psycopg.adapt import AdaptersMap, Loader
+from psycopg import generators, waiting
+from psycopg.abc import PQGen
+from psycopg.pq import ExecStatus
+from psycopg.pq.abc import PGconn, PGresult
 
 from adapters.connectors.deadline import call_with_deadline
 from adapters.connectors.outbound import OutboundPolicy, PolicyRefused, is_address
@@ -50,8 +53,6 @@ NO_PASSFILE = os.path.join(os.devnull, "pgpass")
 # columns, which tells that it has too many. The queries ask for no more, and a server that
 # sends more anyway is left mid-answer, its connection closed.
 ROWS_READ = MAX_COLUMNS + 1
-# Rows libpq hands over at once while an answer streams in (one at a time before libpq 17).
-STREAM_ROWS = 100 if psycopg.capabilities.has_stream_chunked() else 1
 
 _FIND_RELATION = """
 SELECT c.relkind,
@@ -59,15 +60,15 @@ SELECT c.relkind,
          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS column_count
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
+ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
 """
 
-_SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s"
+_SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1"
 
 _COLUMNS = f"""
 SELECT column_name, data_type, is_nullable
   FROM information_schema.columns
- WHERE table_schema = %s AND table_name = %s
+ WHERE table_schema = $1 AND table_name = $2
  ORDER BY ordinal_position
  LIMIT {ROWS_READ}
 """
@@ -91,12 +92,27 @@ SELECT a.attname,
   JOIN pg_catalog.pg_namespace nt ON nt.oid = t.typnamespace
   LEFT JOIN (pg_catalog.pg_type bt JOIN pg_catalog.pg_namespace nbt ON nbt.oid = bt.typnamespace)
          ON t.typtype = 'd' AND t.typbasetype = bt.oid
- WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+ WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
    AND (pg_catalog.pg_has_role(c.relowner, 'USAGE')
         OR pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT, INSERT, UPDATE, REFERENCES'))
  ORDER BY a.attnum
  LIMIT {ROWS_READ}
 """
+
+
+class Statement(NamedTuple):
+    """A catalog query, prepared once in each connection's session, under its name."""
+
+    name: bytes
+    sql: bytes
+
+
+FIND_RELATION = Statement(b"tdb_find_relation", _FIND_RELATION.encode())
+SCHEMA_EXISTS = Statement(b"tdb_schema_exists", _SCHEMA_EXISTS.encode())
+COLUMNS = Statement(b"tdb_columns", _COLUMNS.encode())
+MATERIALIZED_VIEW_COLUMNS = Statement(
+    b"tdb_materialized_view_columns", _MATERIALIZED_VIEW_COLUMNS.encode()
+)
 
 # Errors raised by the server carry a SQLSTATE: the reason, and a detail made of known facts.
 # No text the server or libpq sent is shown: it may quote anything, a password included.
@@ -181,31 +197,6 @@ REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
 )
 
 
-class LenientText(Loader):
-    """Text in the connection's encoding, where a byte sequence that is not valid becomes
-    U+FFFD, never an error.
-
-    A server converts its text to the client's encoding, except from a `SQL_ASCII` database:
-    its names hold whatever bytes its clients wrote, which psycopg would hand over as bytes.
-    They are read as UTF-8, the most likely intent.
-    """
-
-    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
-        super().__init__(oid, context)
-        encoding = self.connection.info.encoding if self.connection is not None else "utf-8"
-        self._encoding = "utf-8" if encoding == "ascii" else encoding
-
-    def load(self, data: Buffer) -> str:
-        return bytes(data).decode(self._encoding, "replace")
-
-
-# How inspection connections read values: every text type (the catalog's names and types are
-# `name`, `varchar`, `text` and `"char"`) as `LenientText` does.
-CATALOG_ADAPTERS = AdaptersMap(psycopg.adapters)
-for _text_type in ("text", "name", "varchar", "bpchar", '"char"'):
-    CATALOG_ADAPTERS.register_loader(psycopg.adapters.types[_text_type].oid, LenientText)
-
-
 class QueryDeadline(psycopg.OperationalError):
     """A query on a `DeadlineConnection` ran past its deadline (the connection is then dropped)."""
 
@@ -215,12 +206,7 @@ class DeadlineConnection(psycopg.Connection[tuple[Any, ...]]):
 
     A pooled connection's query runs on the inspecting thread itself, so it cannot be abandoned
     as a worker thread can: it stops waiting for the server at the deadline instead, raising
-    `QueryDeadline`, and the connection, left in the middle of a query, is closed there.
-
-    Nothing more is asked of the server then: no cancel request is ever sent (it is a new
-    connection, which the server may hold open for seconds). psycopg sends one when a streamed
-    answer ends early, on an error say; the rest of that answer is read instead, until the
-    deadline at most.
+    `QueryDeadline`, and the connection, left in the middle of a query, is not reused.
     """
 
     deadline: float | None = None
@@ -231,24 +217,15 @@ class DeadlineConnection(psycopg.Connection[tuple[Any, ...]]):
         deadline = self.deadline
         if deadline is None:
             return super().wait(gen, interval, timeout)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:  # a server that keeps sending would keep each wait answered
-            raise self._given_up()
+        remaining = max(0.0, deadline - time.monotonic())
         try:
             return super().wait(
                 gen, interval, remaining if timeout is None else min(timeout, remaining)
             )
         except psycopg.OperationalError as exc:
             if exc.sqlstate is None and time.monotonic() >= deadline:
-                raise self._given_up() from None
+                raise QueryDeadline("no answer before the deadline") from None
             raise
-
-    def cancel_safe(self, *, timeout: float = 30.0) -> None:
-        """No cancel request: see the class."""
-
-    def _given_up(self) -> QueryDeadline:
-        self.close()
-        return QueryDeadline("no answer before the deadline")
 
 
 class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
@@ -256,8 +233,8 @@ class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
 
     A query awaited past the deadline raises `QueryDeadline`; one whose caller was cancelled
     stops being awaited at once (psycopg's own `wait` would first ask the server to cancel it
-    and wait seconds for that). Either way the connection, left in the middle of a query, is
-    closed there. No cancel request is ever sent, as on a `DeadlineConnection`.
+    and wait seconds for that). Either way the connection is left in the middle of a query,
+    and the pool closes it rather than keep it.
     """
 
     deadline: float | None = None
@@ -267,9 +244,7 @@ class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
     ) -> RV:
         deadline = self.deadline
         if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise await self._given_up()
+            remaining = max(0.0, deadline - time.monotonic())
             timeout = remaining if timeout is None else min(timeout, remaining)
         try:
             return await waiting.wait_async(
@@ -277,18 +252,8 @@ class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
             )
         except psycopg.OperationalError as exc:
             if deadline is not None and exc.sqlstate is None and time.monotonic() >= deadline:
-                raise await self._given_up() from None
+                raise QueryDeadline("no answer before the deadline") from None
             raise
-        except asyncio.CancelledError:
-            await self.close()
-            raise
-
-    async def cancel_safe(self, *, timeout: float = 30.0) -> None:
-        """No cancel request: see the class."""
-
-    async def _given_up(self) -> QueryDeadline:
-        await self.close()
-        return QueryDeadline("no answer before the deadline")
 
 
 @contextlib.contextmanager
@@ -644,8 +609,6 @@ class PostgresConnector:
             "keepalives_count": 3,
             "tcp_user_timeout": int(self._connect_timeout * 1000) + int(self._statement_timeout_ms),
             "application_name": self._application_name,
-            # Text is read by `LenientText`: catalog bytes no encoding admits are no error.
-            "context": CATALOG_ADAPTERS,
             "autocommit": True,
         }
         if connection.get("sslmode"):
@@ -664,27 +627,32 @@ class PostgresConnector:
 # The catalog queries of an inspection, as a generator: it yields each query with its
 # parameters, is sent the rows, and returns the columns. One logic, driven by a blocking
 # connection (`_columns`) or an asyncio one (`_columns_async`).
-Queries = Generator[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]], list[Column]]
+# A row of a catalog query's answer: its values as text (None for a null).
+Row = tuple[str | None, ...]
+Queries = Generator[tuple[Statement, tuple[str, ...]], list[Row], list[Column]]
 
 
 def _column_queries(connection: Mapping[str, Any]) -> Queries:
     schema, table = connection["schema"], connection["table"]
     # One query answers the common case; an empty answer is then explained (a missing
     # relation, a materialized view, which information_schema leaves out, or no privilege).
-    rows = yield _COLUMNS, (schema, table)
+    rows = yield COLUMNS, (schema, table)
     if not rows:
-        found = yield _FIND_RELATION, (schema, table)
+        found = yield FIND_RELATION, (schema, table)
         if not found:
-            has_schema = bool((yield _SCHEMA_EXISTS, (schema,)))
+            has_schema = bool((yield SCHEMA_EXISTS, (schema,)))
             raise BackendUnavailable(
                 "table_not_found",
                 f"no table or view {table!r} in schema {schema!r}"
                 if has_schema
                 else f"no schema {schema!r}",
             )
-        relkind, column_count = _shaped(found[0], (str, int), connection)
+        relkind, count = _shaped(found[0], 2, connection)
+        if not (count.isascii() and count.isdigit()):
+            raise _odd_answer(connection)
+        column_count = int(count)
         if relkind == "m":
-            rows = yield _MATERIALIZED_VIEW_COLUMNS, (schema, table)
+            rows = yield MATERIALIZED_VIEW_COLUMNS, (schema, table)
         if not rows and column_count:
             raise BackendUnavailable(
                 "permission_denied",
@@ -698,16 +666,14 @@ def _column_queries(connection: Mapping[str, Any]) -> Queries:
         )
     return [
         Column(name, data_type, nullable == "YES")
-        for name, data_type, nullable in (_shaped(row, (str, str, str), connection) for row in rows)
+        for name, data_type, nullable in (_shaped(row, 3, connection) for row in rows)
     ]
 
 
-def _shaped(
-    row: tuple[Any, ...], types: tuple[type, ...], connection: Mapping[str, Any]
-) -> tuple[Any, ...]:
-    """The row, if it has a value of each type in order (no null); else `protocol_error`."""
-    if len(row) == len(types) and all(type(v) is t for v, t in zip(row, types, strict=True)):
-        return row
+def _shaped(row: Row, width: int, connection: Mapping[str, Any]) -> tuple[str, ...]:
+    """The row, if it has `width` values and no null; else `protocol_error`."""
+    if len(row) == width and all(value is not None for value in row):
+        return cast(tuple[str, ...], row)
     raise _odd_answer(connection)
 
 
@@ -724,12 +690,9 @@ def _columns(
     queries = _column_queries(connection)
     query = next(queries)
     while True:
-        try:
-            rows = _read(conn, *query)
-        except UnicodeEncodeError:
-            raise _unspellable(connection) from None
-        except ValueError:  # a value its type's loader cannot read: not from PostgreSQL
-            raise _odd_answer(connection) from None
+        rows = conn.wait(_rows(conn.pgconn, *_sent(conn, query, connection)))
+        if len(rows) == ROWS_READ:
+            conn.close()  # left mid-answer: nothing more is read, nothing is cancelled
         try:
             query = queries.send(rows)
         except StopIteration as done:
@@ -742,16 +705,87 @@ async def _columns_async(
     queries = _column_queries(connection)
     query = next(queries)
     while True:
-        try:
-            rows = await _read_async(conn, *query)
-        except UnicodeEncodeError:
-            raise _unspellable(connection) from None
-        except ValueError:  # a value its type's loader cannot read: not from PostgreSQL
-            raise _odd_answer(connection) from None
+        rows = await conn.wait(_rows(conn.pgconn, *_sent(conn, query, connection)))
+        if len(rows) == ROWS_READ:
+            await conn.close()
         try:
             query = queries.send(rows)
         except StopIteration as done:
             return done.value
+
+
+# The catalog statements prepared in each connection's session, by connection.
+_PREPARED: weakref.WeakKeyDictionary[object, set[bytes]] = weakref.WeakKeyDictionary()
+_PREPARED_LOCK = threading.Lock()
+
+
+def _sent(
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+    query: tuple[Statement, tuple[str, ...]],
+    connection: Mapping[str, Any],
+) -> tuple[Statement, list[bytes | None], str, set[bytes]]:
+    """What `_rows` needs to run `query` on `conn`: the statement, its parameters in the
+    connection's encoding, the encoding its answer is read in, and what is prepared."""
+    statement, params = query
+    encoding = conn.info.encoding
+    # A SQL_ASCII database converts nothing: its bytes are most likely UTF-8.
+    encoding = "utf-8" if encoding == "ascii" else encoding
+    try:
+        encoded: list[bytes | None] = [param.encode(encoding) for param in params]
+    except UnicodeEncodeError:
+        raise _unspellable(connection) from None
+    with _PREPARED_LOCK:
+        prepared = _PREPARED.setdefault(conn, set())
+    return statement, encoded, encoding, prepared
+
+
+def _rows(
+    pgconn: PGconn,
+    statement: Statement,
+    params: list[bytes | None],
+    encoding: str,
+    prepared: set[bytes],
+) -> PQGen[list[Row]]:
+    """The rows of `statement`'s answer, at most `ROWS_READ` of them, read as they come.
+
+    The statement is prepared first if this session has not prepared it yet. Its answer is
+    read one row at a time: a server that sends more than `ROWS_READ` is left mid-answer (the
+    caller closes the connection). Text that is not valid in the connection's encoding (a
+    `SQL_ASCII` database holds whatever bytes its clients wrote) is read with U+FFFD.
+    One generator for both kinds of connection: `conn.wait` runs it (with its deadline).
+    """
+    if statement.name not in prepared:
+        pgconn.send_prepare(statement.name, statement.sql)
+        results = yield from generators.execute(pgconn)
+        _raise_failed(results, encoding)
+        prepared.add(statement.name)
+    pgconn.send_query_prepared(statement.name, params)
+    pgconn.set_single_row_mode()
+    yield from generators.send(pgconn)
+    rows: list[Row] = []
+    failed: list[PGresult] = []
+    while (result := (yield from generators.fetch(pgconn))) is not None:
+        if result.status == ExecStatus.SINGLE_TUPLE:
+            rows.append(
+                tuple(_text(result.get_value(0, i), encoding) for i in range(result.nfields))
+            )
+            if len(rows) == ROWS_READ:
+                return rows
+        elif result.status != ExecStatus.TUPLES_OK:
+            failed.append(result)
+    _raise_failed(failed, encoding)
+    return rows
+
+
+def _raise_failed(results: Sequence[PGresult], encoding: str) -> None:
+    """Raise the psycopg error of the first result that is one (an `ErrorResponse`)."""
+    for result in results:
+        if result.status not in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK):
+            raise psycopg.errors.error_from_result(result, encoding=encoding)
+
+
+def _text(value: bytes | None, encoding: str) -> str | None:
+    return None if value is None else value.decode(encoding, "replace")
 
 
 def _unspellable(connection: Mapping[str, Any]) -> BackendUnavailable:
@@ -763,47 +797,6 @@ def _unspellable(connection: Mapping[str, Any]) -> BackendUnavailable:
         f"no table or view {table!r} in schema {schema!r}: the database's encoding cannot"
         " spell these names",
     )
-
-
-# psycopg's `stream` is a generator function (an async one on an asyncio connection), typed
-# as returning an iterator: it is closed as the generator it is.
-Rows = Generator[tuple[Any, ...], None, None]
-AsyncRows = AsyncGenerator[tuple[Any, ...], None]
-
-
-def _read(
-    conn: psycopg.Connection[tuple[Any, ...]], query: str, params: tuple[Any, ...]
-) -> list[tuple[Any, ...]]:
-    """At most `ROWS_READ` rows of the answer to `query`, read as they stream in.
-
-    A server that sends more is left mid-answer: the connection is closed there, before the
-    stream ends, which would ask the server to cancel and then read the rest of the answer.
-    """
-    rows: list[tuple[Any, ...]] = []
-    with contextlib.closing(
-        cast(Rows, conn.cursor().stream(query, params, size=STREAM_ROWS))
-    ) as stream:
-        for row in stream:
-            rows.append(row)
-            if len(rows) == ROWS_READ:
-                conn.close()
-                break
-    return rows
-
-
-async def _read_async(
-    conn: psycopg.AsyncConnection[tuple[Any, ...]], query: str, params: tuple[Any, ...]
-) -> list[tuple[Any, ...]]:
-    """`_read`, awaited."""
-    rows: list[tuple[Any, ...]] = []
-    stream = cast(AsyncRows, conn.cursor().stream(query, params, size=STREAM_ROWS))
-    async with contextlib.aclosing(stream):
-        async for row in stream:
-            rows.append(row)
-            if len(rows) == ROWS_READ:
-                await conn.close()
-                break
-    return rows
 
 
 def _where(connection: Mapping[str, Any]) -> str:

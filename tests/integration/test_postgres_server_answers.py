@@ -178,9 +178,9 @@ def test_a_catalog_without_end_is_read_only_until_it_is_too_wide(
 def test_an_answer_that_stalls_is_dropped_at_the_deadline_with_no_cancel_request(
     fake_postgres: FakePostgres, inspect: Inspect
 ) -> None:
-    # A cancel request is a new connection the server may hold open as long as it likes, and
-    # the rest of the answer may never end: the connection is dropped instead. On a pooled
-    # connection, the query runs on the inspecting thread (or task) itself.
+    # No cancel request is sent (a new connection, which the server may hold open as long as
+    # it likes): the connection is dropped, not replaced. On a pooled connection, the query
+    # runs on the inspecting thread (or task) itself.
     pools, async_pools = ConnectionPools(), AsyncConnectionPools()
     connector = PostgresConnector(connect_timeout=1, pools=pools, async_pools=async_pools)
     fake_postgres.columns = numbered_columns(1000)
@@ -253,7 +253,10 @@ def test_the_schema_and_the_test_never_quote_the_server(
     fake_postgres: FakePostgres, client: TestClient[Any], admin: dict[str, str]
 ) -> None:
     source_id = source(client, admin, "talkative", fake_postgres.connection())
-    for sqlstate in ("XX000", EVIL):
+    # Answered once: the catalog statements are prepared on a pooled connection, and then
+    # fail when they are executed; on a new connection, when they are prepared.
+    assert client.get(f"/v1/sources/{source_id}/schema", headers=admin).status_code == 200
+    for sqlstate in ("XX000", EVIL, "XX000"):
         fake_postgres.query_error = (sqlstate, EVIL)
         schema = client.get(f"/v1/sources/{source_id}/schema", headers=admin)
         tested = client.post(f"/v1/sources/{source_id}/test", headers=admin)
