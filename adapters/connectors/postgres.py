@@ -53,6 +53,9 @@ NO_PASSFILE = os.path.join(os.devnull, "pgpass")
 # columns, which tells that it has too many. The queries ask for no more, and a server that
 # sends more anyway is left mid-answer, its connection closed.
 ROWS_READ = MAX_COLUMNS + 1
+# The longest catalog text taken: PostgreSQL's names have at most 63 bytes, its type names a
+# few dozen characters. A longer value comes from no PostgreSQL server (`protocol_error`).
+MAX_CATALOG_TEXT = 1024
 
 _FIND_RELATION = """
 SELECT c.relkind,
@@ -671,8 +674,10 @@ def _column_queries(connection: Mapping[str, Any]) -> Queries:
 
 
 def _shaped(row: Row, width: int, connection: Mapping[str, Any]) -> tuple[str, ...]:
-    """The row, if it has `width` values and no null; else `protocol_error`."""
-    if len(row) == width and all(value is not None for value in row):
+    """The row, if it has `width` values, none null or too long; else `protocol_error`."""
+    if len(row) == width and all(
+        value is not None and len(value) <= MAX_CATALOG_TEXT for value in row
+    ):
         return cast(tuple[str, ...], row)
     raise _odd_answer(connection)
 

@@ -271,6 +271,7 @@ def test_the_schema_and_the_test_never_quote_the_server(
     ("columns", "column_count"),
     [
         ([(None, "integer", "YES")], 1),  # a column with no name
+        ([("x" * 1_000_000, "integer", "YES")], 1),  # a name of a megabyte
         ([("id", "integer", None)], 1),
         ([], "many"),  # a count that is no number
         ([], None),
