@@ -34,14 +34,14 @@ class ListEvents:
 
     _events: EventRepository
 
-    def __call__(self, query: ListEventsQuery) -> EventPage:
+    async def __call__(self, query: ListEventsQuery) -> EventPage:
         require(query.actor, self.required_scope)
         if query.limit is not None and not 1 <= query.limit <= LIST_LIMIT_MAX:
             raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
         since = query.filter.since
         if since is not None and not _in_utc_range(since):
             raise InvalidInput.single("since", "must lie between years 1 and 9999 once in UTC")
-        return self._events.list(query.filter, query.limit, query.after)
+        return await self._events.list(query.filter, query.limit, query.after)
 
 
 def _in_utc_range(at: datetime) -> bool:

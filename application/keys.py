@@ -78,9 +78,9 @@ class CreateApiKey:
             key_id=key.key_id,
         )
 
-    def __call__(self, name: str, scopes: Iterable[str], actor: Principal) -> IssuedKey:
+    async def __call__(self, name: str, scopes: Iterable[str], actor: Principal) -> IssuedKey:
         issued = self.issue(name, scopes)
-        self._keys.add(issued.key, self.event(issued.key, actor))
+        await self._keys.add(issued.key, self.event(issued.key, actor))
         return issued
 
 
@@ -91,10 +91,10 @@ class BootstrapAdminKey:
     _keys: ApiKeyRepository
     _create: CreateApiKey
 
-    def __call__(self, actor: Principal) -> IssuedKey | None:
+    async def __call__(self, actor: Principal) -> IssuedKey | None:
         issued = self._create.issue("admin")
         event = self._create.event(issued.key, actor)
-        return issued if self._keys.add_if_none(issued.key, event) else None
+        return issued if await self._keys.add_if_none(issued.key, event) else None
 
 
 @attrs.frozen
@@ -103,8 +103,8 @@ class ListApiKeys:
 
     _keys: ApiKeyRepository
 
-    def __call__(self) -> Sequence[ApiKey]:
-        return self._keys.list()
+    async def __call__(self) -> Sequence[ApiKey]:
+        return await self._keys.list()
 
 
 @attrs.frozen
@@ -115,7 +115,7 @@ class RevokeApiKey:
     _clock: Clock
     _ids: IdGenerator
 
-    def __call__(self, key_id: str, actor: Principal) -> ApiKey:
+    async def __call__(self, key_id: str, actor: Principal) -> ApiKey:
         if key_id.startswith(f"{TOKEN_PREFIX}_"):
             key_id = key_id.removeprefix(f"{TOKEN_PREFIX}_")
         now = self._clock.now()
@@ -126,7 +126,7 @@ class RevokeApiKey:
             action=Action.KEY_REVOKED,
             key_id=key_id,
         )
-        return self._keys.revoke(key_id, now, event)
+        return await self._keys.revoke(key_id, now, event)
 
 
 @attrs.frozen
@@ -135,13 +135,13 @@ class Authenticate:
 
     _keys: ApiKeyRepository
 
-    def __call__(self, token: str) -> Principal:
+    async def __call__(self, token: str) -> Principal:
         prefix, _, rest = token.partition("_")
         key_id, _, secret = rest.partition("_")
         if prefix != TOKEN_PREFIX or not key_id or not secret:
             raise AuthenticationFailed("malformed")
         try:
-            key = self._keys.get(key_id)
+            key = await self._keys.get(key_id)
         except ApiKeyNotFound:
             raise AuthenticationFailed("unknown") from None
         if not hmac.compare_digest(key.secret_hash, hash_secret(secret)):

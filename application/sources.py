@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,13 +19,8 @@ from application.ports import (
     ConnectorRegistry,
     EventRepository,
     IdGenerator,
-    Offload,
     SecretCipher,
-    SnapshotHeads,
-    SnapshotRepository,
-    SourceLookup,
     SourceRepository,
-    SourceWrites,
 )
 from domain.connections import ConnectionCheck, secrets_left_behind
 from domain.errors import (
@@ -42,26 +36,15 @@ from domain.errors import (
     VersionMismatch,
 )
 from domain.events import Action, Event
-from domain.history import (
-    HistoryEntry,
-    HistoryPage,
-    SchemaSnapshot,
-    SnapshotHead,
-    diff,
-    fingerprint,
-    history_page,
-)
 from domain.keys import Principal, Scope
 from domain.sources import (
     MASK,
-    Column,
     IfMatch,
     PageKey,
     Source,
     SourceFilter,
     SourceName,
     SourcePage,
-    SourceSchema,
     SourceStamp,
     description_errors,
     name_errors,
@@ -73,7 +56,6 @@ LIST_LIMIT_MAX = 1000
 # Each tag filter is one more condition in the store's query: SQLite's expression depth (1000)
 # would turn a long list into a store outage.
 TAG_FILTERS_MAX = 50
-HISTORY_LIMIT_DEFAULT = 100
 # An update without If-Match that lost to another change waits a random while under a cap that
 # doubles from the first to the last figure (seconds), then merges again onto the newer version.
 RETRY_PAUSE_FIRST = 0.001
@@ -91,11 +73,11 @@ def require(actor: Principal, scope: Scope) -> None:
         raise PermissionDenied(scope)
 
 
-def _secret_names(connectors: ConnectorRegistry, source_type: str) -> list[str]:
+def secret_names(connectors: ConnectorRegistry, source_type: str) -> list[str]:
     return [f.name for f in connectors.get(source_type).fields if f.secret]
 
 
-def _map_secrets(source: Source, names: list[str], how: Callable[[str], str]) -> Source:
+def map_secrets(source: Source, names: list[str], how: Callable[[str], str]) -> Source:
     connection = dict(source.connection)
     for name in names:
         if isinstance(connection.get(name), str):
@@ -108,8 +90,8 @@ def _shown(
 ) -> Source:
     """The source as this actor may see it: secrets decrypted, or masked without the scope."""
     if actor.can(Scope.SECRETS):
-        return _map_secrets(source, names, decrypt)
-    return _map_secrets(source, names, lambda _: MASK)
+        return map_secrets(source, names, decrypt)
+    return map_secrets(source, names, lambda _: MASK)
 
 
 def _as_read(
@@ -137,10 +119,10 @@ def _as_read(
     )
 
 
-def _verify(connector: Connector, connection: Mapping[str, Any]) -> None:
+async def _verify(connector: Connector, connection: Mapping[str, Any]) -> None:
     """Raise `VerificationFailed` unless the connection test passes."""
     try:
-        connector.check(connection)
+        await connector.check(connection)
     except BackendUnavailable as exc:
         raise VerificationFailed(exc.reason, exc.detail) from None
 
@@ -164,12 +146,8 @@ class RegisterSourceCommand:
 
 @attrs.frozen
 class RegisterSource:
-    """Validate a new source, encrypt its secrets and store it.
-
-    Called, it blocks while the store writes; `on_loop` is the same registration for code on
-    an event loop, which stores through `writes` (awaited without blocking the loop) and
-    offloads only what would block.
-    """
+    """Validate a new source (and test its connection, if asked), encrypt its secrets and
+    store it."""
 
     required_scope = Scope.WRITE
 
@@ -178,33 +156,15 @@ class RegisterSource:
     _cipher: SecretCipher
     _clock: Clock
     _ids: IdGenerator
-    _writes: SourceWrites | None = None
 
-    def __call__(self, command: RegisterSourceCommand) -> Source:
+    async def __call__(self, command: RegisterSourceCommand) -> Source:
         require(command.actor, self.required_scope)
         connector = self._connector(command)
-        connection = connector.validate(command.connection)
+        connection = await connector.validate(command.connection)
         if command.verify:
-            _verify(connector, connection)
+            await _verify(connector, connection)
         shown, stored, event = self._new(command, connection)
-        self._sources.add(stored, event)
-        return shown
-
-    async def on_loop(self, command: RegisterSourceCommand, offload: Offload) -> Source:
-        """The registration, awaited: `offload` runs what would block (a host name's lookup,
-        the write if there are no `writes`, and the whole registration if it tests the
-        connection first)."""
-        require(command.actor, self.required_scope)
-        if command.verify:
-            # The test waits for the source: all of it runs where `offload` sends it.
-            return await offload(functools.partial(self, command))
-        connector = self._connector(command)
-        connection = await connector.validate_async(command.connection, offload)
-        shown, stored, event = self._new(command, connection)
-        if self._writes is None:
-            await offload(functools.partial(self._sources.add, stored, event))
-        else:
-            await self._writes.add(stored, event)
+        await self._sources.add(stored, event)
         return shown
 
     def _connector(self, command: RegisterSourceCommand) -> Connector:
@@ -235,8 +195,8 @@ class RegisterSource:
             source_id=source.id,
             source_name=source.name.value,
         )
-        names = _secret_names(self._connectors, source.source_type)
-        stored = _map_secrets(source, names, self._cipher.encrypt)
+        names = secret_names(self._connectors, source.source_type)
+        stored = map_secrets(source, names, self._cipher.encrypt)
         # The source in hand is still in clear: "decrypting" it is the identity.
         return _shown(source, names, command.actor, str), stored, event
 
@@ -259,18 +219,18 @@ class ListSources:
 
     _sources: SourceRepository
 
-    def revision(self, actor: Principal) -> int | None:
+    async def revision(self, actor: Principal) -> int | None:
         """The store's revision of the sources (None if it cannot tell): equal, same listing."""
         require(actor, self.required_scope)
-        return self._sources.revision()
+        return await self._sources.revision()
 
-    def __call__(self, query: ListSourcesQuery) -> SourcePage:
+    async def __call__(self, query: ListSourcesQuery) -> SourcePage:
         require(query.actor, self.required_scope)
         if query.limit is not None and not 1 <= query.limit <= LIST_LIMIT_MAX:
             raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
         if len(query.filter.tags) > TAG_FILTERS_MAX:
             raise InvalidInput.single("tag", f"must be given at most {TAG_FILTERS_MAX} times")
-        return self._sources.list(query.filter, query.limit, query.after)
+        return await self._sources.list(query.filter, query.limit, query.after)
 
 
 @attrs.frozen
@@ -286,8 +246,6 @@ class GetSource:
     """One source with its connection, secrets in clear only for the `sources:secrets` scope.
 
     Showing a secret in clear is recorded (`source.secrets_read`) before the answer is given.
-    `masked` is the read that writes nothing, awaited on the event loop through `lookup` (without
-    one, the repository is read in place: a store whose reads never wait).
     """
 
     required_scope = Scope.READ
@@ -298,28 +256,16 @@ class GetSource:
     _events: EventRepository
     _clock: Clock
     _ids: IdGenerator
-    _lookup: SourceLookup | None = None
 
-    async def masked(self, query: GetSourceQuery) -> Source:
-        """The source with its secrets masked, whatever the actor's scopes: for an actor
-        without `sources:secrets` the answer of a call, read without a worker thread."""
+    async def __call__(self, query: GetSourceQuery) -> Source:
         require(query.actor, self.required_scope)
-        if self._lookup is None:
-            source = self._sources.get(query.source_id)
-        else:
-            source = await self._lookup.get(query.source_id)
-        names = _secret_names(self._connectors, source.source_type)
-        return _map_secrets(source, names, lambda _: MASK)
-
-    def __call__(self, query: GetSourceQuery) -> Source:
-        require(query.actor, self.required_scope)
-        source = self._sources.get(query.source_id)
-        names = _secret_names(self._connectors, source.source_type)
+        source = await self._sources.get(query.source_id)
+        names = secret_names(self._connectors, source.source_type)
         shown, read = _as_read(
             source, names, query.actor, self._cipher.decrypt, self._clock, self._ids
         )
         if read is not None:
-            self._events.append(read)
+            await self._events.append(read)
         return shown
 
 
@@ -377,23 +323,13 @@ def _draft_connection(
     return draft
 
 
-def _validated(
+async def _validated(
     connector: Connector, draft: dict[str, Any]
 ) -> tuple[dict[str, Any], list[FieldError]]:
     """The connection as the connector validates it, and no errors; or the draft, and its
     errors."""
     try:
-        return connector.validate(draft), []
-    except InvalidConnection as exc:
-        return draft, list(exc.errors)
-
-
-async def _validated_async(
-    connector: Connector, draft: dict[str, Any], offload: Offload
-) -> tuple[dict[str, Any], list[FieldError]]:
-    """`_validated`, by the connector's `validate_async`."""
-    try:
-        return await connector.validate_async(draft, offload), []
+        return await connector.validate(draft), []
     except InvalidConnection as exc:
         return draft, list(exc.errors)
 
@@ -407,8 +343,7 @@ class Retry:
 
     timeout: float = 5.0
     monotonic: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    sleep_on_loop: Callable[[float], Awaitable[None]] = asyncio.sleep
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def deadline(self) -> float:
         """When an update beginning now gives up."""
@@ -432,10 +367,6 @@ class UpdateSource:
     value. The store compares and sets the version, so of two changes made from the same version
     only one is stored; without `If-Match` (or with `*`) the loser merges again onto the newer
     version, as `retry` says, until it applies or the store is deemed unavailable.
-
-    Called, it blocks while the store answers; `on_loop` is the same update for code on an event
-    loop, which reads through `lookup` and writes through `writes` (awaited without blocking the
-    loop) and offloads only what would block.
     """
 
     required_scope = Scope.WRITE
@@ -446,62 +377,29 @@ class UpdateSource:
     _events: EventRepository
     _clock: Clock
     _ids: IdGenerator
-    _lookup: SourceLookup | None = None
-    _writes: SourceWrites | None = None
     _retry: Retry = Retry()
 
-    def __call__(self, command: UpdateSourceCommand) -> Source | SourceStamp:
+    async def __call__(self, command: UpdateSourceCommand) -> Source | SourceStamp:
         require(command.actor, self.required_scope)
         deadline, lost = self._retry.deadline(), 0
         while True:
-            stored = self._admitted(command, self._sources.get(command.source_id))
+            stored = self._admitted(command, await self._sources.get(command.source_id))
             connector, names, clear = self._opened(stored)
             draft = _draft_connection(clear, command.patch, names)
-            checked = None if draft is None else _validated(connector, draft)
+            checked = None if draft is None else await _validated(connector, draft)
             merged, changed = self._merge(clear, command, connector, checked)
             if command.verify:
-                _verify(connector, merged.connection)
+                await _verify(connector, merged.connection)
             if not changed:
-                return self._recorded(self._answer(command.actor, clear, names))
+                return await self._recorded(self._answer(command.actor, clear, names))
             merged, sealed, event = self._changed(command, stored, merged, changed, names)
             try:
-                self._sources.update(sealed, stored.version, event)
+                await self._sources.update(sealed, stored.version, event)
             except VersionMismatch as loss:
                 lost += 1
-                self._retry.sleep(self._pause(command, loss, lost, deadline))
+                await self._retry.sleep(self._pause(command, loss, lost, deadline))
                 continue
-            return self._recorded(self._done(command, stored, merged, changed, names))
-
-    async def on_loop(self, command: UpdateSourceCommand, offload: Offload) -> Source | SourceStamp:
-        """The update, awaited: `offload` runs what would block (a host name's lookup, the
-        record of a secret shown in clear), and the whole update if it tests the connection
-        first or the store has no `lookup` and `writes`."""
-        require(command.actor, self.required_scope)
-        if command.verify or self._lookup is None or self._writes is None:
-            return await offload(functools.partial(self, command))
-        deadline, lost = self._retry.deadline(), 0
-        while True:
-            stored = self._admitted(command, await self._lookup.get(command.source_id))
-            connector, names, clear = self._opened(stored)
-            draft = _draft_connection(clear, command.patch, names)
-            checked = None
-            if draft is not None:
-                checked = await _validated_async(connector, draft, offload)
-            merged, changed = self._merge(clear, command, connector, checked)
-            if not changed:
-                answer, read = self._answer(command.actor, clear, names)
-            else:
-                merged, sealed, event = self._changed(command, stored, merged, changed, names)
-                try:
-                    await self._writes.update(sealed, stored.version, event)
-                except VersionMismatch as loss:
-                    lost += 1
-                    await self._retry.sleep_on_loop(self._pause(command, loss, lost, deadline))
-                    continue
-                answer, read = self._done(command, stored, merged, changed, names)
-            if read is not None:
-                await offload(functools.partial(self._events.append, read))
-            return answer
+            return await self._recorded(await self._done(command, stored, merged, changed, names))
 
     @staticmethod
     def _admitted(command: UpdateSourceCommand, stored: Source) -> Source:
@@ -523,8 +421,8 @@ class UpdateSource:
 
     def _opened(self, stored: Source) -> tuple[Connector, list[str], Source]:
         """The source's connector, its secret fields, and the source with them decrypted."""
-        names = _secret_names(self._connectors, stored.source_type)
-        clear = _map_secrets(stored, names, self._cipher.decrypt)
+        names = secret_names(self._connectors, stored.source_type)
+        clear = map_secrets(stored, names, self._cipher.decrypt)
         return self._connectors.get(stored.source_type), names, clear
 
     def _changed(
@@ -551,7 +449,7 @@ class UpdateSource:
         )
         return merged, self._sealed(merged, stored, names, changed), event
 
-    def _done(
+    async def _done(
         self,
         command: UpdateSourceCommand,
         stored: Source,
@@ -561,7 +459,7 @@ class UpdateSource:
     ) -> tuple[Source | SourceStamp, Event | None]:
         """The stored change's answer (`_answer`), once the old connection is forgotten."""
         if any(path.startswith("connection.") for path in changed):
-            forget_connection(self._connectors, stored)
+            await forget_connection(self._connectors, stored)
         return self._answer(command.actor, merged, names)
 
     def _answer(
@@ -573,13 +471,13 @@ class UpdateSource:
             return SourceStamp.of(clear), None
         return _as_read(clear, names, actor, str, self._clock, self._ids)
 
-    def _recorded(
+    async def _recorded(
         self, answered: tuple[Source | SourceStamp, Event | None]
     ) -> Source | SourceStamp:
         """The answer, once the read it shows (if any) is recorded."""
         answer, read = answered
         if read is not None:
-            self._events.append(read)
+            await self._events.append(read)
         return answer
 
     @staticmethod
@@ -658,10 +556,12 @@ class CheckSourceConnectionQuery:
     source_id: UUID
 
 
-def _check(connector: Connector, connection: Mapping[str, Any], clock: Clock) -> ConnectionCheck:
+async def _check(
+    connector: Connector, connection: Mapping[str, Any], clock: Clock
+) -> ConnectionCheck:
     started = clock.now()
     try:
-        connector.check(connection)
+        await connector.check(connection)
     except BackendUnavailable as exc:
         return _finished(clock, started, exc.reason, exc.detail)
     return _finished(clock, started, None, "The schema would answer now.")
@@ -699,12 +599,12 @@ class CheckSourceConnection:
     _cipher: SecretCipher
     _clock: Clock
 
-    def __call__(self, query: CheckSourceConnectionQuery) -> ConnectionCheck:
+    async def __call__(self, query: CheckSourceConnectionQuery) -> ConnectionCheck:
         require(query.actor, self.required_scope)
-        source = self._sources.get(query.source_id)
-        names = _secret_names(self._connectors, source.source_type)
-        connection = _map_secrets(source, names, self._cipher.decrypt).connection
-        return _check(self._connectors.get(source.source_type), connection, self._clock)
+        source = await self._sources.get(query.source_id)
+        names = secret_names(self._connectors, source.source_type)
+        connection = map_secrets(source, names, self._cipher.decrypt).connection
+        return await _check(self._connectors.get(source.source_type), connection, self._clock)
 
 
 @attrs.frozen
@@ -728,172 +628,19 @@ class CheckNewConnection:
     _connectors: ConnectorRegistry
     _clock: Clock
 
-    def __call__(self, command: CheckNewConnectionCommand) -> ConnectionCheck:
+    async def __call__(self, command: CheckNewConnectionCommand) -> ConnectionCheck:
         require(command.actor, self.required_scope)
         _check_fields(command.name, command.description, command.tags)
         connector = self._connectors.get(command.source_type)
         connection: Mapping[str, Any]
         try:
-            connection = connector.validate(command.connection)
+            connection = await connector.validate(command.connection)
         except HostNotAllowed:
             # Well formed but out of reach: tested all the same, as a saved source at that host
             # would be. The connector refuses the host again, before any connection, and the
             # test fails with its reason, counted and timed as every test is.
             connection = command.connection
-        return _check(connector, connection, self._clock)
-
-
-@attrs.frozen
-class InspectSchemaQuery:
-    """Read the live column schema of one source."""
-
-    actor: Principal
-    source_id: UUID
-
-
-@attrs.frozen
-class InspectSchema:
-    """Ask the source's backend for its columns, now, and keep them if they changed.
-
-    Called, it blocks while the backend answers; `on_loop` is the same inspection for code on
-    an event loop, which reads the source and its history's head through `lookup` and `heads`
-    (awaited without blocking the loop) and offloads only what would block.
-    """
-
-    required_scope = Scope.READ
-
-    _sources: SourceRepository
-    _connectors: ConnectorRegistry
-    _cipher: SecretCipher
-    _clock: Clock
-    _history: SnapshotRepository
-    _ids: IdGenerator
-    _lookup: SourceLookup | None = None
-    _heads: SnapshotHeads | None = None
-
-    def __call__(self, query: InspectSchemaQuery) -> SourceSchema:
-        require(query.actor, self.required_scope)
-        source = self._sources.get(query.source_id)
-        # Read before the backend is asked: a snapshot is stored only on top of this one, so an
-        # inspection that saw older columns than a concurrent one cannot bury its newer result.
-        head = self._history.head(source.id)
-        connector = self._connectors.get(source.source_type)
-        columns = tuple(connector.inspect(self._connection(source)))
-        inspected_at = self._clock.now()
-        printed = fingerprint(columns)
-        recorded = None
-        if head is None or head.fingerprint != printed:
-            recorded = self._record(query.actor, source, head, columns, printed, inspected_at)
-        return _schema(source, columns, inspected_at, printed, recorded)
-
-    async def on_loop(self, query: InspectSchemaQuery, offload: Offload) -> SourceSchema:
-        """The inspection, awaited: `offload` runs what would block (a change's record)."""
-        require(query.actor, self.required_scope)
-        if self._lookup is None:
-            source = await offload(lambda: self._sources.get(query.source_id))
-        else:
-            source = await self._lookup.get(query.source_id)
-        # Read before the backend is asked, as in `__call__`.
-        if self._heads is None:
-            head = await offload(lambda: self._history.head(source.id))
-        else:
-            head = await self._heads.head(source.id)
-        connector = self._connectors.get(source.source_type)
-        columns = tuple(await connector.inspect_async(self._connection(source), offload))
-        inspected_at = self._clock.now()
-        printed = fingerprint(columns)
-        recorded = None
-        if head is None or head.fingerprint != printed:
-            recorded = await offload(
-                lambda: self._record(query.actor, source, head, columns, printed, inspected_at)
-            )
-        return _schema(source, columns, inspected_at, printed, recorded)
-
-    def _connection(self, source: Source) -> Mapping[str, Any]:
-        """The source's connection with its secrets decrypted, for the connector."""
-        names = _secret_names(self._connectors, source.source_type)
-        return _map_secrets(source, names, self._cipher.decrypt).connection
-
-    def _record(
-        self,
-        actor: Principal,
-        source: Source,
-        head: SnapshotHead | None,
-        columns: tuple[Column, ...],
-        printed: str,
-        observed_at: datetime,
-    ) -> HistoryEntry | None:
-        """The entry stored for these columns; None if another inspection stored one first."""
-        previous = self._history.latest(source.id) if head is not None else None
-        if head is not None and (previous is None or previous.sequence != head.sequence):
-            return None
-        entry = HistoryEntry(
-            SchemaSnapshot(
-                source_id=source.id,
-                sequence=head.sequence + 1 if head is not None else 1,
-                fingerprint=printed,
-                columns=columns,
-                observed_at=observed_at,
-            ),
-            diff(previous.columns, columns) if previous is not None else (),
-        )
-        event = Event(
-            id=self._ids.new(),
-            at=observed_at,
-            actor=actor.identity,
-            action=Action.SOURCE_SCHEMA_CHANGED,
-            source_id=source.id,
-            source_name=source.name.value,
-            breaking=entry.breaking,
-        )
-        return entry if self._history.append(entry.snapshot, event) else None
-
-
-def _schema(
-    source: Source,
-    columns: tuple[Column, ...],
-    inspected_at: datetime,
-    printed: str,
-    recorded: HistoryEntry | None,
-) -> SourceSchema:
-    return SourceSchema(
-        source_id=source.id,
-        source_name=source.name.value,
-        columns=columns,
-        inspected_at=inspected_at,
-        fingerprint=printed,
-        recorded=recorded,
-    )
-
-
-@attrs.frozen
-class SchemaHistoryQuery:
-    """Read one source's schema history, newest first, one page at a time."""
-
-    actor: Principal
-    source_id: UUID
-    limit: int = HISTORY_LIMIT_DEFAULT
-    before: int | None = None
-
-
-@attrs.frozen
-class GetSchemaHistory:
-    """A source's snapshots newest first, each with its changes against the one before."""
-
-    required_scope = Scope.READ
-
-    _sources: SourceRepository
-    _history: SnapshotRepository
-
-    def __call__(self, query: SchemaHistoryQuery) -> HistoryPage:
-        require(query.actor, self.required_scope)
-        if not 1 <= query.limit <= LIST_LIMIT_MAX:
-            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
-        self._sources.get(query.source_id)
-        # One snapshot more than the page: it tells whether there is a next page, and it is
-        # what the page's oldest snapshot is compared with.
-        snapshots = self._history.newest_first(query.source_id, query.limit + 1, query.before)
-        return history_page(snapshots, query.limit)
+        return await _check(connector, connection, self._clock)
 
 
 @attrs.frozen
@@ -919,9 +666,9 @@ class DeleteSource:
     _clock: Clock
     _ids: IdGenerator
 
-    def __call__(self, command: DeleteSourceCommand) -> None:
+    async def __call__(self, command: DeleteSourceCommand) -> None:
         require(command.actor, self.required_scope)
-        stored = self._sources.get(command.source_id)
+        stored = await self._sources.get(command.source_id)
         expected = None
         if command.if_match is not None and command.if_match.versions is not None:
             if not command.if_match.admits(stored.version):
@@ -935,14 +682,14 @@ class DeleteSource:
             source_id=command.source_id,
         )
         # The store names the source in the event: the name it had when it went.
-        self._sources.remove(command.source_id, expected, event)
-        forget_connection(self._connectors, stored)
+        await self._sources.remove(command.source_id, expected, event)
+        await forget_connection(self._connectors, stored)
 
 
-def forget_connection(connectors: ConnectorRegistry, source: Source) -> None:
+async def forget_connection(connectors: ConnectorRegistry, source: Source) -> None:
     """Tell the source's connector to drop what it keeps open for this source's connection."""
     try:
         connector = connectors.get(source.source_type)
     except UnknownSourceType:
         return  # a type this build no longer has keeps nothing open
-    connector.forget(source.connection)
+    await connector.forget(source.connection)

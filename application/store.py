@@ -13,8 +13,8 @@ class UpgradeStore:
 
     _store: Store
 
-    def __call__(self) -> list[int]:
-        return self._store.upgrade()
+    async def __call__(self) -> list[int]:
+        return await self._store.upgrade()
 
 
 @attrs.frozen
@@ -23,8 +23,8 @@ class CheckReadiness:
 
     _store: Store
 
-    def __call__(self) -> None:
-        self._store.ping()
+    async def __call__(self) -> None:
+        await self._store.ping()
 
 
 @attrs.frozen
@@ -43,5 +43,5 @@ class CountSources:
 
     _sources: SourceRepository
 
-    def __call__(self) -> int:
-        return self._sources.count()
+    async def __call__(self) -> int:
+        return await self._sources.count()

@@ -3,7 +3,9 @@ the container's life, and how failures become exit statuses."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import json
 import re
 import sys
@@ -17,6 +19,7 @@ from domain.errors import DomainError, InvalidInput
 from entrypoints.container import build_container
 from entrypoints.logs import configure_logging, redact
 from entrypoints.settings import Settings
+from entrypoints.startup import stop_worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,9 +74,10 @@ def store_options(command: F) -> F:
 
 
 def with_container(*, upgrade: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The command receives a container built from the settings (the store options, then the
-    `TDB_*` variables) and its other options as attributes; the store is upgraded first unless
-    `upgrade` is false, and the container's resources are shut down when the command ends."""
+    """The command, a coroutine function, is awaited on an event loop of its own with a container
+    built from the settings (the store options, then the `TDB_*` variables) and its other options
+    as attributes; the store is upgraded first unless `upgrade` is false, and the container's
+    resources are let go and shut down when the command ends."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(command)
@@ -92,12 +96,21 @@ def with_container(*, upgrade: bool = True) -> Callable[[Callable[..., Any]], Ca
             )
             configure_logging(settings.log_format, settings.secrets())
             container = build_container(settings)
-            try:
-                if upgrade:
-                    container.upgrade_store()()
-                return command(container, SimpleNamespace(**options))
-            finally:
-                container.shutdown_resources()
+            if not inspect.iscoroutinefunction(command):  # `serve`: it runs its own loops
+                try:
+                    return command(container, SimpleNamespace(**options))
+                finally:
+                    container.shutdown_resources()
+
+            async def session() -> Any:
+                try:
+                    if upgrade:
+                        await container.upgrade_store()()
+                    return await command(container, SimpleNamespace(**options))
+                finally:
+                    await stop_worker(container)
+
+            return asyncio.run(session())
 
         return run
 

@@ -9,14 +9,13 @@ from typing import Any, ClassVar
 from dependency_injector import containers, providers
 
 from adapters.connectors.csv import CsvConnector
-from adapters.connectors.observed import ObservedConnectorRegistry
+from adapters.connectors.observed import BackendBounds, ObservedConnectorRegistry
 from adapters.connectors.outbound import OutboundPolicy, system_resolver
-from adapters.connectors.pools import AsyncConnectionPools, ConnectionPools
+from adapters.connectors.pools import AsyncConnectionPools
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
-from adapters.storage.inline import InlineSourceLookup, InlineSourceWrites
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -29,11 +28,9 @@ from adapters.storage.postgres import (
     PostgresDatabase,
     PostgresEventRepository,
     PostgresSnapshotRepository,
-    PostgresSourceLookup,
     PostgresSourceRepository,
-    PostgresSourceWrites,
 )
-from adapters.storage.recent_heads import LoopHeads, RecentHeads
+from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
@@ -43,6 +40,7 @@ from adapters.storage.sqlite import (
 )
 from adapters.system import RandomIds, SystemClock
 from application.events import ListEvents
+from application.history import GetSchemaHistory, InspectSchema
 from application.keys import (
     Authenticate,
     BootstrapAdminKey,
@@ -54,9 +52,7 @@ from application.sources import (
     CheckNewConnection,
     CheckSourceConnection,
     DeleteSource,
-    GetSchemaHistory,
     GetSource,
-    InspectSchema,
     ListSources,
     RegisterSource,
     Retry,
@@ -121,11 +117,8 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
 
 
 class StoreBackend(containers.DeclarativeContainer):
-    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `lookup`, the
-    sources by id for the event loop, and `writes`, sources added and changed from the event
-    loop, or None where a write may wait), whether reads run on the event loop (`inline_reads`),
-    where the secret key comes from (`secret_key`) and the files no CSV source may read
-    (`own_files`)."""
+    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`), where the secret
+    key comes from (`secret_key`) and the files no CSV source may read (`own_files`)."""
 
     schemes: ClassVar[tuple[str, ...]] = ()
     """The database URL schemes this store serves."""
@@ -142,10 +135,6 @@ class MemoryBackend(StoreBackend):
     sources = providers.Singleton(MemorySourceRepository, events)
     snapshots = providers.Singleton(MemorySnapshotRepository, sources)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
-    lookup = providers.Singleton(InlineSourceLookup, sources)
-    writes = providers.Singleton(InlineSourceWrites, sources)
-    # A read never waits, so it runs on the event loop.
-    inline_reads = providers.Object(True)
     secret_key = providers.Callable(lambda s: s.secret_key or generate_key(), settings)
     own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
 
@@ -160,11 +149,6 @@ class SqliteBackend(StoreBackend):
     sources = providers.Singleton(SqliteSourceRepository, store)
     snapshots = providers.Singleton(SqliteSnapshotRepository, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
-    lookup = providers.Singleton(InlineSourceLookup, sources)
-    # A writer may wait for another process's lock: a source is written on a thread.
-    writes: providers.Provider[None] = providers.Object(None)
-    # In WAL mode a read never waits for a writer, so it runs on the event loop.
-    inline_reads = providers.Object(True)
     secret_key = providers.Callable(sqlite_secret_key, settings)
     own_files = providers.Callable(sqlite_files, settings)
 
@@ -179,12 +163,6 @@ class PostgresBackend(StoreBackend):
     sources = providers.Singleton(PostgresSourceRepository, store)
     snapshots = providers.Singleton(PostgresSnapshotRepository, store)
     keys = providers.Singleton(PostgresApiKeyRepository, store)
-    # A source by id is awaited on the event loop (its own pool; lookups batched per turn).
-    lookup = providers.Singleton(PostgresSourceLookup, store)
-    # So are a source's add and change (the same pool; one statement each).
-    writes = providers.Singleton(PostgresSourceWrites, store)
-    # Other reads may wait for the pool or the network: they run on a worker thread.
-    inline_reads = providers.Object(False)
     secret_key = providers.Callable(shared_secret_key, settings)
     own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
 
@@ -206,12 +184,9 @@ def backend_name(settings: Settings) -> str:
     raise ValueError(f"unsupported TDB_DATABASE_URL scheme {scheme!r}")
 
 
-def open_source_pools(
-    settings: Settings, kind: type[ConnectionPools] | type[AsyncConnectionPools]
-) -> Iterator[ConnectionPools | AsyncConnectionPools]:
-    """Pooled connections to sources, all closed when the container shuts down: blocking ones
-    for inspections on threads, asyncio ones for inspections on the server's event loop."""
-    pools = kind(
+def open_source_pools(settings: Settings) -> Iterator[AsyncConnectionPools]:
+    """Pooled connections to sources, all closed when the container shuts down."""
+    pools = AsyncConnectionPools(
         max_size=settings.source_pool_size,
         idle_timeout=settings.source_pool_idle_timeout,
         max_targets=settings.source_pool_targets,
@@ -245,12 +220,8 @@ class Container(containers.DeclarativeContainer):
     events = _selected(store_kind, backends, "events")
     sources = _selected(store_kind, backends, "sources")
     keys = _selected(store_kind, backends, "keys")
-    source_lookup = _selected(store_kind, backends, "lookup")
-    source_writes = _selected(store_kind, backends, "writes")
-    inline_reads = _selected(store_kind, backends, "inline_reads")
     # An inspection that finds the columns unchanged asks no store (see RecentHeads).
     history = providers.Singleton(RecentHeads, _selected(store_kind, backends, "snapshots"))
-    loop_heads = providers.Singleton(LoopHeads, history, inline_reads)
 
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(RandomIds)
@@ -267,8 +238,7 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda s: s.denied_networks, settings),
         resolver,
     )
-    source_pools = providers.Resource(open_source_pools, settings, ConnectionPools)
-    async_source_pools = providers.Resource(open_source_pools, settings, AsyncConnectionPools)
+    source_pools = providers.Resource(open_source_pools, settings)
     postgres_connector = providers.Singleton(
         PostgresConnector,
         connect_timeout=providers.Callable(lambda s: s.connect_timeout, settings),
@@ -277,7 +247,6 @@ class Container(containers.DeclarativeContainer):
         ),
         policy=outbound_policy,
         pools=source_pools,
-        async_pools=async_source_pools,
     )
 
     connectors = providers.Singleton(
@@ -296,49 +265,67 @@ class Container(containers.DeclarativeContainer):
         ),
         # Every inspection and connection test is counted and timed; a failure is logged.
         providers.Object(record_backend_call),
+        # ... and bounded, for every entrypoint: so many at once, each within its deadline.
+        providers.Singleton(
+            BackendBounds,
+            at_once=providers.Callable(lambda s: s.inspect_concurrency, settings),
+            deadline=providers.Callable(lambda s: s.inspect_deadline, settings),
+        ),
     )
 
     register_source = providers.Factory(
-        RegisterSource, sources, connectors, cipher, clock, ids, source_writes
+        RegisterSource, sources=sources, connectors=connectors, cipher=cipher, clock=clock, ids=ids
     )
-    list_sources = providers.Factory(ListSources, sources)
+    list_sources = providers.Factory(ListSources, sources=sources)
     get_source = providers.Factory(
-        GetSource, sources, connectors, cipher, events, clock, ids, source_lookup
+        GetSource,
+        sources=sources,
+        connectors=connectors,
+        cipher=cipher,
+        events=events,
+        clock=clock,
+        ids=ids,
     )
     update_source = providers.Factory(
         UpdateSource,
-        sources,
-        connectors,
-        cipher,
-        events,
-        clock,
-        ids,
-        source_lookup,
-        source_writes,
+        sources=sources,
+        connectors=connectors,
+        cipher=cipher,
+        events=events,
+        clock=clock,
+        ids=ids,
         # A change that keeps losing races gives up as a store that does not answer would.
         retry=providers.Factory(Retry, providers.Callable(lambda s: s.store_timeout, settings)),
     )
     check_source_connection = providers.Factory(
-        CheckSourceConnection, sources, connectors, cipher, clock
+        CheckSourceConnection, sources=sources, connectors=connectors, cipher=cipher, clock=clock
     )
-    check_new_connection = providers.Factory(CheckNewConnection, connectors, clock)
+    check_new_connection = providers.Factory(CheckNewConnection, connectors=connectors, clock=clock)
     inspect_schema = providers.Factory(
-        InspectSchema, sources, connectors, cipher, clock, history, ids, source_lookup, loop_heads
+        InspectSchema,
+        sources=sources,
+        connectors=connectors,
+        cipher=cipher,
+        clock=clock,
+        history=history,
+        ids=ids,
     )
-    schema_history = providers.Factory(GetSchemaHistory, sources, history)
-    delete_source = providers.Factory(DeleteSource, sources, connectors, clock, ids)
-    list_events = providers.Factory(ListEvents, events)
+    schema_history = providers.Factory(GetSchemaHistory, sources=sources, history=history)
+    delete_source = providers.Factory(
+        DeleteSource, sources=sources, connectors=connectors, clock=clock, ids=ids
+    )
+    list_events = providers.Factory(ListEvents, events=events)
 
-    create_api_key = providers.Factory(CreateApiKey, keys, clock, ids)
-    bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys, create_api_key)
-    list_api_keys = providers.Factory(ListApiKeys, keys)
-    revoke_api_key = providers.Factory(RevokeApiKey, keys, clock, ids)
-    authenticate = providers.Factory(Authenticate, keys)
+    create_api_key = providers.Factory(CreateApiKey, keys=keys, clock=clock, ids=ids)
+    bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys=keys, create=create_api_key)
+    list_api_keys = providers.Factory(ListApiKeys, keys=keys)
+    revoke_api_key = providers.Factory(RevokeApiKey, keys=keys, clock=clock, ids=ids)
+    authenticate = providers.Factory(Authenticate, keys=keys)
 
-    upgrade_store = providers.Factory(UpgradeStore, store)
-    check_readiness = providers.Factory(CheckReadiness, store)
-    count_sources = providers.Factory(CountSources, sources)
-    store_usage = providers.Factory(StoreUsage, store)
+    upgrade_store = providers.Factory(UpgradeStore, store=store)
+    check_readiness = providers.Factory(CheckReadiness, store=store)
+    count_sources = providers.Factory(CountSources, sources=sources)
+    store_usage = providers.Factory(StoreUsage, store=store)
 
 
 def build_container(settings: Settings) -> Container:

@@ -10,22 +10,22 @@ from entrypoints.container import Container
 from entrypoints.logs import events
 
 
-def prepare(container: Container, operator: Principal) -> IssuedKey | None:
+async def prepare(container: Container, operator: Principal) -> IssuedKey | None:
     """Before any worker starts: migrate the store, load (or make) the secret key, and if the store
     has no API key, create an admin key on behalf of `operator` and return it (shown once)."""
-    applied = container.upgrade_store()()
+    applied = await container.upgrade_store()()
     if applied:
         events.info("migrations_applied", versions=applied)
     container.cipher()  # the key file is made now, or a bad TDB_SECRET_KEY is refused now
-    return container.bootstrap_admin_key()(operator)
+    return await container.bootstrap_admin_key()(operator)
 
 
-def start_worker(container: Container) -> None:
+async def start_worker(container: Container) -> None:
     """As a worker starts: load the secret key, so that a bad one fails the start rather than the
     first request, and migrate the store if it answers."""
     container.cipher()
     try:
-        applied = container.upgrade_store()()
+        applied = await container.upgrade_store()()
     except StoreUnavailable as exc:
         # A worker (re)started while the store is down must still serve: 503 until it is back.
         # `tdb serve` migrated the store before starting any worker.
@@ -37,3 +37,13 @@ def start_worker(container: Container) -> None:
     else:
         if applied:
             events.info("migrations_applied", versions=applied)
+
+
+async def stop_worker(container: Container) -> None:
+    """As an event loop that used the container ends: the writes begun on it end, what the store
+    holds for it is let go, then the container's resources are shut down (only those in use were
+    initialised)."""
+    try:
+        await container.store().release()
+    finally:
+        container.shutdown_resources()

@@ -14,6 +14,7 @@ from application.sources import RegisterSource, RegisterSourceCommand
 from domain.keys import ALL_SCOPES, ApiKey, Principal, Scope
 from domain.sources import Source, SourceName
 from entrypoints.requests import RegisterSourceRequest
+from tests.helpers import run
 
 if TYPE_CHECKING:
     from litestar.testing import TestClient
@@ -65,7 +66,7 @@ WRITER = Principal("tdbk_writer", {Scope.READ, Scope.WRITE})
 def register(world: World, actor: Principal = ADMIN, verify: bool = False, **fields: Any) -> Source:
     """Register a source of the fake connector's `orders` table through the use case."""
     use_case = RegisterSource(world.sources, world.connectors, world.cipher, world.clock, world.ids)
-    return use_case(registration(actor, verify, **fields))
+    return run(use_case(registration(actor, verify, **fields)))
 
 
 def registration(

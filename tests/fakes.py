@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from application.ports import Offload
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable
 from domain.sources import Column
-
-T = TypeVar("T")
 
 
 class SteppingClock:
@@ -54,31 +51,21 @@ class FakeConnector:
         self.seen: list[Mapping[str, Any]] = []
         self.forgotten: list[Mapping[str, Any]] = []
 
-    def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+    async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
         return check_connection(self.fields, connection)
 
-    async def validate_async(
-        self, connection: Mapping[str, Any], offload: Offload
-    ) -> dict[str, Any]:
-        return self.validate(connection)
-
-    def check(self, connection: Mapping[str, Any]) -> None:
+    async def check(self, connection: Mapping[str, Any]) -> None:
         # The schema would answer now exactly when an inspection succeeds.
-        self.inspect(connection)
+        await self.inspect(connection)
 
-    def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+    async def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         self.seen.append(dict(connection))
         try:
             return self.tables[connection["table"]]
         except KeyError:
             raise BackendUnavailable("table_not_found", "no such table") from None
 
-    async def inspect_async(
-        self, connection: Mapping[str, Any], offload: Offload
-    ) -> Sequence[Column]:
-        return self.inspect(connection)
-
-    def forget(self, connection: Mapping[str, Any]) -> None:
+    async def forget(self, connection: Mapping[str, Any]) -> None:
         self.forgotten.append(dict(connection))
 
 
@@ -90,17 +77,6 @@ class FailingConnector(FakeConnector):
         super().__init__()
         self.source_type = source_type
 
-    def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+    async def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         self.seen.append(dict(connection))
         raise RuntimeError("the connector broke: internal detail")
-
-
-class Offloaded:
-    """An `Offload` that runs each call in place and keeps a count of them."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def __call__(self, call: Callable[[], T]) -> T:
-        self.calls += 1
-        return call()

@@ -4,16 +4,21 @@ resolver that never leaves the machine."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import ipaddress
 import secrets
 import socket
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -103,3 +108,71 @@ class LoopTurns:
         while True:
             self.count += 1
             await asyncio.sleep(0)
+
+
+class LoopThread:
+    """One event loop running on a thread of its own, for the whole test session."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="test-loop", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """What `work` gives, awaited on the loop; this thread waits for it."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
+
+
+TEST_LOOP = LoopThread()
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    """What `work` gives (a use case's answer, say), awaited on the tests' event loop, where
+    the stores the tests hold through `Synced` run too."""
+    return TEST_LOOP.run(work)
+
+
+class Synced:
+    """A test's synchronous face of an object whose I/O methods are coroutines (a store's
+    repository, a connector), so that contract tests keep their text: called where no event loop
+    runs (a test's own code, its threads), a coroutine method runs to its end on the tests' loop
+    (`TEST_LOOP`) and gives its result; called from code on an event loop (a use case under
+    test), it gives the coroutine to await, as the object itself does. Other attributes are the
+    object's own; calling the object (a use case) is calling its `__call__`."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("__call__")(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.target, name)
+        if not inspect.iscoroutinefunction(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            work = attribute(*args, **kwargs)
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return TEST_LOOP.run(work)
+            return work
+
+        return call
+
+
+def on_app(client: Any, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """What `call(*args)` (a use case of the app's container) gives, awaited on the event loop
+    of the app that a Litestar `TestClient` serves, where the app's store connections live."""
+    result: T = client.blocking_portal.call(call, *args)
+    return result

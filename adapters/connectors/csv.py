@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import encodings.aliases
@@ -19,7 +20,6 @@ from typing import Any
 from adapters.connectors.csv_inference import column_type
 from adapters.connectors.deadline import Deadline
 from adapters.connectors.workers import WorkerProcesses
-from application.ports import Offload
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, InvalidConnection
 from domain.sources import MAX_COLUMNS, Column
@@ -167,7 +167,11 @@ class CsvConnector:
         # field that fits in the sample is data, not an error.
         csv.field_size_limit(max(csv.field_size_limit(), sample_bytes))
 
-    def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+    async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+        # The path's checks look at the file system, which may be slow to answer.
+        return await asyncio.to_thread(self._validate, connection)
+
+    def _validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
         errors: list[FieldError] = []
         try:
             checked = check_connection(self.fields, connection)
@@ -181,12 +185,6 @@ class CsvConnector:
         if errors:
             raise InvalidConnection(errors)
         return checked
-
-    async def validate_async(
-        self, connection: Mapping[str, Any], offload: Offload
-    ) -> dict[str, Any]:
-        # The path's checks look at the file system, which may be slow to answer.
-        return await offload(functools.partial(self.validate, connection))
 
     def _field_errors(self, connection: Mapping[str, Any]) -> list[FieldError]:
         errors = []
@@ -220,9 +218,9 @@ class CsvConnector:
             return "is one of the registry's own files"
         return None
 
-    def check(self, connection: Mapping[str, Any]) -> None:
+    async def check(self, connection: Mapping[str, Any]) -> None:
         # The schema would answer now exactly when an inspection succeeds.
-        self.inspect(connection)
+        await self.inspect(connection)
 
     def _store_file(self, path: Path, status: os.stat_result | None = None) -> bool:
         """Whether this path, or the file it names (by device and inode: under any name), is one
@@ -247,23 +245,19 @@ class CsvConnector:
                 return True
         return False
 
-    def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+    async def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         # The path is checked again when the file is opened; here only the defaults are filled.
         connection = check_connection(self.fields, connection)
-        # Waiting for a worker counts against the deadline, like the work itself.
-        return _WORKERS.call(
+        # The work runs in a worker process; waiting for it blocks, so a thread waits. Waiting
+        # for a worker counts against the deadline, like the work itself.
+        return await asyncio.to_thread(
+            _WORKERS.call,
             functools.partial(self._inspect, connection),
             self._timeout,
             f"reading {connection['path']!r}",
         )
 
-    async def inspect_async(
-        self, connection: Mapping[str, Any], offload: Offload
-    ) -> Sequence[Column]:
-        # The wait for a worker process blocks: it is offloaded, the work stays in the worker.
-        return await offload(functools.partial(self.inspect, connection))
-
-    def forget(self, connection: Mapping[str, Any]) -> None:
+    async def forget(self, connection: Mapping[str, Any]) -> None:
         """Nothing to drop: a CSV file is opened afresh at every inspection."""
 
     def _inspect(self, connection: Mapping[str, Any], deadline: Deadline) -> list[Column]:

@@ -1,12 +1,14 @@
-"""Connectors whose schema inspections and connection tests are timed and reported."""
+"""Connectors whose backend calls are bounded (how many at once, how long) and reported."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from application.ports import Connector, ConnectorRegistry, Offload
+from application.ports import Connector, ConnectorRegistry
 from domain.errors import BackendUnavailable
 from domain.sources import Column
 
@@ -17,50 +19,69 @@ T = TypeVar("T")
 BackendObserver = Callable[[str, str, str | None, float], None]
 
 
-class ObservedConnector:
-    """One connector; every `inspect` and `check` is reported, on the thread it ran on."""
+class BackendBounds:
+    """At most `at_once` inspections and connection tests at once per event loop, each over
+    within `deadline` seconds (its wait for a turn included), else `timeout`.
 
-    def __init__(self, connector: Connector, observe: BackendObserver) -> None:
+    Every entrypoint that calls a connector through the container gets these bounds: a slow or
+    dead backend can neither hold a caller past the deadline nor crowd out other work.
+    """
+
+    def __init__(self, at_once: int, deadline: float | None = None) -> None:
+        self._at_once = max(1, at_once)
+        self._deadline = deadline
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def run(self, call: Callable[[], Awaitable[T]]) -> T:
+        loop = asyncio.get_running_loop()
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = asyncio.Semaphore(self._at_once)
+        try:
+            async with asyncio.timeout(self._deadline), turns:
+                return await call()
+        except TimeoutError:
+            raise BackendUnavailable("timeout", "The source did not answer in time.") from None
+
+
+UNBOUNDED = BackendBounds(at_once=1 << 30)
+
+
+class ObservedConnector:
+    """One connector; every `inspect` and `check` runs within `bounds` and is reported."""
+
+    def __init__(
+        self, connector: Connector, observe: BackendObserver, bounds: BackendBounds = UNBOUNDED
+    ) -> None:
         self._connector = connector
         self._observe = observe
+        self._bounds = bounds
         self.source_type = connector.source_type
         self.fields = connector.fields
 
-    def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
-        return self._connector.validate(connection)
+    async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._connector.validate(connection)
 
-    async def validate_async(
-        self, connection: Mapping[str, Any], offload: Offload
-    ) -> dict[str, Any]:
-        return await self._connector.validate_async(connection, offload)
+    async def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+        return await self._observed("inspection", self._connector.inspect, connection)
 
-    def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
-        return self._observed("inspection", self._connector.inspect, connection)
+    async def check(self, connection: Mapping[str, Any]) -> None:
+        await self._observed("connection_test", self._connector.check, connection)
 
-    async def inspect_async(
-        self, connection: Mapping[str, Any], offload: Offload
-    ) -> Sequence[Column]:
-        start = time.perf_counter()
-        try:
-            result = await self._connector.inspect_async(connection, offload)
-        except Exception as exc:
-            self._report("inspection", exc, start)
-            raise
-        self._report("inspection", None, start)
-        return result
+    async def forget(self, connection: Mapping[str, Any]) -> None:
+        await self._connector.forget(connection)
 
-    def check(self, connection: Mapping[str, Any]) -> None:
-        self._observed("connection_test", self._connector.check, connection)
-
-    def forget(self, connection: Mapping[str, Any]) -> None:
-        self._connector.forget(connection)
-
-    def _observed(
-        self, operation: str, call: Callable[[Mapping[str, Any]], T], connection: Mapping[str, Any]
+    async def _observed(
+        self,
+        operation: str,
+        call: Callable[[Mapping[str, Any]], Awaitable[T]],
+        connection: Mapping[str, Any],
     ) -> T:
         start = time.perf_counter()
         try:
-            result = call(connection)
+            result = await self._bounds.run(lambda: call(connection))
         except Exception as exc:
             self._report(operation, exc, start)
             raise
@@ -79,12 +100,18 @@ class ObservedConnector:
 
 
 class ObservedConnectorRegistry:
-    """A connector registry whose connectors report their backend calls to `observe`."""
+    """A connector registry whose connectors are bounded by `bounds` and report their backend
+    calls to `observe`."""
 
-    def __init__(self, connectors: ConnectorRegistry, observe: BackendObserver) -> None:
+    def __init__(
+        self,
+        connectors: ConnectorRegistry,
+        observe: BackendObserver,
+        bounds: BackendBounds = UNBOUNDED,
+    ) -> None:
         self._connectors = connectors
         self._observed = {
-            source_type: ObservedConnector(connectors.get(source_type), observe)
+            source_type: ObservedConnector(connectors.get(source_type), observe, bounds)
             for source_type in connectors.types()
         }
 

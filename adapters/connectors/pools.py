@@ -5,9 +5,8 @@ target gets a small pool whose bound doubles as a fairness limit: an inspection 
 for a connection (a few at most) unless the target is known to fail, and fails at once with `busy`
 otherwise, so one silent backend never takes the threads every other source needs.
 
-`ConnectionPools` keeps blocking psycopg connections for inspections on threads (the CLI's);
-`AsyncConnectionPools` keeps asyncio ones for inspections awaited on the server's event loop,
-with the same bounds, made and used without a thread.
+`AsyncConnectionPools` keeps asyncio psycopg connections for inspections awaited on an event
+loop, made and used without a thread.
 """
 
 from __future__ import annotations
@@ -27,22 +26,14 @@ from domain.errors import BackendUnavailable
 
 T = TypeVar("T")
 C = TypeVar("C", psycopg.Connection[Any], psycopg.AsyncConnection[Any])
-Connect = Callable[[Sequence[str]], psycopg.Connection[tuple[object, ...]]]
-Work = Callable[[psycopg.Connection[tuple[object, ...]]], T]
 AsyncConnect = Callable[[Sequence[str]], Awaitable[psycopg.AsyncConnection[Any]]]
 AsyncWork = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
-# Runs a call (on this thread, or on another one under a deadline) and gives its result.
-Hop = Callable[[Callable[[], T]], T]
 
 DEFAULT_MAX_SIZE = 2
 DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_MAX_TARGETS = 50
 # How often idle connections are looked at; one may outlive the idle timeout by this much.
 SWEEP_SECONDS = 5.0
-
-
-def _here(call: Callable[[], T]) -> T:
-    return call()
 
 
 @attrs.frozen
@@ -79,7 +70,6 @@ class _Pool(Generic[C]):
         # Whether the last connection made to this target succeeded (None: none was made yet).
         # Inspections may wait for a connection unless it is known to fail.
         self.answers: bool | None = None
-        self.freed = threading.Condition(lock)  # blocking waiters wait here
         self.turns: deque[asyncio.Future[None]] = deque()  # waiters on an event loop
 
     @property
@@ -245,109 +235,14 @@ class _Pools(Generic[C]):
                     return
 
 
-class ConnectionPools(_Pools[psycopg.Connection[Any]]):
-    """Per-target pools of blocking psycopg connections, bounded in size, idle time and targets.
-
-    Thread-safe: inspections run on worker threads. A connection the server closed while it
-    idled (a `pg_terminate_backend`, a restart) fails on its next use; that use is then made
-    once more on a fresh connection, so it costs the client nothing a fresh connection would not.
-    """
-
-    def run(
-        self,
-        target: Target,
-        hostaddrs: Sequence[str],
-        connect: Connect,
-        work: Work[T],
-        deadline: float,
-        fresh: Hop[T] = _here,
-    ) -> T:
-        """`work(connection)` on a pooled connection to one of `hostaddrs`, else a fresh one.
-
-        `deadline` (a `time.monotonic()` instant) bounds the wait for a busy target's connection.
-        Raises `BackendUnavailable("busy")` when the target has no connection to spare. A pooled
-        connection is used on the calling thread; making a fresh one and the work on it are
-        handed to `fresh` (which may run them on a thread of their own and stop waiting at a
-        deadline), and the connection's slot stays taken until they end, whoever still waits.
-        """
-        pool = self._lease(target, deadline)
-        handed = False
-        try:
-            reused = self._take_idle(pool, hostaddrs)
-            if reused is not None:
-                try:
-                    result = work(reused.connection)
-                except BaseException as exc:
-                    if not self._replaces(target, pool, reused, exc):
-                        raise
-                else:
-                    self._replaces(target, pool, reused, None)
-                    return result
-            handed = True
-            return fresh(lambda: self._run_fresh(target, pool, hostaddrs, connect, work))
-        finally:
-            if not handed:
-                self._release(pool)
-
-    def _lease(self, target: Target, deadline: float) -> _Pool[psycopg.Connection[Any]]:
-        with self._lock:
-            pool, leased = self._slot(target)
-            if not leased:
-                pool.waiting += 1
-                try:
-                    while pool.leased >= self._max_size:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0 or not pool.freed.wait(remaining):
-                            raise _busy(target)
-                        if pool.answers is False:
-                            raise _busy(target)
-                    pool.leased += 1
-                finally:
-                    pool.waiting -= 1
-            evicted = self._evict()
-        _close(evicted)
-        return pool
-
-    def _release(self, pool: _Pool[psycopg.Connection[Any]]) -> None:
-        with self._lock:
-            pool.leased -= 1
-            if pool.waiting:
-                pool.freed.notify()
-
-    def _run_fresh(
-        self,
-        target: Target,
-        pool: _Pool[psycopg.Connection[Any]],
-        hostaddrs: Sequence[str],
-        connect: Connect,
-        work: Work[T],
-    ) -> T:
-        """Connect and work, then keep the connection; the slot `run` leased is released here."""
-        try:
-            try:
-                connection = connect(hostaddrs)
-            except BaseException:
-                with self._lock:
-                    pool.answers = False
-                    pool.freed.notify_all()  # the waiting ones give up: nothing comes soon
-                raise
-            pool.answers = True
-            hostaddr = connection.info.hostaddr
-            try:
-                return work(connection)
-            finally:
-                self._give_back(target, pool, connection, hostaddr)
-        finally:
-            self._release(pool)
-
-
 class AsyncConnectionPools(_Pools[psycopg.AsyncConnection[Any]]):
     """Per-target pools of asyncio psycopg connections, for inspections on an event loop.
 
-    The bounds, the `busy` answers and the replacement of a connection the server closed are
-    those of `ConnectionPools`; nothing blocks: a caller waiting for a busy target's slot awaits
-    it, and a freed slot passes straight to the longest waiting caller. `run` is called on one
-    event loop at a time (the server's); the bookkeeping may be called from any thread.
+    A connection the server closed while it idled (a `pg_terminate_backend`, a restart) fails on
+    its next use; that use is then made once more on a fresh connection, so it costs the client
+    nothing a fresh connection would not. Nothing blocks: a caller waiting for a busy target's
+    slot awaits it, and a freed slot passes straight to the longest waiting caller. `run` is
+    called on one event loop at a time; the bookkeeping may be called from any thread.
     """
 
     async def run(

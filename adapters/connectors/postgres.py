@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import functools
 import math
@@ -21,10 +20,8 @@ from psycopg.abc import PQGen
 from psycopg.pq import ExecStatus
 from psycopg.pq.abc import PGconn, PGresult
 
-from adapters.connectors.deadline import call_with_deadline
-from adapters.connectors.outbound import OutboundPolicy, PolicyRefused, is_address
-from adapters.connectors.pools import AsyncConnectionPools, ConnectionPools, Hop, Target
-from application.ports import Offload
+from adapters.connectors.outbound import OutboundPolicy, PolicyRefused
+from adapters.connectors.pools import AsyncConnectionPools, Target
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, HostNotAllowed, InvalidConnection
 from domain.hosts import host_problem
@@ -201,38 +198,13 @@ REASON_BY_MESSAGE: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
 
 
 class QueryDeadline(psycopg.OperationalError):
-    """A query on a `DeadlineConnection` ran past its deadline (the connection is then dropped)."""
-
-
-class DeadlineConnection(psycopg.Connection[tuple[Any, ...]]):
-    """A connection whose queries give up at `deadline` (a `time.monotonic()` instant), if set.
-
-    A pooled connection's query runs on the inspecting thread itself, so it cannot be abandoned
-    as a worker thread can: it stops waiting for the server at the deadline instead, raising
-    `QueryDeadline`, and the connection, left in the middle of a query, is not reused.
-    """
-
-    deadline: float | None = None
-
-    def wait(
-        self, gen: PQGen[RV], interval: float = WAIT_INTERVAL, timeout: float | None = None
-    ) -> RV:
-        deadline = self.deadline
-        if deadline is None:
-            return super().wait(gen, interval, timeout)
-        remaining = max(0.0, deadline - time.monotonic())
-        try:
-            return super().wait(
-                gen, interval, remaining if timeout is None else min(timeout, remaining)
-            )
-        except psycopg.OperationalError as exc:
-            if exc.sqlstate is None and time.monotonic() >= deadline:
-                raise QueryDeadline("no answer before the deadline") from None
-            raise
+    """A query on an `AsyncDeadlineConnection` ran past its deadline (the connection is then
+    dropped)."""
 
 
 class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
-    """An asyncio connection whose queries give up at `deadline`, as `DeadlineConnection`'s do.
+    """An asyncio connection whose queries give up at `deadline` (a `time.monotonic()` instant),
+    if set.
 
     A query awaited past the deadline raises `QueryDeadline`; one whose caller was cancelled
     stops being awaited at once (psycopg's own `wait` would first ask the server to cancel it
@@ -260,12 +232,9 @@ class AsyncDeadlineConnection(psycopg.AsyncConnection[tuple[Any, ...]]):
 
 
 @contextlib.contextmanager
-def _until(
-    conn: psycopg.Connection[tuple[Any, ...]] | psycopg.AsyncConnection[tuple[Any, ...]],
-    deadline: float,
-) -> Iterator[None]:
+def _until(conn: psycopg.AsyncConnection[tuple[Any, ...]], deadline: float) -> Iterator[None]:
     """Queries on `conn` (a deadline connection) give up at `deadline` within this block."""
-    if not isinstance(conn, DeadlineConnection | AsyncDeadlineConnection):
+    if not isinstance(conn, AsyncDeadlineConnection):
         yield
         return
     conn.deadline = deadline
@@ -350,9 +319,8 @@ class PostgresConnector:
     is never sent in clear but to a server whose certificate was verified (sslmode `verify-ca`
     or `verify-full`): a server that asks for it so is `auth_failed`, and gets nothing.
 
-    `inspect` blocks, on blocking connections; `inspect_async` is awaited, on asyncio ones, with
-    no thread. Once `attach`ed to a server's event loop, the connector makes every inspection
-    there, a blocking `inspect` from a worker thread included.
+    Inspections are awaited on asyncio connections, with no thread; only a host name's lookup,
+    which may hang, goes to a thread, under the inspection's deadline.
     """
 
     source_type = "postgres"
@@ -373,98 +341,45 @@ class PostgresConnector:
         statement_timeout_ms: int = 5000,
         *,
         policy: OutboundPolicy | None = None,
-        pools: ConnectionPools | None = None,
-        async_pools: AsyncConnectionPools | None = None,
+        pools: AsyncConnectionPools | None = None,
         application_name: str = "tdb-inspect",
     ) -> None:
         self._connect_timeout = connect_timeout
         self._statement_timeout_ms = statement_timeout_ms
         self._policy = OutboundPolicy() if policy is None else policy
-        self._pools = ConnectionPools() if pools is None else pools
-        self._async_pools = AsyncConnectionPools() if async_pools is None else async_pools
+        self._pools = AsyncConnectionPools() if pools is None else pools
         self._application_name = application_name
-        # The server's event loop, once attached: every inspection then runs on it.
-        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
-        """The normalized connection, its host allowed by the outbound policy if it resolves."""
+    async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+        """The normalized connection, its host allowed by the outbound policy if it resolves:
+        an address, or a host name whose addresses are known, is checked in place; a lookup
+        that could wait goes to a thread, gets the connect timeout, then the benefit of the
+        doubt (every inspection checks again)."""
         checked = self._checked(connection)
-        if not self._may_connect(checked["host"], checked["port"]):
-            raise HostNotAllowed("connection.host", _not_allowed(checked["host"]))
-        return checked
-
-    async def validate_async(
-        self, connection: Mapping[str, Any], offload: Offload
-    ) -> dict[str, Any]:
-        """`validate`, awaited: an address, or a host name whose addresses are known, is
-        checked in place; only a lookup that could wait is offloaded."""
-        checked = self._checked(connection)
-        host = checked["host"]
+        host, port = checked["host"], checked["port"]
         try:
-            known = self._policy.resolve_now(host, checked["port"])
+            if self._policy.resolve_now(host, port) is None:
+                deadline = time.monotonic() + self._connect_timeout
+                await self._resolve(host, port, deadline, f"resolving {host!r}")
         except PolicyRefused:
             raise HostNotAllowed("connection.host", _not_allowed(host)) from None
         except BackendUnavailable:
-            return checked  # as in `validate`: not resolvable now, every inspection checks again
-        if known is None:
-            return await offload(functools.partial(self.validate, connection))
+            pass  # not resolvable now: every inspection checks again
         return checked
 
-    def check(self, connection: Mapping[str, Any]) -> None:
+    async def check(self, connection: Mapping[str, Any]) -> None:
         # The schema would answer now exactly when an inspection succeeds.
-        self.inspect(connection)
+        await self.inspect(connection)
 
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Run every inspection on `loop` (a server's), through its asyncio pools, from now on.
-
-        A blocking `inspect` called from another thread (a connection test, a registration
-        that verifies) then waits for the inspection made there, so that one process keeps
-        one pool per target whichever way an inspection comes.
-        """
-        self._loop = loop
-
-    def detach(self) -> None:
-        """Inspections run where they are called again (the loop is stopping)."""
-        self._loop = None
-
-    def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
-        loop = self._loop
-        if loop is not None and loop.is_running() and not _running_on(loop):
-            return self._on_loop(loop, connection)
-        connection = self._checked(connection)
-        target = _target(connection)
-        # A target with no connection to spare says so before any thread is handed the work.
-        self._pools.admit(target)
-        where = _where(connection)
-        budget = self._budget
-        deadline = time.monotonic() + budget
-        host, port = connection["host"], connection["port"]
-        try:
-            hostaddrs = self._policy.resolve_now(host, port)
-        except PolicyRefused:
-            raise BackendUnavailable("host_not_allowed", _not_allowed(host)) from None
-        if hostaddrs is None:  # a lookup may hang: all of it on a thread, under the deadline
-            return call_with_deadline(lambda: self._inspect(connection, deadline), budget, where)
-        # The addresses are known: a pooled connection is used on this thread, its queries
-        # bounded by the deadline; only a fresh connection, which may hang, gets a thread.
-        return self._run(
-            connection,
-            hostaddrs,
-            deadline,
-            lambda call: call_with_deadline(call, budget, where, end=deadline),
-        )
-
-    async def inspect_async(
-        self, connection: Mapping[str, Any], offload: Offload | None = None
-    ) -> Sequence[Column]:
-        """`inspect`, awaited: a pooled asyncio connection, or a new one, and no thread.
+    async def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+        """The columns, on a pooled asyncio connection or a new one, and no thread.
 
         Only a host name whose addresses are not known yet is looked up on a thread (a lookup
-        may hang). The whole inspection ends within the same budget as `inspect`'s.
+        may hang). The whole inspection ends within `connect_timeout` plus half a second.
         """
         connection = self._checked(connection)
         target = _target(connection)
-        self._async_pools.admit(target)
+        self._pools.admit(target)
         where = _where(connection)
         deadline = time.monotonic() + self._budget
         host, port = connection["host"], connection["port"]
@@ -480,14 +395,14 @@ class PostgresConnector:
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[Column]:
             with _until(conn, deadline):
-                return await _columns_async(conn, connection)
+                return await _columns(conn, connection)
 
         try:
-            return await self._async_pools.run(target, hostaddrs, connect, work, deadline)
+            return await self._pools.run(target, hostaddrs, connect, work, deadline)
         except psycopg.Error as exc:
             raise backend_unavailable(exc, connection) from None
 
-    def forget(self, connection: Mapping[str, Any]) -> None:
+    async def forget(self, connection: Mapping[str, Any]) -> None:
         """Close the pooled connections of this connection's target (its secret is not read)."""
         port = connection.get("port")
         place = (
@@ -498,26 +413,11 @@ class PostgresConnector:
             connection.get("sslmode"),
         )
         self._pools.forget(place)
-        self._async_pools.forget(place)
 
     @property
     def _budget(self) -> float:
         """Seconds a whole inspection may take."""
         return self._connect_timeout + QUERY_GRACE_SECONDS
-
-    def _on_loop(
-        self, loop: asyncio.AbstractEventLoop, connection: Mapping[str, Any]
-    ) -> Sequence[Column]:
-        """The inspection made on the attached loop, waited for on this thread."""
-        future = asyncio.run_coroutine_threadsafe(self.inspect_async(connection), loop)
-        try:
-            # The inspection keeps its own deadline; this wait only outlives a stuck loop.
-            return future.result(self._budget + 1.0)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise BackendUnavailable(
-                "timeout", f"{_where(connection)} gave no answer within {self._budget:g} s"
-            ) from None
 
     async def _resolve(self, host: str, port: int, deadline: float, where: str) -> tuple[str, ...]:
         """The host's addresses the policy allows, looked up on a thread until `deadline`."""
@@ -533,56 +433,6 @@ class PostgresConnector:
         if problem is not None:
             raise InvalidConnection([FieldError("connection.host", problem)])
         return checked
-
-    def _may_connect(self, host: str, port: int) -> bool:
-        """False only if the host resolves, in time, to addresses the policy all refuses."""
-        try:
-            if is_address(host):
-                self._policy.resolve(host, port)
-            else:  # a lookup may hang: it gets the connect timeout, then the benefit of the doubt
-                resolve = functools.partial(self._policy.resolve, host, port)
-                call_with_deadline(resolve, self._connect_timeout, f"resolving {host!r}")
-        except PolicyRefused:
-            return False
-        except BackendUnavailable:
-            return True  # not resolvable now: every inspection checks again
-        return True
-
-    def _inspect(self, connection: Mapping[str, Any], deadline: float) -> list[Column]:
-        host, port = connection["host"], connection["port"]
-        try:
-            hostaddrs = self._policy.resolve(host, port)
-        except PolicyRefused:
-            raise BackendUnavailable("host_not_allowed", _not_allowed(host)) from None
-        # Already on a thread of its own: a fresh connection is made here too.
-        return self._run(connection, hostaddrs, deadline, lambda call: call())
-
-    def _run(
-        self,
-        connection: Mapping[str, Any],
-        hostaddrs: Sequence[str],
-        deadline: float,
-        fresh: Hop[list[Column]],
-    ) -> list[Column]:
-        """The columns, on a pooled connection or a fresh one (made and used within `fresh`)."""
-
-        def work(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Column]:
-            with _until(conn, deadline):
-                return _columns(conn, connection)
-
-        try:
-            return self._pools.run(
-                _target(connection),
-                hostaddrs,
-                lambda addresses: DeadlineConnection.connect(
-                    **self._connect_params(connection, addresses)
-                ),
-                work,
-                deadline,
-                fresh,
-            )
-        except psycopg.Error as exc:
-            raise backend_unavailable(exc, connection) from None
 
     def _connect_params(
         self, connection: Mapping[str, Any], hostaddrs: Sequence[str]
@@ -628,8 +478,8 @@ class PostgresConnector:
 
 
 # The catalog queries of an inspection, as a generator: it yields each query with its
-# parameters, is sent the rows, and returns the columns. One logic, driven by a blocking
-# connection (`_columns`) or an asyncio one (`_columns_async`).
+# parameters, is sent the rows, and returns the columns: the logic apart from the driver that
+# runs it (`_columns`, on an asyncio connection).
 # A row of a catalog query's answer: its values as text (None for a null).
 Row = tuple[str | None, ...]
 Queries = Generator[tuple[Statement, tuple[str, ...]], list[Row], list[Column]]
@@ -689,22 +539,7 @@ def _odd_answer(connection: Mapping[str, Any]) -> BackendUnavailable:
     )
 
 
-def _columns(
-    conn: psycopg.Connection[tuple[Any, ...]], connection: Mapping[str, Any]
-) -> list[Column]:
-    queries = _column_queries(connection)
-    query = next(queries)
-    while True:
-        rows = conn.wait(_rows(conn.pgconn, *_sent(conn, query, connection)))
-        if len(rows) == ROWS_READ:
-            conn.close()  # left mid-answer: nothing more is read, nothing is cancelled
-        try:
-            query = queries.send(rows)
-        except StopIteration as done:
-            return done.value
-
-
-async def _columns_async(
+async def _columns(
     conn: psycopg.AsyncConnection[tuple[Any, ...]], connection: Mapping[str, Any]
 ) -> list[Column]:
     queries = _column_queries(connection)
@@ -725,7 +560,7 @@ _PREPARED_LOCK = threading.Lock()
 
 
 def _sent(
-    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+    conn: psycopg.AsyncConnection[Any],
     query: tuple[Statement, tuple[str, ...]],
     connection: Mapping[str, Any],
 ) -> tuple[Statement, list[bytes | None], str, set[bytes]]:
@@ -757,7 +592,7 @@ def _rows(
     read one row at a time: a server that sends more than `ROWS_READ` is left mid-answer (the
     caller closes the connection). Text that is not valid in the connection's encoding (a
     `SQL_ASCII` database holds whatever bytes its clients wrote) is read with U+FFFD.
-    One generator for both kinds of connection: `conn.wait` runs it (with its deadline).
+    A generator, sans I/O: `conn.wait` runs it (with its deadline).
     """
     if statement.name not in prepared:
         pgconn.send_prepare(statement.name, statement.sql)
@@ -806,14 +641,6 @@ def _unspellable(connection: Mapping[str, Any]) -> BackendUnavailable:
 
 def _where(connection: Mapping[str, Any]) -> str:
     return f"PostgreSQL at {connection['host']}:{connection['port']}"
-
-
-def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether this thread is the one running `loop`."""
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
 
 
 async def _before(work: Awaitable[RV], deadline: float, where: str, budget: float) -> RV:

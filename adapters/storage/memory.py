@@ -20,14 +20,17 @@ from domain.sources import PageKey, Source, SourceFilter, SourcePage, SourceSumm
 class MemoryStore:
     """Nothing to migrate, always ready."""
 
-    def upgrade(self) -> list[int]:
+    async def upgrade(self) -> list[int]:
         return []
 
-    def ping(self) -> None:
+    async def ping(self) -> None:
         return None
 
     def usage(self) -> tuple[int, int]:
         return (0, 0)
+
+    async def release(self) -> None:
+        return None
 
 
 class MemoryEventRepository:
@@ -37,11 +40,15 @@ class MemoryEventRepository:
         self._events: list[Event] = []
         self._lock = threading.Lock()
 
-    def append(self, event: Event) -> None:
+    async def append(self, event: Event) -> None:
+        self.record(event)
+
+    def record(self, event: Event) -> None:
+        """Append the event (what the other repositories of the store do with theirs)."""
         with self._lock:
             self._events.append(event)
 
-    def list(
+    async def list(
         self, event_filter: EventFilter, limit: int | None = None, after: EventKey | None = None
     ) -> EventPage:
         with self._lock:
@@ -64,32 +71,38 @@ class MemorySourceRepository:
         """Have `forget(source_id)` called inside every removal (what a cascade does in SQL)."""
         self._dependents.append(forget)
 
-    def add(self, source: Source, event: Event | None = None) -> None:
+    async def add(self, source: Source, event: Event | None = None) -> None:
         with self._lock:
             if any(s.name == source.name for s in self._by_id.values()):
                 raise DuplicateSourceName(source.name.value)
             self._by_id[source.id] = source
             if event is not None:
-                self._events.append(event)
+                self._events.record(event)
 
-    def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
+    async def update(
+        self, source: Source, expected_version: int, event: Event | None = None
+    ) -> None:
         with self._lock:
-            current = self.get(source.id)
+            current = self.find(source.id)
             if current.version != expected_version:
                 raise VersionMismatch(source.id, current.version)
             if any(s.name == source.name and s.id != source.id for s in self._by_id.values()):
                 raise DuplicateSourceName(source.name.value)
             self._by_id[source.id] = source
             if event is not None:
-                self._events.append(event)
+                self._events.record(event)
 
-    def get(self, source_id: UUID) -> Source:
+    async def get(self, source_id: UUID) -> Source:
+        return self.find(source_id)
+
+    def find(self, source_id: UUID) -> Source:
+        """The source with this id, or `SourceNotFound` (what `get` answers, without a wait)."""
         try:
             return self._by_id[source_id]
         except KeyError:
             raise SourceNotFound(source_id) from None
 
-    def list(
+    async def list(
         self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
     ) -> SourcePage:
         with self._lock:
@@ -100,23 +113,23 @@ class MemorySourceRepository:
             matching = [s for s in matching if sort_key(s) > (after.registered_at, after.id)]
         return page([SourceSummary.of(s) for s in matching], limit)
 
-    def revision(self) -> int | None:
+    async def revision(self) -> int | None:
         return None  # the store of tests: nothing is gained by caching what it lists
 
-    def remove(
+    async def remove(
         self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
     ) -> None:
         with self._lock:
-            current = self.get(source_id)
+            current = self.find(source_id)
             if expected_version is not None and current.version != expected_version:
                 raise VersionMismatch(source_id, current.version)
             del self._by_id[source_id]
             if event is not None:
-                self._events.append(attrs.evolve(event, source_name=current.name.value))
+                self._events.record(attrs.evolve(event, source_name=current.name.value))
             for forget in self._dependents:
                 forget(source_id)
 
-    def count(self) -> int:
+    async def count(self) -> int:
         return len(self._by_id)
 
 
@@ -139,7 +152,7 @@ class MemorySnapshotRepository:
 
     def _existing(self, source_id: UUID) -> list[SchemaSnapshot]:
         # Called under the lock.
-        self._sources.get(source_id)
+        self._sources.find(source_id)
         return self._by_source.setdefault(source_id, [])
 
     def _snapshots(self, source_id: UUID) -> list[SchemaSnapshot]:
@@ -149,27 +162,27 @@ class MemorySnapshotRepository:
             except SourceNotFound:
                 return []
 
-    def head(self, source_id: UUID) -> SnapshotHead | None:
+    async def head(self, source_id: UUID) -> SnapshotHead | None:
         snapshots = self._snapshots(source_id)
         if not snapshots:
             return None
         return SnapshotHead(snapshots[-1].sequence, snapshots[-1].fingerprint)
 
-    def latest(self, source_id: UUID) -> SchemaSnapshot | None:
+    async def latest(self, source_id: UUID) -> SchemaSnapshot | None:
         snapshots = self._snapshots(source_id)
         return snapshots[-1] if snapshots else None
 
-    def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
+    async def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
         with self._lock:
             snapshots = self._existing(snapshot.source_id)
             if snapshot.sequence != len(snapshots) + 1:
                 return False
             snapshots.append(snapshot)
             if event is not None:
-                self._events.append(event)
+                self._events.record(event)
             return True
 
-    def newest_first(
+    async def newest_first(
         self, source_id: UUID, limit: int, before: int | None = None
     ) -> Sequence[SchemaSnapshot]:
         snapshots = self._snapshots(source_id)
@@ -186,36 +199,39 @@ class MemoryApiKeyRepository:
         self._lock = threading.Lock()
         self._events = events if events is not None else MemoryEventRepository()
 
-    def add(self, key: ApiKey, event: Event | None = None) -> None:
+    async def add(self, key: ApiKey, event: Event | None = None) -> None:
         with self._lock:
             self._by_id[key.key_id] = key
             if event is not None:
-                self._events.append(event)
+                self._events.record(event)
 
-    def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
+    async def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
         with self._lock:
             if self._by_id:
                 return False
             self._by_id[key.key_id] = key
             if event is not None:
-                self._events.append(event)
+                self._events.record(event)
             return True
 
-    def get(self, key_id: str) -> ApiKey:
+    async def get(self, key_id: str) -> ApiKey:
+        return self._find(key_id)
+
+    def _find(self, key_id: str) -> ApiKey:
         try:
             return self._by_id[key_id]
         except KeyError:
             raise ApiKeyNotFound(key_id) from None
 
-    def list(self) -> Sequence[ApiKey]:
+    async def list(self) -> Sequence[ApiKey]:
         with self._lock:
             return sorted(self._by_id.values(), key=lambda k: (k.created_at, k.key_id))
 
-    def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
+    async def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
         with self._lock:
-            key = self.get(key_id)
+            key = self._find(key_id)
             if key.active:
                 key = self._by_id[key_id] = attrs.evolve(key, revoked_at=at)
                 if event is not None:
-                    self._events.append(event)
+                    self._events.record(event)
             return key

@@ -1,12 +1,18 @@
-"""The PostgreSQL store: psycopg connection pools, explicit transactions, versioned migrations."""
+"""The PostgreSQL store: asyncio psycopg pools per event loop, explicit transactions, versioned
+migrations.
+
+Where the work runs: every statement is awaited on the caller's event loop through that loop's
+pool (the server's loop, the CLI's `asyncio.run`, a test's loop): nothing of it needs a thread.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -15,7 +21,7 @@ from uuid import UUID
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from adapters.serialization import from_row, parse_timestamp, timestamp, to_row
 from adapters.storage.listing import (
@@ -32,6 +38,7 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.running import WritesToEnd
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -156,19 +163,18 @@ class _BrokenConnection(StoreUnavailable):
 
 
 class PostgresDatabase:
-    """A PostgreSQL database reached through pools of connections.
+    """A PostgreSQL database reached through a pool of asyncio connections per event loop.
 
-    Calls from threads share one pool. Reads and writes awaited on an event loop
-    (`read_async`, `write_async`) have a pool of that loop's own, half of `max_size` (at least
-    one connection), made on the first such call and closed by `close_async` on that loop; the
-    threads' pool has the rest.
-    Pools open without waiting for the server, and `close()` ends the database for good.
-    Waiting for a connection gives up after `connect_timeout` seconds, so while the server is
-    down every call fails fast with `StoreUnavailable`. Connections are in autocommit mode (a
-    read is one statement, one round trip) and are not checked at every checkout (one more
-    round trip per request): when one turns out dead, the pool checks all its idle ones at
-    once, and a read is retried on a fresh connection. Statements run in UTC with
-    `statement_timeout_ms`.
+    The pool of a loop is made on the first call awaited there (`max_size` connections at most)
+    and closed by `close_async` on that loop; a call on another loop makes that loop's own (the
+    previous loop's is closed if it still runs). Pools open without waiting for the server, and
+    `close()` ends the database for good. Waiting for a connection gives up after
+    `connect_timeout` seconds, so while the server is down every call fails fast with
+    `StoreUnavailable`. Connections are in autocommit mode (a read is one statement, one round
+    trip) and are not checked at every checkout (one more round trip per request): when one
+    turns out dead, the pool checks all its idle ones at once, and a read is retried on a fresh
+    connection. Statements run in UTC with `statement_timeout_ms`. A write begun through
+    `shielded` runs to its end even if its caller is cancelled; `close_async` waits for it.
     """
 
     def __init__(
@@ -183,7 +189,8 @@ class PostgresDatabase:
     ) -> None:
         self.statement_timeout_ms = statement_timeout_ms
         self._url = url
-        self._loop_pool_size = max(1, max_size // 2)
+        self._min_size = min(min_size, max_size)
+        self._loop_pool_size = max(1, max_size)
         self._timeouts = (connect_timeout, reconnect_timeout)
         self._kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -193,25 +200,12 @@ class PostgresDatabase:
             # many milliseconds instead of TCP's many minutes.
             "tcp_user_timeout": max(1000, int(connect_timeout * 1000)),
         }
-        thread_pool_size = max(1, max_size - self._loop_pool_size)
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            url,
-            min_size=min(min_size, thread_pool_size),
-            max_size=thread_pool_size,
-            open=False,
-            timeout=connect_timeout,
-            # A failed background reconnection retries with growing delays until this
-            # many seconds, then the next request starts a fresh attempt at once.
-            reconnect_timeout=reconnect_timeout,
-            configure=self._configure,
-            kwargs=self._kwargs,
-            name="tdb-store",
-        )
-        # The pool of the event loop that reads on it (one loop per process, in practice).
+        # The pool of the event loop that uses the store (one loop at a time, in practice).
         self._loop_pool: tuple[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] | None = None
         self._open_lock = threading.Lock()
         self._closed = False
         self._watch = OutageWatch("postgres")
+        self.shielded = WritesToEnd()
 
     @property
     def loop_pool_size(self) -> int:
@@ -219,20 +213,15 @@ class PostgresDatabase:
         return self._loop_pool_size
 
     def open(self) -> None:
-        """Start the pool without waiting for the server (repeatable; implied by first use)."""
+        """Refuse a closed database (pools are made by their loop's first call)."""
         with self._open_lock:
             if self._closed:
                 raise StoreUnavailable("the PostgreSQL store is closed")
-            try:
-                self._pool.open(wait=False)
-            except psycopg.OperationalError as exc:
-                raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
 
     def close(self) -> None:
         """Close the pools and their connections; the database cannot be used afterwards."""
         with self._open_lock:
             self._closed = True
-        self._pool.close()
         if self._loop_pool is not None:
             self._drop_loop_pool(*self._loop_pool)
 
@@ -248,61 +237,40 @@ class PostgresDatabase:
     ) -> None:
         self.close()
 
-    def upgrade(self) -> list[int]:
+    async def upgrade(self) -> list[int]:
         """Apply pending migrations in one transaction under an advisory lock; return them."""
-        with self.transaction() as conn:
+        async with self.transaction() as conn:
             # Several processes may start at once: the lock makes them migrate one after another.
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
             # A migration may rightly take longer than any request should.
-            conn.execute("SET LOCAL statement_timeout = 0")
-            conn.execute(
+            await conn.execute("SET LOCAL statement_timeout = 0")
+            await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            cursor = await conn.execute("SELECT version FROM schema_migrations")
+            done = {row[0] for row in await cursor.fetchall()}
             applied = []
             for version, statements in MIGRATIONS:
                 if version in done:
                     continue
                 for statement in statements:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", [version])
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", [version])
                 applied.append(version)
             return applied
 
-    def ping(self) -> None:
+    async def ping(self) -> None:
         """Return if the server answers a query; raise `StoreUnavailable` if not."""
-        self.read("SELECT 1")
+        await self.read("SELECT 1")
 
     def usage(self) -> tuple[int, int]:
-        """Connections in the pools, and those lent out right now."""
-        pools: list[ConnectionPool[Any] | AsyncConnectionPool[Any]] = [self._pool]
-        if self._loop_pool is not None:
-            pools.append(self._loop_pool[1])
-        size = in_use = 0
-        for pool in pools:
-            stats = pool.get_stats()
-            size += stats.get("pool_size", 0)
-            in_use += stats.get("pool_size", 0) - stats.get("pool_available", 0)
-        return size, in_use
-
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in autocommit mode; failures to reach the server are mapped."""
-        if self._pool.closed:
-            self.open()
-        given: psycopg.Connection[Any] | None = None
-        try:
-            with self._pool.connection() as given:
-                yield given
-            self._watch.answered()
-        except (PoolTimeout, PoolClosed, psycopg.OperationalError, pg_errors.UndefinedTable) as exc:
-            broken = given is not None and given.broken
-            if broken:
-                # The server restarted or went away: drop every idle connection that died
-                # with this one before another call picks it up.
-                self._pool.check()
-            raise self._unavailable(exc, broken) from exc
+        """Connections in the pool, and those lent out right now."""
+        if self._loop_pool is None:
+            return 0, 0
+        stats = self._loop_pool[1].get_stats()
+        size = stats.get("pool_size", 0)
+        return size, size - stats.get("pool_available", 0)
 
     def _unavailable(self, exc: Exception, broken: bool) -> StoreUnavailable:
         """What a failure to use the store is to the caller (an outage is noted once)."""
@@ -315,60 +283,47 @@ class PostgresDatabase:
             return _BrokenConnection(f"the PostgreSQL store cannot be used: {exc}")
         return StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}")
 
-    @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection inside a transaction, committed on success, rolled back on error."""
-        with self.connection() as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             yield conn
 
-    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    async def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Every row of one query, as dicts; retried once if its connection had died."""
         try:
-            return self._read(sql, parameters)
+            return await self._read(sql, parameters)
         except _BrokenConnection:
-            return self._read(sql, parameters)
+            return await self._read(sql, parameters)
 
-    def _read(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
-        with self.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(sql, list(parameters))
-            return cursor.fetchall()
-
-    def read_rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """As `read`, each row a tuple in the query's column order (no dict per row)."""
-        try:
-            return self._read_rows(sql, parameters)
-        except _BrokenConnection:
-            return self._read_rows(sql, parameters)
-
-    def _read_rows(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with self.connection() as conn, conn.cursor() as cursor:
-            cursor.execute(sql, list(parameters))
-            return cursor.fetchall()
-
-    async def read_async(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """As `read`, awaited on the running event loop, through the loop's own pool."""
-        try:
-            return await self._read_async(sql, parameters)
-        except _BrokenConnection:
-            return await self._read_async(sql, parameters)
-
-    async def _read_async(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
-        async with self._loop_connection() as conn:
+    async def _read(self, sql: str, parameters: Sequence[Any]) -> list[dict[str, Any]]:
+        async with self.connection() as conn:
             cursor = conn.cursor(row_factory=dict_row)
             await cursor.execute(sql, list(parameters))
             return await cursor.fetchall()
 
-    async def write_async(self, sql: str, parameters: Mapping[str, Any]) -> int:
-        """One statement (atomic in autocommit), awaited through the running loop's pool; the
-        rows it counted.
+    async def read_rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """As `read`, each row a tuple in the query's column order (no dict per row)."""
+        try:
+            return await self._read_rows(sql, parameters)
+        except _BrokenConnection:
+            return await self._read_rows(sql, parameters)
+
+    async def _read_rows(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        async with self.connection() as conn:
+            cursor = await conn.execute(sql, list(parameters))
+            return await cursor.fetchall()
+
+    async def write(self, sql: str, parameters: Mapping[str, Any]) -> int:
+        """One statement (atomic in autocommit); the rows it counted.
 
         It is not retried: a connection that died after sending it may have committed it.
         """
-        async with self._loop_connection() as conn:
+        async with self.connection() as conn:
             return (await conn.execute(sql, parameters)).rowcount
 
     @asynccontextmanager
-    async def _loop_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A connection of the running loop's pool; failures to reach the server are mapped."""
         pool = await self._loop_pool_for(asyncio.get_running_loop())
         given: psycopg.AsyncConnection[Any] | None = None
@@ -378,14 +333,19 @@ class PostgresDatabase:
         except (PoolTimeout, PoolClosed, psycopg.OperationalError, pg_errors.UndefinedTable) as exc:
             broken = given is not None and given.broken
             if broken:
+                # The server restarted or went away: drop every idle connection that died
+                # with this one before another call picks it up.
                 await pool.check()
             raise self._unavailable(exc, broken) from exc
         self._watch.answered()
 
-    async def close_async(self) -> None:
-        """Close the running loop's pool, if it has one (a later read on it makes another)."""
+    async def release(self) -> None:
+        """Wait for the writes still running on this loop, then close its pool, if it has one
+        (a later call on the loop makes another)."""
+        await self.shielded.ended()
+        loop = asyncio.get_running_loop()
         current = self._loop_pool
-        if current is not None and current[0] is asyncio.get_running_loop():
+        if current is not None and current[0] is loop:
             self._loop_pool = None
             await current[1].close()
 
@@ -398,21 +358,23 @@ class PostgresDatabase:
         connect_timeout, reconnect_timeout = self._timeouts
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self._url,
-            min_size=1,
+            min_size=self._min_size,
             max_size=self._loop_pool_size,
             open=False,
             timeout=connect_timeout,
+            # A failed background reconnection retries with growing delays until this
+            # many seconds, then the next request starts a fresh attempt at once.
             reconnect_timeout=reconnect_timeout,
-            configure=self._configure_async,
+            configure=self._configure,
             kwargs=self._kwargs,
-            name="tdb-store-loop",
+            name="tdb-store",
         )
         try:
             await pool.open(wait=False)
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"the PostgreSQL store cannot be used: {exc}") from exc
         current = self._loop_pool
-        if current is not None and current[0] is loop:  # another read made one meanwhile
+        if current is not None and current[0] is loop:  # another call made one meanwhile
             await pool.close()
             return current[1]
         self._loop_pool = (loop, pool)
@@ -433,10 +395,7 @@ class PostgresDatabase:
             else:
                 asyncio.run_coroutine_threadsafe(pool.close(), loop)
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(_SESSION_SETTINGS, [str(self.statement_timeout_ms)])
-
-    async def _configure_async(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(_SESSION_SETTINGS, [str(self.statement_timeout_ms)])
 
 
@@ -504,40 +463,80 @@ def _name_taken(exc: pg_errors.UniqueViolation) -> bool:
     return exc.diag.constraint_name == "sources_name_unique"
 
 
+_SOURCES_BY_ID = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = ANY(%s)"
+_SOURCE_EXISTS = "SELECT 1 AS found FROM sources WHERE id = %s"
+_EVENT_EXISTS = "SELECT 1 AS found FROM events WHERE id = %s"
+
+
+# Lookups by id waiting for one query: each id's awaiting answers.
+_Batch = dict[UUID, list[asyncio.Future[Source]]]
+
+
+class _Turns:
+    """One event loop's lookups: those waiting for the next batch, and the batches out."""
+
+    def __init__(self) -> None:
+        self.waiting: _Batch = {}
+        self.out = 0
+        self.scheduled = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+
 class PostgresSourceRepository:
-    """Sources in the `sources` table; names unique by a UNIQUE constraint (exact match)."""
+    """Sources in the `sources` table; names unique by a UNIQUE constraint (exact match).
+
+    Lookups by id go out in batches, one query each (`id = ANY(...)`, one round trip on one
+    connection), at most as many batches at once as the loop's pool has connections: the
+    lookups made while those are out wait together and go out as the next batch, as soon as
+    one comes back. Under load a busy loop sends a query per turn, not one per request. A
+    batch's query starts after each of its lookups was made, so each sees every change
+    committed before it. When a batch finds the store unavailable, the lookups waiting behind
+    it fail at once too, so in an outage every lookup fails within the pool's timeout.
+
+    An add or a change is one statement on one connection. If that connection dies with it
+    (the server restarted, or killed it), it is sent once more on a fresh one, and a first
+    attempt that did commit counts: an add finds its source's id taken, a change finds its
+    event in. Once begun, a write runs to its end even if its caller is cancelled.
+    """
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def add(self, source: Source, event: Event | None = None) -> None:
-        sql, parameters = _adding(source, event)
+    async def add(self, source: Source, event: Event | None = None) -> None:
         try:
-            with self._db.connection() as conn:
-                conn.execute(sql, parameters)
+            await self._db.shielded(self._add(source, event))
         except pg_errors.UniqueViolation as exc:
             if _name_taken(exc):
                 raise DuplicateSourceName(source.name.value) from None
             raise
 
-    def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
-        sql, parameters = _updating(source, expected_version, event)
+    async def update(
+        self, source: Source, expected_version: int, event: Event | None = None
+    ) -> None:
         try:
-            with self._db.connection() as conn:
-                if not conn.execute(sql, parameters).rowcount:
-                    _mismatch(conn, source.id)
+            await self._db.shielded(self._update(source, expected_version, event))
         except pg_errors.UniqueViolation as exc:
             if _name_taken(exc):
                 raise DuplicateSourceName(source.name.value) from None
             raise
 
-    def get(self, source_id: UUID) -> Source:
-        rows = self._db.read(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = %s", [source_id])
-        if not rows:
-            raise SourceNotFound(source_id)
-        return from_row(rows[0], Source)
+    async def get(self, source_id: UUID) -> Source:
+        loop = asyncio.get_running_loop()
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = _Turns()
+        answer: asyncio.Future[Source] = loop.create_future()
+        turns.waiting.setdefault(source_id, []).append(answer)
+        if not turns.scheduled and turns.out < self._db.loop_pool_size:
+            # At the loop's next turn: the lookups made until then go out together.
+            turns.scheduled = True
+            loop.call_soon(self._send, loop, turns)
+        return await answer
 
-    def list(
+    async def list(
         self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
     ) -> SourcePage:
         if not can_match(source_filter):
@@ -556,15 +555,15 @@ class PostgresSourceRepository:
                 parse_timestamp(registered_at),
             )
             for source_id, name, source_type, description, tags, registered_at in (
-                self._db.read_rows(sql, parameters)
+                await self._db.read_rows(sql, parameters)
             )
         ]
         return page(summaries, limit)
 
-    def revision(self) -> int | None:
+    async def revision(self) -> int | None:
         return None  # no cheap signal: a listing is read every time
 
-    def remove(
+    async def remove(
         self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
     ) -> None:
         delete = "DELETE FROM sources WHERE id = %(id)s"
@@ -577,61 +576,43 @@ class PostgresSourceRepository:
             insert = _INSERT_EVENT_SELECT.replace("%(event_source_name)s", "gone.name")
             delete = f"WITH gone AS ({delete}) {insert} FROM gone RETURNING source_name"
             parameters.update(_event_row(event))
-        with self._db.connection() as conn:
-            if not conn.execute(delete, parameters).fetchall():
-                _mismatch(conn, source_id)
+        async with self._db.connection() as conn:
+            if not await (await conn.execute(delete, parameters)).fetchall():
+                await _mismatch(conn, source_id)
 
-    def count(self) -> int:
-        return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
+    async def count(self) -> int:
+        return int((await self._db.read("SELECT count(*) AS n FROM sources"))[0]["n"])
 
+    async def _add(self, source: Source, event: Event | None) -> None:
+        sql, parameters = _adding(source, event)
+        try:
+            await self._db.write(sql, parameters)
+        except _BrokenConnection:
+            # The connection died with the statement, which may or may not have committed.
+            # Sent again on a fresh connection, it goes in now, or finds itself already in: the
+            # source's id is its own, so a conflict with a row of that id is the first attempt.
+            try:
+                await self._db.write(sql, parameters)
+            except pg_errors.UniqueViolation:
+                if await self._db.read(_SOURCE_EXISTS, [source.id]):
+                    return
+                raise
 
-_SOURCES_BY_ID = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = ANY(%s)"
-_SOURCE_EXISTS = "SELECT 1 AS found FROM sources WHERE id = %s"
-_EVENT_EXISTS = "SELECT 1 AS found FROM events WHERE id = %s"
-
-
-class _Turns:
-    """One event loop's lookups: those waiting for the next batch, and the batches out."""
-
-    def __init__(self) -> None:
-        self.waiting: dict[UUID, list[asyncio.Future[Source]]] = {}
-        self.out = 0
-        self.scheduled = False
-        self.tasks: set[asyncio.Task[None]] = set()
-
-
-class PostgresSourceLookup:
-    """Sources by id for the event loop, through the database's pool for that loop.
-
-    Lookups go out in batches, one query each (`id = ANY(...)`, one round trip on one
-    connection), at most as many batches at once as the loop's pool has connections: the
-    lookups made while those are out wait together and go out as the next batch, as soon as
-    one comes back. Under load a busy loop sends a query per turn, not one per request.
-    A batch's query starts after each of its lookups was made, so each sees every change
-    committed before it. When a batch finds the store unavailable, the lookups waiting behind
-    it fail at once too, so in an outage every lookup fails within the pool's timeout.
-    """
-
-    def __init__(self, db: PostgresDatabase) -> None:
-        self._db = db
-        self._turns: dict[asyncio.AbstractEventLoop, _Turns] = {}
-
-    async def get(self, source_id: UUID) -> Source:
-        loop = asyncio.get_running_loop()
-        turns = self._turns.get(loop)
-        if turns is None:
-            turns = self._turns[loop] = _Turns()
-        answer: asyncio.Future[Source] = loop.create_future()
-        turns.waiting.setdefault(source_id, []).append(answer)
-        if not turns.scheduled and turns.out < self._db.loop_pool_size:
-            # At the loop's next turn: the lookups made until then go out together.
-            turns.scheduled = True
-            loop.call_soon(self._send, loop, turns)
-        return await answer
-
-    async def close(self) -> None:
-        self._turns.pop(asyncio.get_running_loop(), None)
-        await self._db.close_async()
+    async def _update(self, source: Source, expected_version: int, event: Event | None) -> None:
+        sql, parameters = _updating(source, expected_version, event)
+        try:
+            updated = await self._db.write(sql, parameters)
+        except _BrokenConnection:
+            if event is None:  # nothing of its own tells whether it went in
+                raise
+            # As for an add: sent again, it finds the version moved on if the first attempt
+            # committed, and then its event (whose id is its own) is in.
+            updated = await self._db.write(sql, parameters)
+            if not updated and await self._db.read(_EVENT_EXISTS, [event.id]):
+                return
+        if not updated:
+            rows = await self._db.read(_VERSION, [source.id])
+            _mismatch_of(source.id, rows[0]["version"] if rows else None)
 
     def _send(self, loop: asyncio.AbstractEventLoop, turns: _Turns) -> None:
         turns.scheduled = False
@@ -648,25 +629,17 @@ class PostgresSourceLookup:
         self,
         loop: asyncio.AbstractEventLoop,
         turns: _Turns,
-        batch: dict[UUID, list[asyncio.Future[Source]]],
+        batch: _Batch,
     ) -> None:
         try:
-            rows = await self._db.read_async(_SOURCES_BY_ID, [list(batch)])
+            rows = await self._db.read(_SOURCES_BY_ID, [list(batch)])
         except asyncio.CancelledError:
             for answers in batch.values():
                 for answer in answers:
                     answer.cancel()
             raise
         except Exception as exc:
-            failed = [batch]
-            if isinstance(exc, StoreUnavailable):
-                failed.append(turns.waiting)
-                turns.waiting = {}
-            for lookups in failed:
-                for answers in lookups.values():
-                    for answer in answers:
-                        if not answer.done():
-                            answer.set_exception(_each_own(exc))
+            _fail(exc, batch, turns)
         else:
             found = {row["id"]: row for row in rows}
             for source_id, answers in batch.items():
@@ -685,85 +658,17 @@ class PostgresSourceLookup:
                 self._send(loop, turns)
 
 
-class PostgresSourceWrites:
-    """Sources added and changed from the event loop, through the database's pool for that loop.
-
-    Each write is one statement on one connection, as `PostgresSourceRepository` makes it. If
-    that connection dies with it (the server restarted, or killed it), it is sent once more on
-    a fresh one, and a first attempt that did commit counts: an add finds its source's id
-    taken, a change finds its event in. Once begun, a write runs to its end even if its caller
-    is cancelled (as a write on a worker thread does): the cancellation reaches the caller at
-    once and the outcome is dropped, so a client that went away neither leaves half a write nor
-    holds the loop, and `close` waits for such writes.
-    """
-
-    def __init__(self, db: PostgresDatabase) -> None:
-        self._db = db
-        # The loop keeps only a weak reference to a task: a write whose caller was cancelled
-        # is held here until it ends.
-        self._running: set[asyncio.Task[None]] = set()
-
-    async def add(self, source: Source, event: Event | None = None) -> None:
-        await self._shielded(self._add(source, event), source)
-
-    async def update(
-        self, source: Source, expected_version: int, event: Event | None = None
-    ) -> None:
-        await self._shielded(self._update(source, expected_version, event), source)
-
-    async def close(self) -> None:
-        """Wait for the writes still running (their callers were cancelled) on this loop."""
-        loop = asyncio.get_running_loop()
-        running = {write for write in self._running if write.get_loop() is loop}
-        if running:
-            await asyncio.wait(running)
-
-    async def _shielded(self, work: Coroutine[Any, Any, None], source: Source) -> None:
-        write = asyncio.ensure_future(work)
-        self._running.add(write)
-        write.add_done_callback(self._ended)
-        try:
-            await asyncio.shield(write)
-        except pg_errors.UniqueViolation as exc:
-            if _name_taken(exc):
-                raise DuplicateSourceName(source.name.value) from None
-            raise
-
-    async def _add(self, source: Source, event: Event | None) -> None:
-        sql, parameters = _adding(source, event)
-        try:
-            await self._db.write_async(sql, parameters)
-        except _BrokenConnection:
-            # The connection died with the statement, which may or may not have committed.
-            # Sent again on a fresh connection, it goes in now, or finds itself already in: the
-            # source's id is its own, so a conflict with a row of that id is the first attempt.
-            try:
-                await self._db.write_async(sql, parameters)
-            except pg_errors.UniqueViolation:
-                if await self._db.read_async(_SOURCE_EXISTS, [source.id]):
-                    return
-                raise
-
-    async def _update(self, source: Source, expected_version: int, event: Event | None) -> None:
-        sql, parameters = _updating(source, expected_version, event)
-        try:
-            updated = await self._db.write_async(sql, parameters)
-        except _BrokenConnection:
-            if event is None:  # nothing of its own tells whether it went in
-                raise
-            # As for an add: sent again, it finds the version moved on if the first attempt
-            # committed, and then its event (whose id is its own) is in.
-            updated = await self._db.write_async(sql, parameters)
-            if not updated and await self._db.read_async(_EVENT_EXISTS, [event.id]):
-                return
-        if not updated:
-            rows = await self._db.read_async(_VERSION, [source.id])
-            _mismatch_of(source.id, rows[0]["version"] if rows else None)
-
-    def _ended(self, write: asyncio.Task[None]) -> None:
-        self._running.discard(write)
-        if not write.cancelled():
-            write.exception()  # retrieved: a caller that was cancelled no longer wants it
+def _fail(exc: Exception, batch: _Batch, turns: _Turns) -> None:
+    """Fail the batch's lookups with `exc`, and those waiting behind it if the store is down."""
+    failed = [batch]
+    if isinstance(exc, StoreUnavailable):
+        failed.append(turns.waiting)
+        turns.waiting = {}
+    for lookups in failed:
+        for answers in lookups.values():
+            for answer in answers:
+                if not answer.done():
+                    answer.set_exception(_each_own(exc))
 
 
 def _each_own(exc: Exception) -> Exception:
@@ -789,18 +694,18 @@ def _event_row(event: Event) -> dict[str, Any]:
     return {f"event_{name}": value for name, value in to_row(event).items()}
 
 
-def _record(conn: psycopg.Connection[Any], event: Event | None) -> None:
+async def _record(conn: psycopg.AsyncConnection[Any], event: Event | None) -> None:
     """Append the event inside the caller's transaction."""
     if event is not None:
-        conn.execute(_INSERT_EVENT, _event_row(event))
+        await conn.execute(_INSERT_EVENT, _event_row(event))
 
 
 _VERSION = "SELECT version FROM sources WHERE id = %s"
 
 
-def _mismatch(conn: psycopg.Connection[Any], source_id: UUID) -> None:
+async def _mismatch(conn: psycopg.AsyncConnection[Any], source_id: UUID) -> None:
     """Raise why a conditional change matched no row: no such source, or another version."""
-    row = conn.execute(_VERSION, [source_id]).fetchone()
+    row = await (await conn.execute(_VERSION, [source_id])).fetchone()
     _mismatch_of(source_id, None if row is None else row[0])
 
 
@@ -817,17 +722,17 @@ class PostgresEventRepository:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
-    def append(self, event: Event) -> None:
-        with self._db.connection() as conn:
-            _record(conn, event)
+    async def append(self, event: Event) -> None:
+        await self._db.write(_INSERT_EVENT, _event_row(event))
 
-    def list(
+    async def list(
         self, event_filter: EventFilter, limit: int | None = None, after: EventKey | None = None
     ) -> EventPage:
         if event_filter.actor is not None and not storable(event_filter.actor):
             return EventPage(())
         sql, parameters = event_listing(POSTGRES, event_filter, limit, after)
-        return event_page([from_row(row, Event) for row in self._db.read(sql, parameters)], limit)
+        rows = await self._db.read(sql, parameters)
+        return event_page([from_row(row, Event) for row in rows], limit)
 
 
 class PostgresSnapshotRepository:
@@ -836,25 +741,25 @@ class PostgresSnapshotRepository:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
-    def head(self, source_id: UUID) -> SnapshotHead | None:
-        rows = self._db.read(
+    async def head(self, source_id: UUID) -> SnapshotHead | None:
+        rows = await self._db.read(
             "SELECT sequence, fingerprint FROM schema_snapshots WHERE source_id = %s"
             " ORDER BY sequence DESC LIMIT 1",
             [source_id],
         )
         return SnapshotHead(rows[0]["sequence"], rows[0]["fingerprint"]) if rows else None
 
-    def latest(self, source_id: UUID) -> SchemaSnapshot | None:
-        found = self.newest_first(source_id, 1)
+    async def latest(self, source_id: UUID) -> SchemaSnapshot | None:
+        found = await self.newest_first(source_id, 1)
         return found[0] if found else None
 
-    def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
+    async def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
         # Sequences have no gaps, so "the newest is sequence - 1" is "sequence is free and
         # sequence - 1 is taken": the primary key decides the first, and a concurrent insert
         # of the same key waits for this one's outcome.
         try:
-            with self._db.transaction() as conn:
-                cursor = conn.execute(
+            async with self._db.transaction() as conn:
+                cursor = await conn.execute(
                     f"INSERT INTO schema_snapshots ({SNAPSHOT_COLUMNS})"
                     " SELECT %(source_id)s::uuid, %(sequence)s, %(fingerprint)s, %(columns)s::json,"
                     " %(observed_at)s::timestamptz"
@@ -865,15 +770,15 @@ class PostgresSnapshotRepository:
                 )
                 if cursor.rowcount != 1:
                     return False
-                _record(conn, event)
+                await _record(conn, event)
                 return True
         except pg_errors.ForeignKeyViolation:
             raise SourceNotFound(snapshot.source_id) from None
 
-    def newest_first(
+    async def newest_first(
         self, source_id: UUID, limit: int, before: int | None = None
     ) -> Sequence[SchemaSnapshot]:
-        rows = self._db.read(
+        rows = await self._db.read(
             f"SELECT {SNAPSHOT_COLUMNS} FROM schema_snapshots"
             " WHERE source_id = %s AND sequence < %s ORDER BY sequence DESC LIMIT %s",
             [source_id, before if before is not None else 2**62, limit],
@@ -887,25 +792,26 @@ class PostgresApiKeyRepository:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
-    def add(self, key: ApiKey, event: Event | None = None) -> None:
-        with self._db.transaction() as conn:
-            self._insert(conn, key)
-            _record(conn, event)
+    async def add(self, key: ApiKey, event: Event | None = None) -> None:
+        async with self._db.transaction() as conn:
+            await self._insert(conn, key)
+            await _record(conn, event)
 
-    def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
-        with self._db.transaction() as conn:
+    async def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
+        async with self._db.transaction() as conn:
             # EXCLUSIVE lets readers in but holds back every other writer until the insert commits.
-            conn.execute("LOCK TABLE api_keys IN EXCLUSIVE MODE")
-            row = conn.execute("SELECT EXISTS (SELECT 1 FROM api_keys)").fetchone()
+            await conn.execute("LOCK TABLE api_keys IN EXCLUSIVE MODE")
+            cursor = await conn.execute("SELECT EXISTS (SELECT 1 FROM api_keys)")
+            row = await cursor.fetchone()
             if row is not None and row[0]:
                 return False
-            self._insert(conn, key)
-            _record(conn, event)
+            await self._insert(conn, key)
+            await _record(conn, event)
             return True
 
-    def get(self, key_id: str) -> ApiKey:
+    async def get(self, key_id: str) -> ApiKey:
         rows = (
-            self._db.read(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = %s", [key_id])
+            await self._db.read(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = %s", [key_id])
             if storable(key_id)
             else []
         )
@@ -913,38 +819,41 @@ class PostgresApiKeyRepository:
             raise ApiKeyNotFound(key_id)
         return from_row(rows[0], ApiKey)
 
-    def list(self) -> Sequence[ApiKey]:
-        rows = self._db.read(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
+    async def list(self) -> Sequence[ApiKey]:
+        rows = await self._db.read(
+            f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id"
+        )
         return [from_row(row, ApiKey) for row in rows]
 
-    def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
+    async def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
         if not storable(key_id):
             raise ApiKeyNotFound(key_id)
-        with self._db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        async with self._db.transaction() as conn:
+            cursor = conn.cursor(row_factory=dict_row)
             # FOR UPDATE: of two simultaneous revocations, only the first sees an active key.
-            cursor.execute(
+            await cursor.execute(
                 f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = %s FOR UPDATE", [key_id]
             )
-            row = cursor.fetchone()
+            row = await cursor.fetchone()
             if row is None:
                 raise ApiKeyNotFound(key_id)
             if row["revoked_at"] is not None:
                 return from_row(row, ApiKey)
-            cursor.execute(
+            await cursor.execute(
                 f"UPDATE api_keys SET revoked_at = %s::timestamptz WHERE key_id = %s"
                 f" RETURNING {KEY_COLUMNS}",
                 [timestamp(at), key_id],
             )
-            revoked = cursor.fetchone()
+            revoked = await cursor.fetchone()
             if revoked is None:  # the row is locked: it cannot have gone
                 raise ApiKeyNotFound(key_id)
-            _record(conn, event)
+            await _record(conn, event)
         return from_row(revoked, ApiKey)
 
     @staticmethod
-    def _insert(conn: psycopg.Connection[Any], key: ApiKey) -> None:
+    async def _insert(conn: psycopg.AsyncConnection[Any], key: ApiKey) -> None:
         # A key stored again under its id replaces the old one, as the in-memory store does.
-        conn.execute(
+        await conn.execute(
             f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (%(key_id)s, %(name)s,"
             " %(scopes)s::text[], %(secret_hash)s, %(created_at)s::timestamptz,"
             " %(revoked_at)s::timestamptz) ON CONFLICT (key_id) DO UPDATE SET"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import OrderedDict
@@ -42,12 +41,12 @@ class RecentHeads:
         self._heads: OrderedDict[UUID, tuple[SnapshotHead | None, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def head(self, source_id: UUID) -> SnapshotHead | None:
+    async def head(self, source_id: UUID) -> SnapshotHead | None:
         now = self._monotonic()
         remembered, head = self.recent(source_id, now)
         if remembered:
             return head
-        head = self._store.head(source_id)
+        head = await self._store.head(source_id)
         self._remember(source_id, head, now)
         return head
 
@@ -61,15 +60,15 @@ class RecentHeads:
                 return True, known[0]
         return False, None
 
-    def latest(self, source_id: UUID) -> SchemaSnapshot | None:
+    async def latest(self, source_id: UUID) -> SchemaSnapshot | None:
         now = self._monotonic()
-        snapshot = self._store.latest(source_id)
+        snapshot = await self._store.latest(source_id)
         self._remember(source_id, _head(snapshot), now)
         return snapshot
 
-    def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
+    async def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
         now = self._monotonic()
-        stored = self._store.append(snapshot, event)
+        stored = await self._store.append(snapshot, event)
         if stored:
             self._remember(snapshot.source_id, _head(snapshot), now)
         else:
@@ -77,10 +76,10 @@ class RecentHeads:
                 self._heads.pop(snapshot.source_id, None)
         return stored
 
-    def newest_first(
+    async def newest_first(
         self, source_id: UUID, limit: int, before: int | None = None
     ) -> Sequence[SchemaSnapshot]:
-        return self._store.newest_first(source_id, limit, before)
+        return await self._store.newest_first(source_id, limit, before)
 
     def _remember(self, source_id: UUID, head: SnapshotHead | None, read_at: float) -> None:
         with self._lock:
@@ -100,23 +99,3 @@ def _head(snapshot: SchemaSnapshot | None) -> SnapshotHead | None:
 
 def _sequence(head: SnapshotHead | None) -> int:
     return head.sequence if head is not None else 0
-
-
-class LoopHeads:
-    """Heads for the event loop (`SnapshotHeads`): from `RecentHeads`' memory when it has them.
-
-    Otherwise the store is read in place if its reads never wait (`inline`: SQLite in WAL mode,
-    memory), or on a thread; either way at most once per source per `ttl`.
-    """
-
-    def __init__(self, heads: RecentHeads, inline: bool) -> None:
-        self._heads = heads
-        self._inline = inline
-
-    async def head(self, source_id: UUID) -> SnapshotHead | None:
-        remembered, head = self._heads.recent(source_id)
-        if remembered:
-            return head
-        if self._inline:
-            return self._heads.head(source_id)
-        return await asyncio.to_thread(self._heads.head, source_id)

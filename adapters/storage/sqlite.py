@@ -1,15 +1,23 @@
-"""The SQLite store: one file in WAL mode, versioned migrations, safe for threads and processes."""
+"""The SQLite store: one file in WAL mode, versioned migrations, safe for threads and processes.
+
+Where the work runs: a read runs on the caller's event loop (in WAL mode a read never waits for
+a writer, and the hop to a thread would cost more than the read: GET by id stays fast), but a
+full listing, thousands of rows, goes to a thread. A write may wait for another process's lock
+(the busy timeout), so every write runs on a thread; once begun, it runs to its end even if its
+caller is cancelled.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import attrs
@@ -31,6 +39,7 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.running import WritesToEnd
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -125,6 +134,11 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
+T = TypeVar("T")
+
+INLINE_PAGE_MAX = 100
+"""Pages up to this many sources are read on the caller's event loop; bigger ones on a thread."""
+
 
 def _migrations() -> Migrations:
     """`MIGRATIONS` as a sqlite-utils migration set, each version named by its number."""
@@ -193,9 +207,14 @@ class SqliteDatabase:
         self._closed = False
         self._in_use = 0
         self._watch = OutageWatch("sqlite")
+        self._writes = WritesToEnd()
 
-    def upgrade(self) -> list[int]:
+    async def upgrade(self) -> list[int]:
         """Apply pending migrations in one write transaction; return the versions applied now."""
+        return await asyncio.to_thread(self.migrate)
+
+    def migrate(self) -> list[int]:
+        """`upgrade`, on this thread."""
         migrations = _migrations()
         with self.writing() as db:
             # Inside BEGIN IMMEDIATE: of several processes upgrading one file, the first applies
@@ -205,7 +224,7 @@ class SqliteDatabase:
             migrations.apply(db)
             return pending
 
-    def ping(self) -> None:
+    async def ping(self) -> None:
         """Return if the file can be opened and read; raise `StoreUnavailable` if not."""
         # Reads the schema page, so a file that is not a database fails here.
         self.read("SELECT count(*) FROM sqlite_master")
@@ -214,6 +233,15 @@ class SqliteDatabase:
         """Connections open (idle or in use), and those in use right now."""
         with self._idle_lock:
             return len(self._idle) + self._in_use, self._in_use
+
+    async def written(self, write: Callable[..., T], *args: Any) -> T:
+        """What `write(*args)` gives, run on a thread to its end even if the caller is cancelled."""
+        return await self._writes(asyncio.to_thread(write, *args))
+
+    async def release(self) -> None:
+        """Return once the writes begun on the running loop have ended (nothing else is held
+        per loop: the connections serve every thread)."""
+        await self._writes.ended()
 
     def close(self) -> None:
         """Close every idle connection; connections in use close when they are given back."""
@@ -396,7 +424,20 @@ class SqliteSourceRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    def add(self, source: Source, event: Event | None = None) -> None:
+    async def add(self, source: Source, event: Event | None = None) -> None:
+        await self._db.written(self._add, source, event)
+
+    async def update(
+        self, source: Source, expected_version: int, event: Event | None = None
+    ) -> None:
+        await self._db.written(self._update, source, expected_version, event)
+
+    async def remove(
+        self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
+    ) -> None:
+        await self._db.written(self._remove, source_id, expected_version, event)
+
+    def _add(self, source: Source, event: Event | None) -> None:
         try:
             with self._db.writing() as db:
                 db.execute(
@@ -411,7 +452,7 @@ class SqliteSourceRepository:
                 raise DuplicateSourceName(source.name.value) from None
             raise
 
-    def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
+    def _update(self, source: Source, expected_version: int, event: Event | None) -> None:
         row = to_row(source, _SOURCE_JSON)
         try:
             with self._db.writing() as db:
@@ -430,14 +471,22 @@ class SqliteSourceRepository:
                 raise DuplicateSourceName(source.name.value) from None
             raise
 
-    def get(self, source_id: UUID) -> Source:
+    async def get(self, source_id: UUID) -> Source:
         rows = self._db.read(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = ?", [str(source_id)])
         if not rows:
             raise SourceNotFound(source_id)
         return from_row(rows[0], Source)
 
-    def list(
+    async def list(
         self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
+    ) -> SourcePage:
+        if limit is not None and limit <= INLINE_PAGE_MAX:
+            return self._list(source_filter, limit, after)
+        # Thousands of rows would hold the event loop for tens of milliseconds.
+        return await asyncio.to_thread(self._list, source_filter, limit, after)
+
+    def _list(
+        self, source_filter: SourceFilter, limit: int | None, after: PageKey | None
     ) -> SourcePage:
         if not can_match(source_filter):
             return SourcePage(())
@@ -458,12 +507,10 @@ class SqliteSourceRepository:
         ]
         return page(summaries, limit)
 
-    def revision(self) -> int | None:
+    async def revision(self) -> int | None:
         return self._db.data_version()
 
-    def remove(
-        self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
-    ) -> None:
+    def _remove(self, source_id: UUID, expected_version: int | None, event: Event | None) -> None:
         sql = "DELETE FROM sources WHERE id = ?"
         parameters: list[Any] = [str(source_id)]
         if expected_version is not None:
@@ -478,7 +525,7 @@ class SqliteSourceRepository:
             if event is not None:
                 _record(db, attrs.evolve(event, source_name=deleted[0][0]))
 
-    def count(self) -> int:
+    async def count(self) -> int:
         return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
 
 
@@ -507,11 +554,14 @@ class SqliteEventRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    def append(self, event: Event) -> None:
+    async def append(self, event: Event) -> None:
+        await self._db.written(self._append, event)
+
+    def _append(self, event: Event) -> None:
         with self._db.writing() as db:
             _record(db, event)
 
-    def list(
+    async def list(
         self, event_filter: EventFilter, limit: int | None = None, after: EventKey | None = None
     ) -> EventPage:
         if event_filter.actor is not None and not storable(event_filter.actor):
@@ -527,7 +577,7 @@ class SqliteSnapshotRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    def head(self, source_id: UUID) -> SnapshotHead | None:
+    async def head(self, source_id: UUID) -> SnapshotHead | None:
         rows = self._db.read(
             "SELECT sequence, fingerprint FROM schema_snapshots WHERE source_id = ?"
             " ORDER BY sequence DESC LIMIT 1",
@@ -535,11 +585,14 @@ class SqliteSnapshotRepository:
         )
         return SnapshotHead(rows[0]["sequence"], rows[0]["fingerprint"]) if rows else None
 
-    def latest(self, source_id: UUID) -> SchemaSnapshot | None:
-        found = self.newest_first(source_id, 1)
+    async def latest(self, source_id: UUID) -> SchemaSnapshot | None:
+        found = await self.newest_first(source_id, 1)
         return found[0] if found else None
 
-    def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
+    async def append(self, snapshot: SchemaSnapshot, event: Event | None = None) -> bool:
+        return await self._db.written(self._append, snapshot, event)
+
+    def _append(self, snapshot: SchemaSnapshot, event: Event | None) -> bool:
         source_id = str(snapshot.source_id)
         # BEGIN IMMEDIATE holds every other writer back from the checks to the insert.
         with self._db.writing() as db:
@@ -560,7 +613,7 @@ class SqliteSnapshotRepository:
             _record(db, event)
             return True
 
-    def newest_first(
+    async def newest_first(
         self, source_id: UUID, limit: int, before: int | None = None
     ) -> Sequence[SchemaSnapshot]:
         rows = self._db.read(
@@ -577,12 +630,21 @@ class SqliteApiKeyRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    def add(self, key: ApiKey, event: Event | None = None) -> None:
+    async def add(self, key: ApiKey, event: Event | None = None) -> None:
+        await self._db.written(self._add, key, event)
+
+    async def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
+        return await self._db.written(self._add_if_none, key, event)
+
+    async def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
+        return await self._db.written(self._revoke, key_id, at, event)
+
+    def _add(self, key: ApiKey, event: Event | None) -> None:
         with self._db.writing() as db:
             self._insert(db, key)
             _record(db, event)
 
-    def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
+    def _add_if_none(self, key: ApiKey, event: Event | None) -> bool:
         # BEGIN IMMEDIATE holds the write lock from the check to the insert, across processes too.
         with self._db.writing() as db:
             if db.execute("SELECT EXISTS (SELECT 1 FROM api_keys)").fetchone()[0]:
@@ -591,7 +653,7 @@ class SqliteApiKeyRepository:
             _record(db, event)
             return True
 
-    def get(self, key_id: str) -> ApiKey:
+    async def get(self, key_id: str) -> ApiKey:
         rows = (
             self._db.read(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?", [key_id])
             if storable(key_id)
@@ -601,11 +663,11 @@ class SqliteApiKeyRepository:
             raise ApiKeyNotFound(key_id)
         return from_row(rows[0], ApiKey)
 
-    def list(self) -> Sequence[ApiKey]:
+    async def list(self) -> Sequence[ApiKey]:
         rows = self._db.read(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id")
         return [from_row(row, ApiKey) for row in rows]
 
-    def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
+    def _revoke(self, key_id: str, at: datetime, event: Event | None) -> ApiKey:
         if not storable(key_id):
             raise ApiKeyNotFound(key_id)
         with self._db.writing() as db:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,11 +16,11 @@ import click
 from msgspec import to_builtins
 
 from application.events import ListEventsQuery
+from application.history import InspectSchemaQuery
 from application.sources import (
     CheckSourceConnectionQuery,
     DeleteSourceCommand,
     GetSourceQuery,
-    InspectSchemaQuery,
     ListSourcesQuery,
 )
 from domain.errors import (
@@ -65,11 +65,11 @@ def _out(line: str = "") -> None:
     out(printable(line))
 
 
-def _actor(container: Container, args: SimpleNamespace) -> Principal:
+async def _actor(container: Container, args: SimpleNamespace) -> Principal:
     """The operator, or the holder of `--token`/`TDB_TOKEN` with that key's scopes."""
     token = getattr(args, "token", None) or os.environ.get("TDB_TOKEN")
     if token:
-        return container.authenticate()(token)
+        return await container.authenticate()(token)
     if getattr(args, "show_secrets", False):
         return OPERATOR
     return OPERATOR_MASKED
@@ -89,8 +89,8 @@ def _key_row(key: ApiKey) -> dict[str, Any]:
     }
 
 
-def keys_create(container: Container, args: SimpleNamespace) -> None:
-    issued = container.create_api_key()(args.name, args.scope or (), OPERATOR)
+async def keys_create(container: Container, args: SimpleNamespace) -> None:
+    issued = await container.create_api_key()(args.name, args.scope or (), OPERATOR)
     if args.json:
         _json({**_key_row(issued.key), "token": issued.token})
         return
@@ -100,8 +100,8 @@ def keys_create(container: Container, args: SimpleNamespace) -> None:
     _out(issued.token)
 
 
-def keys_list(container: Container, args: SimpleNamespace) -> None:
-    rows = [_key_row(k) for k in container.list_api_keys()()]
+async def keys_list(container: Container, args: SimpleNamespace) -> None:
+    rows = [_key_row(k) for k in await container.list_api_keys()()]
     if args.json:
         _json(rows)
         return
@@ -113,8 +113,8 @@ def keys_list(container: Container, args: SimpleNamespace) -> None:
         )
 
 
-def keys_revoke(container: Container, args: SimpleNamespace) -> None:
-    key = container.revoke_api_key()(args.key_id, OPERATOR)
+async def keys_revoke(container: Container, args: SimpleNamespace) -> None:
+    key = await container.revoke_api_key()(args.key_id, OPERATOR)
     if args.json:
         _json(_key_row(key))
     else:
@@ -145,14 +145,15 @@ def _print_record(source: Source, as_json: bool) -> None:
         _out(f"  {name}: {value}")
 
 
-def sources_list(container: Container, args: SimpleNamespace) -> None:
+async def sources_list(container: Container, args: SimpleNamespace) -> None:
     query = ListSourcesQuery(
-        actor=_actor(container, args),
+        actor=await _actor(container, args),
         filter=SourceFilter(
             tags=tuple(args.tag or ()), source_type=args.source_type, name_prefix=args.name_prefix
         ),
     )
-    rows = [to_builtins(SourceListItem.of(s)) for s in container.list_sources()(query).sources]
+    page = await container.list_sources()(query)
+    rows = [to_builtins(SourceListItem.of(s)) for s in page.sources]
     if args.json:
         _json(rows)
         return
@@ -163,9 +164,9 @@ def sources_list(container: Container, args: SimpleNamespace) -> None:
         )
 
 
-def sources_show(container: Container, args: SimpleNamespace) -> None:
-    source = container.get_source()(
-        GetSourceQuery(_actor(container, args), parse_source_id(args.id))
+async def sources_show(container: Container, args: SimpleNamespace) -> None:
+    source = await container.get_source()(
+        GetSourceQuery(await _actor(container, args), parse_source_id(args.id))
     )
     _print_record(source, args.json)
 
@@ -191,26 +192,27 @@ def _if_match(raw: str | None) -> IfMatch | None:
     return parse_if_match(raw if raw.strip() == "*" or '"' in raw else f'"{raw.strip()}"')
 
 
-def sources_register(container: Container, args: SimpleNamespace) -> None:
+async def sources_register(container: Container, args: SimpleNamespace) -> None:
     # Decoded as the API decodes `POST /v1/sources`, the file standing for the body.
     body = RegisterSourceRequest.decode(_read_json(args.file), root="file")
-    source = container.register_source()(body.command(_actor(container, args), args.verify))
+    command = body.command(await _actor(container, args), args.verify)
+    source = await container.register_source()(command)
     _print_record(source, args.json)
 
 
-def sources_update(container: Container, args: SimpleNamespace) -> None:
+async def sources_update(container: Container, args: SimpleNamespace) -> None:
     source_id = parse_source_id(args.id)
     condition = _if_match(args.if_match)
     # Decoded as the API decodes a PATCH's merge patch, the file standing for the body.
     command = update_command(
-        _actor(container, args),
+        await _actor(container, args),
         source_id,
         _read_json(args.file),
         condition,
         args.verify,
         root="file",
     )
-    answer = container.update_source()(command)
+    answer = await container.update_source()(command)
     if isinstance(answer, SourceStamp):
         # A key that may not read sources is told only the version, as over HTTP.
         stamp = to_builtins(change_out(answer))
@@ -223,9 +225,9 @@ def sources_update(container: Container, args: SimpleNamespace) -> None:
     _print_record(answer, args.json)
 
 
-def sources_test(container: Container, args: SimpleNamespace) -> int:
-    query = CheckSourceConnectionQuery(_actor(container, args), parse_source_id(args.id))
-    result = to_builtins(ConnectionCheckOut.of(container.check_source_connection()(query)))
+async def sources_test(container: Container, args: SimpleNamespace) -> int:
+    query = CheckSourceConnectionQuery(await _actor(container, args), parse_source_id(args.id))
+    result = to_builtins(ConnectionCheckOut.of(await container.check_source_connection()(query)))
     if args.json:
         _json(result)
     elif result["ok"]:
@@ -236,7 +238,7 @@ def sources_test(container: Container, args: SimpleNamespace) -> int:
     return 0 if result["ok"] else 1
 
 
-def events_list(container: Container, args: SimpleNamespace) -> None:
+async def events_list(container: Container, args: SimpleNamespace) -> None:
     since = None
     if args.since is not None:
         try:
@@ -255,7 +257,8 @@ def events_list(container: Container, args: SimpleNamespace) -> None:
     rows: list[dict[str, Any]] = []
     after: EventKey | None = None
     while True:
-        page = list_events(ListEventsQuery(_actor(container, args), event_filter, 1000, after))
+        query = ListEventsQuery(await _actor(container, args), event_filter, 1000, after)
+        page = await list_events(query)
         rows += [to_builtins(EventOut.of(e)) for e in page.events]
         if page.next_key is None:
             break
@@ -269,9 +272,9 @@ def events_list(container: Container, args: SimpleNamespace) -> None:
         _out(f"{row['at']}  {row['actor']}  {row['action']}  {subject}{changed}")
 
 
-def sources_schema(container: Container, args: SimpleNamespace) -> None:
-    schema = container.inspect_schema()(
-        InspectSchemaQuery(_actor(container, args), parse_source_id(args.id))
+async def sources_schema(container: Container, args: SimpleNamespace) -> None:
+    schema = await container.inspect_schema()(
+        InspectSchemaQuery(await _actor(container, args), parse_source_id(args.id))
     )
     out = to_builtins(SchemaOut.of(schema))
     if args.json:
@@ -319,15 +322,17 @@ def _inspection_row(summary: Summary, outcome: SourceSchema | DomainError | None
     }
 
 
-def sources_inspect_all(container: Container, args: SimpleNamespace) -> int:
-    actor = _actor(container, args)
-    summaries = container.list_sources()(ListSourcesQuery(actor=actor)).sources
+async def sources_inspect_all(container: Container, args: SimpleNamespace) -> int:
+    actor = await _actor(container, args)
+    summaries = (await container.list_sources()(ListSourcesQuery(actor=actor))).sources
     inspect_schema = container.inspect_schema()
+    turns = asyncio.Semaphore(args.concurrency)
 
-    def inspect(summary: Summary) -> dict[str, Any]:
+    async def inspect(summary: Summary) -> dict[str, Any]:
         outcome: SourceSchema | DomainError | None
         try:
-            outcome = inspect_schema(InspectSchemaQuery(actor, summary.id))
+            async with turns:
+                outcome = await inspect_schema(InspectSchemaQuery(actor, summary.id))
         except (BackendUnavailable, SourceNotFound, SecretUnreadable) as exc:
             outcome = exc
         except DomainError:
@@ -343,12 +348,17 @@ def sources_inspect_all(container: Container, args: SimpleNamespace) -> int:
         return _inspection_row(summary, outcome)
 
     rows = []
-    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+    inspections = [asyncio.ensure_future(inspect(summary)) for summary in summaries]
+    try:
         # In listing order, each line as soon as it and those before it are done.
-        for row in pool.map(inspect, summaries):
+        for inspection in inspections:
+            row = await inspection
             rows.append(row)
             if not args.json:
                 _out(f"{row['id']}  {row['name']}  {_inspection_line(row)}")
+    finally:
+        for inspection in inspections:
+            inspection.cancel()
     if args.json:
         _json(rows)
     return BREAKING_EXIT if any(row["status"] == "breaking" for row in rows) else 0
@@ -373,10 +383,10 @@ def _inspection_line(row: dict[str, Any]) -> str:
     return f"{row['status']}: {', '.join(changes)}"
 
 
-def sources_delete(container: Container, args: SimpleNamespace) -> None:
-    container.delete_source()(
+async def sources_delete(container: Container, args: SimpleNamespace) -> None:
+    await container.delete_source()(
         DeleteSourceCommand(
-            _actor(container, args), parse_source_id(args.id), _if_match(args.if_match)
+            await _actor(container, args), parse_source_id(args.id), _if_match(args.if_match)
         )
     )
     if args.json:
@@ -388,8 +398,8 @@ def sources_delete(container: Container, args: SimpleNamespace) -> None:
 # --- db and serve -------------------------------------------------------------------------
 
 
-def db_upgrade(container: Container, args: SimpleNamespace) -> None:
-    applied = container.upgrade_store()()
+async def db_upgrade(container: Container, args: SimpleNamespace) -> None:
+    applied = await container.upgrade_store()()
     if args.json:
         _json({"applied": applied})
     elif applied:
@@ -406,7 +416,7 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 def _add(
     group: click.Group,
     name: str,
-    handler: Callable[[Container, SimpleNamespace], int | None],
+    handler: Callable[[Container, SimpleNamespace], Awaitable[int | None]],
     help_text: str,
     *options: Decorator,
     upgrade: bool = True,

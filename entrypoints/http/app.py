@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import Callable
@@ -34,9 +33,8 @@ from entrypoints.http.observability import (
 from entrypoints.http.openapi import SourceBodySchema, openapi_config
 from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
-from entrypoints.http.reads import ReadRunner
 from entrypoints.http.sources import ListingCache, SourcesController
-from entrypoints.startup import start_worker
+from entrypoints.startup import start_worker, stop_worker
 
 MAX_BODY_BYTES = 64 * 1024
 # Full listings read and encoded at once per process, on threads (more only queue for the GIL).
@@ -66,10 +64,8 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
     return provide
 
 
-def _start(container: Container, gauges: StoreGauges | None) -> None:
-    start_worker(container)
-    # Every inspection of a PostgreSQL source, whichever thread asks, is made on this loop.
-    container.postgres_connector().attach(asyncio.get_running_loop())
+async def _start(container: Container, gauges: StoreGauges | None) -> None:
+    await start_worker(container)
     if gauges is not None:
         gauges.start()
 
@@ -77,24 +73,16 @@ def _start(container: Container, gauges: StoreGauges | None) -> None:
 async def _stop(container: Container, gauges: StoreGauges | None) -> None:
     if gauges is not None:
         gauges.stop()
-    container.postgres_connector().detach()
-    # The writes still running on this event loop end, then what the lookups hold on it is
-    # closed there, before the store itself.
-    writes = container.source_writes()
-    if writes is not None:
-        await writes.close()
-    await container.source_lookup().close()
-    # Only the resources in use were initialised; only those are shut down.
-    container.shutdown_resources()
+    await stop_worker(container)
 
 
 def _scrape(container: Container) -> Scrape:
     count_sources = container.count_sources
 
-    def refresh() -> None:
+    async def refresh() -> None:
         # In an outage the gauge keeps its last value; the outage has its own log line.
         with contextlib.suppress(StoreUnavailable):
-            metrics.SOURCES.set(count_sources()())
+            metrics.SOURCES.set(await count_sources()())
 
     return Scrape(refresh)
 
@@ -199,17 +187,13 @@ def create_app(container: Container) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(),
         plugins=[SourceBodySchema(container.connectors())],
-        on_startup=[lambda: _start(container, gauges)],
+        on_startup=[partial(_start, container, gauges)],
         on_shutdown=[partial(_stop, container, gauges)],
         state=State(
             {
                 "scrape": _scrape(container),
-                "reads": ReadRunner(inline=container.inline_reads()),
-                "inspect_limiter": anyio.CapacityLimiter(settings.inspect_concurrency),
-                "inspections": anyio.CapacityLimiter(settings.inspect_concurrency),
                 "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
                 "listings": ListingCache(),
-                "inspect_deadline": settings.inspect_deadline,
             }
         ),
         logging_config=None,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import anyio.to_thread
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp, Receive, Send
@@ -64,7 +63,7 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         token = bearer_token(_authorization(connection.scope["headers"]))
         principal = self._cache.get(token)
         if principal is None:
-            principal = await anyio.to_thread.run_sync(self._authenticate(), token)
+            principal = await self._authenticate()(token)
             self._cache.put(token, principal)
         return AuthenticationResult(user=principal, auth=token)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import os
 from types import SimpleNamespace
 
 import click
 
+from application.keys import IssuedKey
 from entrypoints import metrics, startup
 from entrypoints.commands import out, store_options, with_container
 from entrypoints.container import Container
@@ -19,8 +21,7 @@ def _serve(container: Container, args: SimpleNamespace) -> None:
     from entrypoints.http import serving  # imports uvicorn: only `serve` needs it
 
     settings = container.settings()
-    issued = startup.prepare(container, OPERATOR)
-    container.shutdown_resources()
+    issued = asyncio.run(_prepare(container))
     if issued is not None:
         out(
             "No API key existed: created an admin key with every scope."
@@ -49,6 +50,14 @@ def _serve(container: Container, args: SimpleNamespace) -> None:
     finally:
         if shared is not None:
             metrics.remove_multiprocess_dir(shared)
+
+
+async def _prepare(container: Container) -> IssuedKey | None:
+    """`startup.prepare`, on an event loop of its own, whose resources are let go after it."""
+    try:
+        return await startup.prepare(container, OPERATOR)
+    finally:
+        await startup.stop_worker(container)
 
 
 def _version() -> str:

@@ -61,7 +61,6 @@ class EventsController(Controller):
     @get(
         "/",
         opt={"scope": ListEvents.required_scope},
-        sync_to_thread=True,
         summary="List audit events (oldest first); needs the audit:read scope",
         responses=responses(400, 401, 403, 503),
         response_headers=[
@@ -72,7 +71,7 @@ class EventsController(Controller):
             )
         ],
     )
-    def list_events(
+    async def list_events(
         self,
         request: Request[Principal, str, Any],
         list_events: NamedDependency[ListEvents],
@@ -99,7 +98,7 @@ class EventsController(Controller):
             limit=limit,
             after=decode_event_cursor(cursor) if cursor is not None else None,
         )
-        page = list_events(query)
+        page = await list_events(query)
         headers = {}
         if page.next_key is not None:
             given = {"source_id": source_id, "action": action, "actor": actor, "since": since}

@@ -19,10 +19,9 @@ async def healthz() -> Health:
     "/readyz",
     security=[{}],
     tags=["ops"],
-    sync_to_thread=True,
     summary="The store answers",
     responses=responses(503),
 )
-def readyz(check_readiness: NamedDependency[CheckReadiness]) -> Health:
-    check_readiness()
+async def readyz(check_readiness: NamedDependency[CheckReadiness]) -> Health:
+    await check_readiness()
     return Health(status="ready")

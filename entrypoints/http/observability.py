@@ -10,7 +10,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -113,29 +113,27 @@ class RequestObservability:
 
 
 class Scrape:
-    """The text of a scrape, made at most once per `max_age` seconds, on one thread at a time.
+    """The text of a scrape, made at most once per `max_age` seconds, one at a time.
 
-    Any number of scrapers at once share one collection (it reads every worker's figures), so
-    scraping neither takes the threads that requests run on nor holds up the event loop.
+    Any number of scrapers at once share one collection (it reads every worker's figures, on a
+    thread), so scraping neither takes the threads that requests run on nor holds up the event
+    loop. `refresh` brings this worker's own gauges up to date first.
     """
 
-    def __init__(self, refresh: Callable[[], None], max_age: float = 1.0) -> None:
+    def __init__(self, refresh: Callable[[], Awaitable[None]], max_age: float = 1.0) -> None:
         self._refresh = refresh
         self._max_age = max_age
         self._lock = anyio.Lock()
         self._text = b""
         self._made = -float("inf")
 
-    def _collect(self) -> bytes:
-        self._refresh()
-        return metrics.exposition()
-
     async def text(self) -> bytes:
         if time.monotonic() - self._made < self._max_age:
             return self._text
         async with self._lock:
             if time.monotonic() - self._made >= self._max_age:
-                self._text = await anyio.to_thread.run_sync(self._collect)
+                await self._refresh()
+                self._text = await anyio.to_thread.run_sync(metrics.exposition)
                 self._made = time.monotonic()
         return self._text
 

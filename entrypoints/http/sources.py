@@ -2,46 +2,44 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import anyio
 import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.datastructures import ResponseHeader, State
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 
-from application.ports import Offload
-from application.sources import (
+from application.history import (
     HISTORY_LIMIT_DEFAULT,
+    GetSchemaHistory,
+    InspectSchema,
+    InspectSchemaQuery,
+    SchemaHistoryQuery,
+)
+from application.sources import (
     CheckNewConnection,
     CheckSourceConnection,
     CheckSourceConnectionQuery,
     DeleteSource,
     DeleteSourceCommand,
-    GetSchemaHistory,
     GetSource,
     GetSourceQuery,
-    InspectSchema,
-    InspectSchemaQuery,
     ListSources,
     ListSourcesQuery,
     RegisterSource,
-    SchemaHistoryQuery,
     UpdateSource,
 )
-from domain.connections import ConnectionCheck
-from domain.errors import BackendUnavailable
-from domain.keys import Principal, Scope
+from domain.keys import Principal
 from domain.sources import (
     IfMatch,
     PageKey,
     SourceFilter,
+    SourcePage,
     etag,
     parse_if_match,
     parse_source_id,
@@ -90,8 +88,6 @@ VERIFY = Parameter(
     description="Test the connection first; if the test fails answer 422 and store nothing"
 )
 
-T = TypeVar("T")
-
 
 def _is_request_type(kind: Any) -> bool:
     return kind in REQUEST_TYPES
@@ -102,45 +98,11 @@ def _decode_request(kind: Any, value: Any) -> Any:
     return kind.decode(value)
 
 
-def _offloading(limiter: anyio.CapacityLimiter | None, *, abandon: bool = True) -> Offload:
-    """Runs blocking calls on a thread of `limiter`'s (None: anyio's default threads); if the
-    request is cancelled, a call is abandoned, or with `abandon=False` awaited to its end."""
-
-    def offload(call: Callable[[], T]) -> Awaitable[T]:
-        return anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=abandon)
-
-    return offload
-
-
 def _if_match(raw: str | None) -> IfMatch | None:
     return None if raw is None else parse_if_match(raw)
 
 
-def _write_offload(state: State, verify: bool) -> Offload:
-    """Runs a write's blocking calls on a worker thread, to their end even if the request is
-    cancelled; a write that tests a connection first runs on the threads kept for talking to
-    sources, so that a silent backend never holds a thread others need."""
-    return _offloading(state.inspect_limiter if verify else None, abandon=False)
-
-
-async def _bounded_check(
-    state: State, check: Callable[[Any], ConnectionCheck], query: Any
-) -> ConnectionCheckOut:
-    """A connection test on the sources' threads, answered by the deadline whatever happens."""
-    started = time.monotonic()
-    with anyio.move_on_after(state.inspect_deadline):
-        result = await anyio.to_thread.run_sync(
-            check, query, limiter=state.inspect_limiter, abandon_on_cancel=True
-        )
-        return ConnectionCheckOut.of(result)
-    elapsed = (time.monotonic() - started) * 1000
-    detail = "The source did not answer in time."
-    return ConnectionCheckOut.of(
-        ConnectionCheck(False, "timeout", detail, round(elapsed, 3), datetime.now(UTC))
-    )
-
-
-# Pages up to this size are read on the event loop when the store allows (see ReadRunner).
+# Pages up to this size are shaped and encoded on the event loop; bigger ones on a thread.
 INLINE_PAGE_MAX = 100
 
 
@@ -218,8 +180,7 @@ def json_array(items: Sequence[Any], batch: int = ENCODE_BATCH) -> bytes:
     return b"[" + b",".join(parts) + b"]"
 
 
-def _encoded_listing(list_sources: ListSources, query: ListSourcesQuery) -> Listing:
-    page = list_sources(query)
+def _encoded(page: SourcePage) -> Listing:
     return page.next_key, json_array([SourceListItem.of(s) for s in page.sources])
 
 
@@ -254,9 +215,7 @@ class SourcesController(Controller):
     ) -> Response[SourceRecord]:
         # A typo such as `?verfy=true` must not skip the test silently.
         check_query(request.query_params, scalars=("verify",))
-        command = data.command(request.user, verify)
-        offload = _write_offload(request.app.state, verify)
-        source = await register_source.on_loop(command, offload)
+        source = await register_source(data.command(request.user, verify))
         return Response(
             SourceRecord.of(source),
             status_code=201,
@@ -277,8 +236,7 @@ class SourcesController(Controller):
         check_new_connection: NamedDependency[CheckNewConnection],
     ) -> ConnectionCheckOut:
         check_query(request.query_params)
-        command = data.command(request.user)
-        return await _bounded_check(request.app.state, check_new_connection, command)
+        return ConnectionCheckOut.of(await check_new_connection(data.command(request.user)))
 
     @post(
         "/{source_id:str}/test",
@@ -294,7 +252,7 @@ class SourcesController(Controller):
         check_source_connection: NamedDependency[CheckSourceConnection],
     ) -> ConnectionCheckOut:
         query = CheckSourceConnectionQuery(request.user, parse_source_id(source_id))
-        return await _bounded_check(request.app.state, check_source_connection, query)
+        return ConnectionCheckOut.of(await check_source_connection(query))
 
     @get(
         "/",
@@ -333,22 +291,22 @@ class SourcesController(Controller):
         )
         state = request.app.state
         if limit is not None and limit <= INLINE_PAGE_MAX:
-            page = await state.reads(list_sources, query)
+            page = await list_sources(query)
             next_key = page.next_key
             content: Any = [SourceListItem.of(s) for s in page.sources]
         else:
-            # Thousands of rows: reading, shaping and encoding them would hold the event loop
-            # (and every other request) for tens of milliseconds, so all of it runs on a thread,
-            # a few listings at a time so that they do not crowd the loop out of the GIL. An
-            # encoded listing is kept while the store's revision says nothing changed, and made
-            # once for all the requests that ask for it while it is being made.
-            def make() -> Awaitable[Listing]:
-                return anyio.to_thread.run_sync(
-                    _encoded_listing, list_sources, query, limiter=state.listing_limiter
-                )
+            # Thousands of rows: shaping and encoding them would hold the event loop (and every
+            # other request) for tens of milliseconds, so that runs on a thread, a few listings
+            # at a time so that they do not crowd the loop out of the GIL (the store reads them
+            # off the loop too). An encoded listing is kept while the store's revision says
+            # nothing changed, and made once for all the requests that ask for it meanwhile.
+            async def make() -> Listing:
+                async with state.listing_limiter:
+                    page = await list_sources(query)
+                    return await anyio.to_thread.run_sync(_encoded, page)
 
             cache: ListingCache = state.listings
-            revision = list_sources.revision(request.user) if state.reads.inline else None
+            revision = await list_sources.revision(request.user)
             if revision is None:
                 next_key, content = await make()
             else:
@@ -376,13 +334,7 @@ class SourcesController(Controller):
     async def get_source(
         self, request: AuthRequest, source_id: FromPath[str], get_source: NamedDependency[GetSource]
     ) -> Response[SourceRecord]:
-        query = GetSourceQuery(request.user, parse_source_id(source_id))
-        if request.user.can(Scope.SECRETS):
-            # Showing a secret in clear writes its audit event: a write goes to a thread.
-            source = await anyio.to_thread.run_sync(get_source, query)
-        else:
-            # Nothing is written: the store's lookup is awaited, on the event loop.
-            source = await get_source.masked(query)
+        source = await get_source(GetSourceQuery(request.user, parse_source_id(source_id)))
         return Response(SourceRecord.of(source), headers={"ETag": etag(source.version)})
 
     @patch(
@@ -409,9 +361,8 @@ class SourcesController(Controller):
         # An undecodable one is the 400 every route gives (`TdbRequest.json`).
         changes = await request.json()
         command = update_command(request.user, ident, changes, condition, verify)
-        offload = _write_offload(request.app.state, verify)
         # The record as a GET by this key would show it (only the version without read).
-        answer = await update_source.on_loop(command, offload)
+        answer = await update_source(command)
         return Response(change_out(answer), headers={"ETag": etag(answer.version)})
 
     @get(
@@ -426,17 +377,9 @@ class SourcesController(Controller):
         source_id: FromPath[str],
         inspect_schema: NamedDependency[InspectSchema],
     ) -> SchemaOut:
+        # The connector bounds the backend call (how many at once, how long): see BackendBounds.
         query = InspectSchemaQuery(request.user, parse_source_id(source_id))
-        state = request.app.state
-        # Inspections are awaited on the event loop, at most `inspections` at once, under a
-        # deadline; what would block (a CSV worker, a change's record) goes to a thread of
-        # their own, so a slow or dead backend can neither hold a client past the timeout nor
-        # starve the threads other requests use.
-        with anyio.move_on_after(state.inspect_deadline):
-            async with state.inspections:
-                schema = await inspect_schema.on_loop(query, _offloading(state.inspect_limiter))
-            return SchemaOut.of(schema)
-        raise BackendUnavailable("timeout", "The source did not answer in time.")
+        return SchemaOut.of(await inspect_schema(query))
 
     @get(
         "/{source_id:str}/schema/history",
@@ -468,7 +411,7 @@ class SourcesController(Controller):
             limit=limit,
             before=decode_history_cursor(cursor, ident) if cursor is not None else None,
         )
-        page = await request.app.state.reads(schema_history, query)
+        page = await schema_history(query)
         headers = {}
         if page.next_before is not None:
             following = urlencode(
@@ -480,11 +423,10 @@ class SourcesController(Controller):
     @delete(
         "/{source_id:str}",
         opt={"scope": DeleteSource.required_scope},
-        sync_to_thread=True,
         summary="Delete a source from the registry (the data is not touched)",
         responses=responses(400, 401, 403, 404, 412, 503),
     )
-    def delete_source(
+    async def delete_source(
         self,
         request: AuthRequest,
         source_id: FromPath[str],
@@ -492,4 +434,4 @@ class SourcesController(Controller):
         if_match: Annotated[str | None, IF_MATCH] = None,
     ) -> None:
         ident = parse_source_id(source_id)
-        delete_source(DeleteSourceCommand(request.user, ident, _if_match(if_match)))
+        await delete_source(DeleteSourceCommand(request.user, ident, _if_match(if_match)))

@@ -16,7 +16,6 @@ from adapters.connectors.observed import ObservedConnector, ObservedConnectorReg
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.crypto import AesGcmCipher
-from adapters.storage.inline import InlineSourceLookup, InlineSourceWrites
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -29,11 +28,9 @@ from adapters.storage.postgres import (
     PostgresDatabase,
     PostgresEventRepository,
     PostgresSnapshotRepository,
-    PostgresSourceLookup,
     PostgresSourceRepository,
-    PostgresSourceWrites,
 )
-from adapters.storage.recent_heads import LoopHeads, RecentHeads
+from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
@@ -50,11 +47,8 @@ from application.ports import (
     EventRepository,
     IdGenerator,
     SecretCipher,
-    SnapshotHeads,
     SnapshotRepository,
-    SourceLookup,
     SourceRepository,
-    SourceWrites,
     Store,
 )
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
@@ -68,8 +62,6 @@ def memory_store_conforms() -> None:
     _events: EventRepository = events
     _history: SnapshotRepository = MemorySnapshotRepository(sources, events)
     _keys: ApiKeyRepository = MemoryApiKeyRepository(events)
-    _lookup: SourceLookup = InlineSourceLookup(sources)
-    _writes: SourceWrites = InlineSourceWrites(sources)
 
 
 def sqlite_store_conforms(path: Path) -> None:
@@ -79,7 +71,6 @@ def sqlite_store_conforms(path: Path) -> None:
     _events: EventRepository = SqliteEventRepository(db)
     _history: SnapshotRepository = SqliteSnapshotRepository(db)
     _keys: ApiKeyRepository = SqliteApiKeyRepository(db)
-    _lookup: SourceLookup = InlineSourceLookup(SqliteSourceRepository(db))
 
 
 def postgres_store_conforms(url: str) -> None:
@@ -89,14 +80,10 @@ def postgres_store_conforms(url: str) -> None:
     _events: EventRepository = PostgresEventRepository(db)
     _history: SnapshotRepository = PostgresSnapshotRepository(db)
     _keys: ApiKeyRepository = PostgresApiKeyRepository(db)
-    _lookup: SourceLookup = PostgresSourceLookup(db)
-    _writes: SourceWrites = PostgresSourceWrites(db)
 
 
 def store_decorators_conform(history: SnapshotRepository) -> None:
-    recent = RecentHeads(history)
-    _recent: SnapshotRepository = recent
-    _heads: SnapshotHeads = LoopHeads(recent, inline=True)
+    _recent: SnapshotRepository = RecentHeads(history)
 
 
 def connectors_conform(csv_root: Path) -> None:

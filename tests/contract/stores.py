@@ -8,16 +8,15 @@ import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import attrs
 import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 from adapters.storage import postgres, sqlite
-from adapters.storage.inline import InlineSourceLookup, InlineSourceWrites
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -30,9 +29,7 @@ from adapters.storage.postgres import (
     PostgresDatabase,
     PostgresEventRepository,
     PostgresSnapshotRepository,
-    PostgresSourceLookup,
     PostgresSourceRepository,
-    PostgresSourceWrites,
 )
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -45,11 +42,10 @@ from application.ports import (
     ApiKeyRepository,
     EventRepository,
     SnapshotRepository,
-    SourceLookup,
     SourceRepository,
-    SourceWrites,
     Store,
 )
+from tests.helpers import Synced, run
 
 FRESH_STORE_PER_EXAMPLE = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
@@ -58,18 +54,23 @@ FRESH_STORE_PER_EXAMPLE = settings(
 example opens a fresh, empty store with it; the factory outliving the examples is intended."""
 
 
-@attrs.frozen
 class Stores:
-    """One store seen through each of its ports."""
+    """One store seen through each of its ports, each through `Synced`: a method called from a
+    test's own code gives its result, one called from code on an event loop its coroutine."""
 
-    store: Store
-    sources: SourceRepository
-    keys: ApiKeyRepository
-    history: SnapshotRepository
-    events: EventRepository
-    lookup: SourceLookup
-    writes: SourceWrites | None
-    """None for a store whose writes may wait (SQLite): the use cases offload them."""
+    def __init__(
+        self,
+        store: Store,
+        sources: SourceRepository,
+        keys: ApiKeyRepository,
+        history: SnapshotRepository,
+        events: EventRepository,
+    ) -> None:
+        self.store: Any = Synced(store)
+        self.sources: Any = Synced(sources)
+        self.keys: Any = Synced(keys)
+        self.history: Any = Synced(history)
+        self.events: Any = Synced(events)
 
 
 class StoreFactory(abc.ABC):
@@ -81,8 +82,6 @@ class StoreFactory(abc.ABC):
     """Marks of the tests that use this adapter (a server it needs, say)."""
     separate_handles = True
     """Whether separate handles on one store exist (a file or a server several open)."""
-    loop_writes = True
-    """Whether the store has writes for the event loop (`Stores.writes`)."""
 
     @classmethod
     @abc.abstractmethod
@@ -120,8 +119,6 @@ class MemoryStores(StoreFactory):
             MemoryApiKeyRepository(events),
             MemorySnapshotRepository(sources),
             events,
-            InlineSourceLookup(sources),
-            InlineSourceWrites(sources),
         )
         yield [stores] * handles
 
@@ -130,7 +127,6 @@ class SqliteStores(StoreFactory):
     """SQLite stores, each a new file in a test's temporary directory."""
 
     versions = tuple(version for version, _ in sqlite.MIGRATIONS)
-    loop_writes = False
 
     @classmethod
     def opened(cls, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
@@ -146,7 +142,7 @@ class SqliteStores(StoreFactory):
         databases = [SqliteDatabase(path) for _ in range(handles)]
         try:
             if upgraded:
-                databases[0].upgrade()
+                databases[0].migrate()
             yield [
                 Stores(
                     db,
@@ -154,13 +150,12 @@ class SqliteStores(StoreFactory):
                     SqliteApiKeyRepository(db),
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
-                    InlineSourceLookup(SqliteSourceRepository(db)),
-                    None,
                 )
                 for db in databases
             ]
         finally:
             for db in databases:
+                run(db.release())
                 db.close()
 
 
@@ -211,7 +206,7 @@ class PostgresStores(StoreFactory):
             databases = [PostgresDatabase(url, max_size=8) for _ in range(handles)]
             try:
                 if upgraded:
-                    databases[0].upgrade()
+                    run(databases[0].upgrade())
                 yield [
                     Stores(
                         db,
@@ -219,13 +214,12 @@ class PostgresStores(StoreFactory):
                         PostgresApiKeyRepository(db),
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
-                        PostgresSourceLookup(db),
-                        PostgresSourceWrites(db),
                     )
                     for db in databases
                 ]
             finally:
                 for db in databases:
+                    run(db.release())
                     db.close()
 
 
@@ -241,6 +235,3 @@ ADAPTERS = [pytest.param(name, id=name, marks=f.marks) for name, f in FACTORIES.
 
 SQL_ADAPTERS = [p for p, f in zip(ADAPTERS, FACTORIES.values(), strict=True) if f.separate_handles]
 """The adapters with a schema and a server or file that separate handles can share."""
-
-WRITING_ADAPTERS = [p for p, f in zip(ADAPTERS, FACTORIES.values(), strict=True) if f.loop_writes]
-"""The adapters with writes for the event loop."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -26,8 +25,8 @@ from domain.keys import Principal, Scope
 from domain.sources import Source
 from tests.contract.stores import ADAPTERS, StoreFactory, Stores
 from tests.contract.test_lifecycle import trail
-from tests.contract.threads import race
 from tests.fakes import FakeConnector
+from tests.helpers import run
 
 T = TypeVar("T")
 
@@ -36,10 +35,6 @@ pytestmark = pytest.mark.parametrize("adapter", ADAPTERS)
 WRITER = Principal("tdbk_writer", {Scope.READ, Scope.WRITE})
 UPDATES = 60
 """Updates per test, half through each handle."""
-
-
-async def _on_a_thread(call: Callable[[], T]) -> T:
-    return await asyncio.to_thread(call)
 
 
 def _updates(
@@ -52,8 +47,6 @@ def _updates(
         stores.events,
         SystemClock(),
         RandomIds(),
-        stores.lookup,
-        stores.writes,
         # Generous: this test asks that every update apply, not how soon on a loaded machine.
         retry=Retry(timeout=60),
     )
@@ -71,38 +64,31 @@ def _awaited(
 
     async def main() -> list[Any]:
         try:
-            return await asyncio.gather(
-                *(update.on_loop(c, _on_a_thread) for c in commands), return_exceptions=True
-            )
+            return await asyncio.gather(*(update(c) for c in commands), return_exceptions=True)
         finally:
-            assert stores.writes is not None
-            await stores.writes.close()
-            await stores.lookup.close()
+            await stores.store.release()
 
     return asyncio.run(main())
 
 
-@pytest.mark.parametrize("path", ["called", "awaited"])
-def test_unconditional_updates_made_at_once_all_apply(new_stores: StoreFactory, path: str) -> None:
+def test_unconditional_updates_made_at_once_all_apply(new_stores: StoreFactory) -> None:
     registry = StaticConnectorRegistry([FakeConnector()])
     cipher = AesGcmCipher(generate_key())
     with new_stores.shared(2) as handles:
-        if path == "awaited" and handles[0].writes is None:
-            pytest.skip("this store has no writes for the event loop: its updates are called")
         register = RegisterSource(handles[0].sources, registry, cipher, SystemClock(), RandomIds())
-        source = register(
-            RegisterSourceCommand(WRITER, "orders", "fake", {"table": "orders", "password": "pw"})
+        source = run(
+            register(
+                RegisterSourceCommand(
+                    WRITER, "orders", "fake", {"table": "orders", "password": "pw"}
+                )
+            )
         )
         commands = [_described(source, i) for i in range(UPDATES)]
         outcomes: list[list[Any]] = [[], []]
 
         def worker(k: int) -> None:
             update = _updates(handles[k], registry, cipher)
-            mine = commands[k::2]
-            if path == "awaited":
-                outcomes[k] = _awaited(handles[k], update, mine)
-            else:
-                outcomes[k] = race(len(mine), lambda i: update(mine[i]))
+            outcomes[k] = _awaited(handles[k], update, commands[k::2])
 
         workers = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
         for thread in workers:

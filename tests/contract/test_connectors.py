@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,10 +14,10 @@ from hypothesis import strategies as st
 
 from adapters.connectors.csv import CsvConnector
 from adapters.connectors.postgres import PostgresConnector
-from application.ports import Connector
 from domain.connections import ConnectionField
-from domain.errors import BackendUnavailable, HostNotAllowed, InvalidConnection
+from domain.errors import BackendUnavailable, InvalidConnection
 from domain.sources import Column
+from tests.helpers import Synced
 
 T = TypeVar("T")
 
@@ -53,9 +52,11 @@ class Live:
 
 @attrs.frozen
 class Case:
-    """One connector under contract: what it must declare, and how to give it a real source."""
+    """One connector under contract: what it must declare, and how to give it a real source.
 
-    connector: Connector
+    The connector is seen through `Synced`: a test's own call gives its answer."""
+
+    connector: Any
     minimal: dict[str, Any]
     defaults: dict[str, Any]
     secrets: set[str]
@@ -84,7 +85,7 @@ def postgres_case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
         )
 
     return Case(
-        connector=PostgresConnector(connect_timeout=2, statement_timeout_ms=2000),
+        connector=Synced(PostgresConnector(connect_timeout=2, statement_timeout_ms=2000)),
         minimal={"host": "db.internal", "dbname": "d", "user": "reader", "table": "orders"},
         defaults={"port": 5432, "schema": "public"},
         secrets={"password"},
@@ -102,7 +103,7 @@ def csv_case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
         )
 
     return Case(
-        connector=CsvConnector(tmp_path),
+        connector=Synced(CsvConnector(tmp_path)),
         minimal={"path": "items.csv"},
         defaults={"header": True},
         secrets=set(),
@@ -121,12 +122,7 @@ def case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
     return make(request, tmp_path)
 
 
-async def _offload(call: Callable[[], T]) -> T:
-    """An `Offload` for these tests: a thread of asyncio's own."""
-    return await asyncio.to_thread(call)
-
-
-def error_fields(connector: Connector, connection: Any) -> list[str]:
+def error_fields(connector: Any, connection: Any) -> list[str]:
     with pytest.raises(InvalidConnection) as caught:
         connector.validate(connection)
     return [e.field for e in caught.value.errors]
@@ -191,37 +187,6 @@ def test_validate_refuses_a_connection_that_is_not_an_object(case: Case, connect
     assert error_fields(case.connector, connection) == ["connection"]
 
 
-def _validated(connector: Connector, connection: Any, awaited: bool) -> object:
-    """What validating gives: the connection, or the kind and the words of the refusal."""
-    try:
-        if awaited:
-            return asyncio.run(connector.validate_async(connection, _offload))
-        return connector.validate(connection)
-    except HostNotAllowed as exc:
-        return ("not allowed", exc.errors, exc.detail)
-    except InvalidConnection as exc:
-        return ("invalid", exc.errors)
-
-
-_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=8), st.lists(st.none())
-)
-
-
-@VALIDATION_PER_EXAMPLE
-@given(data=st.data())
-def test_validate_async_answers_as_validate_does(case: Case, data: st.DataObject) -> None:
-    names = sorted(f.name for f in case.connector.fields)
-    kept = {k: v for k, v in case.minimal.items() if data.draw(st.booleans(), label=f"keep {k}")}
-    connection: Any = {
-        **kept,
-        **data.draw(st.dictionaries(st.sampled_from([*names, "extra"]), _VALUES, max_size=3)),
-    }
-    connection = data.draw(st.sampled_from([connection, case.minimal, None, "host=db"]))
-    awaited = _validated(case.connector, connection, awaited=True)
-    assert awaited == _validated(case.connector, connection, awaited=False)
-
-
 # --- inspection ------------------------------------------------------------------------------
 
 
@@ -244,16 +209,3 @@ def test_inspect_of_a_missing_source_is_backend_unavailable_with_a_reason(case: 
     for secret in case.secrets:
         if connection.get(secret):
             assert connection[secret] not in str(caught.value)
-
-
-def test_inspect_async_answers_as_inspect_does(case: Case) -> None:
-    live = case.live()
-    existing = case.connector.validate(live.existing)
-    missing = case.connector.validate(live.missing)
-    awaited = asyncio.run(case.connector.inspect_async(existing, _offload))
-    assert list(awaited) == list(case.connector.inspect(existing))
-    with pytest.raises(BackendUnavailable) as caught:
-        asyncio.run(case.connector.inspect_async(missing, _offload))
-    with pytest.raises(BackendUnavailable) as called:
-        case.connector.inspect(missing)
-    assert (caught.value.reason, caught.value.detail) == (called.value.reason, called.value.detail)

@@ -1,6 +1,6 @@
-"""The SourceWrites contract, held by every storage adapter that has writes for the event loop:
-what `SourceRepository.add` and `update` do, awaited, however many writes are made at once, and
-a write that has begun ends even if its caller is cancelled."""
+"""Sources added and changed awaited on an event loop, held by every storage adapter: what
+`SourceRepository.add` and `update` do however many writes are made at once, and a write that
+has begun ends even if its caller is cancelled."""
 
 from __future__ import annotations
 
@@ -14,36 +14,27 @@ import attrs
 import pytest
 from hypothesis import given
 
-from application.ports import SourceWrites
+from application.ports import SourceRepository
 from domain.errors import DuplicateSourceName, SourceNotFound, VersionMismatch
 from domain.events import Action
 from domain.sources import Source, SourceName
 from tests.builders import T0, make_source
 from tests.contract import strategies
-from tests.contract.stores import FRESH_STORE_PER_EXAMPLE, WRITING_ADAPTERS, StoreFactory, Stores
+from tests.contract.stores import FRESH_STORE_PER_EXAMPLE, StoreFactory, Stores
 from tests.contract.test_lifecycle import event, trail
 
 T = TypeVar("T")
 
-pytestmark = pytest.mark.parametrize("adapter", WRITING_ADAPTERS)
 
-
-def writes_of(stores: Stores) -> SourceWrites:
-    assert stores.writes is not None
-    return stores.writes
-
-
-def on_a_loop(stores: Stores, work: Callable[[SourceWrites], Awaitable[T]]) -> T:
-    """Run `work` on a new event loop, then wait for the adds begun on it and close what the
-    store holds there."""
-    writes = writes_of(stores)
+def on_a_loop(stores: Stores, work: Callable[[SourceRepository], Awaitable[T]]) -> T:
+    """Run `work` on a new event loop, then wait for the writes begun on it and let go of what
+    the store holds there."""
 
     async def main() -> T:
         try:
-            return await work(writes)
+            return await work(stores.sources)
         finally:
-            await writes.close()
-            await stores.lookup.close()
+            await stores.store.release()
 
     return asyncio.run(main())
 
@@ -56,7 +47,7 @@ def test_adds_made_at_once_each_store_their_source_and_event(
     with new_stores() as stores:
         registered = {s.id: event(Action.SOURCE_REGISTERED, s) for s in batch}
 
-        async def add_all(writes: SourceWrites) -> list[None]:
+        async def add_all(writes: SourceRepository) -> list[None]:
             return await asyncio.gather(*(writes.add(s, registered[s.id]) for s in batch))
 
         on_a_loop(stores, add_all)
@@ -92,7 +83,7 @@ def test_of_adds_of_one_name_at_once_exactly_one_wins(new_stores: StoreFactory) 
     with new_stores() as stores:
         rivals = [make_source("orders", description=f"rival {i}") for i in range(6)]
 
-        async def add_all(writes: SourceWrites) -> list[BaseException | None]:
+        async def add_all(writes: SourceRepository) -> list[BaseException | None]:
             adds = (writes.add(s, event(Action.SOURCE_REGISTERED, s)) for s in rivals)
             return await asyncio.gather(*adds, return_exceptions=True)
 
@@ -109,7 +100,7 @@ def test_an_add_whose_caller_is_cancelled_still_ends(new_stores: StoreFactory) -
         source = make_source("orders")
         registered = event(Action.SOURCE_REGISTERED, source)
 
-        async def cancelled(writes: SourceWrites) -> bool:
+        async def cancelled(writes: SourceRepository) -> bool:
             adding = asyncio.ensure_future(writes.add(source, registered))
             await asyncio.sleep(0)  # one turn of the loop: the add has begun
             adding.cancel()
@@ -119,7 +110,7 @@ def test_an_add_whose_caller_is_cancelled_still_ends(new_stores: StoreFactory) -
                 return True
             return False  # it had already ended (a store whose writes never wait)
 
-        on_a_loop(stores, cancelled)  # its `close` waits for the add
+        on_a_loop(stores, cancelled)  # its `release` waits for the add
         assert stores.sources.get(source.id) == source
         assert trail(stores.events) == [registered]
 
@@ -129,10 +120,10 @@ def test_an_add_is_seen_by_the_next_lookup(new_stores: StoreFactory) -> None:
         source = make_source("orders")
         renamed = attrs.evolve(make_source("other"), name=SourceName("orders-2"))
 
-        async def work(writes: SourceWrites) -> tuple[Source, Source]:
+        async def work(writes: SourceRepository) -> tuple[Source, Source]:
             await writes.add(source)
             await writes.add(renamed)
-            return await stores.lookup.get(source.id), await stores.lookup.get(renamed.id)
+            return await stores.sources.get(source.id), await stores.sources.get(renamed.id)
 
         assert on_a_loop(stores, work) == (source, renamed)
 
@@ -191,7 +182,7 @@ def test_of_changes_from_one_version_at_once_exactly_one_wins(new_stores: StoreF
         stores.sources.add(source)
         rivals = [changed(source, 2, description=f"rival {i}") for i in range(6)]
 
-        async def update_all(writes: SourceWrites) -> list[BaseException | None]:
+        async def update_all(writes: SourceRepository) -> list[BaseException | None]:
             updates = (writes.update(r, 1, event(Action.SOURCE_UPDATED, r)) for r in rivals)
             return await asyncio.gather(*updates, return_exceptions=True)
 
@@ -210,13 +201,13 @@ def test_a_change_whose_caller_is_cancelled_still_ends(new_stores: StoreFactory)
         second = changed(source, 2, description="moved")
         updated = event(Action.SOURCE_UPDATED, second, changed=("description",))
 
-        async def cancelled(writes: SourceWrites) -> None:
+        async def cancelled(writes: SourceRepository) -> None:
             updating = asyncio.ensure_future(writes.update(second, 1, updated))
             await asyncio.sleep(0)  # one turn of the loop: the change has begun
             updating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await updating
 
-        on_a_loop(stores, cancelled)  # its `close` waits for the change
+        on_a_loop(stores, cancelled)  # its `release` waits for the change
         assert stores.sources.get(source.id) == second
         assert trail(stores.events) == [updated]

@@ -15,6 +15,7 @@ from domain.sources import SourceFilter
 from tests.builders import make_source
 from tests.contract.stores import SQL_ADAPTERS, StoreFactory
 from tests.contract.threads import race
+from tests.helpers import run
 
 
 def test_upgrade_applies_each_version_once(new_stores: StoreFactory) -> None:
@@ -55,11 +56,18 @@ def test_usage_counts_the_connections_open_and_in_use(new_stores: StoreFactory) 
 @pytest.mark.parametrize("adapter", SQL_ADAPTERS)
 def test_a_connection_lent_out_is_in_use(new_stores: StoreFactory) -> None:
     with new_stores() as stores:
-        store = stores.store
+        store = stores.store.target
         assert isinstance(store, SqliteDatabase | PostgresDatabase)
-        lend = store.writing if isinstance(store, SqliteDatabase) else store.transaction
-        with lend():
-            open_, in_use = store.usage()
+        if isinstance(store, SqliteDatabase):
+            with store.writing():
+                open_, in_use = store.usage()
+        else:
+
+            async def lent() -> tuple[int, int]:
+                async with store.transaction():
+                    return store.usage()
+
+            open_, in_use = run(lent())
         assert in_use == 1
         assert open_ >= 1
         assert store.usage()[1] == 0

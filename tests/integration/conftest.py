@@ -15,7 +15,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
-from tests.helpers import loopback_resolver
+from tests.helpers import loopback_resolver, on_app
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def make_token(container: Container, client: TestClient[Any]) -> Token:
     """Mint a key with these scopes (none: all of them) and return its token."""
 
     def make(*scopes: str, name: str = "test") -> str:
-        return container.create_api_key()(name, scopes, OPERATOR).token
+        return on_app(client, container.create_api_key(), name, scopes, OPERATOR).token
 
     return make
 

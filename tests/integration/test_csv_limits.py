@@ -17,6 +17,7 @@ from adapters.connectors.workers import WorkerProcesses
 from domain.errors import BackendUnavailable, InvalidConnection
 from entrypoints.container import sqlite_path
 from entrypoints.settings import Settings
+from tests.helpers import Synced
 
 
 @pytest.fixture
@@ -31,13 +32,13 @@ def root(tmp_path: Path) -> Path:
 )
 def test_codecs_that_are_not_character_sets_are_refused(root: Path, encoding: str) -> None:
     with pytest.raises(InvalidConnection) as caught:
-        CsvConnector(root).validate({"path": "a.csv", "encoding": encoding})
+        Synced(CsvConnector(root)).validate({"path": "a.csv", "encoding": encoding})
     assert [e.field for e in caught.value.errors] == ["connection.encoding"]
 
 
 @pytest.mark.parametrize("encoding", ["UTF8", "latin1", "Windows-1252", "utf-16", "Shift-JIS"])
 def test_character_sets_are_accepted_under_any_alias(root: Path, encoding: str) -> None:
-    connection = CsvConnector(root).validate({"path": "a.csv", "encoding": encoding})
+    connection = Synced(CsvConnector(root)).validate({"path": "a.csv", "encoding": encoding})
     assert connection["encoding"] == encoding
 
 
@@ -47,7 +48,7 @@ def test_any_bytes_in_any_accepted_encoding_give_columns_or_a_reason(
 ) -> None:
     root = tmp_path_factory.mktemp("root")
     (root / "a.csv").write_bytes(b"a,b\n" + data)
-    connector = CsvConnector(root)
+    connector = Synced(CsvConnector(root))
     connection = connector.validate({"path": "a.csv", "encoding": encoding})
     outcome: Any
     try:
@@ -62,7 +63,7 @@ def test_any_bytes_in_any_accepted_encoding_give_columns_or_a_reason(
 def test_a_utf16_or_utf32_file_without_its_bom_is_unreadable(root: Path, encoding: str) -> None:
     (root / "a.csv").write_bytes(b"a,b\n1,2\n")
     with pytest.raises(BackendUnavailable) as caught:
-        CsvConnector(root).inspect({"path": "a.csv", "encoding": encoding})
+        Synced(CsvConnector(root)).inspect({"path": "a.csv", "encoding": encoding})
     assert caught.value.reason == "unreadable"
 
 
@@ -73,7 +74,7 @@ def test_a_record_wider_than_postgresql_allows_is_too_many_columns(root: Path) -
     # Two records of 524 288 empty fields: a 1 MiB file that once answered a 57 MB schema.
     (root / "wide.csv").write_text(("," * 524_287 + "\n") * 2)
     with pytest.raises(BackendUnavailable) as caught:
-        CsvConnector(root).inspect({"path": "wide.csv"})
+        Synced(CsvConnector(root)).inspect({"path": "wide.csv"})
     assert caught.value.reason == "too_many_columns"
     assert "1600" in caught.value.detail
 
@@ -81,14 +82,14 @@ def test_a_record_wider_than_postgresql_allows_is_too_many_columns(root: Path) -
 def test_a_wider_record_further_down_is_too_many_columns(root: Path) -> None:
     (root / "wide.csv").write_text("a,b\n1,2\n" * 1000 + "," * 1600 + "\n")
     with pytest.raises(BackendUnavailable) as caught:
-        CsvConnector(root).inspect({"path": "wide.csv"})
+        Synced(CsvConnector(root)).inspect({"path": "wide.csv"})
     assert caught.value.reason == "too_many_columns"
 
 
 def test_records_longer_than_the_sample_are_unreadable_at_once(root: Path) -> None:
     (root / "wide.csv").write_text(("," * 1_048_576 + "\n") * 2)
     with pytest.raises(BackendUnavailable) as caught:
-        CsvConnector(root).inspect({"path": "wide.csv"})
+        Synced(CsvConnector(root)).inspect({"path": "wide.csv"})
     assert caught.value.reason == "unreadable"
 
 
@@ -96,7 +97,7 @@ def test_1600_columns_are_read(root: Path) -> None:
     (root / "wide.csv").write_text(
         ",".join(f"c{i}" for i in range(1600)) + "\n" + "1," * 1599 + "1\n"
     )
-    columns = CsvConnector(root).inspect({"path": "wide.csv"})
+    columns = Synced(CsvConnector(root)).inspect({"path": "wide.csv"})
     assert len(columns) == 1600
     assert {c.type for c in columns} == {"integer"}
 
@@ -104,16 +105,16 @@ def test_1600_columns_are_read(root: Path) -> None:
 def test_a_wide_file_is_typed_from_fewer_rows(root: Path) -> None:
     # Four cells allowed: two columns, so two rows; the text rows after them are not typed.
     (root / "a.csv").write_text("a,b\n1,2\n3,4\nx,y\n")
-    columns = CsvConnector(root, max_cells=4).inspect({"path": "a.csv"})
+    columns = Synced(CsvConnector(root, max_cells=4)).inspect({"path": "a.csv"})
     assert [(c.name, c.type) for c in columns] == [("a", "integer"), ("b", "integer")]
-    columns = CsvConnector(root, max_cells=6).inspect({"path": "a.csv"})
+    columns = Synced(CsvConnector(root, max_cells=6)).inspect({"path": "a.csv"})
     assert [(c.name, c.type) for c in columns] == [("a", "text"), ("b", "text")]
 
 
 def test_a_ragged_file_costs_at_most_max_cells(root: Path) -> None:
     # One wide row, then ten thousand one-field rows: 16 million cells if typed naively.
     (root / "ragged.csv").write_text("," * 1599 + "\n" + "a\n" * 10_000)
-    columns = CsvConnector(root).inspect({"path": "ragged.csv", "header": False})
+    columns = Synced(CsvConnector(root)).inspect({"path": "ragged.csv", "header": False})
     assert len(columns) == 1600
     assert columns[1].nullable
 
@@ -139,7 +140,7 @@ def test_overrunning_work_is_stopped_and_its_worker_serves_the_next_call() -> No
 
 def test_an_answer_and_an_error_come_back_from_the_worker(root: Path) -> None:
     (root / "a.csv").write_text("a,b\n1,x\n")
-    connector = CsvConnector(root)
+    connector = Synced(CsvConnector(root))
     assert [(c.name, c.type) for c in connector.inspect({"path": "a.csv"})] == [
         ("a", "integer"),
         ("b", "text"),
@@ -156,7 +157,7 @@ def test_an_expired_deadline_stops_an_inspection(root: Path) -> None:
     (root / "a.csv").write_text("a,b\n1,2\n")
     deadline = Deadline(0, "reading 'a.csv'")
     with pytest.raises(BackendUnavailable) as caught:
-        CsvConnector(root)._inspect({"path": "a.csv", "header": True}, deadline)
+        Synced(CsvConnector(root))._inspect({"path": "a.csv", "header": True}, deadline)
     assert caught.value.reason == "timeout"
 
 
@@ -169,7 +170,7 @@ def test_a_hard_link_is_permission_denied_under_either_name(root: Path, tmp_path
     os.link(secret, root / "k.csv")
     (root / "a.csv").write_text("a\n1\n")
     os.link(root / "a.csv", root / "b.csv")
-    connector = CsvConnector(root)
+    connector = Synced(CsvConnector(root))
     for name in ("k.csv", "a.csv", "b.csv"):
         with pytest.raises(BackendUnavailable) as caught:
             connector.inspect({"path": name})
@@ -182,7 +183,7 @@ def test_the_store_files_are_never_read_even_inside_the_root(root: Path) -> None
     for file in store[:2]:
         file.write_text("a,b\n1,2\n")
     (root / "link.csv").symlink_to(root / "tdb.sqlite3.key")
-    connector = CsvConnector(root, store_files=store)
+    connector = Synced(CsvConnector(root, store_files=store))
     for name in ("tdb.sqlite3", "tdb.sqlite3.key", "tdb.sqlite3-wal", "link.csv", "./tdb.sqlite3"):
         with pytest.raises(InvalidConnection):
             connector.validate({"path": name})

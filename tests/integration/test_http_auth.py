@@ -10,6 +10,7 @@ from litestar.testing import TestClient
 from entrypoints.container import Container
 from entrypoints.operator import OPERATOR
 from tests.builders import SEED_BODY, assert_problem
+from tests.helpers import on_app
 from tests.integration.conftest import Token
 
 ROUTES = [
@@ -69,7 +70,7 @@ def test_a_wrong_secret_and_a_revoked_key_get_the_same_401(
     assert (
         client.get("/v1/sources", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     )
-    container.revoke_api_key()(token.split("_")[1], OPERATOR)
+    on_app(client, container.revoke_api_key(), token.split("_")[1], OPERATOR)
     assert _unauthorized_bodies(client, {"Authorization": f"Bearer {token}"}) == reference
 
 

@@ -26,7 +26,7 @@ from entrypoints.http.cursor import encode_cursor, encode_event_cursor, encode_h
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
 from tests.builders import assert_problem, post_source
-from tests.helpers import loopback_resolver, throwaway_database
+from tests.helpers import loopback_resolver, on_app, throwaway_database
 
 # --- dates outside years 1-9999 once in UTC -------------------------------------------------
 
@@ -123,7 +123,7 @@ def served(any_store: Settings) -> Iterator[tuple[TestClient[Any], dict[str, str
     container = build_container(any_store)
     container.resolver.override(providers.Object(loopback_resolver))
     with TestClient(create_app(container)) as client:
-        token = container.create_api_key()("test", (), OPERATOR).token
+        token = on_app(client, container.create_api_key(), "test", (), OPERATOR).token
         yield client, {"Authorization": f"Bearer {token}"}
     container.shutdown_resources()
 

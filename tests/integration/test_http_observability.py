@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from entrypoints.container import Container
 from entrypoints.operator import OPERATOR
+from tests.helpers import on_app
 from tests.integration.conftest import Token
 
 
@@ -23,7 +24,7 @@ def test_each_401_is_counted_by_its_cause(
 ) -> None:
     token = make_token()
     revoked = make_token()
-    container.revoke_api_key()(revoked.split("_")[1], OPERATOR)
+    on_app(client, container.revoke_api_key(), revoked.split("_")[1], OPERATOR)
     before = {c: _failures(c) for c in ("missing", "malformed", "unknown", "revoked")}
     for authorization, cause in [
         (None, "missing"),

@@ -22,6 +22,7 @@ from entrypoints.http.app import create_app
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
 from tests.builders import assert_problem, body, post_source
+from tests.helpers import on_app
 from tests.integration.conftest import Token
 
 
@@ -134,9 +135,8 @@ def test_deleting_a_source_drops_its_pooled_connections(
     record = post_source(client, admin, "orders", connection=orders_table)
     assert client.get(f"/v1/sources/{record['id']}/schema", headers=admin).status_code == 200
     # The server inspects on its event loop: its asyncio pools keep the connection.
-    pools = container.async_source_pools()
+    pools = container.source_pools()
     assert [idle for _, idle, _ in pools.sizes().values()] == [1]
-    assert container.source_pools().sizes() == {}
     assert client.delete(f"/v1/sources/{record['id']}", headers=admin).status_code == 204
     assert pools.sizes() == {}
 
@@ -253,7 +253,7 @@ def test_a_target_with_no_connection_to_spare_is_503_busy_at_once(
     listener.settimeout(10)
     try:
         with TestClient(create_app(container)) as client:
-            token = container.create_api_key()("busy", (), OPERATOR).token
+            token = on_app(client, container.create_api_key(), "busy", (), OPERATOR).token
             admin = {"Authorization": f"Bearer {token}"}
             connection = {**orders_table, "port": listener.getsockname()[1]}
             url = f"/v1/sources/{post_source(client, admin, 'mute', connection=connection)['id']}"
@@ -287,14 +287,12 @@ def test_an_update_of_the_connection_drops_its_pool_and_a_test_uses_the_pool(
 ) -> None:
     record = post_source(client, admin, "orders", connection=orders_table)
     url = f"/v1/sources/{record['id']}"
-    # A connection test runs on a worker thread, and its inspection on the event loop: one
-    # pool per target in the process, the one the schema uses.
-    pools = container.async_source_pools()
+    # A connection test's inspection and the schema's share one pool per target.
+    pools = container.source_pools()
     for _ in range(2):
         check = client.post(f"{url}/test", headers=admin).json()
         assert (check["ok"], check["reason"]) == (True, None)
     assert [(used, idle) for used, idle, _ in pools.sizes().values()] == [(0, 1)]
-    assert container.source_pools().sizes() == {}
     # The description is not the connection: the pool stays.
     assert client.patch(url, json={"description": "x"}, headers=admin).status_code == 200
     assert [idle for _, idle, _ in pools.sizes().values()] == [1]

@@ -21,7 +21,7 @@ from entrypoints.http.app import create_app
 from entrypoints.http.pacing import SLICE_BYTES
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
-from tests.helpers import LoopTurns, get_scope
+from tests.helpers import LoopTurns, get_scope, run
 
 
 def _on_event_loop() -> bool:
@@ -37,9 +37,9 @@ class WhereReadsRun(SqliteSourceRepository):
 
     seen: list[tuple[str, bool]]
 
-    def list(self, *args: Any, **kwargs: Any) -> Any:
+    def _list(self, *args: Any, **kwargs: Any) -> Any:
         self.seen.append(("list", _on_event_loop()))
-        return super().list(*args, **kwargs)
+        return super()._list(*args, **kwargs)
 
 
 def _register_csv_sources(
@@ -51,14 +51,16 @@ def _register_csv_sources(
     """The ids of `count` new CSV sources, registered in this order."""
     register = container.register_source()
     return [
-        register(
-            RegisterSourceCommand(
-                actor=OPERATOR,
-                name=f"source-{i:04d}",
-                source_type="csv",
-                connection={"path": f"f{i}.csv"},
-                description=description,
-                tags=tags(i),
+        run(
+            register(
+                RegisterSourceCommand(
+                    actor=OPERATOR,
+                    name=f"source-{i:04d}",
+                    source_type="csv",
+                    connection={"path": f"f{i}.csv"},
+                    description=description,
+                    tags=tags(i),
+                )
             )
         ).id
         for i in range(count)
@@ -96,11 +98,10 @@ def test_a_kept_listing_gives_way_to_changes_made_by_another_process(
         with TestClient(create_app(container)) as client:
             first = client.get("/v1/sources", headers=headers).json()
             assert client.get("/v1/sources", headers=headers).json() == first
-            other.register_source()(
-                RegisterSourceCommand(
-                    actor=OPERATOR, name="late", source_type="csv", connection={"path": "l.csv"}
-                )
+            late = RegisterSourceCommand(
+                actor=OPERATOR, name="late", source_type="csv", connection={"path": "l.csv"}
             )
+            run(other.register_source()(late))
             after = client.get("/v1/sources", headers=headers).json()
             client.delete(f"/v1/sources/{after[-1]['id']}", headers=headers)
             again = client.get("/v1/sources", headers=headers).json()
@@ -171,10 +172,10 @@ def _concurrently(app: Any, n: int, headers: dict[str, str]) -> list[tuple[int, 
         body = b"".join(m["body"] for m in sent if m["type"] == "http.response.body")
         return sent[0]["status"], body
 
-    async def run() -> list[tuple[int, bytes]]:
+    async def all_at_once() -> list[tuple[int, bytes]]:
         return list(await asyncio.gather(*(one() for _ in range(n))))
 
-    return asyncio.run(run())
+    return asyncio.run(all_at_once())
 
 
 def test_listings_asked_at_once_after_a_change_are_read_once(
@@ -182,16 +183,22 @@ def test_listings_asked_at_once_after_a_change_are_read_once(
 ) -> None:
     register = container.register_source()
     for name in ("a", "b", "c"):
-        register(
-            RegisterSourceCommand(
-                actor=OPERATOR, name=name, source_type="csv", connection={"path": f"{name}.csv"}
+        run(
+            register(
+                RegisterSourceCommand(
+                    actor=OPERATOR, name=name, source_type="csv", connection={"path": f"{name}.csv"}
+                )
             )
         )
     app = create_app(container)
     watched.seen.clear()
     first = _concurrently(app, 5, admin)
-    register(
-        RegisterSourceCommand(actor=OPERATOR, name="d", source_type="csv", connection={"path": "d"})
+    run(
+        register(
+            RegisterSourceCommand(
+                actor=OPERATOR, name="d", source_type="csv", connection={"path": "d"}
+            )
+        )
     )
     second = _concurrently(app, 5, admin)
     assert {status for status, _ in first + second} == {200}

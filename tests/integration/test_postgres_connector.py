@@ -15,6 +15,7 @@ from psycopg import sql
 from adapters.connectors.postgres import PostgresConnector, backend_unavailable
 from domain.errors import BackendUnavailable, InvalidConnection
 from domain.sources import Column
+from tests.helpers import Synced
 
 PASSWORD = "hunter2-not-for-logs"
 ODD_NAME = 'conn_it\'s "odd"'
@@ -68,17 +69,15 @@ def tables(postgres_url: str) -> None:
 
 
 @pytest.fixture
-def connector() -> PostgresConnector:
-    return PostgresConnector(connect_timeout=2, statement_timeout_ms=2000)
+def connector() -> Any:
+    return Synced(PostgresConnector(connect_timeout=2, statement_timeout_ms=2000))
 
 
-def inspect(connector: PostgresConnector, base: dict[str, Any], **fields: Any) -> list[Column]:
+def inspect(connector: Any, base: dict[str, Any], **fields: Any) -> list[Column]:
     return list(connector.inspect({**base, **fields}))
 
 
-def failure(
-    connector: PostgresConnector, base: dict[str, Any], **fields: Any
-) -> BackendUnavailable:
+def failure(connector: Any, base: dict[str, Any], **fields: Any) -> BackendUnavailable:
     """The error inspection raises; it never shows the password it was given."""
     connection = {**base, **fields}
     with pytest.raises(BackendUnavailable) as caught:
@@ -107,58 +106,52 @@ class TestColumns:
     """What inspection reads from a server that answers."""
 
     def test_a_table_in_ordinal_order_with_data_types_and_nullability(
-        self, connector: PostgresConnector, base: dict[str, Any]
+        self, connector: Any, base: dict[str, Any]
     ) -> None:
         assert inspect(connector, base, table="conn_orders") == ORDERS
 
-    def test_a_view(self, connector: PostgresConnector, base: dict[str, Any]) -> None:
+    def test_a_view(self, connector: Any, base: dict[str, Any]) -> None:
         assert inspect(connector, base, table="conn_order_totals") == [
             Column("id", "integer", True),
             Column("total", "numeric", True),
         ]
 
     def test_a_materialized_view_is_typed_as_information_schema_types_a_table(
-        self, connector: PostgresConnector, base: dict[str, Any]
+        self, connector: Any, base: dict[str, Any]
     ) -> None:
         columns = inspect(connector, base, table="conn_order_ids")
         assert [(c.name, c.type) for c in columns] == [(c.name, c.type) for c in ORDERS]
 
-    def test_a_partitioned_table(self, connector: PostgresConnector, base: dict[str, Any]) -> None:
+    def test_a_partitioned_table(self, connector: Any, base: dict[str, Any]) -> None:
         assert inspect(connector, base, table="conn_events") == [
             Column("at", "date", False),
             Column("n", "integer", True),
         ]
 
-    def test_a_table_in_another_schema(
-        self, connector: PostgresConnector, base: dict[str, Any]
-    ) -> None:
+    def test_a_table_in_another_schema(self, connector: Any, base: dict[str, Any]) -> None:
         columns = inspect(connector, base, schema="conn_sales", table="regions")
         assert columns == [Column("code", "character", False), Column("name", "text", True)]
 
     def test_names_that_need_quoting_are_bound_not_quoted(
-        self, connector: PostgresConnector, base: dict[str, Any]
+        self, connector: Any, base: dict[str, Any]
     ) -> None:
         columns = inspect(connector, base, schema="conn_sales", table="Order Items")
         assert columns == [Column("Item Id", "bigint", True), Column("qty", "smallint", True)]
         odd = inspect(connector, base, table=ODD_NAME)
         assert odd == [Column("x", "double precision", True)]
 
-    def test_a_table_without_columns(
-        self, connector: PostgresConnector, base: dict[str, Any]
-    ) -> None:
+    def test_a_table_without_columns(self, connector: Any, base: dict[str, Any]) -> None:
         assert inspect(connector, base, table="conn_nothing") == []
 
     def test_an_injection_shaped_name_is_just_a_missing_table(
-        self, connector: PostgresConnector, base: dict[str, Any]
+        self, connector: Any, base: dict[str, Any]
     ) -> None:
         evil = "conn_orders'; DROP TABLE conn_orders; --"
         assert failure(connector, base, table=evil).reason == "table_not_found"
         assert failure(connector, base, schema=evil, table="x").reason == "table_not_found"
         assert inspect(connector, base, table="conn_orders") == ORDERS
 
-    def test_names_are_case_sensitive(
-        self, connector: PostgresConnector, base: dict[str, Any]
-    ) -> None:
+    def test_names_are_case_sensitive(self, connector: Any, base: dict[str, Any]) -> None:
         assert failure(connector, base, table="PG_CONN_ORDERS").reason == "table_not_found"
 
 
@@ -196,25 +189,25 @@ def checks_passwords(postgres_url: str) -> bool:
 class TestFailures:
     """Every way the backend cannot answer, each with its reason, none with the password."""
 
-    def test_a_missing_table(self, connector: PostgresConnector, base: dict[str, Any]) -> None:
+    def test_a_missing_table(self, connector: Any, base: dict[str, Any]) -> None:
         error = failure(connector, base, table="conn_nope")
         assert error.reason == "table_not_found"
         assert "conn_nope" in error.detail
 
-    def test_a_missing_schema(self, connector: PostgresConnector, base: dict[str, Any]) -> None:
+    def test_a_missing_schema(self, connector: Any, base: dict[str, Any]) -> None:
         error = failure(connector, base, schema="conn_nope", table="regions")
         assert error.reason == "table_not_found"
         assert "schema" in error.detail
 
     def test_a_table_the_user_may_not_see(
-        self, connector: PostgresConnector, base: dict[str, Any], role: str
+        self, connector: Any, base: dict[str, Any], role: str
     ) -> None:
         error = failure(connector, base, user=role, password=PASSWORD, table="conn_orders")
         assert error.reason == "permission_denied"
         assert role in error.detail
 
     def test_a_user_sees_only_the_columns_it_has_a_privilege_on(
-        self, connector: PostgresConnector, base: dict[str, Any], role: str
+        self, connector: Any, base: dict[str, Any], role: str
     ) -> None:
         columns = inspect(
             connector, base, user=role, password=PASSWORD, schema="conn_sales", table="regions"
@@ -222,7 +215,7 @@ class TestFailures:
         assert columns == [Column("name", "text", True)]
 
     def test_a_wrong_password_fails_authentication(
-        self, connector: PostgresConnector, base: dict[str, Any], role: str, checks_passwords: bool
+        self, connector: Any, base: dict[str, Any], role: str, checks_passwords: bool
     ) -> None:
         if not checks_passwords:
             pytest.skip("this server trusts every login: it takes any password")
@@ -231,7 +224,7 @@ class TestFailures:
 
     def test_the_services_own_pgpassword_is_never_offered_to_a_source(
         self,
-        connector: PostgresConnector,
+        connector: Any,
         base: dict[str, Any],
         checks_passwords: bool,
         monkeypatch: pytest.MonkeyPatch,
@@ -242,13 +235,13 @@ class TestFailures:
         without_password = {k: v for k, v in base.items() if k != "password"}
         assert failure(connector, without_password, table="conn_orders").reason == "auth_failed"
 
-    def test_a_missing_database(self, connector: PostgresConnector, base: dict[str, Any]) -> None:
+    def test_a_missing_database(self, connector: Any, base: dict[str, Any]) -> None:
         error = failure(connector, base, dbname="conn_no_db", table="t")
         assert error.reason == "database_not_found"
         assert "conn_no_db" in error.detail
 
     def test_a_role_that_does_not_exist_fails_authentication(
-        self, connector: PostgresConnector, base: dict[str, Any]
+        self, connector: Any, base: dict[str, Any]
     ) -> None:
         error = failure(connector, base, user="conn_nobody", password=PASSWORD, table="t")
         assert error.reason == "auth_failed"
@@ -257,19 +250,19 @@ class TestFailures:
 class TestUnreachable:
     """Servers that are not there, or do not answer: no PostgreSQL needed."""
 
-    def test_a_closed_port_is_unreachable(self, connector: PostgresConnector) -> None:
+    def test_a_closed_port_is_unreachable(self, connector: Any) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         error = failure(connector, {}, **_somewhere(port=port))
         assert error.reason == "unreachable"
 
-    def test_an_unknown_host_is_unreachable(self, connector: PostgresConnector) -> None:
+    def test_an_unknown_host_is_unreachable(self, connector: Any) -> None:
         error = failure(connector, {}, **_somewhere(host="tdb-no-such-host.invalid"))
         assert error.reason in ("unreachable", "timeout")
 
     def test_a_server_that_never_answers_is_a_timeout_within_the_connect_timeout(self) -> None:
-        connector = PostgresConnector(connect_timeout=1, statement_timeout_ms=1000)
+        connector = Synced(PostgresConnector(connect_timeout=1, statement_timeout_ms=1000))
         with socket.socket() as silent:
             silent.bind(("127.0.0.1", 0))
             silent.listen()  # the kernel completes handshakes; nothing ever answers them
@@ -362,13 +355,11 @@ class TestErrorMapping:
 class TestValidation:
     """The declared fields, checked without a server."""
 
-    def test_defaults_are_filled(self, connector: PostgresConnector) -> None:
+    def test_defaults_are_filled(self, connector: Any) -> None:
         given = {"host": "db", "dbname": "d", "user": "u", "table": "t"}
         assert connector.validate(given) == {**given, "port": 5432, "schema": "public"}
 
-    def test_an_empty_password_and_every_sslmode_are_accepted(
-        self, connector: PostgresConnector
-    ) -> None:
+    def test_an_empty_password_and_every_sslmode_are_accepted(self, connector: Any) -> None:
         given = {"host": "db", "dbname": "d", "user": "u", "table": "t", "password": ""}
         for mode in ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"):
             assert connector.validate({**given, "sslmode": mode})["sslmode"] == mode
@@ -386,9 +377,7 @@ class TestValidation:
             ({"dsn": "host=evil"}, "connection.dsn"),
         ],
     )
-    def test_bad_fields_are_named(
-        self, connector: PostgresConnector, fields: dict[str, Any], bad: str
-    ) -> None:
+    def test_bad_fields_are_named(self, connector: Any, fields: dict[str, Any], bad: str) -> None:
         given = {"host": "db", "dbname": "d", "user": "u", "table": "t", **fields}
         with pytest.raises(InvalidConnection) as caught:
             connector.validate(given)

@@ -1,6 +1,6 @@
-"""The PostgreSQL store's lookups on the event loop: batched into one autocommit statement, and
-as sturdy as the threads' reads when the server kills connections or goes away; and its writes
-on the event loop, as quick to fail in an outage and as quick to recover."""
+"""The PostgreSQL store's lookups: batched into one autocommit statement, and sturdy when the
+server kills connections or goes away; and its writes, as quick to fail in an outage and as quick
+to recover, and counted once when a connection dies with its answer."""
 
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ import pytest
 from adapters.storage.postgres import (
     PostgresDatabase,
     PostgresEventRepository,
-    PostgresSourceLookup,
     PostgresSourceRepository,
-    PostgresSourceWrites,
     _BrokenConnection,
 )
 from domain.errors import DuplicateSourceName, SourceNotFound, StoreUnavailable, VersionMismatch
@@ -31,6 +29,7 @@ from tests.builders import T0, make_source
 from tests.contract.relay import TcpRelay
 from tests.contract.stores import PostgresStores
 from tests.contract.test_lifecycle import event
+from tests.helpers import Synced, run
 
 pytestmark = pytest.mark.postgres
 
@@ -63,21 +62,22 @@ def named(url: str, application_name: str) -> str:
 
 
 @contextmanager
-def store(url: str, **options: Any) -> Iterator[tuple[PostgresDatabase, PostgresSourceLookup]]:
+def store(url: str, **options: Any) -> Iterator[tuple[PostgresDatabase, Any]]:
     db = PostgresDatabase(url, **options)
     try:
-        db.upgrade()
-        yield db, PostgresSourceLookup(db)
+        run(db.upgrade())
+        yield db, Synced(PostgresSourceRepository(db))
     finally:
         db.close()
 
 
 @asynccontextmanager
-async def closing(lookup: PostgresSourceLookup) -> AsyncIterator[PostgresSourceLookup]:
+async def closing(db: PostgresDatabase) -> AsyncIterator[PostgresDatabase]:
+    """The block, then what the store holds on this loop let go (its writes ended)."""
     try:
-        yield lookup
+        yield db
     finally:
-        await lookup.close()
+        await db.release()
 
 
 def sessions(admin: psycopg.Connection[Any], application_name: str) -> list[dict[str, Any]]:
@@ -114,10 +114,10 @@ def test_lookups_made_at_once_are_one_autocommit_statement(
         psycopg.connect(url) as blocker,
     ):
         for source in sources:
-            PostgresSourceRepository(db).add(source)
+            Synced(PostgresSourceRepository(db)).add(source)
 
         async def main() -> tuple[list[Source], list[dict[str, Any]]]:
-            async with closing(lookup):
+            async with closing(db):
                 # Held until the lookups' statement is seen waiting for it.
                 blocker.execute("LOCK TABLE sources IN ACCESS EXCLUSIVE MODE")
                 lookups = asyncio.gather(*(lookup.get(s.id) for s in sources))
@@ -150,11 +150,11 @@ def test_lookups_after_the_server_killed_their_connections_do_not_fail(
         store(named(url, name)) as (db, lookup),
         psycopg.connect(url, autocommit=True) as admin,
     ):
-        PostgresSourceRepository(db).add(source)
+        Synced(PostgresSourceRepository(db)).add(source)
 
         async def main() -> list[list[Source]]:
             answers = []
-            async with closing(lookup):
+            async with closing(db):
                 for _ in range(3):
                     answers.append(await asyncio.gather(*(lookup.get(source.id) for _ in range(5))))
                     kill_sessions(admin, name)
@@ -174,7 +174,7 @@ def through(url: str, relay: TcpRelay) -> str:
 @contextmanager
 def relayed_store(
     postgres_stores: PostgresStores,
-) -> Iterator[tuple[TcpRelay, PostgresDatabase, PostgresSourceLookup]]:
+) -> Iterator[tuple[TcpRelay, PostgresDatabase, Any]]:
     """A migrated store, its lookups, and the relay the test cuts to take the server away."""
     host_port = urlsplit(postgres_stores.url)
     relay = TcpRelay(host_port.hostname or "127.0.0.1", host_port.port or 5432)
@@ -194,10 +194,10 @@ def test_lookups_fail_fast_while_the_server_is_away_and_recover(
 ) -> None:
     source = make_source("orders")
     with relayed_store(postgres_stores) as (relay, db, lookup):
-        PostgresSourceRepository(db).add(source)
+        Synced(PostgresSourceRepository(db)).add(source)
 
         async def main() -> Source:
-            async with closing(lookup):
+            async with closing(db):
                 assert await lookup.get(source.id) == source
                 relay.stop()
                 started = time.monotonic()
@@ -225,8 +225,7 @@ def test_lookups_fail_fast_while_the_server_is_away_and_recover(
 def test_writes_on_the_loop_fail_fast_while_the_server_is_away_and_recover(
     postgres_stores: PostgresStores,
 ) -> None:
-    with relayed_store(postgres_stores) as (relay, db, lookup):
-        writes = PostgresSourceWrites(db)
+    with relayed_store(postgres_stores) as (relay, db, writes):
         before, during, after = (
             make_source("before"),
             make_source("during"),
@@ -234,7 +233,7 @@ def test_writes_on_the_loop_fail_fast_while_the_server_is_away_and_recover(
         )
 
         async def main() -> None:
-            async with closing(lookup):
+            async with closing(db):
                 await writes.add(before)
                 relay.stop()
                 started = time.monotonic()
@@ -250,10 +249,9 @@ def test_writes_on_the_loop_fail_fast_while_the_server_is_away_and_recover(
                     except StoreUnavailable:
                         assert time.monotonic() < deadline, "the writes did not recover"
                         await asyncio.sleep(0.2)
-                await writes.close()
 
         asyncio.run(main())
-        repository = PostgresSourceRepository(db)
+        repository = Synced(PostgresSourceRepository(db))
         assert repository.get(before.id) == before
         assert repository.get(after.id) == after
         with pytest.raises(SourceNotFound):
@@ -267,13 +265,12 @@ def test_writes_after_the_server_killed_their_connections_do_not_fail(
     batches = [[make_source(f"s{round}-{i}") for i in range(5)] for round in range(4)]
     with (
         postgres_stores.schema_url() as url,
-        store(named(url, name)) as (db, lookup),
+        store(named(url, name)) as (db, writes),
         psycopg.connect(url, autocommit=True) as admin,
     ):
-        writes = PostgresSourceWrites(db)
 
         async def main() -> None:
-            async with closing(lookup):
+            async with closing(db):
                 for batch in batches:
                     await asyncio.gather(*(writes.add(s, registered(s)) for s in batch))
                     kill_sessions(admin, name)
@@ -281,10 +278,10 @@ def test_writes_after_the_server_killed_their_connections_do_not_fail(
                     kill_sessions(admin, name)
 
         asyncio.run(main())
-        repository = PostgresSourceRepository(db)
+        repository = Synced(PostgresSourceRepository(db))
         for source in (s for batch in batches for s in batch):
             assert repository.get(source.id) == moved(source)
-        assert len(PostgresEventRepository(db).list(EventFilter()).events) == 40
+        assert len(Synced(PostgresEventRepository(db)).list(EventFilter()).events) == 40
 
 
 class DyingAfterCommit(PostgresDatabase):
@@ -292,8 +289,8 @@ class DyingAfterCommit(PostgresDatabase):
 
     died = False
 
-    async def write_async(self, sql: str, parameters: Mapping[str, Any]) -> int:
-        counted = await super().write_async(sql, parameters)
+    async def write(self, sql: str, parameters: Mapping[str, Any]) -> int:
+        counted = await super().write(sql, parameters)
         if not self.died:
             self.died = True
             raise _BrokenConnection("the connection died before the answer came")
@@ -306,7 +303,7 @@ def dying_after_commit(postgres_stores: PostgresStores) -> Iterator[DyingAfterCo
     with postgres_stores.schema_url() as url:
         db = DyingAfterCommit(url)
         try:
-            db.upgrade()
+            run(db.upgrade())
             yield db
         finally:
             db.close()
@@ -319,7 +316,7 @@ def on_its_loop(db: PostgresDatabase, work: Callable[[], Awaitable[None]]) -> No
         try:
             await work()
         finally:
-            await db.close_async()
+            await db.release()
 
     asyncio.run(main())
 
@@ -329,7 +326,7 @@ def test_a_write_whose_answer_was_lost_after_it_committed_counts_once(
 ) -> None:
     source = make_source("orders")
     with dying_after_commit(postgres_stores) as db:
-        writes = PostgresSourceWrites(db)
+        writes = Synced(PostgresSourceRepository(db))
 
         async def work() -> None:
             await writes.add(source, registered(source))
@@ -339,8 +336,8 @@ def test_a_write_whose_answer_was_lost_after_it_committed_counts_once(
                 await writes.add(make_source("orders"))
 
         on_its_loop(db, work)
-        assert PostgresSourceRepository(db).get(source.id) == source
-        events = PostgresEventRepository(db).list(EventFilter()).events
+        assert Synced(PostgresSourceRepository(db)).get(source.id) == source
+        events = Synced(PostgresEventRepository(db)).list(EventFilter()).events
         assert [e.source_id for e in events] == [source.id]
 
 
@@ -349,8 +346,8 @@ def test_a_change_whose_answer_was_lost_after_it_committed_counts_once(
 ) -> None:
     source = make_source("orders")
     with dying_after_commit(postgres_stores) as db:
-        PostgresSourceRepository(db).add(source)
-        writes, change = PostgresSourceWrites(db), updated(source)
+        Synced(PostgresSourceRepository(db)).add(source)
+        writes, change = Synced(PostgresSourceRepository(db)), updated(source)
 
         async def work() -> None:
             await writes.update(moved(source), 1, change)
@@ -360,5 +357,5 @@ def test_a_change_whose_answer_was_lost_after_it_committed_counts_once(
                 await writes.update(moved(source), 1, updated(source))
 
         on_its_loop(db, work)
-        assert PostgresSourceRepository(db).get(source.id) == moved(source)
-        assert PostgresEventRepository(db).list(EventFilter()).events == (change,)
+        assert Synced(PostgresSourceRepository(db)).get(source.id) == moved(source)
+        assert Synced(PostgresEventRepository(db)).list(EventFilter()).events == (change,)

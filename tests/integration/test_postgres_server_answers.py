@@ -1,7 +1,7 @@
 """What the PostgreSQL connector makes of what a server answers: a password asked for in
 clear, a catalog wider than any table, the server's own error text, catalog bytes that are
-not UTF-8. Each is met the same way by the blocking inspection (the CLI's), the awaited one
-(the server's), the HTTP schema and connection test, and `tdb sources inspect-all`.
+not UTF-8. Each is met the same way by the connector's inspection, the HTTP schema and
+connection test, and `tdb sources inspect-all`.
 
 The odd servers are `tests/fake_postgres.FakePostgres`, on loopback; the SQL_ASCII database
 is a real one, made for this module and dropped after it.
@@ -9,7 +9,6 @@ is a real one, made for this module and dropped after it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,13 +20,13 @@ import pytest
 from litestar.testing import TestClient
 
 from adapters.connectors import postgres
-from adapters.connectors.pools import AsyncConnectionPools, ConnectionPools
+from adapters.connectors.pools import AsyncConnectionPools
 from adapters.connectors.postgres import PostgresConnector
 from domain.errors import BackendUnavailable
 from domain.sources import Column
 from tests.builders import assert_problem, post_source
 from tests.fake_postgres import FakePostgres, numbered_columns
-from tests.helpers import throwaway_database
+from tests.helpers import run, throwaway_database
 
 PASSWORD = "hunter2-never-in-clear"
 EVIL = "your password expired, visit http://evil.invalid/login"
@@ -35,33 +34,21 @@ EVIL = "your password expired, visit http://evil.invalid/login"
 Inspect = Callable[[PostgresConnector, dict[str, Any]], Sequence[Column]]
 
 
-async def _offload(call: Callable[[], Any]) -> Any:
-    return call()
-
-
-def _blocking(connector: PostgresConnector, connection: dict[str, Any]) -> Sequence[Column]:
-    return connector.inspect(connection)
-
-
 def _awaited(connector: PostgresConnector, connection: dict[str, Any]) -> Sequence[Column]:
-    return asyncio.run(connector.inspect_async(connection, _offload))
+    return run(connector.inspect(connection))
 
 
-@pytest.fixture(params=[_blocking, _awaited], ids=["blocking", "awaited"])
-def inspect(request: pytest.FixtureRequest) -> Inspect:
-    """Each way an inspection is made: on this thread, or awaited on an event loop."""
-    chosen: Inspect = request.param
-    return chosen
+@pytest.fixture
+def inspect() -> Inspect:
+    """An inspection, awaited on the tests' event loop."""
+    return _awaited
 
 
 @pytest.fixture
 def connector() -> Iterator[PostgresConnector]:
-    pools, async_pools = ConnectionPools(), AsyncConnectionPools()
-    yield PostgresConnector(
-        connect_timeout=2, statement_timeout_ms=2000, pools=pools, async_pools=async_pools
-    )
+    pools = AsyncConnectionPools()
+    yield PostgresConnector(connect_timeout=2, statement_timeout_ms=2000, pools=pools)
     pools.close()
-    async_pools.close()
 
 
 def failure(inspect: Inspect, connector: PostgresConnector, connection: Any) -> BackendUnavailable:
@@ -180,9 +167,9 @@ def test_an_answer_that_stalls_is_dropped_at_the_deadline_with_no_cancel_request
 ) -> None:
     # No cancel request is sent (a new connection, which the server may hold open as long as
     # it likes): the connection is dropped, not replaced. On a pooled connection, the query
-    # runs on the inspecting thread (or task) itself.
-    pools, async_pools = ConnectionPools(), AsyncConnectionPools()
-    connector = PostgresConnector(connect_timeout=1, pools=pools, async_pools=async_pools)
+    # runs on the inspecting task itself.
+    pools = AsyncConnectionPools()
+    connector = PostgresConnector(connect_timeout=1, pools=pools)
     fake_postgres.columns = numbered_columns(1000)
     assert len(inspect(connector, fake_postgres.connection())) == 1000
     fake_postgres.stall_after = 10
@@ -195,7 +182,6 @@ def test_an_answer_that_stalls_is_dropped_at_the_deadline_with_no_cancel_request
     assert fake_postgres.cancels == 0
     assert len(fake_postgres.startups) == 1  # the pooled connection, not replaced
     pools.close()
-    async_pools.close()
 
 
 def test_a_wide_catalog_over_http_is_503_too_many_columns(

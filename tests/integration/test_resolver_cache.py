@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Sequence
 
@@ -12,8 +11,7 @@ from adapters.connectors.outbound import OutboundPolicy, PolicyRefused
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.resolver_cache import CachingResolver
 from domain.errors import BackendUnavailable, HostNotAllowed
-from tests.fakes import Offloaded
-from tests.helpers import loopback_resolver
+from tests.helpers import Synced, loopback_resolver
 
 
 class Resolver:
@@ -110,45 +108,34 @@ def test_the_policy_answers_now_only_what_needs_no_lookup() -> None:
         loopback.resolve_now("169.254.169.254", 5432)
 
 
-def test_a_registration_on_the_loop_offloads_only_a_lookup_that_could_wait() -> None:
+def test_a_registration_looks_a_name_up_once_and_refuses_what_the_policy_refuses() -> None:
     resolver = Resolver({"db.example": ["192.0.2.7"], "meta.example": ["169.254.169.254"]})
     # An address resolves to itself at once, as getaddrinfo answers it.
     resolver.table.update({a: [a] for a in ("192.0.2.9", "169.254.169.254")})
-    connector = PostgresConnector(
-        policy=OutboundPolicy(resolver=CachingResolver(resolver, ttl=10, clock=Clock()))
+    connector = Synced(
+        PostgresConnector(
+            policy=OutboundPolicy(resolver=CachingResolver(resolver, ttl=10, clock=Clock()))
+        )
     )
-    offload = Offloaded()
 
     def validated(host: str) -> dict[str, object]:
         connection = {"host": host, "dbname": "app", "user": "u", "table": "orders"}
-        awaited = asyncio.run(connector.validate_async(connection, offload))
-        assert awaited == connector.validate(connection)
-        return awaited
+        answer: dict[str, object] = connector.validate(connection)
+        return answer
 
-    # A name not known yet is looked up where `offload` sends it, once; then it is known.
+    # A name not known yet is looked up once; then it is known.
     assert validated("db.example")["host"] == "db.example"
-    assert (offload.calls, resolver.lookups) == (1, ["db.example"])
     validated("db.example")
-    assert offload.calls == 1
-    # An address needs no lookup.
-    validated("192.0.2.9")
-    assert offload.calls == 1
-    # A name or an address the policy refuses is refused without a thread, once known.
+    assert resolver.lookups.count("db.example") == 1
+    assert validated("192.0.2.9")["host"] == "192.0.2.9"
+    # A name or an address the policy refuses is refused, known or not.
     for host in ("meta.example", "169.254.169.254"):
-        with pytest.raises(HostNotAllowed):
-            connector.validate({"host": host, "dbname": "app", "user": "u", "table": "t"})
-        calls = offload.calls
-        with pytest.raises(HostNotAllowed) as caught:
-            asyncio.run(
-                connector.validate_async(
-                    {"host": host, "dbname": "app", "user": "u", "table": "t"}, offload
-                )
-            )
-        assert offload.calls == calls
-        assert caught.value.errors[0].field == "connection.host"
-    # A name that did not resolve is remembered, and given the benefit of the doubt, as
-    # `validate` gives it (every inspection checks again).
-    connector.validate({"host": "nowhere.example", "dbname": "a", "user": "u", "table": "t"})
+        for _ in range(2):
+            with pytest.raises(HostNotAllowed) as caught:
+                connector.validate({"host": host, "dbname": "app", "user": "u", "table": "t"})
+            assert caught.value.errors[0].field == "connection.host"
+    # A name that did not resolve is remembered, and given the benefit of the doubt (every
+    # inspection checks again).
     validated("nowhere.example")
-    assert offload.calls == 1
+    validated("nowhere.example")
     assert resolver.lookups.count("nowhere.example") == 1

@@ -18,17 +18,18 @@ import psycopg
 import pytest
 
 from adapters.connectors.outbound import OutboundPolicy, parse_networks
-from adapters.connectors.pools import AsyncConnectionPools, ConnectionPools, Target
+from adapters.connectors.pools import AsyncConnectionPools, Target
 from adapters.connectors.postgres import PostgresConnector
 from domain.errors import BackendUnavailable, InvalidConnection
 from domain.sources import Column
 from tests.contract.relay import TcpRelay
+from tests.helpers import TEST_LOOP, Synced
 
 pytestmark = pytest.mark.postgres
 
 ITEMS = [Column("sku", "text", False), Column("qty", "integer", True)]
 
-Pools = ConnectionPools | AsyncConnectionPools
+Pools = AsyncConnectionPools
 
 
 @pytest.fixture(scope="module")
@@ -48,38 +49,25 @@ def source(postgres_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def blocking_pools() -> Iterator[ConnectionPools]:
-    pools = ConnectionPools()
-    yield pools
-    pools.close()
-
-
-@pytest.fixture
 def app_name() -> str:
     """The application_name this test's connections carry, to find them on the server."""
     return f"tdb-test-{secrets.token_hex(4)}"
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """An event loop running on a thread of its own, as a server's does."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.close()
+def loop() -> asyncio.AbstractEventLoop:
+    """The event loop, running on a thread of its own as a server's does, where the connectors
+    of these tests make their inspections (`Synced`)."""
+    return TEST_LOOP.loop
 
 
-Make = Callable[..., tuple[PostgresConnector, Pools]]
+Make = Callable[..., tuple[Any, Pools]]
 
 
-@pytest.fixture(params=["threads", "event_loop"])
-def make(request: pytest.FixtureRequest, app_name: str) -> Iterator[Make]:
-    """Connectors with pools of one kind: blocking ones, used on the inspecting thread (the
-    CLI's way), or asyncio ones on an event loop the connector is attached to (the server's
-    way: a blocking `inspect` from any thread is then made there)."""
+@pytest.fixture
+def make(app_name: str) -> Iterator[Make]:
+    """Connectors and their pools, seen through `Synced`: an inspection called from any thread
+    is made on the tests' event loop."""
     made: list[Pools] = []
 
     def build(
@@ -87,23 +75,14 @@ def make(request: pytest.FixtureRequest, app_name: str) -> Iterator[Make]:
         statement_timeout_ms: int = 2000,
         policy: OutboundPolicy | None = None,
         **bounds: Any,
-    ) -> tuple[PostgresConnector, Pools]:
-        pools: Pools
-        if request.param == "threads":
-            pools = ConnectionPools(**bounds)
-            connector = PostgresConnector(
-                connect_timeout, statement_timeout_ms, policy=policy, pools=pools,
-                application_name=app_name,
-            )  # fmt: skip
-        else:
-            pools = AsyncConnectionPools(**bounds)
-            connector = PostgresConnector(
-                connect_timeout, statement_timeout_ms, policy=policy, async_pools=pools,
-                application_name=app_name,
-            )  # fmt: skip
-            connector.attach(request.getfixturevalue("loop"))
+    ) -> tuple[Any, Pools]:
+        pools = AsyncConnectionPools(**bounds)
+        connector = PostgresConnector(
+            connect_timeout, statement_timeout_ms, policy=policy, pools=pools,
+            application_name=app_name,
+        )  # fmt: skip
         made.append(pools)
-        return connector, pools
+        return Synced(connector), pools
 
     yield build
     for pools in made:
@@ -111,17 +90,17 @@ def make(request: pytest.FixtureRequest, app_name: str) -> Iterator[Make]:
 
 
 @pytest.fixture
-def pooled(make: Make) -> tuple[PostgresConnector, Pools]:
+def pooled(make: Make) -> tuple[Any, Pools]:
     return make()
 
 
 @pytest.fixture
-def connector(pooled: tuple[PostgresConnector, Pools]) -> PostgresConnector:
+def connector(pooled: tuple[Any, Pools]) -> Any:
     return pooled[0]
 
 
 @pytest.fixture
-def pools(pooled: tuple[PostgresConnector, Pools]) -> Pools:
+def pools(pooled: tuple[Any, Pools]) -> Pools:
     return pooled[1]
 
 
@@ -130,12 +109,6 @@ def run_pooled(
 ) -> list[Any]:
     """Each statement's rows, from a connection `pools` keeps for `target` (never a new one)."""
     deadline = time.monotonic() + 5
-    if isinstance(pools, ConnectionPools):
-
-        def work(conn: psycopg.Connection[Any]) -> list[Any]:
-            return [conn.execute(statement).fetchall() for statement in statements]
-
-        return pools.run(target, ["127.0.0.1"], never_connect, work, deadline)
 
     async def work_async(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
         return [await (await conn.execute(statement)).fetchall() for statement in statements]
@@ -181,7 +154,7 @@ def target_of(source: dict[str, Any]) -> Target:
     )
 
 
-def reach(connector: PostgresConnector, connection: dict[str, Any]) -> bool:
+def reach(connector: Any, connection: dict[str, Any]) -> bool:
     """Inspect a source of this target; a missing table is fine: the connection was made."""
     try:
         connector.inspect(connection)
@@ -196,7 +169,7 @@ def never_connect(addresses: object) -> Any:
 
 class TestPooling:
     def test_inspections_of_one_target_reuse_one_connection(
-        self, connector: PostgresConnector, source: dict[str, Any], postgres_url: str, app_name: str
+        self, connector: Any, source: dict[str, Any], postgres_url: str, app_name: str
     ) -> None:
         for _ in range(5):
             assert list(connector.inspect(source)) == ITEMS
@@ -204,7 +177,7 @@ class TestPooling:
 
     def test_a_pooled_session_is_read_only(
         self,
-        connector: PostgresConnector,
+        connector: Any,
         pools: Pools,
         source: dict[str, Any],
         loop: asyncio.AbstractEventLoop,
@@ -216,7 +189,7 @@ class TestPooling:
             run_pooled(pools, loop, target_of(source), ["CREATE TABLE pool_written (x int)"])
 
     def test_a_connection_the_server_killed_is_replaced_unseen(
-        self, connector: PostgresConnector, source: dict[str, Any], postgres_url: str, app_name: str
+        self, connector: Any, source: dict[str, Any], postgres_url: str, app_name: str
     ) -> None:
         # Two pooled connections, so that both the used one and the spare one get killed.
         threads = [threading.Thread(target=connector.inspect, args=(source,)) for _ in range(2)]
@@ -258,7 +231,7 @@ class TestPooling:
 
     def test_forgetting_a_connection_drops_its_pool(
         self,
-        connector: PostgresConnector,
+        connector: Any,
         pools: Pools,
         source: dict[str, Any],
         postgres_url: str,
@@ -281,45 +254,7 @@ class TestPooling:
         until(lambda: not backends(postgres_url, app_name), "the connection closes")
 
 
-def elsewhere(call: Callable[[], Any]) -> Any:
-    """Run `call` on a thread of its own and give its result: a hop, as to a deadline thread."""
-    results: list[Any] = []
-    thread = threading.Thread(target=lambda: results.append(call()))
-    thread.start()
-    thread.join()
-    return results[0]
-
-
-class TestOnTheInspectingThread:
-    def test_a_pooled_connection_works_on_the_calling_thread_a_fresh_one_is_handed_over(
-        self, blocking_pools: ConnectionPools, source: dict[str, Any], postgres_url: str
-    ) -> None:
-        pools = blocking_pools
-        handed: list[int] = []
-        working: list[int] = []
-
-        def hop(call: Callable[[], Any]) -> Any:
-            handed.append(threading.get_ident())
-            return elsewhere(call)
-
-        def connect(addresses: object) -> Any:
-            return psycopg.connect(postgres_url, autocommit=True)
-
-        def work(conn: psycopg.Connection[Any]) -> int:
-            working.append(threading.get_ident())
-            row = conn.execute("SELECT pg_backend_pid()").fetchone()
-            assert row is not None
-            return int(row[0])
-
-        target, deadline = target_of(source), time.monotonic() + 5
-        first = pools.run(target, ["127.0.0.1"], connect, work, deadline, hop)
-        second = pools.run(target, ["127.0.0.1"], never_connect, work, deadline, hop)
-        here = threading.get_ident()
-        assert first == second
-        assert handed == [here]  # only the fresh connection was handed over
-        assert working[0] != here
-        assert working[1] == here
-
+class TestTheDeadline:
     def test_a_pooled_connection_gone_silent_is_a_timeout_at_the_deadline_and_not_kept(
         self, make: Make, source: dict[str, Any], postgres_url: str, app_name: str
     ) -> None:
@@ -372,7 +307,7 @@ def silent() -> Iterator[socket.socket]:
 class TestFairness:
     def test_a_failing_target_gets_its_bound_and_then_busy_at_once(
         self,
-        connector: PostgresConnector,
+        connector: Any,
         source: dict[str, Any],
         silent: socket.socket,
     ) -> None:
@@ -411,7 +346,7 @@ class TestFairness:
 
     def test_an_untried_target_queues_until_its_connections_fail(
         self,
-        connector: PostgresConnector,
+        connector: Any,
         pools: Pools,
         source: dict[str, Any],
         silent: socket.socket,
@@ -438,49 +373,6 @@ class TestFairness:
         for thread in threads:
             thread.join()
         assert sorted(reasons) == ["busy", "unreachable", "unreachable"]
-
-    def test_a_busy_target_that_answers_queues_for_its_connection(
-        self, source: dict[str, Any]
-    ) -> None:
-        pools = ConnectionPools(max_size=1)
-        target = target_of(source)
-        release = threading.Event()
-        pids: list[int] = []
-
-        def holding(conn: psycopg.Connection[Any]) -> None:
-            pids.append(conn.info.backend_pid)
-            release.wait(10)
-
-        def fresh(addresses: Any) -> psycopg.Connection[Any]:
-            return psycopg.connect(
-                host=source["host"], port=source["port"], dbname=source["dbname"],
-                user=source["user"], password=source["password"], autocommit=True,
-            )  # fmt: skip
-
-        def reuse(conn: psycopg.Connection[Any]) -> None:
-            pids.append(conn.info.backend_pid)
-
-        try:
-            holder = threading.Thread(
-                target=pools.run,
-                args=(target, ["127.0.0.1"], fresh, holding, time.monotonic() + 10),
-            )
-            holder.start()
-            until(lambda: bool(pids), "the holder has the connection")
-            waiter = threading.Thread(
-                target=pools.run, args=(target, ["127.0.0.1"], never_connect, reuse,
-                                        time.monotonic() + 10)
-            )  # fmt: skip
-            waiter.start()
-            until(lambda: pools.sizes()[target.place] == (1, 0, 1), "the second one waits")
-            release.set()
-            holder.join()
-            waiter.join()
-            assert len(pids) == 2
-            assert pids[0] == pids[1]
-        finally:
-            release.set()
-            pools.close()
 
     def test_on_the_loop_a_freed_slot_passes_to_the_waiting_one_and_a_late_one_is_busy(
         self, source: dict[str, Any]
@@ -537,7 +429,9 @@ class TestFairness:
 
 class TestOutboundPolicy:
     def test_a_denied_address_is_refused_at_registration(self) -> None:
-        connector = PostgresConnector(policy=OutboundPolicy(denied=parse_networks("127.0.0.2/32")))
+        connector = Synced(
+            PostgresConnector(policy=OutboundPolicy(denied=parse_networks("127.0.0.2/32")))
+        )
         for host in ("127.0.0.2", "::ffff:127.0.0.2"):
             with pytest.raises(InvalidConnection) as caught:
                 connector.validate({"host": host, "dbname": "d", "user": "u", "table": "t"})
@@ -546,10 +440,12 @@ class TestOutboundPolicy:
 
     def test_a_name_is_judged_by_the_addresses_it_resolves_to(self) -> None:
         denied = OutboundPolicy(denied=parse_networks("127.0.0.0/8, ::1/128"))
-        connector = PostgresConnector(policy=denied)
+        connector = Synced(PostgresConnector(policy=denied))
         with pytest.raises(InvalidConnection):
             connector.validate({"host": "localhost", "dbname": "d", "user": "u", "table": "t"})
-        only_v6 = PostgresConnector(policy=OutboundPolicy(allowed=parse_networks("::1/128")))
+        only_v6 = Synced(
+            PostgresConnector(policy=OutboundPolicy(allowed=parse_networks("::1/128")))
+        )
         with pytest.raises(InvalidConnection):
             only_v6.validate({"host": "127.0.0.1", "dbname": "d", "user": "u", "table": "t"})
 
@@ -565,7 +461,7 @@ class TestOutboundPolicy:
                 "mapped.tdb.test": ["::ffff:0.0.0.0"],
             }[host],
         )
-        connector = PostgresConnector(policy=policy)
+        connector = Synced(PostgresConnector(policy=policy))
         for host in ("zero4.tdb.test", "zero6.tdb.test", "mapped.tdb.test"):
             connection = {"host": host, "port": 5432, "dbname": "d", "user": "u", "table": "t"}
             # Refused at registration: were it not, the inspection below would connect.
@@ -581,7 +477,9 @@ class TestOutboundPolicy:
         listener.bind(("127.0.0.2", 0))
         listener.listen()
         listener.setblocking(False)
-        connector = PostgresConnector(policy=OutboundPolicy(denied=parse_networks("127.0.0.2/32")))
+        connector = Synced(
+            PostgresConnector(policy=OutboundPolicy(denied=parse_networks("127.0.0.2/32")))
+        )
         connection = {
             "host": "127.0.0.2",
             "port": listener.getsockname()[1],

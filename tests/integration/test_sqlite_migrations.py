@@ -9,6 +9,7 @@ from pathlib import Path
 from adapters.storage import sqlite
 from adapters.storage.sqlite import SqliteDatabase, SqliteSourceRepository
 from domain.sources import SourceFilter
+from tests.helpers import Synced
 
 
 def _old_style_file(path: Path, versions: int) -> None:
@@ -41,15 +42,15 @@ def test_a_file_migrated_by_the_old_loop_applies_only_the_versions_it_lacks(
 ) -> None:
     path = tmp_path / "tdb.db"
     _old_style_file(path, versions=1)
-    db = SqliteDatabase(path)
+    db = Synced(SqliteDatabase(path))
     try:
         later = [version for version, _ in sqlite.MIGRATIONS[1:]]
         assert db.upgrade() == later
         assert db.upgrade() == []
-        (summary,) = SqliteSourceRepository(db).list(SourceFilter()).sources
+        (summary,) = Synced(SqliteSourceRepository(db.target)).list(SourceFilter()).sources
         assert summary.name == "orders"
         assert summary.tags == ("caf\u00e9",)
-        source = SqliteSourceRepository(db).get(summary.id)
+        source = Synced(SqliteSourceRepository(db.target)).get(summary.id)
         assert source.version == 1
         assert source.updated_at == source.registered_at
     finally:
@@ -59,9 +60,9 @@ def test_a_file_migrated_by_the_old_loop_applies_only_the_versions_it_lacks(
 def test_a_fully_migrated_old_file_applies_nothing(tmp_path: Path) -> None:
     path = tmp_path / "tdb.db"
     _old_style_file(path, versions=len(sqlite.MIGRATIONS))
-    db = SqliteDatabase(path)
+    db = Synced(SqliteDatabase(path))
     try:
         assert db.upgrade() == []
-        assert SqliteSourceRepository(db).count() == 1
+        assert Synced(SqliteSourceRepository(db.target)).count() == 1
     finally:
         db.close()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
@@ -25,6 +26,7 @@ from domain.sources import Source, SourceFilter
 from tests.builders import make_key, make_source
 from tests.contract.relay import TcpRelay
 from tests.contract.stores import PostgresStores
+from tests.helpers import Synced
 
 
 @pytest.fixture
@@ -44,8 +46,8 @@ def assert_unavailable_within(seconds: float, *calls: Callable[[], object]) -> N
         assert time.monotonic() - started < seconds
 
 
-def sqlite_calls(db: SqliteDatabase) -> list[Callable[[], object]]:
-    sources, keys = SqliteSourceRepository(db), SqliteApiKeyRepository(db)
+def sqlite_calls(db: Any) -> list[Callable[[], object]]:
+    sources, keys = Synced(SqliteSourceRepository(db)), Synced(SqliteApiKeyRepository(db))
     return [
         db.ping,
         db.upgrade,
@@ -57,22 +59,22 @@ def sqlite_calls(db: SqliteDatabase) -> list[Callable[[], object]]:
 
 
 def test_sqlite_in_a_missing_directory_is_unavailable(tmp_path: Path) -> None:
-    db = SqliteDatabase(tmp_path / "missing" / "tdb.db")
+    db = Synced(SqliteDatabase(tmp_path / "missing" / "tdb.db"))
     assert_unavailable_within(1, *sqlite_calls(db))
 
 
 def test_a_file_that_is_not_a_sqlite_database_is_unavailable(tmp_path: Path) -> None:
     path = tmp_path / "tdb.db"
     path.write_bytes(b"this is not a database, it is a shopping list\n" * 100)
-    db = SqliteDatabase(path)
+    db = Synced(SqliteDatabase(path))
     assert_unavailable_within(1, *sqlite_calls(db))
 
 
 def test_sqlite_locked_longer_than_the_busy_timeout_is_unavailable(tmp_path: Path) -> None:
     path = tmp_path / "tdb.db"
-    SqliteDatabase(path).upgrade()
-    db = SqliteDatabase(path, busy_timeout_ms=200)
-    sources = SqliteSourceRepository(db)
+    Synced(SqliteDatabase(path)).upgrade()
+    db = Synced(SqliteDatabase(path, busy_timeout_ms=200))
+    sources = Synced(SqliteSourceRepository(db.target))
     other_process = sqlite3.connect(path, isolation_level=None)
     try:
         other_process.execute("BEGIN IMMEDIATE")
@@ -87,14 +89,17 @@ def test_sqlite_locked_longer_than_the_busy_timeout_is_unavailable(tmp_path: Pat
 
 
 def test_a_closed_sqlite_database_is_unavailable(tmp_path: Path) -> None:
-    db = SqliteDatabase(tmp_path / "tdb.db")
+    db = Synced(SqliteDatabase(tmp_path / "tdb.db"))
     db.upgrade()
     db.close()
     assert_unavailable_within(1, db.ping)
 
 
 def test_a_closed_postgres_database_is_unavailable(postgres_stores: PostgresStores) -> None:
-    used, unused = PostgresDatabase(postgres_stores.url), PostgresDatabase(postgres_stores.url)
+    used, unused = (
+        Synced(PostgresDatabase(postgres_stores.url)),
+        Synced(PostgresDatabase(postgres_stores.url)),
+    )
     used.ping()
     used.close()
     unused.close()
@@ -102,8 +107,8 @@ def test_a_closed_postgres_database_is_unavailable(postgres_stores: PostgresStor
 
 
 @contextmanager
-def postgres_database(url: str, **options: float) -> Iterator[PostgresDatabase]:
-    db = PostgresDatabase(url, **options)  # type: ignore[arg-type]
+def postgres_database(url: str, **options: float) -> Iterator[Any]:
+    db = Synced(PostgresDatabase(url, **options))  # type: ignore[arg-type]
     try:
         yield db
     finally:
@@ -124,14 +129,12 @@ def test_postgres_that_refuses_connections_fails_fast(postgres_stores: PostgresS
         port = closed.getsockname()[1]
     url = urlunsplit(urlsplit(postgres_stores.url)._replace(netloc=f"postgres@127.0.0.1:{port}"))
     with postgres_database(url, connect_timeout=1) as db:
-        sources = PostgresSourceRepository(db)
+        sources = Synced(PostgresSourceRepository(db))
         assert_unavailable_within(2.5, db.ping, db.upgrade, lambda: sources.list(SourceFilter()))
 
 
 @contextmanager
-def relayed(
-    postgres_stores: PostgresStores, source: Source
-) -> Iterator[tuple[TcpRelay, PostgresDatabase, PostgresSourceRepository]]:
+def relayed(postgres_stores: PostgresStores, source: Source) -> Iterator[tuple[TcpRelay, Any, Any]]:
     """A migrated store holding `source`, reached through a relay the test can cut."""
     host_port = urlsplit(postgres_stores.url)
     relay = TcpRelay(host_port.hostname or "127.0.0.1", host_port.port or 5432)
@@ -141,7 +144,7 @@ def relayed(
             postgres_stores.schema_url() as url,
             postgres_database(through(url, relay), connect_timeout=1, reconnect_timeout=3) as db,
         ):
-            sources = PostgresSourceRepository(db)
+            sources = Synced(PostgresSourceRepository(db))
             db.upgrade()
             sources.add(source)
             yield relay, db, sources
@@ -178,7 +181,7 @@ def test_postgres_that_does_not_answer_in_time_is_unavailable(
         postgres_database(url, statement_timeout_ms=300) as db,
     ):
         db.upgrade()
-        sources, keys = PostgresSourceRepository(db), PostgresApiKeyRepository(db)
+        sources, keys = Synced(PostgresSourceRepository(db)), Synced(PostgresApiKeyRepository(db))
         with psycopg.connect(url) as blocker:
             blocker.execute("LOCK TABLE sources, api_keys IN ACCESS EXCLUSIVE MODE")
             assert_unavailable_within(

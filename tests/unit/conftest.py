@@ -19,16 +19,18 @@ from adapters.storage.memory import (
 from domain.events import EventFilter
 from domain.sources import Column, SourceFilter
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
+from tests.helpers import Synced
 
 
 @attrs.define
 class World:
-    """Everything a use case may need, all in memory."""
+    """Everything a use case may need, all in memory; the stores through `Synced` (a test's own
+    call gives the answer, a use case awaits it)."""
 
-    sources: MemorySourceRepository
-    history: MemorySnapshotRepository
-    keys: MemoryApiKeyRepository
-    events: MemoryEventRepository
+    sources: Any
+    history: Any
+    keys: Any
+    events: Any
     connector: FakeConnector
     connectors: StaticConnectorRegistry
     cipher: AesGcmCipher
@@ -49,10 +51,10 @@ def new_world() -> World:
     events = MemoryEventRepository()
     sources = MemorySourceRepository(events)
     return World(
-        sources=sources,
-        history=MemorySnapshotRepository(sources),
-        keys=MemoryApiKeyRepository(events),
-        events=events,
+        sources=Synced(sources),
+        history=Synced(MemorySnapshotRepository(sources)),
+        keys=Synced(MemoryApiKeyRepository(events)),
+        events=Synced(events),
         connector=connector,
         connectors=StaticConnectorRegistry([connector]),
         cipher=AesGcmCipher(generate_key()),

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from adapters.connectors.registry import StaticConnectorRegistry
-from adapters.storage.inline import InlineSourceLookup
-from adapters.storage.recent_heads import LoopHeads, RecentHeads
-from application.ports import Offload
-from application.sources import (
+from application.history import (
     GetSchemaHistory,
     InspectSchema,
     InspectSchemaQuery,
@@ -25,24 +21,26 @@ from domain.history import ChangeKind, fingerprint
 from domain.keys import Principal
 from domain.sources import Column
 from tests.builders import ADMIN, READER, register
-from tests.fakes import Offloaded
+from tests.helpers import Synced, run
 from tests.unit.conftest import World
 
-T = TypeVar("T")
 NOBODY = Principal("tdbk_nobody", frozenset())
 A = (Column("id", "integer", False), Column("total", "numeric"))
 B = (Column("id", "bigint", False), Column("total", "numeric"), Column("note", "text", True))
 
 
-def inspect(world: World) -> InspectSchema:
-    return InspectSchema(
-        world.sources, world.connectors, world.cipher, world.clock, world.history, world.ids
+def inspect(world: World) -> Any:
+    """The use case through `Synced`: a test's call gives the answer, a connector awaits it."""
+    return Synced(
+        InspectSchema(
+            world.sources, world.connectors, world.cipher, world.clock, world.history, world.ids
+        )
     )
 
 
 def history(world: World, source_id: uuid.UUID, **query: Any) -> Any:
     use_case = GetSchemaHistory(world.sources, world.history)
-    return use_case(SchemaHistoryQuery(READER, source_id, **query))
+    return run(use_case(SchemaHistoryQuery(READER, source_id, **query)))
 
 
 def test_the_first_inspection_stores_a_snapshot_without_changes(world: World) -> None:
@@ -99,28 +97,18 @@ class InterleavingConnector:
         self.source_id = source_id
         self.old = old
 
-    def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
-        return self.world.connector.validate(connection)
+    async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.world.connector.validate(connection)
 
-    async def validate_async(
-        self, connection: Mapping[str, Any], offload: Offload
-    ) -> dict[str, Any]:
-        return self.validate(connection)
-
-    def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
-        inspect(self.world)(InspectSchemaQuery(READER, self.source_id))
+    async def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
+        await inspect(self.world)(InspectSchemaQuery(READER, self.source_id))
         return self.old
 
-    async def inspect_async(
-        self, connection: Mapping[str, Any], offload: Offload
-    ) -> Sequence[Column]:
-        return self.inspect(connection)
+    async def check(self, connection: Mapping[str, Any]) -> None:
+        await self.world.connector.check(connection)
 
-    def check(self, connection: Mapping[str, Any]) -> None:
-        self.world.connector.check(connection)
-
-    def forget(self, connection: Mapping[str, Any]) -> None:
-        self.world.connector.forget(connection)
+    async def forget(self, connection: Mapping[str, Any]) -> None:
+        await self.world.connector.forget(connection)
 
 
 def test_a_slow_inspection_cannot_bury_a_newer_one(world: World) -> None:
@@ -135,7 +123,7 @@ def test_a_slow_inspection_cannot_bury_a_newer_one(world: World) -> None:
         world.history,
         world.ids,
     )
-    schema = slow(InspectSchemaQuery(READER, source.id))
+    schema = run(slow(InspectSchemaQuery(READER, source.id)))
     assert schema.columns == A
     assert schema.recorded is None
     assert [e.snapshot.columns for e in history(world, source.id).entries] == [B, A]
@@ -182,7 +170,7 @@ def test_history_of_an_unknown_or_deleted_source_is_not_found(world: World) -> N
 def test_history_needs_the_read_scope(world: World) -> None:
     source = register(world, actor=ADMIN)
     with pytest.raises(PermissionDenied):
-        GetSchemaHistory(world.sources, world.history)(SchemaHistoryQuery(NOBODY, source.id))
+        run(GetSchemaHistory(world.sources, world.history)(SchemaHistoryQuery(NOBODY, source.id)))
 
 
 def schema_events(world: World) -> list[Event]:
@@ -221,55 +209,13 @@ def test_an_inspection_that_stores_nothing_writes_no_event(world: World) -> None
         world.history,
         world.ids,
     )
-    slow(InspectSchemaQuery(READER, source.id))
+    run(slow(InspectSchemaQuery(READER, source.id)))
     # The first snapshot's and the interleaved inspection's; none for the one that lost.
     assert len(schema_events(world)) == 2
 
 
-def on_loop(world: World, *, with_lookups: bool = True) -> InspectSchema:
-    if not with_lookups:
-        return inspect(world)
-    # As the container wires them: the heads the loop reads are those the history remembers.
-    recent = RecentHeads(world.history)
-    return InspectSchema(
-        world.sources,
-        world.connectors,
-        world.cipher,
-        world.clock,
-        recent,
-        world.ids,
-        InlineSourceLookup(world.sources),
-        LoopHeads(recent, inline=True),
-    )
-
-
-def test_on_the_loop_only_a_change_is_offloaded(world: World) -> None:
+def test_the_scope_is_checked_before_anything_is_read(world: World) -> None:
     source = register(world)
-    use_case, query, offload = on_loop(world), InspectSchemaQuery(READER, source.id), Offloaded()
-    first = asyncio.run(use_case.on_loop(query, offload))
-    assert first.recorded is not None
-    assert offload.calls == 1  # the first snapshot's record
-    again = asyncio.run(use_case.on_loop(query, offload))
-    assert (again.recorded, again.fingerprint, offload.calls) == (None, first.fingerprint, 1)
-    world.connector.tables["orders"] = B
-    changed = asyncio.run(use_case.on_loop(query, offload))
-    assert changed.recorded is not None
-    assert changed.recorded.breaking
-    assert offload.calls == 2
-    assert [e.snapshot.columns for e in history(world, source.id).entries] == [B, A]
-
-
-def test_on_the_loop_without_lookups_the_reads_are_offloaded_too(world: World) -> None:
-    source = register(world)
-    query, offload = InspectSchemaQuery(READER, source.id), Offloaded()
-    schema = asyncio.run(on_loop(world, with_lookups=False).on_loop(query, offload))
-    assert schema.columns == A
-    assert offload.calls == 3  # the source, the head, the record
-
-
-def test_on_the_loop_the_scope_is_checked_before_anything_is_read(world: World) -> None:
-    source = register(world)
-    offload = Offloaded()
     with pytest.raises(PermissionDenied):
-        asyncio.run(on_loop(world).on_loop(InspectSchemaQuery(NOBODY, source.id), offload))
-    assert (offload.calls, world.connector.seen) == (0, [])
+        inspect(world)(InspectSchemaQuery(NOBODY, source.id))
+    assert world.connector.seen == []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import unicodedata
 import uuid
 from typing import Any
@@ -15,10 +13,8 @@ from hypothesis import strategies as st
 
 from adapters.connectors.csv import CsvConnector
 from adapters.connectors.postgres import PostgresConnector
-from adapters.storage.inline import InlineSourceLookup, InlineSourceWrites
 from application.events import ListEvents, ListEventsQuery
 from application.keys import CreateApiKey, RevokeApiKey
-from application.ports import SourceWrites
 from application.sources import (
     RETRY_PAUSE_MAX,
     CheckNewConnection,
@@ -60,8 +56,8 @@ from domain.sources import (
 from entrypoints.operator import OPERATOR, OPERATOR_MASKED
 from entrypoints.requests import update_command
 from tests.builders import ADMIN, READER, WRITER, register
-from tests.fakes import Offloaded
-from tests.unit.conftest import World, in_clear, new_world, outcome
+from tests.helpers import Synced
+from tests.unit.conftest import World, in_clear, new_world
 
 
 def update(world: World, source: Source, patch: Any, actor: Principal = ADMIN, **kw: Any) -> Source:
@@ -79,8 +75,10 @@ def update_by_id(
 def answer_by_id(
     world: World, source_id: uuid.UUID, patch: Any, actor: Principal = ADMIN, **kw: Any
 ) -> Source | SourceStamp:
-    use_case = UpdateSource(
-        world.sources, world.connectors, world.cipher, world.events, world.clock, world.ids
+    use_case = Synced(
+        UpdateSource(
+            world.sources, world.connectors, world.cipher, world.events, world.clock, world.ids
+        )
     )
     # The patch as a client sends it, decoded as every entrypoint decodes one.
     return use_case(update_command(actor, source_id, patch, **kw))
@@ -293,7 +291,7 @@ def test_a_weak_if_match_never_matches(world: World) -> None:
         with pytest.raises(VersionMismatch):
             update(world, source, {}, if_match=parse_if_match(condition))
         with pytest.raises(VersionMismatch):
-            DeleteSource(world.sources, world.connectors, world.clock, world.ids)(
+            Synced(DeleteSource(world.sources, world.connectors, world.clock, world.ids))(
                 DeleteSourceCommand(ADMIN, source.id, parse_if_match(condition))
             )
     assert world.sources.get(source.id).version == 1
@@ -432,7 +430,9 @@ def test_verify_refuses_a_failing_connection_and_stores_nothing(world: World) ->
 def test_connection_tests_answer_whatever_the_backend_says(world: World) -> None:
     good = register(world)
     bad = register(world, name="bad", connection={"table": "missing", "password": "pw"})
-    check = CheckSourceConnection(world.sources, world.connectors, world.cipher, world.clock)
+    check = Synced(
+        CheckSourceConnection(world.sources, world.connectors, world.cipher, world.clock)
+    )
     ok = check(CheckSourceConnectionQuery(READER, good.id))
     assert (ok.ok, ok.reason) == (True, None)
     assert ok.elapsed_ms >= 0
@@ -445,7 +445,7 @@ def test_connection_tests_answer_whatever_the_backend_says(world: World) -> None
 
 
 def test_a_new_connection_is_validated_like_a_registration_and_never_stored(world: World) -> None:
-    check = CheckNewConnection(world.connectors, world.clock)
+    check = Synced(CheckNewConnection(world.connectors, world.clock))
     result = check(CheckNewConnectionCommand(WRITER, "fake", {"table": "orders"}))
     assert result.ok
     with pytest.raises(InvalidInput):
@@ -461,8 +461,10 @@ def test_a_new_connection_is_validated_like_a_registration_and_never_stored(worl
 
 def test_reading_a_secret_in_clear_is_recorded_masked_reads_are_not(world: World) -> None:
     source = register(world)
-    get = GetSource(
-        world.sources, world.connectors, world.cipher, world.events, world.clock, world.ids
+    get = Synced(
+        GetSource(
+            world.sources, world.connectors, world.cipher, world.events, world.clock, world.ids
+        )
     )
     get(GetSourceQuery(READER, source.id))
     assert actions(world) == [Action.SOURCE_REGISTERED]
@@ -476,7 +478,7 @@ def test_reading_a_secret_in_clear_is_recorded_masked_reads_are_not(world: World
 
 def test_conditional_delete_and_its_event(world: World) -> None:
     source = register(world)
-    delete = DeleteSource(world.sources, world.connectors, world.clock, world.ids)
+    delete = Synced(DeleteSource(world.sources, world.connectors, world.clock, world.ids))
     with pytest.raises(VersionMismatch):
         delete(DeleteSourceCommand(ADMIN, source.id, IfMatch(frozenset({2}))))
     delete(DeleteSourceCommand(ADMIN, source.id, IfMatch(frozenset({1}))))
@@ -485,11 +487,11 @@ def test_conditional_delete_and_its_event(world: World) -> None:
 
 
 def test_key_events_and_the_audit_scope(world: World) -> None:
-    issued = CreateApiKey(world.keys, world.clock, world.ids)("ci", (), OPERATOR)
+    issued = Synced(CreateApiKey(world.keys, world.clock, world.ids))("ci", (), OPERATOR)
     assert Scope.AUDIT in issued.key.scopes
     assert issued.key.scopes == ALL_SCOPES
-    RevokeApiKey(world.keys, world.clock, world.ids)(f"tdbk_{issued.key.key_id}", OPERATOR)
-    list_events = ListEvents(world.events)
+    Synced(RevokeApiKey(world.keys, world.clock, world.ids))(f"tdbk_{issued.key.key_id}", OPERATOR)
+    list_events = Synced(ListEvents(world.events))
     events = list_events(ListEventsQuery(OPERATOR)).events
     assert [(e.action, e.key_id, e.actor) for e in events] == [
         (Action.KEY_CREATED, issued.key.key_id, "tdb-cli"),
@@ -501,192 +503,21 @@ def test_key_events_and_the_audit_scope(world: World) -> None:
         list_events(ListEventsQuery(OPERATOR, limit=0))
 
 
-# --- an update on the event loop ---------------------------------------------------------------
+# --- what an update records, and what it checks first ---------------------------------------
 
 
-def update_on_loop(
-    world: World,
-    source_id: uuid.UUID,
-    patch: Any,
-    offload: Offloaded,
-    actor: Principal = ADMIN,
-    *,
-    writes: SourceWrites | None = None,
-    offloaded: bool = False,
-    **kw: Any,
-) -> Source:
-    """`update`, awaited: through the memory store's lookup and `writes` (its own unless
-    given), or, `offloaded`, without them (as for SQLite)."""
-    answer = answer_on_loop(
-        world, source_id, patch, offload, actor, writes=writes, offloaded=offloaded, **kw
-    )
-    assert isinstance(answer, Source), "an actor that may read is answered the source"
-    return answer
-
-
-def answer_on_loop(
-    world: World,
-    source_id: uuid.UUID,
-    patch: Any,
-    offload: Offloaded,
-    actor: Principal = ADMIN,
-    *,
-    writes: SourceWrites | None = None,
-    offloaded: bool = False,
-    **kw: Any,
-) -> Source | SourceStamp:
-    """The answer of `update_on_loop`, whatever the actor may read."""
-    use_case = UpdateSource(
-        world.sources,
-        world.connectors,
-        world.cipher,
-        world.events,
-        world.clock,
-        world.ids,
-        InlineSourceLookup(world.sources),
-        None if offloaded else writes or InlineSourceWrites(world.sources),
-    )
-    command = update_command(actor, source_id, patch, **kw)
-    return asyncio.run(use_case.on_loop(command, offload))
-
-
-UPDATES: list[tuple[Any, dict[str, Any]]] = [
-    ({"description": "x", "tags": ["a"]}, {}),
-    ({"name": "b"}, {}),
-    ({"connection": {"password": MASK}}, {}),
-    ({"connection": {"password": "new", "port": 5}}, {}),
-    ({"connection": {"tabel": "x"}}, {}),
-    ({"name": " ", "connection": {"port": 0}}, {}),
-    ({"description": None, "tags": None}, {"actor": WRITER}),
-    ({"description": "x"}, {"if_match": IfMatch(frozenset({2}))}),
-    ({"description": "x"}, {"if_match": IfMatch()}),
-    ({}, {"if_match": IfMatch(frozenset({7}))}),
-    ({"description": "x"}, {"actor": READER}),
-    ({"connection": {"table": "missing"}}, {"verify": True}),
-    ({"description": "v"}, {"verify": True}),
-    ({"description": "x"}, {"ghost": True}),
-    ({"connection": {"host": "elsewhere"}}, {"actor": WRITER}),
-    ({"connection": {"host": "elsewhere"}}, {"actor": WRITER, "verify": True}),
-    ({"connection": {"host": "elsewhere", "password": "s3cret"}}, {"actor": WRITER}),
-    ({}, {}),
-    ({}, {"actor": WRITE_AND_SECRETS}),
-    ({"description": "x"}, {"actor": WRITE_AND_SECRETS}),
-]
-
-
-@pytest.mark.parametrize("offloaded", [False, True], ids=["writes", "offloaded"])
-@pytest.mark.parametrize(("patch", "kw"), UPDATES)
-def test_on_the_loop_an_update_answers_as_a_call_does(
-    patch: Any, kw: dict[str, Any], offloaded: bool
-) -> None:
-    called, awaited = new_world(), new_world()
-    for world in (called, awaited):
-        register(world, name="b")
-    kw = dict(kw)
-    if kw.pop("ghost", False):
-        source_id = uuid.uuid4()
-    else:
-        source_id = register(called).id
-        assert register(awaited).id == source_id  # counted ids: the same in both
-    on_loop = functools.partial(
-        answer_on_loop, awaited, source_id, patch, Offloaded(), offloaded=offloaded, **kw
-    )
-    call = functools.partial(answer_by_id, called, source_id, patch, **kw)
-    assert outcome(awaited, on_loop) == outcome(called, call)
-
-
-def test_on_the_loop_with_lookup_and_writes_nothing_is_offloaded(world: World) -> None:
-    source, offload = register(world), Offloaded()
-    patch = {"connection": {"password": "new"}}
-    moved = update_on_loop(world, source.id, patch, offload, actor=WRITER)
-    assert (moved.version, moved.connection["password"], offload.calls) == (2, MASK, 0)
-    assert in_clear(world, world.sources.get(source.id).connection)["password"] == "new"
-    forgotten = [in_clear(world, c) for c in world.connector.forgotten]
-    assert forgotten == [{"table": "orders", "password": "s3cret", "port": 1}]
-
-
-def test_on_the_loop_a_secret_shown_in_clear_is_recorded_off_the_loop(world: World) -> None:
-    source, offload = register(world), Offloaded()
-    moved = update_on_loop(world, source.id, {"connection": {"password": "new"}}, offload)
-    # The one blocking call: the record of the read, as a GET that shows a secret makes.
-    assert (moved.version, moved.connection["password"], offload.calls) == (2, "new", 1)
+def test_an_update_that_shows_a_secret_in_clear_records_the_read(world: World) -> None:
+    source = register(world)
+    moved = update(world, source, {"connection": {"password": "new"}})
+    assert (moved.version, moved.connection["password"]) == (2, "new")
     assert actions(world)[-2:] == [Action.SOURCE_UPDATED, Action.SOURCE_SECRETS_READ]
 
 
-@pytest.mark.parametrize("case", ["verify", "no writes"])
-def test_on_the_loop_an_update_is_wholly_offloaded_if_it_tests_or_has_no_writes(
-    world: World, case: str
-) -> None:
-    source, offload = register(world), Offloaded()
-    moved = update_on_loop(
-        world,
-        source.id,
-        {"description": "x"},
-        offload,
-        offloaded=case == "no writes",
-        verify=case == "verify",
-    )
-    assert (moved.version, offload.calls) == (2, 1)
-
-
-class Racing:
-    """The memory store's writes, but another change gets in just before the first update."""
-
-    def __init__(self, world: World, tag: str) -> None:
-        self.world, self.inner, self.tag = world, InlineSourceWrites(world.sources), tag
-        self.raced = False
-
-    async def add(self, source: Source, event: Event | None = None) -> None:
-        await self.inner.add(source, event)
-
-    async def update(
-        self, source: Source, expected_version: int, event: Event | None = None
-    ) -> None:
-        if not self.raced:
-            self.raced = True
-            update(self.world, source, {"tags": [self.tag]})
-        await self.inner.update(source, expected_version, event)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-def test_on_the_loop_an_update_that_lost_a_race_merges_again_unless_pinned(world: World) -> None:
+def test_the_scope_of_an_update_is_checked_before_anything_is_read(world: World) -> None:
     source = register(world)
-    merged = update_on_loop(
-        world, source.id, {"description": "x"}, Offloaded(), writes=Racing(world, "raced")
-    )
-    assert (merged.version, merged.description, merged.tags) == (3, "x", ("raced",))
-    pinned = IfMatch(frozenset({3}))
-    with pytest.raises(VersionMismatch) as lost:
-        update_on_loop(
-            world,
-            source.id,
-            {"description": "y"},
-            Offloaded(),
-            writes=Racing(world, "again"),
-            if_match=pinned,
-        )
-    assert lost.value.current_version == 4
-    assert world.sources.get(source.id).description == "x"
-
-
-@pytest.mark.parametrize("offloaded", [False, True])
-def test_on_the_loop_the_scope_is_checked_before_anything_is_read(
-    world: World, offloaded: bool
-) -> None:
-    source, offload = register(world), Offloaded()
     with pytest.raises(PermissionDenied):
-        update_on_loop(
-            world,
-            source.id,
-            {"description": "x"},
-            offload,
-            READER,
-            offloaded=offloaded,
-            verify=True,
-        )
-    assert (offload.calls, world.connector.seen) == (0, [])
+        update(world, source, {"description": "x"}, READER, verify=True)
+    assert world.connector.seen == []
     assert world.sources.get(source.id).version == 1
 
 
@@ -711,7 +542,7 @@ class FakeTime:
         self.sleep(seconds)
 
     def retry(self, timeout: float) -> Retry:
-        return Retry(timeout, self.monotonic, self.sleep, self.sleep_on_loop)
+        return Retry(timeout, self.monotonic, self.sleep_on_loop)
 
 
 class Rivals:
@@ -721,13 +552,13 @@ class Rivals:
     def __init__(self, world: World, times: int | None) -> None:
         self.world, self.times, self.landed = world, times, 0
 
-    def land(self, source_id: uuid.UUID) -> None:
+    async def land(self, source_id: uuid.UUID) -> None:
         if self.times is not None and self.landed >= self.times:
             return
         self.landed += 1
-        current = self.world.sources.get(source_id)
+        current = await self.world.sources.get(source_id)
         rival = attrs.evolve(current, tags=(f"rival-{self.landed}",), version=current.version + 1)
-        self.world.sources.update(rival, current.version)
+        await self.world.sources.update(rival, current.version)
 
 
 class BeatenSources:
@@ -736,50 +567,33 @@ class BeatenSources:
     def __init__(self, world: World, rivals: Rivals) -> None:
         self.inner, self.rivals = world.sources, rivals
 
-    def add(self, source: Source, event: Event | None = None) -> None:
-        self.inner.add(source, event)
-
-    def update(self, source: Source, expected_version: int, event: Event | None = None) -> None:
-        self.rivals.land(source.id)
-        self.inner.update(source, expected_version, event)
-
-    def get(self, source_id: uuid.UUID) -> Source:
-        return self.inner.get(source_id)
-
-    def list(
-        self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
-    ) -> SourcePage:
-        return self.inner.list(source_filter, limit, after)
-
-    def remove(
-        self, source_id: uuid.UUID, expected_version: int | None = None, event: Event | None = None
-    ) -> None:
-        self.inner.remove(source_id, expected_version, event)
-
-    def count(self) -> int:
-        return self.inner.count()
-
-    def revision(self) -> int | None:
-        return self.inner.revision()
-
-
-class BeatenWrites:
-    """The memory store's writes for the event loop, each update preceded by a rival's."""
-
-    def __init__(self, world: World, rivals: Rivals) -> None:
-        self.inner, self.rivals = InlineSourceWrites(world.sources), rivals
-
     async def add(self, source: Source, event: Event | None = None) -> None:
         await self.inner.add(source, event)
 
     async def update(
         self, source: Source, expected_version: int, event: Event | None = None
     ) -> None:
-        self.rivals.land(source.id)
+        await self.rivals.land(source.id)
         await self.inner.update(source, expected_version, event)
 
-    async def close(self) -> None:
-        await self.inner.close()
+    async def get(self, source_id: uuid.UUID) -> Source:
+        return await self.inner.get(source_id)
+
+    async def list(
+        self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
+    ) -> SourcePage:
+        return await self.inner.list(source_filter, limit, after)
+
+    async def remove(
+        self, source_id: uuid.UUID, expected_version: int | None = None, event: Event | None = None
+    ) -> None:
+        await self.inner.remove(source_id, expected_version, event)
+
+    async def count(self) -> int:
+        return await self.inner.count()
+
+    async def revision(self) -> int | None:
+        return await self.inner.revision()
 
 
 def beaten_update(
@@ -787,37 +601,32 @@ def beaten_update(
     source: Source,
     rivals: Rivals,
     time: FakeTime,
-    on_loop: bool,
     timeout: float = 1.0,
     **kw: Any,
 ) -> Source | SourceStamp:
     """An update by WRITER of the source's description whose writes lose to `rivals`, giving
     up after `timeout` seconds of the fake time."""
-    use_case = UpdateSource(
-        BeatenSources(world, rivals),
-        world.connectors,
-        world.cipher,
-        world.events,
-        world.clock,
-        world.ids,
-        InlineSourceLookup(world.sources),
-        BeatenWrites(world, rivals),
-        retry=time.retry(timeout),
+    use_case = Synced(
+        UpdateSource(
+            BeatenSources(world, rivals),
+            world.connectors,
+            world.cipher,
+            world.events,
+            world.clock,
+            world.ids,
+            retry=time.retry(timeout),
+        )
     )
-    command = update_command(WRITER, source.id, {"description": "ours"}, **kw)
-    if on_loop:
-        return asyncio.run(use_case.on_loop(command, Offloaded()))
-    return use_case(command)
+    return use_case(update_command(WRITER, source.id, {"description": "ours"}, **kw))
 
 
-@pytest.mark.parametrize("on_loop", [False, True], ids=["called", "on the loop"])
 @pytest.mark.parametrize("if_match", [None, IfMatch()], ids=["unconditional", "*"])
 def test_an_unconditional_update_outlasts_any_number_of_lost_races(
-    world: World, on_loop: bool, if_match: IfMatch | None
+    world: World, if_match: IfMatch | None
 ) -> None:
     source, time = register(world), FakeTime()
     # 40 pauses of at most 50 ms each fit well within the timeout, whatever the jitter.
-    answer = beaten_update(world, source, Rivals(world, 40), time, on_loop, 10.0, if_match=if_match)
+    answer = beaten_update(world, source, Rivals(world, 40), time, 10.0, if_match=if_match)
     assert isinstance(answer, Source)
     assert (answer.version, answer.description, answer.tags) == (42, "ours", ("rival-40",))
     # A short pause, each different, between tries: racing writers spread out.
@@ -826,23 +635,17 @@ def test_an_unconditional_update_outlasts_any_number_of_lost_races(
     assert len(set(time.pauses)) > 1
 
 
-@pytest.mark.parametrize("on_loop", [False, True], ids=["called", "on the loop"])
-def test_an_update_that_always_loses_is_a_store_outage_after_the_timeout(
-    world: World, on_loop: bool
-) -> None:
+def test_an_update_that_always_loses_is_a_store_outage_after_the_timeout(world: World) -> None:
     source, time = register(world), FakeTime()
     with pytest.raises(StoreUnavailable):
-        beaten_update(world, source, Rivals(world, None), time, on_loop)
+        beaten_update(world, source, Rivals(world, None), time)
     assert time.now == pytest.approx(1.0)
     assert world.sources.get(source.id).description != "ours"
     assert actions(world) == [Action.SOURCE_REGISTERED]
 
 
-@pytest.mark.parametrize("on_loop", [False, True], ids=["called", "on the loop"])
-def test_an_update_pinned_to_a_version_loses_a_race_at_once(world: World, on_loop: bool) -> None:
+def test_an_update_pinned_to_a_version_loses_a_race_at_once(world: World) -> None:
     source, time = register(world), FakeTime()
     with pytest.raises(VersionMismatch) as lost:
-        beaten_update(
-            world, source, Rivals(world, None), time, on_loop, if_match=IfMatch(frozenset({1}))
-        )
+        beaten_update(world, source, Rivals(world, None), time, if_match=IfMatch(frozenset({1})))
     assert (lost.value.current_version, time.pauses) == (2, [])

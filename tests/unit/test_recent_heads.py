@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from adapters.storage.recent_heads import RecentHeads
-from application.sources import InspectSchema, InspectSchemaQuery
+from application.history import InspectSchema, InspectSchemaQuery
 from domain.history import SchemaSnapshot, SnapshotHead, fingerprint
 from domain.sources import Column
 from tests.builders import READER, register
+from tests.helpers import Synced
 from tests.unit.conftest import World
 
 T0 = datetime(2026, 5, 22, 9, 0, tzinfo=UTC)
@@ -32,8 +34,9 @@ def snapshot(source_id: UUID, sequence: int, columns: tuple[Column, ...]) -> Sch
     return SchemaSnapshot(source_id, sequence, fingerprint(columns), columns, T0)
 
 
-def recent(world: World, clock: ManualClock, **options: int) -> RecentHeads:
-    return RecentHeads(world.history, ttl=1.0, monotonic=clock, **options)
+def recent(world: World, clock: ManualClock, **options: int) -> Any:
+    """The heads through `Synced`: a test's call gives the answer, a use case awaits it."""
+    return Synced(RecentHeads(world.history, ttl=1.0, monotonic=clock, **options))
 
 
 def test_a_head_is_remembered_for_the_ttl_then_read_again(world: World) -> None:
@@ -81,11 +84,13 @@ def test_a_stale_head_delays_a_change_and_never_doubles_it(world: World) -> None
     clock = ManualClock()
     here, there = recent(world, clock), recent(world, clock)
 
-    def inspected(history: RecentHeads, columns: tuple[Column, ...]) -> bool:
+    def inspected(history: Any, columns: tuple[Column, ...]) -> bool:
         """Whether an inspection that sees these columns stores them."""
         world.connector.tables["orders"] = columns
-        inspect = InspectSchema(
-            world.sources, world.connectors, world.cipher, world.clock, history, world.ids
+        inspect = Synced(
+            InspectSchema(
+                world.sources, world.connectors, world.cipher, world.clock, history, world.ids
+            )
         )
         return inspect(InspectSchemaQuery(READER, source.id)).recorded is not None
 

@@ -1,0 +1,148 @@
+"""Use cases on schemas: inspect the live columns (kept when they change), read the history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from application.ports import (
+    Clock,
+    ConnectorRegistry,
+    IdGenerator,
+    SecretCipher,
+    SnapshotRepository,
+    SourceRepository,
+)
+from application.sources import LIST_LIMIT_MAX, map_secrets, require, secret_names
+from domain.errors import InvalidInput
+from domain.events import Action, Event
+from domain.history import (
+    HistoryEntry,
+    HistoryPage,
+    SchemaSnapshot,
+    SnapshotHead,
+    diff,
+    fingerprint,
+    history_page,
+)
+from domain.keys import Principal, Scope
+from domain.sources import Column, Source, SourceSchema
+
+HISTORY_LIMIT_DEFAULT = 100
+
+
+@attrs.frozen
+class InspectSchemaQuery:
+    """Read the live column schema of one source."""
+
+    actor: Principal
+    source_id: UUID
+
+
+@attrs.frozen
+class InspectSchema:
+    """Ask the source's backend for its columns, now, and keep them if they changed."""
+
+    required_scope = Scope.READ
+
+    _sources: SourceRepository
+    _connectors: ConnectorRegistry
+    _cipher: SecretCipher
+    _clock: Clock
+    _history: SnapshotRepository
+    _ids: IdGenerator
+
+    async def __call__(self, query: InspectSchemaQuery) -> SourceSchema:
+        require(query.actor, self.required_scope)
+        source = await self._sources.get(query.source_id)
+        # Read before the backend is asked: a snapshot is stored only on top of this one, so an
+        # inspection that saw older columns than a concurrent one cannot bury its newer result.
+        head = await self._history.head(source.id)
+        connector = self._connectors.get(source.source_type)
+        columns = tuple(await connector.inspect(self._connection(source)))
+        inspected_at = self._clock.now()
+        printed = fingerprint(columns)
+        recorded = None
+        if head is None or head.fingerprint != printed:
+            recorded = await self._record(query.actor, source, head, columns, printed, inspected_at)
+        return SourceSchema(
+            source_id=source.id,
+            source_name=source.name.value,
+            columns=columns,
+            inspected_at=inspected_at,
+            fingerprint=printed,
+            recorded=recorded,
+        )
+
+    def _connection(self, source: Source) -> Mapping[str, Any]:
+        """The source's connection with its secrets decrypted, for the connector."""
+        names = secret_names(self._connectors, source.source_type)
+        return map_secrets(source, names, self._cipher.decrypt).connection
+
+    async def _record(
+        self,
+        actor: Principal,
+        source: Source,
+        head: SnapshotHead | None,
+        columns: tuple[Column, ...],
+        printed: str,
+        observed_at: datetime,
+    ) -> HistoryEntry | None:
+        """The entry stored for these columns; None if another inspection stored one first."""
+        previous = await self._history.latest(source.id) if head is not None else None
+        if head is not None and (previous is None or previous.sequence != head.sequence):
+            return None
+        entry = HistoryEntry(
+            SchemaSnapshot(
+                source_id=source.id,
+                sequence=head.sequence + 1 if head is not None else 1,
+                fingerprint=printed,
+                columns=columns,
+                observed_at=observed_at,
+            ),
+            diff(previous.columns, columns) if previous is not None else (),
+        )
+        event = Event(
+            id=self._ids.new(),
+            at=observed_at,
+            actor=actor.identity,
+            action=Action.SOURCE_SCHEMA_CHANGED,
+            source_id=source.id,
+            source_name=source.name.value,
+            breaking=entry.breaking,
+        )
+        return entry if await self._history.append(entry.snapshot, event) else None
+
+
+@attrs.frozen
+class SchemaHistoryQuery:
+    """Read one source's schema history, newest first, one page at a time."""
+
+    actor: Principal
+    source_id: UUID
+    limit: int = HISTORY_LIMIT_DEFAULT
+    before: int | None = None
+
+
+@attrs.frozen
+class GetSchemaHistory:
+    """A source's snapshots newest first, each with its changes against the one before."""
+
+    required_scope = Scope.READ
+
+    _sources: SourceRepository
+    _history: SnapshotRepository
+
+    async def __call__(self, query: SchemaHistoryQuery) -> HistoryPage:
+        require(query.actor, self.required_scope)
+        if not 1 <= query.limit <= LIST_LIMIT_MAX:
+            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
+        await self._sources.get(query.source_id)
+        # One snapshot more than the page: it tells whether there is a next page, and it is
+        # what the page's oldest snapshot is compared with.
+        snapshots = await self._history.newest_first(query.source_id, query.limit + 1, query.before)
+        return history_page(snapshots, query.limit)
