@@ -158,7 +158,7 @@ def run(command: click.Command, argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = _wants_json(argv)
     # To a cron job, 2 from `inspect-all` means "a breaking change": its usage errors are 1.
-    failure = Exit.INVALID if argv[:2] == ["sources", "inspect-all"] else Exit.USAGE
+    failure = int(Exit.INVALID if argv[:2] == ["sources", "inspect-all"] else Exit.USAGE)
     try:
         result = command.main(argv, prog_name="tdb", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
