@@ -79,7 +79,9 @@ class EventsController(Controller):
         source_id: Annotated[str | None, Parameter(description="Only this source's events")] = None,
         action: Annotated[
             str | None,
-            Parameter(description=f"Only this action: {', '.join(a.value for a in Action)}"),
+            Parameter(
+                description="Only this action", schema_extra={"enum": [a.value for a in Action]}
+            ),
         ] = None,
         actor: Annotated[str | None, Parameter(description="Only this actor (tdbk_...)")] = None,
         since: Annotated[

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from litestar import Response, Router, get
@@ -12,9 +12,14 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
     Discriminator,
+    OpenAPI,
+    OpenAPIHeader,
     OpenAPIMediaType,
+    OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
+    Reference,
     RequestBody,
     Schema,
     SecurityScheme,
@@ -157,11 +162,14 @@ def _description_schema() -> Schema:
     return Schema(type=[OpenAPIType.STRING, OpenAPIType.NULL], max_length=DESCRIPTION_MAX)
 
 
+def tag_schema() -> Schema:
+    """One tag."""
+    return Schema(type=OpenAPIType.STRING, min_length=1, max_length=TAG_MAX)
+
+
 def _tags_schema() -> Schema:
     return Schema(
-        type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
-        items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=TAG_MAX),
-        max_items=TAGS_MAX,
+        type=[OpenAPIType.ARRAY, OpenAPIType.NULL], items=tag_schema(), max_items=TAGS_MAX
     )
 
 
@@ -190,6 +198,14 @@ def _patch_schema() -> Schema:
     )
 
 
+# The PATCH body's one model, which both of its media types name.
+PATCH_COMPONENT = "SourcePatch"
+
+
+def _component(name: str) -> Reference:
+    return Reference(ref=f"#/components/schemas/{name}")
+
+
 @dataclass
 class MergePatchOperation(Operation):
     """An operation whose body is a JSON Merge Patch, read by the handler itself."""
@@ -197,35 +213,54 @@ class MergePatchOperation(Operation):
     def __post_init__(self) -> None:
         self.request_body = RequestBody(
             content={
-                media: OpenAPIMediaType(schema=_patch_schema()) for media in PATCH_MEDIA_TYPES
+                media: OpenAPIMediaType(schema=_component(PATCH_COMPONENT))
+                for media in PATCH_MEDIA_TYPES
             },
             required=True,
         )
 
 
-def _field_schema(field: ConnectionField) -> Schema:
+def _field_schema(
+    source_type: str, field: ConnectionField, components: dict[str, Schema]
+) -> Schema | Reference:
     kind = {bool: OpenAPIType.BOOLEAN, int: OpenAPIType.INTEGER}.get(field.type, OpenAPIType.STRING)
+    description = (
+        "A secret: stored encrypted, shown as ******** without sources:secrets."
+        if field.secret
+        else None
+    )
+    if field.choices:
+        # A closed set of values is one model (`PostgresSslmode`), whichever body names it.
+        name = f"{source_type.capitalize()}{field.name.title().replace('_', '')}"
+        components[name] = Schema(type=kind, enum=list(field.choices))
+        if field.required:
+            return _component(name)
+        return Schema(
+            one_of=[_component(name), Schema(type=OpenAPIType.NULL)],
+            default=field.default,
+            description=description,
+        )
     return Schema(
         # An optional field may also be given as null, which means "not given".
         type=kind if field.required else [kind, OpenAPIType.NULL],
         minimum=field.min_value,
         maximum=field.max_value,
         min_length=1 if kind is OpenAPIType.STRING and not field.allow_empty else None,
-        enum=[*field.choices, *([] if field.required else [None])] if field.choices else None,
         default=field.default,
-        description=(
-            "A secret: stored encrypted, shown as ******** without sources:secrets."
-            if field.secret
-            else None
-        ),
+        description=description,
     )
 
 
-def connection_schema(connector: Connector) -> Schema:
-    """The connection object a connector takes, from its field declarations."""
+def connection_schema(
+    connector: Connector, source_type: str, components: dict[str, Schema]
+) -> Schema:
+    """The connection object a connector takes, from its field declarations; the models it
+    names (closed sets of values) go to `components`."""
     return Schema(
         type=OpenAPIType.OBJECT,
-        properties={field.name: _field_schema(field) for field in connector.fields},
+        properties={
+            field.name: _field_schema(source_type, field, components) for field in connector.fields
+        },
         required=[field.name for field in connector.fields if field.required] or None,
         additional_properties=False,
     )
@@ -237,6 +272,8 @@ class SourceBodySchema(OpenAPISchemaPlugin):
 
     def __init__(self, connectors: ConnectorRegistry) -> None:
         self._connectors = connectors
+        # The models the bodies name, for the document's components (`polish`).
+        self.components: dict[str, Schema] = {}
 
     @staticmethod
     def is_plugin_supported_type(value: Any) -> bool:
@@ -256,7 +293,7 @@ class SourceBodySchema(OpenAPISchemaPlugin):
                     properties={
                         "name": _name_schema() if registering else _optional(_name_schema()),
                         "source_type": Schema(type=OpenAPIType.STRING, enum=[source_type]),
-                        "connection": connection_schema(connector),
+                        "connection": connection_schema(connector, source_type, self.components),
                         "description": Schema(
                             type=[OpenAPIType.STRING, OpenAPIType.NULL],
                             max_length=DESCRIPTION_MAX,
@@ -282,3 +319,49 @@ def _optional(schema: Schema) -> Schema:
     """The schema, null also allowed (null means "not given")."""
     schema.type = [OpenAPIType.STRING, OpenAPIType.NULL]
     return schema
+
+
+def _plain(schema: Schema) -> Schema:
+    """A query parameter's schema without null: a query value is never null, and a `oneOf`
+    that a value matches twice (an array or null) is no schema a client can follow."""
+    if schema.one_of is not None:
+        kept = [s for s in schema.one_of if not (isinstance(s, Schema) and s.type == "null")]
+        if len(kept) == 1 and isinstance(kept[0], Schema):
+            # The constraints and words given for the parameter go to the one type left.
+            given = {
+                f.name: getattr(schema, f.name)
+                for f in fields(schema)
+                if f.name != "one_of" and getattr(schema, f.name) is not None
+            }
+            schema = replace(kept[0], **given)
+    if isinstance(schema.type, list):
+        types = [t for t in schema.type if t is not OpenAPIType.NULL]
+        schema.type = types[0] if len(types) == 1 else types
+    return schema
+
+
+def polish(openapi: OpenAPI, components: dict[str, Schema]) -> None:
+    """What Litestar's generated document needs to be one clients can use: the models that
+    operations name by reference, query parameters with their plain types, and a schema for
+    each response header (OpenAPI 3.1 requires one)."""
+    schemas = openapi.components.schemas
+    schemas.update(components)
+    schemas[PATCH_COMPONENT] = _patch_schema()
+    for item in (openapi.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
+            operation: Operation | None = getattr(item, method)
+            if operation is None:
+                continue
+            for parameter in operation.parameters or ():
+                if (
+                    isinstance(parameter, Parameter)
+                    and parameter.param_in == "query"
+                    and isinstance(parameter.schema, Schema)
+                ):
+                    parameter.schema = _plain(parameter.schema)
+            for response in (operation.responses or {}).values():
+                if not isinstance(response, OpenAPIResponse):
+                    continue
+                for header in (response.headers or {}).values():
+                    if isinstance(header, OpenAPIHeader) and header.schema is None:
+                        header.schema = Schema(type=OpenAPIType.STRING)

@@ -39,6 +39,7 @@ from domain.connections import ConnectionCheck
 from domain.errors import BackendUnavailable
 from domain.keys import Principal, Scope
 from domain.sources import (
+    TAGS_MAX,
     IfMatch,
     PageKey,
     SourceFilter,
@@ -53,7 +54,12 @@ from entrypoints.http.cursor import (
     encode_cursor,
     encode_history_cursor,
 )
-from entrypoints.http.openapi import PATCH_MEDIA_TYPES, MergePatchOperation, responses
+from entrypoints.http.openapi import (
+    PATCH_MEDIA_TYPES,
+    MergePatchOperation,
+    responses,
+    tag_schema,
+)
 from entrypoints.http.query import check_query
 from entrypoints.presenters import (
     ConnectionCheckOut,
@@ -285,7 +291,7 @@ class SourcesController(Controller):
         opt={"scope": CheckSourceConnection.required_scope},
         status_code=200,
         summary="Test a saved source's connection (200 whatever the backend says)",
-        responses=responses(401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 503),
     )
     async def test_connection(
         self,
@@ -308,7 +314,12 @@ class SourcesController(Controller):
         request: AuthRequest,
         list_sources: NamedDependency[ListSources],
         tag: Annotated[
-            list[str] | None, Parameter(description="Only sources with every one of these tags")
+            list[str] | None,
+            Parameter(
+                description="Only sources with every one of these tags",
+                max_items=TAGS_MAX,
+                schema_extra={"items": tag_schema()},
+            ),
         ] = None,
         source_type: Annotated[str | None, Parameter(description="Only this type")] = None,
         name_prefix: Annotated[str | None, Parameter(description="Names starting so")] = None,
@@ -370,7 +381,7 @@ class SourcesController(Controller):
         "/{source_id:str}",
         opt={"scope": GetSource.required_scope},
         summary="Get a source, connection included",
-        responses=responses(401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 503),
         response_headers=[ETAG_HEADER],
     )
     async def get_source(
@@ -418,7 +429,7 @@ class SourcesController(Controller):
         "/{source_id:str}/schema",
         opt={"scope": InspectSchema.required_scope},
         summary="Inspect the live column schema",
-        responses=responses(401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 503),
     )
     async def get_schema(
         self,

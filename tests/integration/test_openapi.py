@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, reject, settings
 from litestar.testing import TestClient
+from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
+from domain.events import Action
 from entrypoints.container import Container
 from entrypoints.http.app import create_app
 
@@ -126,3 +130,105 @@ def test_the_registration_body_is_documented_per_connector(client: TestClient[An
     assert "secret" in postgres["properties"]["password"]["description"]
     assert postgres["additionalProperties"] is False
     assert shapes["csv"]["properties"]["connection"]["required"] == ["path"]
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def test_the_served_document_is_valid_openapi_3_1(client: TestClient[Any]) -> None:
+    document = client.get("/schema/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in OpenAPIV31SpecValidator(document).iter_errors()
+    ]
+    assert errors == []
+
+
+def test_every_error_response_is_a_problem(client: TestClient[Any]) -> None:
+    document = client.get("/schema/openapi.json").json()
+    errors = 0
+    for path, method, operation in _operations(document):
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                errors += 1
+                assert response["content"] == {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                }, (path, method, status)
+    assert errors > 40
+
+
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rpartition("/")[2]]
+    return schema
+
+
+def test_ids_and_times_have_one_type_in_every_model(client: TestClient[Any]) -> None:
+    schemas = client.get("/schema/openapi.json").json()["components"]["schemas"]
+    ids = {
+        "SourceRecord": ["id"],
+        "SourceListItem": ["id"],
+        "SourceStampOut": ["id"],
+        "SchemaOut": ["source_id"],
+        "EventOut": ["id", "source_id"],
+    }
+    times = {
+        "SourceRecord": ["registered_at", "updated_at"],
+        "SourceListItem": ["registered_at"],
+        "SourceStampOut": ["updated_at"],
+        "EventOut": ["at"],
+        "SchemaOut": ["inspected_at"],
+        "SnapshotOut": ["observed_at"],
+        "ConnectionCheckOut": ["checked_at"],
+    }
+    for kind, fields in (("uuid", ids), ("date-time", times)):
+        for model, names in fields.items():
+            for name in names:
+                schema = schemas[model]["properties"][name]
+                # An optional one (EventOut.source_id) is the same type or null.
+                variants = schema.get("oneOf", [schema])
+                formats = {v.get("format") for v in variants if v.get("type") != "null"}
+                assert formats == {kind}, (model, name, schema)
+
+
+def test_each_model_and_enum_is_one_component(client: TestClient[Any]) -> None:
+    document = client.get("/schema/openapi.json").json()
+    patch = document["paths"]["/v1/sources/{source_id}"]["patch"]["requestBody"]["content"]
+    refs = {media: content["schema"] for media, content in patch.items()}
+    assert len(refs) == 2
+    assert len({json.dumps(ref) for ref in refs.values()}) == 1
+    assert "$ref" in next(iter(refs.values()))
+    text = json.dumps(document)
+    assert text.count('"verify-full"') == 1
+    actions = sorted(a.value for a in Action)
+    events = document["paths"]["/v1/events"]["get"]
+    action = next(p for p in events["parameters"] if p["name"] == "action")
+    assert sorted(_resolve(document, action["schema"])["enum"]) == actions
+    out = document["components"]["schemas"]["EventOut"]["properties"]["action"]
+    assert sorted(_resolve(document, out)["enum"]) == actions
+
+
+def test_query_parameters_have_their_plain_type(client: TestClient[Any]) -> None:
+    """A query value is never null: no `oneOf [T, null]`, which one value can match twice."""
+    document = client.get("/schema/openapi.json").json()
+    queries = 0
+    for path, method, operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "query":
+                queries += 1
+                schema = parameter["schema"]
+                assert "oneOf" not in schema, (path, method, parameter)
+                assert "anyOf" not in schema, (path, method, parameter)
+                assert "null" not in json.dumps(schema.get("type")), (path, method, parameter)
+    assert queries >= 10
+    listing = document["paths"]["/v1/sources"]["get"]["parameters"]
+    tag = next(p for p in listing if p["name"] == "tag")
+    assert {k: v for k, v in tag["schema"].items() if k != "description"} == {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1, "maxLength": 100},
+        "maxItems": 50,
+    }
