@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, get_args
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import KwargDefinition
 from litestar.types import ExceptionHandlersMap
 
 from domain.errors import (
@@ -28,6 +29,7 @@ from entrypoints.metrics import AUTH_FAILURES
 from entrypoints.presenters import FieldProblem, Problem
 
 PROBLEM_JSON = "application/problem+json"
+NONE = type(None)
 # The scope key that marks a request whose client closed the connection before its body was read.
 CLIENT_GONE = "tdb_client_gone"
 log = logging.getLogger("tdb.http")
@@ -122,9 +124,38 @@ def _secret_unreadable(_: Request[Any, Any, Any], exc: SecretUnreadable) -> Resp
     return problem(500, "secret-unreadable", "A stored secret cannot be decrypted by this server.")
 
 
-def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+# The values msgspec reads as a boolean from a query string (case aside: `True` reads too).
+BOOLEAN_VALUES = "must be true or false (or 1 or 0)"
+
+
+def _parameter_message(request: Request[Any, Any, Any], key: str, message: str) -> str:
+    """What a handler's parameter accepts, in the API's words rather than the decoder's
+    (``Expected `int | null`, got `str` ``): its type and bounds, from its declaration."""
+    field = request.route_handler.parsed_fn_signature.parameters.get(key)
+    if field is None:
+        return message
+    kinds = {kind for kind in get_args(field.annotation) or (field.annotation,) if kind is not NONE}
+    bounds = field.kwarg_definition if isinstance(field.kwarg_definition, KwargDefinition) else None
+    if kinds == {bool}:
+        return BOOLEAN_VALUES
+    if kinds == {int}:
+        low, high = (bounds.ge, bounds.le) if bounds is not None else (None, None)
+        if low is not None and high is not None:
+            return f"must be an integer between {low} and {high}"
+        if low is not None:
+            return f"must be an integer of at least {low}"
+        return "must be an integer"
+    return message
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
     errors = [
-        FieldProblem(str(item.get("key") or "body"), str(item.get("message", "is invalid")))
+        FieldProblem(
+            str(item.get("key") or "body"),
+            _parameter_message(request, str(item["key"]), str(item.get("message", "is invalid")))
+            if item.get("key")
+            else str(item.get("message", "is invalid")),
+        )
         for item in (exc.extra if isinstance(exc.extra, list) else [])
         if isinstance(item, dict)
     ]

@@ -299,6 +299,7 @@ class SourcesController(Controller):
         source_id: FromPath[str],
         check_source_connection: NamedDependency[CheckSourceConnection],
     ) -> ConnectionCheckOut:
+        check_query(request.query_params)
         query = CheckSourceConnectionQuery(request.user, parse_source_id(source_id))
         return await _bounded_check(request.app.state, check_source_connection, query)
 
@@ -387,6 +388,7 @@ class SourcesController(Controller):
     async def get_source(
         self, request: AuthRequest, source_id: FromPath[str], get_source: NamedDependency[GetSource]
     ) -> Response[SourceRecord]:
+        check_query(request.query_params)
         query = GetSourceQuery(request.user, parse_source_id(source_id))
         if request.user.can(Scope.SECRETS):
             # Showing a secret in clear writes its audit event: a write goes to a thread.
@@ -437,6 +439,7 @@ class SourcesController(Controller):
         source_id: FromPath[str],
         inspect_schema: NamedDependency[InspectSchema],
     ) -> SchemaOut:
+        check_query(request.query_params)
         query = InspectSchemaQuery(request.user, parse_source_id(source_id))
         state = request.app.state
         # Inspections are awaited on the event loop, at most `inspections` at once, under a
@@ -502,5 +505,6 @@ class SourcesController(Controller):
         delete_source: NamedDependency[DeleteSource],
         if_match: Annotated[str | None, IF_MATCH] = None,
     ) -> None:
+        check_query(request.query_params)
         ident = parse_source_id(source_id)
         delete_source(DeleteSourceCommand(request.user, ident, _if_match(if_match)))
