@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +34,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from application.ports import Connector, ConnectorRegistry
 from domain.connections import ConnectionField
-from domain.sources import DESCRIPTION_MAX, NAME_MAX, TAG_MAX, TAGS_MAX
+from domain.sources import DESCRIPTION_MAX, NAME_MAX, TAG_MAX, TAGS_MAX, visible
 from entrypoints.presenters import Problem
 from entrypoints.requests import ConnectionTestRequest, RegisterSourceRequest
 
@@ -43,7 +45,37 @@ BEARER = "BearerToken"
 # Not blank, no control or bidirectional control character: the domain's rule for names, as
 # far as a pattern says it (it does not say "some character is visible").
 _NOT_IN_NAMES = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-NAME_PATTERN = rf"^[^{_NOT_IN_NAMES}]*[^\s{_NOT_IN_NAMES}][^{_NOT_IN_NAMES}]*$"
+# A tag: no control or bidirectional control character either.
+TAG_PATTERN = rf"^[^{_NOT_IN_NAMES}]*$"
+# A description holds anything a store can keep: no NUL.
+DESCRIPTION_PATTERN = r"^[^\x00]*$"
+
+
+def _escaped(code: int) -> str:
+    # \uXXXX reads the same in Python's and ECMAScript's patterns; beyond the BMP neither
+    # reads the other's escape, so those characters are written as they are.
+    return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+
+@functools.cache
+def name_pattern() -> str:
+    """The domain's rule for names, as a pattern: no control or bidirectional control
+    character, and at least one character that shows (`domain.sources.visible`, which the
+    pattern lists by code point)."""
+    ranges = []
+    start: int | None = None
+    for code in range(sys.maxunicode + 1):
+        if visible(chr(code)):
+            if start is None:
+                start = code
+        elif start is not None:
+            ranges.append((start, code - 1))
+            start = None
+    if start is not None:
+        ranges.append((start, sys.maxunicode))
+    shows = "".join(_escaped(a) if a == b else f"{_escaped(a)}-{_escaped(b)}" for a, b in ranges)
+    return rf"^[^{_NOT_IN_NAMES}]*[{shows}][^{_NOT_IN_NAMES}]*$"
+
 
 _MEANINGS = {
     400: "Invalid input: malformed JSON, wrong types, unknown source_type or bad connection fields",
@@ -154,12 +186,17 @@ def _name_schema() -> Schema:
             "Unique (compared in Unicode NFC); at least one visible character;"
             " no control or bidirectional control characters"
         ),
-        pattern=NAME_PATTERN,
+        pattern=name_pattern(),
     )
 
 
-def _description_schema() -> Schema:
-    return Schema(type=[OpenAPIType.STRING, OpenAPIType.NULL], max_length=DESCRIPTION_MAX)
+def _description_schema(default: str | None = None) -> Schema:
+    return Schema(
+        type=[OpenAPIType.STRING, OpenAPIType.NULL],
+        max_length=DESCRIPTION_MAX,
+        pattern=DESCRIPTION_PATTERN,
+        default=default,
+    )
 
 
 def tag_schema() -> Schema:
@@ -167,9 +204,16 @@ def tag_schema() -> Schema:
     return Schema(type=OpenAPIType.STRING, min_length=1, max_length=TAG_MAX)
 
 
-def _tags_schema() -> Schema:
+def _tags_schema(default: list[str] | None = None) -> Schema:
+    """A body's tags: distinct, with no control character (a filter's may be anything)."""
+    items = tag_schema()
+    items.pattern = TAG_PATTERN
     return Schema(
-        type=[OpenAPIType.ARRAY, OpenAPIType.NULL], items=tag_schema(), max_items=TAGS_MAX
+        type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
+        items=items,
+        max_items=TAGS_MAX,
+        unique_items=True,
+        default=default,
     )
 
 
@@ -294,17 +338,8 @@ class SourceBodySchema(OpenAPISchemaPlugin):
                         "name": _name_schema() if registering else _optional(_name_schema()),
                         "source_type": Schema(type=OpenAPIType.STRING, enum=[source_type]),
                         "connection": connection_schema(connector, source_type, self.components),
-                        "description": Schema(
-                            type=[OpenAPIType.STRING, OpenAPIType.NULL],
-                            max_length=DESCRIPTION_MAX,
-                            default="" if registering else None,
-                        ),
-                        "tags": Schema(
-                            type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
-                            items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=TAG_MAX),
-                            max_items=TAGS_MAX,
-                            default=[] if registering else None,
-                        ),
+                        "description": _description_schema("" if registering else None),
+                        "tags": _tags_schema([] if registering else None),
                     },
                     required=["name", "source_type", "connection"]
                     if registering

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -145,6 +145,12 @@ def _parameter_message(request: Request[Any, Any, Any], key: str, message: str) 
         if low is not None:
             return f"must be an integer of at least {low}"
         return "must be an integer"
+    if (
+        bounds is not None
+        and bounds.max_items is not None
+        and any(get_origin(kind) is list for kind in kinds)
+    ):
+        return f"may be given at most {bounds.max_items} times"
     return message
 
 

@@ -39,6 +39,7 @@ from domain.connections import ConnectionCheck
 from domain.errors import BackendUnavailable
 from domain.keys import Principal, Scope
 from domain.sources import (
+    TAG_MAX,
     TAGS_MAX,
     IfMatch,
     PageKey,
@@ -335,6 +336,7 @@ class SourcesController(Controller):
             scalars=("source_type", "name_prefix", "limit", "cursor"),
             repeatable=("tag",),
             integers=("limit",),
+            lengths={"tag": TAG_MAX},
         )
         tags = tuple(tag or ())
         query = ListSourcesQuery(

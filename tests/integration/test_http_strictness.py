@@ -123,6 +123,21 @@ def test_repeated_scalars_and_non_digit_integers_are_400(
     assert [e["field"] for e in problem["errors"]] == [query.partition("=")[0]]
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("tag=", "must be 1 to 100 characters long"),
+        ("tag=a&tag=" + "x" * 101, "must be 1 to 100 characters long"),
+        ("&".join(f"tag=t{i}" for i in range(51)), "may be given at most 50 times"),
+    ],
+)
+def test_a_tag_filter_is_held_to_the_tags_bounds(
+    client: TestClient[Any], admin: dict[str, str], query: str, message: str
+) -> None:
+    problem = assert_problem(client.get(f"/v1/sources?{query}", headers=admin), 400)
+    assert problem["errors"] == [{"field": "tag", "message": message}]
+
+
 def test_tag_may_repeat(client: TestClient[Any], admin: dict[str, str]) -> None:
     assert _post(client, admin, json.dumps(SEED_BODY).encode(), **JSON).status_code == 201
     found = client.get("/v1/sources?tag=production&tag=finance&limit=10", headers=admin)
