@@ -372,6 +372,11 @@ def _plain(schema: Schema) -> Schema:
     if isinstance(schema.type, list):
         types = [t for t in schema.type if t is not OpenAPIType.NULL]
         schema.type = types[0] if len(types) == 1 else types
+    if schema.type is OpenAPIType.INTEGER:
+        # Litestar writes some integer bounds as floats (`1000.0`): one spelling for one bound.
+        for bound in ("minimum", "maximum"):
+            if isinstance(value := getattr(schema, bound), float):
+                setattr(schema, bound, int(value))
     return schema
 
 

@@ -244,6 +244,8 @@ def test_query_parameters_have_their_plain_type(client: TestClient[Any]) -> None
                 assert "oneOf" not in schema, (path, method, parameter)
                 assert "anyOf" not in schema, (path, method, parameter)
                 assert "null" not in json.dumps(schema.get("type")), (path, method, parameter)
+                for bound in ("minimum", "maximum"):
+                    assert type(schema.get(bound, 0)) is int, (path, method, parameter)
     assert queries >= 10
     listing = document["paths"]["/v1/sources"]["get"]["parameters"]
     tag = next(p for p in listing if p["name"] == "tag")
