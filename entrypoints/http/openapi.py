@@ -387,6 +387,12 @@ def polish(openapi: OpenAPI, components: dict[str, Schema]) -> None:
     schemas = openapi.components.schemas
     schemas.update(components)
     schemas[PATCH_COMPONENT] = _patch_schema()
+    # A query parameter taking one of a model's values names that model (`Action`).
+    enums = {
+        (schema.type, tuple(schema.enum)): name
+        for name, schema in schemas.items()
+        if isinstance(schema, Schema) and schema.enum
+    }
     for item in (openapi.paths or {}).values():
         for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
             operation: Operation | None = getattr(item, method)
@@ -398,7 +404,9 @@ def polish(openapi: OpenAPI, components: dict[str, Schema]) -> None:
                     and parameter.param_in == "query"
                     and isinstance(parameter.schema, Schema)
                 ):
-                    parameter.schema = _plain(parameter.schema)
+                    parameter.schema = plain = _plain(parameter.schema)
+                    if plain.enum and (name := enums.get((plain.type, tuple(plain.enum)))):
+                        parameter.schema = _component(name)
             for response in (operation.responses or {}).values():
                 if not isinstance(response, OpenAPIResponse):
                     continue

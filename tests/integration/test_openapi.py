@@ -230,6 +230,7 @@ def test_each_model_and_enum_is_one_component(client: TestClient[Any]) -> None:
     assert sorted(_resolve(document, action["schema"])["enum"]) == actions
     out = document["components"]["schemas"]["EventOut"]["properties"]["action"]
     assert sorted(_resolve(document, out)["enum"]) == actions
+    assert action["schema"] == out == {"$ref": "#/components/schemas/Action"}
 
 
 def test_query_parameters_have_their_plain_type(client: TestClient[Any]) -> None:
@@ -240,7 +241,7 @@ def test_query_parameters_have_their_plain_type(client: TestClient[Any]) -> None
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "query":
                 queries += 1
-                schema = parameter["schema"]
+                schema = _resolve(document, parameter["schema"])
                 assert "oneOf" not in schema, (path, method, parameter)
                 assert "anyOf" not in schema, (path, method, parameter)
                 assert "null" not in json.dumps(schema.get("type")), (path, method, parameter)
