@@ -31,7 +31,7 @@ from entrypoints.http.observability import (
     StoreGauges,
     metrics_endpoint,
 )
-from entrypoints.http.openapi import SourceBodySchema, openapi_config
+from entrypoints.http.openapi import SourceBodySchema, openapi_config, polish
 from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.reads import ReadRunner
@@ -180,6 +180,7 @@ def create_app(container: Container) -> Litestar:
     if settings.metrics:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
+    body_schema = SourceBodySchema(container.connectors())
     app = TdbApp(
         route_handlers=handlers,
         dependencies={
@@ -198,7 +199,7 @@ def create_app(container: Container) -> Litestar:
         request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(),
-        plugins=[SourceBodySchema(container.connectors())],
+        plugins=[body_schema],
         on_startup=[lambda: _start(container, gauges)],
         on_shutdown=[partial(_stop, container, gauges)],
         state=State(
@@ -214,6 +215,8 @@ def create_app(container: Container) -> Litestar:
         ),
         logging_config=None,
     )
+    # Made now (once, and before anything serves it), as clients need it.
+    polish(app.openapi_schema, body_schema.components)
     # Outside Litestar's router, so that requests matching no route are seen too.
     app.asgi_handler = RequestObservability(
         app.asgi_handler, log_requests=settings.access_log, count_requests=settings.metrics

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import KwargDefinition
 from litestar.types import ExceptionHandlersMap
 
 from domain.errors import AuthenticationFailed, DomainError, SecretUnreadable
@@ -21,6 +22,7 @@ from entrypoints.presenters import FieldProblem, Problem
 from entrypoints.runtime.outcomes import Outcome, outcome_of, problem_type
 
 PROBLEM_JSON = "application/problem+json"
+NONE = type(None)
 # The scope key that marks a request whose client closed the connection before its body was read.
 CLIENT_GONE = "tdb_client_gone"
 log = logging.getLogger("tdb.http")
@@ -77,9 +79,44 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Probl
     return answer(outcome)
 
 
-def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+# The values msgspec reads as a boolean from a query string (case aside: `True` reads too).
+BOOLEAN_VALUES = "must be true or false (or 1 or 0)"
+
+
+def _parameter_message(request: Request[Any, Any, Any], key: str, message: str) -> str:
+    """What a handler's parameter accepts, in the API's words rather than the decoder's
+    (``Expected `int | null`, got `str` ``): its type and bounds, from its declaration."""
+    field = request.route_handler.parsed_fn_signature.parameters.get(key)
+    if field is None:
+        return message
+    kinds = {kind for kind in get_args(field.annotation) or (field.annotation,) if kind is not NONE}
+    bounds = field.kwarg_definition if isinstance(field.kwarg_definition, KwargDefinition) else None
+    if kinds == {bool}:
+        return BOOLEAN_VALUES
+    if kinds == {int}:
+        low, high = (bounds.ge, bounds.le) if bounds is not None else (None, None)
+        if low is not None and high is not None:
+            return f"must be an integer between {low} and {high}"
+        if low is not None:
+            return f"must be an integer of at least {low}"
+        return "must be an integer"
+    if (
+        bounds is not None
+        and bounds.max_items is not None
+        and any(get_origin(kind) is list for kind in kinds)
+    ):
+        return f"may be given at most {bounds.max_items} times"
+    return message
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
     errors = [
-        FieldProblem(str(item.get("key") or "body"), str(item.get("message", "is invalid")))
+        FieldProblem(
+            str(item.get("key") or "body"),
+            _parameter_message(request, str(item["key"]), str(item.get("message", "is invalid")))
+            if item.get("key")
+            else str(item.get("message", "is invalid")),
+        )
         for item in (exc.extra if isinstance(exc.extra, list) else [])
         if isinstance(item, dict)
     ]

@@ -39,6 +39,8 @@ from domain.connections import ConnectionCheck
 from domain.errors import BackendUnavailable
 from domain.keys import Principal, Scope
 from domain.sources import (
+    TAG_MAX,
+    TAGS_MAX,
     IfMatch,
     PageKey,
     SourceFilter,
@@ -53,7 +55,12 @@ from entrypoints.http.cursor import (
     encode_cursor,
     encode_history_cursor,
 )
-from entrypoints.http.openapi import PATCH_MEDIA_TYPES, MergePatchOperation, responses
+from entrypoints.http.openapi import (
+    PATCH_MEDIA_TYPES,
+    MergePatchOperation,
+    responses,
+    tag_schema,
+)
 from entrypoints.http.query import check_query
 from entrypoints.presenters import (
     ConnectionCheckOut,
@@ -285,7 +292,7 @@ class SourcesController(Controller):
         opt={"scope": CheckSourceConnection.required_scope},
         status_code=200,
         summary="Test a saved source's connection (200 whatever the backend says)",
-        responses=responses(401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 503),
     )
     async def test_connection(
         self,
@@ -293,6 +300,7 @@ class SourcesController(Controller):
         source_id: FromPath[str],
         check_source_connection: NamedDependency[CheckSourceConnection],
     ) -> ConnectionCheckOut:
+        check_query(request.query_params)
         query = CheckSourceConnectionQuery(request.user, parse_source_id(source_id))
         return await _bounded_check(request.app.state, check_source_connection, query)
 
@@ -308,7 +316,12 @@ class SourcesController(Controller):
         request: AuthRequest,
         list_sources: NamedDependency[ListSources],
         tag: Annotated[
-            list[str] | None, Parameter(description="Only sources with every one of these tags")
+            list[str] | None,
+            Parameter(
+                description="Only sources with every one of these tags",
+                max_items=TAGS_MAX,
+                schema_extra={"items": tag_schema()},
+            ),
         ] = None,
         source_type: Annotated[str | None, Parameter(description="Only this type")] = None,
         name_prefix: Annotated[str | None, Parameter(description="Names starting so")] = None,
@@ -323,6 +336,7 @@ class SourcesController(Controller):
             scalars=("source_type", "name_prefix", "limit", "cursor"),
             repeatable=("tag",),
             integers=("limit",),
+            lengths={"tag": TAG_MAX},
         )
         tags = tuple(tag or ())
         query = ListSourcesQuery(
@@ -370,12 +384,13 @@ class SourcesController(Controller):
         "/{source_id:str}",
         opt={"scope": GetSource.required_scope},
         summary="Get a source, connection included",
-        responses=responses(401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 503),
         response_headers=[ETAG_HEADER],
     )
     async def get_source(
         self, request: AuthRequest, source_id: FromPath[str], get_source: NamedDependency[GetSource]
     ) -> Response[SourceRecord]:
+        check_query(request.query_params)
         query = GetSourceQuery(request.user, parse_source_id(source_id))
         if request.user.can(Scope.SECRETS):
             # Showing a secret in clear writes its audit event: a write goes to a thread.
@@ -418,7 +433,7 @@ class SourcesController(Controller):
         "/{source_id:str}/schema",
         opt={"scope": InspectSchema.required_scope},
         summary="Inspect the live column schema",
-        responses=responses(401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 503),
     )
     async def get_schema(
         self,
@@ -426,6 +441,7 @@ class SourcesController(Controller):
         source_id: FromPath[str],
         inspect_schema: NamedDependency[InspectSchema],
     ) -> SchemaOut:
+        check_query(request.query_params)
         query = InspectSchemaQuery(request.user, parse_source_id(source_id))
         state = request.app.state
         # Inspections are awaited on the event loop, at most `inspections` at once, under a
@@ -491,5 +507,6 @@ class SourcesController(Controller):
         delete_source: NamedDependency[DeleteSource],
         if_match: Annotated[str | None, IF_MATCH] = None,
     ) -> None:
+        check_query(request.query_params)
         ident = parse_source_id(source_id)
         delete_source(DeleteSourceCommand(request.user, ident, _if_match(if_match)))
