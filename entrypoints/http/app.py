@@ -31,7 +31,7 @@ from entrypoints.http.observability import (
     StoreGauges,
     metrics_endpoint,
 )
-from entrypoints.http.openapi import SourceBodySchema, openapi_config, polish
+from entrypoints.http.openapi import Polisher, SourceBodySchema, openapi_config
 from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.reads import ReadRunner
@@ -198,7 +198,7 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,
-        openapi_config=openapi_config(),
+        openapi_config=openapi_config(Polisher()),
         plugins=[body_schema],
         on_startup=[lambda: _start(container, gauges)],
         on_shutdown=[partial(_stop, container, gauges)],
@@ -215,8 +215,6 @@ def create_app(container: Container) -> Litestar:
         ),
         logging_config=None,
     )
-    # Made now (once, and before anything serves it), as clients need it.
-    polish(app.openapi_schema, body_schema.components)
     # Outside Litestar's router, so that requests matching no route are seen too.
     app.asgi_handler = RequestObservability(
         app.asgi_handler, log_requests=settings.access_log, count_requests=settings.metrics

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from litestar import Response, Router, get
+from litestar import Request, Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
@@ -135,10 +135,10 @@ def _problem_not_found(response: Response[Any]) -> Response[Any]:
     return response
 
 
-def openapi_config() -> OpenAPIConfig:
+def openapi_config(polisher: Polisher) -> OpenAPIConfig:
     """Title, version, Bearer authentication on every route that does not opt out, and what is
-    served under /schema: the JSON document and one Swagger UI (at /schema and /schema/swagger),
-    whose scripts come from this server.
+    served under /schema: the JSON document (made ready by `polisher` before it is first served)
+    and one Swagger UI (at /schema and /schema/swagger), whose scripts come from this server.
     """
     return OpenAPIConfig(
         path=SCHEMA_PATH,
@@ -156,6 +156,7 @@ def openapi_config() -> OpenAPIConfig:
             SCHEMA_PATH,
             route_handlers=[swagger_asset],
             include_in_schema=False,
+            before_request=polisher,
             after_request=_problem_not_found,
         ),
         title="tdb source registry",
@@ -378,6 +379,22 @@ def _plain(schema: Schema) -> Schema:
             if isinstance(value := getattr(schema, bound), float):
                 setattr(schema, bound, int(value))
     return schema
+
+
+class Polisher:
+    """Polishes (`polish`) the app's document before its first reading, and again if Litestar
+    builds it anew: Litestar builds it on the first request for it, not when the app is made,
+    and building it (the name pattern above all) would add about 150 ms to every process's start.
+    """
+
+    def __init__(self) -> None:
+        self._polished: OpenAPI | None = None
+
+    def __call__(self, request: Request[Any, Any, Any]) -> None:
+        openapi = request.app.openapi_schema
+        if openapi is not self._polished:
+            polish(openapi, request.app.plugins.get(SourceBodySchema).components)
+            self._polished = openapi
 
 
 def polish(openapi: OpenAPI, components: dict[str, Schema]) -> None:
