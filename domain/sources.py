@@ -49,7 +49,8 @@ def normalized(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def _visible(char: str) -> bool:
+def visible(char: str) -> bool:
+    """Whether the character shows: what a name needs one of."""
     # Letters, digits, punctuation and symbols show; separators, marks alone, format characters
     # (zero-width space, joiners, soft hyphen, BOM, tag characters) do not.
     return unicodedata.category(char)[0] in "LNPS" and char not in _BLANK_LETTERS
@@ -75,7 +76,7 @@ def name_errors(name: object, field: str = "name") -> list[FieldError]:
         return [FieldError(field, "must not contain control characters")]
     if _BIDI.search(name):
         return [FieldError(field, "must not contain bidirectional control characters")]
-    if not any(_visible(char) for char in name):
+    if not any(visible(char) for char in name):
         return [FieldError(field, "must contain a visible character")]
     return []
 

@@ -14,10 +14,12 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import click
+from msgspec import to_builtins
 
 from domain.errors import DomainError, InvalidInput
 from entrypoints.container import build_container
 from entrypoints.logs import configure_logging, redact
+from entrypoints.runtime.outcomes import Exit, Outcome, outcome_of
 from entrypoints.settings import Settings
 from entrypoints.startup import stop_worker
 
@@ -131,31 +133,62 @@ def _report(exc: DomainError) -> None:
         print(f"error: {printable(_said(exc))}", file=sys.stderr)
 
 
+def _answer(outcome: Outcome) -> int:
+    """`--json`'s failure: the API's problem document (no request id: no server is asked), as
+    the one JSON value on stdout, as an answer would be; its exit status."""
+    out_json(to_builtins(outcome.problem()))
+    return int(outcome.exit_status)
+
+
+def refused(exc: DomainError, as_json: bool) -> int:
+    """Report a refused operation (its outcome in the runtime's table) and return its exit
+    status: `error: ...` lines on stderr, or with `--json` the problem document on stdout."""
+    outcome = outcome_of(exc)
+    if as_json:
+        return _answer(outcome)
+    _report(exc)
+    return int(outcome.exit_status)
+
+
+def _misused(message: str, failure: int, as_json: bool) -> int:
+    """A usage error or a bad setting: `error: MESSAGE` on stderr, or with `--json` an
+    `invalid-input` problem, as the API answers a request it cannot read."""
+    if as_json:
+        return _answer(Outcome("invalid-input", 400, Exit(failure), message))
+    print(f"error: {printable(message)}", file=sys.stderr)
+    return failure
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    # Every command takes --json; a failure before the command parsed it looks for it itself.
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
 def run(command: click.Command, argv: Sequence[str] | None = None) -> int:
-    """Run `tdb ARGV`: its exit status, 0 unless the command says otherwise; 1 for a refused
-    operation; 2 for a usage error or a bad setting (1 for `sources inspect-all`)."""
+    """Run `tdb ARGV`: its exit status, 0 unless the command says otherwise; a refused operation's
+    own status (`Exit`, from the runtime's outcome table); 2 for a usage error or a bad setting
+    (1 for `sources inspect-all`, whose 2 means a breaking change)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # To a cron job, 2 from `inspect-all` means "a breaking change": its other failures are 1.
-    failure = 1 if argv[:2] == ["sources", "inspect-all"] else 2
+    as_json = _wants_json(argv)
+    # To a cron job, 2 from `inspect-all` means "a breaking change": its usage errors are 1.
+    failure = int(Exit.INVALID if argv[:2] == ["sources", "inspect-all"] else Exit.USAGE)
     try:
         result = command.main(argv, prog_name="tdb", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
+        if as_json:
+            return _misused(exc.format_message(), failure, as_json)
         print(exc.format_message(), file=sys.stderr)  # the group's help: it says what to add
         return failure
     except click.UsageError as exc:
-        if exc.ctx is not None:
+        if exc.ctx is not None and not as_json:
             print(exc.ctx.get_usage(), file=sys.stderr)
-        print(f"error: {printable(exc.format_message())}", file=sys.stderr)
-        return failure
+        return _misused(exc.format_message(), failure, as_json)
     except click.ClickException as exc:
-        print(f"error: {printable(exc.format_message())}", file=sys.stderr)
-        return failure
+        return _misused(exc.format_message(), failure, as_json)
     except click.Abort:
         return failure
     except DomainError as exc:
-        _report(exc)
-        return 1
+        return refused(exc, as_json)
     except (ValueError, OSError) as exc:
-        print(f"error: {printable(_said(exc))}", file=sys.stderr)
-        return failure
+        return _misused(_said(exc), failure, as_json)
     return result if isinstance(result, int) else 0

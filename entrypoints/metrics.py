@@ -30,6 +30,11 @@ from entrypoints.logs import events
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The media type without its charset: Litestar adds `; charset=utf-8` to every text/ type, and a
+# charset named twice is not one a client should have to guess from.
+MEDIA_TYPE = "; ".join(
+    part for part in CONTENT_TYPE.split("; ") if not part.lower().startswith("charset=")
+)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 

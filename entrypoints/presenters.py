@@ -12,12 +12,14 @@ from msgspec import Meta
 
 from domain import sources
 from domain.connections import ConnectionCheck
-from domain.events import Event
+from domain.events import Action, Event
 from domain.history import ColumnChange, HistoryEntry
 from domain.sources import Column, Source, SourceSchema, SourceStamp
 
 TIMESTAMP_DESCRIPTION = "RFC 3339 UTC timestamp, e.g. 2026-05-22T09:00:00Z"
-Timestamp = Annotated[str, Meta(description=TIMESTAMP_DESCRIPTION)]
+# A time as `api_time` makes it: msgspec writes it as `2026-05-22T09:00:00Z` (UTC, whole
+# seconds), the text `api_timestamp` gives, and the document says `format: date-time`.
+Timestamp = Annotated[datetime, Meta(description=TIMESTAMP_DESCRIPTION)]
 
 
 def api_time(value: datetime) -> datetime:
@@ -37,7 +39,7 @@ def api_timestamp(value: datetime) -> str:
 class SourceRecord(msgspec.Struct):
     """A full source record, connection included."""
 
-    id: str
+    id: UUID
     name: str
     source_type: str
     connection: dict[str, Any]
@@ -53,17 +55,17 @@ class SourceRecord(msgspec.Struct):
     @classmethod
     def of(cls, source: Source) -> SourceRecord:
         return cls(
-            id=str(source.id),
+            id=source.id,
             name=source.name.value,
             source_type=source.source_type,
             connection=dict(source.connection),
             description=source.description,
             tags=list(source.tags),
             registered_by=source.registered_by,
-            registered_at=api_timestamp(source.registered_at),
+            registered_at=api_time(source.registered_at),
             status=source.status,
             version=source.version,
-            updated_at=api_timestamp(source.updated_at),
+            updated_at=api_time(source.updated_at),
             updated_by=source.updated_by,
         )
 
@@ -72,15 +74,13 @@ class SourceStampOut(msgspec.Struct):
     """A change's answer to a key that may not read sources: which source, its version, since
     when."""
 
-    id: str
+    id: UUID
     version: Annotated[int, Meta(ge=1, description="1 at registration, +1 at each change")]
     updated_at: Timestamp
 
     @classmethod
     def of(cls, stamp: SourceStamp) -> SourceStampOut:
-        return cls(
-            id=str(stamp.id), version=stamp.version, updated_at=api_timestamp(stamp.updated_at)
-        )
+        return cls(id=stamp.id, version=stamp.version, updated_at=api_time(stamp.updated_at))
 
 
 def change_out(answer: Source | SourceStamp) -> SourceRecord | SourceStampOut:
@@ -100,7 +100,7 @@ class SourceListItem(msgspec.Struct):
     source_type: str
     description: str
     tags: list[str]
-    registered_at: Annotated[datetime, Meta(description=TIMESTAMP_DESCRIPTION)]
+    registered_at: Timestamp
 
     @classmethod
     def of(cls, source: sources.SourceSummary) -> SourceListItem:
@@ -139,7 +139,7 @@ Fingerprint = Annotated[
 class SchemaOut(msgspec.Struct):
     """The live schema of a source."""
 
-    source_id: str
+    source_id: UUID
     source_name: str
     columns: list[ColumnOut]
     inspected_at: Timestamp
@@ -148,10 +148,10 @@ class SchemaOut(msgspec.Struct):
     @classmethod
     def of(cls, schema: SourceSchema) -> SchemaOut:
         return cls(
-            source_id=str(schema.source_id),
+            source_id=schema.source_id,
             source_name=schema.source_name,
             columns=[ColumnOut.of(c) for c in schema.columns],
-            inspected_at=api_timestamp(schema.inspected_at),
+            inspected_at=api_time(schema.inspected_at),
             fingerprint=schema.fingerprint,
         )
 
@@ -189,7 +189,7 @@ class SnapshotOut(msgspec.Struct):
     def of(cls, entry: HistoryEntry) -> SnapshotOut:
         return cls(
             fingerprint=entry.snapshot.fingerprint,
-            observed_at=api_timestamp(entry.snapshot.observed_at),
+            observed_at=api_time(entry.snapshot.observed_at),
             columns=[ColumnOut.of(c) for c in entry.snapshot.columns],
             breaking=entry.breaking,
             changes=[ColumnChangeOut.of(c) for c in entry.changes],
@@ -214,18 +214,18 @@ class ConnectionCheckOut(msgspec.Struct):
             reason=check.reason,
             detail=check.detail,
             elapsed_ms=check.elapsed_ms,
-            checked_at=api_timestamp(check.checked_at),
+            checked_at=api_time(check.checked_at),
         )
 
 
 class EventOut(msgspec.Struct):
     """One event of the audit trail."""
 
-    id: str
+    id: UUID
     at: Timestamp
     actor: Annotated[str, Meta(description="tdbk_<key_id>, or tdb-cli for the local operator")]
-    action: str
-    source_id: str | None
+    action: Action
+    source_id: UUID | None
     source_name: str | None
     key_id: str | None
     changed: Annotated[list[str], Meta(description="Field paths such as connection.password")]
@@ -234,11 +234,11 @@ class EventOut(msgspec.Struct):
     @classmethod
     def of(cls, event: Event) -> EventOut:
         return cls(
-            id=str(event.id),
-            at=api_timestamp(event.at),
+            id=event.id,
+            at=api_time(event.at),
             actor=event.actor,
-            action=event.action.value,
-            source_id=None if event.source_id is None else str(event.source_id),
+            action=event.action,
+            source_id=event.source_id,
             source_name=event.source_name,
             key_id=event.key_id,
             changed=list(event.changed),

@@ -58,6 +58,7 @@ from entrypoints.presenters import (
     change_out,
 )
 from entrypoints.requests import RegisterSourceRequest, update_command
+from entrypoints.runtime.outcomes import Exit
 
 
 def _out(line: str = "") -> None:
@@ -234,8 +235,8 @@ async def sources_test(container: Container, args: SimpleNamespace) -> int:
         _out(f"ok ({result['elapsed_ms']:.0f} ms)")
     else:
         _out(f"failed: {result['reason']}: {result['detail']} ({result['elapsed_ms']:.0f} ms)")
-    # Like `test(1)`: a script can branch on whether the source answers.
-    return 0 if result["ok"] else 1
+    # A script can branch on whether the source answers: the status a backend's failure has.
+    return 0 if result["ok"] else Exit.BACKEND
 
 
 async def events_list(container: Container, args: SimpleNamespace) -> None:
@@ -484,7 +485,7 @@ def commands() -> click.Group:
         sources,
         "test",
         sources_test,
-        "test a source's connection; exit 1 if it fails",
+        "test a source's connection; exit 6 if it fails",
         *_actor_options,
         _id,
     )

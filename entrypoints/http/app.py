@@ -30,7 +30,7 @@ from entrypoints.http.observability import (
     StoreGauges,
     metrics_endpoint,
 )
-from entrypoints.http.openapi import SourceBodySchema, openapi_config
+from entrypoints.http.openapi import Polisher, SourceBodySchema, openapi_config
 from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
@@ -168,6 +168,7 @@ def create_app(container: Container) -> Litestar:
     if settings.metrics:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
+    body_schema = SourceBodySchema(container.connectors())
     app = TdbApp(
         route_handlers=handlers,
         dependencies={
@@ -185,8 +186,8 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,
-        openapi_config=openapi_config(),
-        plugins=[SourceBodySchema(container.connectors())],
+        openapi_config=openapi_config(Polisher()),
+        plugins=[body_schema],
         on_startup=[partial(_start, container, gauges)],
         on_shutdown=[partial(_stop, container, gauges)],
         state=State(

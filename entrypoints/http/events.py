@@ -75,14 +75,23 @@ class EventsController(Controller):
         self,
         request: Request[Principal, str, Any],
         list_events: NamedDependency[ListEvents],
-        source_id: Annotated[str | None, Parameter(description="Only this source's events")] = None,
+        source_id: Annotated[
+            str | None,
+            Parameter(description="Only this source's events", schema_extra={"format": "uuid"}),
+        ] = None,
         action: Annotated[
             str | None,
-            Parameter(description=f"Only this action: {', '.join(a.value for a in Action)}"),
+            Parameter(
+                description="Only this action", schema_extra={"enum": [a.value for a in Action]}
+            ),
         ] = None,
         actor: Annotated[str | None, Parameter(description="Only this actor (tdbk_...)")] = None,
         since: Annotated[
-            str | None, Parameter(description="Only events at or after this RFC 3339 time")
+            str | None,
+            Parameter(
+                description="Only events at or after this RFC 3339 time",
+                schema_extra={"format": "date-time"},
+            ),
         ] = None,
         limit: Annotated[
             int, Parameter(ge=1, le=1000, description="Page size (100 when not given)")

@@ -143,12 +143,12 @@ class Scrape:
     security=[{}],
     tags=["ops"],
     summary="Prometheus metrics of every worker",
-    media_type=metrics.CONTENT_TYPE,
+    media_type=metrics.MEDIA_TYPE,
     include_in_schema=True,
 )
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     scrape: Scrape = request.app.state.scrape
-    return Response(await scrape.text(), media_type=metrics.CONTENT_TYPE)
+    return Response(await scrape.text(), media_type=metrics.MEDIA_TYPE)
 
 
 class StoreGauges:

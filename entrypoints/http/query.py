@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from litestar.datastructures import MultiDict
 
@@ -17,10 +17,12 @@ def check_query(
     scalars: Collection[str] = (),
     repeatable: Collection[str] = (),
     integers: Collection[str] = (),
+    lengths: Mapping[str, int] = {},
 ) -> None:
     """Raise `InvalidInput` naming each parameter that is unknown, given twice though scalar
-    (`?limit=1&limit=2`: which one counts would be a guess), or not written as plain digits
-    where an integer is expected (`limit=1e3`, `limit=+5`).
+    (`?limit=1&limit=2`: which one counts would be a guess), not written as plain digits
+    where an integer is expected (`limit=1e3`, `limit=+5`), or empty or longer than its
+    length in `lengths` (the bound the document gives it).
     """
     errors = []
     for name in sorted(set(params)):
@@ -31,5 +33,7 @@ def check_query(
             errors.append(FieldError(name, "must be given at most once"))
         elif name in integers and not all(_DIGITS.fullmatch(value) for value in values):
             errors.append(FieldError(name, "must be an integer written in digits"))
+        elif name in lengths and not all(1 <= len(value) <= lengths[name] for value in values):
+            errors.append(FieldError(name, f"must be 1 to {lengths[name]} characters long"))
     if errors:
         raise InvalidInput(errors)

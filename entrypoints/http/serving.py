@@ -101,11 +101,7 @@ def _refuse_taken_port(host: str, port: int) -> None:
         return
     with socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            log.error("cannot listen on %s:%d: %s", host, port, exc)
-            raise SystemExit(STARTUP_FAILURE) from None
+        _bind(probe, host, port)
 
 
 def _listener(host: str, port: int, backlog: int) -> socket.socket:
@@ -117,14 +113,19 @@ def _listener(host: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    _bind(sock, host, port)
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _bind(sock: socket.socket, host: str, port: int) -> None:
+    """Bind, or end the server with the startup failure status, saying why."""
     try:
         sock.bind((host, port))
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", host, port, exc)
         raise SystemExit(STARTUP_FAILURE) from None
-    sock.listen(backlog)
-    sock.set_inheritable(True)
-    return sock
 
 
 class _Worker(Process):

@@ -36,6 +36,8 @@ from application.sources import (
 )
 from domain.keys import Principal
 from domain.sources import (
+    TAG_MAX,
+    TAGS_MAX,
     IfMatch,
     PageKey,
     SourceFilter,
@@ -51,7 +53,12 @@ from entrypoints.http.cursor import (
     encode_cursor,
     encode_history_cursor,
 )
-from entrypoints.http.openapi import PATCH_MEDIA_TYPES, MergePatchOperation, responses
+from entrypoints.http.openapi import (
+    PATCH_MEDIA_TYPES,
+    MergePatchOperation,
+    responses,
+    tag_schema,
+)
 from entrypoints.http.query import check_query
 from entrypoints.presenters import (
     ConnectionCheckOut,
@@ -243,7 +250,7 @@ class SourcesController(Controller):
         opt={"scope": CheckSourceConnection.required_scope},
         status_code=200,
         summary="Test a saved source's connection (200 whatever the backend says)",
-        responses=responses(401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 503),
     )
     async def test_connection(
         self,
@@ -251,6 +258,7 @@ class SourcesController(Controller):
         source_id: FromPath[str],
         check_source_connection: NamedDependency[CheckSourceConnection],
     ) -> ConnectionCheckOut:
+        check_query(request.query_params)
         query = CheckSourceConnectionQuery(request.user, parse_source_id(source_id))
         return ConnectionCheckOut.of(await check_source_connection(query))
 
@@ -266,7 +274,12 @@ class SourcesController(Controller):
         request: AuthRequest,
         list_sources: NamedDependency[ListSources],
         tag: Annotated[
-            list[str] | None, Parameter(description="Only sources with every one of these tags")
+            list[str] | None,
+            Parameter(
+                description="Only sources with every one of these tags",
+                max_items=TAGS_MAX,
+                schema_extra={"items": tag_schema()},
+            ),
         ] = None,
         source_type: Annotated[str | None, Parameter(description="Only this type")] = None,
         name_prefix: Annotated[str | None, Parameter(description="Names starting so")] = None,
@@ -281,6 +294,7 @@ class SourcesController(Controller):
             scalars=("source_type", "name_prefix", "limit", "cursor"),
             repeatable=("tag",),
             integers=("limit",),
+            lengths={"tag": TAG_MAX},
         )
         tags = tuple(tag or ())
         query = ListSourcesQuery(
@@ -328,12 +342,13 @@ class SourcesController(Controller):
         "/{source_id:str}",
         opt={"scope": GetSource.required_scope},
         summary="Get a source, connection included",
-        responses=responses(401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 503),
         response_headers=[ETAG_HEADER],
     )
     async def get_source(
         self, request: AuthRequest, source_id: FromPath[str], get_source: NamedDependency[GetSource]
     ) -> Response[SourceRecord]:
+        check_query(request.query_params)
         source = await get_source(GetSourceQuery(request.user, parse_source_id(source_id)))
         return Response(SourceRecord.of(source), headers={"ETag": etag(source.version)})
 
@@ -369,7 +384,7 @@ class SourcesController(Controller):
         "/{source_id:str}/schema",
         opt={"scope": InspectSchema.required_scope},
         summary="Inspect the live column schema",
-        responses=responses(401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 503),
     )
     async def get_schema(
         self,
@@ -377,6 +392,7 @@ class SourcesController(Controller):
         source_id: FromPath[str],
         inspect_schema: NamedDependency[InspectSchema],
     ) -> SchemaOut:
+        check_query(request.query_params)
         # The connector bounds the backend call (how many at once, how long): see BackendBounds.
         query = InspectSchemaQuery(request.user, parse_source_id(source_id))
         return SchemaOut.of(await inspect_schema(query))
@@ -433,5 +449,6 @@ class SourcesController(Controller):
         delete_source: NamedDependency[DeleteSource],
         if_match: Annotated[str | None, IF_MATCH] = None,
     ) -> None:
+        check_query(request.query_params)
         ident = parse_source_id(source_id)
         await delete_source(DeleteSourceCommand(request.user, ident, _if_match(if_match)))

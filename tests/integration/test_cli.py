@@ -24,7 +24,7 @@ def test_keys_create_prints_the_token_last_and_list_and_revoke(tdb: Any) -> None
     assert tdb("keys", "revoke", key_id)[0] == 0
     assert json.loads(tdb("keys", "list", "--json")[1])[0]["revoked_at"] is not None
     code, _, err = tdb("keys", "revoke", "nope")
-    assert code == 1
+    assert code == 4  # not found
     assert "nope" in err
 
 
@@ -41,11 +41,11 @@ def test_sources_register_show_list_delete(tdb: Any, tmp_path: Path) -> None:
     code, out, _ = tdb("sources", "list", "--json", "--tag", "finance")
     assert [s["id"] for s in json.loads(out)] == [record["id"]]
     code, _, err = tdb("sources", "register", str(file))
-    assert code == 1
+    assert code == 5  # a conflict
     assert "already exists" in err
     assert tdb("sources", "delete", record["id"])[0] == 0
     code, _, err = tdb("sources", "show", record["id"])
-    assert code == 1
+    assert code == 4  # not found
     assert "not found" in err
 
 
@@ -70,10 +70,10 @@ def test_a_token_limits_the_cli_to_its_scopes(tdb: Any, tmp_path: Path) -> None:
     file = tmp_path / "orders.json"
     file.write_text(json.dumps(SEED_BODY))
     code, _, err = tdb("sources", "register", str(file), "--token", reader)
-    assert code == 1
+    assert code == 8  # denied
     assert err == "error: this operation needs the scope sources:write\n"
     code, _, err = tdb("sources", "list", "--token", "tdbk_bogus_token")
-    assert code == 1
+    assert code == 8  # denied
 
 
 def test_db_upgrade_applies_once(tdb: Any) -> None:

@@ -100,14 +100,14 @@ def test_update_refusals(tdb: Any, registered: dict[str, Any], tmp_path: Path) -
     assert (code, "is not valid JSON" in err) == (1, True)
     patch.write_text(json.dumps({"description": "x"}))
     code, _, err = tdb("sources", "update", registered["id"], str(patch), "--if-match", "7")
-    assert code == 1
+    assert code == 5  # a conflict
     assert "version 1" in err
     code, _, err = tdb("sources", "delete", registered["id"], "--if-match", "7")
-    assert code == 1
+    assert code == 5  # a conflict
     assert tdb("sources", "delete", registered["id"], "--if-match", "1")[0] == 0
 
 
-def test_sources_test_exits_1_when_the_source_does_not_answer(
+def test_sources_test_exits_6_when_the_source_does_not_answer(
     tdb: Any,
     tmp_path: Path,
 ) -> None:
@@ -122,13 +122,13 @@ def test_sources_test_exits_1_when_the_source_does_not_answer(
     assert (code, out.startswith("ok")) == (0, True)
     (tmp_path / "data" / "a.csv").unlink()
     code, out, _ = tdb("sources", "test", source["id"], "--json")
-    assert code == 1
+    assert code == 6  # the backend did not answer
     assert json.loads(out)["reason"] == "file_not_found"
     file.write_text(
         json.dumps({"name": "b", "source_type": "csv", "connection": {"path": "b.csv"}})
     )
     code, _, err = tdb("sources", "register", str(file), "--verify")
-    assert code == 1
+    assert code == 6  # the backend did not answer
     assert "file_not_found" in err
     assert json.loads(tdb("sources", "list", "--json")[1])[0]["name"] == "a"
 

@@ -58,3 +58,8 @@ def test_requests_are_counted_by_route_template_never_by_path(
     assert response.json()["request_id"] == response.headers["x-request-id"]
     assert REGISTRY.get_sample_value("tdb_http_requests_total", labels) == before + 1
     assert path not in client.get("/metrics").text
+
+
+def test_metrics_name_their_charset_once(client: TestClient[Any]) -> None:
+    content_type = client.get("/metrics").headers["content-type"]
+    assert content_type == "text/plain; version=1.0.0; charset=utf-8"

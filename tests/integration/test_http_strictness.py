@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from tests.builders import SEED_BODY, assert_problem
+from tests.builders import SEED_BODY, assert_problem, post_source
 from tests.integration.conftest import Token
 
 JSON = {"Content-Type": "application/json"}
@@ -123,10 +123,71 @@ def test_repeated_scalars_and_non_digit_integers_are_400(
     assert [e["field"] for e in problem["errors"]] == [query.partition("=")[0]]
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("tag=", "must be 1 to 100 characters long"),
+        ("tag=a&tag=" + "x" * 101, "must be 1 to 100 characters long"),
+        ("&".join(f"tag=t{i}" for i in range(51)), "may be given at most 50 times"),
+    ],
+)
+def test_a_tag_filter_is_held_to_the_tags_bounds(
+    client: TestClient[Any], admin: dict[str, str], query: str, message: str
+) -> None:
+    problem = assert_problem(client.get(f"/v1/sources?{query}", headers=admin), 400)
+    assert problem["errors"] == [{"field": "tag", "message": message}]
+
+
 def test_tag_may_repeat(client: TestClient[Any], admin: dict[str, str]) -> None:
     assert _post(client, admin, json.dumps(SEED_BODY).encode(), **JSON).status_code == 201
     found = client.get("/v1/sources?tag=production&tag=finance&limit=10", headers=admin)
     assert [s["name"] for s in found.json()] == ["orders"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", ""), ("GET", "/schema"), ("POST", "/test"), ("DELETE", "")],
+)
+def test_an_unknown_query_parameter_is_400_on_every_route(
+    client: TestClient[Any], admin: dict[str, str], method: str, path: str
+) -> None:
+    source = post_source(client, admin, "orders")
+    response = client.request(method, f"/v1/sources/{source['id']}{path}?verfy=1", headers=admin)
+    problem = assert_problem(response, 400)
+    assert problem["errors"] == [{"field": "verfy", "message": "is not a known query parameter"}]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("/v1/sources?limit=abc", "must be an integer between 1 and 1000"),
+        ("/v1/sources?limit=0", "must be an integer between 1 and 1000"),
+        ("/v1/events?limit=abc", "must be an integer between 1 and 1000"),
+        ("/v1/events?limit=1001", "must be an integer between 1 and 1000"),
+        ("/v1/sources/{id}/schema/history?limit=x", "must be an integer between 1 and 1000"),
+        ("/v1/sources/{id}?verify=yes", "must be true or false (or 1 or 0)"),
+    ],
+)
+def test_a_bad_query_value_is_named_in_the_api_s_words(
+    client: TestClient[Any], admin: dict[str, str], query: str, message: str
+) -> None:
+    source = post_source(client, admin, "orders")
+    method = "PATCH" if "verify" in query else "GET"
+    response = client.request(
+        method, query.format(id=source["id"]), headers={**admin, **JSON}, content=b"{}"
+    )
+    problem = assert_problem(response, 400)
+    field = query.rpartition("?")[2].partition("=")[0]
+    assert problem["errors"] == [{"field": field, "message": message}]
+
+
+def test_register_names_the_values_verify_takes(
+    client: TestClient[Any], admin: dict[str, str]
+) -> None:
+    response = client.post("/v1/sources?verify=yes", json=SEED_BODY, headers=admin)
+    problem = assert_problem(response, 400)
+    message = "must be true or false (or 1 or 0)"
+    assert problem["errors"] == [{"field": "verify", "message": message}]
 
 
 # --- scopes -------------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def test_the_password_never_leaks_to_a_key_without_the_secrets_scope(
         (["sources", "show", source_id, "--json", "--token", reader_token], 0),
         (["sources", "list", "--json", "--token", reader_token], 0),
         # The backend cannot be reached: the command fails, and its error names no secret.
-        (["sources", "schema", source_id, "--token", reader_token], 1),
+        (["sources", "schema", source_id, "--token", reader_token], 6),
+        (["sources", "schema", source_id, "--json", "--token", reader_token], 6),
         (["sources", "show", source_id], 0),
     ):
         code = main(args)
