@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import psycopg
@@ -25,7 +25,7 @@ from psycopg.pq import TransactionStatus
 from domain.errors import BackendUnavailable
 
 T = TypeVar("T")
-C = TypeVar("C", psycopg.Connection[Any], psycopg.AsyncConnection[Any])
+C = psycopg.AsyncConnection[Any]
 AsyncConnect = Callable[[Sequence[str]], Awaitable[psycopg.AsyncConnection[Any]]]
 AsyncWork = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 
@@ -54,17 +54,17 @@ class Target:
 
 
 @attrs.define
-class _Idle(Generic[C]):
+class _Idle:
     connection: C
     hostaddr: str
     since: float
 
 
-class _Pool(Generic[C]):
+class _Pool:
     """One target's connections: `leased` slots in use (a connection each, or one on its way)."""
 
     def __init__(self, lock: threading.Lock) -> None:
-        self.idle: list[_Idle[C]] = []
+        self.idle: list[_Idle] = []
         self.leased = 0
         self.waiting = 0
         # Whether the last connection made to this target succeeded (None: none was made yet).
@@ -77,12 +77,17 @@ class _Pool(Generic[C]):
         return bool(self.leased or self.waiting)
 
 
-class _Pools(Generic[C]):
-    """What both kinds of pools keep and how: per-target slots, idle connections, LRU targets.
+class AsyncConnectionPools:
+    """Per-target pools of asyncio psycopg connections, for inspections on an event loop:
+    per-target slots, idle connections, least recently used targets dropped beyond a bound.
 
-    The bookkeeping is thread-safe (one lock): `forget` comes from the threads that update and
-    delete sources, `sweep` from a sweeper thread. A connection is closed only once no caller
-    holds it, so closing one from any thread is safe.
+    A connection the server closed while it idled (a `pg_terminate_backend`, a restart) fails on
+    its next use; that use is then made once more on a fresh connection, so it costs the client
+    nothing a fresh connection would not. Nothing blocks: a caller waiting for a busy target's
+    slot awaits it, and a freed slot passes straight to the longest waiting caller. `run` is
+    called on one event loop at a time. The bookkeeping is thread-safe (one lock): `sweep` comes
+    from a sweeper thread. A connection is closed only once no caller holds it, so closing one
+    from any thread is safe.
     """
 
     def __init__(
@@ -102,7 +107,7 @@ class _Pools(Generic[C]):
         self._max_waiting = 4 * max_size if max_waiting is None else max_waiting
         self._clock = clock
         self._lock = threading.Lock()
-        self._pools: OrderedDict[Target, _Pool[C]] = OrderedDict()
+        self._pools: OrderedDict[Target, _Pool] = OrderedDict()
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -124,7 +129,7 @@ class _Pools(Generic[C]):
     def sweep(self) -> None:
         """Close connections idle longer than the idle timeout; drop targets left empty."""
         now = self._clock()
-        closing: list[_Idle[C]] = []
+        closing: list[_Idle] = []
         with self._lock:
             for target, pool in list(self._pools.items()):
                 fresh = [i for i in pool.idle if now - i.since < self._idle_timeout]
@@ -149,7 +154,7 @@ class _Pools(Generic[C]):
 
     # --- bookkeeping -----------------------------------------------------------------------
 
-    def _slot(self, target: Target) -> tuple[_Pool[C], bool]:
+    def _slot(self, target: Target) -> tuple[_Pool, bool]:
         """The target's pool, and whether a slot was leased in it. Lock held.
 
         Raises `busy` when the caller may not wait for one: nothing is known to come back soon.
@@ -165,9 +170,9 @@ class _Pools(Generic[C]):
             raise _busy(target)
         return pool, False
 
-    def _evict(self) -> list[_Idle[C]]:
+    def _evict(self) -> list[_Idle]:
         """Drop least recently used targets beyond the bound (never one in use). Lock held."""
-        closing: list[_Idle[C]] = []
+        closing: list[_Idle] = []
         for target in list(self._pools):
             if len(self._pools) <= self._max_targets:
                 break
@@ -175,9 +180,9 @@ class _Pools(Generic[C]):
                 closing += self._pools.pop(target).idle
         return closing
 
-    def _take_idle(self, pool: _Pool[C], hostaddrs: Sequence[str]) -> _Idle[C] | None:
+    def _take_idle(self, pool: _Pool, hostaddrs: Sequence[str]) -> _Idle | None:
         now = self._clock()
-        closing: list[_Idle[C]] = []
+        closing: list[_Idle] = []
         taken = None
         with self._lock:
             while pool.idle:
@@ -191,7 +196,7 @@ class _Pools(Generic[C]):
         return taken
 
     def _replaces(
-        self, target: Target, pool: _Pool[C], reused: _Idle[C], failure: BaseException | None
+        self, target: Target, pool: _Pool, reused: _Idle, failure: BaseException | None
     ) -> bool:
         """Give back a pooled connection after its work, unless the server closed it while it
         idled: then close it and say that a fresh connection must do the work again."""
@@ -202,7 +207,7 @@ class _Pools(Generic[C]):
         self._give_back(target, pool, connection, reused.hostaddr)
         return False
 
-    def _give_back(self, target: Target, pool: _Pool[C], connection: C, hostaddr: str) -> None:
+    def _give_back(self, target: Target, pool: _Pool, connection: C, hostaddr: str) -> None:
         reusable = (
             not connection.closed
             and not connection.broken
@@ -233,17 +238,6 @@ class _Pools(Generic[C]):
                 if not any(pool.idle for pool in self._pools.values()):
                     self._sweeper = None
                     return
-
-
-class AsyncConnectionPools(_Pools[psycopg.AsyncConnection[Any]]):
-    """Per-target pools of asyncio psycopg connections, for inspections on an event loop.
-
-    A connection the server closed while it idled (a `pg_terminate_backend`, a restart) fails on
-    its next use; that use is then made once more on a fresh connection, so it costs the client
-    nothing a fresh connection would not. Nothing blocks: a caller waiting for a busy target's
-    slot awaits it, and a freed slot passes straight to the longest waiting caller. `run` is
-    called on one event loop at a time; the bookkeeping may be called from any thread.
-    """
 
     async def run(
         self,
@@ -285,7 +279,7 @@ class AsyncConnectionPools(_Pools[psycopg.AsyncConnection[Any]]):
         finally:
             self._release(pool)
 
-    async def _lease(self, target: Target, deadline: float) -> _Pool[psycopg.AsyncConnection[Any]]:
+    async def _lease(self, target: Target, deadline: float) -> _Pool:
         with self._lock:
             pool, leased = self._slot(target)
             if leased:
@@ -311,7 +305,7 @@ class AsyncConnectionPools(_Pools[psycopg.AsyncConnection[Any]]):
                 pool.waiting -= 1
         return pool
 
-    def _release(self, pool: _Pool[psycopg.AsyncConnection[Any]]) -> None:
+    def _release(self, pool: _Pool) -> None:
         with self._lock:
             while pool.turns:
                 turn = pool.turns.popleft()
@@ -320,7 +314,7 @@ class AsyncConnectionPools(_Pools[psycopg.AsyncConnection[Any]]):
                     return
             pool.leased -= 1
 
-    def _failed(self, target: Target, pool: _Pool[psycopg.AsyncConnection[Any]]) -> None:
+    def _failed(self, target: Target, pool: _Pool) -> None:
         """A new connection failed: the waiting ones give up, as nothing comes back soon."""
         with self._lock:
             pool.answers = False
@@ -339,15 +333,12 @@ def _busy(target: Target) -> BackendUnavailable:
     )
 
 
-def _close_connection(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
-    """Close a connection that no caller holds, from any thread."""
-    if isinstance(connection, psycopg.AsyncConnection):
-        # What `AsyncConnection.close()` does, which awaits nothing: it can be done here.
-        connection.pgconn.finish()
-    else:
-        connection.close()
+def _close_connection(connection: C) -> None:
+    """Close a connection that no caller holds, from any thread: what `AsyncConnection.close()`
+    does, which awaits nothing."""
+    connection.pgconn.finish()
 
 
-def _close(idle: Sequence[_Idle[Any]]) -> None:
+def _close(idle: Sequence[_Idle]) -> None:
     for item in idle:
         _close_connection(item.connection)

@@ -455,7 +455,7 @@ class PostgresConnector:
                 f"-c statement_timeout={int(self._statement_timeout_ms)}"
                 " -c default_transaction_read_only=on"
             ),
-            # A worker abandoned at the deadline still ends soon if the network goes silent.
+            # A connection abandoned at the deadline still ends soon if the network goes silent.
             "keepalives": 1,
             "keepalives_idle": max(1, math.ceil(self._connect_timeout)),
             "keepalives_interval": 1,

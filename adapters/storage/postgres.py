@@ -166,7 +166,7 @@ class PostgresDatabase:
     """A PostgreSQL database reached through a pool of asyncio connections per event loop.
 
     The pool of a loop is made on the first call awaited there (`max_size` connections at most)
-    and closed by `close_async` on that loop; a call on another loop makes that loop's own (the
+    and closed by `release` on that loop; a call on another loop makes that loop's own (the
     previous loop's is closed if it still runs). Pools open without waiting for the server, and
     `close()` ends the database for good. Waiting for a connection gives up after
     `connect_timeout` seconds, so while the server is down every call fails fast with
@@ -174,7 +174,7 @@ class PostgresDatabase:
     trip) and are not checked at every checkout (one more round trip per request): when one
     turns out dead, the pool checks all its idle ones at once, and a read is retried on a fresh
     connection. Statements run in UTC with `statement_timeout_ms`. A write begun through
-    `shielded` runs to its end even if its caller is cancelled; `close_async` waits for it.
+    `shielded` runs to its end even if its caller is cancelled; `release` waits for it.
     """
 
     def __init__(

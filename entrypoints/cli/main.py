@@ -448,9 +448,13 @@ _id = click.argument("id")
 def commands() -> click.Group:
     """The management commands, as a group of their own."""
     tdb = click.Group("tdb", help="The tdb data-source registry.")
+    for group in (_keys(), _sources(), _events(), _db()):
+        tdb.add_command(group)
+    return tdb
 
+
+def _keys() -> click.Group:
     keys = click.Group("keys", help="manage API keys")
-    tdb.add_command(keys)
     _add(
         keys,
         "create",
@@ -466,9 +470,11 @@ def commands() -> click.Group:
     )
     _add(keys, "list", keys_list, "list keys")
     _add(keys, "revoke", keys_revoke, "revoke a key", click.argument("key_id"))
+    return keys
 
+
+def _sources() -> click.Group:
     sources = click.Group("sources", help="manage sources")
-    tdb.add_command(sources)
     _add(
         sources,
         "list",
@@ -489,6 +495,11 @@ def commands() -> click.Group:
         *_actor_options,
         _id,
     )
+    _add_source_writes(sources)
+    return sources
+
+
+def _add_source_writes(sources: click.Group) -> None:
     _add(
         sources,
         "delete",
@@ -532,8 +543,9 @@ def commands() -> click.Group:
         click.argument("file"),
     )
 
+
+def _events() -> click.Group:
     events = click.Group("events", help="the audit trail")
-    tdb.add_command(events)
     _add(
         events,
         "list",
@@ -545,11 +557,13 @@ def commands() -> click.Group:
         click.option("--actor", help="tdbk_<key_id>, or tdb-cli"),
         click.option("--since", help="only events at or after this RFC 3339 time"),
     )
+    return events
 
+
+def _db() -> click.Group:
     db = click.Group("db", help="the store")
-    tdb.add_command(db)
     _add(db, "upgrade", db_upgrade, "apply pending migrations", upgrade=False)
-    return tdb
+    return db
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import anyio
 import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.datastructures import ResponseHeader
+from litestar.datastructures import ResponseHeader, State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 
@@ -191,6 +191,32 @@ def _encoded(page: SourcePage) -> Listing:
     return page.next_key, json_array([SourceListItem.of(s) for s in page.sources])
 
 
+async def _listed(
+    state: State, list_sources: ListSources, query: ListSourcesQuery
+) -> tuple[PageKey | None, Any]:
+    """The key of the page after this one (None: the last) and the page to send: a small page
+    as items, a full listing as its JSON."""
+    if query.limit is not None and query.limit <= INLINE_PAGE_MAX:
+        page = await list_sources(query)
+        return page.next_key, [SourceListItem.of(s) for s in page.sources]
+
+    # Thousands of rows: shaping and encoding them would hold the event loop (and every other
+    # request) for tens of milliseconds, so that runs on a thread, a few listings at a time so
+    # that they do not crowd the loop out of the GIL (the store reads them off the loop too).
+    # An encoded listing is kept while the store's revision says nothing changed, and made once
+    # for all the requests that ask for it meanwhile.
+    async def make() -> Listing:
+        async with state.listing_limiter:
+            page = await list_sources(query)
+            return await anyio.to_thread.run_sync(_encoded, page)
+
+    revision = await list_sources.revision(query.actor)
+    if revision is None:
+        return await make()
+    cache: ListingCache = state.listings
+    return await cache.get_or_make((revision, query.filter, query.limit, query.after), make)
+
+
 class SourcesController(Controller):
     """`/v1/sources`: register, list, get, inspect, read the schema history, delete."""
 
@@ -303,29 +329,7 @@ class SourcesController(Controller):
             limit=limit,
             after=decode_cursor(cursor) if cursor is not None else None,
         )
-        state = request.app.state
-        if limit is not None and limit <= INLINE_PAGE_MAX:
-            page = await list_sources(query)
-            next_key = page.next_key
-            content: Any = [SourceListItem.of(s) for s in page.sources]
-        else:
-            # Thousands of rows: shaping and encoding them would hold the event loop (and every
-            # other request) for tens of milliseconds, so that runs on a thread, a few listings
-            # at a time so that they do not crowd the loop out of the GIL (the store reads them
-            # off the loop too). An encoded listing is kept while the store's revision says
-            # nothing changed, and made once for all the requests that ask for it meanwhile.
-            async def make() -> Listing:
-                async with state.listing_limiter:
-                    page = await list_sources(query)
-                    return await anyio.to_thread.run_sync(_encoded, page)
-
-            cache: ListingCache = state.listings
-            revision = await list_sources.revision(request.user)
-            if revision is None:
-                next_key, content = await make()
-            else:
-                key = (revision, query.filter, query.limit, query.after)
-                next_key, content = await cache.get_or_make(key, make)
+        next_key, content = await _listed(request.app.state, list_sources, query)
         headers = {}
         if next_key is not None:
             following = [("tag", t) for t in tags]

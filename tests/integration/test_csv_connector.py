@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time as clock
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
@@ -18,7 +17,6 @@ from psycopg import sql
 
 from adapters.connectors.csv import CsvConnector
 from adapters.connectors.csv_inference import BLANKS, MISSING, value_type
-from adapters.connectors.deadline import call_with_deadline
 from domain.errors import BackendUnavailable, InvalidConnection
 from domain.sources import Column
 from tests.helpers import Synced
@@ -406,25 +404,6 @@ def test_a_stray_quote_costs_the_sample_not_the_answer(root: Path) -> None:
     write(root, "stray.csv", "id,size\n" + "".join(f'{i},5" screen\n' for i in range(100_000)))
     columns = Synced(CsvConnector(root)).inspect({"path": "stray.csv"})
     assert types(columns) == {"id": "integer", "size": "text"}
-
-
-# --- never blocking ------------------------------------------------------------------------
-
-
-def test_work_that_overruns_its_deadline_is_a_timeout() -> None:
-    release = threading.Event()
-    started = clock.monotonic()
-    with pytest.raises(BackendUnavailable) as caught:
-        call_with_deadline(lambda: release.wait(5), 0.2, "a stuck file system")
-    release.set()
-    assert caught.value.reason == "timeout"
-    assert clock.monotonic() - started < 1
-
-
-def test_a_deadline_passes_results_and_errors_through() -> None:
-    assert call_with_deadline(lambda: 42, 1, "work") == 42
-    with pytest.raises(ZeroDivisionError):
-        call_with_deadline(lambda: 1 / 0, 1, "work")
 
 
 # --- the inferred types are the ones PostgreSQL takes --------------------------------------

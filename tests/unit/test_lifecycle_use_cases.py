@@ -534,15 +534,12 @@ class FakeTime:
     def monotonic(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         self.pauses.append(seconds)
         self.now += seconds
 
-    async def sleep_on_loop(self, seconds: float) -> None:
-        self.sleep(seconds)
-
     def retry(self, timeout: float) -> Retry:
-        return Retry(timeout, self.monotonic, self.sleep_on_loop)
+        return Retry(timeout, self.monotonic, self.sleep)
 
 
 class Rivals:
