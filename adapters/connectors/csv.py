@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import csv
 import encodings.aliases
@@ -16,6 +15,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice, zip_longest
 from pathlib import Path
 from typing import Any
+
+import anyio.to_thread
 
 from adapters.connectors.csv_inference import column_type
 from adapters.connectors.deadline import Deadline
@@ -169,7 +170,7 @@ class CsvConnector:
 
     async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
         # The path's checks look at the file system, which may be slow to answer.
-        return await asyncio.to_thread(self._validate, connection)
+        return await anyio.to_thread.run_sync(self._validate, connection, abandon_on_cancel=True)
 
     def _validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
         errors: list[FieldError] = []
@@ -250,11 +251,12 @@ class CsvConnector:
         connection = check_connection(self.fields, connection)
         # The work runs in a worker process; waiting for it blocks, so a thread waits. Waiting
         # for a worker counts against the deadline, like the work itself.
-        return await asyncio.to_thread(
+        return await anyio.to_thread.run_sync(
             _WORKERS.call,
             functools.partial(self._inspect, connection),
             self._timeout,
             f"reading {connection['path']!r}",
+            abandon_on_cancel=True,
         )
 
     async def forget(self, connection: Mapping[str, Any]) -> None:

@@ -9,7 +9,6 @@ caller is cancelled.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+import anyio.to_thread
 import attrs
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -211,7 +211,7 @@ class SqliteDatabase:
 
     async def upgrade(self) -> list[int]:
         """Apply pending migrations in one write transaction; return the versions applied now."""
-        return await asyncio.to_thread(self.migrate)
+        return await anyio.to_thread.run_sync(self.migrate)
 
     def migrate(self) -> list[int]:
         """`upgrade`, on this thread."""
@@ -236,7 +236,7 @@ class SqliteDatabase:
 
     async def written(self, write: Callable[..., T], *args: Any) -> T:
         """What `write(*args)` gives, run on a thread to its end even if the caller is cancelled."""
-        return await self._writes(asyncio.to_thread(write, *args))
+        return await self._writes(anyio.to_thread.run_sync(write, *args))
 
     async def release(self) -> None:
         """Return once the writes begun on the running loop have ended (nothing else is held
@@ -483,7 +483,9 @@ class SqliteSourceRepository:
         if limit is not None and limit <= INLINE_PAGE_MAX:
             return self._list(source_filter, limit, after)
         # Thousands of rows would hold the event loop for tens of milliseconds.
-        return await asyncio.to_thread(self._list, source_filter, limit, after)
+        return await anyio.to_thread.run_sync(
+            self._list, source_filter, limit, after, abandon_on_cancel=True
+        )
 
     def _list(
         self, source_filter: SourceFilter, limit: int | None, after: PageKey | None
