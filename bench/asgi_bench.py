@@ -63,8 +63,8 @@ async def main(n: int) -> None:
         settings = Settings.from_env(database_url=f"sqlite:///{Path(tmp) / 'b.sqlite3'}")
         configure_logging(settings.log_format)
         container = build_container(settings)
-        container.upgrade_store()()
-        source = container.register_source()(
+        await container.upgrade_store()()
+        source = await container.register_source()(
             RegisterSourceCommand(
                 actor=OPERATOR,
                 name="orders",
@@ -80,7 +80,7 @@ async def main(n: int) -> None:
                 tags=("production", "finance"),
             )
         )
-        token = container.create_api_key()("bench", (), OPERATOR).token
+        token = (await container.create_api_key()("bench", (), OPERATOR)).token
         tdb = create_app(container)
         auth = {"authorization": f"Bearer {token}"}
         path = f"/v1/sources/{source.id}"

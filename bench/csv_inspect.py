@@ -12,6 +12,7 @@ then deletes the file. Targets: under 0.5 s and under 100 MB peak RSS, whatever 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 import resource
 import shutil
@@ -100,12 +101,12 @@ def main() -> int:
         times, columns = [], []
         for _ in range(args.runs):
             started = time.perf_counter()
-            columns = list(connector.inspect({"path": path.name}))
+            columns = list(asyncio.run(connector.inspect({"path": path.name})))
             times.append(time.perf_counter() - started)
         rss_after = peak_rss_mb()
 
         tracemalloc.start()
-        connector.inspect({"path": path.name})
+        asyncio.run(connector.inspect({"path": path.name}))
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
 
