@@ -23,14 +23,16 @@ from tests.contract.stores import FRESH_STORE_PER_EXAMPLE, SQL_ADAPTERS, StoreFa
 T = TypeVar("T")
 
 
-def on_a_loop(stores: Stores, work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work` on a new event loop, then let go of what the store holds on it."""
+def on_a_loop(stores: Stores, work: Callable[[], Awaitable[T]], *others: Stores) -> T:
+    """Run `work` on a new event loop, then let go of what the store (and the `others` handles
+    `work` used) hold on it."""
 
     async def main() -> T:
         try:
             return await work()
         finally:
-            await stores.store.release()
+            for each in (stores, *others):
+                await each.store.release()
 
     return asyncio.run(main())
 
@@ -113,4 +115,4 @@ def test_a_lookup_sees_what_another_handle_stored(new_stores: StoreFactory) -> N
             await writer.sources.add(source)
             return await reader.sources.get(source.id)
 
-        assert on_a_loop(reader, work) == source
+        assert on_a_loop(reader, work, writer) == source
