@@ -15,6 +15,10 @@ from domain.history import SchemaSnapshot
 from domain.keys import ApiKey
 from domain.sources import PageKey, Source, SourceFilter, SourcePage, SourceSummary
 
+INLINE_PAGE_MAX = 100
+"""Pages up to this many sources are made on the caller's event loop; a bigger listing's rows
+become summaries on a thread (thousands would hold the loop for tens of milliseconds)."""
+
 
 def columns(record: type[Any]) -> str:
     """The column list of a table that holds this record: its fields, in order (the keys of

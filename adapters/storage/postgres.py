@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 from uuid import UUID
 
+import anyio.to_thread
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
@@ -26,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from adapters.serialization import from_row, parse_timestamp, timestamp, to_row
 from adapters.storage.listing import (
     EVENT_COLUMNS,
+    INLINE_PAGE_MAX,
     KEY_COLUMNS,
     SNAPSHOT_COLUMNS,
     SOURCE_COLUMNS,
@@ -542,23 +544,11 @@ class PostgresSourceRepository:
         if not can_match(source_filter):
             return SourcePage(())
         sql, parameters = source_listing(POSTGRES, source_filter, limit, after)
-        # Straight from row tuples to summaries, as SQLite does: a full listing is 10,000 rows
-        # and more (the driver gives the id as a UUID, the tags as a list, the time as a
-        # datetime).
-        summaries = [
-            SourceSummary(
-                source_id,
-                name,
-                source_type,
-                description,
-                tuple(tags),
-                parse_timestamp(registered_at),
-            )
-            for source_id, name, source_type, description, tags, registered_at in (
-                await self._db.read_rows(sql, parameters)
-            )
-        ]
-        return page(summaries, limit)
+        rows = await self._db.read_rows(sql, parameters)
+        if limit is not None and limit <= INLINE_PAGE_MAX:
+            return page(_summaries(rows), limit)
+        # Thousands of rows would hold the event loop for tens of milliseconds.
+        return page(await anyio.to_thread.run_sync(_summaries, rows), limit)
 
     async def revision(self) -> int | None:
         return None  # no cheap signal: a listing is read every time
@@ -656,6 +646,17 @@ class PostgresSourceRepository:
             turns.out -= 1
             if turns.waiting:
                 self._send(loop, turns)
+
+
+def _summaries(rows: Sequence[tuple[Any, ...]]) -> list[SourceSummary]:
+    """Straight from row tuples to summaries, as SQLite does: a full listing is 10,000 rows and
+    more (the driver gives the id as a UUID, the tags as a list, the time as a datetime)."""
+    return [
+        SourceSummary(
+            source_id, name, source_type, description, tuple(tags), parse_timestamp(registered_at)
+        )
+        for source_id, name, source_type, description, tags, registered_at in rows
+    ]
 
 
 def _fail(exc: Exception, batch: _Batch, turns: _Turns) -> None:

@@ -27,6 +27,7 @@ from sqlite_utils.migrations import Migrations
 from adapters.serialization import decode_json, from_row, parse_timestamp, timestamp, to_row
 from adapters.storage.listing import (
     EVENT_COLUMNS,
+    INLINE_PAGE_MAX,
     KEY_COLUMNS,
     SNAPSHOT_COLUMNS,
     SOURCE_COLUMNS,
@@ -135,9 +136,6 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
 T = TypeVar("T")
-
-INLINE_PAGE_MAX = 100
-"""Pages up to this many sources are read on the caller's event loop; bigger ones on a thread."""
 
 
 def _migrations() -> Migrations:
