@@ -9,10 +9,12 @@ caller is cancelled.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +42,6 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
-from adapters.storage.running import WritesToEnd
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -137,6 +138,9 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 
 T = TypeVar("T")
 
+WRITER_THREADS = 4
+"""Threads that run one store's writes (one holds the write lock; the others queue for it)."""
+
 
 def _migrations() -> Migrations:
     """`MIGRATIONS` as a sqlite-utils migration set, each version named by its number."""
@@ -205,7 +209,9 @@ class SqliteDatabase:
         self._closed = False
         self._in_use = 0
         self._watch = OutageWatch("sqlite")
-        self._writes = WritesToEnd()
+        # Writes wait for one another on `_write_lock` anyway: a few threads serve them all.
+        self._writers = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="tdb-sqlite-write")
+        self._pending: set[asyncio.Future[Any]] = set()
 
     async def upgrade(self) -> list[int]:
         """Apply pending migrations in one write transaction; return the versions applied now."""
@@ -233,13 +239,26 @@ class SqliteDatabase:
             return len(self._idle) + self._in_use, self._in_use
 
     async def written(self, write: Callable[..., T], *args: Any) -> T:
-        """What `write(*args)` gives, run on a thread to its end even if the caller is cancelled."""
-        return await self._writes(anyio.to_thread.run_sync(write, *args))
+        """What `write(*args)` gives, run on a writer thread to its end even if the caller is
+        cancelled: it is handed over before anything is awaited, and a cancelled caller stops
+        waiting at once."""
+        started = asyncio.get_running_loop().run_in_executor(self._writers, write, *args)
+        self._pending.add(started)
+        started.add_done_callback(self._ended)
+        return await asyncio.shield(started)
+
+    def _ended(self, write: asyncio.Future[Any]) -> None:
+        self._pending.discard(write)
+        if not write.cancelled():
+            write.exception()  # retrieved: a caller that was cancelled no longer wants it
 
     async def release(self) -> None:
         """Return once the writes begun on the running loop have ended (nothing else is held
         per loop: the connections serve every thread)."""
-        await self._writes.ended()
+        loop = asyncio.get_running_loop()
+        pending = [write for write in self._pending if write.get_loop() is loop]
+        if pending:
+            await asyncio.wait(pending)
 
     def close(self) -> None:
         """Close every idle connection; connections in use close when they are given back."""
