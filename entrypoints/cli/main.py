@@ -421,8 +421,11 @@ def _add(
     help_text: str,
     *options: Decorator,
     upgrade: bool = True,
+    creates_store: bool = False,
 ) -> None:
-    command: Callable[..., Any] = with_container(upgrade=upgrade)(handler)
+    command: Callable[..., Any] = with_container(upgrade=upgrade, creates_store=creates_store)(
+        handler
+    )
     for option in reversed(options):
         command = option(command)
     group.command(name, help=help_text)(store_options(command))
@@ -562,7 +565,14 @@ def _events() -> click.Group:
 
 def _db() -> click.Group:
     db = click.Group("db", help="the store")
-    _add(db, "upgrade", db_upgrade, "apply pending migrations", upgrade=False)
+    _add(
+        db,
+        "upgrade",
+        db_upgrade,
+        "create the store, or apply its pending migrations",
+        upgrade=False,
+        creates_store=True,
+    )
     return db
 
 

@@ -1,0 +1,125 @@
+"""What `tdb` tells a person at a terminal: that there is no store rather than a new empty one,
+one error line rather than a log line too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from entrypoints.cli.main import main
+from tests.helpers import throwaway_database
+
+CSV = {"name": "a", "source_type": "csv", "connection": {"path": "a.csv"}}
+
+
+def _register(tdb: Any, tmp_path: Path, body: dict[str, Any], *args: str) -> dict[str, Any]:
+    file = tmp_path / f"{body['name']}.json"
+    file.write_text(json.dumps(body))
+    code, out, err = tdb("sources", "register", str(file), "--json", *args)
+    assert code == 0, err
+    return dict(json.loads(out))
+
+
+# --- a store is created by `db upgrade` or `serve`, never by another command ------------------
+
+
+@pytest.fixture
+def nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory without a store, the default URL (`sqlite:///tdb.sqlite3`) pointing into it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TDB_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TDB_SECRET_KEY", raising=False)
+    monkeypatch.delenv("TDB_TOKEN", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sources", "list"],
+        ["keys", "list"],
+        ["keys", "create", "--name", "etl"],
+        ["events", "list"],
+        ["sources", "inspect-all"],
+    ],
+)
+def test_a_command_refuses_to_create_a_store(
+    nowhere: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == 7, captured  # the store cannot be reached
+    assert captured.out == ""
+    assert captured.err == (
+        "error: there is no store at tdb.sqlite3: run `tdb db upgrade` (or `tdb serve`) first"
+        " to create one\n"
+    )
+    assert sorted(p.name for p in nowhere.iterdir()) == []
+
+
+def test_with_json_the_missing_store_is_a_problem(
+    nowhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sources", "list", "--json"]) == 7
+    captured = capsys.readouterr()
+    problem = json.loads(captured.out)
+    assert (problem["type"], problem["status"], problem["reason"]) == (
+        "urn:tdb:problem:store-unavailable",
+        503,
+        "store_missing",
+    )
+    assert "tdb.sqlite3" in problem["detail"]
+    assert "tdb db upgrade" in problem["detail"]
+    assert captured.err == ""
+    assert list(nowhere.iterdir()) == []
+
+
+def test_db_upgrade_creates_the_store_and_then_commands_use_it(
+    nowhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    assert "Applied migrations" in capsys.readouterr().out
+    assert (nowhere / "tdb.sqlite3").exists()
+    assert main(["sources", "list"]) == 0
+    assert main(["keys", "create", "--name", "etl"]) == 0  # the key file is made when needed
+
+
+def test_a_postgresql_store_is_upgraded_by_any_command_as_before(
+    postgres_admin_url: str, nowhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with throwaway_database(postgres_admin_url, "tdb_cli_new") as url:
+        env = ["--database-url", url]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("TDB_SECRET_KEY", "k" * 32)
+            assert main(["sources", "list", "--json", *env]) == 0
+            assert json.loads(capsys.readouterr().out) == []
+    assert list(nowhere.iterdir()) == []
+
+
+# --- one error line for a failed --verify ------------------------------------------------------
+
+
+def test_a_failed_verify_prints_the_error_alone(tdb: Any, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    file = tmp_path / "a.json"
+    file.write_text(json.dumps(CSV))  # data/a.csv does not exist
+    code, out, err = tdb("sources", "register", str(file), "--verify")
+    assert code == 6
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ")
+    assert "a.csv" in err or "file_not_found" in err
+    (tmp_path / "data" / "a.csv").write_text("id\n1\n")
+    record = _register(tdb, tmp_path, CSV)
+    (tmp_path / "data" / "a.csv").unlink()
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps({"description": "x"}))
+    code, _, err = tdb("sources", "update", record["id"], str(patch), "--verify")
+    assert code == 6
+    assert len(err.splitlines()) == 1, err
+    code, out, err = tdb("sources", "test", record["id"])
+    assert (code, err) == (6, "")
+    assert out.startswith("failed: file_not_found")
