@@ -166,10 +166,13 @@ def _said(exc: Exception) -> str:
     return redact(str(exc)) or (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
 
 
-def _report(exc: DomainError) -> None:
+def _report(exc: DomainError, outcome: Outcome) -> None:
     if isinstance(exc, InvalidInput):
         for error in exc.errors:
             print(f"error: {printable(f'{error.field}: {error.message}')}", file=sys.stderr)
+    elif outcome.available_types is not None:
+        # What the problem adds (the types there are) is what a person needs next, too.
+        print(f"error: {printable(outcome.detail)}", file=sys.stderr)
     else:
         print(f"error: {printable(_said(exc))}", file=sys.stderr)
 
@@ -187,7 +190,7 @@ def refused(exc: DomainError, as_json: bool) -> int:
     outcome = outcome_of(exc)
     if as_json:
         return _answer(outcome)
-    _report(exc)
+    _report(exc, outcome)
     return int(outcome.exit_status)
 
 

@@ -66,11 +66,25 @@ def _out(line: str = "") -> None:
     out(printable(line))
 
 
+def _header(*columns: str) -> None:
+    """A table's header row, in human output only: the columns of the lines that follow."""
+    out("  ".join(columns))
+
+
+SECRETS_MASKED = "notice: secrets are masked: this API key lacks the scope sources:secrets"
+
+
 async def _actor(container: Container, args: SimpleNamespace) -> Principal:
     """The operator, or the holder of `--token`/`TDB_TOKEN` with that key's scopes."""
     token = getattr(args, "token", None) or os.environ.get("TDB_TOKEN")
     if token:
-        return await container.authenticate()(token)
+        principal = await container.authenticate()(token)
+        # Asked for secrets, shown masks: a person is told why (`--json`'s stderr holds log
+        # lines only; its masked values say it).
+        asked = getattr(args, "show_secrets", False) and not args.json
+        if asked and not principal.can(Scope.SECRETS):
+            print(SECRETS_MASKED, file=sys.stderr)
+        return principal
     if getattr(args, "show_secrets", False):
         return OPERATOR
     return OPERATOR_MASKED
@@ -106,6 +120,7 @@ async def keys_list(container: Container, args: SimpleNamespace) -> None:
     if args.json:
         _json(rows)
         return
+    _header("KEY_ID", "NAME", "SCOPES", "CREATED_AT", "STATE")
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
         _out(
@@ -138,6 +153,9 @@ def _print_record(source: Source, as_json: bool) -> None:
         "registered_by",
         "registered_at",
         "status",
+        "version",
+        "updated_at",
+        "updated_by",
     ):
         _out(f"{field}: {record[field]}")
     _out(f"tags: {', '.join(record['tags'])}")
@@ -158,6 +176,7 @@ async def sources_list(container: Container, args: SimpleNamespace) -> None:
     if args.json:
         _json(rows)
         return
+    _header("ID", "NAME", "SOURCE_TYPE", "REGISTERED_AT", "TAGS")
     for row in rows:
         _out(
             f"{row['id']}  {row['name']}  {row['source_type']}  {row['registered_at']}"
@@ -267,10 +286,13 @@ async def events_list(container: Container, args: SimpleNamespace) -> None:
     if args.json:
         _json(rows)
         return
+    _header("AT", "ACTOR", "ACTION", "SUBJECT", "CHANGED")
     for row in rows:
         subject = row["source_name"] or (f"key {row['key_id']}" if row["key_id"] else "")
         changed = f"  {','.join(row['changed'])}" if row["changed"] else ""
-        _out(f"{row['at']}  {row['actor']}  {row['action']}  {subject}{changed}")
+        # A schema change says whether it breaks readers: what a person scans the trail for.
+        breaking = "  breaking" if row["breaking"] else ""
+        _out(f"{row['at']}  {row['actor']}  {row['action']}  {subject}{changed}{breaking}")
 
 
 async def sources_schema(container: Container, args: SimpleNamespace) -> None:

@@ -1,5 +1,6 @@
-"""What `tdb` tells a person at a terminal: that there is no store rather than a new empty one,
-one error line rather than a log line too."""
+"""What `tdb` tells a person at a terminal: which store it opened, what the next command needs
+(a version, whether a change is breaking, the available types), headers over tables, a notice
+when asked secrets are masked, one error line rather than a log line too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from entrypoints.cli.main import main
+from tests.builders import SEED_BODY
 from tests.helpers import throwaway_database
 
 CSV = {"name": "a", "source_type": "csv", "connection": {"path": "a.csv"}}
@@ -99,6 +101,84 @@ def test_a_postgresql_store_is_upgraded_by_any_command_as_before(
     assert list(nowhere.iterdir()) == []
 
 
+# --- human output shows what the next command needs --------------------------------------------
+
+
+def test_show_and_update_print_the_version(tdb: Any, tmp_path: Path) -> None:
+    record = _register(tdb, tmp_path, SEED_BODY)
+    code, out, _ = tdb("sources", "show", record["id"])
+    assert code == 0
+    assert "version: 1" in out.splitlines()
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps({"description": "new"}))
+    code, out, err = tdb("sources", "update", record["id"], str(patch), "--if-match", "1")
+    assert code == 0, err
+    assert "version: 2" in out.splitlines()
+
+
+def test_tables_have_a_header_in_human_output_only(tdb: Any, tmp_path: Path) -> None:
+    record = _register(tdb, tmp_path, SEED_BODY)
+    assert tdb("keys", "create", "--name", "etl")[0] == 0
+    for args, header in (
+        (["sources", "list"], "ID  NAME  SOURCE_TYPE  REGISTERED_AT  TAGS"),
+        (["keys", "list"], "KEY_ID  NAME  SCOPES  CREATED_AT  STATE"),
+        (["events", "list"], "AT  ACTOR  ACTION  SUBJECT  CHANGED"),
+    ):
+        code, out, _ = tdb(*args)
+        assert code == 0
+        lines = out.splitlines()
+        assert lines[0] == header, out
+        assert len(lines) == 3 if args[0] == "events" else 2, out  # a line per item after it
+        code, out, _ = tdb(*args, "--json")
+        assert isinstance(json.loads(out), list)
+    assert tdb("sources", "list")[1].splitlines()[1].startswith(record["id"] + "  orders  ")
+
+
+def test_an_empty_table_prints_its_header_alone(tdb: Any) -> None:
+    code, out, _ = tdb("sources", "list")
+    assert (code, out) == (0, "ID  NAME  SOURCE_TYPE  REGISTERED_AT  TAGS\n")
+
+
+def test_events_list_says_which_schema_changes_are_breaking(tdb: Any, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    table = tmp_path / "data" / "a.csv"
+    table.write_text("id,name\n1,x\n")
+    record = _register(tdb, tmp_path, CSV)
+    assert tdb("sources", "schema", record["id"])[0] == 0  # the first snapshot
+    table.write_text("id\n1\n")  # `name` removed: breaking
+    assert tdb("sources", "schema", record["id"])[0] == 0
+    table.write_text("id,email\n1,x\n")  # `email` added: not breaking
+    assert tdb("sources", "schema", record["id"])[0] == 0
+    code, out, _ = tdb("events", "list", "--action", "source.schema_changed")
+    assert code == 0
+    lines = out.splitlines()[1:]
+    assert len(lines) == 3, out
+    assert [line.endswith("  breaking") for line in lines] == [False, True, False], out
+
+
+# --- a notice when --show-secrets cannot be honoured ---------------------------------------------
+
+
+def test_show_secrets_with_a_key_lacking_the_scope_says_they_are_masked(
+    tdb: Any, tmp_path: Path
+) -> None:
+    record = _register(tdb, tmp_path, SEED_BODY)
+    reader = tdb("keys", "create", "--name", "r", "--scope", "sources:read")[1].splitlines()[-1]
+    code, out, err = tdb("sources", "show", record["id"], "--show-secrets", "--token", reader)
+    assert code == 0
+    assert "  password: ********" in out.splitlines()
+    assert err == "notice: secrets are masked: this API key lacks the scope sources:secrets\n"
+    # Without --show-secrets nothing was asked; with --json stdout's value says it (and stderr
+    # holds log lines only); a key with the scope sees them.
+    assert tdb("sources", "show", record["id"], "--token", reader)[2] == ""
+    masked = tdb("sources", "show", record["id"], "--show-secrets", "--json", "--token", reader)
+    assert masked[2] == ""
+    admin = tdb("keys", "create", "--name", "all")[1].splitlines()[-1]
+    code, out, err = tdb("sources", "show", record["id"], "--show-secrets", "--token", admin)
+    assert (code, err) == (0, "")
+    assert "  password: s3cret" in out.splitlines()
+
+
 # --- one error line for a failed --verify ------------------------------------------------------
 
 
@@ -123,3 +203,14 @@ def test_a_failed_verify_prints_the_error_alone(tdb: Any, tmp_path: Path) -> Non
     code, out, err = tdb("sources", "test", record["id"])
     assert (code, err) == (6, "")
     assert out.startswith("failed: file_not_found")
+
+
+# --- an unknown source_type lists the available ones ------------------------------------------
+
+
+def test_an_unknown_source_type_lists_the_available_types(tdb: Any, tmp_path: Path) -> None:
+    file = tmp_path / "a.json"
+    file.write_text(json.dumps({**CSV, "source_type": "oracle"}))
+    code, out, err = tdb("sources", "register", str(file))
+    assert (code, out) == (1, "")
+    assert err == "error: source_type 'oracle' is not registered; available: csv, postgres\n"
