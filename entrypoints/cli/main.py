@@ -26,6 +26,7 @@ from application.sources import (
 from domain.errors import (
     BackendUnavailable,
     DomainError,
+    DuplicateKeyName,
     InvalidInput,
     SecretUnreadable,
     SourceNotFound,
@@ -105,6 +106,9 @@ def _key_row(key: ApiKey) -> dict[str, Any]:
 
 
 async def keys_create(container: Container, args: SimpleNamespace) -> None:
+    # A name says which key a script or a person holds: two active keys never share one.
+    if any(k.name == args.name and k.revoked_at is None for k in await container.list_api_keys()()):
+        raise DuplicateKeyName(args.name)
     issued = await container.create_api_key()(args.name, args.scope or (), OPERATOR)
     if args.json:
         _json({**_key_row(issued.key), "token": issued.token})
@@ -130,9 +134,16 @@ async def keys_list(container: Container, args: SimpleNamespace) -> None:
 
 
 async def keys_revoke(container: Container, args: SimpleNamespace) -> None:
+    before = {k.key_id: k.revoked_at for k in await container.list_api_keys()()}
+    # Revoking a revoked key changes nothing and records nothing: it keeps its first revocation.
     key = await container.revoke_api_key()(args.key_id, OPERATOR)
     if args.json:
         _json(_key_row(key))
+    elif before.get(key.key_id) is not None and key.revoked_at is not None:
+        _out(
+            f"API key {key.key_id} ({key.name}) was already revoked at"
+            f" {api_timestamp(key.revoked_at)}"
+        )
     else:
         _out(f"Revoked API key {key.key_id} ({key.name})")
 

@@ -1,6 +1,7 @@
 """What `tdb` tells a person at a terminal: which store it opened, what the next command needs
 (a version, whether a change is breaking, the available types), headers over tables, a notice
-when asked secrets are masked, one error line rather than a log line too."""
+when asked secrets are masked, one error line rather than a log line too; and keys whose names
+and revocations say what happened."""
 
 from __future__ import annotations
 
@@ -214,3 +215,39 @@ def test_an_unknown_source_type_lists_the_available_types(tdb: Any, tmp_path: Pa
     code, out, err = tdb("sources", "register", str(file))
     assert (code, out) == (1, "")
     assert err == "error: source_type 'oracle' is not registered; available: csv, postgres\n"
+
+
+# --- key names and revocations ------------------------------------------------------------------
+
+
+def test_a_name_an_active_key_has_is_refused(tdb: Any) -> None:
+    assert tdb("keys", "create", "--name", "etl")[0] == 0
+    code, out, err = tdb("keys", "create", "--name", "etl")
+    assert (code, out) == (5, "")  # a conflict
+    assert err == (
+        "error: an active API key is already named 'etl'; revoke it first or choose another name\n"
+    )
+    code, out, _ = tdb("keys", "create", "--name", "etl", "--json")
+    assert code == 5
+    problem = json.loads(out)
+    assert (problem["type"], problem["status"]) == ("urn:tdb:problem:duplicate-key-name", 409)
+    keys = json.loads(tdb("keys", "list", "--json")[1])
+    assert [k["name"] for k in keys] == ["etl"]
+    code, _, _ = tdb("keys", "revoke", keys[0]["key_id"])
+    assert code == 0
+    assert tdb("keys", "create", "--name", "etl")[0] == 0  # the name is free again
+
+
+def test_revoking_a_revoked_key_says_so_and_records_nothing(tdb: Any) -> None:
+    token = tdb("keys", "create", "--name", "etl")[1].splitlines()[-1]
+    key_id = token.split("_")[1]
+    code, out, _ = tdb("keys", "revoke", key_id)
+    assert (code, out) == (0, f"Revoked API key {key_id} (etl)\n")
+    revoked_at = json.loads(tdb("keys", "list", "--json")[1])[0]["revoked_at"]
+    code, out, _ = tdb("keys", "revoke", f"tdbk_{key_id}")
+    assert (code, out) == (0, f"API key {key_id} (etl) was already revoked at {revoked_at}\n")
+    code, out, _ = tdb("keys", "revoke", key_id, "--json")
+    assert code == 0
+    assert json.loads(out)["revoked_at"] == revoked_at
+    events = json.loads(tdb("events", "list", "--json", "--action", "key.revoked")[1])
+    assert len(events) == 1
