@@ -135,5 +135,15 @@ class ApiKeyNotFound(DomainError):
         super().__init__(f"API key {key_id!r} not found")
 
 
+class DuplicateKeyName(DomainError):
+    """An API key that is not revoked already has this name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"an active API key is already named {name!r}; revoke it first or choose another name"
+        )
+
+
 class SecretUnreadable(DomainError):
     """A stored secret cannot be decrypted with the configured key."""

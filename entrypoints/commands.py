@@ -17,8 +17,9 @@ import click
 from msgspec import to_builtins
 
 from domain.errors import DomainError, InvalidInput
-from entrypoints.container import build_container
+from entrypoints.container import backend_name, build_container, sqlite_path
 from entrypoints.logs import configure_logging, redact
+from entrypoints.metrics import BACKEND_CALL_FAILURES
 from entrypoints.runtime.outcomes import Exit, Outcome, outcome_of
 from entrypoints.settings import Settings
 from entrypoints.startup import stop_worker
@@ -75,11 +76,45 @@ def store_options(command: F) -> F:
     )(command)
 
 
-def with_container(*, upgrade: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+class Refused(Exception):
+    """A command's own refusal, not a domain error's: `message` on stderr, or with `--json` the
+    outcome's problem document; the outcome's exit status."""
+
+    def __init__(self, outcome: Outcome, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.message = message
+
+
+def _refuse_a_new_store(settings: Settings) -> None:
+    """Refuse to go on if the settings name an SQLite file that does not exist: opening it would
+    create an empty store (and its key file) wherever the command happened to run."""
+    if backend_name(settings) != "sqlite":
+        return
+    path = sqlite_path(settings)
+    if str(path) == ":memory:" or path.exists():
+        return
+    message = (
+        f"there is no store at {path}: run `tdb db upgrade` (or `tdb serve`) first to create one"
+    )
+    outcome = Outcome(
+        "store-unavailable",
+        503,
+        Exit.STORE,
+        message[0].upper() + message[1:] + ".",
+        reason="store_missing",
+    )
+    raise Refused(outcome, message)
+
+
+def with_container(
+    *, upgrade: bool = True, creates_store: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The command, a coroutine function, is awaited on an event loop of its own with a container
     built from the settings (the store options, then the `TDB_*` variables) and its other options
     as attributes; the store is upgraded first unless `upgrade` is false, and the container's
-    resources are let go and shut down when the command ends."""
+    resources are let go and shut down when the command ends. An SQLite store that does not exist
+    is refused (`Refused`, nothing created) unless `creates_store`."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(command)
@@ -96,9 +131,15 @@ def with_container(*, upgrade: bool = True) -> Callable[[Callable[..., Any]], Ca
                 log_format=log_format,
                 access_log=access_log,
             )
-            configure_logging(settings.log_format, settings.secrets())
+            if not creates_store:
+                _refuse_a_new_store(settings)
+            serves = not inspect.iscoroutinefunction(command)  # `serve`: it runs its own loops
+            # A failed inspection or connection test is logged for a server's operator; a
+            # command's user is told by the command itself (its error or its output line).
+            leave_out = () if serves else BACKEND_CALL_FAILURES
+            configure_logging(settings.log_format, settings.secrets(), leave_out)
             container = build_container(settings)
-            if not inspect.iscoroutinefunction(command):  # `serve`: it runs its own loops
+            if serves:
                 try:
                     return command(container, SimpleNamespace(**options))
                 finally:
@@ -125,10 +166,13 @@ def _said(exc: Exception) -> str:
     return redact(str(exc)) or (type(exc).__doc__ or type(exc).__name__).strip().splitlines()[0]
 
 
-def _report(exc: DomainError) -> None:
+def _report(exc: DomainError, outcome: Outcome) -> None:
     if isinstance(exc, InvalidInput):
         for error in exc.errors:
             print(f"error: {printable(f'{error.field}: {error.message}')}", file=sys.stderr)
+    elif outcome.available_types is not None:
+        # What the problem adds (the types there are) is what a person needs next, too.
+        print(f"error: {printable(outcome.detail)}", file=sys.stderr)
     else:
         print(f"error: {printable(_said(exc))}", file=sys.stderr)
 
@@ -146,7 +190,7 @@ def refused(exc: DomainError, as_json: bool) -> int:
     outcome = outcome_of(exc)
     if as_json:
         return _answer(outcome)
-    _report(exc)
+    _report(exc, outcome)
     return int(outcome.exit_status)
 
 
@@ -189,6 +233,11 @@ def run(command: click.Command, argv: Sequence[str] | None = None) -> int:
         return failure
     except DomainError as exc:
         return refused(exc, as_json)
+    except Refused as exc:
+        if as_json:
+            return _answer(exc.outcome)
+        print(f"error: {printable(exc.message)}", file=sys.stderr)
+        return int(exc.outcome.exit_status)
     except (ValueError, OSError) as exc:
         return _misused(_said(exc), failure, as_json)
     return result if isinstance(result, int) else 0

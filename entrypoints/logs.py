@@ -77,6 +77,9 @@ class SecretMask:
 
 # The secrets of this process (configure_logging): masked in every line, whoever writes it.
 _secrets = SecretMask()
+# tdb's events this process does not write (configure_logging): a command that tells its user
+# what failed leaves out the warnings a server logs for its operator.
+_left_out: frozenset[str] = frozenset()
 
 
 def redact(text: str) -> str:
@@ -115,6 +118,13 @@ def _redacted_foreign_event(_: WrappedLogger, __: str, event: EventDict) -> Even
     text = event.get("event")
     if isinstance(text, str):
         event["event"] = redact(text).rstrip()
+    return event
+
+
+def _left_out_events(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    # Read at each line: a logger caches the processors it was first used with, not this set.
+    if event.get("event") in _left_out:
+        raise structlog.DropEvent
     return event
 
 
@@ -267,17 +277,22 @@ class _RequestLine:
 log_request = _RequestLine()
 
 
-def configure_logging(log_format: str = "console", secrets: Iterable[str] = ()) -> None:
-    """Send every log line of this process to stderr in `log_format`, `secrets` masked."""
-    global _secrets
+def configure_logging(
+    log_format: str = "console", secrets: Iterable[str] = (), leave_out: Iterable[str] = ()
+) -> None:
+    """Send every log line of this process to stderr in `log_format`, `secrets` masked, but for
+    tdb's events named in `leave_out`."""
+    global _secrets, _left_out
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
     _secrets = SecretMask(secrets)
+    _left_out = frozenset(leave_out)
     stamp = _Timestamp()
     renderer = _renderer(log_format)
     log_request.configure(log_format)
     structlog.configure(
         processors=[
+            _left_out_events,
             structlog.processors.add_log_level,
             stamp,
             _add_request_id,

@@ -97,6 +97,10 @@ SOURCES = Gauge(
 )
 
 
+BACKEND_CALL_FAILURES = tuple(f"{operation}_failed" for operation in _BACKEND_CALLS)
+"""The events `record_backend_call` logs for a failed call (a server's operator reads them)."""
+
+
 def record_backend_call(
     operation: str, source_type: str, reason: str | None, seconds: float
 ) -> None:

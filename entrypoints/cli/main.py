@@ -26,6 +26,7 @@ from application.sources import (
 from domain.errors import (
     BackendUnavailable,
     DomainError,
+    DuplicateKeyName,
     InvalidInput,
     SecretUnreadable,
     SourceNotFound,
@@ -66,11 +67,25 @@ def _out(line: str = "") -> None:
     out(printable(line))
 
 
+def _header(*columns: str) -> None:
+    """A table's header row, in human output only: the columns of the lines that follow."""
+    out("  ".join(columns))
+
+
+SECRETS_MASKED = "notice: secrets are masked: this API key lacks the scope sources:secrets"
+
+
 async def _actor(container: Container, args: SimpleNamespace) -> Principal:
     """The operator, or the holder of `--token`/`TDB_TOKEN` with that key's scopes."""
     token = getattr(args, "token", None) or os.environ.get("TDB_TOKEN")
     if token:
-        return await container.authenticate()(token)
+        principal = await container.authenticate()(token)
+        # Asked for secrets, shown masks: a person is told why (`--json`'s stderr holds log
+        # lines only; its masked values say it).
+        asked = getattr(args, "show_secrets", False) and not args.json
+        if asked and not principal.can(Scope.SECRETS):
+            print(SECRETS_MASKED, file=sys.stderr)
+        return principal
     if getattr(args, "show_secrets", False):
         return OPERATOR
     return OPERATOR_MASKED
@@ -91,6 +106,9 @@ def _key_row(key: ApiKey) -> dict[str, Any]:
 
 
 async def keys_create(container: Container, args: SimpleNamespace) -> None:
+    # A name says which key a script or a person holds: two active keys never share one.
+    if any(k.name == args.name and k.revoked_at is None for k in await container.list_api_keys()()):
+        raise DuplicateKeyName(args.name)
     issued = await container.create_api_key()(args.name, args.scope or (), OPERATOR)
     if args.json:
         _json({**_key_row(issued.key), "token": issued.token})
@@ -106,6 +124,7 @@ async def keys_list(container: Container, args: SimpleNamespace) -> None:
     if args.json:
         _json(rows)
         return
+    _header("KEY_ID", "NAME", "SCOPES", "CREATED_AT", "STATE")
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
         _out(
@@ -115,9 +134,16 @@ async def keys_list(container: Container, args: SimpleNamespace) -> None:
 
 
 async def keys_revoke(container: Container, args: SimpleNamespace) -> None:
+    before = {k.key_id: k.revoked_at for k in await container.list_api_keys()()}
+    # Revoking a revoked key changes nothing and records nothing: it keeps its first revocation.
     key = await container.revoke_api_key()(args.key_id, OPERATOR)
     if args.json:
         _json(_key_row(key))
+    elif before.get(key.key_id) is not None and key.revoked_at is not None:
+        _out(
+            f"API key {key.key_id} ({key.name}) was already revoked at"
+            f" {api_timestamp(key.revoked_at)}"
+        )
     else:
         _out(f"Revoked API key {key.key_id} ({key.name})")
 
@@ -138,6 +164,9 @@ def _print_record(source: Source, as_json: bool) -> None:
         "registered_by",
         "registered_at",
         "status",
+        "version",
+        "updated_at",
+        "updated_by",
     ):
         _out(f"{field}: {record[field]}")
     _out(f"tags: {', '.join(record['tags'])}")
@@ -158,6 +187,7 @@ async def sources_list(container: Container, args: SimpleNamespace) -> None:
     if args.json:
         _json(rows)
         return
+    _header("ID", "NAME", "SOURCE_TYPE", "REGISTERED_AT", "TAGS")
     for row in rows:
         _out(
             f"{row['id']}  {row['name']}  {row['source_type']}  {row['registered_at']}"
@@ -267,10 +297,13 @@ async def events_list(container: Container, args: SimpleNamespace) -> None:
     if args.json:
         _json(rows)
         return
+    _header("AT", "ACTOR", "ACTION", "SUBJECT", "CHANGED")
     for row in rows:
         subject = row["source_name"] or (f"key {row['key_id']}" if row["key_id"] else "")
         changed = f"  {','.join(row['changed'])}" if row["changed"] else ""
-        _out(f"{row['at']}  {row['actor']}  {row['action']}  {subject}{changed}")
+        # A schema change says whether it breaks readers: what a person scans the trail for.
+        breaking = "  breaking" if row["breaking"] else ""
+        _out(f"{row['at']}  {row['actor']}  {row['action']}  {subject}{changed}{breaking}")
 
 
 async def sources_schema(container: Container, args: SimpleNamespace) -> None:
@@ -421,8 +454,11 @@ def _add(
     help_text: str,
     *options: Decorator,
     upgrade: bool = True,
+    creates_store: bool = False,
 ) -> None:
-    command: Callable[..., Any] = with_container(upgrade=upgrade)(handler)
+    command: Callable[..., Any] = with_container(upgrade=upgrade, creates_store=creates_store)(
+        handler
+    )
     for option in reversed(options):
         command = option(command)
     group.command(name, help=help_text)(store_options(command))
@@ -562,7 +598,14 @@ def _events() -> click.Group:
 
 def _db() -> click.Group:
     db = click.Group("db", help="the store")
-    _add(db, "upgrade", db_upgrade, "apply pending migrations", upgrade=False)
+    _add(
+        db,
+        "upgrade",
+        db_upgrade,
+        "create the store, or apply its pending migrations",
+        upgrade=False,
+        creates_store=True,
+    )
     return db
 
 

@@ -88,6 +88,6 @@ def _version() -> str:
     help="fast: uvloop + httptools with read deadlines and a connection cap (default);"
     " pure: asyncio + h11, unguarded, for comparison only",
 )
-@with_container(upgrade=False)
+@with_container(upgrade=False, creates_store=True)
 def serve(container: Container, args: SimpleNamespace) -> None:
     _serve(container, args)

@@ -17,6 +17,7 @@ from domain.errors import (
     AuthenticationFailed,
     BackendUnavailable,
     DomainError,
+    DuplicateKeyName,
     DuplicateSourceName,
     HostNotAllowed,
     InvalidConnection,
@@ -152,6 +153,12 @@ def _key_not_found(exc: ApiKeyNotFound) -> Outcome:
 def _duplicate(exc: DuplicateSourceName) -> Outcome:
     detail = f"A source named {exc.name!r} already exists."
     return Outcome("duplicate-source-name", 409, Exit.CONFLICT, detail)
+
+
+@_outcome(DuplicateKeyName)
+def _duplicate_key(exc: DuplicateKeyName) -> Outcome:
+    detail = f"An active API key is already named {exc.name!r}."
+    return Outcome("duplicate-key-name", 409, Exit.CONFLICT, detail)
 
 
 @_outcome(VersionMismatch)

@@ -70,6 +70,9 @@ def tdb(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
     monkeypatch.setenv("TDB_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
     monkeypatch.setenv("TDB_CSV_ROOT", str(tmp_path / "data"))
     monkeypatch.delenv("TDB_TOKEN", raising=False)
+    # Only `db upgrade` (and `serve`) create a store: the other commands refuse a missing one.
+    assert main(["db", "upgrade"]) == 0, capsys.readouterr()
+    capsys.readouterr()
 
     def run(*args: str) -> tuple[int, str, str]:
         code = main(list(args))

@@ -41,10 +41,14 @@ def tdb_with_export(*args: str) -> int:
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Path:
     monkeypatch.setenv("TDB_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
     monkeypatch.setenv("TDB_CSV_ROOT", str(tmp_path))
     monkeypatch.delenv("TDB_TOKEN", raising=False)
+    assert tdb_with_export("db", "upgrade") == 0  # a new entrypoint creates no store either
+    capsys.readouterr()
     return tmp_path
 
 

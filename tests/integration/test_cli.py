@@ -76,11 +76,12 @@ def test_a_token_limits_the_cli_to_its_scopes(tdb: Any, tmp_path: Path) -> None:
     assert code == 8  # denied
 
 
-def test_db_upgrade_applies_once(tdb: Any) -> None:
-    code, out, _ = tdb("db", "upgrade", "--json")
+def test_db_upgrade_applies_once(tdb: Any, tmp_path: Path) -> None:
+    new = ("--database-url", f"sqlite:///{tmp_path / 'new.sqlite3'}")  # the fixture's is upgraded
+    code, out, _ = tdb("db", "upgrade", "--json", *new)
     assert code == 0
     assert json.loads(out)["applied"]
-    assert json.loads(tdb("db", "upgrade", "--json")[1])["applied"] == []
+    assert json.loads(tdb("db", "upgrade", "--json", *new)[1])["applied"] == []
 
 
 def test_csv_sources_through_the_cli(tdb: Any, tmp_path: Path) -> None:

@@ -209,7 +209,10 @@ def test_an_unknown_key_is_not_found(tdb: Any) -> None:
 def test_a_store_that_cannot_be_reached_is_7(
     tdb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TDB_DATABASE_URL", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    # A path SQLite cannot open as a database (a missing file is refused before: see
+    # test_cli_output.py).
+    (tmp_path / "dir.db").mkdir()
+    monkeypatch.setenv("TDB_DATABASE_URL", f"sqlite:///{tmp_path / 'dir.db'}")
     code, out, _ = tdb("sources", "list", "--json")
     assert code == 7
     answer = json.loads(out)

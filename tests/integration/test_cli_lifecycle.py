@@ -152,7 +152,8 @@ def test_events_list_shows_key_and_source_events(
     assert token.split("_", 2)[2] not in out
     code, out, _ = tdb("events", "list", "--action", "key.revoked")
     assert code == 0
-    assert out.count("\n") == 1
+    assert out.count("\n") == 2  # the header, then the one event
+    assert out.startswith("AT  ACTOR  ACTION  SUBJECT  CHANGED\n")
     assert f"key {key_id}" in out
     code, out, _ = tdb("events", "list", "--json", "--source-id", registered["id"])
     assert [e["action"] for e in json.loads(out)] == ["source.registered"]

@@ -232,6 +232,8 @@ def test_the_cli_says_what_happened(
     file = tmp_path / "web.json"
     connection = {**body()["connection"], "host": "127.0.0.1", "port": http_port}
     file.write_text(json.dumps(body(connection=connection)))
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
     assert main(["sources", "register", str(file), "--json"]) == 0
     source_id = json.loads(capsys.readouterr().out)["id"]
     assert main(["sources", "schema", source_id]) == 6  # the backend did not answer
