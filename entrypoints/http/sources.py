@@ -53,6 +53,7 @@ from entrypoints.http.cursor import (
 )
 from entrypoints.http.openapi import PATCH_MEDIA_TYPES, MergePatchOperation, responses
 from entrypoints.http.query import check_query
+from entrypoints.http.responses import JSONResponse
 from entrypoints.presenters import (
     ConnectionCheckOut,
     SchemaOut,
@@ -335,7 +336,7 @@ class SourcesController(Controller):
         self, request: AuthRequest, source_id: FromPath[str], get_source: NamedDependency[GetSource]
     ) -> Response[SourceRecord]:
         source = await get_source(GetSourceQuery(request.user, parse_source_id(source_id)))
-        return Response(SourceRecord.of(source), headers={"ETag": etag(source.version)})
+        return JSONResponse(SourceRecord.of(source), headers={"ETag": etag(source.version)})
 
     @patch(
         "/{source_id:str}",
