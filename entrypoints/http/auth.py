@@ -8,12 +8,13 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware._utils import should_bypass_middleware
 from litestar.types import ASGIApp, Receive, Send
 from litestar.types import Scope as ASGIScope
 
 from application.keys import Authenticate, PrincipalCache
 from domain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
-from domain.keys import Scope
+from domain.keys import Principal, Scope
 from entrypoints.http.bodies import checking_media_type
 
 # Patterns (regular expressions) of paths served without a key: the probes, the metrics and the
@@ -57,15 +58,32 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         self._authenticate = authenticate
         self._cache = cache
 
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        # As Litestar's own, without a connection object and a result object per request.
+        if not should_bypass_middleware(
+            exclude_http_methods=self.exclude_http_methods,
+            exclude_opt_key=self.exclude_opt_key,
+            exclude_path_pattern=self.exclude,
+            scope=scope,
+            scopes=self.scopes,
+        ):
+            token = bearer_token(_authorization(scope["headers"]))
+            scope["user"] = await self._principal(token)
+            scope["auth"] = token
+        await self.app(scope, receive, send)
+
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         token = bearer_token(_authorization(connection.scope["headers"]))
+        return AuthenticationResult(user=await self._principal(token), auth=token)
+
+    async def _principal(self, token: str) -> Principal:
         principal = self._cache.get(token)
         if principal is None:
             principal = await self._authenticate()(token)
             self._cache.put(token, principal)
-        return AuthenticationResult(user=principal, auth=token)
+        return principal
 
 
 def _checking_scope(app: ASGIApp) -> ASGIApp:
