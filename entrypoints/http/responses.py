@@ -37,6 +37,18 @@ class JSONResponse(Response[T]):
 
     __slots__ = ()
 
+    def __init__(self, content: T, *, headers: dict[str, str] | None = None) -> None:
+        # What Response.__init__ sets for content and headers alone, without its checks of
+        # cookies and headers against typing.Mapping (two slow isinstance calls per request).
+        self.content = content
+        self.headers = dict(headers) if headers else {}
+        self.background = None
+        self.cookies = []
+        self.encoding = "utf-8"
+        self.media_type = None
+        self.status_code = None
+        self.response_type_encoders = {}
+
     def to_asgi_response(
         self,
         app: Litestar | None,
