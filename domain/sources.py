@@ -208,7 +208,9 @@ def _tags(values: Any) -> tuple[str, ...]:
     return tuple(normalized(v) if isinstance(v, str) else v for v in values)
 
 
-@attrs.frozen
+# Not slotted: a source is copied whole on every GET (as stored, then as shown), and copying an
+# instance dict is one call where twelve slots are twelve.
+@attrs.frozen(slots=False)
 class Source:
     """A registered data source, as the store keeps it (secret connection fields encrypted)."""
 
@@ -237,27 +239,25 @@ class Source:
         It was checked when it was stored, so it is not checked again: reading back is on the
         path of every GET, and a rule made stricter since then must not make it unreadable.
         """
+        if fields.keys() != _FIELDS:
+            raise TypeError(f"a source has the fields {sorted(_FIELDS)}, got {sorted(fields)}")
         source = object.__new__(cls)
-        for field, (_, put) in zip(_FIELDS, _SLOTS, strict=True):
-            put(source, fields[field])
-        _put_connection(source, _freeze(fields["connection"]))
+        state = vars(source)
+        state.update(fields)
+        state["connection"] = _freeze(fields["connection"])
         return source
 
     def with_connection(self, connection: Mapping[str, Any]) -> Source:
         """This source with another connection object (as shown to a caller, or as stored)."""
         # The other fields are this valid source's own: copy them rather than check them again.
         source = object.__new__(Source)
-        for get, put in _SLOTS:
-            put(source, get(self))
-        _put_connection(source, _freeze(connection))
+        state = vars(source)
+        state.update(vars(self))
+        state["connection"] = _freeze(connection)
         return source
 
 
-_FIELDS = tuple(f.name for f in attrs.fields(Source))
-# Each field's slot, read and written straight through its descriptor: a third of the cost of
-# getattr and object.__setattr__ by name, on the path of every GET (the class is frozen).
-_SLOTS = tuple((vars(Source)[f].__get__, vars(Source)[f].__set__) for f in _FIELDS)
-_put_connection = vars(Source)["connection"].__set__
+_FIELDS = frozenset(f.name for f in attrs.fields(Source))
 
 
 @attrs.frozen
