@@ -9,7 +9,7 @@ any ISO 8601 form or as a datetime, so rows written by older versions still read
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -100,24 +100,58 @@ converter.register_structure_hook_func(
 
 
 def _source(row: Mapping[str, Any], _: object = None) -> Source:
+    get = row.get
+    return restored_source(
+        (
+            row["id"],
+            row["name"],
+            row["source_type"],
+            row["connection"],
+            row["description"],
+            row["tags"],
+            row["registered_by"],
+            row["registered_at"],
+            get("status"),
+            get("version"),
+            get("updated_at"),
+            get("updated_by"),
+        )
+    )
+
+
+def restored_source(values: Sequence[Any]) -> Source:
+    """The source of a stored row's values, in the order of `Source`'s fields (the store's
+    columns); the last four may be None (rows older than the fields)."""
     # Every GET reads one: built from the row's values, without the checks of a new source
     # (it passed them when it was stored), at a third of the generated hook's cost.
-    registered_at = parse_timestamp(row["registered_at"])
-    registered_by = row["registered_by"]
-    updated_at = row.get("updated_at")
+    (
+        source_id,
+        name,
+        source_type,
+        connection,
+        description,
+        tags,
+        registered_by,
+        registered_at,
+        status,
+        version,
+        updated_at,
+        updated_by,
+    ) = values
+    registered_at = parse_timestamp(registered_at)
     return Source.restored(
-        id=_uuid(row["id"]),
-        name=SourceName.restored(row["name"]),
-        source_type=row["source_type"],
-        connection=_json(row["connection"]),
-        description=row["description"],
-        tags=tuple(_json(row["tags"])),
+        id=_uuid(source_id),
+        name=SourceName.restored(name),
+        source_type=source_type,
+        connection=_json(connection),
+        description=description,
+        tags=tuple(_json(tags)),
         registered_by=registered_by,
         registered_at=registered_at,
-        status=row.get("status") or "active",
-        version=int(row.get("version") or 1),
+        status=status or "active",
+        version=int(version or 1),
         updated_at=registered_at if updated_at is None else parse_timestamp(updated_at),
-        updated_by=row.get("updated_by") or registered_by,
+        updated_by=updated_by or registered_by,
     )
 
 

@@ -209,7 +209,9 @@ def _tags(values: Any) -> tuple[str, ...]:
     return tuple(normalized(v) if isinstance(v, str) else v for v in values)
 
 
-@attrs.frozen
+# Not slotted: a source is copied whole on every GET (as stored, then as shown), and copying an
+# instance dict is one call where twelve slots are twelve.
+@attrs.frozen(slots=False)
 class Source:
     """A registered data source, as the store keeps it (secret connection fields encrypted)."""
 
@@ -238,23 +240,25 @@ class Source:
         It was checked when it was stored, so it is not checked again: reading back is on the
         path of every GET, and a rule made stricter since then must not make it unreadable.
         """
+        if fields.keys() != _FIELDS:
+            raise TypeError(f"a source has the fields {sorted(_FIELDS)}, got {sorted(fields)}")
         source = object.__new__(cls)
-        for field in _FIELDS:
-            object.__setattr__(source, field, fields[field])
-        object.__setattr__(source, "connection", _freeze(fields["connection"]))
+        state = vars(source)
+        state.update(fields)
+        state["connection"] = _freeze(fields["connection"])
         return source
 
     def with_connection(self, connection: Mapping[str, Any]) -> Source:
         """This source with another connection object (as shown to a caller, or as stored)."""
         # The other fields are this valid source's own: copy them rather than check them again.
         source = object.__new__(Source)
-        for field in _FIELDS:
-            object.__setattr__(source, field, getattr(self, field))
-        object.__setattr__(source, "connection", _freeze(connection))
+        state = vars(source)
+        state.update(vars(self))
+        state["connection"] = _freeze(connection)
         return source
 
 
-_FIELDS = tuple(f.name for f in attrs.fields(Source))
+_FIELDS = frozenset(f.name for f in attrs.fields(Source))
 
 
 @attrs.frozen

@@ -223,6 +223,9 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+_SHOWN_MAX = 1024
+
+
 class _RequestLine:
     """The line every request writes, rendered as every other line but straight to stderr.
 
@@ -239,6 +242,15 @@ class _RequestLine:
         self._console = log_format == "console"
         # Both renderers make text (JSONRenderer with a serializer that returns str).
         self._render = cast(Callable[[Any, str, EventDict], str], _renderer(log_format))
+        # The console form of the values that repeat from line to line (methods, routes, keys,
+        # clients), made once each: at most _SHOWN_MAX of them, forgotten all at once.
+        self._shown: dict[str | None, str] = {}
+
+    def _show(self, value: str | None) -> str:
+        if len(self._shown) >= _SHOWN_MAX:
+            self._shown.clear()
+        text = self._shown[value] = _console_value(value)
+        return text
 
     def __call__(
         self,
@@ -251,11 +263,14 @@ class _RequestLine:
     ) -> None:
         request_id = REQUEST_ID.get()
         if self._console:
-            value = _console_value
+            # A console value is never empty: `or` falls back only when it is not known yet.
+            shown = self._shown.get
+            show = self._show
             sys.stderr.write(
-                f"{self._stamp.now()} info    request method={value(method)} "
-                f"route={value(route)} status={status} duration_ms={duration_ms} "
-                f"actor={value(actor)} client={value(client)} request_id={value(request_id)}\n"
+                f"{self._stamp.now()} info    request method={shown(method) or show(method)} "
+                f"route={shown(route) or show(route)} status={status} duration_ms={duration_ms} "
+                f"actor={shown(actor) or show(actor)} client={shown(client) or show(client)} "
+                f"request_id={_console_value(request_id)}\n"
             )
             return
         event = {

@@ -29,11 +29,18 @@ def api_time(value: datetime) -> datetime:
     return value.replace(microsecond=0)
 
 
+_encode_json = msgspec.json.encode
+
+
 def api_timestamp(value: datetime) -> str:
     """The API's timestamp form, as in the API document: `2026-05-22T09:00:00Z`."""
-    # isoformat is faster than strftime (this runs for every row of a listing), and pads the
-    # year to four digits where glibc's %Y does not.
-    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
+    # Every GET shows two. msgspec writes an aware UTC time in C as `"2026-05-22T09:00:00Z"`
+    # or with a fraction (`...:00.303Z`): its first 19 characters are the date and the time to
+    # the second, the year padded to four digits. Eight times as fast as isoformat (which
+    # strftime's %Y, unpadded on glibc, is not even an option for).
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return _encode_json(value)[1:20].decode() + "Z"
 
 
 class SourceRecord(msgspec.Struct):

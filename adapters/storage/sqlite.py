@@ -26,7 +26,14 @@ import attrs
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from adapters.serialization import decode_json, from_row, parse_timestamp, timestamp, to_row
+from adapters.serialization import (
+    decode_json,
+    from_row,
+    parse_timestamp,
+    restored_source,
+    timestamp,
+    to_row,
+)
 from adapters.storage.listing import (
     EVENT_COLUMNS,
     INLINE_PAGE_MAX,
@@ -291,15 +298,22 @@ class SqliteDatabase:
 
     def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Every row of one query, as dicts."""
+        return self._query(sql, parameters, _as_dicts)
+
+    def read_one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of one query, as a tuple in the order of its columns; None if none."""
+        return self._query(sql, parameters, _first)
+
+    def _query(
+        self, sql: str, parameters: Sequence[Any], fetch: Callable[[sqlite3.Cursor], T]
+    ) -> T:
         # The hot path of every read: no context managers, and straight to sqlite3, since
         # sqlite-utils' query() wraps each read in a savepoint (three statements instead of
         # one) only to refuse writes, and these are our own SELECTs.
         try:
             db = self._checkout()
             try:
-                cursor = db.conn.execute(sql, list(parameters))
-                names = [column[0] for column in cursor.description]
-                rows = [dict(zip(names, row, strict=True)) for row in cursor]
+                rows = fetch(db.conn.execute(sql, list(parameters)))
             finally:
                 self._checkin(db)
         except sqlite3.Error as exc:
@@ -489,10 +503,13 @@ class SqliteSourceRepository:
             raise
 
     async def get(self, source_id: UUID) -> Source:
-        rows = self._db.read(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = ?", [str(source_id)])
-        if not rows:
+        row = self._db.read_one(
+            f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = ?", [str(source_id)]
+        )
+        if row is None:
             raise SourceNotFound(source_id)
-        return from_row(rows[0], Source)
+        # The row's id is the one asked for: no need to parse it back.
+        return restored_source((source_id, *row[1:]))
 
     async def list(
         self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
@@ -546,6 +563,17 @@ class SqliteSourceRepository:
 
     async def count(self) -> int:
         return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
+
+
+def _first(cursor: sqlite3.Cursor) -> tuple[Any, ...] | None:
+    # Every row is read, so the statement is done (and its read transaction over) at once.
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
+def _as_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
 def _mismatch(db: sqlite_utils.Database, source_id: UUID) -> None:

@@ -171,8 +171,10 @@ def create_app(container: Container) -> Litestar:
     body_schema = SourceBodySchema(container.connectors())
     app = TdbApp(
         route_handlers=handlers,
+        # A use case holds nothing of a request's own (only the container's singletons): it is
+        # made at its first request and kept, rather than made again for every request.
         dependencies={
-            name: Provide(_call(getattr(container, name)), sync_to_thread=False)
+            name: Provide(_call(getattr(container, name)), sync_to_thread=False, use_cache=True)
             for name in USE_CASES
         },
         middleware=[

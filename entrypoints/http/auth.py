@@ -8,13 +8,14 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware._utils import should_bypass_middleware
 from litestar.types import ASGIApp, Receive, Send
 from litestar.types import Scope as ASGIScope
 
 from application.keys import Authenticate, PrincipalCache
 from domain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
-from domain.keys import Scope
-from entrypoints.http.bodies import checking_media_type
+from domain.keys import Principal, Scope
+from entrypoints.http.bodies import check_media_type
 
 # Patterns (regular expressions) of paths served without a key: the probes, the metrics and the
 # OpenAPI document.
@@ -53,37 +54,55 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         cache: PrincipalCache,
         exclude: list[str] | None = None,
     ) -> None:
-        super().__init__(_checking_scope(checking_media_type(app)), exclude=exclude)
+        super().__init__(app, exclude=exclude)
         self._authenticate = authenticate
         self._cache = cache
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        # As Litestar's own, without a connection object and a result object per request.
+        if not should_bypass_middleware(
+            exclude_http_methods=self.exclude_http_methods,
+            exclude_opt_key=self.exclude_opt_key,
+            exclude_path_pattern=self.exclude,
+            scope=scope,
+            scopes=self.scopes,
+        ):
+            token = bearer_token(_authorization(scope["headers"]))
+            principal = self._cache.get(token)
+            scope["user"] = principal if principal is not None else await self._principal(token)
+            scope["auth"] = token
+        # The route's checks, in this order, before the app reads the path's id or the body.
+        opt = scope["route_handler"].opt
+        _check_scope(scope, opt)
+        check_media_type(scope, opt)
+        await self.app(scope, receive, send)
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         token = bearer_token(_authorization(connection.scope["headers"]))
+        return AuthenticationResult(user=await self._principal(token), auth=token)
+
+    async def _principal(self, token: str) -> Principal:
         principal = self._cache.get(token)
         if principal is None:
             principal = await self._authenticate()(token)
             self._cache.put(token, principal)
-        return AuthenticationResult(user=principal, auth=token)
+        return principal
 
 
-def _checking_scope(app: ASGIApp) -> ASGIApp:
-    """The app behind a check of the route's `opt["scope"]`, if it names one, against the
-    authenticated key's scopes.
+def _check_scope(scope: ASGIScope, opt: dict[str, Any]) -> None:
+    """Raise `PermissionDenied` unless the authenticated key holds the route's `opt["scope"]`
+    (if it names one).
 
     It runs before the path's id is parsed and before the body is read, so a key without the
     scope gets 403 whatever id or body it sends. (A guard would do the same, but Litestar
     copies the route handler for every guard call, which costs more than the token check on a
-    cache hit.) The use case checks the scope again.
+    cache hit; a wrapping app would cost a coroutine per request.) The use case checks the
+    scope again.
     """
-
-    async def checked(scope: ASGIScope, receive: Receive, send: Send) -> None:
-        required: Scope | None = scope["route_handler"].opt.get("scope")
-        # No user: the path is one served without a key (OPTIONS included), which names no scope.
-        user = scope.get("user")
-        if required is not None and user is not None and not user.can(required):
-            raise PermissionDenied(required)
-        await app(scope, receive, send)
-
-    return checked
+    required: Scope | None = opt.get("scope")
+    # No user: the path is one served without a key (OPTIONS included), which names no scope.
+    user = scope.get("user")
+    if required is not None and user is not None and not user.can(required):
+        raise PermissionDenied(required)

@@ -60,6 +60,7 @@ from entrypoints.http.openapi import (
     tag_schema,
 )
 from entrypoints.http.query import check_query
+from entrypoints.http.responses import JSONResponse
 from entrypoints.presenters import (
     ConnectionCheckOut,
     SchemaOut,
@@ -354,7 +355,7 @@ class SourcesController(Controller):
     ) -> Response[SourceRecord]:
         check_query(request.query_params)
         source = await get_source(GetSourceQuery(request.user, parse_source_id(source_id)))
-        return Response(SourceRecord.of(source), headers={"ETag": etag(source.version)})
+        return JSONResponse(SourceRecord.of(source), headers={"ETag": etag(source.version)})
 
     @patch(
         "/{source_id:str}",
