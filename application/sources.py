@@ -383,7 +383,7 @@ class UpdateSource:
         require(command.actor, self.required_scope)
         deadline, lost = self._retry.deadline(), 0
         while True:
-            stored = self._admitted(command, await self._sources.get(command.source_id))
+            stored = _admitted(command.if_match, await self._sources.get(command.source_id))
             connector, names, clear = self._opened(stored)
             draft = _draft_connection(clear, command.patch, names)
             checked = None if draft is None else await _validated(connector, draft)
@@ -400,13 +400,6 @@ class UpdateSource:
                 await self._retry.sleep(self._pause(command, loss, lost, deadline))
                 continue
             return await self._recorded(await self._done(command, stored, merged, changed, names))
-
-    @staticmethod
-    def _admitted(command: UpdateSourceCommand, stored: Source) -> Source:
-        """The stored source, if the command's condition admits its version."""
-        if command.if_match is not None and not command.if_match.admits(stored.version):
-            raise VersionMismatch(stored.id, stored.version)
-        return stored
 
     def _pause(
         self, command: UpdateSourceCommand, loss: VersionMismatch, lost: int, deadline: float
@@ -668,12 +661,10 @@ class DeleteSource:
 
     async def __call__(self, command: DeleteSourceCommand) -> None:
         require(command.actor, self.required_scope)
-        stored = await self._sources.get(command.source_id)
-        expected = None
-        if command.if_match is not None and command.if_match.versions is not None:
-            if not command.if_match.admits(stored.version):
-                raise VersionMismatch(stored.id, stored.version)
-            expected = stored.version
+        stored = _admitted(command.if_match, await self._sources.get(command.source_id))
+        # Pinned to versions, the store compares and sets it too; `*` asks only that it exist.
+        pinned = command.if_match is not None and command.if_match.versions is not None
+        expected = stored.version if pinned else None
         event = Event(
             id=self._ids.new(),
             at=self._clock.now(),
@@ -684,6 +675,14 @@ class DeleteSource:
         # The store names the source in the event: the name it had when it went.
         await self._sources.remove(command.source_id, expected, event)
         await forget_connection(self._connectors, stored)
+
+
+def _admitted(if_match: IfMatch | None, stored: Source) -> Source:
+    """The stored source, if the condition (None: there is none) admits its version; else
+    `VersionMismatch`."""
+    if if_match is not None and not if_match.admits(stored.version):
+        raise VersionMismatch(stored.id, stored.version)
+    return stored
 
 
 async def forget_connection(connectors: ConnectorRegistry, source: Source) -> None:
