@@ -70,6 +70,11 @@ def sqlite_path(settings: Settings) -> Path:
     return Path(settings.database_url)
 
 
+def memory_secret_key(settings: Settings) -> str | bytes:
+    """`TDB_SECRET_KEY`, else a throwaway key: the store goes with the process anyway."""
+    return settings.secret_key or generate_key()
+
+
 def sqlite_secret_key(settings: Settings) -> str | bytes:
     """`TDB_SECRET_KEY`, else a key file beside the SQLite file."""
     if settings.secret_key:
@@ -135,7 +140,7 @@ class MemoryBackend(StoreBackend):
     sources = providers.Singleton(MemorySourceRepository, events)
     snapshots = providers.Singleton(MemorySnapshotRepository, sources)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
-    secret_key = providers.Callable(lambda s: s.secret_key or generate_key(), settings)
+    secret_key = providers.Callable(memory_secret_key, settings)
     own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
 
 
@@ -230,46 +235,44 @@ class Container(containers.DeclarativeContainer):
     resolver = providers.Singleton(
         CachingResolver,
         system_resolver,
-        providers.Callable(lambda s: s.resolver_cache_ttl, settings),
+        settings.provided.resolver_cache_ttl,
     )
     outbound_policy = providers.Singleton(
         OutboundPolicy.from_text,
-        providers.Callable(lambda s: s.allowed_networks, settings),
-        providers.Callable(lambda s: s.denied_networks, settings),
+        settings.provided.allowed_networks,
+        settings.provided.denied_networks,
         resolver,
     )
     source_pools = providers.Resource(open_source_pools, settings)
     postgres_connector = providers.Singleton(
         PostgresConnector,
-        connect_timeout=providers.Callable(lambda s: s.connect_timeout, settings),
-        statement_timeout_ms=providers.Callable(
-            lambda s: int(s.statement_timeout * 1000), settings
-        ),
+        connect_timeout=settings.provided.connect_timeout,
+        statement_timeout_ms=settings.provided.statement_timeout_ms,
         policy=outbound_policy,
         pools=source_pools,
     )
 
+    csv_connector = providers.Singleton(
+        CsvConnector,
+        settings.provided.csv_root,
+        timeout=settings.provided.connect_timeout,
+        store_files=_selected(store_kind, backends, "own_files"),
+    )
+
+    # The one list of source types: each connector brings its own provider above.
     connectors = providers.Singleton(
         ObservedConnectorRegistry,
         providers.Singleton(
             StaticConnectorRegistry,
-            providers.List(
-                postgres_connector,
-                providers.Singleton(
-                    CsvConnector,
-                    providers.Callable(lambda s: s.csv_root, settings),
-                    timeout=providers.Callable(lambda s: s.connect_timeout, settings),
-                    store_files=_selected(store_kind, backends, "own_files"),
-                ),
-            ),
+            providers.List(postgres_connector, csv_connector),
         ),
         # Every inspection and connection test is counted and timed; a failure is logged.
         providers.Object(record_backend_call),
         # ... and bounded, for every entrypoint: so many at once, each within its deadline.
         providers.Singleton(
             BackendBounds,
-            at_once=providers.Callable(lambda s: s.inspect_concurrency, settings),
-            deadline=providers.Callable(lambda s: s.inspect_deadline, settings),
+            at_once=settings.provided.inspect_concurrency,
+            deadline=settings.provided.inspect_deadline,
         ),
     )
 
@@ -295,7 +298,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         # A change that keeps losing races gives up as a store that does not answer would.
-        retry=providers.Factory(Retry, providers.Callable(lambda s: s.store_timeout, settings)),
+        retry=providers.Factory(Retry, settings.provided.store_timeout),
     )
     check_source_connection = providers.Factory(
         CheckSourceConnection, sources=sources, connectors=connectors, cipher=cipher, clock=clock

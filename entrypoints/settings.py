@@ -114,6 +114,11 @@ class Settings:
         return self.connect_timeout + 0.75
 
     @property
+    def statement_timeout_ms(self) -> int:
+        """The statement timeout as PostgreSQL's `statement_timeout` takes it."""
+        return int(self.statement_timeout * 1000)
+
+    @property
     def database_scheme(self) -> str:
         """The database URL's scheme (empty for a bare path); the container knows what it means."""
         return self.database_url.partition("://")[0] if "://" in self.database_url else ""
