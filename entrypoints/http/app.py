@@ -12,7 +12,6 @@ import anyio
 from dependency_injector.providers import Provider
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.routes import HTTPRoute
 
@@ -34,26 +33,12 @@ from entrypoints.http.openapi import Polisher, SourceBodySchema, openapi_config
 from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
+from entrypoints.http.use_cases import UseCases
 from entrypoints.startup import start_worker, stop_worker
 
 MAX_BODY_BYTES = 64 * 1024
 # Full listings read and encoded at once per process, on threads (more only queue for the GIL).
 LISTINGS_AT_ONCE = 2
-
-# The use cases handlers may ask for, by parameter name.
-USE_CASES = (
-    "register_source",
-    "list_sources",
-    "get_source",
-    "inspect_schema",
-    "schema_history",
-    "delete_source",
-    "update_source",
-    "check_source_connection",
-    "check_new_connection",
-    "list_events",
-    "check_readiness",
-)
 
 
 def _call(provider: Provider[Any]) -> Callable[[], Any]:
@@ -171,12 +156,6 @@ def create_app(container: Container) -> Litestar:
     body_schema = SourceBodySchema(container.connectors())
     app = TdbApp(
         route_handlers=handlers,
-        # A use case holds nothing of a request's own (only the container's singletons): it is
-        # made at its first request and kept, rather than made again for every request.
-        dependencies={
-            name: Provide(_call(getattr(container, name)), sync_to_thread=False, use_cache=True)
-            for name in USE_CASES
-        },
         middleware=[
             DefineMiddleware(
                 BearerAuthMiddleware,
@@ -195,6 +174,7 @@ def create_app(container: Container) -> Litestar:
         state=State(
             {
                 "scrape": _scrape(container),
+                "use_cases": UseCases(container),
                 "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
                 "listings": ListingCache(),
             }
