@@ -12,14 +12,13 @@ import anyio
 from dependency_injector.providers import Provider
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.middleware import DefineMiddleware
 from litestar.routes import HTTPRoute
 
 from application.keys import PrincipalCache
 from domain.errors import StoreUnavailable
 from entrypoints import metrics
 from entrypoints.container import Container
-from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware
+from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuth
 from entrypoints.http.bodies import TdbRequest
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
@@ -156,14 +155,11 @@ def create_app(container: Container) -> Litestar:
     body_schema = SourceBodySchema(container.connectors())
     app = TdbApp(
         route_handlers=handlers,
-        middleware=[
-            DefineMiddleware(
-                BearerAuthMiddleware,
-                authenticate=_call(container.authenticate),
-                cache=PrincipalCache(settings.auth_cache_ttl),
-                exclude=UNAUTHENTICATED_PATHS,
-            )
-        ],
+        before_request=BearerAuth(
+            authenticate=_call(container.authenticate),
+            cache=PrincipalCache(settings.auth_cache_ttl),
+            exclude=UNAUTHENTICATED_PATHS,
+        ),
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,
