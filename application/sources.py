@@ -104,8 +104,18 @@ def _as_read(
 ) -> tuple[Source, Event | None]:
     """The source as this actor reads it (`_shown`), and the `source.secrets_read` event that
     showing a secret in clear records before the answer is given (None if none is shown)."""
-    shown = _shown(source, names, actor, decrypt)
-    revealed = [n for n in names if actor.can(Scope.SECRETS) and shown.connection.get(n)]
+    # In one pass (it is on the path of every GET): the shown connection, and which secrets
+    # it shows in clear, as `_shown` and then a look at each of its secrets would make them.
+    clear = actor.can(Scope.SECRETS)
+    connection = dict(source.connection)
+    for name in names:
+        value = connection.get(name)
+        if isinstance(value, str):
+            connection[name] = decrypt(value) if clear else MASK
+    shown = source.with_connection(connection)
+    if not clear:
+        return shown, None
+    revealed = [n for n in names if connection.get(n)]
     if not revealed:
         return shown, None
     return shown, Event(

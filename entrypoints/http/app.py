@@ -12,15 +12,13 @@ import anyio
 from dependency_injector.providers import Provider
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
 from litestar.routes import HTTPRoute
 
 from application.keys import PrincipalCache
 from domain.errors import StoreUnavailable
 from entrypoints import metrics
 from entrypoints.container import Container
-from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuthMiddleware
+from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuth
 from entrypoints.http.bodies import TdbRequest
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
@@ -34,26 +32,12 @@ from entrypoints.http.openapi import Polisher, SourceBodySchema, openapi_config
 from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
+from entrypoints.http.use_cases import UseCases
 from entrypoints.startup import start_worker, stop_worker
 
 MAX_BODY_BYTES = 64 * 1024
 # Full listings read and encoded at once per process, on threads (more only queue for the GIL).
 LISTINGS_AT_ONCE = 2
-
-# The use cases handlers may ask for, by parameter name.
-USE_CASES = (
-    "register_source",
-    "list_sources",
-    "get_source",
-    "inspect_schema",
-    "schema_history",
-    "delete_source",
-    "update_source",
-    "check_source_connection",
-    "check_new_connection",
-    "list_events",
-    "check_readiness",
-)
 
 
 def _call(provider: Provider[Any]) -> Callable[[], Any]:
@@ -171,20 +155,11 @@ def create_app(container: Container) -> Litestar:
     body_schema = SourceBodySchema(container.connectors())
     app = TdbApp(
         route_handlers=handlers,
-        # A use case holds nothing of a request's own (only the container's singletons): it is
-        # made at its first request and kept, rather than made again for every request.
-        dependencies={
-            name: Provide(_call(getattr(container, name)), sync_to_thread=False, use_cache=True)
-            for name in USE_CASES
-        },
-        middleware=[
-            DefineMiddleware(
-                BearerAuthMiddleware,
-                authenticate=_call(container.authenticate),
-                cache=PrincipalCache(settings.auth_cache_ttl),
-                exclude=UNAUTHENTICATED_PATHS,
-            )
-        ],
+        before_request=BearerAuth(
+            authenticate=_call(container.authenticate),
+            cache=PrincipalCache(settings.auth_cache_ttl),
+            exclude=UNAUTHENTICATED_PATHS,
+        ),
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,
@@ -195,6 +170,7 @@ def create_app(container: Container) -> Litestar:
         state=State(
             {
                 "scrape": _scrape(container),
+                "use_cases": UseCases(container),
                 "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
                 "listings": ListingCache(),
             }

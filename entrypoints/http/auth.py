@@ -1,15 +1,13 @@
 """Bearer-token authentication and the route's checks (the key's scope, then the body's media
-type), in one middleware."""
+type), in one hook run before every route's handler."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from litestar.connection import ASGIConnection
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.middleware._utils import should_bypass_middleware
-from litestar.types import ASGIApp, Receive, Send
+from litestar import Request
 from litestar.types import Scope as ASGIScope
 
 from application.keys import Authenticate, PrincipalCache
@@ -44,29 +42,30 @@ def _authorization(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return found[0].decode("latin-1") if found else None
 
 
-class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Authenticates every request outside the unauthenticated paths."""
+class BearerAuth:
+    """Authenticates every request outside the unauthenticated paths, then makes the route's
+    checks: the app's `before_request` hook, run by the route before its handler's parameters
+    are read.
+
+    As Litestar's authentication middleware would (OPTIONS and the excluded paths pass without
+    a key), but not as a middleware: any middleware makes Litestar put a second exception
+    middleware around every route, and the middleware itself costs a coroutine per request.
+    A failure is answered by the app's exception handlers all the same.
+    """
 
     def __init__(
         self,
-        app: ASGIApp,
         authenticate: Callable[[], Authenticate],
         cache: PrincipalCache,
-        exclude: list[str] | None = None,
+        exclude: list[str],
     ) -> None:
-        super().__init__(app, exclude=exclude)
         self._authenticate = authenticate
         self._cache = cache
+        self._exclude = re.compile("|".join(exclude))
 
-    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
-        # As Litestar's own, without a connection object and a result object per request.
-        if not should_bypass_middleware(
-            exclude_http_methods=self.exclude_http_methods,
-            exclude_opt_key=self.exclude_opt_key,
-            exclude_path_pattern=self.exclude,
-            scope=scope,
-            scopes=self.scopes,
-        ):
+    async def __call__(self, request: Request[Any, Any, Any]) -> None:
+        scope = request.scope
+        if scope["method"] != "OPTIONS" and not self._exclude.search(scope["path"]):
             token = bearer_token(_authorization(scope["headers"]))
             principal = self._cache.get(token)
             scope["user"] = principal if principal is not None else await self._principal(token)
@@ -75,13 +74,6 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         opt = scope["route_handler"].opt
         _check_scope(scope, opt)
         check_media_type(scope, opt)
-        await self.app(scope, receive, send)
-
-    async def authenticate_request(
-        self, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
-        token = bearer_token(_authorization(connection.scope["headers"]))
-        return AuthenticationResult(user=await self._principal(token), auth=token)
 
     async def _principal(self, token: str) -> Principal:
         principal = self._cache.get(token)

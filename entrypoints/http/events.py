@@ -9,7 +9,6 @@ from uuid import UUID
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import ResponseHeader
-from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from application.events import EVENT_LIMIT_DEFAULT, ListEvents, ListEventsQuery
@@ -19,6 +18,7 @@ from domain.keys import Principal
 from entrypoints.http.cursor import decode_event_cursor, encode_event_cursor
 from entrypoints.http.openapi import responses
 from entrypoints.http.query import check_query
+from entrypoints.http.use_cases import use_cases
 from entrypoints.presenters import EventOut
 
 EVENT_PARAMETERS = ("source_id", "action", "actor", "since", "limit", "cursor")
@@ -74,7 +74,6 @@ class EventsController(Controller):
     async def list_events(
         self,
         request: Request[Principal, str, Any],
-        list_events: NamedDependency[ListEvents],
         source_id: Annotated[
             str | None,
             Parameter(description="Only this source's events", schema_extra={"format": "uuid"}),
@@ -107,7 +106,7 @@ class EventsController(Controller):
             limit=limit,
             after=decode_event_cursor(cursor) if cursor is not None else None,
         )
-        page = await list_events(query)
+        page = await use_cases(request).list_events(query)
         headers = {}
         if page.next_key is not None:
             given = {"source_id": source_id, "action": action, "actor": actor, "since": since}

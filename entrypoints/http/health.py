@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from litestar import get
-from litestar.di import NamedDependency
+from typing import Any
 
-from application.store import CheckReadiness
+from litestar import Request, get
+
 from entrypoints.http.openapi import responses
+from entrypoints.http.use_cases import use_cases
 from entrypoints.presenters import Health
 
 
@@ -22,6 +23,6 @@ async def healthz() -> Health:
     summary="The store answers",
     responses=responses(503),
 )
-async def readyz(check_readiness: NamedDependency[CheckReadiness]) -> Health:
-    await check_readiness()
+async def readyz(request: Request[Any, Any, Any]) -> Health:
+    await use_cases(request).check_readiness()
     return Health(status="ready")

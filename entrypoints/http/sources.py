@@ -11,7 +11,6 @@ import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader, State
-from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 
 from application.history import (
@@ -61,6 +60,7 @@ from entrypoints.http.openapi import (
 )
 from entrypoints.http.query import check_query
 from entrypoints.http.responses import JSONResponse
+from entrypoints.http.use_cases import use_cases
 from entrypoints.presenters import (
     ConnectionCheckOut,
     SchemaOut,
@@ -244,12 +244,11 @@ class SourcesController(Controller):
         self,
         request: AuthRequest,
         data: JSONBody[RegisterSourceRequest],
-        register_source: NamedDependency[RegisterSource],
         verify: Annotated[bool, VERIFY] = False,
     ) -> Response[SourceRecord]:
         # A typo such as `?verfy=true` must not skip the test silently.
         check_query(request.query_params, scalars=("verify",))
-        source = await register_source(data.command(request.user, verify))
+        source = await use_cases(request).register_source(data.command(request.user, verify))
         return Response(
             SourceRecord.of(source),
             status_code=201,
@@ -267,10 +266,10 @@ class SourcesController(Controller):
         self,
         request: AuthRequest,
         data: JSONBody[ConnectionTestRequest],
-        check_new_connection: NamedDependency[CheckNewConnection],
     ) -> ConnectionCheckOut:
         check_query(request.query_params)
-        return ConnectionCheckOut.of(await check_new_connection(data.command(request.user)))
+        command = data.command(request.user)
+        return ConnectionCheckOut.of(await use_cases(request).check_new_connection(command))
 
     @post(
         "/{source_id:str}/test",
@@ -283,11 +282,10 @@ class SourcesController(Controller):
         self,
         request: AuthRequest,
         source_id: FromPath[str],
-        check_source_connection: NamedDependency[CheckSourceConnection],
     ) -> ConnectionCheckOut:
         check_query(request.query_params)
         query = CheckSourceConnectionQuery(request.user, parse_source_id(source_id))
-        return ConnectionCheckOut.of(await check_source_connection(query))
+        return ConnectionCheckOut.of(await use_cases(request).check_source_connection(query))
 
     @get(
         "/",
@@ -299,7 +297,6 @@ class SourcesController(Controller):
     async def list_sources(
         self,
         request: AuthRequest,
-        list_sources: NamedDependency[ListSources],
         tag: Annotated[
             list[str] | None,
             Parameter(
@@ -330,7 +327,7 @@ class SourcesController(Controller):
             limit=limit,
             after=decode_cursor(cursor) if cursor is not None else None,
         )
-        next_key, content = await _listed(request.app.state, list_sources, query)
+        next_key, content = await _listed(request.app.state, use_cases(request).list_sources, query)
         headers = {}
         if next_key is not None:
             following = [("tag", t) for t in tags]
@@ -350,11 +347,13 @@ class SourcesController(Controller):
         responses=responses(400, 401, 403, 404, 503),
         response_headers=[ETAG_HEADER],
     )
-    async def get_source(
-        self, request: AuthRequest, source_id: FromPath[str], get_source: NamedDependency[GetSource]
-    ) -> Response[SourceRecord]:
+    async def get_source(self, request: AuthRequest) -> Response[SourceRecord]:
+        # The id straight from the router's path parameters: as a parameter of the handler it
+        # would cost every GET a pass through Litestar's parameter model (the OpenAPI document
+        # has it from the path either way).
         check_query(request.query_params)
-        source = await get_source(GetSourceQuery(request.user, parse_source_id(source_id)))
+        query = GetSourceQuery(request.user, parse_source_id(request.path_params["source_id"]))
+        source = await use_cases(request).get_source(query)
         return JSONResponse(SourceRecord.of(source), headers={"ETag": etag(source.version)})
 
     @patch(
@@ -369,7 +368,6 @@ class SourcesController(Controller):
         self,
         request: AuthRequest,
         source_id: FromPath[str],
-        update_source: NamedDependency[UpdateSource],
         if_match: Annotated[str | None, IF_MATCH] = None,
         verify: Annotated[bool, VERIFY] = False,
     ) -> Response[SourceRecord | SourceStampOut]:
@@ -382,7 +380,7 @@ class SourcesController(Controller):
         changes = await request.json()
         command = update_command(request.user, ident, changes, condition, verify)
         # The record as a GET by this key would show it (only the version without read).
-        answer = await update_source(command)
+        answer = await use_cases(request).update_source(command)
         return Response(change_out(answer), headers={"ETag": etag(answer.version)})
 
     @get(
@@ -395,12 +393,11 @@ class SourcesController(Controller):
         self,
         request: AuthRequest,
         source_id: FromPath[str],
-        inspect_schema: NamedDependency[InspectSchema],
     ) -> SchemaOut:
         check_query(request.query_params)
         # The connector bounds the backend call (how many at once, how long): see BackendBounds.
         query = InspectSchemaQuery(request.user, parse_source_id(source_id))
-        return SchemaOut.of(await inspect_schema(query))
+        return SchemaOut.of(await use_cases(request).inspect_schema(query))
 
     @get(
         "/{source_id:str}/schema/history",
@@ -416,7 +413,6 @@ class SourcesController(Controller):
         self,
         request: AuthRequest,
         source_id: FromPath[str],
-        schema_history: NamedDependency[GetSchemaHistory],
         limit: Annotated[
             int, Parameter(ge=1, le=1000, description="Page size")
         ] = HISTORY_LIMIT_DEFAULT,
@@ -432,7 +428,7 @@ class SourcesController(Controller):
             limit=limit,
             before=decode_history_cursor(cursor, ident) if cursor is not None else None,
         )
-        page = await schema_history(query)
+        page = await use_cases(request).schema_history(query)
         headers = {}
         if page.next_before is not None:
             following = urlencode(
@@ -451,9 +447,9 @@ class SourcesController(Controller):
         self,
         request: AuthRequest,
         source_id: FromPath[str],
-        delete_source: NamedDependency[DeleteSource],
         if_match: Annotated[str | None, IF_MATCH] = None,
     ) -> None:
         check_query(request.query_params)
         ident = parse_source_id(source_id)
-        await delete_source(DeleteSourceCommand(request.user, ident, _if_match(if_match)))
+        command = DeleteSourceCommand(request.user, ident, _if_match(if_match))
+        await use_cases(request).delete_source(command)

@@ -1,0 +1,84 @@
+"""The use cases handlers call, made from the container (the one place that wires them)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from litestar import Request
+
+from application.events import ListEvents
+from application.history import GetSchemaHistory, InspectSchema
+from application.sources import (
+    CheckNewConnection,
+    CheckSourceConnection,
+    DeleteSource,
+    GetSource,
+    ListSources,
+    RegisterSource,
+    UpdateSource,
+)
+from application.store import CheckReadiness
+from entrypoints.container import Container
+
+
+class UseCases:
+    """Each use case an app's handlers call, made at its first request and kept.
+
+    A use case holds nothing of a request's own (only the container's singletons), so one per
+    app serves every request. Handlers take it from here rather than through Litestar's
+    dependency injection, which costs each request a resolution step per handler.
+    """
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    @cached_property
+    def register_source(self) -> RegisterSource:
+        return self._container.register_source()
+
+    @cached_property
+    def list_sources(self) -> ListSources:
+        return self._container.list_sources()
+
+    @cached_property
+    def get_source(self) -> GetSource:
+        return self._container.get_source()
+
+    @cached_property
+    def inspect_schema(self) -> InspectSchema:
+        return self._container.inspect_schema()
+
+    @cached_property
+    def schema_history(self) -> GetSchemaHistory:
+        return self._container.schema_history()
+
+    @cached_property
+    def delete_source(self) -> DeleteSource:
+        return self._container.delete_source()
+
+    @cached_property
+    def update_source(self) -> UpdateSource:
+        return self._container.update_source()
+
+    @cached_property
+    def check_source_connection(self) -> CheckSourceConnection:
+        return self._container.check_source_connection()
+
+    @cached_property
+    def check_new_connection(self) -> CheckNewConnection:
+        return self._container.check_new_connection()
+
+    @cached_property
+    def list_events(self) -> ListEvents:
+        return self._container.list_events()
+
+    @cached_property
+    def check_readiness(self) -> CheckReadiness:
+        return self._container.check_readiness()
+
+
+def use_cases(request: Request[Any, Any, Any]) -> UseCases:
+    """The use cases of the app serving this request."""
+    found: UseCases = request.app.state.use_cases
+    return found
