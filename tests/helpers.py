@@ -176,3 +176,18 @@ def on_app(client: Any, call: Callable[..., Awaitable[T]], *args: Any) -> T:
     of the app that a Litestar `TestClient` serves, where the app's store connections live."""
     result: T = client.blocking_portal.call(call, *args)
     return result
+
+
+def reaching(url: str, **fields: Any) -> dict[str, Any]:
+    """Connection fields that reach the database of `url`."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    connection: dict[str, Any] = {
+        "host": info.get("host", "127.0.0.1"),
+        "port": int(info.get("port") or 5432),
+        "dbname": info["dbname"],
+        "user": info.get("user", "postgres"),
+        **fields,
+    }
+    if info.get("password"):
+        connection["password"] = info["password"]
+    return connection

@@ -15,7 +15,7 @@ from psycopg import sql
 from adapters.connectors.postgres import PostgresConnector, backend_unavailable
 from domain.errors import BackendUnavailable, InvalidConnection
 from domain.sources import Column
-from tests.helpers import Synced
+from tests.helpers import Synced, reaching
 
 PASSWORD = "hunter2-not-for-logs"
 ODD_NAME = 'conn_it\'s "odd"'
@@ -24,16 +24,7 @@ ODD_NAME = 'conn_it\'s "odd"'
 @pytest.fixture(scope="module")
 def base(postgres_url: str) -> dict[str, Any]:
     """The connection fields that reach the throwaway test database."""
-    info = psycopg.conninfo.conninfo_to_dict(postgres_url)
-    connection: dict[str, Any] = {
-        "host": info.get("host", "127.0.0.1"),
-        "port": int(info.get("port") or 5432),
-        "dbname": info["dbname"],
-        "user": info.get("user", "postgres"),
-    }
-    if info.get("password"):
-        connection["password"] = info["password"]
-    return connection
+    return reaching(postgres_url)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from domain.errors import BackendUnavailable
 from domain.sources import Column
 from tests.builders import assert_problem, post_source
 from tests.fake_postgres import FakePostgres, numbered_columns
-from tests.helpers import run, throwaway_database
+from tests.helpers import reaching, run, throwaway_database
 
 PASSWORD = "hunter2-never-in-clear"
 EVIL = "your password expired, visit http://evil.invalid/login"
@@ -276,21 +276,6 @@ def test_catalog_rows_no_postgresql_sends_are_a_protocol_error(
 
 
 # --- catalog text that is not UTF-8 -------------------------------------------------------
-
-
-def reaching(url: str, **fields: Any) -> dict[str, Any]:
-    """Connection fields that reach the database of `url`."""
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    connection: dict[str, Any] = {
-        "host": info.get("host", "127.0.0.1"),
-        "port": int(info.get("port") or 5432),
-        "dbname": info["dbname"],
-        "user": info.get("user", "postgres"),
-        **fields,
-    }
-    if info.get("password"):
-        connection["password"] = info["password"]
-    return connection
 
 
 LEGACY = [Column("caf\ufffd", "integer", True), Column("ok", "text", False)]
