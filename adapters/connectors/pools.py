@@ -63,7 +63,7 @@ class _Idle:
 class _Pool:
     """One target's connections: `leased` slots in use (a connection each, or one on its way)."""
 
-    def __init__(self, lock: threading.Lock) -> None:
+    def __init__(self) -> None:
         self.idle: list[_Idle] = []
         self.leased = 0
         self.waiting = 0
@@ -161,7 +161,7 @@ class AsyncConnectionPools:
         """
         pool = self._pools.get(target)
         if pool is None:
-            pool = self._pools[target] = _Pool(self._lock)
+            pool = self._pools[target] = _Pool()
         self._pools.move_to_end(target)
         if pool.leased < self._max_size:
             pool.leased += 1
