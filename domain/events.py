@@ -20,6 +20,7 @@ class Action(enum.StrEnum):
     SOURCE_SCHEMA_CHANGED = "source.schema_changed"
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
+    KEY_ROTATED = "key.rotated"
 
 
 def _changed(values: Iterable[str]) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuth
 from entrypoints.http.bodies import TdbRequest
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
+from entrypoints.http.keys import KeysController
 from entrypoints.http.observability import (
     RequestObservability,
     Scrape,
@@ -33,6 +34,7 @@ from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
 from entrypoints.http.use_cases import UseCases
+from entrypoints.runtime.key_uses import KeyUseWriter
 from entrypoints.startup import start_worker, stop_worker
 
 MAX_BODY_BYTES = 64 * 1024
@@ -48,16 +50,20 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
     return provide
 
 
-async def _start(container: Container, gauges: StoreGauges | None) -> None:
+async def _start(container: Container, gauges: StoreGauges | None, uses: KeyUseWriter) -> None:
     await start_worker(container)
     if gauges is not None:
         gauges.start()
+    uses.start()
 
 
-async def _stop(container: Container, gauges: StoreGauges | None) -> None:
+async def _stop(container: Container, gauges: StoreGauges | None, uses: KeyUseWriter) -> None:
     if gauges is not None:
         gauges.stop()
-    await stop_worker(container)
+    try:
+        await uses.stop()  # before the store lets go of this loop: the last uses are written
+    finally:
+        await stop_worker(container)
 
 
 def _scrape(container: Container) -> Scrape:
@@ -147,26 +153,28 @@ def _watching_disconnect(scope: Any, receive: Any) -> Any:
 def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
-    handlers: list[Any] = [SourcesController, EventsController, healthz, readyz]
+    handlers: list[Any] = [SourcesController, EventsController, KeysController, healthz, readyz]
     gauges = None
     if settings.metrics:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
     body_schema = SourceBodySchema(container.connectors())
+    uses = KeyUseWriter(container.key_uses(), settings.key_use_flush)
     app = TdbApp(
         route_handlers=handlers,
         before_request=BearerAuth(
             authenticate=_call(container.authenticate),
             cache=PrincipalCache(settings.auth_cache_ttl),
             exclude=UNAUTHENTICATED_PATHS,
+            uses=container.key_uses(),
         ),
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(Polisher()),
         plugins=[body_schema],
-        on_startup=[partial(_start, container, gauges)],
-        on_shutdown=[partial(_stop, container, gauges)],
+        on_startup=[partial(_start, container, gauges, uses)],
+        on_shutdown=[partial(_stop, container, gauges, uses)],
         state=State(
             {
                 "scrape": _scrape(container),

@@ -18,6 +18,7 @@ from application.sources import (
     RegisterSource,
     UpdateSource,
 )
+from application.keys import CreateApiKey, GetApiKey, ListApiKeys, RevokeApiKey, RotateApiKey
 from application.store import CheckReadiness
 from entrypoints.container import Container
 
@@ -76,6 +77,26 @@ class UseCases:
     @cached_property
     def check_readiness(self) -> CheckReadiness:
         return self._container.check_readiness()
+
+    @cached_property
+    def create_api_key(self) -> CreateApiKey:
+        return self._container.create_api_key()
+
+    @cached_property
+    def list_api_keys(self) -> ListApiKeys:
+        return self._container.list_api_keys()
+
+    @cached_property
+    def get_api_key(self) -> GetApiKey:
+        return self._container.get_api_key()
+
+    @cached_property
+    def revoke_api_key(self) -> RevokeApiKey:
+        return self._container.revoke_api_key()
+
+    @cached_property
+    def rotate_api_key(self) -> RotateApiKey:
+        return self._container.rotate_api_key()
 
 
 def use_cases(request: Request[Any, Any, Any]) -> UseCases:
