@@ -250,4 +250,6 @@ def _verified(claims: Mapping[str, Any], scopes_claim: str) -> VerifiedToken:
         expires_at = datetime.fromtimestamp(exp + LEEWAY_SECONDS, UTC)
     except (OverflowError, OSError, ValueError):
         raise AuthenticationFailed("jwt_claims") from None
-    return VerifiedToken(subject=subject, scope_claim=claims.get(scopes_claim), expires_at=expires_at)
+    return VerifiedToken(
+        subject=subject, scope_claim=claims.get(scopes_claim), expires_at=expires_at
+    )

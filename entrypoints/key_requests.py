@@ -1,4 +1,4 @@
-"""The bodies of the Keys API, decoded at the edge: their shape here, their rules in the use cases."""
+"""The Keys API's bodies, decoded at the edge: their shape here, their rules in the use cases."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def create_key_fields(value: object) -> tuple[str, tuple[str, ...], int | None]:
         errors.append(FieldError("scopes", "must be an array of scope names"))
         scopes = []
     errors += [
-        FieldError(f"scopes[{i}]", "must be a string") for i, s in enumerate(scopes) if not isinstance(s, str)
+        FieldError(f"scopes[{i}]", "must be a string")
+        for i, s in enumerate(scopes)
+        if not isinstance(s, str)
     ]
     days = body.get("expires_in_days")
     if days is not None and not _integer(days):

@@ -53,7 +53,9 @@ def _networks(instance: object, attribute: attrs.Attribute[Any], value: str | No
         parse_networks(value)  # raises ValueError naming the bad one
 
 
-def _optional_positive(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+def _optional_positive(
+    instance: object, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
     if value is not None:
         _positive(instance, attribute, value)
 

@@ -88,8 +88,12 @@ class Issuer:
 
     def confused_token(self, kid: str, **changes: Any) -> str:
         """HS256 with the RSA public key (PEM) as the HMAC secret: algorithm confusion."""
-        public = self._keys[kid].public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        public = (
+            self._keys[kid]
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
         )
         header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
         payload = _b64(json.dumps(self.claims(**changes)).encode())

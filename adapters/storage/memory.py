@@ -262,10 +262,10 @@ class MemoryApiKeyRepository:
         with self._lock:
             old = self._find(old_key_id)
             if not old.active or old.superseded:
-                raise KeyNotRotatable(old_key_id, "revoked" if not old.active else "already rotated")
-            self._by_id[old_key_id] = attrs.evolve(
-                old, superseded=True, expires_at=old_expires_at
-            )
+                raise KeyNotRotatable(
+                    old_key_id, "revoked" if not old.active else "already rotated"
+                )
+            self._by_id[old_key_id] = attrs.evolve(old, superseded=True, expires_at=old_expires_at)
             self._by_id[new.key_id] = new
             for event in events:
                 self._events.record(event)

@@ -27,7 +27,9 @@ class Duration(click.ParamType):
     def __init__(self, whole_days: bool = False) -> None:
         self._whole_days = whole_days
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
         if isinstance(value, timedelta):
             return value
         try:

@@ -146,9 +146,7 @@ async def keys_rotate(container: Container, args: SimpleNamespace) -> None:
     issued = await container.rotate_api_key()(args.key_id, actor, args.overlap)
     _issued(issued, args, "Rotated to")
     if not args.json:
-        print(
-            f"notice: key {key_id_of(args.key_id)} works until the overlap ends", file=sys.stderr
-        )
+        print(f"notice: key {key_id_of(args.key_id)} works until the overlap ends", file=sys.stderr)
 
 
 async def keys_list(container: Container, args: SimpleNamespace) -> None:

@@ -15,6 +15,7 @@ from litestar.openapi.spec import (
     RequestBody,
     Schema,
 )
+from litestar.params import FromPath
 
 from application.keys import KEY_DAYS_MAX, CreateApiKey, RotateApiKey
 from domain.keys import ROTATION_OVERLAP_DEFAULT, ROTATION_OVERLAP_MAX, Principal, Scope
@@ -128,7 +129,7 @@ class KeysController(Controller):
         summary="Get a key (never its secret)",
         responses=responses(400, 401, 403, 404, 503),
     )
-    async def get_key(self, request: AuthRequest, key_id: str) -> KeyOut:
+    async def get_key(self, request: AuthRequest, key_id: FromPath[str]) -> KeyOut:
         check_query(request.query_params)
         return KeyOut.of(await use_cases(request).get_api_key(request.user, key_id))
 
@@ -138,7 +139,7 @@ class KeysController(Controller):
         summary="Revoke a key (its record stays)",
         responses=responses(400, 401, 403, 404, 503),
     )
-    async def revoke_key(self, request: AuthRequest, key_id: str) -> None:
+    async def revoke_key(self, request: AuthRequest, key_id: FromPath[str]) -> None:
         check_query(request.query_params)
         await use_cases(request).revoke_api_key(key_id, request.user)
 
@@ -152,7 +153,9 @@ class KeysController(Controller):
         response_headers=[LOCATION],
         operation_class=RotateKeyOperation,
     )
-    async def rotate_key(self, request: AuthRequest, key_id: str) -> Response[IssuedKeyOut]:
+    async def rotate_key(
+        self, request: AuthRequest, key_id: FromPath[str]
+    ) -> Response[IssuedKeyOut]:
         check_query(request.query_params)
         # The body may be left out (the default overlap); one that is sent must be JSON.
         body: Any = {}

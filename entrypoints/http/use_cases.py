@@ -9,6 +9,7 @@ from litestar import Request
 
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
+from application.keys import CreateApiKey, GetApiKey, ListApiKeys, RevokeApiKey, RotateApiKey
 from application.sources import (
     CheckNewConnection,
     CheckSourceConnection,
@@ -18,7 +19,6 @@ from application.sources import (
     RegisterSource,
     UpdateSource,
 )
-from application.keys import CreateApiKey, GetApiKey, ListApiKeys, RevokeApiKey, RotateApiKey
 from application.store import CheckReadiness
 from entrypoints.container import Container
 

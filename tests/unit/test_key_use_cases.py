@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import timedelta
+
+import pytest
 
 from application.keys import (
     Authenticate,
@@ -221,4 +221,5 @@ def test_key_uses_write_once_per_key_per_minute(world: World) -> None:
     assert Synced(uses).flush() == 2
     assert Synced(uses).flush() == 0  # nothing new within the minute
     used = world.keys.get(issued.key.key_id).last_used_at
-    assert used is not None and used.second == 0 and used.microsecond == 0
+    assert used is not None
+    assert (used.second, used.microsecond) == (0, 0)
