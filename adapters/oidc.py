@@ -15,7 +15,9 @@ delays only the OIDC tokens that need its keys.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,6 +37,8 @@ LEEWAY_SECONDS = 30
 JWKS_MAX_BYTES = 1024 * 1024
 SUBJECT_MAX = 255
 _REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
+VERIFIED_MAX = 10_000
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,2048}")
 
 
 def parse_algorithms(text: str) -> tuple[str, ...]:
@@ -60,6 +64,14 @@ class _Keys:
                 kid = jwk.get("kid")
                 self._jwks[kid if isinstance(kid, str) else None] = jwk
         self._built: dict[tuple[str | None, str], Any] = {}
+        self.verified: dict[str, VerifiedToken] = {}
+        """Tokens these keys verified, until they expire: a JWT's validity depends on nothing
+        else, so it is not verified again while this JWKS is held (a new JWKS starts empty)."""
+
+    def remember(self, token: str, verified: VerifiedToken) -> None:
+        if len(self.verified) >= VERIFIED_MAX:
+            self.verified.clear()
+        self.verified[token] = verified
 
     def key(self, kid: str | None, alg: str) -> Any | None:
         """The public key for this `kid` and algorithm; None if the set has none that fits.
@@ -130,10 +142,12 @@ class OidcVerifier:
         """JWKS fetches begun (a figure for the tests and the operator)."""
 
     async def verify(self, token: str) -> VerifiedToken:
-        try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.PyJWTError, ValueError, TypeError):
-            raise AuthenticationFailed("jwt_malformed") from None
+        keys = self._keys
+        if keys is not None:
+            known = keys.verified.get(token)
+            if known is not None and known.expires_at > datetime.now(UTC):
+                return known
+        header = _header(token)
         alg, kid = header.get("alg"), header.get("kid")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise AuthenticationFailed("jwt_algorithm")
@@ -152,7 +166,10 @@ class OidcVerifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthenticationFailed(_cause(exc)) from None
-        return _verified(claims, self._claim)
+        verified = _verified(claims, self._claim)
+        if self._keys is not None:
+            self._keys.remember(token, verified)
+        return verified
 
     async def _key(self, kid: str | None, alg: str) -> Any:
         keys = self._keys
@@ -215,6 +232,21 @@ class OidcVerifier:
             raise ValueError("the discovery document names another issuer or no jwks_uri")
         url: str = config["jwks_uri"]
         return url
+
+
+def _header(token: str) -> Mapping[str, Any]:
+    """The token's JOSE header, read before anything is verified to pick the key (the whole
+    token is decoded and checked once, by PyJWT, afterwards)."""
+    segment = token.partition(".")[0]
+    if token.count(".") != 2 or not _SEGMENT.fullmatch(segment):
+        raise AuthenticationFailed("jwt_malformed")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):
+        raise AuthenticationFailed("jwt_malformed") from None
+    if not isinstance(header, dict):
+        raise AuthenticationFailed("jwt_malformed")
+    return header
 
 
 def _client(timeout: float) -> httpx.AsyncClient:

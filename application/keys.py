@@ -369,15 +369,19 @@ class KeyUses:
     """When each key was last used, to the minute, written behind the requests.
 
     `seen` is on every authenticated request's path: no I/O, a clock read and a dict lookup. A
-    key seen in a minute it was not yet marked for is queued once; `flush` writes the queue in
-    one store call. So this process writes at most once per key per minute, and a request never
-    waits for the write. A flush that fails puts its uses back for the next one.
+    key seen in a minute it was not yet marked for is queued; `flush` writes the queued keys in
+    one store call, each at most once per `interval` seconds (a minute), so this process writes
+    a key at most once in any minute, and a request never waits for the write. A key held back
+    keeps its newest minute for the next flush; `flush(everything=True)`, at shutdown, writes all.
+    A flush that fails puts its uses back for the next one.
     """
 
-    def __init__(self, keys: ApiKeyRepository) -> None:
+    def __init__(self, keys: ApiKeyRepository, interval: float = 60.0) -> None:
         self._keys = keys
+        self._interval = interval
         self._marked: dict[str, int] = {}
         self._pending: dict[str, int] = {}
+        self._written_at: dict[str, float] = {}
         self.writes = 0
         """Keys written so far (a figure for the benchmarks and the tests)."""
 
@@ -389,17 +393,28 @@ class KeyUses:
             self._marked[key_id] = minute
             self._pending[key_id] = minute
 
-    async def flush(self) -> int:
-        """Write the queued uses; return how many keys were written."""
-        pending, self._pending = self._pending, {}
-        if not pending:
+    async def flush(self, everything: bool = False) -> int:
+        """Write the queued uses that are due (all of them with `everything`); return how many
+        keys were written."""
+        now = time.monotonic()
+        due = {
+            key_id: minute
+            for key_id, minute in self._pending.items()
+            if everything or now - self._written_at.get(key_id, -self._interval) >= self._interval
+        }
+        if not due:
             return 0
-        uses = {k: datetime.fromtimestamp(m * 60, UTC) for k, m in pending.items()}
+        for key_id in due:
+            del self._pending[key_id]
+        uses = {k: datetime.fromtimestamp(m * 60, UTC) for k, m in due.items()}
         try:
             await self._keys.touch(uses)
         except BaseException:
-            for key_id, minute in pending.items():
+            for key_id, minute in due.items():
                 self._pending.setdefault(key_id, minute)
             raise
+        if len(self._written_at) >= 100_000:
+            self._written_at.clear()
+        self._written_at.update(dict.fromkeys(due, now))
         self.writes += len(uses)
         return len(uses)

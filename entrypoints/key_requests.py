@@ -20,6 +20,9 @@ def _object(value: object, known: frozenset[str]) -> dict[str, Any]:
 
 
 def _integer(value: object) -> bool:
+    """An integer as JSON Schema has it: `3` or `3.0`, never `true`."""
+    if isinstance(value, float):
+        return value.is_integer()
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -45,7 +48,7 @@ def create_key_fields(value: object) -> tuple[str, tuple[str, ...], int | None]:
         errors.append(FieldError("expires_in_days", "must be an integer or null"))
     if errors:
         raise InvalidInput(errors)
-    return str(name), tuple(scopes), days
+    return str(name), tuple(scopes), None if days is None else int(days)
 
 
 def rotation_overlap(value: object) -> int:

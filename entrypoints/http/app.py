@@ -159,7 +159,9 @@ def create_app(container: Container) -> Litestar:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
     body_schema = SourceBodySchema(container.connectors())
-    uses = KeyUseWriter(container.key_uses(), settings.key_use_flush)
+    uses = KeyUseWriter(
+        container.key_uses(), settings.key_use_flush, written=metrics.KEY_USE_WRITES.inc
+    )
     app = TdbApp(
         route_handlers=handlers,
         before_request=BearerAuth(

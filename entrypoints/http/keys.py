@@ -21,7 +21,7 @@ from application.keys import KEY_DAYS_MAX, CreateApiKey, RotateApiKey
 from domain.keys import ROTATION_OVERLAP_DEFAULT, ROTATION_OVERLAP_MAX, Principal, Scope
 from domain.sources import NAME_MAX
 from entrypoints.http.bodies import JSON, check_media_type
-from entrypoints.http.openapi import responses
+from entrypoints.http.openapi import name_pattern, responses
 from entrypoints.http.query import check_query
 from entrypoints.http.use_cases import use_cases
 from entrypoints.key_requests import create_key_fields, rotation_overlap
@@ -46,7 +46,9 @@ class CreateKeyOperation(Operation):
                     type=OpenAPIType.STRING,
                     min_length=1,
                     max_length=NAME_MAX,
-                    description="Held by one key that is neither revoked nor rotated away",
+                    pattern=name_pattern(),
+                    description="Held by one key that is neither revoked nor rotated away;"
+                    " at least one visible character; no control characters",
                 ),
                 "scopes": Schema(
                     type=[OpenAPIType.ARRAY, OpenAPIType.NULL],

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from application.keys import KeyUses
 from domain.errors import StoreUnavailable
 
 
 class KeyUseWriter:
-    """Flushes `KeyUses` every `interval` seconds on the running loop, and once more at `stop`,
+    """Flushes `KeyUses` every `interval` seconds on the running loop, and all of it at `stop`,
     so a clean shutdown loses no use. A store that does not answer keeps the uses for the next
     flush; a request never waits for any of it."""
 
-    def __init__(self, uses: KeyUses, interval: float) -> None:
+    def __init__(
+        self, uses: KeyUses, interval: float, written: Callable[[int], object] = lambda n: None
+    ) -> None:
         self._uses = uses
         self._interval = interval
+        self._written = written
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -26,8 +30,11 @@ class KeyUseWriter:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            with contextlib.suppress(StoreUnavailable):
-                await self._uses.flush()
+            await self._flush()
+
+    async def _flush(self, everything: bool = False) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            self._written(await self._uses.flush(everything))
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -35,5 +42,4 @@ class KeyUseWriter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        with contextlib.suppress(StoreUnavailable):
-            await self._uses.flush()
+        await self._flush(everything=True)
