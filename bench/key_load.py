@@ -19,7 +19,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.e2e.conftest import TdbServer  # noqa: E402
+from tests.e2e.conftest import TdbServer
 
 _TOKEN = re.compile(r"^(tdbk_[0-9a-f]+_[A-Za-z0-9_-]+)$", re.MULTILINE)
 

@@ -27,6 +27,13 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def new_key(kind: str = "RSA") -> Any:
+    """A private key: RSA 2048, or EC on P-256."""
+    if kind == "RSA":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
 class Issuer:
     """The issuer's keys and its HTTP server; `url` is its `iss`."""
 
@@ -41,12 +48,7 @@ class Issuer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def add_key(self, kid: str, kind: str = "RSA") -> Any:
-        key = (
-            rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            if kind == "RSA"
-            else ec.generate_private_key(ec.SECP256R1())
-        )
-        self._keys[kid] = key
+        key = self._keys[kid] = new_key(kind)
         return key
 
     def remove_key(self, kid: str) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import TdbServer
-from tests.oidc_issuer import AUDIENCE, Issuer, running_issuer
+from tests.oidc_issuer import AUDIENCE, Issuer, new_key, running_issuer
 
 # The server fetches a JWKS again for an unknown kid at most once per 10 s.
 REFETCH_WINDOW = 10.0
@@ -75,8 +75,7 @@ def test_oidc_tokens_authenticate_fail_alike_and_follow_a_rotation(
     )
     assert refused.status_code == 403
 
-    stranger = Issuer()
-    forged_key = stranger.add_key("rsa-1", "RSA")
+    forged_key = new_key("RSA")
     bad_tokens = {
         "none": issuer.unsigned_token("rsa-1"),
         "HS256 with the public key": issuer.confused_token("rsa-1"),
