@@ -135,6 +135,7 @@ class OidcVerifier:
         self._timeout = timeout
         self._refetch_after = refetch_after
         self._keys: _Keys | None = None
+        self._discovered_url: str | None = None
         self._attempted_at = -float("inf")
         self._failed_at = -float("inf")
         self._fetching: asyncio.Future[_Keys] | None = None
@@ -216,8 +217,15 @@ class OidcVerifier:
 
     async def _fetch(self) -> _Keys:
         async with asyncio.timeout(self._timeout), _client(self._timeout) as client:
-            url = self._jwks_url or await self._discovered(client)
-            jwks = await _get_json(client, url)
+            url = self._jwks_url or self._discovered_url
+            if url is None:
+                url = await self._discovered(client)
+            try:
+                jwks = await _get_json(client, url)
+            except BaseException:
+                self._discovered_url = None  # the issuer may have moved its keys: ask again
+                raise
+            self._discovered_url = None if self._jwks_url else url
             keys = jwks["keys"]
             if not isinstance(keys, list):
                 raise ValueError("the JWKS has no list of keys")
