@@ -276,7 +276,7 @@ class RotateApiKey:
             self._create.lifetime(None if lifetime is None else max(1, lifetime.days))
         except InvalidInput:
             raise InvalidInput.single(
-                "key_id", "its lifetime is longer than this server allows: create a new key"
+                "key_id", "its lifetime is not one this server allows now: create a new key"
             ) from None
         scopes = [s.value for s in old.scopes]
         issued = self._create.issue(old.name, scopes, lifetime, actor.identity, old.key_id)
