@@ -47,8 +47,9 @@ class Issuer:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def add_key(self, kid: str, kind: str = "RSA") -> Any:
-        key = self._keys[kid] = new_key(kind)
+    def add_key(self, kid: str, kind: str = "RSA", key: Any = None) -> Any:
+        """Publish a new key of this kind (or `key`) under `kid`; return the private key."""
+        key = self._keys[kid] = key if key is not None else new_key(kind)
         return key
 
     def remove_key(self, kid: str) -> None:

@@ -54,15 +54,20 @@ def test_concurrent_first_tokens_share_one_fetch_and_scopes_come_from_the_claim(
 
 
 def test_an_unknown_kid_fetches_again_at_most_once_per_window(issuer: Issuer) -> None:
-    verifier = _verifier(issuer, refetch_after=0.5)
-    TEST_LOOP.run(verifier.verify(issuer.token("rsa-1")))
+    window = 1.0
+    verifier = _verifier(issuer, refetch_after=window)
     stray = issuer.token("rsa-9", key=new_key("RSA"))
-    for _ in range(5):
-        assert _cause(verifier, stray) == "jwt_unknown_kid"
-    assert issuer.jwks_fetches() == 1
-    issuer.add_key("rsa-2", "EC")
+    coming = issuer.add_key("rsa-2", "EC")
     rotated = issuer.token("rsa-2")
-    deadline = time.monotonic() + 5
+    issuer.remove_key("rsa-2")
+    TEST_LOOP.run(verifier.verify(issuer.token("rsa-1")))
+    first = time.monotonic()
+    for _ in range(20):
+        assert _cause(verifier, stray) == "jwt_unknown_kid"
+    # However many unknown kids come, a fetch per window at most (the first one included).
+    assert issuer.jwks_fetches() <= 2 + int((time.monotonic() - first) / window)
+    issuer.add_key("rsa-2", key=coming)  # the issuer rotates it in: picked up within a window
+    deadline = time.monotonic() + 10
     while True:
         try:
             TEST_LOOP.run(verifier.verify(rotated))
@@ -70,7 +75,7 @@ def test_an_unknown_kid_fetches_again_at_most_once_per_window(issuer: Issuer) ->
         except AuthenticationFailed:
             assert time.monotonic() < deadline
             time.sleep(0.1)  # the refetch window, not a synchronisation
-    assert issuer.jwks_fetches() == 2
+    assert issuer.jwks_fetches() <= 2 + int((time.monotonic() - first) / window)
 
 
 @pytest.mark.parametrize("mode", ["down", "silent"])
