@@ -85,6 +85,12 @@ class Settings:
     body_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     send_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     max_connections: int = attrs.field(default=1000, converter=int, validator=_positive)
+    # Watches: whether this process runs due checks, how long a claimed check is its own, how
+    # many failures in a row make `source.check_failed`; the shortest interval is for tests.
+    watch: bool = attrs.field(default=True, converter=_switch)
+    watch_lease: float = attrs.field(default=60.0, converter=float, validator=_positive)
+    watch_failures: int = attrs.field(default=3, converter=int, validator=_positive)
+    watch_min_interval: int = attrs.field(default=60, converter=int, validator=_positive)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
