@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, delete, get, put
 from litestar.datastructures import ResponseHeader
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, Parameter
 
@@ -30,9 +31,23 @@ from entrypoints.http.bodies import JSON
 from entrypoints.http.cursor import decode_watch_cursor, encode_watch_cursor
 from entrypoints.http.openapi import responses
 from entrypoints.http.query import check_query
+from entrypoints.presenters import Problem
 from entrypoints.watch_shapes import WatchOut, put_watch_command
 
 AuthRequest = Request[Principal, str, Any]
+
+
+def _watch_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The problems of a route on a source's watch: its 404 is one of two types."""
+    documented = responses(*statuses)
+    documented[404] = ResponseSpec(
+        data_container=Problem,
+        description="No source has this id (`source-not-found`), or the source has no watch"
+        " (`watch-not-found`)",
+        media_type="application/problem+json",
+        generate_examples=False,
+    )
+    return documented
 
 
 def _watch_use_cases(request: AuthRequest) -> WatchUseCases:
@@ -82,7 +97,7 @@ class SourceWatchController(Controller):
         "/",
         opt={"scope": PutWatch.required_scope, "media_types": JSON},
         summary="Watch a source: check its schema every interval_seconds (replaces its watch)",
-        responses=responses(400, 401, 403, 404, 413, 415, 503),
+        responses=_watch_responses(400, 401, 403, 413, 415, 503),
         operation_class=WatchBodyOperation,
         status_code=200,
     )
@@ -96,7 +111,7 @@ class SourceWatchController(Controller):
         "/",
         opt={"scope": GetWatch.required_scope},
         summary="Get a source's watch (404 watch-not-found if it has none)",
-        responses=responses(400, 401, 403, 404, 503),
+        responses=_watch_responses(400, 401, 403, 503),
     )
     async def get_watch(self, request: AuthRequest, source_id: FromPath[str]) -> WatchOut:
         check_query(request.query_params)
@@ -107,7 +122,7 @@ class SourceWatchController(Controller):
         "/",
         opt={"scope": DeleteWatch.required_scope},
         summary="Stop watching a source (its history stays)",
-        responses=responses(400, 401, 403, 404, 503),
+        responses=_watch_responses(400, 401, 403, 503),
     )
     async def delete_watch(self, request: AuthRequest, source_id: FromPath[str]) -> None:
         check_query(request.query_params)
