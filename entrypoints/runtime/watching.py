@@ -84,6 +84,9 @@ class WatchScheduler:
                 events.warning("watch_claims_paused", detail="the store cannot be reached")
             self._store_down = True
             return 0
+        except Exception as exc:  # a bug must not stop the scheduler: it asks again later
+            events.error("watch_claim_error", error=type(exc).__name__)
+            return 0
         self._store_down = False
         loop = asyncio.get_running_loop()
         for claim in claims:

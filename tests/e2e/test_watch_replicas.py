@@ -54,6 +54,34 @@ def wait_for(condition: Any, what: str) -> None:
         time.sleep(0.1)
 
 
+def watched_sources(url: str, headers: dict[str, str], data: Path, silent_port: int) -> list[str]:
+    """Eight CSV sources and three whose backend stalls, each watched; their ids."""
+    bodies = []
+    for i in range(8):
+        (data / f"t{i}.csv").write_text("id,total\n1,2.5\n")
+        bodies.append({"name": f"t{i}", "source_type": "csv", "connection": {"path": f"t{i}.csv"}})
+    stalled = {"host": "127.0.0.1", "port": silent_port, "dbname": "d", "user": "u", "table": "t"}
+    for i in range(3):  # checks that take their whole deadline: the kill lands mid-check
+        bodies.append({"name": f"slow{i}", "source_type": "postgres", "connection": stalled})
+    ids = []
+    with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+        for body in bodies:
+            created = client.post("/v1/sources", json=body)
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+            put = client.put(f"/v1/sources/{ids[-1]}/watch", json={"interval_seconds": INTERVAL})
+            assert put.status_code == 200, put.text
+    return ids
+
+
+def assert_on_grid(dues: list[datetime]) -> None:
+    """No due time left out: the first step is one interval and the watch's offset (under
+    10 %), then one interval each."""
+    steps = [(b - a).total_seconds() for a, b in itertools.pairwise(dues)]
+    assert INTERVAL <= steps[0] < INTERVAL * 1.1, steps
+    assert steps[1:] == [INTERVAL] * (len(steps) - 1), steps
+
+
 @pytest.mark.postgres
 def test_each_due_check_runs_once_across_replicas_with_one_killed(
     serve: Any, tmp_path: Path, postgres_store: dict[str, str], silent_port: int
@@ -76,21 +104,7 @@ def test_each_due_check_runs_once_across_replicas_with_one_killed(
     tokens = [t for t in (first.admin_token(), second.admin_token()) if t]
     assert len(tokens) == 1  # one admin key, made by whichever came first
     headers = {"Authorization": f"Bearer {tokens[0]}"}
-    bodies = []
-    for i in range(8):
-        (data / f"t{i}.csv").write_text("id,total\n1,2.5\n")
-        bodies.append({"name": f"t{i}", "source_type": "csv", "connection": {"path": f"t{i}.csv"}})
-    stalled = {"host": "127.0.0.1", "port": silent_port, "dbname": "d", "user": "u", "table": "t"}
-    for i in range(3):  # checks that take their whole deadline: the kill lands mid-check
-        bodies.append({"name": f"slow{i}", "source_type": "postgres", "connection": stalled})
-    ids = []
-    with httpx.Client(base_url=first.url, headers=headers, timeout=10) as client:
-        for body in bodies:
-            created = client.post("/v1/sources", json=body)
-            assert created.status_code == 201, created.text
-            ids.append(created.json()["id"])
-            put = client.put(f"/v1/sources/{ids[-1]}/watch", json={"interval_seconds": INTERVAL})
-            assert put.status_code == 200, put.text
+    ids = watched_sources(first.url, headers, data, silent_port)
     wait_for(lambda: checks(first) and checks(second), "both replicas run checks")
     wait_for(lambda: len(checks(first)) + len(checks(second)) >= len(ids), "a cycle")
     first.kill()
@@ -111,11 +125,7 @@ def test_each_due_check_runs_once_across_replicas_with_one_killed(
     runs = Counter((c["source_id"], c["due_at"]) for c in recorded)
     assert [key for key, n in runs.items() if n > 1] == []
     for source_id in ids:
-        dues = sorted(datetime.fromisoformat(due) for s, due in runs if s == source_id)
-        steps = [(b - a).total_seconds() for a, b in itertools.pairwise(dues)]
-        # The first step is one interval and the watch's offset (under 10 %); then one interval.
-        assert INTERVAL <= steps[0] < INTERVAL * 1.1, (source_id, steps)
-        assert steps[1:] == [INTERVAL] * (len(steps) - 1), (source_id, steps)
+        assert_on_grid(sorted(datetime.fromisoformat(due) for s, due in runs if s == source_id))
     survivor = {(c["source_id"], c["due_at"]) for c in checks(second)}
     assert any(c["outcome"] == "failed" and c["reason"] == "timeout" for c in recorded)
     assert len(survivor) < len(runs)  # the killed replica had its share
