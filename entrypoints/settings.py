@@ -117,6 +117,23 @@ class Settings:
         them alone is refused by `from_env`)."""
         return self.oidc_issuer is not None and self.oidc_audience is not None
 
+    # Watches: whether this process runs due checks, how long a claimed check is its own, how
+    # many failures in a row make `source.check_failed`; the shortest interval is for tests.
+    watch: bool = attrs.field(default=True, converter=_switch)
+    watch_lease: float = attrs.field(default=60.0, converter=float, validator=_positive)
+    watch_failures: int = attrs.field(default=3, converter=int, validator=_positive)
+    watch_min_interval: int = attrs.field(default=60, converter=int, validator=_positive)
+
+    def check_watch_lease(self) -> None:
+        """Raise `ValueError` if a claimed check could outlive its lease (and so be run twice
+        by a live process and another one)."""
+        if self.watch and self.watch_lease < self.inspect_deadline + 1:
+            raise ValueError(
+                f"TDB_WATCH_LEASE ({self.watch_lease:g} s) must be at least the inspection"
+                f" deadline (TDB_CONNECT_TIMEOUT + 0.75 s = {self.inspect_deadline:g} s) plus one"
+                " second, or TDB_WATCH=off"
+            )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from `TDB_*` variables, then the given overrides (None means not given)."""
@@ -139,6 +156,7 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if (settings.oidc_issuer is None) != (settings.oidc_audience is None):
             raise ValueError("TDB_OIDC_ISSUER and TDB_OIDC_AUDIENCE: set both, or neither")
+        settings.check_watch_lease()
         return settings
 
     @property

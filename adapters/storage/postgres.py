@@ -40,6 +40,7 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.postgres_watch_schema import WATCH_MIGRATION
 from adapters.storage.running import WritesToEnd
 from domain.errors import (
     ApiKeyNotFound,
@@ -145,38 +146,42 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
-    (
-        7,
-        (
-            # Keys people manage: who made each, when it expires, when it was last used (to the
-            # minute), which key a rotation replaced, and whether a rotation took its name.
-            """
-            ALTER TABLE api_keys ADD COLUMN created_by text,
-                                 ADD COLUMN expires_at timestamptz,
-                                 ADD COLUMN last_used_at timestamptz,
-                                 ADD COLUMN rotated_from text,
-                                 ADD COLUMN superseded boolean NOT NULL DEFAULT false
-            """,
-            """
-            UPDATE api_keys SET created_by = COALESCE(
-                (SELECT actor FROM events WHERE action = 'key.created'
-                  AND events.key_id = api_keys.key_id ORDER BY at LIMIT 1), 'tdb-cli')
-            """,
-            # Active keys that share a name (made before the store held the rule): the newest
-            # keeps the name; the others keep working, as if a rotation had replaced them.
-            """
-            UPDATE api_keys SET superseded = true
-             WHERE revoked_at IS NULL AND EXISTS (
-                SELECT 1 FROM api_keys AS newer
-                 WHERE newer.name = api_keys.name AND newer.revoked_at IS NULL
-                   AND (newer.created_at, newer.key_id) > (api_keys.created_at, api_keys.key_id))
-            """,
-            "CREATE UNIQUE INDEX api_keys_name_held ON api_keys (name)"
-            " WHERE revoked_at IS NULL AND NOT superseded",
-        ),
-    ),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
+
+MIGRATIONS += ((5, WATCH_MIGRATION),)
+
+KEYS_MIGRATION: tuple[str, ...] = (
+    # Keys people manage: who made each, when it expires, when it was last used (to the
+    # minute), which key a rotation replaced, and whether a rotation took its name.
+    """
+        ALTER TABLE api_keys ADD COLUMN created_by text,
+                             ADD COLUMN expires_at timestamptz,
+                             ADD COLUMN last_used_at timestamptz,
+                             ADD COLUMN rotated_from text,
+                             ADD COLUMN superseded boolean NOT NULL DEFAULT false
+        """,
+    """
+        UPDATE api_keys SET created_by = COALESCE(
+            (SELECT actor FROM events WHERE action = 'key.created'
+              AND events.key_id = api_keys.key_id ORDER BY at LIMIT 1), 'tdb-cli')
+        """,
+    # Active keys that share a name (made before the store held the rule): the newest
+    # keeps the name; the others keep working, as if a rotation had replaced them.
+    """
+        UPDATE api_keys SET superseded = true
+         WHERE revoked_at IS NULL AND EXISTS (
+            SELECT 1 FROM api_keys AS newer
+             WHERE newer.name = api_keys.name AND newer.revoked_at IS NULL
+               AND (newer.created_at, newer.key_id) > (api_keys.created_at, api_keys.key_id))
+        """,
+    "CREATE UNIQUE INDEX api_keys_name_held ON api_keys (name)"
+    " WHERE revoked_at IS NULL AND NOT superseded",
+)
+"""Keys people manage: who made each, when it expires, when it was last used (to the minute),
+which key a rotation replaced, whether a rotation took its name (one holder per name)."""
+
+MIGRATIONS += ((7, KEYS_MIGRATION),)
 
 # Any fixed 64-bit number, the same in every process of every version: "tdb-migr".
 _MIGRATION_LOCK = 0x7464622D6D696772
@@ -716,7 +721,7 @@ def _each_own(exc: Exception) -> Exception:
 _EVENT_VALUES = (
     "%(event_id)s::uuid, %(event_at)s::timestamptz, %(event_actor)s, %(event_action)s,"
     " %(event_source_id)s::uuid, %(event_source_name)s, %(event_key_id)s,"
-    " %(event_changed)s::text[], %(event_breaking)s::boolean"
+    " %(event_changed)s::text[], %(event_breaking)s::boolean, %(event_reason)s"
 )
 _INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_EVENT_VALUES})"
 # The same insert fed by a data-modifying CTE: `... FROM <cte>` follows it.

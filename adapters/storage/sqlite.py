@@ -49,6 +49,7 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.sqlite_watch_schema import WATCH_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateKeyName,
@@ -142,36 +143,40 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
-    (
-        7,
-        (
-            # Keys people manage: who made each, when it expires, when it was last used (to the
-            # minute), which key a rotation replaced, and whether a rotation took its name.
-            "ALTER TABLE api_keys ADD COLUMN created_by TEXT",
-            "ALTER TABLE api_keys ADD COLUMN expires_at TEXT",
-            "ALTER TABLE api_keys ADD COLUMN last_used_at TEXT",
-            "ALTER TABLE api_keys ADD COLUMN rotated_from TEXT",
-            "ALTER TABLE api_keys ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0",
-            """
-            UPDATE api_keys SET created_by = COALESCE(
-                (SELECT actor FROM events WHERE action = 'key.created'
-                  AND events.key_id = api_keys.key_id ORDER BY at LIMIT 1), 'tdb-cli')
-            """,
-            # Active keys that share a name (made before the store held the rule): the newest
-            # keeps the name; the others keep working, as if a rotation had replaced them.
-            """
-            UPDATE api_keys SET superseded = 1
-             WHERE revoked_at IS NULL AND EXISTS (
-                SELECT 1 FROM api_keys AS newer
-                 WHERE newer.name = api_keys.name AND newer.revoked_at IS NULL
-                   AND (newer.created_at, newer.key_id) > (api_keys.created_at, api_keys.key_id))
-            """,
-            "CREATE UNIQUE INDEX api_keys_name_held ON api_keys (name)"
-            " WHERE revoked_at IS NULL AND superseded = 0",
-        ),
-    ),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
+
+MIGRATIONS += ((5, WATCH_MIGRATION),)
+
+KEYS_MIGRATION: tuple[str, ...] = (
+    # Keys people manage: who made each, when it expires, when it was last used (to the
+    # minute), which key a rotation replaced, and whether a rotation took its name.
+    "ALTER TABLE api_keys ADD COLUMN created_by TEXT",
+    "ALTER TABLE api_keys ADD COLUMN expires_at TEXT",
+    "ALTER TABLE api_keys ADD COLUMN last_used_at TEXT",
+    "ALTER TABLE api_keys ADD COLUMN rotated_from TEXT",
+    "ALTER TABLE api_keys ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0",
+    """
+        UPDATE api_keys SET created_by = COALESCE(
+            (SELECT actor FROM events WHERE action = 'key.created'
+              AND events.key_id = api_keys.key_id ORDER BY at LIMIT 1), 'tdb-cli')
+        """,
+    # Active keys that share a name (made before the store held the rule): the newest
+    # keeps the name; the others keep working, as if a rotation had replaced them.
+    """
+        UPDATE api_keys SET superseded = 1
+         WHERE revoked_at IS NULL AND EXISTS (
+            SELECT 1 FROM api_keys AS newer
+             WHERE newer.name = api_keys.name AND newer.revoked_at IS NULL
+               AND (newer.created_at, newer.key_id) > (api_keys.created_at, api_keys.key_id))
+        """,
+    "CREATE UNIQUE INDEX api_keys_name_held ON api_keys (name)"
+    " WHERE revoked_at IS NULL AND superseded = 0",
+)
+"""Keys people manage: who made each, when it expires, when it was last used (to the minute),
+which key a rotation replaced, whether a rotation took its name (one holder per name)."""
+
+MIGRATIONS += ((7, KEYS_MIGRATION),)
 
 T = TypeVar("T")
 
@@ -620,7 +625,7 @@ def _record(db: sqlite_utils.Database, event: Event | None) -> None:
         return
     db.execute(
         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
-        " :source_name, :key_id, :changed, :breaking)",
+        " :source_name, :key_id, :changed, :breaking, :reason)",
         to_row(event, _EVENT_JSON),
     )
 

@@ -34,7 +34,9 @@ from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
 from entrypoints.http.use_cases import UseCases
+from entrypoints.http.watches import SourceWatchController, WatchesController, WatchUseCases
 from entrypoints.runtime.key_uses import KeyUseWriter
+from entrypoints.runtime.watching import WatchScheduler, scheduler_for
 from entrypoints.startup import start_worker, stop_worker
 
 MAX_BODY_BYTES = 64 * 1024
@@ -50,14 +52,28 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
     return provide
 
 
-async def _start(container: Container, gauges: StoreGauges | None, uses: KeyUseWriter) -> None:
+async def _start(
+    container: Container,
+    gauges: StoreGauges | None,
+    watcher: WatchScheduler | None,
+    uses: KeyUseWriter,
+) -> None:
     await start_worker(container)
     if gauges is not None:
         gauges.start()
+    if watcher is not None:
+        watcher.start()
     uses.start()
 
 
-async def _stop(container: Container, gauges: StoreGauges | None, uses: KeyUseWriter) -> None:
+async def _stop(
+    container: Container,
+    gauges: StoreGauges | None,
+    watcher: WatchScheduler | None,
+    uses: KeyUseWriter,
+) -> None:
+    if watcher is not None:
+        await watcher.stop()
     if gauges is not None:
         gauges.stop()
     try:
@@ -68,11 +84,13 @@ async def _stop(container: Container, gauges: StoreGauges | None, uses: KeyUseWr
 
 def _scrape(container: Container) -> Scrape:
     count_sources = container.count_sources
+    count_overdue = container.count_overdue_checks
 
     async def refresh() -> None:
         # In an outage the gauge keeps its last value; the outage has its own log line.
         with contextlib.suppress(StoreUnavailable):
             metrics.SOURCES.set(await count_sources()())
+            metrics.WATCHES_OVERDUE.set(await count_overdue()())
 
     return Scrape(refresh)
 
@@ -153,12 +171,21 @@ def _watching_disconnect(scope: Any, receive: Any) -> Any:
 def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
-    handlers: list[Any] = [SourcesController, EventsController, KeysController, healthz, readyz]
+    handlers: list[Any] = [
+        SourcesController,
+        EventsController,
+        SourceWatchController,
+        WatchesController,
+        KeysController,
+        healthz,
+        readyz,
+    ]
     gauges = None
     if settings.metrics:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
     body_schema = SourceBodySchema(container.connectors())
+    watcher = scheduler_for(container)  # runs due checks beside the handlers (TDB_WATCH)
     uses = KeyUseWriter(
         container.key_uses(), settings.key_use_flush, written=metrics.KEY_USE_WRITES.inc
     )
@@ -175,12 +202,13 @@ def create_app(container: Container) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(Polisher()),
         plugins=[body_schema],
-        on_startup=[partial(_start, container, gauges, uses)],
-        on_shutdown=[partial(_stop, container, gauges, uses)],
+        on_startup=[partial(_start, container, gauges, watcher, uses)],
+        on_shutdown=[partial(_stop, container, gauges, watcher, uses)],
         state=State(
             {
                 "scrape": _scrape(container),
                 "use_cases": UseCases(container),
+                "watch_use_cases": WatchUseCases(container),
                 "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
                 "listings": ListingCache(),
             }
