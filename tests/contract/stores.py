@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 from adapters.storage import postgres, sqlite
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -31,6 +32,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
@@ -38,6 +40,8 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
+from application.columns import ColumnIndex
 from application.ports import (
     ApiKeyRepository,
     EventRepository,
@@ -65,12 +69,14 @@ class Stores:
         keys: ApiKeyRepository,
         history: SnapshotRepository,
         events: EventRepository,
+        columns: ColumnIndex,
     ) -> None:
         self.store: Any = Synced(store)
         self.sources: Any = Synced(sources)
         self.keys: Any = Synced(keys)
         self.history: Any = Synced(history)
         self.events: Any = Synced(events)
+        self.columns: Any = Synced(columns)
 
 
 class StoreFactory(abc.ABC):
@@ -113,12 +119,14 @@ class MemoryStores(StoreFactory):
     def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
         events = MemoryEventRepository()
         sources = MemorySourceRepository(events)
+        snapshots = MemorySnapshotRepository(sources)
         stores = Stores(
             MemoryStore(),
             sources,
             MemoryApiKeyRepository(events),
-            MemorySnapshotRepository(sources),
+            snapshots,
             events,
+            memory_column_index(sources, snapshots),
         )
         yield [stores] * handles
 
@@ -150,6 +158,7 @@ class SqliteStores(StoreFactory):
                     SqliteApiKeyRepository(db),
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
+                    SqliteColumnIndex(db),
                 )
                 for db in databases
             ]
@@ -214,6 +223,7 @@ class PostgresStores(StoreFactory):
                         PostgresApiKeyRepository(db),
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
+                        PostgresColumnIndex(db),
                     )
                     for db in databases
                 ]
