@@ -53,4 +53,6 @@ class FindColumns:
         require(query.actor, self.required_scope)
         if not 1 <= query.limit <= LIST_LIMIT_MAX:
             raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
+        if not query.filter.can_match:
+            return ColumnPage(())
         return await self._columns.find(query.filter, query.limit, query.after)

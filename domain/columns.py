@@ -29,8 +29,6 @@ def folded(text: str) -> str:
 def _check(field: str, raw: str) -> str:
     if not 1 <= len(raw) <= PATTERN_MAX:
         raise InvalidInput.single(field, f"must be 1 to {PATTERN_MAX} characters long")
-    if "\x00" in raw:
-        raise InvalidInput.single(field, "must not contain NUL")
     return folded(raw)
 
 
@@ -78,19 +76,21 @@ def prefix_end(prefix: str) -> str | None:
 
 @attrs.frozen
 class ColumnFilter:
-    """What a search asks for: a name, a type, or both (every given one must match)."""
+    """What a search asks for: a name (`*` for any) and perhaps a type; both must match."""
 
-    name: ColumnPattern | None = None
+    name: ColumnPattern
     type: ColumnPattern | None = None
 
-    def __attrs_post_init__(self) -> None:
-        if self.name is None and self.type is None:
-            raise InvalidInput.single("name", "is required unless type is given")
-
     def matches(self, column: Column) -> bool:
-        return (self.name is None or self.name.matches(column.name)) and (
+        return self.name.matches(column.name) and (
             self.type is None or self.type.matches(column.type)
         )
+
+    @property
+    def can_match(self) -> bool:
+        """False for a pattern no stored name can match (a NUL, which no store holds)."""
+        patterns = (self.name, self.type)
+        return not any(p is not None and "\x00" in p.text for p in patterns)
 
 
 @attrs.frozen(order=True)

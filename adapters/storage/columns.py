@@ -177,11 +177,7 @@ class MemoryColumnIndex:
         self, column_filter: ColumnFilter, limit: int, after: ColumnKey | None = None
     ) -> ColumnPage:
         with self._lock:
-            names = [
-                n
-                for n in self._by_name
-                if column_filter.name is None or column_filter.name.matches(n)
-            ]
+            names = [n for n in self._by_name if column_filter.name.matches(n)]
             found = [
                 (ColumnKey(n, source_id, i), self._latest[source_id])
                 for n in names

@@ -21,9 +21,9 @@ from tests.helpers import run
 T0 = datetime(2026, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
 
 
-def by(name: str | None = None, type_: str | None = None) -> ColumnFilter:
+def by(name: str = "*", type_: str | None = None) -> ColumnFilter:
     return ColumnFilter(
-        name=None if name is None else ColumnPattern.parse("name", name),
+        name=ColumnPattern.parse("name", name),
         type=None if type_ is None else ColumnPattern.parse("type", type_),
     )
 
