@@ -11,6 +11,7 @@ from litestar.params import Parameter
 
 from application.columns import COLUMN_LIMIT_DEFAULT, FindColumns, FindColumnsQuery
 from domain.columns import PATTERN_MAX, ColumnFilter, ColumnPattern
+from domain.errors import InvalidInput
 from domain.keys import Principal
 from entrypoints.cursors import decode_column_cursor, encode_column_cursor
 from entrypoints.http.openapi import responses
@@ -21,9 +22,11 @@ from entrypoints.presenters import ColumnMatchOut
 PATTERN = "Case-insensitive; `*` stands for any run of characters, every other character for itself"
 
 
-def column_filter(name: str, type_: str | None) -> ColumnFilter:
-    """The filter of a search's `name` and `type`: `InvalidInput` naming the one that cannot be
-    a pattern."""
+def column_filter(name: str | None, type_: str | None) -> ColumnFilter:
+    """The filter of a search's `name` (required) and `type`: `InvalidInput` naming the one
+    that is missing or cannot be a pattern."""
+    if name is None:
+        raise InvalidInput.single("name", "is required (`*` for any name)")
     return ColumnFilter(
         name=ColumnPattern.parse("name", name),
         type=None if type_ is None else ColumnPattern.parse("type", type_),
@@ -55,14 +58,17 @@ class ColumnsController(Controller):
     async def find_columns(
         self,
         request: Request[Principal, str, Any],
+        # Declared optional so that its absence is the use case's 400 naming it, as every
+        # other error is (Litestar's own names no field); the document says it is required.
         name: Annotated[
-            str,
+            str | None,
             Parameter(
                 description=f"The column's name. {PATTERN} (`*` alone: any name)",
                 min_length=1,
                 max_length=PATTERN_MAX,
+                required=True,
             ),
-        ],
+        ] = None,
         type: Annotated[
             str | None,
             Parameter(
@@ -88,7 +94,9 @@ class ColumnsController(Controller):
         page = await use_cases(request).find_columns(query)
         headers = {}
         if page.next_key is not None:
-            given = [("name", name)] + ([("type", type)] if type is not None else [])
+            given = [("name", query.filter.name.text)] + (
+                [("type", type)] if type is not None else []
+            )
             given += [("limit", str(limit)), ("cursor", encode_column_cursor(page.next_key))]
             headers["Link"] = f'<{self.path}?{urlencode(given)}>; rel="next"'
         return Response([ColumnMatchOut.of(m) for m in page.matches], headers=headers)
