@@ -23,6 +23,7 @@ from entrypoints.http.bodies import TdbRequest
 from entrypoints.http.columns import ColumnsController
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
+from entrypoints.http.mcp import McpEndpoint
 from entrypoints.http.observability import (
     RequestObservability,
     Scrape,
@@ -154,13 +155,20 @@ def create_app(container: Container) -> Litestar:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
     body_schema = SourceBodySchema(container.connectors())
+    auth = BearerAuth(
+        authenticate=_call(container.authenticate),
+        cache=PrincipalCache(settings.auth_cache_ttl),
+        exclude=UNAUTHENTICATED_PATHS,
+    )
+    lifespan = []
+    if settings.mcp:
+        endpoint = McpEndpoint(container, auth)
+        handlers.append(endpoint.handler())
+        lifespan.append(endpoint.lifespan)
     app = TdbApp(
         route_handlers=handlers,
-        before_request=BearerAuth(
-            authenticate=_call(container.authenticate),
-            cache=PrincipalCache(settings.auth_cache_ttl),
-            exclude=UNAUTHENTICATED_PATHS,
-        ),
+        before_request=auth,
+        lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,

@@ -5,11 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import click
-from mcp.server.stdio import stdio_server
 
 from entrypoints.commands import store_options, with_container
 from entrypoints.container import Container
-from entrypoints.mcp.server import mcp_server
 from entrypoints.operator import OPERATOR
 
 
@@ -26,6 +24,11 @@ from entrypoints.operator import OPERATOR
 )
 @with_container()
 async def mcp(container: Container, args: SimpleNamespace) -> None:
+    # The SDK (and the web stack it brings) is imported by this command only.
+    from mcp.server.stdio import stdio_server
+
+    from entrypoints.mcp.server import mcp_server
+
     # A token is checked once, before serving: a bad one is the command's error (exit 8).
     principal = OPERATOR if args.token is None else await container.authenticate()(args.token)
     server = mcp_server(container, lambda ctx: principal)
