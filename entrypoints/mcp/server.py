@@ -38,18 +38,22 @@ def _known(schema: dict[str, Any]) -> set[str]:
 
 
 def _listed(tool: Tool) -> types.Tool:
-    return types.Tool(
-        name=tool.name,
-        description=tool.description,
-        input_schema=tool.input_schema,
-        output_schema=tool.output_schema,
-        annotations=types.ToolAnnotations(
-            read_only_hint=not tool.writes,
-            destructive_hint=tool.name == "delete_source",
-            idempotent_hint=not tool.writes,
-            open_world_hint=tool.name in ("get_schema", "test_connection"),
-        ),
-        meta={"tdb/scope": tool.scope.value},
+    """The tool as `tools/list` shows it; `_meta` names the scope of its route."""
+    return types.Tool.model_validate(
+        {
+            "name": tool.name,
+            "description": tool.description,
+            "inputSchema": tool.input_schema,
+            "outputSchema": tool.output_schema,
+            "annotations": {
+                "readOnlyHint": not tool.writes,
+                "destructiveHint": tool.name == "delete_source",
+                "idempotentHint": not tool.writes,
+                # The two that reach the source's backend.
+                "openWorldHint": tool.name in ("get_schema", "test_connection"),
+            },
+            "_meta": {"tdb/scope": tool.scope.value},
+        }
     )
 
 

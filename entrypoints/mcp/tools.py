@@ -8,6 +8,7 @@ masked whatever the key may read (and no `source.secrets_read` is recorded, as n
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -139,7 +140,7 @@ class Arguments:
     """A tool's arguments, read field by field; every field of the wrong shape is collected
     and raised at once (`done`) as one `InvalidInput`, as a body's are."""
 
-    def __init__(self, values: Mapping[str, Any] | None, known: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any] | None, known: AbstractSet[str]) -> None:
         self.values = dict(values or {})
         self.errors = [
             FieldError(name, "is not a known argument")

@@ -22,6 +22,7 @@ def _old_style_file(path: Path, versions: int) -> None:
         )
         for version, statements in sqlite.MIGRATIONS[:versions]:
             for statement in statements:
+                assert isinstance(statement, str), "the versions this file predates are SQL only"
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?, '2026-05-22T09:00:00.000000Z')",
