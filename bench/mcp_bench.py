@@ -54,7 +54,7 @@ def timed(call: Callable[[], Any]) -> float:
 
 def report(name: str, samples: list[float]) -> float:
     p50, p90 = percentiles(samples)
-    print(f"{name:<44} n={len(samples):<5} p50={p50:8.2f} ms  p90={p90:8.2f} ms")
+    print(f"{name:<44} n={len(samples):<5} p50={p50:8.2f} ms  p90={p90:8.2f} ms", flush=True)
     return p50
 
 
@@ -184,7 +184,10 @@ def fill_store(kind: str, url: str, count: int, width: int) -> None:
 
     asyncio.run(run())
     db.close()
-    print(f"filled {count} sources x {width} columns in {time.perf_counter() - started:.1f} s")
+    print(
+        f"filled {count} sources x {width} columns in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
 
 
 def bench_columns(store: str, count: int, width: int, requests: int, pg_url: str) -> int:
@@ -203,21 +206,23 @@ def bench_columns(store: str, count: int, width: int, requests: int, pg_url: str
                     first = http.get("/v1/columns?name=customer_id").raise_for_status().json()
                     assert len(first) == 100, len(first)
                     results = {}
-                    for query in (
-                        "name=customer_id",
-                        "name=customer_id&limit=1000",
-                        "name=CUSTOMER*",
-                        "name=*_id&type=integer",
+                    # A leading `*` cannot seek the index: the last query reads all of it (every
+                    # name, since no `*_id` column is an integer here), so it is sampled less.
+                    for query, times in (
+                        ("name=customer_id", requests),
+                        ("name=customer_id&limit=1000", requests),
+                        ("name=CUSTOMER*", requests),
+                        ("name=*_id&type=integer", max(5, requests // 20)),
                     ):
 
                         def get(query: str = query) -> None:
                             http.get(f"/v1/columns?{query}").raise_for_status()
 
-                        for _ in range(10):
+                        for _ in range(3):
                             get()
                         results[query] = report(
                             f"{store}: GET /v1/columns?{query}",
-                            [timed(get) for _ in range(requests)],
+                            [timed(get) for _ in range(times)],
                         )
     finally:
         pg.drop_all()

@@ -51,7 +51,10 @@ class McpEndpoint:
     def handler(self) -> ASGIRouteHandler:
         auth, manager = self._auth, self.manager
 
-        @asgi(MCP_PATH, is_mount=True, copy_scope=True)
+        # An ASGI route at the one path, not a mount (`is_mount`): with any mount in the app,
+        # Litestar matches every request's path against the mounts' pattern first, a cost the
+        # other routes' requests (the GET by id) would pay for nothing.
+        @asgi(MCP_PATH, copy_scope=True)
         async def mcp(scope: Scope, receive: Receive, send: Send) -> None:
             # Not a route: the app's before_request hook does not run here, so the same check
             # is made in front (a failure is the same 401 problem, by the app's handlers).

@@ -16,6 +16,7 @@ from adapters.connectors.observed import ObservedConnector, ObservedConnectorReg
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.crypto import AesGcmCipher
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -30,6 +31,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -38,7 +40,9 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
 from adapters.system import RandomIds, SystemClock
+from application.columns import ColumnIndex
 from application.ports import (
     ApiKeyRepository,
     Clock,
@@ -60,8 +64,10 @@ def memory_store_conforms() -> None:
     _store: Store = MemoryStore()
     _sources: SourceRepository = sources
     _events: EventRepository = events
-    _history: SnapshotRepository = MemorySnapshotRepository(sources, events)
+    history = MemorySnapshotRepository(sources, events)
+    _history: SnapshotRepository = history
     _keys: ApiKeyRepository = MemoryApiKeyRepository(events)
+    _columns: ColumnIndex = memory_column_index(sources, history)
 
 
 def sqlite_store_conforms(path: Path) -> None:
@@ -71,6 +77,7 @@ def sqlite_store_conforms(path: Path) -> None:
     _events: EventRepository = SqliteEventRepository(db)
     _history: SnapshotRepository = SqliteSnapshotRepository(db)
     _keys: ApiKeyRepository = SqliteApiKeyRepository(db)
+    _columns: ColumnIndex = SqliteColumnIndex(db)
 
 
 def postgres_store_conforms(url: str) -> None:
@@ -80,6 +87,7 @@ def postgres_store_conforms(url: str) -> None:
     _events: EventRepository = PostgresEventRepository(db)
     _history: SnapshotRepository = PostgresSnapshotRepository(db)
     _keys: ApiKeyRepository = PostgresApiKeyRepository(db)
+    _columns: ColumnIndex = PostgresColumnIndex(db)
 
 
 def store_decorators_conform(history: SnapshotRepository) -> None:
