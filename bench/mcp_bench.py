@@ -28,10 +28,9 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
+from servers import Postgres, Server, secret_key, serving, tdb_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.servers import Postgres, Server, secret_key, serving, tdb_server
+# `servers` has put the repository on sys.path.
 from domain.history import SchemaSnapshot, fingerprint
 from domain.sources import Column, Source, SourceName
 
@@ -97,7 +96,8 @@ def bench_get(requests: int) -> int:
                 assert answer.json()["result"]["isError"] is False
 
             for _ in range(50):  # warm-up
-                get(), mcp()
+                get()
+                mcp()
             gets, mcps = [], []
             for _ in range(requests):
                 gets.append(timed(get))
@@ -153,6 +153,7 @@ async def _fill(sources: Any, snapshots: Any, count: int, width: int, at_once: i
 
 def fill_store(kind: str, url: str, count: int, width: int) -> None:
     started = time.perf_counter()
+    repos: tuple[Any, Any]
     if kind == "sqlite":
         from adapters.storage.sqlite import (
             SqliteDatabase,
@@ -178,7 +179,7 @@ def fill_store(kind: str, url: str, count: int, width: int) -> None:
     async def run() -> None:
         await db.upgrade()
         try:
-            await _fill(*repos, count, width, at_once)
+            await _fill(repos[0], repos[1], count, width, at_once)
         finally:
             await db.release()
 
