@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 import sys
 import tempfile
@@ -102,13 +103,31 @@ def bench_get(requests: int) -> int:
             for _ in range(requests):
                 gets.append(timed(get))
                 mcps.append(timed(mcp))
+        logged = _served_ms(server, 0)
         sdk = asyncio.run(_sdk_calls(server.base_url, auth, ident, requests))
+        by_sdk = _served_ms(server, sum(len(v) for v in logged.values()))
     get_p50 = report("GET /v1/sources/{id}", gets)
     mcp_p50 = report("MCP tools/call get_source (POST /mcp)", mcps)
     sdk_p50 = report("MCP get_source via the SDK's Client", sdk)
+    # The server's own time per request, from its access log (no client in it).
+    report("  server: GET /v1/sources/{id}", logged.get("/v1/sources/{source_id}", [])[-requests:])
+    report("  server: POST /mcp (tools/call)", logged.get("/mcp", [])[-requests:])
+    report("  server: /mcp requests of the SDK's Client", by_sdk.get("/mcp", []))
     ratio, sdk_ratio = mcp_p50 / get_p50, sdk_p50 / get_p50
     print(f"MCP/GET p50 ratio: {ratio:.2f}  (bar: <= 2.00)  SDK/GET: {sdk_ratio:.2f}")
     return 0 if mcp_p50 <= 2 * get_p50 else 1
+
+
+_LOGGED = re.compile(r"route=(\S+) status=\d+ duration_ms=([\d.]+)")
+
+
+def _served_ms(server: Server, skip: int) -> dict[str, list[float]]:
+    """The durations the server logged per route, after its first `skip` request lines."""
+    found: dict[str, list[float]] = {}
+    lines = [m for m in map(_LOGGED.search, server.stderr.read_text().splitlines()) if m]
+    for match in lines[skip:]:
+        found.setdefault(match.group(1), []).append(float(match.group(2)))
+    return found
 
 
 async def _sdk_calls(url: str, auth: dict[str, str], ident: str, requests: int) -> list[float]:

@@ -19,7 +19,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.keys import Principal, Scope
 from entrypoints.container import Container
 from entrypoints.mcp import schemas
-from entrypoints.mcp.tools import Arguments, Tool, tool_table
+from entrypoints.mcp.tools import TOOLS, Arguments, Tool
 from entrypoints.runtime.outcomes import outcome_of
 
 SERVER_NAME = "tdb"
@@ -35,6 +35,13 @@ def acting(principal: Principal) -> Principal:
 def _known(schema: dict[str, Any]) -> set[str]:
     shapes = schema.get("oneOf", [schema])
     return {name for shape in shapes for name in shape.get("properties", {})}
+
+
+def _completed(tool: Tool, source_body: dict[str, Any]) -> Tool:
+    """The tool with its input schema (the registration body of this build's connectors)."""
+    if tool.input_schema is not None:
+        return tool
+    return attrs.evolve(tool, input_schema=source_body)
 
 
 def _listed(tool: Tool) -> types.Tool:
@@ -71,9 +78,10 @@ class ToolBox:
 
     def __init__(self, container: Container) -> None:
         self._container = container
-        self._tools = {t.name: t for t in tool_table(schemas.source_body(container.connectors()))}
+        body = schemas.source_body(container.connectors())
+        self._tools = {t.name: _completed(t, body) for t in TOOLS}
         self._listed = {name: _listed(t) for name, t in self._tools.items()}
-        self._known = {name: _known(t.input_schema) for name, t in self._tools.items()}
+        self._known = {name: _known(t.input_schema or {}) for name, t in self._tools.items()}
         self._use_cases: dict[str, Any] = {}
 
     def listed(self, principal: Principal) -> list[types.Tool]:

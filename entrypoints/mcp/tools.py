@@ -126,7 +126,7 @@ class Tool:
     description: str
     scope: Scope
     use_case: str
-    input_schema: dict[str, Any]
+    input_schema: dict[str, Any] | None
     output: type[msgspec.Struct]
     run: Run
     writes: bool = False
@@ -319,128 +319,127 @@ def _paged(**properties: Any) -> dict[str, Any]:
     return {**properties, "limit": schemas.LIMIT, "cursor": schemas.CURSOR}
 
 
-def tool_table(source_body: dict[str, Any]) -> tuple[Tool, ...]:
-    """Every tool, given the registration's schema (one shape per connector of this build)."""
-    source_id = {"source_id": schemas.SOURCE_ID}
-    return (
-        Tool(
-            "list_sources",
-            "List registered sources (summaries, oldest first), filtered by tags, type or name"
-            " prefix; 100 a page unless `limit` says otherwise",
-            ListSources.required_scope,
-            "list_sources",
-            schemas.tool_input(
-                _paged(
-                    tag={"type": "array", "items": {"type": "string"}, "description": "Every one"},
-                    source_type={"type": "string"},
-                    name_prefix={"type": "string"},
-                )
-            ),
-            SourcePageOut,
-            _list_sources,
+_SOURCE_ID = {"source_id": schemas.SOURCE_ID}
+
+TOOLS: tuple[Tool, ...] = (
+    Tool(
+        "list_sources",
+        "List registered sources (summaries, oldest first), filtered by tags, type or name"
+        " prefix; 100 a page unless `limit` says otherwise",
+        ListSources.required_scope,
+        "list_sources",
+        schemas.tool_input(
+            _paged(
+                tag={"type": "array", "items": {"type": "string"}, "description": "Every one"},
+                source_type={"type": "string"},
+                name_prefix={"type": "string"},
+            )
         ),
-        Tool(
-            "get_source",
-            "One source with its connection (secrets always masked) and its `version`",
-            GetSource.required_scope,
-            "get_source",
-            schemas.tool_input(source_id, ["source_id"]),
-            SourceRecord,
-            _get_source,
+        SourcePageOut,
+        _list_sources,
+    ),
+    Tool(
+        "get_source",
+        "One source with its connection (secrets always masked) and its `version`",
+        GetSource.required_scope,
+        "get_source",
+        schemas.tool_input(_SOURCE_ID, ["source_id"]),
+        SourceRecord,
+        _get_source,
+    ),
+    Tool(
+        "get_schema",
+        "Inspect a source's live columns now (a changed schema is recorded in its history)",
+        InspectSchema.required_scope,
+        "inspect_schema",
+        schemas.tool_input(_SOURCE_ID, ["source_id"]),
+        SchemaOut,
+        _get_schema,
+    ),
+    Tool(
+        "get_schema_history",
+        "A source's schema snapshots, newest first, each with its changes and whether they"
+        " break consumers",
+        GetSchemaHistory.required_scope,
+        "schema_history",
+        schemas.tool_input(_paged(**_SOURCE_ID), ["source_id"]),
+        HistoryPageOut,
+        _history,
+    ),
+    Tool(
+        "find_columns",
+        "Which sources have a column so named (and typed), from each source's newest"
+        " snapshot: `name` case-insensitive, `*` as a wildcard (`*` alone: any)",
+        FindColumns.required_scope,
+        "find_columns",
+        schemas.tool_input(_paged(name=schemas.PATTERN, type=schemas.PATTERN), ["name"]),
+        ColumnPageOut,
+        _find_columns,
+    ),
+    Tool(
+        "test_connection",
+        "Test a registered source's connection now (answers whatever the backend says)",
+        CheckSourceConnection.required_scope,
+        "check_source_connection",
+        schemas.tool_input(_SOURCE_ID, ["source_id"]),
+        ConnectionCheckOut,
+        _test_connection,
+    ),
+    Tool(
+        "list_events",
+        "The audit trail, oldest first: who registered, changed, deleted or read what",
+        ListEvents.required_scope,
+        "list_events",
+        schemas.tool_input(
+            _paged(
+                source_id=schemas.SOURCE_ID,
+                action=schemas.ACTION,
+                actor={"type": "string", "description": "tdbk_<key id>, or tdb-cli"},
+                since={"type": "string", "format": "date-time"},
+            )
         ),
-        Tool(
-            "get_schema",
-            "Inspect a source's live columns now (a changed schema is recorded in its history)",
-            InspectSchema.required_scope,
-            "inspect_schema",
-            schemas.tool_input(source_id, ["source_id"]),
-            SchemaOut,
-            _get_schema,
+        EventPageOut,
+        _list_events,
+    ),
+    Tool(
+        "register_source",
+        "Register a source (its connection is validated; `verify` tests it first)",
+        RegisterSource.required_scope,
+        "register_source",
+        None,
+        SourceRecord,
+        _register,
+        writes=True,
+    ),
+    Tool(
+        "update_source",
+        "Change a source with a JSON Merge Patch, only at the version `if_match` names",
+        UpdateSource.required_scope,
+        "update_source",
+        schemas.tool_input(
+            {
+                **_SOURCE_ID,
+                "if_match": schemas.IF_MATCH,
+                "patch": schemas.PATCH,
+                "verify": schemas.VERIFY,
+            },
+            ["source_id", "if_match", "patch"],
         ),
-        Tool(
-            "get_schema_history",
-            "A source's schema snapshots, newest first, each with its changes and whether they"
-            " break consumers",
-            GetSchemaHistory.required_scope,
-            "schema_history",
-            schemas.tool_input(_paged(**source_id), ["source_id"]),
-            HistoryPageOut,
-            _history,
-        ),
-        Tool(
-            "find_columns",
-            "Which sources have a column so named (and typed), from each source's newest"
-            " snapshot: `name` case-insensitive, `*` as a wildcard (`*` alone: any)",
-            FindColumns.required_scope,
-            "find_columns",
-            schemas.tool_input(_paged(name=schemas.PATTERN, type=schemas.PATTERN), ["name"]),
-            ColumnPageOut,
-            _find_columns,
-        ),
-        Tool(
-            "test_connection",
-            "Test a registered source's connection now (answers whatever the backend says)",
-            CheckSourceConnection.required_scope,
-            "check_source_connection",
-            schemas.tool_input(source_id, ["source_id"]),
-            ConnectionCheckOut,
-            _test_connection,
-        ),
-        Tool(
-            "list_events",
-            "The audit trail, oldest first: who registered, changed, deleted or read what",
-            ListEvents.required_scope,
-            "list_events",
-            schemas.tool_input(
-                _paged(
-                    source_id=schemas.SOURCE_ID,
-                    action=schemas.ACTION,
-                    actor={"type": "string", "description": "tdbk_<key id>, or tdb-cli"},
-                    since={"type": "string", "format": "date-time"},
-                )
-            ),
-            EventPageOut,
-            _list_events,
-        ),
-        Tool(
-            "register_source",
-            "Register a source (its connection is validated; `verify` tests it first)",
-            RegisterSource.required_scope,
-            "register_source",
-            source_body,
-            SourceRecord,
-            _register,
-            writes=True,
-        ),
-        Tool(
-            "update_source",
-            "Change a source with a JSON Merge Patch, only at the version `if_match` names",
-            UpdateSource.required_scope,
-            "update_source",
-            schemas.tool_input(
-                {
-                    **source_id,
-                    "if_match": schemas.IF_MATCH,
-                    "patch": schemas.PATCH,
-                    "verify": schemas.VERIFY,
-                },
-                ["source_id", "if_match", "patch"],
-            ),
-            UpdatedOut,
-            _update,
-            writes=True,
-        ),
-        Tool(
-            "delete_source",
-            "Delete a source from the registry (its data is not touched), only at the version"
-            " `if_match` names",
-            DeleteSource.required_scope,
-            "delete_source",
-            schemas.tool_input(
-                {**source_id, "if_match": schemas.IF_MATCH}, ["source_id", "if_match"]
-            ),
-            DeletedOut,
-            _delete,
-            writes=True,
-        ),
-    )
+        UpdatedOut,
+        _update,
+        writes=True,
+    ),
+    Tool(
+        "delete_source",
+        "Delete a source from the registry (its data is not touched), only at the version"
+        " `if_match` names",
+        DeleteSource.required_scope,
+        "delete_source",
+        schemas.tool_input({**_SOURCE_ID, "if_match": schemas.IF_MATCH}, ["source_id", "if_match"]),
+        DeletedOut,
+        _delete,
+        writes=True,
+    ),
+)
+"""Every tool, the route's scope on each; `register_source` takes the registration body of this
+build's connectors (its `input_schema` is None here: `schemas.source_body` makes it)."""
