@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -271,24 +270,3 @@ def test_stdio_serves_as_the_operator_or_as_a_key(world: World) -> None:
     )
     assert got.structured_content["connection"]["password"] == MASK
     assert registered.structured_content["registered_by"] == "tdb-cli"
-
-
-def test_stdio_with_a_bad_token_exits_denied(world: World) -> None:
-    process = run_tdb_status(world, "mcp", "--token", "tdbk_0123456789abcdef_nope")
-    assert process.returncode == 8
-    assert re.search("error: .*", process.stderr)
-
-
-def run_tdb_status(world: World, *args: str) -> Any:
-    import subprocess
-
-    return subprocess.run(
-        [tdb_executable(), *args],
-        env={**os.environ, **world.env},
-        cwd=world.server.workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )

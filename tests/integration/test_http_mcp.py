@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import pytest
 from litestar.testing import TestClient
 
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
+from entrypoints.tdb import main as tdb_main
 from tests.builders import assert_problem
 from tests.integration.conftest import Token
 
@@ -48,3 +50,13 @@ def test_tdb_mcp_off_removes_the_endpoint(settings: Settings, make_token: Token)
             assert "/mcp" not in off.get("/schema/openapi.json").text
     finally:
         container.shutdown_resources()
+
+
+def test_tdb_mcp_with_a_token_that_is_not_valid_exits_denied(
+    tdb: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The `tdb` fixture's store and settings; the whole `tdb` group, which has `mcp`.
+    assert tdb_main(["mcp", "--token", "tdbk_0123456789abcdef_nope"]) == 8
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: ")
