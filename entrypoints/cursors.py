@@ -1,7 +1,7 @@
 """Opaque paging cursors: a position in the listing, the trail or a history, base64url-encoded.
 
-Each names the listing that made it (`sources`, `events`, `history`, `columns`), and no other
-listing takes it; the HTTP API and the MCP tools issue and take the same cursors."""
+Each names the listing that made it (`sources`, `events`, `history`, `watches`, `columns`), and
+no other listing takes it; the HTTP API and the MCP tools issue and take the same cursors."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from domain.columns import ColumnKey
 from domain.errors import InvalidInput
 from domain.events import EventKey
 from domain.sources import PageKey
+from domain.watches import WatchKey
 
 
 def _encode(route: str, at: datetime, ident: UUID) -> str:
@@ -101,3 +102,13 @@ def decode_column_cursor(cursor: str) -> ColumnKey:
         return ColumnKey(name, UUID(ident), position)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput.single("cursor", "is not a cursor this server issued") from None
+
+
+def encode_watch_cursor(key: WatchKey) -> str:
+    """The cursor for a position in the list of watches."""
+    return _encode("watches", key.next_check_at, key.source_id)
+
+
+def decode_watch_cursor(cursor: str) -> WatchKey:
+    """The position of a watch cursor this server issued; `InvalidInput` for anything else."""
+    return WatchKey(*_decode("watches", cursor))

@@ -54,6 +54,7 @@ from adapters.storage.sqlite_columns import (
     forget_latest_columns,
     replace_latest_columns,
 )
+from adapters.storage.sqlite_watch_schema import WATCH_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -148,9 +149,11 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
             """,
         ),
     ),
-    (8, LATEST_COLUMNS_MIGRATION),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
+
+MIGRATIONS += ((5, WATCH_MIGRATION),)
+MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
 
 T = TypeVar("T")
 
@@ -603,7 +606,7 @@ def _record(db: sqlite_utils.Database, event: Event | None) -> None:
         return
     db.execute(
         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
-        " :source_name, :key_id, :changed, :breaking)",
+        " :source_name, :key_id, :changed, :breaking, :reason)",
         to_row(event, _EVENT_JSON),
     )
 

@@ -24,6 +24,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -32,6 +33,7 @@ from adapters.storage.postgres import (
     PostgresSourceRepository,
 )
 from adapters.storage.postgres_columns import PostgresColumnIndex
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -41,6 +43,7 @@ from adapters.storage.sqlite import (
     SqliteSourceRepository,
 )
 from adapters.storage.sqlite_columns import SqliteColumnIndex
+from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.system import RandomIds, SystemClock
 from application.columns import ColumnIndex
 from application.ports import (
@@ -55,6 +58,7 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+from application.watch_ports import WatchRepository
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
 
 
@@ -68,6 +72,7 @@ def memory_store_conforms() -> None:
     _history: SnapshotRepository = history
     _keys: ApiKeyRepository = MemoryApiKeyRepository(events)
     _columns: ColumnIndex = memory_column_index(sources, history)
+    _watches: WatchRepository = MemoryWatchRepository(sources, events)
 
 
 def sqlite_store_conforms(path: Path) -> None:
@@ -78,6 +83,7 @@ def sqlite_store_conforms(path: Path) -> None:
     _history: SnapshotRepository = SqliteSnapshotRepository(db)
     _keys: ApiKeyRepository = SqliteApiKeyRepository(db)
     _columns: ColumnIndex = SqliteColumnIndex(db)
+    _watches: WatchRepository = SqliteWatchRepository(db)
 
 
 def postgres_store_conforms(url: str) -> None:
@@ -88,6 +94,7 @@ def postgres_store_conforms(url: str) -> None:
     _history: SnapshotRepository = PostgresSnapshotRepository(db)
     _keys: ApiKeyRepository = PostgresApiKeyRepository(db)
     _columns: ColumnIndex = PostgresColumnIndex(db)
+    _watches: WatchRepository = PostgresWatchRepository(db)
 
 
 def store_decorators_conform(history: SnapshotRepository) -> None:

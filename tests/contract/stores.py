@@ -25,6 +25,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -33,6 +34,7 @@ from adapters.storage.postgres import (
     PostgresSourceRepository,
 )
 from adapters.storage.postgres_columns import PostgresColumnIndex
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
@@ -41,6 +43,7 @@ from adapters.storage.sqlite import (
     SqliteSourceRepository,
 )
 from adapters.storage.sqlite_columns import SqliteColumnIndex
+from adapters.storage.sqlite_watches import SqliteWatchRepository
 from application.columns import ColumnIndex
 from application.ports import (
     ApiKeyRepository,
@@ -49,6 +52,7 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+from application.watch_ports import WatchRepository
 from tests.helpers import Synced, run
 
 FRESH_STORE_PER_EXAMPLE = settings(
@@ -70,8 +74,10 @@ class Stores:
         history: SnapshotRepository,
         events: EventRepository,
         columns: ColumnIndex,
+        watches: WatchRepository | None = None,
     ) -> None:
         self.store: Any = Synced(store)
+        self.watches: Any = Synced(watches)
         self.sources: Any = Synced(sources)
         self.keys: Any = Synced(keys)
         self.history: Any = Synced(history)
@@ -127,6 +133,7 @@ class MemoryStores(StoreFactory):
             snapshots,
             events,
             memory_column_index(sources, snapshots),
+            MemoryWatchRepository(sources, events),
         )
         yield [stores] * handles
 
@@ -159,6 +166,7 @@ class SqliteStores(StoreFactory):
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
                     SqliteColumnIndex(db),
+                    SqliteWatchRepository(db),
                 )
                 for db in databases
             ]
@@ -224,6 +232,7 @@ class PostgresStores(StoreFactory):
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
                         PostgresColumnIndex(db),
+                        PostgresWatchRepository(db),
                     )
                     for db in databases
                 ]
