@@ -29,6 +29,7 @@ def test_keys_written_before_migration_7_read_back_with_their_maker_and_one_name
             if version > 3:
                 break
             for statement in statements:
+                assert isinstance(statement, str)  # the first versions are plain SQL
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?, '2026-05-22T09:00:00Z')", [version]
