@@ -20,6 +20,10 @@ class Action(enum.StrEnum):
     SOURCE_SCHEMA_CHANGED = "source.schema_changed"
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 - an action's name
 
 
 def _changed(values: Iterable[str]) -> tuple[str, ...]:
@@ -40,6 +44,8 @@ class Event:
     changed: tuple[str, ...] = attrs.field(default=(), converter=_changed)
     breaking: bool | None = None
     """Only for `source.schema_changed`: whether the new schema breaks readers of the old one."""
+    webhook_id: UUID | None = None
+    """Only for `webhook.*` events: the endpoint acted on."""
 
 
 @attrs.frozen

@@ -237,6 +237,7 @@ class EventOut(msgspec.Struct):
     key_id: str | None
     changed: Annotated[list[str], Meta(description="Field paths such as connection.password")]
     breaking: bool | None = None
+    webhook_id: UUID | None = None
 
     @classmethod
     def of(cls, event: Event) -> EventOut:
@@ -250,6 +251,7 @@ class EventOut(msgspec.Struct):
             key_id=event.key_id,
             changed=list(event.changed),
             breaking=event.breaking,
+            webhook_id=event.webhook_id,
         )
 
 

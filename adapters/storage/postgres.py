@@ -41,6 +41,7 @@ from adapters.storage.listing import (
 )
 from adapters.storage.outage import OutageWatch
 from adapters.storage.running import WritesToEnd
+from adapters.storage.webhook_schema import POSTGRES_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -143,6 +144,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    # Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
+    (6, POSTGRES_MIGRATION),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
@@ -684,7 +687,7 @@ def _each_own(exc: Exception) -> Exception:
 _EVENT_VALUES = (
     "%(event_id)s::uuid, %(event_at)s::timestamptz, %(event_actor)s, %(event_action)s,"
     " %(event_source_id)s::uuid, %(event_source_name)s, %(event_key_id)s,"
-    " %(event_changed)s::text[], %(event_breaking)s::boolean"
+    " %(event_changed)s::text[], %(event_breaking)s::boolean, %(event_webhook_id)s::uuid"
 )
 _INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_EVENT_VALUES})"
 # The same insert fed by a data-modifying CTE: `... FROM <cte>` follows it.

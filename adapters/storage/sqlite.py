@@ -49,6 +49,7 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.webhook_schema import SQLITE_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -140,6 +141,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    # Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
+    (6, SQLITE_MIGRATION),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
@@ -590,7 +593,7 @@ def _record(db: sqlite_utils.Database, event: Event | None) -> None:
         return
     db.execute(
         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
-        " :source_name, :key_id, :changed, :breaking)",
+        " :source_name, :key_id, :changed, :breaking, :webhook_id)",
         to_row(event, _EVENT_JSON),
     )
 

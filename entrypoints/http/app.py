@@ -33,6 +33,7 @@ from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
 from entrypoints.http.use_cases import UseCases
+from entrypoints.http.webhooks import WebhooksController
 from entrypoints.startup import start_worker, stop_worker
 
 MAX_BODY_BYTES = 64 * 1024
@@ -62,11 +63,13 @@ async def _stop(container: Container, gauges: StoreGauges | None) -> None:
 
 def _scrape(container: Container) -> Scrape:
     count_sources = container.count_sources
+    count_pending = container.count_pending_deliveries
 
     async def refresh() -> None:
         # In an outage the gauge keeps its last value; the outage has its own log line.
         with contextlib.suppress(StoreUnavailable):
             metrics.SOURCES.set(await count_sources()())
+            metrics.WEBHOOK_PENDING.set(await count_pending()())
 
     return Scrape(refresh)
 
@@ -147,7 +150,13 @@ def _watching_disconnect(scope: Any, receive: Any) -> Any:
 def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
-    handlers: list[Any] = [SourcesController, EventsController, healthz, readyz]
+    handlers: list[Any] = [
+        SourcesController,
+        EventsController,
+        WebhooksController,
+        healthz,
+        readyz,
+    ]
     gauges = None
     if settings.metrics:
         handlers.append(metrics_endpoint)

@@ -12,6 +12,7 @@ from uuid import UUID
 from domain.errors import InvalidInput
 from domain.events import EventKey
 from domain.sources import PageKey
+from domain.webhooks import DeliveryKey
 
 
 def _encode(route: str, at: datetime, ident: UUID) -> str:
@@ -78,3 +79,14 @@ def decode_history_cursor(cursor: str, source_id: UUID) -> int:
         return sequence
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput.single("cursor", "is not a cursor of this history") from None
+
+
+def encode_delivery_cursor(key: DeliveryKey) -> str:
+    """The cursor for a position in an endpoint's deliveries."""
+    return _encode("deliveries", key.created_at, key.id)
+
+
+def decode_delivery_cursor(cursor: str) -> DeliveryKey:
+    """The position in an endpoint's deliveries a cursor names; 400 if not one of theirs."""
+    at, ident = _decode("deliveries", cursor)
+    return DeliveryKey(at, ident)
