@@ -10,13 +10,14 @@ from uuid import UUID
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.spec import (
+    OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIType,
     Operation,
     RequestBody,
     Schema,
 )
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, Parameter, QueryParameter
 
 from application.webhooks import (
     DELIVERY_LIMIT_DEFAULT,
@@ -29,11 +30,17 @@ from application.webhooks import (
 )
 from domain.errors import DeliveryNotFound, InvalidInput, WebhookNotFound
 from domain.keys import Principal, Scope
-from domain.sources import DESCRIPTION_MAX, TAG_MAX, TAGS_MAX
+from domain.sources import DESCRIPTION_MAX, TAGS_MAX
 from domain.webhooks import OVERLAP_MAX, URL_MAX, DeliveryState, event_types
 from entrypoints.http.bodies import JSON
 from entrypoints.http.cursor import decode_delivery_cursor, encode_delivery_cursor
-from entrypoints.http.openapi import PATCH_MEDIA_TYPES, responses
+from entrypoints.http.openapi import (
+    DESCRIPTION_PATTERN,
+    PATCH_MEDIA_TYPES,
+    TAG_PATTERN,
+    responses,
+    tag_schema,
+)
 from entrypoints.http.query import check_query
 from entrypoints.http.use_cases import use_cases
 from entrypoints.webhook_requests import (
@@ -53,30 +60,40 @@ AuthRequest = Request[Principal, str, Any]
 SCOPE = {"scope": Scope.WEBHOOKS}
 
 
-def _fields_schema(required: list[str] | None, nullable: bool) -> Schema:
-    def kind(*types: OpenAPIType) -> list[OpenAPIType] | OpenAPIType:
-        return (
-            [*types, OpenAPIType.NULL] if nullable else (types[0] if len(types) == 1 else [*types])
-        )
+def _fields_schema(required: list[str] | None) -> Schema:
+    """The endpoint's fields: `required` at creation; in a patch (None) every one is optional
+    and null sets it back to its default (or is refused, for a required one)."""
 
+    def kind(schema_type: OpenAPIType, nullable: bool = required is None) -> Any:
+        return [schema_type, OpenAPIType.NULL] if nullable else schema_type
+
+    tag = tag_schema()
+    tag.pattern = TAG_PATTERN
     properties: dict[str, Schema] = {
-        "url": Schema(type=kind(OpenAPIType.STRING), max_length=URL_MAX, format=None),
+        "url": Schema(
+            type=kind(OpenAPIType.STRING),
+            max_length=URL_MAX,
+            description="https://..., or http:// to a loopback address",
+        ),
         "events": Schema(
             type=kind(OpenAPIType.ARRAY),
             min_items=1,
+            unique_items=True,
             items=Schema(type=OpenAPIType.STRING, enum=list(event_types())),
         ),
-        "breaking_only": Schema(type=kind(OpenAPIType.BOOLEAN)),
+        "breaking_only": Schema(type=kind(OpenAPIType.BOOLEAN, True)),
         "source_ids": Schema(
-            type=kind(OpenAPIType.ARRAY),
-            items=Schema(type=OpenAPIType.STRING, format="uuid"),  # type: ignore[arg-type]
+            type=kind(OpenAPIType.ARRAY, True),
+            items=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID),
         ),
         "tags": Schema(
-            type=kind(OpenAPIType.ARRAY),
-            max_items=TAGS_MAX,
-            items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=TAG_MAX),
+            type=kind(OpenAPIType.ARRAY, True), max_items=TAGS_MAX, unique_items=True, items=tag
         ),
-        "description": Schema(type=kind(OpenAPIType.STRING), max_length=DESCRIPTION_MAX),
+        "description": Schema(
+            type=kind(OpenAPIType.STRING, True),
+            max_length=DESCRIPTION_MAX,
+            pattern=DESCRIPTION_PATTERN,
+        ),
     }
     if required is None:
         properties["enabled"] = Schema(type=kind(OpenAPIType.BOOLEAN))
@@ -88,23 +105,23 @@ def _fields_schema(required: list[str] | None, nullable: bool) -> Schema:
     )
 
 
-def _body(schema: Schema, media_types: tuple[str, ...], required: bool = True) -> RequestBody:
+def _body(schema: Schema, media_types: tuple[str, ...]) -> RequestBody:
     return RequestBody(
         content={media: OpenAPIMediaType(schema=schema) for media in media_types},
-        required=required,
+        required=True,
     )
 
 
 @dataclass
 class CreateOperation(Operation):
     def __post_init__(self) -> None:
-        self.request_body = _body(_fields_schema(["url", "events"], nullable=False), JSON)
+        self.request_body = _body(_fields_schema(["url", "events"]), JSON)
 
 
 @dataclass
 class PatchOperation(Operation):
     def __post_init__(self) -> None:
-        self.request_body = _body(_fields_schema(None, nullable=True), PATCH_MEDIA_TYPES)
+        self.request_body = _body(_fields_schema(None), PATCH_MEDIA_TYPES)
 
 
 @dataclass
@@ -119,7 +136,7 @@ class RotateOperation(Operation):
             },
             additional_properties=False,
         )
-        self.request_body = _body(overlap, JSON, required=False)
+        self.request_body = _body(overlap, JSON)
 
 
 def _id(raw: str, missing: type[Exception]) -> UUID:
@@ -226,8 +243,7 @@ class WebhooksController(Controller):
     async def rotate(self, request: AuthRequest, webhook_id: FromPath[str]) -> SecretOut:
         check_query(request.query_params)
         ident = _id(webhook_id, WebhookNotFound)
-        raw = await request.body()
-        overlap = RotateRequest.decode(await request.json() if raw.strip() else {}).overlap_seconds
+        overlap = RotateRequest.decode(await request.json()).overlap_seconds
         command = RotateSecretCommand(request.user, ident, overlap)
         return SecretOut(await use_cases(request).rotate_webhook_secret(command))
 
@@ -263,8 +279,8 @@ class WebhooksController(Controller):
         webhook_id: FromPath[str],
         state_filter: Annotated[
             str | None,
-            Parameter(
-                query="state",
+            QueryParameter(
+                name="state",
                 description="Only deliveries in this state",
                 schema_extra={"enum": [s.value for s in DeliveryState]},
             ),

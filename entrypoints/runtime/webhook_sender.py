@@ -57,8 +57,17 @@ class WebhookSender:
 
     async def stop(self) -> None:
         """Stop claiming; let the attempts in flight end (a few seconds at most), then cancel
-        the rest (their leases lapse and another claim sends them)."""
+        the rest (their leases lapse and another claim sends them). Called on another loop
+        than the one it runs on (some servers start and stop an app on different loops), it
+        only tells that loop to stop it."""
         self._stopping = True
+        if self._runner is None:
+            return
+        loop = self._runner.get_loop()
+        if loop is not asyncio.get_running_loop():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._cancel_all)
+            return
         self._wake.set()
         if self._runner is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -69,6 +78,11 @@ class WebhookSender:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
+
+    def _cancel_all(self) -> None:
+        for task in (self._runner, *self._tasks):
+            if task is not None:
+                task.cancel()
 
     async def _run(self) -> None:
         while not self._stopping:
