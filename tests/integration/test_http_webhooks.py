@@ -20,7 +20,7 @@ from entrypoints.http.app import create_app
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
 from tests.helpers import loopback_resolver, on_app
-from tests.receivers import Answer, Receiver, Received
+from tests.receivers import Answer, Received, Receiver
 
 
 @pytest.fixture
@@ -189,7 +189,10 @@ def _wait_state(
         ({"url": "http://127.0.0.1/hook"}, "events"),
         ({"url": "http://127.0.0.1/hook", "events": []}, "events"),
         ({"url": "http://127.0.0.1/hook", "events": ["source.nope"]}, "events[0]"),
-        ({"url": "http://127.0.0.1/hook", "events": ["*"], "breaking_only": "yes"}, "breaking_only"),
+        (
+            {"url": "http://127.0.0.1/hook", "events": ["*"], "breaking_only": "yes"},
+            "breaking_only",
+        ),
         ({"url": "http://127.0.0.1/hook", "events": ["*"], "source_ids": ["x"]}, "source_ids[0]"),
         ({"url": "http://127.0.0.1/hook", "events": ["*"], "tags": [""]}, "tags[0]"),
         ({"url": "http://127.0.0.1/hook", "events": ["*"], "description": 5}, "description"),
@@ -239,9 +242,7 @@ def test_patch_and_rotate_fields_are_checked_too(
 def test_webhooks_need_their_scope_and_secrets_stay_out_of_everything(
     client: TestClient[Any], admin: dict[str, str], container: Container, receiver: Receiver
 ) -> None:
-    reader = on_app(
-        client, container.create_api_key(), "reader", ("sources:read",), OPERATOR
-    ).token
+    reader = on_app(client, container.create_api_key(), "reader", ("sources:read",), OPERATOR).token
     denied = client.get("/v1/webhooks", headers={"Authorization": f"Bearer {reader}"})
     assert denied.status_code == 403
     assert denied.json()["required_scope"] == "webhooks:manage"
