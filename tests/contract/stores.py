@@ -24,12 +24,21 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_webhooks import (
+    MemoryDeliveryRepository,
+    MemoryWebhookRepository,
+    MemoryWebhooks,
+)
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
     PostgresEventRepository,
     PostgresSnapshotRepository,
     PostgresSourceRepository,
+)
+from adapters.storage.postgres_webhooks import (
+    PostgresDeliveryRepository,
+    PostgresWebhookRepository,
 )
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -38,6 +47,7 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
 from application.ports import (
     ApiKeyRepository,
     EventRepository,
@@ -45,6 +55,7 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+from application.webhook_ports import DeliveryRepository, WebhookRepository
 from tests.helpers import Synced, run
 
 FRESH_STORE_PER_EXAMPLE = settings(
@@ -65,12 +76,16 @@ class Stores:
         keys: ApiKeyRepository,
         history: SnapshotRepository,
         events: EventRepository,
+        webhooks: WebhookRepository | None = None,
+        deliveries: DeliveryRepository | None = None,
     ) -> None:
         self.store: Any = Synced(store)
         self.sources: Any = Synced(sources)
         self.keys: Any = Synced(keys)
         self.history: Any = Synced(history)
         self.events: Any = Synced(events)
+        self.webhooks: Any = Synced(webhooks)
+        self.deliveries: Any = Synced(deliveries)
 
 
 class StoreFactory(abc.ABC):
@@ -113,12 +128,16 @@ class MemoryStores(StoreFactory):
     def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
         events = MemoryEventRepository()
         sources = MemorySourceRepository(events)
+        snapshots = MemorySnapshotRepository(sources)
+        webhooks = MemoryWebhooks(events, snapshots)
         stores = Stores(
             MemoryStore(),
             sources,
             MemoryApiKeyRepository(events),
-            MemorySnapshotRepository(sources),
+            snapshots,
             events,
+            MemoryWebhookRepository(webhooks),
+            MemoryDeliveryRepository(webhooks),
         )
         yield [stores] * handles
 
@@ -150,6 +169,8 @@ class SqliteStores(StoreFactory):
                     SqliteApiKeyRepository(db),
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
+                    SqliteWebhookRepository(db),
+                    SqliteDeliveryRepository(db),
                 )
                 for db in databases
             ]
@@ -214,6 +235,8 @@ class PostgresStores(StoreFactory):
                         PostgresApiKeyRepository(db),
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
+                        PostgresWebhookRepository(db),
+                        PostgresDeliveryRepository(db),
                     )
                     for db in databases
                 ]
