@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from domain.errors import DeliveryNotFound, WebhookNotFound
-from domain.events import Action, Event
+from domain.events import Action, Event, EventFilter
 from domain.history import SchemaSnapshot
 from domain.sources import Column
 from domain.webhooks import (
@@ -150,7 +150,8 @@ def test_an_attempt_is_recorded_with_its_body_and_a_410_disables(new_stores: Sto
         now = T0 + timedelta(seconds=5)
         (claim,) = stores.deliveries.claim("s", now, now + timedelta(seconds=30), 10, 10)
         assert claim.body is None
-        assert claim.event is not None and claim.event.action is Action.WEBHOOK_CREATED
+        assert claim.event is not None
+        assert claim.event.action is Action.WEBHOOK_CREATED
         failed = Attempt(now, 500, AttemptError.STATUS, 12.5)
         retry_at = now + timedelta(seconds=5)
         assert stores.deliveries.finish_attempt(
@@ -214,14 +215,8 @@ def test_an_endpoint_reads_back_as_stored(new_stores: StoreFactory) -> None:
         changed = endpoint(id=e.id, url="https://other.example/y", secrets=())
         stores.webhooks.update(changed, None)
         assert stores.webhooks.list() == [changed]
-        trail = stores.events.list(_all()).events
+        trail = stores.events.list(EventFilter()).events
         assert [(t.action, t.webhook_id) for t in trail] == [(Action.WEBHOOK_CREATED, e.id)]
-
-
-def _all() -> Any:
-    from domain.events import EventFilter
-
-    return EventFilter()
 
 
 @pytest.mark.parametrize("adapter", SQL_ADAPTERS)
