@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from standardwebhooks import Webhook
 
-from tests.receivers import Answer, Receiver, Received
+from tests.receivers import Answer, Received, Receiver
 
 LEASE = "1"
 
