@@ -50,7 +50,7 @@ from adapters.storage.sqlite import (
 )
 from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
 from adapters.system import RandomIds, SystemClock
-from adapters.webhooks.transport import HttpxWebhookTransport
+from adapters.webhooks.transport import H11WebhookTransport
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.keys import (
@@ -378,7 +378,7 @@ class Container(containers.DeclarativeContainer):
     webhooks = _selected(store_kind, backends, "webhooks")
     deliveries = _selected(store_kind, backends, "deliveries")
     webhook_transport = providers.Singleton(
-        HttpxWebhookTransport,
+        H11WebhookTransport,
         outbound_policy,
         timeout=settings.provided.webhook_timeout,
         user_agent=providers.Callable(user_agent),

@@ -7,6 +7,7 @@ senders never lease one delivery at once; a lapsed lease is taken by whoever cla
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -131,6 +132,9 @@ class SqliteDeliveryRepository:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+        self._finished: list[tuple[asyncio.Future[bool], tuple[Any, ...]]] = []
+        self._flushing = False
+        self._writes: set[asyncio.Task[Any]] = set()
 
     async def add(self, delivery: Delivery, body: bytes) -> None:
         await self._db.written(self._add, delivery, body)
@@ -244,41 +248,43 @@ class SqliteDeliveryRepository:
         body: bytes,
         disable: str | None = None,
     ) -> bool:
-        return await self._db.written(
-            self._finish, owner, delivery_id, attempt, state, next_attempt_at, body, disable
+        # Group commit: the attempts that end while one transaction is out go in the next,
+        # together (a busy sender ends hundreds a second; a transaction each would be its cost).
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+        self._finished.append(
+            (done, (owner, delivery_id, attempt, state, next_attempt_at, body, disable))
         )
+        if not self._flushing:
+            self._flushing = True
+            loop.call_soon(self._flush)
+        return await asyncio.shield(done)
 
-    def _finish(
-        self,
-        owner: str,
-        delivery_id: UUID,
-        attempt: Attempt,
-        state: DeliveryState,
-        next_attempt_at: datetime | None,
-        body: bytes,
-        disable: str | None,
-    ) -> bool:
-        with self._db.writing() as db:
-            rows = db.execute(
-                "UPDATE webhook_deliveries SET attempts = json_insert(attempts, '$[#]', json(?)),"
-                " round_attempts = round_attempts + 1, state = ?, next_attempt_at = ?,"
-                " body = coalesce(body, ?), lease_owner = NULL, lease_until = NULL"
-                " WHERE id = ? AND lease_owner = ? RETURNING endpoint_id",
-                [
-                    attempt_json(attempt),
-                    state.value,
-                    None if next_attempt_at is None else timestamp(next_attempt_at),
-                    body,
-                    str(delivery_id),
-                    owner,
-                ],
-            ).fetchall()
-            if rows and disable is not None:
-                db.execute(
-                    "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ? WHERE id = ?",
-                    [disable, rows[0][0]],
-                )
-            return bool(rows)
+    def _flush(self) -> None:
+        batch, self._finished = self._finished, []
+        if not batch:
+            self._flushing = False
+            return
+        loop = asyncio.get_running_loop()
+        arguments = [a for _, a in batch]
+        writing = loop.create_task(self._db.written(_finish_all, self._db, arguments))
+        self._writes.add(writing)  # kept here: the loop holds only a weak reference to a task
+
+        def answer(written: asyncio.Task[Any]) -> None:
+            self._writes.discard(written)
+            failure = written.exception() if not written.cancelled() else None
+            for i, (done, _) in enumerate(batch):
+                if done.done():
+                    continue
+                if failure is not None:
+                    done.set_exception(failure)
+                elif written.cancelled():
+                    done.cancel()
+                else:
+                    done.set_result(written.result()[i])
+            self._flush()
+
+        writing.add_done_callback(answer)
 
     async def pending(self) -> int:
         rows = self._db.read("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'")
@@ -299,6 +305,45 @@ class SqliteDeliveryRepository:
             [str(source_id), sequence],
         )
         return from_row(rows[0], SchemaSnapshot) if rows else None
+
+
+def _finish_all(store: SqliteDatabase, batch: list[tuple[Any, ...]]) -> list[bool]:
+    """Record attempts in one write transaction; say for each whether it was recorded."""
+    with store.writing() as db:
+        return [_finish(db, *arguments) for arguments in batch]
+
+
+def _finish(
+    db: sqlite_utils.Database,
+    owner: str,
+    delivery_id: UUID,
+    attempt: Attempt,
+    state: DeliveryState,
+    next_attempt_at: datetime | None,
+    body: bytes,
+    disable: str | None,
+) -> bool:
+    """Record one attempt, inside the caller's write transaction, if `owner` holds the lease."""
+    rows = db.execute(
+        "UPDATE webhook_deliveries SET attempts = json_insert(attempts, '$[#]', json(?)),"
+        " round_attempts = round_attempts + 1, state = ?, next_attempt_at = ?,"
+        " body = coalesce(body, ?), lease_owner = NULL, lease_until = NULL"
+        " WHERE id = ? AND lease_owner = ? RETURNING endpoint_id",
+        [
+            attempt_json(attempt),
+            state.value,
+            None if next_attempt_at is None else timestamp(next_attempt_at),
+            body,
+            str(delivery_id),
+            owner,
+        ],
+    ).fetchall()
+    if rows and disable is not None:
+        db.execute(
+            "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ? WHERE id = ?",
+            [disable, rows[0][0]],
+        )
+    return bool(rows)
 
 
 def _claims(db: sqlite_utils.Database, ids: list[str]) -> list[Claim]:

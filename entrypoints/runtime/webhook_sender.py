@@ -25,6 +25,7 @@ from entrypoints import metrics
 from entrypoints.logs import events
 
 CLAIM_BATCH = 64
+QUEUED_PER_SLOT = 2
 STORE_BACKOFF = 1.0
 STOP_GRACE = 5.0
 
@@ -86,9 +87,13 @@ class WebhookSender:
 
     async def _run(self) -> None:
         while not self._stopping:
-            full = frozenset(e for e, n in self._in_flight.items() if n >= self._concurrency)
+            # An endpoint keeps at most `depth` claimed: `concurrency` sending, as many queued
+            # for the next free slot (queued no longer than one attempt's timeout, well
+            # within the lease).
+            depth = self._concurrency * QUEUED_PER_SLOT
+            full = frozenset(e for e, n in self._in_flight.items() if n >= depth)
             try:
-                claims = await self._claim(self.owner, CLAIM_BATCH, self._concurrency, full)
+                claims = await self._claim(self.owner, CLAIM_BATCH, depth, full)
             except DomainError as exc:
                 # The store is away: the deliveries wait in it; try again shortly.
                 events.warning("webhook_claim_failed", error=type(exc).__name__)

@@ -21,7 +21,7 @@ def test_every_webhooks_command_with_json(tdb: Any, tmp_path: Path) -> None:
     assert code == 0
     assert out.splitlines()[-1].startswith("whsec_")  # the secret is the last line
     code, out, _ = tdb("webhooks", "list", "--json")
-    assert [w["id"] for w in json.loads(out)][0] == ident
+    assert json.loads(out)[0]["id"] == ident
     assert "whsec_" not in out
     code, out, _ = tdb("webhooks", "show", ident, "--json")
     assert json.loads(out)["events"] == ["webhook.ping", "source.schema_changed"]
