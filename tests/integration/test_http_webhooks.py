@@ -5,6 +5,7 @@ reference `standardwebhooks` package."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,35 +178,35 @@ def _wait_state(
     raise AssertionError(f"no delivery reached {state}")
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"events": ["*"]}, "url"),
-        ({"url": "ftp://example.com/x", "events": ["*"]}, "url"),
-        ({"url": "http://example.com/x", "events": ["*"]}, "url"),
-        ({"url": "https://user:pw@example.com/x", "events": ["*"]}, "url"),
-        ({"url": "https://example.com/" + "x" * 2000, "events": ["*"]}, "url"),
-        ({"url": "http://127.0.0.2/hook", "events": ["*"]}, "url"),
-        ({"url": "http://127.0.0.1/hook"}, "events"),
-        ({"url": "http://127.0.0.1/hook", "events": []}, "events"),
-        ({"url": "http://127.0.0.1/hook", "events": ["source.nope"]}, "events[0]"),
-        (
-            {"url": "http://127.0.0.1/hook", "events": ["*"], "breaking_only": "yes"},
-            "breaking_only",
-        ),
-        ({"url": "http://127.0.0.1/hook", "events": ["*"], "source_ids": ["x"]}, "source_ids[0]"),
-        ({"url": "http://127.0.0.1/hook", "events": ["*"], "tags": [""]}, "tags[0]"),
-        ({"url": "http://127.0.0.1/hook", "events": ["*"], "description": 5}, "description"),
-        ({"url": "http://127.0.0.1/hook", "events": ["*"], "secret": "x"}, "secret"),
-        ({"url": "http://127.0.0.1/hook", "events": ["*"], "extra": 1}, "extra"),
-    ],
-)
-def test_every_bad_field_is_a_400_naming_it(
-    client: TestClient[Any], admin: dict[str, str], body: dict[str, Any], field: str
-) -> None:
-    answer = client.post("/v1/webhooks", json=body, headers=admin)
-    assert answer.status_code == 400, answer.text
-    assert field in [e["field"] for e in answer.json()["errors"]]
+BAD_BODIES: list[tuple[dict[str, Any], str]] = [
+    ({"events": ["*"]}, "url"),
+    ({"url": "ftp://example.com/x", "events": ["*"]}, "url"),
+    ({"url": "http://example.com/x", "events": ["*"]}, "url"),
+    ({"url": "https://user:pw@example.com/x", "events": ["*"]}, "url"),
+    ({"url": "https://example.com/" + "x" * 2000, "events": ["*"]}, "url"),
+    ({"url": "https://unknown.example/x", "events": ["*"]}, "url"),
+    # Refused by the outbound policy (TDB_DENIED_NETWORKS holds 127.0.0.2/32).
+    ({"url": "http://127.0.0.2/hook", "events": ["*"]}, "url"),
+    ({"url": "http://127.0.0.1/hook"}, "events"),
+    ({"url": "http://127.0.0.1/hook", "events": []}, "events"),
+    ({"url": "http://127.0.0.1/hook", "events": ["source.nope"]}, "events[0]"),
+    ({"url": "http://127.0.0.1/hook", "events": ["*", "*"]}, "events"),
+    ({"url": "http://127.0.0.1/hook", "events": ["*"], "breaking_only": "yes"}, "breaking_only"),
+    ({"url": "http://127.0.0.1/hook", "events": ["*"], "source_ids": ["x"]}, "source_ids[0]"),
+    ({"url": "http://127.0.0.1/hook", "events": ["*"], "tags": [""]}, "tags[0]"),
+    ({"url": "http://127.0.0.1/hook", "events": ["*"], "description": 5}, "description"),
+    ({"url": "http://127.0.0.1/hook", "events": ["*"], "secret": "x"}, "secret"),
+    ({"url": "http://127.0.0.1/hook", "events": ["*"], "extra": 1}, "extra"),
+    ([], "body"),  # type: ignore[list-item]
+]
+
+
+def test_every_bad_field_is_a_400_naming_it(client: TestClient[Any], admin: dict[str, str]) -> None:
+    for body, field in BAD_BODIES:
+        answer = client.post("/v1/webhooks", json=body, headers=admin)
+        assert answer.status_code == 400, (body, answer.text)
+        assert field in [e["field"] for e in answer.json()["errors"]], (body, answer.text)
+    assert client.get("/v1/webhooks", headers=admin).json() == []
 
 
 def test_patch_and_rotate_fields_are_checked_too(
@@ -255,3 +256,27 @@ def test_webhooks_need_their_scope_and_secrets_stay_out_of_everything(
     assert secret.removeprefix("whsec_") not in json.dumps(
         [attrs.asdict(r) for r in receiver.received], default=str
     )
+
+
+def test_a_stalled_endpoint_never_delays_another(
+    client: TestClient[Any], admin: dict[str, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    release = threading.Event()
+    with (
+        Receiver(lambda _: Answer(204, hold=release)).running() as stalled,
+        Receiver().running() as healthy,
+    ):
+        slow = _create(client, admin, url=stalled.url, events=["webhook.ping"])
+        quick = _create(client, admin, url=healthy.url, events=["webhook.ping"])
+        for _ in range(12):
+            client.post(f"/v1/webhooks/{slow['id']}/ping", headers=admin)
+        stalled.wait_for(4)  # every slot of the stalled endpoint is taken
+        client.post(f"/v1/webhooks/{quick['id']}/ping", headers=admin)
+        healthy.wait_for(1)
+        # TDB_WEBHOOK_CONCURRENCY (4) attempts at once, never more, on the stalled endpoint.
+        assert len(stalled.received) == 4
+        release.set()
+        stalled.wait_for(12)
+    logged = capfd.readouterr()
+    for secret in (slow["secret"], quick["secret"]):
+        assert secret.removeprefix("whsec_") not in logged.out + logged.err
