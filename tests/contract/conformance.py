@@ -13,6 +13,7 @@ from pathlib import Path
 
 from adapters.connectors.csv import CsvConnector
 from adapters.connectors.observed import ObservedConnector, ObservedConnectorRegistry
+from adapters.connectors.outbound import OutboundPolicy
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.crypto import AesGcmCipher
@@ -23,12 +24,21 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_webhooks import (
+    MemoryDeliveryRepository,
+    MemoryWebhookRepository,
+    MemoryWebhooks,
+)
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
     PostgresEventRepository,
     PostgresSnapshotRepository,
     PostgresSourceRepository,
+)
+from adapters.storage.postgres_webhooks import (
+    PostgresDeliveryRepository,
+    PostgresWebhookRepository,
 )
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
@@ -38,7 +48,9 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
 from adapters.system import RandomIds, SystemClock
+from adapters.webhooks.transport import H11WebhookTransport
 from application.ports import (
     ApiKeyRepository,
     Clock,
@@ -51,6 +63,13 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+from application.webhook_ports import (
+    DeliveryRepository,
+    PayloadEncoder,
+    WebhookRepository,
+    WebhookTransport,
+)
+from entrypoints.webhook_shapes import encode_payload
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
 
 
@@ -101,3 +120,21 @@ def system_parts_conform(key: str) -> None:
     _stepping: Clock = SteppingClock()
     _ids: IdGenerator = RandomIds()
     _counting: IdGenerator = CountingIds()
+
+
+def webhook_stores_conform(path: Path, url: str) -> None:
+    events = MemoryEventRepository()
+    state = MemoryWebhooks(events, MemorySnapshotRepository(MemorySourceRepository(events)))
+    _memory: WebhookRepository = MemoryWebhookRepository(state)
+    _memory_outbox: DeliveryRepository = MemoryDeliveryRepository(state)
+    lite = SqliteDatabase(path)
+    _sqlite: WebhookRepository = SqliteWebhookRepository(lite)
+    _sqlite_outbox: DeliveryRepository = SqliteDeliveryRepository(lite)
+    pg = PostgresDatabase(url)
+    _postgres: WebhookRepository = PostgresWebhookRepository(pg)
+    _postgres_outbox: DeliveryRepository = PostgresDeliveryRepository(pg)
+
+
+def webhook_transport_conforms() -> None:
+    _transport: WebhookTransport = H11WebhookTransport(OutboundPolicy(), 10, "tdb/test")
+    _encode: PayloadEncoder = encode_payload

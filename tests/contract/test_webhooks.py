@@ -95,9 +95,11 @@ def test_the_outbox_follows_the_domains_rule_for_every_event(new_stores: StoreFa
         stores.events.append(acts[4])
         for e in endpoints:
             got = sorted(
-                d.event_id for d in _deliveries(stores, e.id) if not d.type.startswith("webhook.")
+                str(d.event_id)
+                for d in _deliveries(stores, e.id)
+                if not d.type.startswith("webhook.")
             )
-            expected = sorted(a.id for a in acts if e.matches(a, source.tags))
+            expected = sorted(str(a.id) for a in acts if e.matches(a, source.tags))
             assert got == expected, e
         every = _deliveries(stores, endpoints[0].id)
         assert all(d.state is DeliveryState.PENDING and not d.attempts for d in every)
