@@ -15,6 +15,7 @@ from uuid import UUID
 from psycopg.rows import dict_row
 
 from adapters.serialization import from_row
+from adapters.storage.group_commit import GroupCommit
 from adapters.storage.listing import EVENT_COLUMNS, SNAPSHOT_COLUMNS
 from adapters.storage.postgres import PostgresDatabase, _record
 from adapters.storage.webhook_rows import (
@@ -145,11 +146,27 @@ _ANY_DUE = (
 )
 
 
+_FINISH = (
+    "UPDATE webhook_deliveries SET"
+    " attempts = (attempts::jsonb || jsonb_build_array(%(attempt)s::jsonb))::json,"
+    " round_attempts = round_attempts + 1, state = %(state)s,"
+    " next_attempt_at = %(next)s, body = coalesce(body, %(body)s),"
+    " lease_owner = NULL, lease_until = NULL"
+    " WHERE id = %(id)s AND lease_owner = %(owner)s RETURNING endpoint_id"
+)
+_DISABLE = (
+    "UPDATE webhook_endpoints SET enabled = false, disabled_reason = %(disable)s"
+    " WHERE id = (SELECT endpoint_id FROM webhook_deliveries WHERE id = %(id)s)"
+)
+
+
 class PostgresDeliveryRepository:
     """The outbox in `webhook_deliveries`."""
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
+        # Attempts that end while one transaction is out are recorded together in the next.
+        self._finished: GroupCommit[bool] = GroupCommit(self._finish_all)
 
     async def add(self, delivery: Delivery, body: bytes) -> None:
         await self._db.write(
@@ -258,20 +275,6 @@ class PostgresDeliveryRepository:
         body: bytes,
         disable: str | None = None,
     ) -> bool:
-        finish = (
-            "UPDATE webhook_deliveries SET"
-            " attempts = (attempts::jsonb || jsonb_build_array(%(attempt)s::jsonb))::json,"
-            " round_attempts = round_attempts + 1, state = %(state)s,"
-            " next_attempt_at = %(next)s, body = coalesce(body, %(body)s),"
-            " lease_owner = NULL, lease_until = NULL"
-            " WHERE id = %(id)s AND lease_owner = %(owner)s RETURNING endpoint_id"
-        )
-        if disable is not None:
-            finish = (
-                f"WITH finished AS ({finish}) UPDATE webhook_endpoints SET enabled = false,"
-                " disabled_reason = %(disable)s FROM finished"
-                " WHERE webhook_endpoints.id = finished.endpoint_id RETURNING finished.endpoint_id"
-            )
         parameters = {
             "attempt": attempt_json(attempt),
             "state": state.value,
@@ -281,7 +284,25 @@ class PostgresDeliveryRepository:
             "body": body,
             "disable": disable,
         }
-        return bool(await self._db.shielded(self._db.write(finish, parameters)))
+        return await self._finished(parameters)
+
+    async def _finish_all(self, batch: Sequence[dict[str, Any]]) -> Sequence[bool]:
+        """Record the attempts in one transaction, its statements pipelined (one commit)."""
+        return await self._db.shielded(self._finishing(batch))
+
+    async def _finishing(self, batch: Sequence[dict[str, Any]]) -> Sequence[bool]:
+        async with self._db.transaction() as conn:
+            cursor = conn.cursor()
+            await cursor.executemany(_FINISH, batch, returning=True)
+            done = []
+            while True:
+                done.append(await cursor.fetchone() is not None)
+                if not cursor.nextset():
+                    break
+            for parameters, recorded in zip(batch, done, strict=True):
+                if recorded and parameters["disable"] is not None:
+                    await conn.execute(_DISABLE, parameters)
+            return done
 
     async def pending(self) -> int:
         rows = await self._db.read(

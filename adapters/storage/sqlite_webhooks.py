@@ -7,7 +7,6 @@ senders never lease one delivery at once; a lapsed lease is taken by whoever cla
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,6 +16,7 @@ from uuid import UUID
 import sqlite_utils
 
 from adapters.serialization import from_row, timestamp
+from adapters.storage.group_commit import GroupCommit
 from adapters.storage.listing import EVENT_COLUMNS, SNAPSHOT_COLUMNS
 from adapters.storage.sqlite import SqliteDatabase, _record
 from adapters.storage.webhook_rows import (
@@ -132,9 +132,8 @@ class SqliteDeliveryRepository:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
-        self._finished: list[tuple[asyncio.Future[bool], tuple[Any, ...]]] = []
-        self._flushing = False
-        self._writes: set[asyncio.Task[Any]] = set()
+        # Attempts that end while one transaction is out are recorded together in the next.
+        self._finished: GroupCommit[bool] = GroupCommit(self._finish_all)
 
     async def add(self, delivery: Delivery, body: bytes) -> None:
         await self._db.written(self._add, delivery, body)
@@ -248,43 +247,12 @@ class SqliteDeliveryRepository:
         body: bytes,
         disable: str | None = None,
     ) -> bool:
-        # Group commit: the attempts that end while one transaction is out go in the next,
-        # together (a busy sender ends hundreds a second; a transaction each would be its cost).
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[bool] = loop.create_future()
-        self._finished.append(
-            (done, (owner, delivery_id, attempt, state, next_attempt_at, body, disable))
+        return await self._finished(
+            (owner, delivery_id, attempt, state, next_attempt_at, body, disable)
         )
-        if not self._flushing:
-            self._flushing = True
-            loop.call_soon(self._flush)
-        return await asyncio.shield(done)
 
-    def _flush(self) -> None:
-        batch, self._finished = self._finished, []
-        if not batch:
-            self._flushing = False
-            return
-        loop = asyncio.get_running_loop()
-        arguments = [a for _, a in batch]
-        writing = loop.create_task(self._db.written(_finish_all, self._db, arguments))
-        self._writes.add(writing)  # kept here: the loop holds only a weak reference to a task
-
-        def answer(written: asyncio.Task[Any]) -> None:
-            self._writes.discard(written)
-            failure = written.exception() if not written.cancelled() else None
-            for i, (done, _) in enumerate(batch):
-                if done.done():
-                    continue
-                if failure is not None:
-                    done.set_exception(failure)
-                elif written.cancelled():
-                    done.cancel()
-                else:
-                    done.set_result(written.result()[i])
-            self._flush()
-
-        writing.add_done_callback(answer)
+    async def _finish_all(self, batch: Sequence[tuple[Any, ...]]) -> Sequence[bool]:
+        return await self._db.written(_finish_all, self._db, list(batch))
 
     async def pending(self) -> int:
         rows = self._db.read("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'")
