@@ -157,6 +157,10 @@ def test_410_disables_the_endpoint_and_a_failure_is_retried_then_failed(
         failed = _wait_state(client, admin, broken["id"], "failed")
         assert [a["status_code"] for a in failed["attempts"]] == [500, 500, 500]
         assert {a["error"] for a in failed["attempts"]} == {"status"}
+        scraped = client.get("/metrics").text
+        assert 'tdb_webhook_deliveries_total{outcome="status"}' in scraped
+        assert "tdb_webhook_delivery_seconds_count" in scraped
+        assert "tdb_webhook_pending" in scraped
         redone = client.post(
             f"/v1/webhooks/{broken['id']}/deliveries/{failed['id']}/redeliver", headers=admin
         )
