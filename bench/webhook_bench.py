@@ -10,7 +10,9 @@ API (`POST /v1/sources`, CSV sources over one file); each acknowledged registrat
   act must reach the receiver: lost = acknowledged - received. Duplicates (one delivery received
   twice: its attempt was cut short by a kill) are counted.
 - `throughput`: N deliveries queued while the sender is off (`TDB_WEBHOOKS=off`), then one
-  worker with the sender on drains them: deliveries per second from the first to the last.
+  worker with the sender on drains them: deliveries per second from the first to the last, and
+  the server's CPU time per delivery (what one core of its own would give: a loaded machine
+  lends the server less than a core).
 - `latency`: acts spaced out on an idle server; the time from sending the act to the receiver
   holding its delivery, p50 and p95.
 
@@ -189,7 +191,9 @@ def throughput(bench: Bench, receiver: Receiver, acts: int) -> dict[str, Any]:
     quiet.stop()
     before = len(receiver.snapshot())
     sender = bench.server()  # one worker, its sender on: it drains the queue
+    cpu_before = sender.cpu_seconds() or 0.0
     receiver.wait_sources(acknowledged, timeout=120)
+    cpu = (sender.cpu_seconds() or 0.0) - cpu_before
     sender.stop()
     times = sorted(t for _, source, t in receiver.snapshot()[before:] if source in acknowledged)
     span = times[-1] - times[0] if len(times) > 1 else float("nan")
@@ -197,6 +201,9 @@ def throughput(bench: Bench, receiver: Receiver, acts: int) -> dict[str, Any]:
         "deliveries": len(times),
         "seconds": round(span, 3),
         "per_second": round((len(times) - 1) / span, 1) if span else None,
+        # The server's own CPU per delivery: on a loaded machine, what it would do on one core.
+        "cpu_ms_per_delivery": round(cpu * 1000 / max(len(times), 1), 2),
+        "per_cpu_second": round(len(times) / cpu, 1) if cpu else None,
     }
 
 

@@ -24,6 +24,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.memory_webhooks import (
     MemoryDeliveryRepository,
     MemoryWebhookRepository,
@@ -36,6 +37,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.postgres_webhooks import (
     PostgresDeliveryRepository,
     PostgresWebhookRepository,
@@ -48,6 +50,7 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
 from adapters.system import RandomIds, SystemClock
 from adapters.webhooks.transport import H11WebhookTransport
@@ -71,6 +74,15 @@ from application.sources import (
     UpdateSource,
 )
 from application.store import CheckReadiness, CountSources, StoreUsage, UpgradeStore
+from application.watches import (
+    ClaimDueChecks,
+    CountOverdueChecks,
+    DeleteWatch,
+    GetWatch,
+    ListWatches,
+    PutWatch,
+    RunCheck,
+)
 from application.webhooks import (
     AttemptDelivery,
     ClaimDeliveries,
@@ -151,8 +163,9 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
 
 
 class StoreBackend(containers.DeclarativeContainer):
-    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`), where the secret
-    key comes from (`secret_key`) and the files no CSV source may read (`own_files`)."""
+    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `watches`), where
+    the secret key comes from (`secret_key`) and the files no CSV source may read
+    (`own_files`)."""
 
     schemes: ClassVar[tuple[str, ...]] = ()
     """The database URL schemes this store serves."""
@@ -169,6 +182,7 @@ class MemoryBackend(StoreBackend):
     sources = providers.Singleton(MemorySourceRepository, events)
     snapshots = providers.Singleton(MemorySnapshotRepository, sources)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
+    watches = providers.Singleton(MemoryWatchRepository, sources, events)
     # The outbox is fed by the trail, as the SQL stores' trigger feeds theirs.
     webhook_state = providers.Singleton(MemoryWebhooks, events, snapshots)
     webhooks = providers.Singleton(MemoryWebhookRepository, webhook_state)
@@ -187,6 +201,7 @@ class SqliteBackend(StoreBackend):
     sources = providers.Singleton(SqliteSourceRepository, store)
     snapshots = providers.Singleton(SqliteSnapshotRepository, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
+    watches = providers.Singleton(SqliteWatchRepository, store)
     webhooks = providers.Singleton(SqliteWebhookRepository, store)
     deliveries = providers.Singleton(SqliteDeliveryRepository, store)
     secret_key = providers.Callable(sqlite_secret_key, settings)
@@ -203,6 +218,7 @@ class PostgresBackend(StoreBackend):
     sources = providers.Singleton(PostgresSourceRepository, store)
     snapshots = providers.Singleton(PostgresSnapshotRepository, store)
     keys = providers.Singleton(PostgresApiKeyRepository, store)
+    watches = providers.Singleton(PostgresWatchRepository, store)
     webhooks = providers.Singleton(PostgresWebhookRepository, store)
     deliveries = providers.Singleton(PostgresDeliveryRepository, store)
     secret_key = providers.Callable(shared_secret_key, settings)
@@ -270,6 +286,7 @@ class Container(containers.DeclarativeContainer):
     events = _selected(store_kind, backends, "events")
     sources = _selected(store_kind, backends, "sources")
     keys = _selected(store_kind, backends, "keys")
+    watches = _selected(store_kind, backends, "watches")
     # An inspection that finds the columns unchanged asks no store (see RecentHeads).
     history = providers.Singleton(RecentHeads, _selected(store_kind, backends, "snapshots"))
 
@@ -375,6 +392,28 @@ class Container(containers.DeclarativeContainer):
     count_sources = providers.Factory(CountSources, sources=sources)
     store_usage = providers.Factory(StoreUsage, store=store)
 
+    put_watch = providers.Factory(
+        PutWatch,
+        sources=sources,
+        watches=watches,
+        clock=clock,
+        interval_min=settings.provided.watch_min_interval,
+    )
+    get_watch = providers.Factory(GetWatch, sources=sources, watches=watches)
+    delete_watch = providers.Factory(DeleteWatch, sources=sources, watches=watches)
+    list_watches = providers.Factory(ListWatches, watches=watches)
+    count_overdue_checks = providers.Factory(CountOverdueChecks, watches=watches, clock=clock)
+    claim_due_checks = providers.Factory(
+        ClaimDueChecks, watches=watches, clock=clock, lease_seconds=settings.provided.watch_lease
+    )
+    run_check = providers.Factory(
+        RunCheck,
+        inspect=inspect_schema,
+        watches=watches,
+        clock=clock,
+        ids=ids,
+        failures_to_report=settings.provided.watch_failures,
+    )
     webhooks = _selected(store_kind, backends, "webhooks")
     deliveries = _selected(store_kind, backends, "deliveries")
     webhook_transport = providers.Singleton(

@@ -237,6 +237,9 @@ class EventOut(msgspec.Struct):
     key_id: str | None
     changed: Annotated[list[str], Meta(description="Field paths such as connection.password")]
     breaking: bool | None = None
+    reason: Annotated[
+        str | None, Meta(description="Only for source.check_failed: why the check failed")
+    ] = None
     webhook_id: UUID | None = None
 
     @classmethod
@@ -251,6 +254,7 @@ class EventOut(msgspec.Struct):
             key_id=event.key_id,
             changed=list(event.changed),
             breaking=event.breaking,
+            reason=event.reason,
             webhook_id=event.webhook_id,
         )
 

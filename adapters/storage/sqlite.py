@@ -49,6 +49,7 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.sqlite_watch_schema import WATCH_MIGRATION
 from adapters.storage.webhook_schema import SQLITE_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
@@ -141,10 +142,12 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
-    # Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
-    (6, SQLITE_MIGRATION),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
+
+MIGRATIONS += ((5, WATCH_MIGRATION),)
+# Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
+MIGRATIONS += ((6, SQLITE_MIGRATION),)
 
 T = TypeVar("T")
 
@@ -593,7 +596,7 @@ def _record(db: sqlite_utils.Database, event: Event | None) -> None:
         return
     db.execute(
         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
-        " :source_name, :key_id, :changed, :breaking, :webhook_id)",
+        " :source_name, :key_id, :changed, :breaking, :reason, :webhook_id)",
         to_row(event, _EVENT_JSON),
     )
 

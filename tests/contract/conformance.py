@@ -24,6 +24,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.memory_webhooks import (
     MemoryDeliveryRepository,
     MemoryWebhookRepository,
@@ -36,6 +37,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.postgres_webhooks import (
     PostgresDeliveryRepository,
     PostgresWebhookRepository,
@@ -48,6 +50,7 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
 from adapters.system import RandomIds, SystemClock
 from adapters.webhooks.transport import H11WebhookTransport
@@ -63,6 +66,7 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+from application.watch_ports import WatchRepository
 from application.webhook_ports import (
     DeliveryRepository,
     PayloadEncoder,
@@ -81,6 +85,7 @@ def memory_store_conforms() -> None:
     _events: EventRepository = events
     _history: SnapshotRepository = MemorySnapshotRepository(sources, events)
     _keys: ApiKeyRepository = MemoryApiKeyRepository(events)
+    _watches: WatchRepository = MemoryWatchRepository(sources, events)
 
 
 def sqlite_store_conforms(path: Path) -> None:
@@ -90,6 +95,7 @@ def sqlite_store_conforms(path: Path) -> None:
     _events: EventRepository = SqliteEventRepository(db)
     _history: SnapshotRepository = SqliteSnapshotRepository(db)
     _keys: ApiKeyRepository = SqliteApiKeyRepository(db)
+    _watches: WatchRepository = SqliteWatchRepository(db)
 
 
 def postgres_store_conforms(url: str) -> None:
@@ -99,6 +105,7 @@ def postgres_store_conforms(url: str) -> None:
     _events: EventRepository = PostgresEventRepository(db)
     _history: SnapshotRepository = PostgresSnapshotRepository(db)
     _keys: ApiKeyRepository = PostgresApiKeyRepository(db)
+    _watches: WatchRepository = PostgresWatchRepository(db)
 
 
 def store_decorators_conform(history: SnapshotRepository) -> None:

@@ -24,6 +24,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.memory_webhooks import (
     MemoryDeliveryRepository,
     MemoryWebhookRepository,
@@ -36,6 +37,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.postgres_webhooks import (
     PostgresDeliveryRepository,
     PostgresWebhookRepository,
@@ -47,6 +49,7 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
 from application.ports import (
     ApiKeyRepository,
@@ -55,6 +58,7 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+from application.watch_ports import WatchRepository
 from application.webhook_ports import DeliveryRepository, WebhookRepository
 from tests.helpers import Synced, run
 
@@ -76,10 +80,12 @@ class Stores:
         keys: ApiKeyRepository,
         history: SnapshotRepository,
         events: EventRepository,
+        watches: WatchRepository | None = None,
         webhooks: WebhookRepository | None = None,
         deliveries: DeliveryRepository | None = None,
     ) -> None:
         self.store: Any = Synced(store)
+        self.watches: Any = Synced(watches)
         self.sources: Any = Synced(sources)
         self.keys: Any = Synced(keys)
         self.history: Any = Synced(history)
@@ -136,6 +142,7 @@ class MemoryStores(StoreFactory):
             MemoryApiKeyRepository(events),
             snapshots,
             events,
+            MemoryWatchRepository(sources, events),
             MemoryWebhookRepository(webhooks),
             MemoryDeliveryRepository(webhooks),
         )
@@ -169,6 +176,7 @@ class SqliteStores(StoreFactory):
                     SqliteApiKeyRepository(db),
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
+                    SqliteWatchRepository(db),
                     SqliteWebhookRepository(db),
                     SqliteDeliveryRepository(db),
                 )
@@ -235,6 +243,7 @@ class PostgresStores(StoreFactory):
                         PostgresApiKeyRepository(db),
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
+                        PostgresWatchRepository(db),
                         PostgresWebhookRepository(db),
                         PostgresDeliveryRepository(db),
                     )
