@@ -17,6 +17,7 @@ from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -37,6 +38,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.postgres_webhooks import (
     PostgresDeliveryRepository,
@@ -50,10 +52,12 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
 from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
 from adapters.system import RandomIds, SystemClock
 from adapters.webhooks.transport import H11WebhookTransport
+from application.columns import FindColumns
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.keys import (
@@ -163,9 +167,9 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
 
 
 class StoreBackend(containers.DeclarativeContainer):
-    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `watches`), where
-    the secret key comes from (`secret_key`) and the files no CSV source may read
-    (`own_files`)."""
+    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `watches`,
+    `columns`), where the secret key comes from (`secret_key`) and the files no CSV source may
+    read (`own_files`)."""
 
     schemes: ClassVar[tuple[str, ...]] = ()
     """The database URL schemes this store serves."""
@@ -181,6 +185,7 @@ class MemoryBackend(StoreBackend):
     events = providers.Singleton(MemoryEventRepository)
     sources = providers.Singleton(MemorySourceRepository, events)
     snapshots = providers.Singleton(MemorySnapshotRepository, sources)
+    columns = providers.Singleton(memory_column_index, sources, snapshots)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
     watches = providers.Singleton(MemoryWatchRepository, sources, events)
     # The outbox is fed by the trail, as the SQL stores' trigger feeds theirs.
@@ -200,6 +205,7 @@ class SqliteBackend(StoreBackend):
     events = providers.Singleton(SqliteEventRepository, store)
     sources = providers.Singleton(SqliteSourceRepository, store)
     snapshots = providers.Singleton(SqliteSnapshotRepository, store)
+    columns = providers.Singleton(SqliteColumnIndex, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
     watches = providers.Singleton(SqliteWatchRepository, store)
     webhooks = providers.Singleton(SqliteWebhookRepository, store)
@@ -217,6 +223,7 @@ class PostgresBackend(StoreBackend):
     events = providers.Singleton(PostgresEventRepository, store)
     sources = providers.Singleton(PostgresSourceRepository, store)
     snapshots = providers.Singleton(PostgresSnapshotRepository, store)
+    columns = providers.Singleton(PostgresColumnIndex, store)
     keys = providers.Singleton(PostgresApiKeyRepository, store)
     watches = providers.Singleton(PostgresWatchRepository, store)
     webhooks = providers.Singleton(PostgresWebhookRepository, store)
@@ -380,6 +387,9 @@ class Container(containers.DeclarativeContainer):
         DeleteSource, sources=sources, connectors=connectors, clock=clock, ids=ids
     )
     list_events = providers.Factory(ListEvents, events=events)
+    find_columns = providers.Factory(
+        FindColumns, columns=_selected(store_kind, backends, "columns")
+    )
 
     create_api_key = providers.Factory(CreateApiKey, keys=keys, clock=clock, ids=ids)
     bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys=keys, create=create_api_key)

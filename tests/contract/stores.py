@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 from adapters.storage import postgres, sqlite
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -37,6 +38,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.postgres_webhooks import (
     PostgresDeliveryRepository,
@@ -49,8 +51,10 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
 from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
+from application.columns import ColumnIndex
 from application.ports import (
     ApiKeyRepository,
     EventRepository,
@@ -80,6 +84,7 @@ class Stores:
         keys: ApiKeyRepository,
         history: SnapshotRepository,
         events: EventRepository,
+        columns: ColumnIndex,
         watches: WatchRepository | None = None,
         webhooks: WebhookRepository | None = None,
         deliveries: DeliveryRepository | None = None,
@@ -92,6 +97,7 @@ class Stores:
         self.events: Any = Synced(events)
         self.webhooks: Any = Synced(webhooks)
         self.deliveries: Any = Synced(deliveries)
+        self.columns: Any = Synced(columns)
 
 
 class StoreFactory(abc.ABC):
@@ -142,6 +148,7 @@ class MemoryStores(StoreFactory):
             MemoryApiKeyRepository(events),
             snapshots,
             events,
+            memory_column_index(sources, snapshots),
             MemoryWatchRepository(sources, events),
             MemoryWebhookRepository(webhooks),
             MemoryDeliveryRepository(webhooks),
@@ -176,6 +183,7 @@ class SqliteStores(StoreFactory):
                     SqliteApiKeyRepository(db),
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
+                    SqliteColumnIndex(db),
                     SqliteWatchRepository(db),
                     SqliteWebhookRepository(db),
                     SqliteDeliveryRepository(db),
@@ -243,6 +251,7 @@ class PostgresStores(StoreFactory):
                         PostgresApiKeyRepository(db),
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
+                        PostgresColumnIndex(db),
                         PostgresWatchRepository(db),
                         PostgresWebhookRepository(db),
                         PostgresDeliveryRepository(db),
