@@ -32,8 +32,8 @@ from domain.errors import DeliveryNotFound, InvalidInput, WebhookNotFound
 from domain.keys import Principal, Scope
 from domain.sources import DESCRIPTION_MAX, TAGS_MAX
 from domain.webhooks import OVERLAP_MAX, URL_MAX, DeliveryState, event_types
+from entrypoints.cursors import decode_delivery_cursor, encode_delivery_cursor
 from entrypoints.http.bodies import JSON
-from entrypoints.http.cursor import decode_delivery_cursor, encode_delivery_cursor
 from entrypoints.http.openapi import (
     DESCRIPTION_PATTERN,
     PATCH_MEDIA_TYPES,
