@@ -95,6 +95,21 @@ SOURCES = Gauge(
     "Sources in the registry, as last counted (at a scrape).",
     multiprocess_mode="livemostrecent",
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "tdb_webhook_deliveries",
+    "Webhook delivery attempts, by outcome: succeeded, or the attempt's error.",
+    ["outcome"],
+)
+WEBHOOK_PENDING = Gauge(
+    "tdb_webhook_pending",
+    "Webhook deliveries pending, across every endpoint, as last counted (at a scrape).",
+    multiprocess_mode="livemostrecent",
+)
+WEBHOOK_SECONDS = Histogram(
+    "tdb_webhook_delivery_seconds",
+    "Time a webhook delivery attempt took, answer included.",
+    buckets=_LATENCY_BUCKETS,
+)
 
 WATCH_CHECKS = Counter(
     "tdb_watch_checks",

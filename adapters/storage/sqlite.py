@@ -55,6 +55,7 @@ from adapters.storage.sqlite_columns import (
     replace_latest_columns,
 )
 from adapters.storage.sqlite_watch_schema import WATCH_MIGRATION
+from adapters.storage.webhook_schema import SQLITE_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -153,6 +154,8 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
 MIGRATIONS += ((5, WATCH_MIGRATION),)
+# Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
+MIGRATIONS += ((6, SQLITE_MIGRATION),)
 MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
 
 T = TypeVar("T")
@@ -606,7 +609,7 @@ def _record(db: sqlite_utils.Database, event: Event | None) -> None:
         return
     db.execute(
         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
-        " :source_name, :key_id, :changed, :breaking, :reason)",
+        " :source_name, :key_id, :changed, :breaking, :reason, :webhook_id)",
         to_row(event, _EVENT_JSON),
     )
 

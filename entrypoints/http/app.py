@@ -36,6 +36,7 @@ from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
 from entrypoints.http.use_cases import UseCases
 from entrypoints.http.watches import SourceWatchController, WatchesController, WatchUseCases
+from entrypoints.http.webhooks import WebhooksController
 from entrypoints.runtime.watching import WatchScheduler, scheduler_for
 from entrypoints.startup import start_worker, stop_worker
 
@@ -75,12 +76,14 @@ async def _stop(
 def _scrape(container: Container) -> Scrape:
     count_sources = container.count_sources
     count_overdue = container.count_overdue_checks
+    count_pending = container.count_pending_deliveries
 
     async def refresh() -> None:
         # In an outage the gauge keeps its last value; the outage has its own log line.
         with contextlib.suppress(StoreUnavailable):
             metrics.SOURCES.set(await count_sources()())
             metrics.WATCHES_OVERDUE.set(await count_overdue()())
+            metrics.WEBHOOK_PENDING.set(await count_pending()())
 
     return Scrape(refresh)
 
@@ -167,6 +170,7 @@ def create_app(container: Container) -> Litestar:
         ColumnsController,
         SourceWatchController,
         WatchesController,
+        WebhooksController,
         healthz,
         readyz,
     ]
