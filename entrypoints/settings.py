@@ -85,6 +85,9 @@ class Settings:
     body_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     send_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     max_connections: int = attrs.field(default=1000, converter=int, validator=_positive)
+    # The web UI at /ui/, and how long one of its sign-ins lasts (seconds).
+    ui: bool = attrs.field(default=True, converter=_switch)
+    ui_session_ttl: float = attrs.field(default=43200.0, converter=float, validator=_positive)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

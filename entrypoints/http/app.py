@@ -34,6 +34,7 @@ from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
 from entrypoints.http.use_cases import UseCases
 from entrypoints.startup import start_worker, stop_worker
+from entrypoints.ui import ui_router, ui_templates
 
 MAX_BODY_BYTES = 64 * 1024
 # Full listings read and encoded at once per process, on threads (more only queue for the GIL).
@@ -152,6 +153,9 @@ def create_app(container: Container) -> Litestar:
     if settings.metrics:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
+    if settings.ui:
+        # The web UI: pages of its own under /ui/, behind its own session check.
+        handlers.append(ui_router(container))
     body_schema = SourceBodySchema(container.connectors())
     app = TdbApp(
         route_handlers=handlers,
@@ -165,6 +169,7 @@ def create_app(container: Container) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(Polisher()),
         plugins=[body_schema],
+        template_config=ui_templates() if settings.ui else None,
         on_startup=[partial(_start, container, gauges)],
         on_shutdown=[partial(_stop, container, gauges)],
         state=State(
