@@ -24,12 +24,12 @@ from litestar.testing import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from application.sources import RegisterSourceCommand  # noqa: E402
-from entrypoints.container import Container, build_container  # noqa: E402
-from entrypoints.http.app import create_app  # noqa: E402
-from entrypoints.operator import OPERATOR  # noqa: E402
-from entrypoints.settings import Settings  # noqa: E402
-from entrypoints.startup import stop_worker  # noqa: E402
+from application.sources import RegisterSourceCommand
+from entrypoints.container import Container, build_container
+from entrypoints.http.app import create_app
+from entrypoints.operator import OPERATOR
+from entrypoints.settings import Settings
+from entrypoints.startup import stop_worker
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -53,7 +53,13 @@ async def _registered(container: Container, count: int, data: Path) -> list[str]
             source_type="csv" if n % 2 else "postgres",
             connection={"path": "orders.csv"}
             if n % 2
-            else {"host": "127.0.0.1", "dbname": "d", "user": "u", "table": f"t{n}", "password": "p"},
+            else {
+                "host": "127.0.0.1",
+                "dbname": "d",
+                "user": "u",
+                "table": f"t{n}",
+                "password": "p",
+            },
             description=f"Source number {n}",
             tags=("finance",) if n % 3 == 0 else ("staging",),
         )

@@ -235,7 +235,9 @@ class Container(containers.DeclarativeContainer):
     # every replica and worker opens a session another one sealed).
     session_cipher = providers.Singleton(
         AesGcmCipher,
-        providers.Callable(derived_key, _selected(store_kind, backends, "secret_key"), "tdb ui session"),
+        providers.Callable(
+            derived_key, _selected(store_kind, backends, "secret_key"), "tdb ui session"
+        ),
     )
 
     resolver = providers.Singleton(

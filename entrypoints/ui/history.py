@@ -36,7 +36,12 @@ async def schema_page(request: UiRequest, source_id: FromPath[str]) -> Template:
         # The backend cannot answer: the page says why, with the API's status and reason.
         outcome = outcome_of(exc)
         return page(
-            request, "schema.html", status=outcome.status, source=source, outcome=outcome, tab="schema"
+            request,
+            "schema.html",
+            status=outcome.status,
+            source=source,
+            outcome=outcome,
+            tab="schema",
         )
     return page(request, "schema.html", source=source, schema=schema, tab="schema")
 
@@ -73,7 +78,9 @@ def diff_rows(older: Sequence[Column], newer: Sequence[Column]) -> list[DiffRow]
     return rows
 
 
-async def _snapshot(request: UiRequest, source_id: UUID, sequence: int, field: str) -> SchemaSnapshot:
+async def _snapshot(
+    request: UiRequest, source_id: UUID, sequence: int, field: str
+) -> SchemaSnapshot:
     """Snapshot number `sequence` of the source (the page of one that starts there)."""
     query = HistoryQuery(request.user, source_id, limit=1, before=sequence + 1)
     found = await ui_of(request).use_case("schema_history")(query)

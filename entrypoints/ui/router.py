@@ -8,8 +8,8 @@ from typing import Any
 
 import jinja2
 from litestar import Router, get
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import ResponseHeader
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig

@@ -16,14 +16,13 @@ HOME = f"{UI_PATH}/sources"
 
 def _next(target: str) -> str:
     """Where to go once signed in: a page of the UI, never another site (`//host`, `/\\host`)."""
-    if target.startswith(f"{UI_PATH}/") and not target.startswith(("//", "/\\")):
-        if "\\" not in target and "//" not in target:
-            return target
+    if target.startswith(f"{UI_PATH}/") and "\\" not in target and "//" not in target:
+        return target
     return HOME
 
 
 @get("/sign-in", name="ui-sign-in")
-async def sign_in_page(request: UiRequest, next: FromQuery[str] = HOME) -> Template:  # noqa: A002
+async def sign_in_page(request: UiRequest, next: FromQuery[str] = HOME) -> Template:
     session = session_of(request)
     fresh = None
     if session is None:

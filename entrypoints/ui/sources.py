@@ -121,7 +121,11 @@ async def test_source(request: UiRequest, source_id: FromPath[str]) -> Template:
 
 
 def _form_page(
-    request: UiRequest, template: str, form: dict[str, Any], problem: DomainError | None, **more: Any
+    request: UiRequest,
+    template: str,
+    form: dict[str, Any],
+    problem: DomainError | None,
+    **more: Any,
 ) -> Template:
     errors = FormErrors(outcome_of(problem)) if problem is not None else None
     status = errors.outcome.status if errors is not None else 200

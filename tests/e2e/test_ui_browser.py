@@ -104,9 +104,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         admin = server.admin_token()
         assert admin, server.stdout
         ids = _seed(server, workdir / "data")
-        reader = run_tdb(
-            workdir, {}, "keys", "create", "--name", "reader", "--scope", "sources:read"
-        ).strip().splitlines()[-1]
+        reader = (
+            run_tdb(workdir, {}, "keys", "create", "--name", "reader", "--scope", "sources:read")
+            .strip()
+            .splitlines()[-1]
+        )
         yield Site(server, admin, reader, ids)
     finally:
         server.stop()
@@ -282,4 +284,3 @@ def test_without_javascript_every_form_still_works(browser: Any, site: Site) -> 
         assert "Connected" in tab.page.locator("#test-result").inner_text()
     finally:
         tab.close()
-
