@@ -16,7 +16,7 @@ from litestar.template.config import TemplateConfig
 
 from entrypoints.container import Container
 from entrypoints.presenters import api_timestamp
-from entrypoints.ui import events, history, signin, sources
+from entrypoints.ui import events, forms, history, signin, sources
 from entrypoints.ui.pages import EXCEPTION_HANDLERS, UI_PATH, Ui, UiAuth
 
 HERE = Path(__file__).parent
@@ -75,4 +75,5 @@ def ui_templates() -> TemplateConfig[JinjaTemplateEngine]:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters["when"] = _when
+    environment.filters["shown"] = forms.shown
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
