@@ -88,6 +88,8 @@ class Settings:
     # The web UI at /ui/, and how long one of its sign-ins lasts (seconds).
     ui: bool = attrs.field(default=True, converter=_switch)
     ui_session_ttl: float = attrs.field(default=43200.0, converter=float, validator=_positive)
+    # Mark the UI's cookie Secure even on plain HTTP: behind a proxy that ends TLS.
+    ui_secure_cookie: bool = attrs.field(default=False, converter=_switch)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -35,6 +35,7 @@ class Ui:
         self.container = container
         self.seal = SessionSeal(container.session_cipher(), settings.ui_session_ttl)
         self.principals = PrincipalCache(settings.auth_cache_ttl)
+        self.always_secure = settings.ui_secure_cookie
         self._use_cases: dict[str, Any] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Ui:
@@ -72,7 +73,9 @@ def session_of(request: Request[Any, Any, Any]) -> Session | None:
 
 
 def over_tls(request: Request[Any, Any, Any]) -> bool:
-    return request.scope["scheme"] == "https"
+    """Whether the session cookie is marked Secure: over TLS, or always where the server is
+    told it sits behind a proxy that ends TLS (`TDB_UI_SECURE_COOKIE`)."""
+    return request.scope["scheme"] == "https" or ui_of(request).always_secure
 
 
 def _sign_in_again(request: Request[Any, Any, Any]) -> Response[Any]:

@@ -82,6 +82,17 @@ def test_over_tls_the_cookie_is_secure(container: Container) -> None:
         assert jar["tdb_session"]["secure"] is True
 
 
+def test_behind_a_tls_proxy_the_cookie_can_be_told_to_be_secure(settings: Settings) -> None:
+    container = build_container(attrs.evolve(settings, ui_secure_cookie=True))
+    try:
+        with TestClient(create_app(container)) as client:
+            # Plain HTTP here: the client then keeps the cookie to itself, as a browser would.
+            [jar] = set_cookies(client.get("/ui/sign-in"))
+            assert jar["tdb_session"]["secure"] is True
+    finally:
+        container.shutdown_resources()
+
+
 def test_a_page_without_a_session_sends_to_sign_in(client: TestClient[Any]) -> None:
     answer = client.get("/ui/sources?name_prefix=a", follow_redirects=False)
     assert answer.status_code == 303
