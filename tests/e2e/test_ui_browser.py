@@ -138,10 +138,10 @@ class Tab:
         response = self.page.goto(self.site.url + path)
         return response
 
-    def sign_in(self, token: str) -> None:
+    def sign_in(self, token: str, check: bool = False) -> None:
         self.go("/ui/")
         assert "/ui/sign-in" in self.page.url
-        if self.javascript:  # axe-core runs as a script in the page
+        if check:
             self.check()
         self.page.get_by_label("API key").fill(token)
         self.page.get_by_role("button", name="Sign in").click()
@@ -173,7 +173,7 @@ def tab(browser: Any, site: Site) -> Iterator[Tab]:
 
 
 def test_sign_in_then_the_sources_filtered_and_paged(tab: Tab) -> None:
-    tab.sign_in(tab.site.admin)
+    tab.sign_in(tab.site.admin, check=True)
     tab.check()
     rows = tab.page.locator("tbody tr")
     assert rows.count() == 50
