@@ -33,6 +33,8 @@ from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
 from entrypoints.http.use_cases import UseCases
+from entrypoints.http.watches import SourceWatchController, WatchesController, WatchUseCases
+from entrypoints.runtime.watching import WatchScheduler, scheduler_for
 from entrypoints.startup import start_worker, stop_worker
 from entrypoints.ui import ui_router, ui_templates
 
@@ -49,13 +51,21 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
     return provide
 
 
-async def _start(container: Container, gauges: StoreGauges | None) -> None:
+async def _start(
+    container: Container, gauges: StoreGauges | None, watcher: WatchScheduler | None
+) -> None:
     await start_worker(container)
     if gauges is not None:
         gauges.start()
+    if watcher is not None:
+        watcher.start()
 
 
-async def _stop(container: Container, gauges: StoreGauges | None) -> None:
+async def _stop(
+    container: Container, gauges: StoreGauges | None, watcher: WatchScheduler | None
+) -> None:
+    if watcher is not None:
+        await watcher.stop()
     if gauges is not None:
         gauges.stop()
     await stop_worker(container)
@@ -63,11 +73,13 @@ async def _stop(container: Container, gauges: StoreGauges | None) -> None:
 
 def _scrape(container: Container) -> Scrape:
     count_sources = container.count_sources
+    count_overdue = container.count_overdue_checks
 
     async def refresh() -> None:
         # In an outage the gauge keeps its last value; the outage has its own log line.
         with contextlib.suppress(StoreUnavailable):
             metrics.SOURCES.set(await count_sources()())
+            metrics.WATCHES_OVERDUE.set(await count_overdue()())
 
     return Scrape(refresh)
 
@@ -148,7 +160,14 @@ def _watching_disconnect(scope: Any, receive: Any) -> Any:
 def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
-    handlers: list[Any] = [SourcesController, EventsController, healthz, readyz]
+    handlers: list[Any] = [
+        SourcesController,
+        EventsController,
+        SourceWatchController,
+        WatchesController,
+        healthz,
+        readyz,
+    ]
     gauges = None
     if settings.metrics:
         handlers.append(metrics_endpoint)
@@ -157,6 +176,7 @@ def create_app(container: Container) -> Litestar:
         # The web UI: pages of its own under /ui/, behind its own session check.
         handlers.append(ui_router(container))
     body_schema = SourceBodySchema(container.connectors())
+    watcher = scheduler_for(container)  # runs due checks beside the handlers (TDB_WATCH)
     app = TdbApp(
         route_handlers=handlers,
         before_request=BearerAuth(
@@ -170,12 +190,13 @@ def create_app(container: Container) -> Litestar:
         openapi_config=openapi_config(Polisher()),
         plugins=[body_schema],
         template_config=ui_templates() if settings.ui else None,
-        on_startup=[partial(_start, container, gauges)],
-        on_shutdown=[partial(_stop, container, gauges)],
+        on_startup=[partial(_start, container, gauges, watcher)],
+        on_shutdown=[partial(_stop, container, gauges, watcher)],
         state=State(
             {
                 "scrape": _scrape(container),
                 "use_cases": UseCases(container),
+                "watch_use_cases": WatchUseCases(container),
                 "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
                 "listings": ListingCache(),
             }
