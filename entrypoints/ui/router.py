@@ -16,7 +16,7 @@ from litestar.template.config import TemplateConfig
 
 from entrypoints.container import Container
 from entrypoints.presenters import api_timestamp
-from entrypoints.ui import events, forms, history, signin, sources
+from entrypoints.ui import events, forms, history, signin, sources, watches
 from entrypoints.ui.pages import EXCEPTION_HANDLERS, UI_PATH, Ui, UiAuth
 
 HERE = Path(__file__).parent
@@ -51,6 +51,7 @@ def ui_router(container: Container) -> Router:
         *sources.HANDLERS,
         *history.HANDLERS,
         *events.HANDLERS,
+        *watches.HANDLERS,
         static,
     ]
     return Router(

@@ -6,6 +6,7 @@ errors)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -95,17 +96,33 @@ def _fields(request: UiRequest, source_type: str) -> Any:
     return ui_of(request).container.connectors().get(source_type).fields
 
 
-def _source_page(request: UiRequest, source: Source, status: int = 200, **more: Any) -> Template:
+# What a source's page shows beside the record: (name in the template, a coroutine reading it).
+# A subject with a panel of its own (the watch) adds itself here.
+source_panels: list[tuple[str, Callable[[UiRequest, Source], Awaitable[Any]]]] = []
+
+
+async def source_view(
+    request: UiRequest, source: Source, status: int = 200, **more: Any
+) -> Template:
+    """A source's page: its record, its connection (secrets masked) and its panels."""
     fields = _fields(request, source.source_type)
     secret = {f.name for f in fields if f.secret}
+    panels = {name: await read(request, source) for name, read in source_panels}
     return page(
-        request, "source.html", status=status, source=source, secret=secret, tab="source", **more
+        request,
+        "source.html",
+        status=status,
+        source=source,
+        secret=secret,
+        tab="source",
+        **panels,
+        **more,
     )
 
 
 @get("/sources/{source_id:str}", opt={"scope": GetSource.required_scope}, name="ui-source")
 async def source_page(request: UiRequest, source_id: FromPath[str]) -> Template:
-    return _source_page(request, await source_of(request, source_id))
+    return await source_view(request, await source_of(request, source_id))
 
 
 @post(
@@ -117,7 +134,7 @@ async def test_source(request: UiRequest, source_id: FromPath[str]) -> Template:
     source = await source_of(request, source_id)
     query = CheckSourceConnectionQuery(request.user, source.id)
     check = await ui_of(request).use_case("check_source_connection")(query)
-    return _source_page(request, source, check=check)
+    return await source_view(request, source, check=check)
 
 
 def _form_page(

@@ -301,3 +301,26 @@ def test_the_ui_is_off_with_its_setting_and_never_in_the_api_document(
             assert not [p for p in paths if p.startswith("/ui")]
     finally:
         container.shutdown_resources()
+
+
+def test_a_watch_set_refused_and_stopped_from_the_source_page(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    token = make_token()
+    source = registered(client, token, "orders")
+    sign_in(client, token)
+    page = f"/ui/sources/{source['id']}"
+    assert "Not watched" in client.get(page).text
+    csrf = csrf_of(client.get(page).text)
+    refused = client.post(f"{page}/watch", data={"csrf_token": csrf, "interval_seconds": "5"})
+    api = client.put(
+        f"/v1/sources/{source['id']}/watch",
+        json={"interval_seconds": 5},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert refused.status_code == api.status_code == 400
+    assert api.json()["errors"][0]["message"] in refused.text
+    client.post(f"{page}/watch", data={"csrf_token": csrf, "interval_seconds": "3600"})
+    assert "3600 s" in client.get(page).text
+    client.post(f"{page}/watch/delete", data={"csrf_token": csrf})
+    assert "Not watched" in client.get(page).text
