@@ -16,6 +16,7 @@ from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, derived_key, generate_key, load_or_create_key_file
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -31,6 +32,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
@@ -40,8 +42,10 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
 from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.system import RandomIds, SystemClock
+from application.columns import FindColumns
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.keys import (
@@ -134,9 +138,9 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
 
 
 class StoreBackend(containers.DeclarativeContainer):
-    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `watches`), where
-    the secret key comes from (`secret_key`) and the files no CSV source may read
-    (`own_files`)."""
+    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `watches`,
+    `columns`), where the secret key comes from (`secret_key`) and the files no CSV source may
+    read (`own_files`)."""
 
     schemes: ClassVar[tuple[str, ...]] = ()
     """The database URL schemes this store serves."""
@@ -152,6 +156,7 @@ class MemoryBackend(StoreBackend):
     events = providers.Singleton(MemoryEventRepository)
     sources = providers.Singleton(MemorySourceRepository, events)
     snapshots = providers.Singleton(MemorySnapshotRepository, sources)
+    columns = providers.Singleton(memory_column_index, sources, snapshots)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
     watches = providers.Singleton(MemoryWatchRepository, sources, events)
     secret_key = providers.Callable(memory_secret_key, settings)
@@ -167,6 +172,7 @@ class SqliteBackend(StoreBackend):
     events = providers.Singleton(SqliteEventRepository, store)
     sources = providers.Singleton(SqliteSourceRepository, store)
     snapshots = providers.Singleton(SqliteSnapshotRepository, store)
+    columns = providers.Singleton(SqliteColumnIndex, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
     watches = providers.Singleton(SqliteWatchRepository, store)
     secret_key = providers.Callable(sqlite_secret_key, settings)
@@ -182,6 +188,7 @@ class PostgresBackend(StoreBackend):
     events = providers.Singleton(PostgresEventRepository, store)
     sources = providers.Singleton(PostgresSourceRepository, store)
     snapshots = providers.Singleton(PostgresSnapshotRepository, store)
+    columns = providers.Singleton(PostgresColumnIndex, store)
     keys = providers.Singleton(PostgresApiKeyRepository, store)
     watches = providers.Singleton(PostgresWatchRepository, store)
     secret_key = providers.Callable(shared_secret_key, settings)
@@ -343,6 +350,9 @@ class Container(containers.DeclarativeContainer):
         DeleteSource, sources=sources, connectors=connectors, clock=clock, ids=ids
     )
     list_events = providers.Factory(ListEvents, events=events)
+    find_columns = providers.Factory(
+        FindColumns, columns=_selected(store_kind, backends, "columns")
+    )
 
     create_api_key = providers.Factory(CreateApiKey, keys=keys, clock=clock, ids=ids)
     bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys=keys, create=create_api_key)

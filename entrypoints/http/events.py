@@ -12,7 +12,7 @@ from litestar.params import Parameter
 from application.events import EVENT_LIMIT_DEFAULT, ListEvents, ListEventsQuery
 from domain.events import Action
 from domain.keys import Principal
-from entrypoints.http.cursor import decode_event_cursor, encode_event_cursor
+from entrypoints.cursors import decode_event_cursor, encode_event_cursor
 from entrypoints.http.openapi import responses
 from entrypoints.http.query import check_query
 from entrypoints.http.use_cases import use_cases
