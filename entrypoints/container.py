@@ -16,7 +16,7 @@ from adapters.connectors.pools import AsyncConnectionPools
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
-from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
+from adapters.crypto import AesGcmCipher, derived_key, generate_key, load_or_create_key_file
 from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
@@ -300,6 +300,14 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(RandomIds)
     cipher = providers.Singleton(AesGcmCipher, _selected(store_kind, backends, "secret_key"))
+    # Seals the web UI's sessions, with a key of their own derived from the same secret key (so
+    # every replica and worker opens a session another one sealed).
+    session_cipher = providers.Singleton(
+        AesGcmCipher,
+        providers.Callable(
+            derived_key, _selected(store_kind, backends, "secret_key"), "tdb ui session"
+        ),
+    )
 
     resolver = providers.Singleton(
         CachingResolver,

@@ -104,6 +104,11 @@ class Settings:
     webhook_lease: float = attrs.field(default=60.0, converter=float, validator=_positive)
     # Seconds an idle sender waits before it looks for due deliveries again.
     webhook_poll: float = attrs.field(default=0.1, converter=float, validator=_positive)
+    # The web UI at /ui/, and how long one of its sign-ins lasts (seconds).
+    ui: bool = attrs.field(default=True, converter=_switch)
+    ui_session_ttl: float = attrs.field(default=43200.0, converter=float, validator=_positive)
+    # Mark the UI's cookie Secure even on plain HTTP: behind a proxy that ends TLS.
+    ui_secure_cookie: bool = attrs.field(default=False, converter=_switch)
     # Watches: whether this process runs due checks, how long a claimed check is its own, how
     # many failures in a row make `source.check_failed`; the shortest interval is for tests.
     watch: bool = attrs.field(default=True, converter=_switch)

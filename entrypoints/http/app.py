@@ -39,6 +39,7 @@ from entrypoints.http.watches import SourceWatchController, WatchesController, W
 from entrypoints.http.webhooks import WebhooksController
 from entrypoints.runtime.watching import WatchScheduler, scheduler_for
 from entrypoints.startup import start_worker, stop_worker
+from entrypoints.ui import ui_router, ui_templates
 
 MAX_BODY_BYTES = 64 * 1024
 # Full listings read and encoded at once per process, on threads (more only queue for the GIL).
@@ -178,6 +179,9 @@ def create_app(container: Container) -> Litestar:
     if settings.metrics:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
+    if settings.ui:
+        # The web UI: pages of its own under /ui/, behind its own session check.
+        handlers.append(ui_router(container))
     body_schema = SourceBodySchema(container.connectors())
     auth = BearerAuth(
         authenticate=_call(container.authenticate),
@@ -199,6 +203,7 @@ def create_app(container: Container) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(Polisher()),
         plugins=[body_schema],
+        template_config=ui_templates() if settings.ui else None,
         on_startup=[partial(_start, container, gauges, watcher)],
         on_shutdown=[partial(_stop, container, gauges, watcher)],
         state=State(
