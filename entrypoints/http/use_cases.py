@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cached_property
 from typing import Any
 
@@ -18,7 +19,6 @@ from application.sources import (
     RegisterSource,
     UpdateSource,
 )
-from application.store import CheckReadiness
 from entrypoints.container import Container
 
 
@@ -74,7 +74,7 @@ class UseCases:
         return self._container.list_events()
 
     @cached_property
-    def check_readiness(self) -> CheckReadiness:
+    def check_readiness(self) -> Callable[[], Awaitable[None]]:
         return self._container.check_readiness()
 
 
