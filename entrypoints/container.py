@@ -77,7 +77,6 @@ from application.sources import (
     Retry,
     UpdateSource,
 )
-from application.store import CheckReadiness, CountSources, StoreUsage, UpgradeStore
 from application.watches import (
     ClaimDueChecks,
     CountOverdueChecks,
@@ -405,10 +404,13 @@ class Container(containers.DeclarativeContainer):
     revoke_api_key = providers.Factory(RevokeApiKey, keys=keys, clock=clock, ids=ids)
     authenticate = providers.Factory(Authenticate, keys=keys)
 
-    upgrade_store = providers.Factory(UpgradeStore, store=store)
-    check_readiness = providers.Factory(CheckReadiness, store=store)
-    count_sources = providers.Factory(CountSources, sources=sources)
-    store_usage = providers.Factory(StoreUsage, store=store)
+    # The store's own operations are its port's methods (`application.ports.Store`): apply
+    # pending migrations, raise `StoreUnavailable` unless it answers, the connections held
+    # open and in use, the sources it holds (for the operator's gauge, not for a client).
+    upgrade_store = store.provided.upgrade
+    check_readiness = store.provided.ping
+    store_usage = store.provided.usage
+    count_sources = sources.provided.count
 
     put_watch = providers.Factory(
         PutWatch,

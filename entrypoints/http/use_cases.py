@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cached_property
 from typing import Any
 
@@ -19,7 +20,6 @@ from application.sources import (
     RegisterSource,
     UpdateSource,
 )
-from application.store import CheckReadiness
 from application.webhooks import (
     CreateWebhook,
     DeleteWebhook,
@@ -90,7 +90,7 @@ class UseCases:
         return self._container.find_columns()
 
     @cached_property
-    def check_readiness(self) -> CheckReadiness:
+    def check_readiness(self) -> Callable[[], Awaitable[None]]:
         return self._container.check_readiness()
 
     @cached_property
