@@ -22,6 +22,7 @@ class Scope(enum.StrEnum):
     SECRETS = "sources:secrets"
     AUDIT = "audit:read"
     KEYS = "keys:manage"
+    WEBHOOKS = "webhooks:manage"
 
 
 ALL_SCOPES = frozenset(Scope)

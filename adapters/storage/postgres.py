@@ -43,6 +43,7 @@ from adapters.storage.outage import OutageWatch
 from adapters.storage.postgres_columns import LATEST_COLUMNS_MIGRATION, replace_latest_columns
 from adapters.storage.postgres_watch_schema import WATCH_MIGRATION
 from adapters.storage.running import WritesToEnd
+from adapters.storage.webhook_schema import POSTGRES_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateKeyName,
@@ -155,6 +156,8 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
 MIGRATIONS += ((5, WATCH_MIGRATION),)
+# Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
+MIGRATIONS += ((6, POSTGRES_MIGRATION),)
 
 KEYS_MIGRATION: tuple[str, ...] = (
     # Keys people manage: who made each, when it expires, when it was last used (to the
@@ -730,7 +733,8 @@ def _each_own(exc: Exception) -> Exception:
 _EVENT_VALUES = (
     "%(event_id)s::uuid, %(event_at)s::timestamptz, %(event_actor)s, %(event_action)s,"
     " %(event_source_id)s::uuid, %(event_source_name)s, %(event_key_id)s,"
-    " %(event_changed)s::text[], %(event_breaking)s::boolean, %(event_reason)s"
+    " %(event_changed)s::text[], %(event_breaking)s::boolean, %(event_reason)s,"
+    " %(event_webhook_id)s::uuid"
 )
 _INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_EVENT_VALUES})"
 # The same insert fed by a data-modifying CTE: `... FROM <cte>` follows it.
