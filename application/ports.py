@@ -10,7 +10,7 @@ from uuid import UUID
 from domain.connections import ConnectionField
 from domain.events import Event, EventFilter, EventKey, EventPage
 from domain.history import SchemaSnapshot, SnapshotHead
-from domain.keys import ApiKey
+from domain.keys import ApiKey, VerifiedToken
 from domain.sources import Column, PageKey, Source, SourceFilter, SourcePage
 
 
@@ -88,7 +88,8 @@ class ApiKeyRepository(Protocol):
     """Where API keys are kept."""
 
     async def add(self, key: ApiKey, event: Event | None = None) -> None:
-        """Store a new key (and its event, in the same transaction)."""
+        """Store a new key (and its event, in the same transaction); raise `DuplicateKeyName`
+        if a key that is neither revoked nor superseded holds its name."""
 
     async def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
         """Store the key only if the store holds no key at all, atomically; say whether it did."""
@@ -101,6 +102,24 @@ class ApiKeyRepository(Protocol):
 
     async def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
         """Mark the key revoked (idempotent: the event is kept only by the first revocation)."""
+
+    async def rotate(
+        self, old_key_id: str, old_expires_at: datetime, new: ApiKey, events: Sequence[Event]
+    ) -> None:
+        """In one transaction: mark the old key superseded, expiring at `old_expires_at`, store
+        the new one (which takes its name) and the events; `KeyNotRotatable` if the old key is
+        no longer active and unsuperseded, `ApiKeyNotFound` if there is none."""
+
+    async def touch(self, uses: Mapping[str, datetime]) -> None:
+        """Record when each key was last used (never moving a key's `last_used_at` back);
+        keys that no longer exist are skipped."""
+
+
+class TokenVerifier(Protocol):
+    """Verifies bearer tokens issued by an identity provider (OIDC)."""
+
+    async def verify(self, token: str) -> VerifiedToken:
+        """What a valid token says; raise `AuthenticationFailed(cause)` for any invalid one."""
 
 
 class Store(Protocol):

@@ -17,6 +17,7 @@ from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, derived_key, generate_key, load_or_create_key_file
+from adapters.oidc import OidcVerifier, parse_algorithms
 from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
@@ -64,8 +65,11 @@ from application.keys import (
     Authenticate,
     BootstrapAdminKey,
     CreateApiKey,
+    GetApiKey,
+    KeyUses,
     ListApiKeys,
     RevokeApiKey,
+    RotateApiKey,
 )
 from application.sources import (
     CheckNewConnection,
@@ -259,6 +263,21 @@ def open_source_pools(settings: Settings) -> Iterator[AsyncConnectionPools]:
     pools.close()
 
 
+def oidc_verifier(settings: Settings) -> OidcVerifier | None:
+    """The verifier of the trusted issuer's tokens, or None when no issuer is trusted."""
+    if settings.oidc_issuer is None or settings.oidc_audience is None:
+        return None
+    return OidcVerifier(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        algorithms=parse_algorithms(settings.oidc_algorithms),
+        jwks_url=settings.oidc_jwks_url,
+        jwks_ttl=settings.oidc_jwks_ttl,
+        scopes_claim=settings.oidc_scopes_claim,
+        timeout=settings.connect_timeout,
+    )
+
+
 def _backends(settings: providers.Provider[Settings]) -> dict[str, providers.Container[Any]]:
     """Every store's sub-container, given the settings."""
     return {
@@ -398,11 +417,26 @@ class Container(containers.DeclarativeContainer):
         FindColumns, columns=_selected(store_kind, backends, "columns")
     )
 
-    create_api_key = providers.Factory(CreateApiKey, keys=keys, clock=clock, ids=ids)
-    bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys=keys, create=create_api_key)
+    create_api_key = providers.Factory(
+        CreateApiKey, keys=keys, clock=clock, ids=ids, max_days=settings.provided.key_max_days
+    )
+    bootstrap_admin_key = providers.Factory(
+        BootstrapAdminKey,
+        keys=keys,
+        create=create_api_key,
+        max_days=settings.provided.key_max_days,
+    )
     list_api_keys = providers.Factory(ListApiKeys, keys=keys)
+    get_api_key = providers.Factory(GetApiKey, keys=keys)
     revoke_api_key = providers.Factory(RevokeApiKey, keys=keys, clock=clock, ids=ids)
-    authenticate = providers.Factory(Authenticate, keys=keys)
+    rotate_api_key = providers.Factory(
+        RotateApiKey, keys=keys, create=create_api_key, clock=clock, ids=ids
+    )
+    # Tokens that are not tdb keys are OIDC tokens when an issuer is trusted.
+    token_verifier = providers.Singleton(oidc_verifier, settings)
+    authenticate = providers.Factory(Authenticate, keys=keys, clock=clock, tokens=token_verifier)
+    # When each key was last used: one per process, written behind the requests.
+    key_uses = providers.Singleton(KeyUses, keys=keys)
 
     # The store's own operations are its port's methods (`application.ports.Store`): apply
     # pending migrations, raise `StoreUnavailable` unless it answers, the connections held

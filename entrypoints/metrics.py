@@ -107,8 +107,13 @@ _BACKEND_CALLS = {
 }
 AUTH_FAILURES = Counter(
     "tdb_auth_failures",
-    "Requests refused with 401, by cause: missing, malformed, unknown or revoked.",
+    "Requests refused with 401, by cause: missing, malformed, unknown, revoked, expired, or"
+    " the check an OIDC token failed (jwt_*, jwks_unavailable).",
     ["cause"],
+)
+KEY_USE_WRITES = Counter(
+    "tdb_key_use_writes",
+    "Keys whose last use was written to the store (at most one per key per minute per process).",
 )
 STORE_POOL_SIZE = Gauge(
     "tdb_store_pool_connections",

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import attrs
 
 from adapters.connectors.outbound import DEFAULT_DENIED_NETWORKS, parse_networks
+from adapters.oidc import parse_algorithms
 from domain.webhooks import RETRY_SCHEDULE_DEFAULT, parse_schedule
 
 DEFAULT_DATABASE_URL = "sqlite:///tdb.sqlite3"
@@ -57,6 +58,17 @@ def _networks(instance: object, attribute: attrs.Attribute[Any], value: str | No
         parse_networks(value)  # raises ValueError naming the bad one
 
 
+def _optional_positive(
+    instance: object, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
+def _algorithms(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    parse_algorithms(value)  # raises ValueError naming the bad one
+
+
 @attrs.frozen
 class Settings:
     """Everything a tdb process can be told; each field maps to `TDB_<FIELD>`."""
@@ -92,6 +104,26 @@ class Settings:
     body_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     send_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     max_connections: int = attrs.field(default=1000, converter=int, validator=_positive)
+    # Keys: the longest lifetime a key may be given (unset: no limit), and how often the
+    # last use of keys is written (at most once per key per minute in any case).
+    key_max_days: int | None = attrs.field(
+        default=None, converter=attrs.converters.optional(int), validator=_optional_positive
+    )
+    key_use_flush: float = attrs.field(default=5.0, converter=float, validator=_positive)
+    # OIDC: tokens of this issuer for this audience are accepted beside tdb keys.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_jwks_ttl: float = attrs.field(default=300.0, converter=float, validator=_positive)
+    oidc_algorithms: str = attrs.field(default="RS256,ES256,EdDSA", validator=_algorithms)
+    oidc_scopes_claim: str = "scope"
+
+    @property
+    def oidc(self) -> bool:
+        """Whether OIDC tokens are accepted: both the issuer and the audience are set (one of
+        them alone is refused by `from_env`)."""
+        return self.oidc_issuer is not None and self.oidc_audience is not None
+
     # Webhooks: `webhooks` off stops this process's sender (deliveries are still written).
     webhooks: bool = attrs.field(default=True, converter=_switch)
     webhook_timeout: float = attrs.field(default=10.0, converter=float, validator=_positive)
@@ -146,6 +178,8 @@ class Settings:
                 raise ValueError(f"TDB_{name.upper()}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
+        if (settings.oidc_issuer is None) != (settings.oidc_audience is None):
+            raise ValueError("TDB_OIDC_ISSUER and TDB_OIDC_AUDIENCE: set both, or neither")
         settings.check_watch_lease()
         return settings
 

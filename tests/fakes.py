@@ -22,6 +22,10 @@ class SteppingClock:
         self._now += timedelta(milliseconds=1)
         return self._now
 
+    def advance(self, by: timedelta) -> None:
+        """Move the clock on by `by` (a key's lifetime passing, say)."""
+        self._now += by
+
 
 class CountingIds:
     """UUIDs 00000000-...-000000000001, ...-0002, ... in order."""

@@ -46,7 +46,9 @@ from adapters.storage.running import WritesToEnd
 from adapters.storage.webhook_schema import POSTGRES_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
+    DuplicateKeyName,
     DuplicateSourceName,
+    KeyNotRotatable,
     SourceNotFound,
     StoreUnavailable,
     VersionMismatch,
@@ -156,6 +158,38 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
 MIGRATIONS += ((5, WATCH_MIGRATION),)
 # Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
 MIGRATIONS += ((6, POSTGRES_MIGRATION),)
+
+KEYS_MIGRATION: tuple[str, ...] = (
+    # Keys people manage: who made each, when it expires, when it was last used (to the
+    # minute), which key a rotation replaced, and whether a rotation took its name.
+    """
+        ALTER TABLE api_keys ADD COLUMN created_by text,
+                             ADD COLUMN expires_at timestamptz,
+                             ADD COLUMN last_used_at timestamptz,
+                             ADD COLUMN rotated_from text,
+                             ADD COLUMN superseded boolean NOT NULL DEFAULT false
+        """,
+    """
+        UPDATE api_keys SET created_by = COALESCE(
+            (SELECT actor FROM events WHERE action = 'key.created'
+              AND events.key_id = api_keys.key_id ORDER BY at LIMIT 1), 'tdb-cli')
+        """,
+    # Active keys that share a name (made before the store held the rule): the newest
+    # keeps the name; the others keep working, as if a rotation had replaced them.
+    """
+        UPDATE api_keys SET superseded = true
+         WHERE revoked_at IS NULL AND EXISTS (
+            SELECT 1 FROM api_keys AS newer
+             WHERE newer.name = api_keys.name AND newer.revoked_at IS NULL
+               AND (newer.created_at, newer.key_id) > (api_keys.created_at, api_keys.key_id))
+        """,
+    "CREATE UNIQUE INDEX api_keys_name_held ON api_keys (name)"
+    " WHERE revoked_at IS NULL AND NOT superseded",
+)
+"""Keys people manage: who made each, when it expires, when it was last used (to the minute),
+which key a rotation replaced, whether a rotation took its name (one holder per name)."""
+
+MIGRATIONS += ((7, KEYS_MIGRATION),)
 MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
 
 # Any fixed 64-bit number, the same in every process of every version: "tdb-migr".
@@ -868,14 +902,61 @@ class PostgresApiKeyRepository:
             await _record(conn, event)
         return from_row(revoked, ApiKey)
 
+    async def rotate(
+        self, old_key_id: str, old_expires_at: datetime, new: ApiKey, events: Sequence[Event]
+    ) -> None:
+        if not storable(old_key_id):
+            raise ApiKeyNotFound(old_key_id)
+        async with self._db.transaction() as conn:
+            # FOR UPDATE: of two simultaneous rotations, only the first sees an unsuperseded key.
+            cursor = await conn.execute(
+                "SELECT revoked_at, superseded FROM api_keys WHERE key_id = %s FOR UPDATE",
+                [old_key_id],
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise ApiKeyNotFound(old_key_id)
+            if row[0] is not None or row[1]:
+                raise KeyNotRotatable(old_key_id, "revoked" if row[0] else "already rotated")
+            await conn.execute(
+                "UPDATE api_keys SET superseded = true, expires_at = %s::timestamptz"
+                " WHERE key_id = %s",
+                [timestamp(old_expires_at), old_key_id],
+            )
+            await self._insert(conn, new)
+            for event in events:
+                await _record(conn, event)
+
+    async def touch(self, uses: Mapping[str, datetime]) -> None:
+        rows = [(timestamp(at), key_id) for key_id, at in sorted(uses.items())]
+        async with self._db.transaction() as conn, conn.cursor() as cursor:
+            # In key order, so that two processes writing the same keys never deadlock.
+            await cursor.executemany(
+                "UPDATE api_keys SET last_used_at = %s::timestamptz WHERE key_id = %s"
+                " AND (last_used_at IS NULL OR last_used_at < %s::timestamptz)",
+                [(at, key_id, at) for at, key_id in rows],
+            )
+
     @staticmethod
     async def _insert(conn: psycopg.AsyncConnection[Any], key: ApiKey) -> None:
-        # A key stored again under its id replaces the old one, as the in-memory store does.
-        await conn.execute(
-            f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (%(key_id)s, %(name)s,"
-            " %(scopes)s::text[], %(secret_hash)s, %(created_at)s::timestamptz,"
-            " %(revoked_at)s::timestamptz) ON CONFLICT (key_id) DO UPDATE SET"
-            " name = excluded.name, scopes = excluded.scopes, secret_hash = excluded.secret_hash,"
-            " created_at = excluded.created_at, revoked_at = excluded.revoked_at",
-            to_row(key),
-        )
+        # A key stored again under its id replaces the old one, as the in-memory store does;
+        # a name held by another key is refused by the partial unique index.
+        try:
+            await conn.execute(
+                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (%(key_id)s, %(name)s,"
+                " %(scopes)s::text[], %(secret_hash)s, %(created_at)s::timestamptz,"
+                " %(revoked_at)s::timestamptz, %(created_by)s, %(expires_at)s::timestamptz,"
+                " %(last_used_at)s::timestamptz, %(rotated_from)s, %(superseded)s)"
+                " ON CONFLICT (key_id) DO UPDATE SET"
+                " name = excluded.name, scopes = excluded.scopes,"
+                " secret_hash = excluded.secret_hash,"
+                " created_at = excluded.created_at, revoked_at = excluded.revoked_at,"
+                " created_by = excluded.created_by, expires_at = excluded.expires_at,"
+                " last_used_at = excluded.last_used_at, rotated_from = excluded.rotated_from,"
+                " superseded = excluded.superseded",
+                to_row(key),
+            )
+        except pg_errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "api_keys_name_held":
+                raise DuplicateKeyName(key.name) from None
+            raise

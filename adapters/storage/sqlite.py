@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -58,7 +58,9 @@ from adapters.storage.sqlite_watch_schema import WATCH_MIGRATION
 from adapters.storage.webhook_schema import SQLITE_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
+    DuplicateKeyName,
     DuplicateSourceName,
+    KeyNotRotatable,
     SourceNotFound,
     StoreUnavailable,
     VersionMismatch,
@@ -156,6 +158,36 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
 MIGRATIONS += ((5, WATCH_MIGRATION),)
 # Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
 MIGRATIONS += ((6, SQLITE_MIGRATION),)
+
+KEYS_MIGRATION: tuple[str, ...] = (
+    # Keys people manage: who made each, when it expires, when it was last used (to the
+    # minute), which key a rotation replaced, and whether a rotation took its name.
+    "ALTER TABLE api_keys ADD COLUMN created_by TEXT",
+    "ALTER TABLE api_keys ADD COLUMN expires_at TEXT",
+    "ALTER TABLE api_keys ADD COLUMN last_used_at TEXT",
+    "ALTER TABLE api_keys ADD COLUMN rotated_from TEXT",
+    "ALTER TABLE api_keys ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0",
+    """
+        UPDATE api_keys SET created_by = COALESCE(
+            (SELECT actor FROM events WHERE action = 'key.created'
+              AND events.key_id = api_keys.key_id ORDER BY at LIMIT 1), 'tdb-cli')
+        """,
+    # Active keys that share a name (made before the store held the rule): the newest
+    # keeps the name; the others keep working, as if a rotation had replaced them.
+    """
+        UPDATE api_keys SET superseded = 1
+         WHERE revoked_at IS NULL AND EXISTS (
+            SELECT 1 FROM api_keys AS newer
+             WHERE newer.name = api_keys.name AND newer.revoked_at IS NULL
+               AND (newer.created_at, newer.key_id) > (api_keys.created_at, api_keys.key_id))
+        """,
+    "CREATE UNIQUE INDEX api_keys_name_held ON api_keys (name)"
+    " WHERE revoked_at IS NULL AND superseded = 0",
+)
+"""Keys people manage: who made each, when it expires, when it was last used (to the minute),
+which key a rotation replaced, whether a rotation took its name (one holder per name)."""
+
+MIGRATIONS += ((7, KEYS_MIGRATION),)
 MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
 
 T = TypeVar("T")
@@ -781,11 +813,61 @@ class SqliteApiKeyRepository:
             raise ApiKeyNotFound(key_id)
         return from_row(rows[0], ApiKey)
 
+    async def rotate(
+        self, old_key_id: str, old_expires_at: datetime, new: ApiKey, events: Sequence[Event]
+    ) -> None:
+        await self._db.written(self._rotate, old_key_id, old_expires_at, new, events)
+
+    def _rotate(
+        self, old_key_id: str, old_expires_at: datetime, new: ApiKey, events: Sequence[Event]
+    ) -> None:
+        if not storable(old_key_id):
+            raise ApiKeyNotFound(old_key_id)
+        with self._db.writing() as db:
+            handed = db.execute(
+                "UPDATE api_keys SET superseded = 1, expires_at = ?"
+                " WHERE key_id = ? AND revoked_at IS NULL AND superseded = 0",
+                [timestamp(old_expires_at), old_key_id],
+            ).rowcount
+            if not handed:
+                found = db.execute(
+                    "SELECT revoked_at FROM api_keys WHERE key_id = ?", [old_key_id]
+                ).fetchone()
+                if found is None:
+                    raise ApiKeyNotFound(old_key_id)
+                raise KeyNotRotatable(old_key_id, "revoked" if found[0] else "already rotated")
+            self._insert(db, new)
+            for event in events:
+                _record(db, event)
+
+    async def touch(self, uses: Mapping[str, datetime]) -> None:
+        await self._db.written(self._touch, uses)
+
+    def _touch(self, uses: Mapping[str, datetime]) -> None:
+        rows = [(timestamp(at), key_id, timestamp(at)) for key_id, at in uses.items()]
+        with self._db.writing() as db:
+            db.conn.executemany(
+                "UPDATE api_keys SET last_used_at = ? WHERE key_id = ?"
+                " AND (last_used_at IS NULL OR last_used_at < ?)",
+                rows,
+            )
+
     @staticmethod
     def _insert(db: sqlite_utils.Database, key: ApiKey) -> None:
-        # A key stored again under its id replaces the old one, as the in-memory store does.
-        db.execute(
-            f"INSERT OR REPLACE INTO api_keys ({KEY_COLUMNS}) VALUES"
-            " (:key_id, :name, :scopes, :secret_hash, :created_at, :revoked_at)",
-            to_row(key, _KEY_JSON),
-        )
+        # A key stored again under its id replaces the old one, as the in-memory store does;
+        # a name held by another key is refused by the index (not replaced, as OR REPLACE would).
+        try:
+            db.execute(
+                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (:key_id, :name, :scopes,"
+                " :secret_hash, :created_at, :revoked_at, :created_by, :expires_at,"
+                " :last_used_at, :rotated_from, :superseded) ON CONFLICT (key_id) DO UPDATE SET"
+                f" ({KEY_COLUMNS}) = (excluded.key_id, excluded.name, excluded.scopes,"
+                " excluded.secret_hash, excluded.created_at, excluded.revoked_at,"
+                " excluded.created_by, excluded.expires_at, excluded.last_used_at,"
+                " excluded.rotated_from, excluded.superseded)",
+                to_row(key, _KEY_JSON),
+            )
+        except sqlite3.IntegrityError as exc:
+            if "api_keys.name" in str(exc):
+                raise DuplicateKeyName(key.name) from None
+            raise

@@ -11,6 +11,7 @@ from litestar import Request
 from application.columns import FindColumns
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
+from application.keys import CreateApiKey, GetApiKey, ListApiKeys, RevokeApiKey, RotateApiKey
 from application.sources import (
     CheckNewConnection,
     CheckSourceConnection,
@@ -92,6 +93,26 @@ class UseCases:
     @cached_property
     def check_readiness(self) -> Callable[[], Awaitable[None]]:
         return self._container.check_readiness()
+
+    @cached_property
+    def create_api_key(self) -> CreateApiKey:
+        return self._container.create_api_key()
+
+    @cached_property
+    def list_api_keys(self) -> ListApiKeys:
+        return self._container.list_api_keys()
+
+    @cached_property
+    def get_api_key(self) -> GetApiKey:
+        return self._container.get_api_key()
+
+    @cached_property
+    def revoke_api_key(self) -> RevokeApiKey:
+        return self._container.revoke_api_key()
+
+    @cached_property
+    def rotate_api_key(self) -> RotateApiKey:
+        return self._container.rotate_api_key()
 
     @cached_property
     def create_webhook(self) -> CreateWebhook:

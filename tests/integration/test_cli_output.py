@@ -122,7 +122,7 @@ def test_tables_have_a_header_in_human_output_only(tdb: Any, tmp_path: Path) -> 
     assert tdb("keys", "create", "--name", "etl")[0] == 0
     for args, header in (
         (["sources", "list"], "ID  NAME  SOURCE_TYPE  REGISTERED_AT  TAGS"),
-        (["keys", "list"], "KEY_ID  NAME  SCOPES  CREATED_AT  STATE"),
+        (["keys", "list"], "KEY_ID  NAME  SCOPES  CREATED_AT  EXPIRES_AT  LAST_USED_AT  STATE"),
         (["events", "list"], "AT  ACTOR  ACTION  SUBJECT  CHANGED"),
     ):
         code, out, _ = tdb(*args)
