@@ -9,11 +9,14 @@ from typing import Any, ClassVar
 from dependency_injector import containers, providers
 
 from adapters.connectors.csv import CsvConnector
+from adapters.connectors.jsonl import JsonLinesConnector
+from adapters.connectors.mysql import MysqlConnector, mysql_pools
 from adapters.connectors.observed import BackendBounds, ObservedConnectorRegistry
 from adapters.connectors.outbound import OutboundPolicy, system_resolver
+from adapters.connectors.parquet import ParquetConnector
+from adapters.connectors.plugins import load_connectors
 from adapters.connectors.pools import AsyncConnectionPools
 from adapters.connectors.postgres import PostgresConnector
-from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
 from adapters.storage.memory import (
@@ -39,6 +42,7 @@ from adapters.storage.sqlite import (
     SqliteSourceRepository,
 )
 from adapters.system import RandomIds, SystemClock
+from application.connectors import ListConnectors
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.keys import (
@@ -48,6 +52,7 @@ from application.keys import (
     ListApiKeys,
     RevokeApiKey,
 )
+from application.ports import Connector, ConnectorRegistry
 from application.sources import (
     CheckNewConnection,
     CheckSourceConnection,
@@ -59,7 +64,7 @@ from application.sources import (
     UpdateSource,
 )
 from application.store import CheckReadiness, CountSources, StoreUsage, UpgradeStore
-from entrypoints.metrics import record_backend_call
+from entrypoints.metrics import record_backend_call, record_connector_load_failures
 from entrypoints.settings import Settings
 
 
@@ -200,6 +205,26 @@ def open_source_pools(settings: Settings) -> Iterator[AsyncConnectionPools]:
     pools.close()
 
 
+def open_mysql_pools(settings: Settings) -> Iterator[AsyncConnectionPools]:
+    """Pooled sessions to MySQL sources, all closed when the container shuts down."""
+    pools = mysql_pools(
+        max_size=settings.source_pool_size,
+        idle_timeout=settings.source_pool_idle_timeout,
+        max_targets=settings.source_pool_targets,
+    )
+    yield pools
+    pools.close()
+
+
+def connector_registry(
+    builtins: list[Connector], enabled: tuple[str, ...] | None
+) -> ConnectorRegistry:
+    """The built-in connectors and the installed plug-ins; those that fail are counted."""
+    registry = load_connectors(builtins, enabled)
+    record_connector_load_failures(len(registry.failures()))
+    return registry
+
+
 def _backends(settings: providers.Provider[Settings]) -> dict[str, providers.Container[Any]]:
     """Every store's sub-container, given the settings."""
     return {
@@ -254,7 +279,27 @@ class Container(containers.DeclarativeContainer):
 
     csv_connector = providers.Singleton(
         CsvConnector,
-        settings.provided.csv_root,
+        settings.provided.files_directory,
+        timeout=settings.provided.connect_timeout,
+        store_files=_selected(store_kind, backends, "own_files"),
+    )
+    mysql_source_pools = providers.Resource(open_mysql_pools, settings)
+    mysql_connector = providers.Singleton(
+        MysqlConnector,
+        connect_timeout=settings.provided.connect_timeout,
+        statement_timeout_ms=settings.provided.statement_timeout_ms,
+        policy=outbound_policy,
+        pools=mysql_source_pools,
+    )
+    parquet_connector = providers.Singleton(
+        ParquetConnector,
+        settings.provided.files_directory,
+        timeout=settings.provided.connect_timeout,
+        store_files=_selected(store_kind, backends, "own_files"),
+    )
+    jsonl_connector = providers.Singleton(
+        JsonLinesConnector,
+        settings.provided.files_directory,
         timeout=settings.provided.connect_timeout,
         store_files=_selected(store_kind, backends, "own_files"),
     )
@@ -263,8 +308,15 @@ class Container(containers.DeclarativeContainer):
     connectors = providers.Singleton(
         ObservedConnectorRegistry,
         providers.Singleton(
-            StaticConnectorRegistry,
-            providers.List(postgres_connector, csv_connector),
+            connector_registry,
+            providers.List(
+                postgres_connector,
+                csv_connector,
+                mysql_connector,
+                parquet_connector,
+                jsonl_connector,
+            ),
+            settings.provided.enabled_connectors,
         ),
         # Every inspection and connection test is counted and timed; a failure is logged.
         providers.Object(record_backend_call),
@@ -318,6 +370,7 @@ class Container(containers.DeclarativeContainer):
         DeleteSource, sources=sources, connectors=connectors, clock=clock, ids=ids
     )
     list_events = providers.Factory(ListEvents, events=events)
+    list_connectors = providers.Factory(ListConnectors, connectors=connectors)
 
     create_api_key = providers.Factory(CreateApiKey, keys=keys, clock=clock, ids=ids)
     bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys=keys, create=create_api_key)

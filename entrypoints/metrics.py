@@ -95,6 +95,16 @@ SOURCES = Gauge(
     "Sources in the registry, as last counted (at a scrape).",
     multiprocess_mode="livemostrecent",
 )
+CONNECTOR_LOAD_FAILURES = Gauge(
+    "tdb_connector_load_failures",
+    "Connector plug-ins not loaded at start (a failed import or construction, a taken type).",
+    multiprocess_mode="livemax",
+)
+
+
+def record_connector_load_failures(count: int) -> None:
+    """Show how many connector plug-ins were not loaded by this process."""
+    CONNECTOR_LOAD_FAILURES.set(count)
 
 
 BACKEND_CALL_FAILURES = tuple(f"{operation}_failed" for operation in _BACKEND_CALLS)

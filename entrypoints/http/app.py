@@ -20,6 +20,7 @@ from entrypoints import metrics
 from entrypoints.container import Container
 from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuth
 from entrypoints.http.bodies import TdbRequest
+from entrypoints.http.connectors import list_connectors
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.observability import (
@@ -147,7 +148,13 @@ def _watching_disconnect(scope: Any, receive: Any) -> Any:
 def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
-    handlers: list[Any] = [SourcesController, EventsController, healthz, readyz]
+    handlers: list[Any] = [
+        SourcesController,
+        EventsController,
+        list_connectors,
+        healthz,
+        readyz,
+    ]
     gauges = None
     if settings.metrics:
         handlers.append(metrics_endpoint)

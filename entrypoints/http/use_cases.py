@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request
 
+from application.connectors import ListConnectors
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.sources import (
@@ -72,6 +73,10 @@ class UseCases:
     @cached_property
     def list_events(self) -> ListEvents:
         return self._container.list_events()
+
+    @cached_property
+    def list_connectors(self) -> ListConnectors:
+        return self._container.list_connectors()
 
     @cached_property
     def check_readiness(self) -> CheckReadiness:
