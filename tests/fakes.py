@@ -40,7 +40,7 @@ class FakeConnector:
     source_type = "fake"
     title = "A fake table"
     origin = "builtin"
-    package = None
+    package: str | None = None
     fields: Sequence[ConnectionField] = (
         ConnectionField("table", required=True),
         ConnectionField("password", secret=True, allow_empty=True),

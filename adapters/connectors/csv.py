@@ -141,7 +141,7 @@ class CsvConnector:
     source_type = "csv"
     title = "CSV file"
     origin = "builtin"
-    package = None
+    package: str | None = None
     fields: Sequence[ConnectionField] = (
         ConnectionField("path", required=True, description=PATH_DESCRIPTION),
         ConnectionField(

@@ -75,7 +75,7 @@ class JsonLinesConnector:
     source_type = "jsonl"
     title = "JSON lines file"
     origin = "builtin"
-    package = None
+    package: str | None = None
     fields: Sequence[ConnectionField] = (
         ConnectionField("path", required=True, description=PATH_DESCRIPTION),
     )

@@ -218,7 +218,7 @@ class MysqlConnector:
     source_type = "mysql"
     title = "MySQL or MariaDB table"
     origin = "builtin"
-    package = None
+    package: str | None = None
     fields: Sequence[ConnectionField] = (
         ConnectionField(
             "host", required=True, target=True, description="The server's host name or address"

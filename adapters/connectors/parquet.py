@@ -83,7 +83,7 @@ class ParquetConnector:
     source_type = "parquet"
     title = "Parquet file"
     origin = "builtin"
-    package = None
+    package: str | None = None
     fields: Sequence[ConnectionField] = (
         ConnectionField("path", required=True, description=PATH_DESCRIPTION),
     )

@@ -326,7 +326,7 @@ class PostgresConnector:
     source_type = "postgres"
     title = "PostgreSQL table"
     origin = "builtin"
-    package = None
+    package: str | None = None
     fields: Sequence[ConnectionField] = (
         ConnectionField(
             "host", required=True, target=True, description="The server's host name or address"
