@@ -85,6 +85,10 @@ class _Connection(Connection):  # type: ignore[misc]
 
     verified = False
 
+    def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
+        # `preferred`: PyMySQL would make (and load CAs into) a context per connection.
+        return sslp if isinstance(sslp, ssl.SSLContext) else _tls("preferred")
+
     def _process_auth(self, plugin_name: bytes, auth_packet: Any, handler: Any = None) -> Any:
         if plugin_name in CLEARTEXT_PLUGINS and not (self._secure and self.verified):
             raise CleartextRefused(2061, "cleartext password refused")
@@ -134,14 +138,25 @@ def mysql_pools(**bounds: Any) -> AsyncConnectionPools:
     return AsyncConnectionPools(kind=MYSQL, **bounds)
 
 
-def _ssl_context(mode: str) -> ssl.SSLContext | None:
-    """The TLS context of an ssl_mode that asks for TLS (None: PyMySQL's own, for `preferred`)."""
-    if mode in ("disabled", "preferred"):
-        return None
-    context = ssl.create_default_context()
-    context.check_hostname = mode == "verify_identity"
-    context.verify_mode = ssl.CERT_REQUIRED if mode in VERIFIED_SSL_MODES else ssl.CERT_NONE
+@functools.cache
+def _tls(mode: str) -> ssl.SSLContext:
+    """The TLS context of an ssl_mode, made once: loading the system's CA certificates takes
+    longer than a whole pooled inspection."""
+    if mode in VERIFIED_SSL_MODES:
+        context = ssl.create_default_context()
+        context.check_hostname = mode == "verify_identity"
+        return context
+    # Encrypted, the server unverified: no CA to load.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _ssl_context(mode: str) -> ssl.SSLContext | None:
+    """The context PyMySQL is given: none for `disabled` and `preferred` (for which PyMySQL
+    asks `_create_ssl_ctx`, and tries TLS only if the server offers it)."""
+    return None if mode in ("disabled", "preferred") else _tls(mode)
 
 
 def _where(connection: Mapping[str, Any]) -> str:
