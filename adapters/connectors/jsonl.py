@@ -6,13 +6,22 @@ import codecs
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 
 from adapters.connectors.csv import MAX_ROWS, PATH_DESCRIPTION, SAMPLE_BYTES, WORKERS
-from adapters.connectors.csv_inference import INT32, INT64, is_date, is_time, join, timestamp_type
+from adapters.connectors.csv_inference import (
+    INT32,
+    INT64,
+    TYPE_RULES,
+    is_date,
+    is_time,
+    join,
+    timestamp_type,
+)
 from adapters.connectors.deadline import Deadline
 from adapters.connectors.files import FilesRoot
 from domain.connections import ConnectionField, check_connection
@@ -43,6 +52,34 @@ def value_type(value: Any) -> str | None:
             return "time without time zone"
         return timestamp_type(value) or "text"
     return JSONB  # an object or an array
+
+
+# The types a JSON string may have, and what each accepts: a string of the type a key holds
+# already changes nothing, and is recognised with one check.
+_STRING_TYPES = {
+    name: accepts
+    for name, accepts in TYPE_RULES
+    if name
+    in (
+        "date",
+        "time without time zone",
+        "timestamp without time zone",
+        "timestamp with time zone",
+        "text",
+    )
+}
+
+
+def widened(known: str, value: Any) -> str:
+    """The type of a key that held values of type `known`, once it also holds `value` (not
+    null): the same type, most of the time, found with one check."""
+    if known == JSONB:
+        return JSONB
+    if isinstance(value, str):
+        accepts = _STRING_TYPES.get(known)
+        if accepts is not None and accepts(value):
+            return known
+    return joined(known, value_type(value) or known)
 
 
 def joined(a: str, b: str) -> str:
@@ -132,21 +169,21 @@ class JsonLinesConnector:
                     f"{path!r}: line 1 is longer than the {self._sample_bytes} bytes read",
                 )
             data = data[: end + 1]
-        return self._columns(_lines(data, path), path, deadline)
+        lines = list(islice(_lines(data, path), self._max_rows))
+        return self._columns(_records(lines, path), path, deadline)
 
     def _columns(
-        self, lines: Iterable[tuple[int, str]], path: str, deadline: Deadline
+        self, lines: Iterable[dict[str, Any]], path: str, deadline: Deadline
     ) -> list[Column]:
         types: dict[str, str | None] = {}
         nullable: dict[str, bool] = {}
         records = 0
-        for number, line in lines:
-            record = _record(line, number, path)
+        for record in lines:
             for key in types.keys() - record.keys():
                 nullable[key] = True
             for key, value in record.items():
-                found = value_type(value)
                 if key not in types:
+                    found = value_type(value)
                     if len(types) == self._max_columns:
                         raise BackendUnavailable(
                             "too_many_columns",
@@ -154,10 +191,10 @@ class JsonLinesConnector:
                             f" {self._max_columns} columns are read (PostgreSQL's limit)",
                         )
                     types[key], nullable[key] = found, records > 0
-                elif found is not None:
+                elif value is not None:
                     known = types[key]
-                    types[key] = found if known is None else joined(known, found)
-                if found is None:
+                    types[key] = value_type(value) if known is None else widened(known, value)
+                if value is None:
                     nullable[key] = True
             records += 1
             if records == self._max_rows:
@@ -185,6 +222,24 @@ def _decoded(data: bytes, path: str) -> str:
         raise BackendUnavailable(
             "unreadable", f"{path!r}: line {line} is not UTF-8 (byte 0x{data[exc.start]:02x})"
         ) from None
+
+
+def _records(lines: list[tuple[int, str]], path: str) -> list[dict[str, Any]]:
+    """The lines' JSON objects; `unreadable` naming the first line that is not one.
+
+    Parsed as one JSON array first (one call into the C parser); only if that fails, or gives
+    other than one object per line, line by line, to name the line."""
+    try:
+        parsed = json.loads("[" + ",".join(line for _, line in lines) + "]")
+    except (json.JSONDecodeError, RecursionError):
+        parsed = None
+    if (
+        isinstance(parsed, list)
+        and len(parsed) == len(lines)
+        and all(isinstance(item, dict) for item in parsed)
+    ):
+        return parsed
+    return [_record(line, number, path) for number, line in lines]
 
 
 def _record(line: str, number: int, path: str) -> dict[str, Any]:
