@@ -82,12 +82,25 @@ def widened(known: str, value: Any) -> str:
     return joined(known, value_type(value) or known)
 
 
+# The JSON kind of each type: values of one kind widen as CSV columns do, values of two kinds
+# (a number here, a string there) are JSON values of no one SQL type.
+_KIND = {
+    "integer": "number",
+    "bigint": "number",
+    "numeric": "number",
+    "double precision": "number",
+    "boolean": "boolean",
+    **dict.fromkeys(_STRING_TYPES, "string"),
+}
+
+
 def joined(a: str, b: str) -> str:
-    """The type of a key that holds values of types `a` and `b`: an object or an array beside
-    anything else leaves a JSON value, the rest widen as CSV columns do."""
+    """The type of a key that holds values of types `a` and `b`: within one JSON kind (numbers,
+    strings), the CSV connector's widening; across kinds, or with an object or an array, a JSON
+    value (`jsonb`)."""
     if a == b:
         return a
-    if JSONB in (a, b):
+    if JSONB in (a, b) or _KIND[a] != _KIND[b]:
         return JSONB
     return join(a, b)
 
@@ -103,8 +116,9 @@ class JsonLinesConnector:
     `integer`, `bigint` or `numeric` by size; a number with a fraction or exponent `double
     precision`; a string `text`, unless every value is an ISO date, time or timestamp (then
     `date`, `time without time zone`, `timestamp [with|without] time zone`); objects and arrays
-    `jsonb`. Values of several types widen as CSV columns do (`integer` and `double precision`
-    give `double precision`, most else `text`), and an object or array among them gives `jsonb`.
+    `jsonb`. Values of one JSON kind widen as CSV columns do (`integer` and `double precision`
+    give `double precision`, a date and a timestamp a timestamp, other strings `text`); values
+    of several kinds (a number and a string, say), or an object or array among them, `jsonb`.
     A key missing from some line, or null in one, is nullable; a key only ever null is `text`,
     nullable. The work runs in the CSV connector's worker processes, within `timeout`.
     """
