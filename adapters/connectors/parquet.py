@@ -72,9 +72,9 @@ class ParquetConnector:
 
     The file is a `path` under the files root, opened once through `FilesRoot` (its sandbox:
     no symlink or hard link out of the root, no registry file). Only the file's last bytes are
-    read: the 8 that give the footer's length, then the footer itself (at most
-    `MAX_FOOTER_BYTES`); no row group is touched, so time and memory do not grow with the
-    file. Types: see `postgres_type`; `nullable` is the field's own (a `required` column is
+    read (from the open file, with `pread`): the 8 that give the footer's length, then the
+    footer itself (at most `MAX_FOOTER_BYTES`), which pyarrow parses; no row group is touched,
+    so time and memory do not grow with the file. Types: see `postgres_type`; `nullable` is the field's own (a `required` column is
     not null). Failures: `file_not_found`, `permission_denied`, `empty_file`, `unreadable` (not
     a Parquet file, or a footer pyarrow cannot read), `too_many_columns` (more than 1600),
     `timeout` (the file system did not answer within `timeout`).
@@ -128,8 +128,7 @@ class ParquetConnector:
     def _columns(self, path: str) -> list[Column]:
         fd, status = self._files.open(path)
         try:
-            with os.fdopen(fd, "rb", closefd=False) as file:
-                schema = _footer_schema(file, status.st_size, path)
+            schema = _footer_schema(fd, status.st_size, path)
         finally:
             os.close(fd)
         if len(schema) > self._max_columns:
@@ -140,33 +139,36 @@ class ParquetConnector:
         return [Column(f.name, postgres_type(f.type), f.nullable) for f in schema]
 
 
-def _footer_schema(file: Any, size: int, path: str) -> pa.Schema:
-    """The Arrow schema of the open Parquet file, its footer's length checked first."""
+def _footer_schema(fd: int, size: int, path: str) -> pa.Schema:
+    """The Arrow schema in the footer of the open Parquet file: its last 8 bytes give the
+    footer's length, checked before the footer (and nothing else) is read, and parsed."""
     if size == 0:
         raise BackendUnavailable("empty_file", f"{path!r} is empty")
     not_parquet = f"{path!r} is not a Parquet file"
     if size < len(MAGIC) + TAIL:
         raise BackendUnavailable("unreadable", f"{not_parquet}: it is only {size} bytes long")
     try:
-        file.seek(size - TAIL)
-        tail = file.read(TAIL)
-        file.seek(0)
-        head = file.read(len(MAGIC))
+        head, tail = os.pread(fd, len(MAGIC), 0), os.pread(fd, TAIL, size - TAIL)
     except OSError as exc:
         raise BackendUnavailable("unreadable", f"{path!r}: {exc.strerror}") from None
     if head != MAGIC or tail[4:] != MAGIC:
         raise BackendUnavailable(
             "unreadable", f"{not_parquet}: it neither starts nor ends with the bytes PAR1"
         )
-    (footer,) = struct.unpack("<I", tail[:4])
-    if footer > min(MAX_FOOTER_BYTES, size - len(MAGIC) - TAIL):
+    (length,) = struct.unpack("<I", tail[:4])
+    if length > min(MAX_FOOTER_BYTES, size - len(MAGIC) - TAIL):
         raise BackendUnavailable(
             "unreadable",
-            f"{not_parquet}: its footer claims {footer} bytes, more than the file holds or than"
+            f"{not_parquet}: its footer claims {length} bytes, more than the file holds or than"
             f" tdb reads ({MAX_FOOTER_BYTES} at most)",
         )
     try:
-        return pq.ParquetFile(file).schema_arrow
+        footer = os.pread(fd, length, size - TAIL - length)
+    except OSError as exc:
+        raise BackendUnavailable("unreadable", f"{path!r}: {exc.strerror}") from None
+    try:
+        # The footer alone, framed as a file: pyarrow reads its metadata and nothing else.
+        return pq.ParquetFile(pa.BufferReader(MAGIC + footer + tail)).schema_arrow
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise BackendUnavailable(
             "unreadable", f"{not_parquet}: its footer cannot be read ({type(exc).__name__})"
