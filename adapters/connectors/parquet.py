@@ -70,14 +70,15 @@ _TYPES: tuple[tuple[Any, str], ...] = (
 class ParquetConnector:
     """Reads a Parquet file's column names, types and nullability from its footer.
 
-    The file is a `path` under the files root, opened once through `FilesRoot` (its sandbox:
-    no symlink or hard link out of the root, no registry file). Only the file's last bytes are
-    read (from the open file, with `pread`): the 8 that give the footer's length, then the
-    footer itself (at most `MAX_FOOTER_BYTES`), which pyarrow parses; no row group is touched,
-    so time and memory do not grow with the file. Types: see `postgres_type`; `nullable` is the field's own (a `required` column is
-    not null). Failures: `file_not_found`, `permission_denied`, `empty_file`, `unreadable` (not
-    a Parquet file, or a footer pyarrow cannot read), `too_many_columns` (more than 1600),
-    `timeout` (the file system did not answer within `timeout`).
+    The file is a `path` under the files root, opened once through `FilesRoot` (its sandbox: no
+    symlink or hard link out of the root, no registry file). Only the file's last bytes are read
+    (from the open file, with `pread`): the 8 that give the footer's length, then the footer
+    itself (at most `MAX_FOOTER_BYTES`), which pyarrow parses; no row group is touched, so time
+    and memory do not grow with the file. Types: see `postgres_type`; `nullable` is the field's
+    own (a `required` column is not null). Failures: `file_not_found`, `permission_denied`,
+    `empty_file`, `unreadable` (not a Parquet file, or a footer pyarrow cannot read),
+    `too_many_columns` (more than 1600), `timeout` (the file system did not answer within
+    `timeout`).
     """
 
     source_type = "parquet"
