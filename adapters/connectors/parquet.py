@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-import pyarrow as pa
-import pyarrow.parquet as pq
-import pyarrow.types as pat
 
 from adapters.connectors.csv import PATH_DESCRIPTION
 from adapters.connectors.files import FilesRoot
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, InvalidConnection
 from domain.sources import MAX_COLUMNS, Column
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported at the first inspection, not with the server: it costs every process
+# (each worker, each CLI command) most of a second and some 40 MB, and few servers read Parquet.
 
 MAGIC = b"PAR1"
 # The footer's length and the magic number end every Parquet file.
@@ -30,9 +34,11 @@ MAX_FOOTER_BYTES = 16 * 1024 * 1024
 
 def postgres_type(arrow: pa.DataType) -> str:
     """The PostgreSQL name for an Arrow type, as the files connectors report types."""
+    import pyarrow.types as pat
+
     if pat.is_dictionary(arrow):
         return postgres_type(arrow.value_type)
-    for test, name in _TYPES:
+    for test, name in _type_tests():
         if test(arrow):
             return name
     if pat.is_timestamp(arrow):
@@ -43,28 +49,33 @@ def postgres_type(arrow: pa.DataType) -> str:
     return "text"  # a null column: no evidence of anything narrower
 
 
-_TYPES: tuple[tuple[Any, str], ...] = (
-    (lambda t: pat.is_int8(t) or pat.is_int16(t) or pat.is_uint8(t), "smallint"),
-    (lambda t: pat.is_int32(t) or pat.is_uint16(t), "integer"),
-    (lambda t: pat.is_int64(t) or pat.is_uint32(t), "bigint"),
-    (lambda t: pat.is_uint64(t) or pat.is_decimal(t), "numeric"),
-    (lambda t: pat.is_float16(t) or pat.is_float32(t), "real"),
-    (pat.is_float64, "double precision"),
-    (pat.is_boolean, "boolean"),
-    (lambda t: pat.is_string(t) or pat.is_large_string(t) or pat.is_string_view(t), "text"),
-    (
-        lambda t: (
-            pat.is_binary(t)
-            or pat.is_large_binary(t)
-            or pat.is_fixed_size_binary(t)
-            or pat.is_binary_view(t)
+@functools.cache
+def _type_tests() -> tuple[tuple[Any, str], ...]:
+    """Arrow type tests and the type each gives, narrowest first."""
+    import pyarrow.types as pat
+
+    return (
+        (lambda t: pat.is_int8(t) or pat.is_int16(t) or pat.is_uint8(t), "smallint"),
+        (lambda t: pat.is_int32(t) or pat.is_uint16(t), "integer"),
+        (lambda t: pat.is_int64(t) or pat.is_uint32(t), "bigint"),
+        (lambda t: pat.is_uint64(t) or pat.is_decimal(t), "numeric"),
+        (lambda t: pat.is_float16(t) or pat.is_float32(t), "real"),
+        (pat.is_float64, "double precision"),
+        (pat.is_boolean, "boolean"),
+        (lambda t: pat.is_string(t) or pat.is_large_string(t) or pat.is_string_view(t), "text"),
+        (
+            lambda t: (
+                pat.is_binary(t)
+                or pat.is_large_binary(t)
+                or pat.is_fixed_size_binary(t)
+                or pat.is_binary_view(t)
+            ),
+            "bytea",
         ),
-        "bytea",
-    ),
-    (pat.is_date, "date"),
-    (pat.is_time, "time without time zone"),
-    (pat.is_nested, "jsonb"),  # lists, structs, maps, unions
-)
+        (pat.is_date, "date"),
+        (pat.is_time, "time without time zone"),
+        (pat.is_nested, "jsonb"),  # lists, structs, maps, unions
+    )
 
 
 class ParquetConnector:
@@ -167,6 +178,9 @@ def _footer_schema(fd: int, size: int, path: str) -> pa.Schema:
         footer = os.pread(fd, length, size - TAIL - length)
     except OSError as exc:
         raise BackendUnavailable("unreadable", f"{path!r}: {exc.strerror}") from None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         # The footer alone, framed as a file: pyarrow reads its metadata and nothing else.
         return pq.ParquetFile(pa.BufferReader(MAGIC + footer + tail)).schema_arrow
