@@ -247,3 +247,17 @@ def test_a_silent_server_times_out_within_the_budget(loopback: Any) -> None:
     start = time.monotonic()
     assert failure(MysqlConnector(connect_timeout=1), _at(server)).reason == "timeout"
     assert time.monotonic() - start < 1 + 0.5 + 0.5
+
+
+def test_the_connection_goes_to_the_address_the_policy_checked(shop: dict[str, Any]) -> None:
+    looked_up: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    connector = MysqlConnector(policy=OutboundPolicy(resolver=resolver))
+    # A name no DNS knows: the session can only have gone to the address the policy gave.
+    connection = {**shop, "host": "mysql.tdb-tests.invalid", "table": "items"}
+    assert [c.name for c in inspect(connector, connection)][:2] == ["id", "sku"]
+    assert set(looked_up) == {"mysql.tdb-tests.invalid"}
