@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 from litestar.testing import TestClient
 
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
 from tests.builders import assert_problem
 from tests.integration.conftest import Token
 
@@ -70,3 +73,15 @@ def test_the_catalogue_needs_sources_read_and_no_unknown_parameter(
     reader = {"Authorization": f"Bearer {make_token('sources:read')}"}
     assert client.get("/v1/connectors", headers=reader).status_code == 200
     assert_problem(client.get("/v1/connectors?type=csv", headers=reader), 400)
+
+
+def test_tdb_connectors_enables_only_the_types_it_names(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"TDB_CONNECTORS": "csv, jsonl", "TDB_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"}
+    )
+    container = build_container(settings)
+    try:
+        assert list(container.connectors().types()) == ["csv", "jsonl"]
+        assert container.connectors().failures() == ()
+    finally:
+        container.shutdown_resources()
