@@ -26,6 +26,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -33,6 +34,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -41,6 +43,7 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.system import RandomIds, SystemClock
 from application.connectors import ListConnectors
 from application.events import ListEvents
@@ -64,6 +67,15 @@ from application.sources import (
     UpdateSource,
 )
 from application.store import CheckReadiness, CountSources, StoreUsage, UpgradeStore
+from application.watches import (
+    ClaimDueChecks,
+    CountOverdueChecks,
+    DeleteWatch,
+    GetWatch,
+    ListWatches,
+    PutWatch,
+    RunCheck,
+)
 from entrypoints.metrics import record_backend_call, record_connector_load_failures
 from entrypoints.settings import Settings
 
@@ -127,8 +139,9 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
 
 
 class StoreBackend(containers.DeclarativeContainer):
-    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`), where the secret
-    key comes from (`secret_key`) and the files no CSV source may read (`own_files`)."""
+    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `watches`), where
+    the secret key comes from (`secret_key`) and the files no CSV source may read
+    (`own_files`)."""
 
     schemes: ClassVar[tuple[str, ...]] = ()
     """The database URL schemes this store serves."""
@@ -145,6 +158,7 @@ class MemoryBackend(StoreBackend):
     sources = providers.Singleton(MemorySourceRepository, events)
     snapshots = providers.Singleton(MemorySnapshotRepository, sources)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
+    watches = providers.Singleton(MemoryWatchRepository, sources, events)
     secret_key = providers.Callable(memory_secret_key, settings)
     own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
 
@@ -159,6 +173,7 @@ class SqliteBackend(StoreBackend):
     sources = providers.Singleton(SqliteSourceRepository, store)
     snapshots = providers.Singleton(SqliteSnapshotRepository, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
+    watches = providers.Singleton(SqliteWatchRepository, store)
     secret_key = providers.Callable(sqlite_secret_key, settings)
     own_files = providers.Callable(sqlite_files, settings)
 
@@ -173,6 +188,7 @@ class PostgresBackend(StoreBackend):
     sources = providers.Singleton(PostgresSourceRepository, store)
     snapshots = providers.Singleton(PostgresSnapshotRepository, store)
     keys = providers.Singleton(PostgresApiKeyRepository, store)
+    watches = providers.Singleton(PostgresWatchRepository, store)
     secret_key = providers.Callable(shared_secret_key, settings)
     own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
 
@@ -250,6 +266,7 @@ class Container(containers.DeclarativeContainer):
     events = _selected(store_kind, backends, "events")
     sources = _selected(store_kind, backends, "sources")
     keys = _selected(store_kind, backends, "keys")
+    watches = _selected(store_kind, backends, "watches")
     # An inspection that finds the columns unchanged asks no store (see RecentHeads).
     history = providers.Singleton(RecentHeads, _selected(store_kind, backends, "snapshots"))
 
@@ -382,6 +399,29 @@ class Container(containers.DeclarativeContainer):
     check_readiness = providers.Factory(CheckReadiness, store=store)
     count_sources = providers.Factory(CountSources, sources=sources)
     store_usage = providers.Factory(StoreUsage, store=store)
+
+    put_watch = providers.Factory(
+        PutWatch,
+        sources=sources,
+        watches=watches,
+        clock=clock,
+        interval_min=settings.provided.watch_min_interval,
+    )
+    get_watch = providers.Factory(GetWatch, sources=sources, watches=watches)
+    delete_watch = providers.Factory(DeleteWatch, sources=sources, watches=watches)
+    list_watches = providers.Factory(ListWatches, watches=watches)
+    count_overdue_checks = providers.Factory(CountOverdueChecks, watches=watches, clock=clock)
+    claim_due_checks = providers.Factory(
+        ClaimDueChecks, watches=watches, clock=clock, lease_seconds=settings.provided.watch_lease
+    )
+    run_check = providers.Factory(
+        RunCheck,
+        inspect=inspect_schema,
+        watches=watches,
+        clock=clock,
+        ids=ids,
+        failures_to_report=settings.provided.watch_failures,
+    )
 
 
 def build_container(settings: Settings) -> Container:

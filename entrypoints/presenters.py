@@ -237,6 +237,9 @@ class EventOut(msgspec.Struct):
     key_id: str | None
     changed: Annotated[list[str], Meta(description="Field paths such as connection.password")]
     breaking: bool | None = None
+    reason: Annotated[
+        str | None, Meta(description="Only for source.check_failed: why the check failed")
+    ] = None
 
     @classmethod
     def of(cls, event: Event) -> EventOut:
@@ -250,6 +253,7 @@ class EventOut(msgspec.Struct):
             key_id=event.key_id,
             changed=list(event.changed),
             breaking=event.breaking,
+            reason=event.reason,
         )
 
 

@@ -95,6 +95,22 @@ class Settings:
     body_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     send_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     max_connections: int = attrs.field(default=1000, converter=int, validator=_positive)
+    # Watches: whether this process runs due checks, how long a claimed check is its own, how
+    # many failures in a row make `source.check_failed`; the shortest interval is for tests.
+    watch: bool = attrs.field(default=True, converter=_switch)
+    watch_lease: float = attrs.field(default=60.0, converter=float, validator=_positive)
+    watch_failures: int = attrs.field(default=3, converter=int, validator=_positive)
+    watch_min_interval: int = attrs.field(default=60, converter=int, validator=_positive)
+
+    def check_watch_lease(self) -> None:
+        """Raise `ValueError` if a claimed check could outlive its lease (and so be run twice
+        by a live process and another one)."""
+        if self.watch and self.watch_lease < self.inspect_deadline + 1:
+            raise ValueError(
+                f"TDB_WATCH_LEASE ({self.watch_lease:g} s) must be at least the inspection"
+                f" deadline (TDB_CONNECT_TIMEOUT + 0.75 s = {self.inspect_deadline:g} s) plus one"
+                " second, or TDB_WATCH=off"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -115,7 +131,9 @@ class Settings:
                 # Name the variable: `could not convert string to float` alone says not which.
                 raise ValueError(f"TDB_{name.upper()}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check_watch_lease()
+        return settings
 
     @property
     def files_directory(self) -> Path:

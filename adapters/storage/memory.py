@@ -66,10 +66,15 @@ class MemorySourceRepository:
         self._lock = threading.Lock()
         self._events = events if events is not None else MemoryEventRepository()
         self._dependents: list[Callable[[UUID], None]] = []
+        self._reconnected: list[Callable[[Source], None]] = []
 
     def on_remove(self, forget: Callable[[UUID], None]) -> None:
         """Have `forget(source_id)` called inside every removal (what a cascade does in SQL)."""
         self._dependents.append(forget)
+
+    def on_connection_change(self, changed: Callable[[Source], None]) -> None:
+        """Have `changed(source)` called inside every update that changes the connection."""
+        self._reconnected.append(changed)
 
     async def add(self, source: Source, event: Event | None = None) -> None:
         with self._lock:
@@ -91,6 +96,9 @@ class MemorySourceRepository:
             self._by_id[source.id] = source
             if event is not None:
                 self._events.record(event)
+            if source.connection != current.connection:
+                for changed in self._reconnected:
+                    changed(source)
 
     async def get(self, source_id: UUID) -> Source:
         return self.find(source_id)

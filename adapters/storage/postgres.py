@@ -40,6 +40,7 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.postgres_watch_schema import WATCH_MIGRATION
 from adapters.storage.running import WritesToEnd
 from domain.errors import (
     ApiKeyNotFound,
@@ -145,6 +146,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     ),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
+
+MIGRATIONS += ((5, WATCH_MIGRATION),)
 
 # Any fixed 64-bit number, the same in every process of every version: "tdb-migr".
 _MIGRATION_LOCK = 0x7464622D6D696772
@@ -684,7 +687,7 @@ def _each_own(exc: Exception) -> Exception:
 _EVENT_VALUES = (
     "%(event_id)s::uuid, %(event_at)s::timestamptz, %(event_actor)s, %(event_action)s,"
     " %(event_source_id)s::uuid, %(event_source_name)s, %(event_key_id)s,"
-    " %(event_changed)s::text[], %(event_breaking)s::boolean"
+    " %(event_changed)s::text[], %(event_breaking)s::boolean, %(event_reason)s"
 )
 _INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_EVENT_VALUES})"
 # The same insert fed by a data-modifying CTE: `... FROM <cte>` follows it.

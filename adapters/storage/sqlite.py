@@ -49,6 +49,7 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.sqlite_watch_schema import WATCH_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -142,6 +143,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     ),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
+
+MIGRATIONS += ((5, WATCH_MIGRATION),)
 
 T = TypeVar("T")
 
@@ -590,7 +593,7 @@ def _record(db: sqlite_utils.Database, event: Event | None) -> None:
         return
     db.execute(
         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
-        " :source_name, :key_id, :changed, :breaking)",
+        " :source_name, :key_id, :changed, :breaking, :reason)",
         to_row(event, _EVENT_JSON),
     )
 

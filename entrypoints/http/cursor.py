@@ -12,6 +12,7 @@ from uuid import UUID
 from domain.errors import InvalidInput
 from domain.events import EventKey
 from domain.sources import PageKey
+from domain.watches import WatchKey
 
 
 def _encode(route: str, at: datetime, ident: UUID) -> str:
@@ -78,3 +79,13 @@ def decode_history_cursor(cursor: str, source_id: UUID) -> int:
         return sequence
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput.single("cursor", "is not a cursor of this history") from None
+
+
+def encode_watch_cursor(key: WatchKey) -> str:
+    """The cursor for a position in the list of watches."""
+    return _encode("watches", key.next_check_at, key.source_id)
+
+
+def decode_watch_cursor(cursor: str) -> WatchKey:
+    """The position of a watch cursor this server issued; `InvalidInput` for anything else."""
+    return WatchKey(*_decode("watches", cursor))

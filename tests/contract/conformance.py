@@ -27,6 +27,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -34,6 +35,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -42,6 +44,7 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.system import RandomIds, SystemClock
 from application.ports import (
     ApiKeyRepository,
@@ -55,6 +58,7 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+from application.watch_ports import WatchRepository
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
 
 
@@ -66,6 +70,7 @@ def memory_store_conforms() -> None:
     _events: EventRepository = events
     _history: SnapshotRepository = MemorySnapshotRepository(sources, events)
     _keys: ApiKeyRepository = MemoryApiKeyRepository(events)
+    _watches: WatchRepository = MemoryWatchRepository(sources, events)
 
 
 def sqlite_store_conforms(path: Path) -> None:
@@ -75,6 +80,7 @@ def sqlite_store_conforms(path: Path) -> None:
     _events: EventRepository = SqliteEventRepository(db)
     _history: SnapshotRepository = SqliteSnapshotRepository(db)
     _keys: ApiKeyRepository = SqliteApiKeyRepository(db)
+    _watches: WatchRepository = SqliteWatchRepository(db)
 
 
 def postgres_store_conforms(url: str) -> None:
@@ -84,6 +90,7 @@ def postgres_store_conforms(url: str) -> None:
     _events: EventRepository = PostgresEventRepository(db)
     _history: SnapshotRepository = PostgresSnapshotRepository(db)
     _keys: ApiKeyRepository = PostgresApiKeyRepository(db)
+    _watches: WatchRepository = PostgresWatchRepository(db)
 
 
 def store_decorators_conform(history: SnapshotRepository) -> None:

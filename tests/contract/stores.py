@@ -24,6 +24,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -31,6 +32,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
@@ -38,6 +40,7 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_watches import SqliteWatchRepository
 from application.ports import (
     ApiKeyRepository,
     EventRepository,
@@ -45,6 +48,7 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+from application.watch_ports import WatchRepository
 from tests.helpers import Synced, run
 
 FRESH_STORE_PER_EXAMPLE = settings(
@@ -65,8 +69,10 @@ class Stores:
         keys: ApiKeyRepository,
         history: SnapshotRepository,
         events: EventRepository,
+        watches: WatchRepository | None = None,
     ) -> None:
         self.store: Any = Synced(store)
+        self.watches: Any = Synced(watches)
         self.sources: Any = Synced(sources)
         self.keys: Any = Synced(keys)
         self.history: Any = Synced(history)
@@ -119,6 +125,7 @@ class MemoryStores(StoreFactory):
             MemoryApiKeyRepository(events),
             MemorySnapshotRepository(sources),
             events,
+            MemoryWatchRepository(sources, events),
         )
         yield [stores] * handles
 
@@ -150,6 +157,7 @@ class SqliteStores(StoreFactory):
                     SqliteApiKeyRepository(db),
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
+                    SqliteWatchRepository(db),
                 )
                 for db in databases
             ]
@@ -214,6 +222,7 @@ class PostgresStores(StoreFactory):
                         PostgresApiKeyRepository(db),
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
+                        PostgresWatchRepository(db),
                     )
                     for db in databases
                 ]
