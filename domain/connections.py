@@ -69,8 +69,12 @@ def check_connection(
     result: dict[str, Any] = {}
     for field in fields:
         if field.name in connection and connection[field.name] is not None:
-            errors.extend(field.errors(connection[field.name]))
-            result[field.name] = connection[field.name]
+            value = connection[field.name]
+            # JSON has one number type: 5432.0 is the integer 5432 (JSON Schema says so too).
+            if field.type is int and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            errors.extend(field.errors(value))
+            result[field.name] = value
         elif field.required:
             errors.append(FieldError(f"connection.{field.name}", "is required"))
         elif field.default is not None:
