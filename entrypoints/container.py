@@ -19,6 +19,7 @@ from adapters.connectors.pools import AsyncConnectionPools
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -34,6 +35,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
@@ -43,8 +45,10 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
 from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.system import RandomIds, SystemClock
+from application.columns import FindColumns
 from application.connectors import ListConnectors
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
@@ -139,9 +143,9 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
 
 
 class StoreBackend(containers.DeclarativeContainer):
-    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `watches`), where
-    the secret key comes from (`secret_key`) and the files no CSV source may read
-    (`own_files`)."""
+    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `watches`,
+    `columns`), where the secret key comes from (`secret_key`) and the files no CSV source may
+    read (`own_files`)."""
 
     schemes: ClassVar[tuple[str, ...]] = ()
     """The database URL schemes this store serves."""
@@ -157,6 +161,7 @@ class MemoryBackend(StoreBackend):
     events = providers.Singleton(MemoryEventRepository)
     sources = providers.Singleton(MemorySourceRepository, events)
     snapshots = providers.Singleton(MemorySnapshotRepository, sources)
+    columns = providers.Singleton(memory_column_index, sources, snapshots)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
     watches = providers.Singleton(MemoryWatchRepository, sources, events)
     secret_key = providers.Callable(memory_secret_key, settings)
@@ -172,6 +177,7 @@ class SqliteBackend(StoreBackend):
     events = providers.Singleton(SqliteEventRepository, store)
     sources = providers.Singleton(SqliteSourceRepository, store)
     snapshots = providers.Singleton(SqliteSnapshotRepository, store)
+    columns = providers.Singleton(SqliteColumnIndex, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
     watches = providers.Singleton(SqliteWatchRepository, store)
     secret_key = providers.Callable(sqlite_secret_key, settings)
@@ -187,6 +193,7 @@ class PostgresBackend(StoreBackend):
     events = providers.Singleton(PostgresEventRepository, store)
     sources = providers.Singleton(PostgresSourceRepository, store)
     snapshots = providers.Singleton(PostgresSnapshotRepository, store)
+    columns = providers.Singleton(PostgresColumnIndex, store)
     keys = providers.Singleton(PostgresApiKeyRepository, store)
     watches = providers.Singleton(PostgresWatchRepository, store)
     secret_key = providers.Callable(shared_secret_key, settings)
@@ -387,6 +394,9 @@ class Container(containers.DeclarativeContainer):
         DeleteSource, sources=sources, connectors=connectors, clock=clock, ids=ids
     )
     list_events = providers.Factory(ListEvents, events=events)
+    find_columns = providers.Factory(
+        FindColumns, columns=_selected(store_kind, backends, "columns")
+    )
     list_connectors = providers.Factory(ListConnectors, connectors=connectors)
 
     create_api_key = providers.Factory(CreateApiKey, keys=keys, clock=clock, ids=ids)

@@ -89,6 +89,8 @@ class Settings:
     # One log line per request, and the Prometheus metrics at GET /metrics.
     access_log: bool = attrs.field(default=True, converter=_switch)
     metrics: bool = attrs.field(default=True, converter=_switch)
+    # The MCP server over Streamable HTTP at /mcp (`tdb mcp` serves stdio whatever this says).
+    mcp: bool = attrs.field(default=True, converter=_switch)
     # Seconds a host lookup (addresses or failure) is remembered: one lookup per burst.
     resolver_cache_ttl: float = attrs.field(default=10.0, converter=float, validator=_not_negative)
     header_timeout: float = attrs.field(default=10.0, converter=float, validator=_positive)

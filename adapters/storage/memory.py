@@ -152,7 +152,13 @@ class MemorySnapshotRepository:
         self._events = events if events is not None else sources._events
         self._by_source: dict[UUID, list[SchemaSnapshot]] = {}
         self._lock = threading.Lock()
+        self._appended: list[Callable[[SchemaSnapshot], None]] = []
         sources.on_remove(self._forget)
+
+    def on_append(self, index: Callable[[SchemaSnapshot], None]) -> None:
+        """Have `index(snapshot)` called inside every append that stores one (as an SQL store
+        keeps its column index in the snapshot's transaction)."""
+        self._appended.append(index)
 
     def _forget(self, source_id: UUID) -> None:
         with self._lock:
@@ -186,6 +192,8 @@ class MemorySnapshotRepository:
             if snapshot.sequence != len(snapshots) + 1:
                 return False
             snapshots.append(snapshot)
+            for index in self._appended:
+                index(snapshot)
             if event is not None:
                 self._events.record(event)
             return True

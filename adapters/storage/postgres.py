@@ -11,7 +11,7 @@ import asyncio
 import math
 import threading
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
@@ -40,6 +40,7 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.postgres_columns import LATEST_COLUMNS_MIGRATION, replace_latest_columns
 from adapters.storage.postgres_watch_schema import WATCH_MIGRATION
 from adapters.storage.running import WritesToEnd
 from domain.errors import (
@@ -54,7 +55,11 @@ from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import PageKey, Source, SourceFilter, SourcePage, SourceSummary
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+Migration = tuple[str | Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]], ...]
+"""A version's steps: statements, or coroutine functions of the connection (a fill needing
+Python)."""
+
+MIGRATIONS: tuple[tuple[int, Migration], ...] = (
     (
         1,
         (
@@ -148,6 +153,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
 MIGRATIONS += ((5, WATCH_MIGRATION),)
+MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
 
 # Any fixed 64-bit number, the same in every process of every version: "tdb-migr".
 _MIGRATION_LOCK = 0x7464622D6D696772
@@ -260,7 +266,10 @@ class PostgresDatabase:
                 if version in done:
                     continue
                 for statement in statements:
-                    await conn.execute(statement)
+                    if callable(statement):
+                        await statement(conn)
+                    else:
+                        await conn.execute(statement)
                 await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", [version])
                 applied.append(version)
             return applied
@@ -774,6 +783,7 @@ class PostgresSnapshotRepository:
                 )
                 if cursor.rowcount != 1:
                     return False
+                await replace_latest_columns(conn, snapshot)
                 await _record(conn, event)
                 return True
         except pg_errors.ForeignKeyViolation:

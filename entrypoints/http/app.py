@@ -20,9 +20,11 @@ from entrypoints import metrics
 from entrypoints.container import Container
 from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuth
 from entrypoints.http.bodies import TdbRequest
+from entrypoints.http.columns import ColumnsController
 from entrypoints.http.connectors import list_connectors
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
+from entrypoints.http.mcp import McpEndpoint
 from entrypoints.http.observability import (
     RequestObservability,
     Scrape,
@@ -163,6 +165,7 @@ def create_app(container: Container) -> Litestar:
     handlers: list[Any] = [
         SourcesController,
         EventsController,
+        ColumnsController,
         SourceWatchController,
         WatchesController,
         list_connectors,
@@ -174,14 +177,21 @@ def create_app(container: Container) -> Litestar:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
     body_schema = SourceBodySchema(container.connectors())
+    auth = BearerAuth(
+        authenticate=_call(container.authenticate),
+        cache=PrincipalCache(settings.auth_cache_ttl),
+        exclude=UNAUTHENTICATED_PATHS,
+    )
+    lifespan = []
+    if settings.mcp:
+        endpoint = McpEndpoint(container, auth)
+        handlers.append(endpoint.handler())
+        lifespan.append(endpoint.lifespan)
     watcher = scheduler_for(container)  # runs due checks beside the handlers (TDB_WATCH)
     app = TdbApp(
         route_handlers=handlers,
-        before_request=BearerAuth(
-            authenticate=_call(container.authenticate),
-            cache=PrincipalCache(settings.auth_cache_ttl),
-            exclude=UNAUTHENTICATED_PATHS,
-        ),
+        before_request=auth,
+        lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,

@@ -27,8 +27,8 @@ from domain.keys import Principal
 from domain.sources import parse_source_id
 from domain.watches import INTERVAL_MAX, INTERVAL_MIN, WatchStatus
 from entrypoints.container import Container
+from entrypoints.cursors import decode_watch_cursor, encode_watch_cursor
 from entrypoints.http.bodies import JSON
-from entrypoints.http.cursor import decode_watch_cursor, encode_watch_cursor
 from entrypoints.http.openapi import responses
 from entrypoints.http.query import check_query
 from entrypoints.presenters import Problem

@@ -20,6 +20,7 @@ from adapters.connectors.plugins import PluginConnector, load_connectors
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.crypto import AesGcmCipher
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -35,6 +36,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
@@ -44,8 +46,10 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
 from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.system import RandomIds, SystemClock
+from application.columns import ColumnIndex
 from application.ports import (
     ApiKeyRepository,
     Clock,
@@ -68,8 +72,10 @@ def memory_store_conforms() -> None:
     _store: Store = MemoryStore()
     _sources: SourceRepository = sources
     _events: EventRepository = events
-    _history: SnapshotRepository = MemorySnapshotRepository(sources, events)
+    history = MemorySnapshotRepository(sources, events)
+    _history: SnapshotRepository = history
     _keys: ApiKeyRepository = MemoryApiKeyRepository(events)
+    _columns: ColumnIndex = memory_column_index(sources, history)
     _watches: WatchRepository = MemoryWatchRepository(sources, events)
 
 
@@ -80,6 +86,7 @@ def sqlite_store_conforms(path: Path) -> None:
     _events: EventRepository = SqliteEventRepository(db)
     _history: SnapshotRepository = SqliteSnapshotRepository(db)
     _keys: ApiKeyRepository = SqliteApiKeyRepository(db)
+    _columns: ColumnIndex = SqliteColumnIndex(db)
     _watches: WatchRepository = SqliteWatchRepository(db)
 
 
@@ -90,6 +97,7 @@ def postgres_store_conforms(url: str) -> None:
     _events: EventRepository = PostgresEventRepository(db)
     _history: SnapshotRepository = PostgresSnapshotRepository(db)
     _keys: ApiKeyRepository = PostgresApiKeyRepository(db)
+    _columns: ColumnIndex = PostgresColumnIndex(db)
     _watches: WatchRepository = PostgresWatchRepository(db)
 
 

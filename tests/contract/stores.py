@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 from adapters.storage import postgres, sqlite
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -32,6 +33,7 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -40,7 +42,9 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
 from adapters.storage.sqlite_watches import SqliteWatchRepository
+from application.columns import ColumnIndex
 from application.ports import (
     ApiKeyRepository,
     EventRepository,
@@ -69,6 +73,7 @@ class Stores:
         keys: ApiKeyRepository,
         history: SnapshotRepository,
         events: EventRepository,
+        columns: ColumnIndex,
         watches: WatchRepository | None = None,
     ) -> None:
         self.store: Any = Synced(store)
@@ -77,6 +82,7 @@ class Stores:
         self.keys: Any = Synced(keys)
         self.history: Any = Synced(history)
         self.events: Any = Synced(events)
+        self.columns: Any = Synced(columns)
 
 
 class StoreFactory(abc.ABC):
@@ -119,12 +125,14 @@ class MemoryStores(StoreFactory):
     def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
         events = MemoryEventRepository()
         sources = MemorySourceRepository(events)
+        snapshots = MemorySnapshotRepository(sources)
         stores = Stores(
             MemoryStore(),
             sources,
             MemoryApiKeyRepository(events),
-            MemorySnapshotRepository(sources),
+            snapshots,
             events,
+            memory_column_index(sources, snapshots),
             MemoryWatchRepository(sources, events),
         )
         yield [stores] * handles
@@ -157,6 +165,7 @@ class SqliteStores(StoreFactory):
                     SqliteApiKeyRepository(db),
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
+                    SqliteColumnIndex(db),
                     SqliteWatchRepository(db),
                 )
                 for db in databases
@@ -222,6 +231,7 @@ class PostgresStores(StoreFactory):
                         PostgresApiKeyRepository(db),
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
+                        PostgresColumnIndex(db),
                         PostgresWatchRepository(db),
                     )
                     for db in databases
