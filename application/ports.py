@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from domain.connections import ConnectionField
+from domain.connections import ConnectionField, ConnectorLoadFailure
 from domain.events import Event, EventFilter, EventKey, EventPage
 from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey, VerifiedToken
@@ -148,6 +148,11 @@ class Connector(Protocol):
     """
 
     source_type: str
+    title: str
+    origin: str
+    """`builtin`, or `plugin` for one an installed distribution brought."""
+    package: str | None
+    """`name==version` of a plug-in's distribution; None for a built-in."""
     fields: Sequence[ConnectionField]
 
     async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,6 +178,9 @@ class ConnectorRegistry(Protocol):
 
     def types(self) -> Sequence[str]:
         """The registered source types, sorted."""
+
+    def failures(self) -> Sequence[ConnectorLoadFailure]:
+        """The plug-ins that were not loaded, each with its error."""
 
 
 class SecretCipher(Protocol):

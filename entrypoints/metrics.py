@@ -145,6 +145,17 @@ WEBHOOK_SECONDS = Histogram(
     "Time a webhook delivery attempt took, answer included.",
     buckets=_LATENCY_BUCKETS,
 )
+CONNECTOR_LOAD_FAILURES = Gauge(
+    "tdb_connector_load_failures",
+    "Connector plug-ins not loaded at start (a failed import or construction, a taken type).",
+    multiprocess_mode="livemax",
+)
+
+
+def record_connector_load_failures(count: int) -> None:
+    """Show how many connector plug-ins were not loaded by this process."""
+    CONNECTOR_LOAD_FAILURES.set(count)
+
 
 WATCH_CHECKS = Counter(
     "tdb_watch_checks",

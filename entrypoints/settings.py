@@ -69,13 +69,23 @@ def _algorithms(instance: object, attribute: attrs.Attribute[Any], value: str) -
     parse_algorithms(value)  # raises ValueError naming the bad one
 
 
+def _types(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not [t for t in value.split(",") if t.strip()]:
+        raise ValueError("must name at least one source type")
+
+
 @attrs.frozen
 class Settings:
     """Everything a tdb process can be told; each field maps to `TDB_<FIELD>`."""
 
     database_url: str = DEFAULT_DATABASE_URL
     secret_key: str | None = attrs.field(default=None, repr=False)
+    # The folder file sources (csv, parquet, jsonl) are read from: TDB_FILES_ROOT, or by its
+    # old name TDB_CSV_ROOT (`files_directory` says which holds).
     csv_root: Path = attrs.field(default=Path("data"), converter=Path)
+    files_root: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    # Comma-separated source types to enable (built-in or plug-in); None: every one that loads.
+    connectors: str | None = attrs.field(default=None, validator=_types)
     connect_timeout: float = attrs.field(default=5.0, converter=float, validator=_positive)
     statement_timeout: float = attrs.field(default=5.0, converter=float, validator=_positive)
     store_pool_size: int = attrs.field(default=10, converter=int, validator=_positive)
@@ -182,6 +192,18 @@ class Settings:
             raise ValueError("TDB_OIDC_ISSUER and TDB_OIDC_AUDIENCE: set both, or neither")
         settings.check_watch_lease()
         return settings
+
+    @property
+    def files_directory(self) -> Path:
+        """The files root: `files_root`, else `csv_root` (its old name)."""
+        return self.files_root if self.files_root is not None else self.csv_root
+
+    @property
+    def enabled_connectors(self) -> tuple[str, ...] | None:
+        """The source types `connectors` names; None: every connector that loads."""
+        if self.connectors is None:
+            return None
+        return tuple(t.strip() for t in self.connectors.split(",") if t.strip())
 
     @property
     def inspect_deadline(self) -> float:

@@ -42,6 +42,9 @@ class FakeConnector:
     """A connector whose 'backend' is a dict of table name to columns; records what it was given."""
 
     source_type = "fake"
+    title = "A fake table"
+    origin = "builtin"
+    package: str | None = None
     fields: Sequence[ConnectionField] = (
         ConnectionField("table", required=True),
         ConnectionField("password", secret=True, allow_empty=True),

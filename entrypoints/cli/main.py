@@ -43,6 +43,7 @@ from domain.sources import (
     parse_source_id,
 )
 from domain.sources import SourceSummary as Summary
+from entrypoints.catalog import connector_out, failure_out
 from entrypoints.cli.durations import Duration
 from entrypoints.cli.webhooks import webhooks_group
 from entrypoints.commands import out, printable, run, store_options, with_container
@@ -480,6 +481,27 @@ async def db_upgrade(container: Container, args: SimpleNamespace) -> None:
         _out("The store is up to date.")
 
 
+async def connectors_list(container: Container, args: SimpleNamespace) -> None:
+    catalog = await container.list_connectors()(OPERATOR)
+    if args.json:
+        _json(
+            {
+                "connectors": [connector_out(c) for c in catalog.connectors],
+                "failures": [failure_out(f) for f in catalog.failures],
+            }
+        )
+        return
+    _header("SOURCE_TYPE", "ORIGIN", "PACKAGE", "TITLE")
+    for connector in catalog.connectors:
+        package = connector.package or "-"
+        _out(f"{connector.source_type}  {connector.origin}  {package}  {connector.title}")
+    for failure in catalog.failures:
+        _out(
+            f"{failure.source_type}  not loaded  {failure.package or '-'}  {failure.error}"
+            + (f" ({failure.entry_point})" if failure.entry_point else "")
+        )
+
+
 # --- the command line ---------------------------------------------------------------------
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -523,7 +545,7 @@ _id = click.argument("id")
 def commands() -> click.Group:
     """The management commands, as a group of their own."""
     tdb = click.Group("tdb", help="The tdb data-source registry.")
-    for group in (_keys(), _sources(), _events(), webhooks_group(), _db()):
+    for group in (_keys(), _sources(), _events(), webhooks_group(), _db(), _connectors()):
         tdb.add_command(group)
     # Imported here: the watches' commands are built with this module's helpers.
     from entrypoints.cli.watches import add_watch_commands
@@ -671,6 +693,19 @@ def _db() -> click.Group:
         creates_store=True,
     )
     return db
+
+
+def _connectors() -> click.Group:
+    connectors = click.Group("connectors", help="the source types this build can register")
+    _add(
+        connectors,
+        "list",
+        connectors_list,
+        "list the connectors, built-in and plug-in, and the plug-ins that failed to load",
+        upgrade=False,
+        creates_store=True,
+    )
+    return connectors
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from entrypoints.container import Container
 from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuth
 from entrypoints.http.bodies import TdbRequest
 from entrypoints.http.columns import ColumnsController
+from entrypoints.http.connectors import list_connectors
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.keys import KeysController
@@ -185,6 +186,7 @@ def create_app(container: Container) -> Litestar:
         WatchesController,
         KeysController,
         WebhooksController,
+        list_connectors,
         healthz,
         readyz,
     ]

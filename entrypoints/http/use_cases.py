@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request
 
 from application.columns import FindColumns
+from application.connectors import ListConnectors
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.keys import CreateApiKey, GetApiKey, ListApiKeys, RevokeApiKey, RotateApiKey
@@ -89,6 +90,10 @@ class UseCases:
     @cached_property
     def find_columns(self) -> FindColumns:
         return self._container.find_columns()
+
+    @cached_property
+    def list_connectors(self) -> ListConnectors:
+        return self._container.list_connectors()
 
     @cached_property
     def check_readiness(self) -> Callable[[], Awaitable[None]]:

@@ -168,6 +168,12 @@ def test_the_generated_client_runs_the_whole_tour(generated: Generated) -> None:
     answer(generated.api("ops.readyz_readyz"), anonymous, 200, m("Health"))
     answer(generated.api("ops.metrics_metrics_endpoint"), anonymous, 200, str)
 
+    # The catalogue of connectors, each connection's JSON Schema as an object.
+    listing = generated.api("connectors.v1_connectors_list_connectors")
+    catalogue = answer(listing, admin, 200, list).parsed
+    assert [c.source_type for c in catalogue] == ["csv", "jsonl", "mysql", "parquet", "postgres"]
+    assert catalogue[0].connection_schema["required"] == ["path"]
+
     # Register: 201, 409 on a duplicate, 400 on bad input, 422 when ?verify=true fails, 413.
     register = generated.api("sources.v1_sources_register")
     orders = answer(

@@ -214,7 +214,10 @@ def test_an_unknown_source_type_lists_the_available_types(tdb: Any, tmp_path: Pa
     file.write_text(json.dumps({**CSV, "source_type": "oracle"}))
     code, out, err = tdb("sources", "register", str(file))
     assert (code, out) == (1, "")
-    assert err == "error: source_type 'oracle' is not registered; available: csv, postgres\n"
+    assert err == (
+        "error: source_type 'oracle' is not registered;"
+        " available: csv, jsonl, mysql, parquet, postgres\n"
+    )
 
 
 # --- key names and revocations ------------------------------------------------------------------
