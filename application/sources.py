@@ -6,7 +6,7 @@ import asyncio
 import enum
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 from uuid import UUID
@@ -46,6 +46,7 @@ from domain.sources import (
     SourceName,
     SourcePage,
     SourceStamp,
+    SourceSummary,
     description_errors,
     name_errors,
     normalized,
@@ -241,6 +242,24 @@ class ListSources:
         if len(query.filter.tags) > TAG_FILTERS_MAX:
             raise InvalidInput.single("tag", f"must be given at most {TAG_FILTERS_MAX} times")
         return await self._sources.list(query.filter, query.limit, query.after)
+
+
+@attrs.frozen
+class StreamSources:
+    """A listing with no limit, every matching source's summary in chunks as the store reads
+    them: a million sources are never all in memory at once."""
+
+    required_scope = Scope.READ
+
+    _sources: SourceRepository
+
+    async def __call__(self, query: ListSourcesQuery) -> AsyncIterator[Sequence[SourceSummary]]:
+        require(query.actor, self.required_scope)
+        if query.limit is not None or query.after is not None:
+            raise InvalidInput.single("limit", "a streamed listing is the whole listing")
+        if len(query.filter.tags) > TAG_FILTERS_MAX:
+            raise InvalidInput.single("tag", f"must be given at most {TAG_FILTERS_MAX} times")
+        return self._sources.chunks(query.filter)
 
 
 @attrs.frozen

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -112,6 +112,13 @@ class MemorySourceRepository:
         if after is not None:
             matching = [s for s in matching if sort_key(s) > (after.registered_at, after.id)]
         return page([SourceSummary.of(s) for s in matching], limit)
+
+    async def chunks(
+        self, source_filter: SourceFilter, size: int = 1000
+    ) -> AsyncIterator[Sequence[SourceSummary]]:
+        listed = (await self.list(source_filter)).sources
+        for start in range(0, len(listed), size):
+            yield listed[start : start + size]
 
     async def revision(self) -> int | None:
         return None  # the store of tests: nothing is gained by caching what it lists
