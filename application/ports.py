@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -40,7 +40,7 @@ class SourceRepository(Protocol):
 
     def chunks(
         self, source_filter: SourceFilter, size: int = ...
-    ) -> AsyncIterator[Sequence[SourceSummary]]:
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
         """Every matching source's summary oldest first, in chunks of at most `size` (an async
         generator: what the store holds for it is let go when it ends or is closed)."""
 

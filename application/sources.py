@@ -6,7 +6,7 @@ import asyncio
 import enum
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 from uuid import UUID
@@ -253,7 +253,9 @@ class StreamSources:
 
     _sources: SourceRepository
 
-    async def __call__(self, query: ListSourcesQuery) -> AsyncIterator[Sequence[SourceSummary]]:
+    async def __call__(
+        self, query: ListSourcesQuery
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
         require(query.actor, self.required_scope)
         if query.limit is not None or query.after is not None:
             raise InvalidInput.single("limit", "a streamed listing is the whole listing")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -115,7 +115,7 @@ class MemorySourceRepository:
 
     async def chunks(
         self, source_filter: SourceFilter, size: int = 1000
-    ) -> AsyncIterator[Sequence[SourceSummary]]:
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
         listed = (await self.list(source_filter)).sources
         for start in range(0, len(listed), size):
             yield listed[start : start + size]

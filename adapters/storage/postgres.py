@@ -11,7 +11,7 @@ import asyncio
 import math
 import threading
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
@@ -615,7 +615,7 @@ class PostgresSourceRepository:
 
     async def chunks(
         self, source_filter: SourceFilter, size: int = LISTING_CHUNK
-    ) -> AsyncIterator[Sequence[SourceSummary]]:
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
         if not can_match(source_filter):
             return
         sql, parameters = whole_listing(POSTGRES_WAYS, source_filter)

@@ -33,7 +33,9 @@ from adapters.storage.listing import SUMMARY_COLUMNS, Dialect
 from domain.sources import PageKey, SourceFilter
 
 WINDOW_MIN = 1000
-"""Entries of an ordered index a window walks at least (more for bigger pages)."""
+"""Entries of an ordered index a window walks at least."""
+WINDOW_PER_ROW = 20
+"""Entries of an ordered index a window walks per row of the page asked for."""
 PROBE_MAX = 10_000
 """Matches counted per filter at most: a rarer filter is walked, a denser one fills a page."""
 
@@ -240,7 +242,7 @@ def direct(source_filter: SourceFilter, limit: int | None) -> Way | None:
 
 def window(limit: int) -> int:
     """Entries a window walks for a page of `limit`."""
-    return max(WINDOW_MIN, 20 * limit)
+    return max(WINDOW_MIN, WINDOW_PER_ROW * limit)
 
 
 def rarest(found: Sequence[Way], counts: Sequence[int], source_filter: SourceFilter) -> Way:

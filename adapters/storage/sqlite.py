@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -542,13 +542,7 @@ class SqliteSourceRepository:
     def _add(self, source: Source, event: Event | None) -> None:
         try:
             with self._db.writing() as db:
-                db.execute(
-                    f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES (:id, :name, :source_type,"
-                    " :connection, :description, :tags, :registered_by, :registered_at, :status,"
-                    " :version, :updated_at, :updated_by)",
-                    to_row(source, _SOURCE_JSON),
-                )
-                _record(db, event)
+                insert_source(db, source, event)
         except sqlite3.IntegrityError as exc:
             if "sources.name" in str(exc):
                 raise DuplicateSourceName(source.name.value) from None
@@ -608,7 +602,7 @@ class SqliteSourceRepository:
 
     async def chunks(
         self, source_filter: SourceFilter, size: int = LISTING_CHUNK
-    ) -> AsyncIterator[Sequence[SourceSummary]]:
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
         if not can_match(source_filter):
             return
         # One statement on one connection, stepped a chunk at a time on a thread: a snapshot
@@ -648,6 +642,17 @@ def _summaries(rows: Sequence[tuple[Any, ...]]) -> list[SourceSummary]:
         summary(uuid(source_id), name, source_type, description, tuple(tags_of(tags)), time_of(at))
         for source_id, name, source_type, description, tags, at in rows
     ]
+
+
+def insert_source(db: sqlite_utils.Database, source: Source, event: Event | None) -> None:
+    """Insert the source and its event inside the caller's write transaction."""
+    db.execute(
+        f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES (:id, :name, :source_type,"
+        " :connection, :description, :tags, :registered_by, :registered_at, :status,"
+        " :version, :updated_at, :updated_by)",
+        to_row(source, _SOURCE_JSON),
+    )
+    _record(db, event)
 
 
 def _first(cursor: sqlite3.Cursor) -> tuple[Any, ...] | None:
