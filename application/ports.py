@@ -39,10 +39,11 @@ class SourceRepository(Protocol):
         """Summaries of matching sources oldest first, at most `limit`, strictly after `after`."""
 
     def chunks(
-        self, source_filter: SourceFilter, size: int = ...
+        self, source_filter: SourceFilter, size: int | None = None
     ) -> AsyncGenerator[Sequence[SourceSummary], None]:
-        """Every matching source's summary oldest first, in chunks of at most `size` (an async
-        generator: what the store holds for it is let go when it ends or is closed)."""
+        """Every matching source's summary oldest first, in chunks of at most `size` (None: the
+        store's choice). An async generator: the store lets go of what it holds for it when it
+        ends or is closed."""
 
     async def remove(
         self, source_id: UUID, expected_version: int | None = None, event: Event | None = None

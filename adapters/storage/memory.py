@@ -114,11 +114,12 @@ class MemorySourceRepository:
         return page([SourceSummary.of(s) for s in matching], limit)
 
     async def chunks(
-        self, source_filter: SourceFilter, size: int = 1000
+        self, source_filter: SourceFilter, size: int | None = None
     ) -> AsyncGenerator[Sequence[SourceSummary], None]:
         listed = (await self.list(source_filter)).sources
-        for start in range(0, len(listed), size):
-            yield listed[start : start + size]
+        step = size or 1000
+        for start in range(0, len(listed), step):
+            yield listed[start : start + step]
 
     async def revision(self) -> int | None:
         return None  # the store of tests: nothing is gained by caching what it lists

@@ -614,7 +614,7 @@ class PostgresSourceRepository:
         return page(await anyio.to_thread.run_sync(_summaries, rows), limit)
 
     async def chunks(
-        self, source_filter: SourceFilter, size: int = LISTING_CHUNK
+        self, source_filter: SourceFilter, size: int | None = None
     ) -> AsyncGenerator[Sequence[SourceSummary], None]:
         if not can_match(source_filter):
             return
@@ -624,7 +624,7 @@ class PostgresSourceRepository:
             cursor = conn.cursor(name="tdb_listing")
             try:
                 await cursor.execute(sql, parameters)
-                while rows := await cursor.fetchmany(size):
+                while rows := await cursor.fetchmany(size or LISTING_CHUNK):
                     yield await anyio.to_thread.run_sync(_summaries, rows)
             finally:
                 await cursor.close()

@@ -601,14 +601,14 @@ class SqliteSourceRepository:
         return page(_summaries(rows), limit)
 
     async def chunks(
-        self, source_filter: SourceFilter, size: int = LISTING_CHUNK
+        self, source_filter: SourceFilter, size: int | None = None
     ) -> AsyncGenerator[Sequence[SourceSummary], None]:
         if not can_match(source_filter):
             return
         # One statement on one connection, stepped a chunk at a time on a thread: a snapshot
         # of the registry, held in memory a chunk at a time.
         with self._db.statement(*whole_listing(SQLITE_WAYS, source_filter)) as next_rows:
-            while rows := await anyio.to_thread.run_sync(next_rows, size):
+            while rows := await anyio.to_thread.run_sync(next_rows, size or LISTING_CHUNK):
                 yield await anyio.to_thread.run_sync(_summaries, rows)
 
     async def revision(self) -> int | None:

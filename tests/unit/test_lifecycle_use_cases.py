@@ -592,7 +592,7 @@ class BeatenSources:
         return await self.inner.count()
 
     def chunks(
-        self, source_filter: SourceFilter, size: int = 1000
+        self, source_filter: SourceFilter, size: int | None = None
     ) -> AsyncGenerator[Sequence[SourceSummary], None]:
         return self.inner.chunks(source_filter, size)
 
