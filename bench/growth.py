@@ -327,7 +327,7 @@ def measure(server: Server, token: str, settings: Settings, size: int, opts: Any
 
         figures["patch"] = p50(opts.batches, opts.per_batch, patch)
         runs = [whole_listing(server, client, size) for _ in range(opts.listings)]
-        for key in runs[0]:
+        for key in runs[0] if runs else ():
             figures[f"listing_{key}"] = statistics.median(r[key] for r in runs)
     return figures
 

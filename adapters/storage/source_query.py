@@ -32,9 +32,9 @@ from adapters.serialization import timestamp
 from adapters.storage.listing import SUMMARY_COLUMNS, Dialect
 from domain.sources import PageKey, SourceFilter
 
-WINDOW_MIN = 1000
+WINDOW_MIN = 200
 """Entries of an ordered index a window walks at least."""
-WINDOW_PER_ROW = 20
+WINDOW_PER_ROW = 2
 """Entries of an ordered index a window walks per row of the page asked for."""
 PROBE_MAX = 10_000
 """Matches counted per filter at most: a rarer filter is walked, a denser one fills a page."""
