@@ -62,6 +62,14 @@ class SourceNotFound(DomainError):
         super().__init__(f"source {source_id} not found")
 
 
+class WatchNotFound(DomainError):
+    """The source exists but has no watch."""
+
+    def __init__(self, source_id: object) -> None:
+        self.source_id = source_id
+        super().__init__(f"source {source_id} has no watch")
+
+
 class DuplicateSourceName(DomainError):
     """Another source already has this name."""
 

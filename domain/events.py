@@ -18,6 +18,8 @@ class Action(enum.StrEnum):
     SOURCE_DELETED = "source.deleted"
     SOURCE_SECRETS_READ = "source.secrets_read"
     SOURCE_SCHEMA_CHANGED = "source.schema_changed"
+    SOURCE_CHECK_FAILED = "source.check_failed"
+    SOURCE_CHECK_RECOVERED = "source.check_recovered"
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
 
@@ -40,6 +42,8 @@ class Event:
     changed: tuple[str, ...] = attrs.field(default=(), converter=_changed)
     breaking: bool | None = None
     """Only for `source.schema_changed`: whether the new schema breaks readers of the old one."""
+    reason: str | None = None
+    """Only for `source.check_failed`: why the source's backend did not answer."""
 
 
 @attrs.frozen

@@ -16,6 +16,7 @@ from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -23,6 +24,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -30,6 +32,8 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -38,7 +42,10 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
+from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.system import RandomIds, SystemClock
+from application.columns import FindColumns
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.keys import (
@@ -60,6 +67,15 @@ from application.sources import (
     UpdateSource,
 )
 from application.store import CheckReadiness, CountSources, StoreUsage, UpgradeStore
+from application.watches import (
+    ClaimDueChecks,
+    CountOverdueChecks,
+    DeleteWatch,
+    GetWatch,
+    ListWatches,
+    PutWatch,
+    RunCheck,
+)
 from entrypoints.metrics import record_backend_call
 from entrypoints.settings import Settings
 
@@ -123,8 +139,9 @@ def open_postgres(settings: Settings) -> Iterator[PostgresDatabase]:
 
 
 class StoreBackend(containers.DeclarativeContainer):
-    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`), where the secret
-    key comes from (`secret_key`) and the files no CSV source may read (`own_files`)."""
+    """One store: its ports (`store`, `sources`, `keys`, `events`, `snapshots`, `watches`,
+    `columns`), where the secret key comes from (`secret_key`) and the files no CSV source may
+    read (`own_files`)."""
 
     schemes: ClassVar[tuple[str, ...]] = ()
     """The database URL schemes this store serves."""
@@ -140,7 +157,9 @@ class MemoryBackend(StoreBackend):
     events = providers.Singleton(MemoryEventRepository)
     sources = providers.Singleton(MemorySourceRepository, events)
     snapshots = providers.Singleton(MemorySnapshotRepository, sources)
+    columns = providers.Singleton(memory_column_index, sources, snapshots)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
+    watches = providers.Singleton(MemoryWatchRepository, sources, events)
     secret_key = providers.Callable(memory_secret_key, settings)
     own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
 
@@ -154,7 +173,9 @@ class SqliteBackend(StoreBackend):
     events = providers.Singleton(SqliteEventRepository, store)
     sources = providers.Singleton(SqliteSourceRepository, store)
     snapshots = providers.Singleton(SqliteSnapshotRepository, store)
+    columns = providers.Singleton(SqliteColumnIndex, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
+    watches = providers.Singleton(SqliteWatchRepository, store)
     secret_key = providers.Callable(sqlite_secret_key, settings)
     own_files = providers.Callable(sqlite_files, settings)
 
@@ -168,7 +189,9 @@ class PostgresBackend(StoreBackend):
     events = providers.Singleton(PostgresEventRepository, store)
     sources = providers.Singleton(PostgresSourceRepository, store)
     snapshots = providers.Singleton(PostgresSnapshotRepository, store)
+    columns = providers.Singleton(PostgresColumnIndex, store)
     keys = providers.Singleton(PostgresApiKeyRepository, store)
+    watches = providers.Singleton(PostgresWatchRepository, store)
     secret_key = providers.Callable(shared_secret_key, settings)
     own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
 
@@ -226,6 +249,7 @@ class Container(containers.DeclarativeContainer):
     events = _selected(store_kind, backends, "events")
     sources = _selected(store_kind, backends, "sources")
     keys = _selected(store_kind, backends, "keys")
+    watches = _selected(store_kind, backends, "watches")
     # An inspection that finds the columns unchanged asks no store (see RecentHeads).
     history = providers.Singleton(RecentHeads, _selected(store_kind, backends, "snapshots"))
 
@@ -320,6 +344,9 @@ class Container(containers.DeclarativeContainer):
         DeleteSource, sources=sources, connectors=connectors, clock=clock, ids=ids
     )
     list_events = providers.Factory(ListEvents, events=events)
+    find_columns = providers.Factory(
+        FindColumns, columns=_selected(store_kind, backends, "columns")
+    )
 
     create_api_key = providers.Factory(CreateApiKey, keys=keys, clock=clock, ids=ids)
     bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys=keys, create=create_api_key)
@@ -331,6 +358,29 @@ class Container(containers.DeclarativeContainer):
     check_readiness = providers.Factory(CheckReadiness, store=store)
     count_sources = providers.Factory(CountSources, sources=sources)
     store_usage = providers.Factory(StoreUsage, store=store)
+
+    put_watch = providers.Factory(
+        PutWatch,
+        sources=sources,
+        watches=watches,
+        clock=clock,
+        interval_min=settings.provided.watch_min_interval,
+    )
+    get_watch = providers.Factory(GetWatch, sources=sources, watches=watches)
+    delete_watch = providers.Factory(DeleteWatch, sources=sources, watches=watches)
+    list_watches = providers.Factory(ListWatches, watches=watches)
+    count_overdue_checks = providers.Factory(CountOverdueChecks, watches=watches, clock=clock)
+    claim_due_checks = providers.Factory(
+        ClaimDueChecks, watches=watches, clock=clock, lease_seconds=settings.provided.watch_lease
+    )
+    run_check = providers.Factory(
+        RunCheck,
+        inspect=inspect_schema,
+        watches=watches,
+        clock=clock,
+        ids=ids,
+        failures_to_report=settings.provided.watch_failures,
+    )
 
 
 def build_container(settings: Settings) -> Container:

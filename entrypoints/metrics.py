@@ -96,6 +96,22 @@ SOURCES = Gauge(
     multiprocess_mode="livemostrecent",
 )
 
+WATCH_CHECKS = Counter(
+    "tdb_watch_checks",
+    "Scheduled schema checks, by outcome: unchanged, changed, breaking or failed.",
+    ["outcome"],
+)
+WATCH_LATENESS_SECONDS = Histogram(
+    "tdb_watch_lateness_seconds",
+    "How long after its due time a scheduled check started.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+WATCHES_OVERDUE = Gauge(
+    "tdb_watches_overdue",
+    "Checks due more than a minute ago and not started, as last counted (at a scrape).",
+    multiprocess_mode="livemostrecent",
+)
+
 
 BACKEND_CALL_FAILURES = tuple(f"{operation}_failed" for operation in _BACKEND_CALLS)
 """The events `record_backend_call` logs for a failed call (a server's operator reads them)."""

@@ -11,6 +11,7 @@ import msgspec
 from msgspec import Meta
 
 from domain import sources
+from domain.columns import ColumnMatch
 from domain.connections import ConnectionCheck
 from domain.events import Action, Event
 from domain.history import ColumnChange, HistoryEntry
@@ -133,6 +134,28 @@ class ColumnOut(msgspec.Struct, omit_defaults=True):
         return cls(column.name, column.type, column.nullable)
 
 
+class ColumnMatchOut(msgspec.Struct):
+    """A column of a source's newest snapshot that a search matched."""
+
+    source_id: UUID
+    source_name: str
+    source_type: str
+    column: ColumnOut
+    observed_at: Annotated[
+        datetime, Meta(description="When the snapshot holding the column was taken (UTC)")
+    ]
+
+    @classmethod
+    def of(cls, match: ColumnMatch) -> ColumnMatchOut:
+        return cls(
+            source_id=match.source_id,
+            source_name=match.source_name,
+            source_type=match.source_type,
+            column=ColumnOut.of(match.column),
+            observed_at=api_time(match.observed_at),
+        )
+
+
 Fingerprint = Annotated[
     str,
     Meta(
@@ -237,6 +260,9 @@ class EventOut(msgspec.Struct):
     key_id: str | None
     changed: Annotated[list[str], Meta(description="Field paths such as connection.password")]
     breaking: bool | None = None
+    reason: Annotated[
+        str | None, Meta(description="Only for source.check_failed: why the check failed")
+    ] = None
 
     @classmethod
     def of(cls, event: Event) -> EventOut:
@@ -250,6 +276,7 @@ class EventOut(msgspec.Struct):
             key_id=event.key_id,
             changed=list(event.changed),
             breaking=event.breaking,
+            reason=event.reason,
         )
 
 

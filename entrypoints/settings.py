@@ -79,12 +79,30 @@ class Settings:
     # One log line per request, and the Prometheus metrics at GET /metrics.
     access_log: bool = attrs.field(default=True, converter=_switch)
     metrics: bool = attrs.field(default=True, converter=_switch)
+    # The MCP server over Streamable HTTP at /mcp (`tdb mcp` serves stdio whatever this says).
+    mcp: bool = attrs.field(default=True, converter=_switch)
     # Seconds a host lookup (addresses or failure) is remembered: one lookup per burst.
     resolver_cache_ttl: float = attrs.field(default=10.0, converter=float, validator=_not_negative)
     header_timeout: float = attrs.field(default=10.0, converter=float, validator=_positive)
     body_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     send_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     max_connections: int = attrs.field(default=1000, converter=int, validator=_positive)
+    # Watches: whether this process runs due checks, how long a claimed check is its own, how
+    # many failures in a row make `source.check_failed`; the shortest interval is for tests.
+    watch: bool = attrs.field(default=True, converter=_switch)
+    watch_lease: float = attrs.field(default=60.0, converter=float, validator=_positive)
+    watch_failures: int = attrs.field(default=3, converter=int, validator=_positive)
+    watch_min_interval: int = attrs.field(default=60, converter=int, validator=_positive)
+
+    def check_watch_lease(self) -> None:
+        """Raise `ValueError` if a claimed check could outlive its lease (and so be run twice
+        by a live process and another one)."""
+        if self.watch and self.watch_lease < self.inspect_deadline + 1:
+            raise ValueError(
+                f"TDB_WATCH_LEASE ({self.watch_lease:g} s) must be at least the inspection"
+                f" deadline (TDB_CONNECT_TIMEOUT + 0.75 s = {self.inspect_deadline:g} s) plus one"
+                " second, or TDB_WATCH=off"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -105,7 +123,9 @@ class Settings:
                 # Name the variable: `could not convert string to float` alone says not which.
                 raise ValueError(f"TDB_{name.upper()}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check_watch_lease()
+        return settings
 
     @property
     def inspect_deadline(self) -> float:

@@ -10,12 +10,14 @@ import click
 from entrypoints.cli.main import commands
 from entrypoints.commands import run
 from entrypoints.http.command import serve
+from entrypoints.mcp.command import mcp
 
 
 def tdb() -> click.Group:
-    """The management commands and `serve`."""
+    """The management commands, `serve` and `mcp`."""
     group = commands()
     group.add_command(serve)
+    group.add_command(mcp)
     return group
 
 

@@ -66,10 +66,15 @@ class MemorySourceRepository:
         self._lock = threading.Lock()
         self._events = events if events is not None else MemoryEventRepository()
         self._dependents: list[Callable[[UUID], None]] = []
+        self._reconnected: list[Callable[[Source], None]] = []
 
     def on_remove(self, forget: Callable[[UUID], None]) -> None:
         """Have `forget(source_id)` called inside every removal (what a cascade does in SQL)."""
         self._dependents.append(forget)
+
+    def on_connection_change(self, changed: Callable[[Source], None]) -> None:
+        """Have `changed(source)` called inside every update that changes the connection."""
+        self._reconnected.append(changed)
 
     async def add(self, source: Source, event: Event | None = None) -> None:
         with self._lock:
@@ -91,6 +96,9 @@ class MemorySourceRepository:
             self._by_id[source.id] = source
             if event is not None:
                 self._events.record(event)
+            if source.connection != current.connection:
+                for changed in self._reconnected:
+                    changed(source)
 
     async def get(self, source_id: UUID) -> Source:
         return self.find(source_id)
@@ -152,7 +160,13 @@ class MemorySnapshotRepository:
         self._events = events if events is not None else sources._events
         self._by_source: dict[UUID, list[SchemaSnapshot]] = {}
         self._lock = threading.Lock()
+        self._appended: list[Callable[[SchemaSnapshot], None]] = []
         sources.on_remove(self._forget)
+
+    def on_append(self, index: Callable[[SchemaSnapshot], None]) -> None:
+        """Have `index(snapshot)` called inside every append that stores one (as an SQL store
+        keeps its column index in the snapshot's transaction)."""
+        self._appended.append(index)
 
     def _forget(self, source_id: UUID) -> None:
         with self._lock:
@@ -186,6 +200,8 @@ class MemorySnapshotRepository:
             if snapshot.sequence != len(snapshots) + 1:
                 return False
             snapshots.append(snapshot)
+            for index in self._appended:
+                index(snapshot)
             if event is not None:
                 self._events.record(event)
             return True

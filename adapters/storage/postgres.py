@@ -11,7 +11,7 @@ import asyncio
 import math
 import threading
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
@@ -39,6 +39,8 @@ from adapters.storage.listing import (
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.postgres_columns import LATEST_COLUMNS_MIGRATION, replace_latest_columns
+from adapters.storage.postgres_watch_schema import WATCH_MIGRATION
 from adapters.storage.running import WritesToEnd
 from adapters.storage.source_query import Spelling, page_rows, whole_listing
 from domain.errors import (
@@ -53,7 +55,11 @@ from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import PageKey, Source, SourceFilter, SourcePage, SourceSummary
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+Migration = tuple[str | Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]], ...]
+"""A version's steps: statements, or coroutine functions of the connection (a fill needing
+Python)."""
+
+MIGRATIONS: tuple[tuple[int, Migration], ...] = (
     (
         1,
         (
@@ -201,6 +207,9 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
+MIGRATIONS += ((5, WATCH_MIGRATION),)
+MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
+
 # Any fixed 64-bit number, the same in every process of every version: "tdb-migr".
 _MIGRATION_LOCK = 0x7464622D6D696772
 
@@ -315,7 +324,10 @@ class PostgresDatabase:
                 if version in done:
                     continue
                 for statement in statements:
-                    await conn.execute(statement)
+                    if callable(statement):
+                        await statement(conn)
+                    else:
+                        await conn.execute(statement)
                 await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", [version])
                 applied.append(version)
             return applied
@@ -765,7 +777,7 @@ def _each_own(exc: Exception) -> Exception:
 _EVENT_VALUES = (
     "%(event_id)s::uuid, %(event_at)s::timestamptz, %(event_actor)s, %(event_action)s,"
     " %(event_source_id)s::uuid, %(event_source_name)s, %(event_key_id)s,"
-    " %(event_changed)s::text[], %(event_breaking)s::boolean"
+    " %(event_changed)s::text[], %(event_breaking)s::boolean, %(event_reason)s"
 )
 _INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_EVENT_VALUES})"
 # The same insert fed by a data-modifying CTE: `... FROM <cte>` follows it.
@@ -852,6 +864,7 @@ class PostgresSnapshotRepository:
                 )
                 if cursor.rowcount != 1:
                     return False
+                await replace_latest_columns(conn, snapshot)
                 await _record(conn, event)
                 return True
         except pg_errors.ForeignKeyViolation:

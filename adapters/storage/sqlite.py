@@ -49,6 +49,12 @@ from adapters.storage.listing import (
 )
 from adapters.storage.outage import OutageWatch
 from adapters.storage.source_query import Spelling, page_rows, whole_listing
+from adapters.storage.sqlite_columns import (
+    LATEST_COLUMNS_MIGRATION,
+    forget_latest_columns,
+    replace_latest_columns,
+)
+from adapters.storage.sqlite_watch_schema import WATCH_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -61,7 +67,10 @@ from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
 from domain.sources import PageKey, Source, SourceFilter, SourcePage, SourceSummary
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+Migration = tuple[str | Callable[[sqlite_utils.Database], None], ...]
+"""A version's steps: statements, or functions of the connection (a fill needing Python)."""
+
+MIGRATIONS: tuple[tuple[int, Migration], ...] = (
     (
         1,
         (
@@ -191,6 +200,9 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
+MIGRATIONS += ((5, WATCH_MIGRATION),)
+MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
+
 T = TypeVar("T")
 
 WRITER_THREADS = 4
@@ -202,9 +214,12 @@ def _migrations() -> Migrations:
     migrations = Migrations("tdb")
     for version, statements in MIGRATIONS:
 
-        def migrate(db: sqlite_utils.Database, statements: tuple[str, ...] = statements) -> None:
+        def migrate(db: sqlite_utils.Database, statements: Migration = statements) -> None:
             for statement in statements:
-                db.execute(statement)
+                if callable(statement):
+                    statement(db)
+                else:
+                    db.execute(statement)
 
         migrations(name=str(version))(migrate)
     return migrations
@@ -626,6 +641,7 @@ class SqliteSourceRepository:
                 _mismatch(db, source_id)
             # SQLite enforces no foreign keys here: the history goes by hand, in this transaction.
             db.execute("DELETE FROM schema_snapshots WHERE source_id = ?", [str(source_id)])
+            forget_latest_columns(db, str(source_id))
             if event is not None:
                 _record(db, attrs.evolve(event, source_name=deleted[0][0]))
 
@@ -680,7 +696,7 @@ def _record(db: sqlite_utils.Database, event: Event | None) -> None:
         return
     db.execute(
         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
-        " :source_name, :key_id, :changed, :breaking)",
+        " :source_name, :key_id, :changed, :breaking, :reason)",
         to_row(event, _EVENT_JSON),
     )
 
@@ -747,6 +763,7 @@ class SqliteSnapshotRepository:
                 " :sequence, :fingerprint, :columns, :observed_at)",
                 to_row(snapshot, _SNAPSHOT_JSON),
             )
+            replace_latest_columns(db, snapshot)
             _record(db, event)
             return True
 

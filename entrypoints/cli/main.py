@@ -486,6 +486,10 @@ def commands() -> click.Group:
     tdb = click.Group("tdb", help="The tdb data-source registry.")
     for group in (_keys(), _sources(), _events(), _db()):
         tdb.add_command(group)
+    # Imported here: the watches' commands are built with this module's helpers.
+    from entrypoints.cli.watches import add_watch_commands
+
+    add_watch_commands(tdb)
     return tdb
 
 

@@ -20,8 +20,10 @@ from entrypoints import metrics
 from entrypoints.container import Container
 from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuth
 from entrypoints.http.bodies import TdbRequest
+from entrypoints.http.columns import ColumnsController
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
+from entrypoints.http.mcp import McpEndpoint
 from entrypoints.http.observability import (
     RequestObservability,
     Scrape,
@@ -33,6 +35,8 @@ from entrypoints.http.pacing import paced
 from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
 from entrypoints.http.use_cases import UseCases
+from entrypoints.http.watches import SourceWatchController, WatchesController, WatchUseCases
+from entrypoints.runtime.watching import WatchScheduler, scheduler_for
 from entrypoints.startup import start_worker, stop_worker
 
 MAX_BODY_BYTES = 64 * 1024
@@ -48,13 +52,21 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
     return provide
 
 
-async def _start(container: Container, gauges: StoreGauges | None) -> None:
+async def _start(
+    container: Container, gauges: StoreGauges | None, watcher: WatchScheduler | None
+) -> None:
     await start_worker(container)
     if gauges is not None:
         gauges.start()
+    if watcher is not None:
+        watcher.start()
 
 
-async def _stop(container: Container, gauges: StoreGauges | None) -> None:
+async def _stop(
+    container: Container, gauges: StoreGauges | None, watcher: WatchScheduler | None
+) -> None:
+    if watcher is not None:
+        await watcher.stop()
     if gauges is not None:
         gauges.stop()
     await stop_worker(container)
@@ -62,11 +74,13 @@ async def _stop(container: Container, gauges: StoreGauges | None) -> None:
 
 def _scrape(container: Container) -> Scrape:
     count_sources = container.count_sources
+    count_overdue = container.count_overdue_checks
 
     async def refresh() -> None:
         # In an outage the gauge keeps its last value; the outage has its own log line.
         with contextlib.suppress(StoreUnavailable):
             metrics.SOURCES.set(await count_sources()())
+            metrics.WATCHES_OVERDUE.set(await count_overdue()())
 
     return Scrape(refresh)
 
@@ -147,30 +161,47 @@ def _watching_disconnect(scope: Any, receive: Any) -> Any:
 def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
-    handlers: list[Any] = [SourcesController, EventsController, healthz, readyz]
+    handlers: list[Any] = [
+        SourcesController,
+        EventsController,
+        ColumnsController,
+        SourceWatchController,
+        WatchesController,
+        healthz,
+        readyz,
+    ]
     gauges = None
     if settings.metrics:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
     body_schema = SourceBodySchema(container.connectors())
+    auth = BearerAuth(
+        authenticate=_call(container.authenticate),
+        cache=PrincipalCache(settings.auth_cache_ttl),
+        exclude=UNAUTHENTICATED_PATHS,
+    )
+    lifespan = []
+    if settings.mcp:
+        endpoint = McpEndpoint(container, auth)
+        handlers.append(endpoint.handler())
+        lifespan.append(endpoint.lifespan)
+    watcher = scheduler_for(container)  # runs due checks beside the handlers (TDB_WATCH)
     app = TdbApp(
         route_handlers=handlers,
-        before_request=BearerAuth(
-            authenticate=_call(container.authenticate),
-            cache=PrincipalCache(settings.auth_cache_ttl),
-            exclude=UNAUTHENTICATED_PATHS,
-        ),
+        before_request=auth,
+        lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=TdbRequest,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(Polisher()),
         plugins=[body_schema],
-        on_startup=[partial(_start, container, gauges)],
-        on_shutdown=[partial(_stop, container, gauges)],
+        on_startup=[partial(_start, container, gauges, watcher)],
+        on_shutdown=[partial(_stop, container, gauges, watcher)],
         state=State(
             {
                 "scrape": _scrape(container),
                 "use_cases": UseCases(container),
+                "watch_use_cases": WatchUseCases(container),
                 "listing_limiter": anyio.CapacityLimiter(LISTINGS_AT_ONCE),
                 "listings": ListingCache(),
             }

@@ -75,6 +75,16 @@ class BearerAuth:
         _check_scope(scope, opt)
         check_media_type(scope, opt)
 
+    async def principal_of(self, scope: ASGIScope) -> Principal:
+        """The principal of a request's Bearer token, put in its scope (`user`, `auth`) as for
+        every route; `AuthenticationFailed` (or `InvalidInput`, two headers) otherwise. For
+        what is served beside the routes (the MCP endpoint), which make their own checks."""
+        token = bearer_token(_authorization(scope["headers"]))
+        principal = self._cache.get(token)
+        scope["user"] = principal if principal is not None else await self._principal(token)
+        scope["auth"] = token
+        return scope["user"]  # type: ignore[no-any-return]
+
     async def _principal(self, token: str) -> Principal:
         principal = self._cache.get(token)
         if principal is None:

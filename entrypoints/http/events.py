@@ -15,7 +15,7 @@ from application.events import EVENT_LIMIT_DEFAULT, ListEvents, ListEventsQuery
 from domain.errors import FieldError, InvalidInput
 from domain.events import Action, EventFilter
 from domain.keys import Principal
-from entrypoints.http.cursor import decode_event_cursor, encode_event_cursor
+from entrypoints.cursors import decode_event_cursor, encode_event_cursor
 from entrypoints.http.openapi import responses
 from entrypoints.http.query import check_query
 from entrypoints.http.use_cases import use_cases

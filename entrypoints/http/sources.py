@@ -49,13 +49,13 @@ from domain.sources import (
     parse_if_match,
     parse_source_id,
 )
-from entrypoints.http.bodies import JSON
-from entrypoints.http.cursor import (
+from entrypoints.cursors import (
     decode_cursor,
     decode_history_cursor,
     encode_cursor,
     encode_history_cursor,
 )
+from entrypoints.http.bodies import JSON
 from entrypoints.http.openapi import (
     PATCH_MEDIA_TYPES,
     MergePatchOperation,

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request
 
+from application.columns import FindColumns
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.sources import (
@@ -77,6 +78,10 @@ class UseCases:
     @cached_property
     def list_events(self) -> ListEvents:
         return self._container.list_events()
+
+    @cached_property
+    def find_columns(self) -> FindColumns:
+        return self._container.find_columns()
 
     @cached_property
     def check_readiness(self) -> CheckReadiness:

@@ -29,6 +29,7 @@ from domain.errors import (
     UnknownSourceType,
     VerificationFailed,
     VersionMismatch,
+    WatchNotFound,
 )
 from entrypoints.presenters import FieldProblem, Problem
 
@@ -142,6 +143,11 @@ def _unknown_type(exc: UnknownSourceType) -> Outcome:
 @_outcome(SourceNotFound)
 def _not_found(exc: SourceNotFound) -> Outcome:
     return Outcome("source-not-found", 404, Exit.NOT_FOUND, "No source has this id.")
+
+
+@_outcome(WatchNotFound)
+def _watch_not_found(exc: WatchNotFound) -> Outcome:
+    return Outcome("watch-not-found", 404, Exit.NOT_FOUND, "The source has no watch.")
 
 
 @_outcome(ApiKeyNotFound)

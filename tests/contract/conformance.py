@@ -16,6 +16,7 @@ from adapters.connectors.observed import ObservedConnector, ObservedConnectorReg
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.crypto import AesGcmCipher
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -23,6 +24,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -30,6 +32,8 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -38,7 +42,10 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
+from adapters.storage.sqlite_watches import SqliteWatchRepository
 from adapters.system import RandomIds, SystemClock
+from application.columns import ColumnIndex
 from application.ports import (
     ApiKeyRepository,
     Clock,
@@ -51,6 +58,7 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+from application.watch_ports import WatchRepository
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
 
 
@@ -60,8 +68,11 @@ def memory_store_conforms() -> None:
     _store: Store = MemoryStore()
     _sources: SourceRepository = sources
     _events: EventRepository = events
-    _history: SnapshotRepository = MemorySnapshotRepository(sources, events)
+    history = MemorySnapshotRepository(sources, events)
+    _history: SnapshotRepository = history
     _keys: ApiKeyRepository = MemoryApiKeyRepository(events)
+    _columns: ColumnIndex = memory_column_index(sources, history)
+    _watches: WatchRepository = MemoryWatchRepository(sources, events)
 
 
 def sqlite_store_conforms(path: Path) -> None:
@@ -71,6 +82,8 @@ def sqlite_store_conforms(path: Path) -> None:
     _events: EventRepository = SqliteEventRepository(db)
     _history: SnapshotRepository = SqliteSnapshotRepository(db)
     _keys: ApiKeyRepository = SqliteApiKeyRepository(db)
+    _columns: ColumnIndex = SqliteColumnIndex(db)
+    _watches: WatchRepository = SqliteWatchRepository(db)
 
 
 def postgres_store_conforms(url: str) -> None:
@@ -80,6 +93,8 @@ def postgres_store_conforms(url: str) -> None:
     _events: EventRepository = PostgresEventRepository(db)
     _history: SnapshotRepository = PostgresSnapshotRepository(db)
     _keys: ApiKeyRepository = PostgresApiKeyRepository(db)
+    _columns: ColumnIndex = PostgresColumnIndex(db)
+    _watches: WatchRepository = PostgresWatchRepository(db)
 
 
 def store_decorators_conform(history: SnapshotRepository) -> None:

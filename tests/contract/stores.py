@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from psycopg import sql
 
 from adapters.storage import postgres, sqlite
+from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
     MemoryEventRepository,
@@ -24,6 +25,7 @@ from adapters.storage.memory import (
     MemorySourceRepository,
     MemoryStore,
 )
+from adapters.storage.memory_watches import MemoryWatchRepository
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -31,6 +33,8 @@ from adapters.storage.postgres import (
     PostgresSnapshotRepository,
     PostgresSourceRepository,
 )
+from adapters.storage.postgres_columns import PostgresColumnIndex
+from adapters.storage.postgres_watches import PostgresWatchRepository
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
@@ -38,6 +42,9 @@ from adapters.storage.sqlite import (
     SqliteSnapshotRepository,
     SqliteSourceRepository,
 )
+from adapters.storage.sqlite_columns import SqliteColumnIndex
+from adapters.storage.sqlite_watches import SqliteWatchRepository
+from application.columns import ColumnIndex
 from application.ports import (
     ApiKeyRepository,
     EventRepository,
@@ -45,6 +52,7 @@ from application.ports import (
     SourceRepository,
     Store,
 )
+from application.watch_ports import WatchRepository
 from tests.helpers import Synced, run
 
 FRESH_STORE_PER_EXAMPLE = settings(
@@ -65,12 +73,16 @@ class Stores:
         keys: ApiKeyRepository,
         history: SnapshotRepository,
         events: EventRepository,
+        columns: ColumnIndex,
+        watches: WatchRepository | None = None,
     ) -> None:
         self.store: Any = Synced(store)
+        self.watches: Any = Synced(watches)
         self.sources: Any = Synced(sources)
         self.keys: Any = Synced(keys)
         self.history: Any = Synced(history)
         self.events: Any = Synced(events)
+        self.columns: Any = Synced(columns)
 
 
 class StoreFactory(abc.ABC):
@@ -113,12 +125,15 @@ class MemoryStores(StoreFactory):
     def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
         events = MemoryEventRepository()
         sources = MemorySourceRepository(events)
+        snapshots = MemorySnapshotRepository(sources)
         stores = Stores(
             MemoryStore(),
             sources,
             MemoryApiKeyRepository(events),
-            MemorySnapshotRepository(sources),
+            snapshots,
             events,
+            memory_column_index(sources, snapshots),
+            MemoryWatchRepository(sources, events),
         )
         yield [stores] * handles
 
@@ -150,6 +165,8 @@ class SqliteStores(StoreFactory):
                     SqliteApiKeyRepository(db),
                     SqliteSnapshotRepository(db),
                     SqliteEventRepository(db),
+                    SqliteColumnIndex(db),
+                    SqliteWatchRepository(db),
                 )
                 for db in databases
             ]
@@ -214,6 +231,8 @@ class PostgresStores(StoreFactory):
                         PostgresApiKeyRepository(db),
                         PostgresSnapshotRepository(db),
                         PostgresEventRepository(db),
+                        PostgresColumnIndex(db),
+                        PostgresWatchRepository(db),
                     )
                     for db in databases
                 ]

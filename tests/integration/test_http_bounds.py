@@ -21,8 +21,8 @@ from adapters.crypto import generate_key
 from domain.events import EventKey
 from domain.sources import PageKey
 from entrypoints.container import build_container
+from entrypoints.cursors import encode_cursor, encode_event_cursor, encode_history_cursor
 from entrypoints.http.app import create_app
-from entrypoints.http.cursor import encode_cursor, encode_event_cursor, encode_history_cursor
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
 from tests.builders import assert_problem, post_source

@@ -472,6 +472,7 @@ def test_every_change_is_in_the_trail_with_paths_never_values(
         "key_id",
         "changed",
         "breaking",
+        "reason",
     ]
 
 

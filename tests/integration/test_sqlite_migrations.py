@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import sqlite_utils
+
 from adapters.storage import sqlite
 from adapters.storage.sqlite import SqliteDatabase, SqliteSourceRepository
 from domain.sources import SourceFilter
@@ -22,7 +24,10 @@ def _old_style_file(path: Path, versions: int) -> None:
         )
         for version, statements in sqlite.MIGRATIONS[:versions]:
             for statement in statements:
-                conn.execute(statement)
+                if callable(statement):  # a fill in Python, on the same connection
+                    statement(sqlite_utils.Database(conn))
+                else:
+                    conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?, '2026-05-22T09:00:00.000000Z')",
                 [version],

@@ -1,17 +1,21 @@
 """Opaque paging cursors: a position in the listing, the trail or a history, base64url-encoded.
 
-Each names the route that made it (`sources`, `events`, `history`), and no other route takes it."""
+Each names the listing that made it (`sources`, `events`, `history`, `watches`, `columns`), and
+no other listing takes it; the HTTP API and the MCP tools issue and take the same cursors."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import UTC, datetime
 from uuid import UUID
 
+from domain.columns import ColumnKey
 from domain.errors import InvalidInput
 from domain.events import EventKey
 from domain.sources import PageKey
+from domain.watches import WatchKey
 
 
 def _encode(route: str, at: datetime, ident: UUID) -> str:
@@ -78,3 +82,33 @@ def decode_history_cursor(cursor: str, source_id: UUID) -> int:
         return sequence
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput.single("cursor", "is not a cursor of this history") from None
+
+
+def encode_column_cursor(key: ColumnKey) -> str:
+    """The cursor for a position in a column search."""
+    raw = json.dumps(["columns", key.folded_name, str(key.source_id), key.position])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_column_cursor(cursor: str) -> ColumnKey:
+    """The position of a column cursor this server issued; `InvalidInput` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, name, ident, position = json.loads(raw)
+        if kind != "columns" or not isinstance(name, str) or type(position) is not int:
+            raise ValueError("another cursor")
+        if not 0 <= position < _SEQUENCE_MAX:
+            raise ValueError("out of range")
+        return ColumnKey(name, UUID(ident), position)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput.single("cursor", "is not a cursor this server issued") from None
+
+
+def encode_watch_cursor(key: WatchKey) -> str:
+    """The cursor for a position in the list of watches."""
+    return _encode("watches", key.next_check_at, key.source_id)
+
+
+def decode_watch_cursor(cursor: str) -> WatchKey:
+    """The position of a watch cursor this server issued; `InvalidInput` for anything else."""
+    return WatchKey(*_decode("watches", cursor))

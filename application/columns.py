@@ -1,0 +1,58 @@
+"""Use cases on columns across sources: find the sources whose newest snapshot has a column."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+
+from application.sources import LIST_LIMIT_MAX, require
+from domain.columns import ColumnFilter, ColumnKey, ColumnPage
+from domain.errors import InvalidInput
+from domain.keys import Principal, Scope
+
+COLUMN_LIMIT_DEFAULT = 100
+"""The page a search answers when no `limit` is asked: a common name can match every source."""
+
+
+class ColumnIndex(Protocol):
+    """The columns of each source's newest snapshot, kept by the store in the transaction that
+    stores the snapshot (or removes the source), and indexed on the case-folded name: a search
+    reads the index, never the histories.
+
+    Awaiting a method never blocks the event loop; a read sees every change committed before it
+    began.
+    """
+
+    async def find(
+        self, column_filter: ColumnFilter, limit: int, after: ColumnKey | None = None
+    ) -> ColumnPage:
+        """Matching columns in `ColumnKey` order, at most `limit`, strictly after `after`; each
+        with its source's current name and type and its snapshot's time."""
+
+
+@attrs.frozen
+class FindColumnsQuery:
+    """Find columns by name and/or type, one page at a time."""
+
+    actor: Principal
+    filter: ColumnFilter
+    limit: int = COLUMN_LIMIT_DEFAULT
+    after: ColumnKey | None = None
+
+
+@attrs.frozen
+class FindColumns:
+    """Which sources have a column so named (or so typed), for keys with `sources:read`."""
+
+    required_scope = Scope.READ
+
+    _columns: ColumnIndex
+
+    async def __call__(self, query: FindColumnsQuery) -> ColumnPage:
+        require(query.actor, self.required_scope)
+        if not 1 <= query.limit <= LIST_LIMIT_MAX:
+            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
+        if not query.filter.can_match:
+            return ColumnPage(())
+        return await self._columns.find(query.filter, query.limit, query.after)

@@ -1,0 +1,1 @@
+"""The MCP entrypoint: tdb's use cases as Model Context Protocol tools, over stdio and HTTP."""
