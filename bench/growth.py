@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from entrypoints.http.cursor import encode_cursor
+from entrypoints.cursors import encode_cursor
 from psycopg.conninfo import conninfo_to_dict
 from servers import Server, serving, tdb_server, venv_bin
 
