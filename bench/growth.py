@@ -36,7 +36,6 @@ from typing import Any
 
 import httpx
 import psycopg
-from entrypoints.cursors import encode_cursor
 from psycopg.conninfo import conninfo_to_dict
 from servers import Server, serving, tdb_server, venv_bin
 
@@ -48,6 +47,7 @@ from domain.errors import StoreUnavailable
 from domain.events import Event
 from domain.sources import PageKey, Source
 from entrypoints.container import build_container
+from entrypoints.cursors import encode_cursor
 from entrypoints.operator import OPERATOR
 from entrypoints.settings import Settings
 
