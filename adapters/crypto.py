@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -52,6 +53,14 @@ class AesGcmCipher:
             return plain.decode()
         except (InvalidTag, ValueError, binascii.Error):
             raise SecretUnreadable("a stored secret cannot be decrypted with this key") from None
+
+
+def derived_key(key: str | bytes, purpose: str) -> bytes:
+    """A key for one purpose (url-safe base64, as `AesGcmCipher` takes it) derived from the
+    secret key by HMAC-SHA256: what is sealed for one purpose never opens for another, and
+    nothing sealed with it tells anything of the secrets' key."""
+    digest = hmac.new(key if isinstance(key, bytes) else key.encode(), purpose.encode(), "sha256")
+    return base64.urlsafe_b64encode(digest.digest())
 
 
 def load_or_create_key_file(path: Path) -> bytes:

@@ -6,9 +6,8 @@ from typing import Protocol
 
 import attrs
 
-from application.sources import LIST_LIMIT_MAX, require
+from application.sources import Guarded, check_limit, guarded
 from domain.columns import ColumnFilter, ColumnKey, ColumnPage
-from domain.errors import InvalidInput
 from domain.keys import Principal, Scope
 
 COLUMN_LIMIT_DEFAULT = 100
@@ -41,18 +40,15 @@ class FindColumnsQuery:
     after: ColumnKey | None = None
 
 
+@guarded(Scope.READ)
 @attrs.frozen
-class FindColumns:
+class FindColumns(Guarded):
     """Which sources have a column so named (or so typed), for keys with `sources:read`."""
-
-    required_scope = Scope.READ
 
     _columns: ColumnIndex
 
     async def __call__(self, query: FindColumnsQuery) -> ColumnPage:
-        require(query.actor, self.required_scope)
-        if not 1 <= query.limit <= LIST_LIMIT_MAX:
-            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
+        check_limit(query.limit)
         if not query.filter.can_match:
             return ColumnPage(())
         return await self._columns.find(query.filter, query.limit, query.after)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import attrs
 
 from application.ports import (
     Clock,
-    ConnectorRegistry,
     IdGenerator,
-    SecretCipher,
     SnapshotRepository,
     SourceRepository,
 )
-from application.sources import LIST_LIMIT_MAX, map_secrets, require, secret_names
-from domain.errors import InvalidInput
+from application.sources import Guarded, SecretsUseCase, check_limit, guarded
 from domain.events import Action, Event
 from domain.history import (
     HistoryEntry,
@@ -43,27 +38,22 @@ class InspectSchemaQuery:
     source_id: UUID
 
 
+@guarded(Scope.READ)
 @attrs.frozen
-class InspectSchema:
+class InspectSchema(SecretsUseCase):
     """Ask the source's backend for its columns, now, and keep them if they changed."""
 
-    required_scope = Scope.READ
-
-    _sources: SourceRepository
-    _connectors: ConnectorRegistry
-    _cipher: SecretCipher
     _clock: Clock
     _history: SnapshotRepository
     _ids: IdGenerator
 
     async def __call__(self, query: InspectSchemaQuery) -> SourceSchema:
-        require(query.actor, self.required_scope)
         source = await self._sources.get(query.source_id)
         # Read before the backend is asked: a snapshot is stored only on top of this one, so an
         # inspection that saw older columns than a concurrent one cannot bury its newer result.
         head = await self._history.head(source.id)
         connector = self._connectors.get(source.source_type)
-        columns = tuple(await connector.inspect(self._connection(source)))
+        columns = tuple(await connector.inspect(self._in_clear(source)[1].connection))
         inspected_at = self._clock.now()
         printed = fingerprint(columns)
         recorded = None
@@ -77,11 +67,6 @@ class InspectSchema:
             fingerprint=printed,
             recorded=recorded,
         )
-
-    def _connection(self, source: Source) -> Mapping[str, Any]:
-        """The source's connection with its secrets decrypted, for the connector."""
-        names = secret_names(self._connectors, source.source_type)
-        return map_secrets(source, names, self._cipher.decrypt).connection
 
     async def _record(
         self,
@@ -128,19 +113,16 @@ class SchemaHistoryQuery:
     before: int | None = None
 
 
+@guarded(Scope.READ)
 @attrs.frozen
-class GetSchemaHistory:
+class GetSchemaHistory(Guarded):
     """A source's snapshots newest first, each with its changes against the one before."""
-
-    required_scope = Scope.READ
 
     _sources: SourceRepository
     _history: SnapshotRepository
 
     async def __call__(self, query: SchemaHistoryQuery) -> HistoryPage:
-        require(query.actor, self.required_scope)
-        if not 1 <= query.limit <= LIST_LIMIT_MAX:
-            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
+        check_limit(query.limit)
         await self._sources.get(query.source_id)
         # One snapshot more than the page: it tells whether there is a next page, and it is
         # what the page's oldest snapshot is compared with.

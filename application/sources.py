@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 from uuid import UUID
 
 import attrs
@@ -72,6 +73,35 @@ def require(actor: Principal, scope: Scope) -> None:
     """Raise `PermissionDenied` unless the actor holds the scope."""
     if not actor.can(scope):
         raise PermissionDenied(scope)
+
+
+UseCase = TypeVar("UseCase", bound="Guarded")
+
+
+class Guarded:
+    """A use case that an actor may run only with its `required_scope` (see `guarded`)."""
+
+    required_scope: ClassVar[Scope]
+
+
+def guarded(scope: Scope) -> Callable[[type[UseCase]], type[UseCase]]:
+    """The use case's `__call__`, made to refuse (`PermissionDenied`) an actor without `scope`
+    before it does anything else: one check for every use case run for a request's `actor`
+    (its query or command names it). The entrypoints read `required_scope` to check it sooner."""
+
+    def guard(cls: type[UseCase]) -> type[UseCase]:
+        call = cls.__call__
+
+        @functools.wraps(call)
+        async def checked(self: UseCase, request: Any) -> Any:
+            require(request.actor, scope)
+            return await call(self, request)
+
+        cls.__call__ = checked  # type: ignore[method-assign]
+        cls.required_scope = scope
+        return cls
+
+    return guard
 
 
 def secret_names(connectors: ConnectorRegistry, source_type: str) -> list[str]:
@@ -138,6 +168,32 @@ async def _verify(connector: Connector, connection: Mapping[str, Any]) -> None:
         raise VerificationFailed(exc.reason, exc.detail) from None
 
 
+def check_limit(limit: int | None) -> None:
+    """Raise `InvalidInput` on `limit` unless it is None or a page size the API serves."""
+    if limit is not None and not 1 <= limit <= LIST_LIMIT_MAX:
+        raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
+
+
+@attrs.frozen
+class SourceUseCase(Guarded):
+    """A use case on saved sources: their store and their connectors."""
+
+    _sources: SourceRepository
+    _connectors: ConnectorRegistry
+
+
+@attrs.frozen
+class SecretsUseCase(SourceUseCase):
+    """A use case on saved sources that seals or opens their secret connection fields."""
+
+    _cipher: SecretCipher
+
+    def _in_clear(self, source: Source) -> tuple[list[str], Source]:
+        """The source's secret fields, and the source with them decrypted."""
+        names = secret_names(self._connectors, source.source_type)
+        return names, map_secrets(source, names, self._cipher.decrypt)
+
+
 @attrs.frozen
 class RegisterSourceCommand:
     """Register a new source; `verify`: test its connection first.
@@ -155,21 +211,16 @@ class RegisterSourceCommand:
     verify: bool = False
 
 
+@guarded(Scope.WRITE)
 @attrs.frozen
-class RegisterSource:
+class RegisterSource(SecretsUseCase):
     """Validate a new source (and test its connection, if asked), encrypt its secrets and
     store it."""
 
-    required_scope = Scope.WRITE
-
-    _sources: SourceRepository
-    _connectors: ConnectorRegistry
-    _cipher: SecretCipher
     _clock: Clock
     _ids: IdGenerator
 
     async def __call__(self, command: RegisterSourceCommand) -> Source:
-        require(command.actor, self.required_scope)
         connector = self._connector(command)
         connection = await connector.validate(command.connection)
         if command.verify:
@@ -212,21 +263,28 @@ class RegisterSource:
         return _shown(source, names, command.actor, str), stored, event
 
 
+Filter = TypeVar("Filter")
+Key = TypeVar("Key")
+
+
 @attrs.frozen
-class ListSourcesQuery:
-    """List sources oldest first, filtered, optionally one page at a time."""
+class PageQuery(Generic[Filter, Key]):
+    """A listing, oldest first: what `filter` lets through (None: everything), `limit` at most
+    (None: all), after the page key `after` (None: from the first)."""
 
     actor: Principal
-    filter: SourceFilter = attrs.field(factory=SourceFilter)
+    filter: Filter | None = None
     limit: int | None = None
-    after: PageKey | None = None
+    after: Key | None = None
 
 
+ListSourcesQuery: TypeAlias = PageQuery[SourceFilter, PageKey]
+
+
+@guarded(Scope.READ)
 @attrs.frozen
-class ListSources:
+class ListSources(Guarded):
     """The registry's sources, as summaries the caller may see."""
-
-    required_scope = Scope.READ
 
     _sources: SourceRepository
 
@@ -236,32 +294,30 @@ class ListSources:
         return await self._sources.revision()
 
     async def __call__(self, query: ListSourcesQuery) -> SourcePage:
-        require(query.actor, self.required_scope)
-        if query.limit is not None and not 1 <= query.limit <= LIST_LIMIT_MAX:
-            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
-        if len(query.filter.tags) > TAG_FILTERS_MAX:
+        check_limit(query.limit)
+        source_filter = SourceFilter() if query.filter is None else query.filter
+        if len(source_filter.tags) > TAG_FILTERS_MAX:
             raise InvalidInput.single("tag", f"must be given at most {TAG_FILTERS_MAX} times")
-        return await self._sources.list(query.filter, query.limit, query.after)
+        return await self._sources.list(source_filter, query.limit, query.after)
 
 
+@guarded(Scope.READ)
 @attrs.frozen
-class StreamSources:
+class StreamSources(Guarded):
     """A listing with no limit, every matching source's summary in chunks as the store reads
     them: a million sources are never all in memory at once."""
-
-    required_scope = Scope.READ
 
     _sources: SourceRepository
 
     async def __call__(
         self, query: ListSourcesQuery
     ) -> AsyncGenerator[Sequence[SourceSummary], None]:
-        require(query.actor, self.required_scope)
         if query.limit is not None or query.after is not None:
             raise InvalidInput.single("limit", "a streamed listing is the whole listing")
-        if len(query.filter.tags) > TAG_FILTERS_MAX:
+        source_filter = SourceFilter() if query.filter is None else query.filter
+        if len(source_filter.tags) > TAG_FILTERS_MAX:
             raise InvalidInput.single("tag", f"must be given at most {TAG_FILTERS_MAX} times")
-        return self._sources.chunks(query.filter)
+        return self._sources.chunks(source_filter)
 
 
 @attrs.frozen
@@ -272,24 +328,19 @@ class GetSourceQuery:
     source_id: UUID
 
 
+@guarded(Scope.READ)
 @attrs.frozen
-class GetSource:
+class GetSource(SecretsUseCase):
     """One source with its connection, secrets in clear only for the `sources:secrets` scope.
 
     Showing a secret in clear is recorded (`source.secrets_read`) before the answer is given.
     """
 
-    required_scope = Scope.READ
-
-    _sources: SourceRepository
-    _connectors: ConnectorRegistry
-    _cipher: SecretCipher
     _events: EventRepository
     _clock: Clock
     _ids: IdGenerator
 
     async def __call__(self, query: GetSourceQuery) -> Source:
-        require(query.actor, self.required_scope)
         source = await self._sources.get(query.source_id)
         names = secret_names(self._connectors, source.source_type)
         shown, read = _as_read(
@@ -390,8 +441,9 @@ class Retry:
         return min(left, random.uniform(0, cap))
 
 
+@guarded(Scope.WRITE)
 @attrs.frozen
-class UpdateSource:
+class UpdateSource(SecretsUseCase):
     """Merge a patch into a source, validate the result as a registration, store it if it differs.
 
     Secret connection fields that the patch leaves out or sends back masked keep their stored
@@ -400,22 +452,17 @@ class UpdateSource:
     version, as `retry` says, until it applies or the store is deemed unavailable.
     """
 
-    required_scope = Scope.WRITE
-
-    _sources: SourceRepository
-    _connectors: ConnectorRegistry
-    _cipher: SecretCipher
     _events: EventRepository
     _clock: Clock
     _ids: IdGenerator
     _retry: Retry = Retry()
 
     async def __call__(self, command: UpdateSourceCommand) -> Source | SourceStamp:
-        require(command.actor, self.required_scope)
         deadline, lost = self._retry.deadline(), 0
         while True:
             stored = _admitted(command.if_match, await self._sources.get(command.source_id))
-            connector, names, clear = self._opened(stored)
+            names, clear = self._in_clear(stored)
+            connector = self._connectors.get(stored.source_type)
             draft = _draft_connection(clear, command.patch, names)
             checked = None if draft is None else await _validated(connector, draft)
             merged, changed = self._merge(clear, command, connector, checked)
@@ -430,7 +477,10 @@ class UpdateSource:
                 lost += 1
                 await self._retry.sleep(self._pause(command, loss, lost, deadline))
                 continue
-            return await self._recorded(await self._done(command, stored, merged, changed, names))
+            # The old connection is forgotten before the change is answered.
+            if any(path.startswith("connection.") for path in changed):
+                await forget_connection(self._connectors, stored)
+            return await self._recorded(self._answer(command.actor, merged, names))
 
     def _pause(
         self, command: UpdateSourceCommand, loss: VersionMismatch, lost: int, deadline: float
@@ -442,12 +492,6 @@ class UpdateSource:
         if command.if_match is not None and command.if_match.versions is not None:
             raise loss
         return self._retry.pause(lost, deadline)
-
-    def _opened(self, stored: Source) -> tuple[Connector, list[str], Source]:
-        """The source's connector, its secret fields, and the source with them decrypted."""
-        names = secret_names(self._connectors, stored.source_type)
-        clear = map_secrets(stored, names, self._cipher.decrypt)
-        return self._connectors.get(stored.source_type), names, clear
 
     def _changed(
         self,
@@ -472,19 +516,6 @@ class UpdateSource:
             changed=changed,
         )
         return merged, self._sealed(merged, stored, names, changed), event
-
-    async def _done(
-        self,
-        command: UpdateSourceCommand,
-        stored: Source,
-        merged: Source,
-        changed: tuple[str, ...],
-        names: list[str],
-    ) -> tuple[Source | SourceStamp, Event | None]:
-        """The stored change's answer (`_answer`), once the old connection is forgotten."""
-        if any(path.startswith("connection.") for path in changed):
-            await forget_connection(self._connectors, stored)
-        return self._answer(command.actor, merged, names)
 
     def _answer(
         self, actor: Principal, clear: Source, names: list[str]
@@ -612,22 +643,16 @@ def _check_fields(name: str | None, description: str | None, tags: tuple[str, ..
         raise InvalidInput(errors)
 
 
+@guarded(Scope.READ)
 @attrs.frozen
-class CheckSourceConnection:
+class CheckSourceConnection(SecretsUseCase):
     """Whether a saved source's schema would answer now (never raises for a failing backend)."""
 
-    required_scope = Scope.READ
-
-    _sources: SourceRepository
-    _connectors: ConnectorRegistry
-    _cipher: SecretCipher
     _clock: Clock
 
     async def __call__(self, query: CheckSourceConnectionQuery) -> ConnectionCheck:
-        require(query.actor, self.required_scope)
         source = await self._sources.get(query.source_id)
-        names = secret_names(self._connectors, source.source_type)
-        connection = map_secrets(source, names, self._cipher.decrypt).connection
+        connection = self._in_clear(source)[1].connection
         return await _check(self._connectors.get(source.source_type), connection, self._clock)
 
 
@@ -643,17 +668,15 @@ class CheckNewConnectionCommand:
     tags: tuple[str, ...] | None = None
 
 
+@guarded(Scope.WRITE)
 @attrs.frozen
-class CheckNewConnection:
+class CheckNewConnection(Guarded):
     """Validate a would-be source as a registration would, then test its connection."""
-
-    required_scope = Scope.WRITE
 
     _connectors: ConnectorRegistry
     _clock: Clock
 
     async def __call__(self, command: CheckNewConnectionCommand) -> ConnectionCheck:
-        require(command.actor, self.required_scope)
         _check_fields(command.name, command.description, command.tags)
         connector = self._connectors.get(command.source_type)
         connection: Mapping[str, Any]
@@ -676,22 +699,18 @@ class DeleteSourceCommand:
     if_match: IfMatch | None = None
 
 
+@guarded(Scope.WRITE)
 @attrs.frozen
-class DeleteSource:
+class DeleteSource(SourceUseCase):
     """Forget a source, and its connector what it keeps open for it; the data is not touched.
 
     Its events stay.
     """
 
-    required_scope = Scope.WRITE
-
-    _sources: SourceRepository
-    _connectors: ConnectorRegistry
     _clock: Clock
     _ids: IdGenerator
 
     async def __call__(self, command: DeleteSourceCommand) -> None:
-        require(command.actor, self.required_scope)
         stored = _admitted(command.if_match, await self._sources.get(command.source_id))
         # Pinned to versions, the store compares and sets it too; `*` asks only that it exist.
         pinned = command.if_match is not None and command.if_match.versions is not None

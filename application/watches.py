@@ -3,15 +3,16 @@ each one as an inspection like any other."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 import attrs
 
 from application.history import InspectSchema, InspectSchemaQuery
 from application.ports import Clock, IdGenerator, SourceRepository
-from application.sources import LIST_LIMIT_MAX, require
+from application.sources import Guarded, check_limit, guarded
 from application.watch_ports import WatchRepository
 from domain.errors import (
     BackendUnavailable,
@@ -51,15 +52,14 @@ class PutWatchCommand:
     interval_seconds: int
 
 
+@guarded(Scope.WRITE)
 @attrs.frozen
-class PutWatch:
+class PutWatch(Guarded):
     """Create or replace the source's watch: due at once, then every `interval_seconds`.
 
     `interval_min` is 60 (the API's bound); a lower one is for tests only, so that a schedule
     can be seen to hold over several cycles in seconds.
     """
-
-    required_scope = Scope.WRITE
 
     _sources: SourceRepository
     _watches: WatchRepository
@@ -67,7 +67,6 @@ class PutWatch:
     _interval_min: int = INTERVAL_MIN
 
     async def __call__(self, command: PutWatchCommand) -> Watch:
-        require(command.actor, self.required_scope)
         interval = command.interval_seconds
         if isinstance(interval, bool) or not isinstance(interval, int):
             raise InvalidInput.single("interval_seconds", "must be an integer")
@@ -88,46 +87,42 @@ class WatchQuery:
     source_id: UUID
 
 
-async def _missing(sources: SourceRepository, source_id: UUID, exc: WatchNotFound) -> None:
-    """Raise why there is no watch: no such source (`SourceNotFound`), or none on it."""
-    await sources.get(source_id)
-    raise exc
+T = TypeVar("T")
 
 
 @attrs.frozen
-class GetWatch:
+class WatchUseCase(Guarded):
+    """A use case on one source's watch."""
+
+    _sources: SourceRepository
+    _watches: WatchRepository
+
+    async def _on_watch(self, call: Awaitable[T], source_id: UUID) -> T:
+        """What `call` gives; if there is no watch, why: no such source (`SourceNotFound`), or
+        none on it (`WatchNotFound`)."""
+        try:
+            return await call
+        except WatchNotFound:
+            await self._sources.get(source_id)
+            raise
+
+
+@guarded(Scope.READ)
+@attrs.frozen
+class GetWatch(WatchUseCase):
     """One source's watch; `SourceNotFound` for an unknown source, `WatchNotFound` for none."""
 
-    required_scope = Scope.READ
-
-    _sources: SourceRepository
-    _watches: WatchRepository
-
     async def __call__(self, query: WatchQuery) -> Watch:
-        require(query.actor, self.required_scope)
-        try:
-            return await self._watches.get(query.source_id)
-        except WatchNotFound as exc:
-            await _missing(self._sources, query.source_id, exc)
-            raise
+        return await self._on_watch(self._watches.get(query.source_id), query.source_id)
 
 
+@guarded(Scope.WRITE)
 @attrs.frozen
-class DeleteWatch:
+class DeleteWatch(WatchUseCase):
     """Stop watching a source (its history and events stay)."""
 
-    required_scope = Scope.WRITE
-
-    _sources: SourceRepository
-    _watches: WatchRepository
-
     async def __call__(self, command: WatchQuery) -> None:
-        require(command.actor, self.required_scope)
-        try:
-            await self._watches.remove(command.source_id)
-        except WatchNotFound as exc:
-            await _missing(self._sources, command.source_id, exc)
-            raise
+        await self._on_watch(self._watches.remove(command.source_id), command.source_id)
 
 
 @attrs.frozen
@@ -140,18 +135,15 @@ class ListWatchesQuery:
     after: WatchKey | None = None
 
 
+@guarded(Scope.READ)
 @attrs.frozen
-class ListWatches:
+class ListWatches(Guarded):
     """Every watch, soonest next check first."""
-
-    required_scope = Scope.READ
 
     _watches: WatchRepository
 
     async def __call__(self, query: ListWatchesQuery) -> WatchPage:
-        require(query.actor, self.required_scope)
-        if query.limit is not None and not 1 <= query.limit <= LIST_LIMIT_MAX:
-            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
+        check_limit(query.limit)
         return await self._watches.list(query.status, query.limit, query.after)
 
 

@@ -155,3 +155,19 @@ class DuplicateKeyName(DomainError):
 
 class SecretUnreadable(DomainError):
     """A stored secret cannot be decrypted with the configured key."""
+
+
+class WebhookNotFound(DomainError):
+    """No webhook endpoint has this id."""
+
+    def __init__(self, endpoint_id: object) -> None:
+        self.endpoint_id = endpoint_id
+        super().__init__(f"webhook {endpoint_id} not found")
+
+
+class DeliveryNotFound(DomainError):
+    """The webhook endpoint has no delivery of this id."""
+
+    def __init__(self, delivery_id: object) -> None:
+        self.delivery_id = delivery_id
+        super().__init__(f"delivery {delivery_id} not found")

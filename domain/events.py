@@ -22,6 +22,10 @@ class Action(enum.StrEnum):
     SOURCE_CHECK_RECOVERED = "source.check_recovered"
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 - an action's name
 
 
 def _changed(values: Iterable[str]) -> tuple[str, ...]:
@@ -44,6 +48,8 @@ class Event:
     """Only for `source.schema_changed`: whether the new schema breaks readers of the old one."""
     reason: str | None = None
     """Only for `source.check_failed`: why the source's backend did not answer."""
+    webhook_id: UUID | None = None
+    """Only for `webhook.*` events: the endpoint acted on."""
 
 
 @attrs.frozen

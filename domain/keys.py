@@ -18,6 +18,7 @@ class Scope(enum.StrEnum):
     WRITE = "sources:write"
     SECRETS = "sources:secrets"
     AUDIT = "audit:read"
+    WEBHOOKS = "webhooks:manage"
 
 
 ALL_SCOPES = frozenset(Scope)

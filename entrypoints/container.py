@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,7 +16,7 @@ from adapters.connectors.pools import AsyncConnectionPools
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
-from adapters.crypto import AesGcmCipher, generate_key, load_or_create_key_file
+from adapters.crypto import AesGcmCipher, derived_key, generate_key, load_or_create_key_file
 from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
@@ -25,6 +26,11 @@ from adapters.storage.memory import (
     MemoryStore,
 )
 from adapters.storage.memory_watches import MemoryWatchRepository
+from adapters.storage.memory_webhooks import (
+    MemoryDeliveryRepository,
+    MemoryWebhookRepository,
+    MemoryWebhooks,
+)
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -34,6 +40,10 @@ from adapters.storage.postgres import (
 )
 from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.postgres_watches import PostgresWatchRepository
+from adapters.storage.postgres_webhooks import (
+    PostgresDeliveryRepository,
+    PostgresWebhookRepository,
+)
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -44,7 +54,9 @@ from adapters.storage.sqlite import (
 )
 from adapters.storage.sqlite_columns import SqliteColumnIndex
 from adapters.storage.sqlite_watches import SqliteWatchRepository
+from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
 from adapters.system import RandomIds, SystemClock
+from adapters.webhooks.transport import H11WebhookTransport
 from application.columns import FindColumns
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
@@ -66,7 +78,6 @@ from application.sources import (
     StreamSources,
     UpdateSource,
 )
-from application.store import CheckReadiness, CountSources, StoreUsage, UpgradeStore
 from application.watches import (
     ClaimDueChecks,
     CountOverdueChecks,
@@ -76,8 +87,25 @@ from application.watches import (
     PutWatch,
     RunCheck,
 )
+from application.webhooks import (
+    AttemptDelivery,
+    ClaimDeliveries,
+    CountPendingDeliveries,
+    CreateWebhook,
+    DeleteWebhook,
+    GetWebhook,
+    ListDeliveries,
+    ListWebhooks,
+    PingWebhook,
+    Redeliver,
+    RotateWebhookSecret,
+    UpdateWebhook,
+    UrlRules,
+)
+from domain.webhooks import RetryPolicy
 from entrypoints.metrics import record_backend_call
 from entrypoints.settings import Settings
+from entrypoints.webhook_shapes import encode_payload
 
 
 def sqlite_path(settings: Settings) -> Path:
@@ -160,6 +188,10 @@ class MemoryBackend(StoreBackend):
     columns = providers.Singleton(memory_column_index, sources, snapshots)
     keys = providers.Singleton(MemoryApiKeyRepository, events)
     watches = providers.Singleton(MemoryWatchRepository, sources, events)
+    # The outbox is fed by the trail, as the SQL stores' trigger feeds theirs.
+    webhook_state = providers.Singleton(MemoryWebhooks, events, snapshots)
+    webhooks = providers.Singleton(MemoryWebhookRepository, webhook_state)
+    deliveries = providers.Singleton(MemoryDeliveryRepository, webhook_state)
     secret_key = providers.Callable(memory_secret_key, settings)
     own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
 
@@ -176,6 +208,8 @@ class SqliteBackend(StoreBackend):
     columns = providers.Singleton(SqliteColumnIndex, store)
     keys = providers.Singleton(SqliteApiKeyRepository, store)
     watches = providers.Singleton(SqliteWatchRepository, store)
+    webhooks = providers.Singleton(SqliteWebhookRepository, store)
+    deliveries = providers.Singleton(SqliteDeliveryRepository, store)
     secret_key = providers.Callable(sqlite_secret_key, settings)
     own_files = providers.Callable(sqlite_files, settings)
 
@@ -192,6 +226,8 @@ class PostgresBackend(StoreBackend):
     columns = providers.Singleton(PostgresColumnIndex, store)
     keys = providers.Singleton(PostgresApiKeyRepository, store)
     watches = providers.Singleton(PostgresWatchRepository, store)
+    webhooks = providers.Singleton(PostgresWebhookRepository, store)
+    deliveries = providers.Singleton(PostgresDeliveryRepository, store)
     secret_key = providers.Callable(shared_secret_key, settings)
     own_files: providers.Provider[tuple[Path, ...]] = providers.Object(())
 
@@ -238,6 +274,14 @@ def _selected(
     return providers.Selector(kind, **{name: getattr(b, port) for name, b in backends.items()})
 
 
+def user_agent() -> str:
+    """`tdb/<version>`: what a webhook receiver sees as the caller."""
+    try:
+        return f"tdb/{importlib.metadata.version('tdb')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "tdb/unknown"
+
+
 class Container(containers.DeclarativeContainer):
     """Wires settings to adapters to use cases; the HTTP app and the CLI both draw from it."""
 
@@ -256,6 +300,14 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(RandomIds)
     cipher = providers.Singleton(AesGcmCipher, _selected(store_kind, backends, "secret_key"))
+    # Seals the web UI's sessions, with a key of their own derived from the same secret key (so
+    # every replica and worker opens a session another one sealed).
+    session_cipher = providers.Singleton(
+        AesGcmCipher,
+        providers.Callable(
+            derived_key, _selected(store_kind, backends, "secret_key"), "tdb ui session"
+        ),
+    )
 
     resolver = providers.Singleton(
         CachingResolver,
@@ -354,10 +406,13 @@ class Container(containers.DeclarativeContainer):
     revoke_api_key = providers.Factory(RevokeApiKey, keys=keys, clock=clock, ids=ids)
     authenticate = providers.Factory(Authenticate, keys=keys)
 
-    upgrade_store = providers.Factory(UpgradeStore, store=store)
-    check_readiness = providers.Factory(CheckReadiness, store=store)
-    count_sources = providers.Factory(CountSources, sources=sources)
-    store_usage = providers.Factory(StoreUsage, store=store)
+    # The store's own operations are its port's methods (`application.ports.Store`): apply
+    # pending migrations, raise `StoreUnavailable` unless it answers, the connections held
+    # open and in use, the sources it holds (for the operator's gauge, not for a client).
+    upgrade_store = store.provided.upgrade
+    check_readiness = store.provided.ping
+    store_usage = store.provided.usage
+    count_sources = sources.provided.count
 
     put_watch = providers.Factory(
         PutWatch,
@@ -380,6 +435,64 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         failures_to_report=settings.provided.watch_failures,
+    )
+    webhooks = _selected(store_kind, backends, "webhooks")
+    deliveries = _selected(store_kind, backends, "deliveries")
+    webhook_transport = providers.Singleton(
+        H11WebhookTransport,
+        outbound_policy,
+        timeout=settings.provided.webhook_timeout,
+        user_agent=providers.Callable(user_agent),
+    )
+    webhook_url_rules = providers.Singleton(UrlRules, settings.provided.webhook_allow_http)
+    create_webhook = providers.Factory(
+        CreateWebhook,
+        webhooks=webhooks,
+        transport=webhook_transport,
+        cipher=cipher,
+        clock=clock,
+        ids=ids,
+        rules=webhook_url_rules,
+    )
+    list_webhooks = providers.Factory(ListWebhooks, webhooks=webhooks)
+    get_webhook = providers.Factory(GetWebhook, webhooks=webhooks)
+    update_webhook = providers.Factory(
+        UpdateWebhook,
+        webhooks=webhooks,
+        transport=webhook_transport,
+        clock=clock,
+        ids=ids,
+        rules=webhook_url_rules,
+    )
+    delete_webhook = providers.Factory(DeleteWebhook, webhooks=webhooks, clock=clock, ids=ids)
+    rotate_webhook_secret = providers.Factory(
+        RotateWebhookSecret, webhooks=webhooks, cipher=cipher, clock=clock, ids=ids
+    )
+    ping_webhook = providers.Factory(
+        PingWebhook,
+        webhooks=webhooks,
+        deliveries=deliveries,
+        encode=providers.Object(encode_payload),
+        clock=clock,
+        ids=ids,
+    )
+    list_deliveries = providers.Factory(ListDeliveries, webhooks=webhooks, deliveries=deliveries)
+    redeliver = providers.Factory(Redeliver, webhooks=webhooks, deliveries=deliveries, clock=clock)
+    count_pending_deliveries = providers.Factory(CountPendingDeliveries, deliveries=deliveries)
+    claim_deliveries = providers.Factory(
+        ClaimDeliveries,
+        deliveries=deliveries,
+        clock=clock,
+        lease_seconds=settings.provided.webhook_lease,
+    )
+    attempt_delivery = providers.Factory(
+        AttemptDelivery,
+        deliveries=deliveries,
+        transport=webhook_transport,
+        encode=providers.Object(encode_payload),
+        cipher=cipher,
+        clock=clock,
+        retry=providers.Factory(RetryPolicy, settings.provided.webhook_retry_delays),
     )
 
 

@@ -16,6 +16,7 @@ from domain.errors import InvalidInput
 from domain.events import EventKey
 from domain.sources import PageKey
 from domain.watches import WatchKey
+from domain.webhooks import DeliveryKey
 
 
 def _encode(route: str, at: datetime, ident: UUID) -> str:
@@ -112,3 +113,14 @@ def encode_watch_cursor(key: WatchKey) -> str:
 def decode_watch_cursor(cursor: str) -> WatchKey:
     """The position of a watch cursor this server issued; `InvalidInput` for anything else."""
     return WatchKey(*_decode("watches", cursor))
+
+
+def encode_delivery_cursor(key: DeliveryKey) -> str:
+    """The cursor for a position in an endpoint's deliveries."""
+    return _encode("deliveries", key.created_at, key.id)
+
+
+def decode_delivery_cursor(cursor: str) -> DeliveryKey:
+    """The position in an endpoint's deliveries a cursor names; 400 if not one of theirs."""
+    at, ident = _decode("deliveries", cursor)
+    return DeliveryKey(at, ident)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from bisect import bisect_left
 from pathlib import Path
 
 from prometheus_client import (
@@ -71,6 +72,35 @@ CONNECTION_TEST_SECONDS = Histogram(
     ["source_type", "reason"],
     buckets=_LATENCY_BUCKETS,
 )
+
+
+class RequestSeries:
+    """The figures of one route, method and status: the request counter's value, and the latency
+    histogram's sum and buckets.
+
+    `add` does what `Counter.inc()` and `Histogram.observe()` do to them (in memory or in the
+    multiprocess files alike), without their checks of labels, amounts and exemplars on every
+    call: the labels are given once here, and an answer's duration is the only amount.
+    """
+
+    __slots__ = ("_bounds", "_buckets", "_count", "_sum")
+
+    def __init__(self, route: str, method: str, status: str) -> None:
+        histogram = REQUEST_SECONDS.labels(route, method, status)
+        # prometheus-client's value cells (pinned in constraints.txt; tests read the figures
+        # through the registry, as a scrape does).
+        self._count = REQUESTS.labels(route, method, status)._value
+        self._sum = histogram._sum
+        self._buckets = histogram._buckets
+        self._bounds = histogram._upper_bounds
+
+    def add(self, seconds: float) -> None:
+        self._count.inc(1)
+        self._sum.inc(seconds)
+        # The first bucket whose upper bound is at least `seconds` (the last one is +Inf).
+        self._buckets[bisect_left(self._bounds, seconds)].inc(1)
+
+
 _BACKEND_CALLS = {
     "inspection": (INSPECTIONS, INSPECTION_SECONDS),
     "connection_test": (CONNECTION_TESTS, CONNECTION_TEST_SECONDS),
@@ -94,6 +124,21 @@ SOURCES = Gauge(
     "tdb_sources_registered",
     "Sources in the registry, as last counted (at a scrape).",
     multiprocess_mode="livemostrecent",
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "tdb_webhook_deliveries",
+    "Webhook delivery attempts, by outcome: succeeded, or the attempt's error.",
+    ["outcome"],
+)
+WEBHOOK_PENDING = Gauge(
+    "tdb_webhook_pending",
+    "Webhook deliveries pending, across every endpoint, as last counted (at a scrape).",
+    multiprocess_mode="livemostrecent",
+)
+WEBHOOK_SECONDS = Histogram(
+    "tdb_webhook_delivery_seconds",
+    "Time a webhook delivery attempt took, answer included.",
+    buckets=_LATENCY_BUCKETS,
 )
 
 WATCH_CHECKS = Counter(

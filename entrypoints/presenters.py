@@ -263,6 +263,7 @@ class EventOut(msgspec.Struct):
     reason: Annotated[
         str | None, Meta(description="Only for source.check_failed: why the check failed")
     ] = None
+    webhook_id: UUID | None = None
 
     @classmethod
     def of(cls, event: Event) -> EventOut:
@@ -277,6 +278,7 @@ class EventOut(msgspec.Struct):
             changed=list(event.changed),
             breaking=event.breaking,
             reason=event.reason,
+            webhook_id=event.webhook_id,
         )
 
 

@@ -12,6 +12,7 @@ does, and nothing else: decoding any JSON value never fails otherwise.
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +26,7 @@ from application.sources import (
     UpdateSourceCommand,
 )
 from domain.errors import FieldError, InvalidInput
+from domain.events import Action, EventFilter
 from domain.keys import Principal
 from domain.sources import TAG_MAX, IfMatch
 from entrypoints.presenters import SourceRecord
@@ -264,3 +266,33 @@ REQUEST_TYPES = (RegisterSourceRequest, ConnectionTestRequest)
 They are plain classes on purpose: Litestar hands msgspec the handler's signature, and msgspec
 would build a Struct, dataclass or attrs class itself; for a type it does not know it asks the
 app's `type_decoders`, which call `decode`."""
+
+
+def event_filter(
+    source_id: str | None, action: str | None, actor: str | None, since: str | None
+) -> EventFilter:
+    """The audit trail's filter from its query parameters (text as given, None: not given);
+    `InvalidInput` naming each one that is not what it must be."""
+    errors = []
+    parsed_id = parsed_action = parsed_since = None
+    if source_id is not None:
+        try:
+            parsed_id = UUID(source_id)
+        except ValueError:
+            errors.append(FieldError("source_id", "must be a UUID"))
+    if action is not None:
+        try:
+            parsed_action = Action(action)
+        except ValueError:
+            known = ", ".join(a.value for a in Action)
+            errors.append(FieldError("action", f"must be one of {known}"))
+    if since is not None:
+        try:
+            parsed_since = datetime.fromisoformat(since)
+            if parsed_since.tzinfo is None:
+                raise ValueError("no offset")
+        except ValueError:
+            errors.append(FieldError("since", "must be an RFC 3339 timestamp with an offset"))
+    if errors:
+        raise InvalidInput(errors)
+    return EventFilter(source_id=parsed_id, action=parsed_action, actor=actor, since=parsed_since)

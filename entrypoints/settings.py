@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import attrs
 
 from adapters.connectors.outbound import DEFAULT_DENIED_NETWORKS, parse_networks
+from domain.webhooks import RETRY_SCHEDULE_DEFAULT, parse_schedule
 
 DEFAULT_DATABASE_URL = "sqlite:///tdb.sqlite3"
 # Settings whose variable, set but empty, means an empty list rather than the default.
@@ -45,6 +46,10 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -
 def _not_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+def _schedule(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    parse_schedule(value)  # raises ValueError
 
 
 def _networks(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -87,6 +92,23 @@ class Settings:
     body_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     send_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     max_connections: int = attrs.field(default=1000, converter=int, validator=_positive)
+    # Webhooks: `webhooks` off stops this process's sender (deliveries are still written).
+    webhooks: bool = attrs.field(default=True, converter=_switch)
+    webhook_timeout: float = attrs.field(default=10.0, converter=float, validator=_positive)
+    webhook_retry_schedule: str = attrs.field(
+        default=",".join(str(d) for d in RETRY_SCHEDULE_DEFAULT), validator=_schedule
+    )
+    webhook_concurrency: int = attrs.field(default=4, converter=int, validator=_positive)
+    webhook_allow_http: bool = attrs.field(default=False, converter=_switch)
+    # Seconds a sender holds a claimed delivery: after them, another process may send it.
+    webhook_lease: float = attrs.field(default=60.0, converter=float, validator=_positive)
+    # Seconds an idle sender waits before it looks for due deliveries again.
+    webhook_poll: float = attrs.field(default=0.1, converter=float, validator=_positive)
+    # The web UI at /ui/, and how long one of its sign-ins lasts (seconds).
+    ui: bool = attrs.field(default=True, converter=_switch)
+    ui_session_ttl: float = attrs.field(default=43200.0, converter=float, validator=_positive)
+    # Mark the UI's cookie Secure even on plain HTTP: behind a proxy that ends TLS.
+    ui_secure_cookie: bool = attrs.field(default=False, converter=_switch)
     # Watches: whether this process runs due checks, how long a claimed check is its own, how
     # many failures in a row make `source.check_failed`; the shortest interval is for tests.
     watch: bool = attrs.field(default=True, converter=_switch)
@@ -132,6 +154,11 @@ class Settings:
         """Seconds an inspection may take: the spec's bound is an answer within the connect
         timeout plus a second, and the answer needs the rest."""
         return self.connect_timeout + 0.75
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """`TDB_WEBHOOK_RETRY_SCHEDULE` as delays in seconds."""
+        return parse_schedule(self.webhook_retry_schedule)
 
     @property
     def statement_timeout_ms(self) -> int:

@@ -8,6 +8,10 @@ from domain.errors import StoreUnavailable
 from domain.keys import Principal
 from entrypoints.container import Container
 from entrypoints.logs import events
+from entrypoints.runtime.webhook_sender import WebhookSender
+
+_SENDERS: dict[int, WebhookSender] = {}
+"""The webhook sender of each container serving on a running loop, by the container's id."""
 
 
 async def prepare(container: Container, operator: Principal) -> IssuedKey | None:
@@ -37,13 +41,33 @@ async def start_worker(container: Container) -> None:
     else:
         if applied:
             events.info("migrations_applied", versions=applied)
+    start_webhook_sender(container)
+
+
+def start_webhook_sender(container: Container) -> None:
+    """Start the worker's webhook sender on the running loop, unless `TDB_WEBHOOKS=off`."""
+    settings = container.settings()
+    if not settings.webhooks or id(container) in _SENDERS:
+        return
+    sender = WebhookSender(
+        container.claim_deliveries(),
+        container.attempt_delivery(),
+        concurrency=settings.webhook_concurrency,
+        poll=settings.webhook_poll,
+    )
+    _SENDERS[id(container)] = sender
+    sender.start()
 
 
 async def stop_worker(container: Container) -> None:
-    """As an event loop that used the container ends: the writes begun on it end, what the store
-    holds for it is let go, then the container's resources are shut down (only those in use were
-    initialised)."""
+    """As an event loop that used the container ends: the webhook sender stops, the writes begun
+    on the loop end, what the store holds for it is let go, then the container's resources are
+    shut down (only those in use were initialised)."""
+    sender = _SENDERS.pop(id(container), None)
     try:
+        if sender is not None:
+            await sender.stop()
+            await container.webhook_transport().close()
         await container.store().release()
     finally:
         container.shutdown_resources()

@@ -39,6 +39,14 @@ class MemoryEventRepository:
     def __init__(self) -> None:
         self._events: list[Event] = []
         self._lock = threading.Lock()
+        self._outboxes: list[Callable[[Event, tuple[str, ...] | None], None]] = []
+        self.source_tags: dict[UUID, tuple[str, ...]] = {}
+        """Each source's tags as last stored (kept after a removal, for its event's outbox)."""
+
+    def on_record(self, outbox: Callable[[Event, tuple[str, ...] | None], None]) -> None:
+        """Have `outbox(event, tags of its source)` called with every event, as it is recorded
+        (what the SQL stores' trigger on their events table does)."""
+        self._outboxes.append(outbox)
 
     async def append(self, event: Event) -> None:
         self.record(event)
@@ -47,6 +55,9 @@ class MemoryEventRepository:
         """Append the event (what the other repositories of the store do with theirs)."""
         with self._lock:
             self._events.append(event)
+            tags = None if event.source_id is None else self.source_tags.get(event.source_id)
+            for outbox in self._outboxes:
+                outbox(event, tags)
 
     async def list(
         self, event_filter: EventFilter, limit: int | None = None, after: EventKey | None = None
@@ -81,6 +92,7 @@ class MemorySourceRepository:
             if any(s.name == source.name for s in self._by_id.values()):
                 raise DuplicateSourceName(source.name.value)
             self._by_id[source.id] = source
+            self._events.source_tags[source.id] = source.tags
             if event is not None:
                 self._events.record(event)
 
@@ -94,6 +106,7 @@ class MemorySourceRepository:
             if any(s.name == source.name and s.id != source.id for s in self._by_id.values()):
                 raise DuplicateSourceName(source.name.value)
             self._by_id[source.id] = source
+            self._events.source_tags[source.id] = source.tags
             if event is not None:
                 self._events.record(event)
             if source.connection != current.connection:

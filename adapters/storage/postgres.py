@@ -43,6 +43,7 @@ from adapters.storage.postgres_columns import LATEST_COLUMNS_MIGRATION, replace_
 from adapters.storage.postgres_watch_schema import WATCH_MIGRATION
 from adapters.storage.running import WritesToEnd
 from adapters.storage.source_query import Spelling, page_rows, whole_listing
+from adapters.storage.webhook_schema import POSTGRES_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -208,6 +209,8 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
 MIGRATIONS += ((5, WATCH_MIGRATION),)
+# Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
+MIGRATIONS += ((6, POSTGRES_MIGRATION),)
 MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
 
 # Any fixed 64-bit number, the same in every process of every version: "tdb-migr".
@@ -777,7 +780,8 @@ def _each_own(exc: Exception) -> Exception:
 _EVENT_VALUES = (
     "%(event_id)s::uuid, %(event_at)s::timestamptz, %(event_actor)s, %(event_action)s,"
     " %(event_source_id)s::uuid, %(event_source_name)s, %(event_key_id)s,"
-    " %(event_changed)s::text[], %(event_breaking)s::boolean, %(event_reason)s"
+    " %(event_changed)s::text[], %(event_breaking)s::boolean, %(event_reason)s,"
+    " %(event_webhook_id)s::uuid"
 )
 _INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_EVENT_VALUES})"
 # The same insert fed by a data-modifying CTE: `... FROM <cte>` follows it.

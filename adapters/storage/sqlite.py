@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -55,6 +55,7 @@ from adapters.storage.sqlite_columns import (
     replace_latest_columns,
 )
 from adapters.storage.sqlite_watch_schema import WATCH_MIGRATION
+from adapters.storage.webhook_schema import SQLITE_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
     DuplicateSourceName,
@@ -201,6 +202,8 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
 MIGRATIONS += ((5, WATCH_MIGRATION),)
+# Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
+MIGRATIONS += ((6, SQLITE_MIGRATION),)
 MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
 
 T = TypeVar("T")
@@ -239,6 +242,7 @@ def _adopt_versions_table(db: sqlite_utils.Database, migrations: Migrations) -> 
 
 
 _IDLE_CONNECTIONS_MAX = 8
+_REMEMBERED_MAX = 1024
 
 SQLITE = Dialect(param="?", timestamp_param="?", uuid_param="?", uuid_value=str)
 # SQLite's planner is told the index to walk and the join order (the outer loop first).
@@ -279,6 +283,7 @@ class SqliteDatabase:
         self._closed = False
         self._in_use = 0
         self._watch = OutageWatch("sqlite")
+        self._memo: tuple[int | None, dict[Hashable, Any]] = (None, {})
         # Writes wait for one another on `_write_lock` anyway: a few threads serve them all.
         self._writers = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="tdb-sqlite-write")
         self._pending: set[asyncio.Future[Any]] = set()
@@ -402,11 +407,37 @@ class SqliteDatabase:
                             raise StoreUnavailable(f"the SQLite store {self.path} is closed")
                     self._watcher = self._open()
                 row = self._watcher.conn.execute("PRAGMA data_version").fetchone()
-                return int(row[0])
         except sqlite3.Error as exc:
             if _is_unavailability(exc):
-                raise _unavailable(self.path, exc) from exc
+                unavailable = _unavailable(self.path, exc)
+                self._watch.failed(unavailable)
+                raise unavailable from exc
             raise
+        self._watch.answered()
+        return int(row[0])
+
+    def remembered(self, key: Hashable, read: Callable[[], T]) -> T:
+        """What `read()` gives, read again only once the file has changed since it was read.
+
+        For reads on the path of every request (GET by id): asking `data_version` costs a
+        quarter of reading and restoring a source. A value is kept with the version asked
+        before it was read, so it is never older than that version, and it is used only while
+        the version stays the same (no commit by any connection of any process since).
+        At most `_REMEMBERED_MAX` values are kept; None is never kept.
+        """
+        version = self.data_version()
+        # One attribute for the version and its values: a thread that saw another version
+        # keeps its values apart, whatever the order in which threads get here.
+        memo = self._memo
+        if memo[0] != version:
+            memo = self._memo = (version, {})
+        value: T | None = memo[1].get(key)
+        if value is None:
+            value = read()
+            if len(memo[1]) >= _REMEMBERED_MAX:
+                memo[1].clear()
+            memo[1][key] = value
+        return value
 
     def read_rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row of one query, as tuples in the order of its columns (for big reads)."""
@@ -583,6 +614,10 @@ class SqliteSourceRepository:
             raise
 
     async def get(self, source_id: UUID) -> Source:
+        # A source is immutable: one read since the file last changed serves as it is.
+        return self._db.remembered(source_id, lambda: self._get(source_id))
+
+    def _get(self, source_id: UUID) -> Source:
         row = self._db.read_one(
             f"SELECT {SOURCE_COLUMNS} FROM sources WHERE id = ?", [str(source_id)]
         )
@@ -696,7 +731,7 @@ def _record(db: sqlite_utils.Database, event: Event | None) -> None:
         return
     db.execute(
         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (:id, :at, :actor, :action, :source_id,"
-        " :source_name, :key_id, :changed, :breaking, :reason)",
+        " :source_name, :key_id, :changed, :breaking, :reason, :webhook_id)",
         to_row(event, _EVENT_JSON),
     )
 

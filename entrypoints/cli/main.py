@@ -43,6 +43,7 @@ from domain.sources import (
     parse_source_id,
 )
 from domain.sources import SourceSummary as Summary
+from entrypoints.cli.webhooks import webhooks_group
 from entrypoints.commands import out, printable, run, store_options, with_container
 from entrypoints.commands import out_json as _json
 from entrypoints.container import Container
@@ -484,7 +485,7 @@ _id = click.argument("id")
 def commands() -> click.Group:
     """The management commands, as a group of their own."""
     tdb = click.Group("tdb", help="The tdb data-source registry.")
-    for group in (_keys(), _sources(), _events(), _db()):
+    for group in (_keys(), _sources(), _events(), webhooks_group(), _db()):
         tdb.add_command(group)
     # Imported here: the watches' commands are built with this module's helpers.
     from entrypoints.cli.watches import add_watch_commands

@@ -36,8 +36,10 @@ from entrypoints.http.problems import CLIENT_GONE, EXCEPTION_HANDLERS
 from entrypoints.http.sources import ListingCache, SourcesController
 from entrypoints.http.use_cases import UseCases
 from entrypoints.http.watches import SourceWatchController, WatchesController, WatchUseCases
+from entrypoints.http.webhooks import WebhooksController
 from entrypoints.runtime.watching import WatchScheduler, scheduler_for
 from entrypoints.startup import start_worker, stop_worker
+from entrypoints.ui import ui_router, ui_templates
 
 MAX_BODY_BYTES = 64 * 1024
 # Full listings read and encoded at once per process, on threads (more only queue for the GIL).
@@ -75,12 +77,14 @@ async def _stop(
 def _scrape(container: Container) -> Scrape:
     count_sources = container.count_sources
     count_overdue = container.count_overdue_checks
+    count_pending = container.count_pending_deliveries
 
     async def refresh() -> None:
         # In an outage the gauge keeps its last value; the outage has its own log line.
         with contextlib.suppress(StoreUnavailable):
             metrics.SOURCES.set(await count_sources()())
             metrics.WATCHES_OVERDUE.set(await count_overdue()())
+            metrics.WEBHOOK_PENDING.set(await count_pending()())
 
     return Scrape(refresh)
 
@@ -167,6 +171,7 @@ def create_app(container: Container) -> Litestar:
         ColumnsController,
         SourceWatchController,
         WatchesController,
+        WebhooksController,
         healthz,
         readyz,
     ]
@@ -174,6 +179,9 @@ def create_app(container: Container) -> Litestar:
     if settings.metrics:
         handlers.append(metrics_endpoint)
         gauges = StoreGauges(lambda: container.store_usage()())
+    if settings.ui:
+        # The web UI: pages of its own under /ui/, behind its own session check.
+        handlers.append(ui_router(container))
     body_schema = SourceBodySchema(container.connectors())
     auth = BearerAuth(
         authenticate=_call(container.authenticate),
@@ -195,6 +203,7 @@ def create_app(container: Container) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(Polisher()),
         plugins=[body_schema],
+        template_config=ui_templates() if settings.ui else None,
         on_startup=[partial(_start, container, gauges, watcher)],
         on_shutdown=[partial(_stop, container, gauges, watcher)],
         state=State(

@@ -2,54 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from uuid import UUID
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import ResponseHeader
 from litestar.params import Parameter
 
 from application.events import EVENT_LIMIT_DEFAULT, ListEvents, ListEventsQuery
-from domain.errors import FieldError, InvalidInput
-from domain.events import Action, EventFilter
+from domain.events import Action
 from domain.keys import Principal
 from entrypoints.cursors import decode_event_cursor, encode_event_cursor
 from entrypoints.http.openapi import responses
 from entrypoints.http.query import check_query
 from entrypoints.http.use_cases import use_cases
 from entrypoints.presenters import EventOut
+from entrypoints.requests import event_filter
 
 EVENT_PARAMETERS = ("source_id", "action", "actor", "since", "limit", "cursor")
-
-
-def _filter(
-    source_id: str | None, action: str | None, actor: str | None, since: str | None
-) -> EventFilter:
-    errors = []
-    parsed_id = parsed_action = parsed_since = None
-    if source_id is not None:
-        try:
-            parsed_id = UUID(source_id)
-        except ValueError:
-            errors.append(FieldError("source_id", "must be a UUID"))
-    if action is not None:
-        try:
-            parsed_action = Action(action)
-        except ValueError:
-            known = ", ".join(a.value for a in Action)
-            errors.append(FieldError("action", f"must be one of {known}"))
-    if since is not None:
-        try:
-            parsed_since = datetime.fromisoformat(since)
-            if parsed_since.tzinfo is None:
-                raise ValueError("no offset")
-        except ValueError:
-            errors.append(FieldError("since", "must be an RFC 3339 timestamp with an offset"))
-    if errors:
-        raise InvalidInput(errors)
-    return EventFilter(source_id=parsed_id, action=parsed_action, actor=actor, since=parsed_since)
 
 
 class EventsController(Controller):
@@ -102,7 +72,7 @@ class EventsController(Controller):
         check_query(request.query_params, scalars=EVENT_PARAMETERS, integers=("limit",))
         query = ListEventsQuery(
             actor=request.user,
-            filter=_filter(source_id, action, actor, since),
+            filter=event_filter(source_id, action, actor, since),
             limit=limit,
             after=decode_event_cursor(cursor) if cursor is not None else None,
         )

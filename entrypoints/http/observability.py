@@ -46,7 +46,7 @@ class RequestObservability:
         self._log = log_requests
         self._count = count_requests
         self._routes: dict[str, str] = {}
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._series: dict[tuple[str, str, int], metrics.RequestSeries] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # the lifespan; tdb serves no websockets
@@ -82,14 +82,10 @@ class RequestObservability:
         if self._count:
             series = self._series.get((route, method, status))
             if series is None:
-                labels = (route, method, str(status))
-                series = (
-                    metrics.REQUESTS.labels(*labels),
-                    metrics.REQUEST_SECONDS.labels(*labels),
+                series = self._series[(route, method, status)] = metrics.RequestSeries(
+                    route, method, str(status)
                 )
-                self._series[(route, method, status)] = series
-            series[0].inc()
-            series[1].observe(seconds)
+            series.add(seconds)
         if self._log:
             user = scope.get("user")
             client = scope.get("client")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cached_property
 from typing import Any
 
@@ -20,7 +21,17 @@ from application.sources import (
     StreamSources,
     UpdateSource,
 )
-from application.store import CheckReadiness
+from application.webhooks import (
+    CreateWebhook,
+    DeleteWebhook,
+    GetWebhook,
+    ListDeliveries,
+    ListWebhooks,
+    PingWebhook,
+    Redeliver,
+    RotateWebhookSecret,
+    UpdateWebhook,
+)
 from entrypoints.container import Container
 
 
@@ -84,8 +95,44 @@ class UseCases:
         return self._container.find_columns()
 
     @cached_property
-    def check_readiness(self) -> CheckReadiness:
+    def check_readiness(self) -> Callable[[], Awaitable[None]]:
         return self._container.check_readiness()
+
+    @cached_property
+    def create_webhook(self) -> CreateWebhook:
+        return self._container.create_webhook()
+
+    @cached_property
+    def list_webhooks(self) -> ListWebhooks:
+        return self._container.list_webhooks()
+
+    @cached_property
+    def get_webhook(self) -> GetWebhook:
+        return self._container.get_webhook()
+
+    @cached_property
+    def update_webhook(self) -> UpdateWebhook:
+        return self._container.update_webhook()
+
+    @cached_property
+    def delete_webhook(self) -> DeleteWebhook:
+        return self._container.delete_webhook()
+
+    @cached_property
+    def rotate_webhook_secret(self) -> RotateWebhookSecret:
+        return self._container.rotate_webhook_secret()
+
+    @cached_property
+    def ping_webhook(self) -> PingWebhook:
+        return self._container.ping_webhook()
+
+    @cached_property
+    def list_deliveries(self) -> ListDeliveries:
+        return self._container.list_deliveries()
+
+    @cached_property
+    def redeliver(self) -> Redeliver:
+        return self._container.redeliver()
 
 
 def use_cases(request: Request[Any, Any, Any]) -> UseCases:

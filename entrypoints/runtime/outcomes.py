@@ -16,6 +16,7 @@ from domain.errors import (
     ApiKeyNotFound,
     AuthenticationFailed,
     BackendUnavailable,
+    DeliveryNotFound,
     DomainError,
     DuplicateKeyName,
     DuplicateSourceName,
@@ -30,6 +31,7 @@ from domain.errors import (
     VerificationFailed,
     VersionMismatch,
     WatchNotFound,
+    WebhookNotFound,
 )
 from entrypoints.presenters import FieldProblem, Problem
 
@@ -225,3 +227,14 @@ def _forbidden(exc: PermissionDenied) -> Outcome:
 def _secret_unreadable(exc: SecretUnreadable) -> Outcome:
     detail = "A stored secret cannot be decrypted by this server."
     return Outcome("secret-unreadable", 500, Exit.SECRET, detail)
+
+
+@_outcome(WebhookNotFound)
+def _webhook_not_found(exc: WebhookNotFound) -> Outcome:
+    return Outcome("webhook-not-found", 404, Exit.NOT_FOUND, "No webhook endpoint has this id.")
+
+
+@_outcome(DeliveryNotFound)
+def _delivery_not_found(exc: DeliveryNotFound) -> Outcome:
+    detail = "The webhook endpoint has no delivery with this id."
+    return Outcome("delivery-not-found", 404, Exit.NOT_FOUND, detail)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from adapters.connectors.csv import CsvConnector
 from adapters.connectors.observed import ObservedConnector, ObservedConnectorRegistry
+from adapters.connectors.outbound import OutboundPolicy
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.crypto import AesGcmCipher
@@ -25,6 +26,11 @@ from adapters.storage.memory import (
     MemoryStore,
 )
 from adapters.storage.memory_watches import MemoryWatchRepository
+from adapters.storage.memory_webhooks import (
+    MemoryDeliveryRepository,
+    MemoryWebhookRepository,
+    MemoryWebhooks,
+)
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -34,6 +40,10 @@ from adapters.storage.postgres import (
 )
 from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.postgres_watches import PostgresWatchRepository
+from adapters.storage.postgres_webhooks import (
+    PostgresDeliveryRepository,
+    PostgresWebhookRepository,
+)
 from adapters.storage.recent_heads import RecentHeads
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
@@ -44,7 +54,9 @@ from adapters.storage.sqlite import (
 )
 from adapters.storage.sqlite_columns import SqliteColumnIndex
 from adapters.storage.sqlite_watches import SqliteWatchRepository
+from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
 from adapters.system import RandomIds, SystemClock
+from adapters.webhooks.transport import H11WebhookTransport
 from application.columns import ColumnIndex
 from application.ports import (
     ApiKeyRepository,
@@ -59,6 +71,13 @@ from application.ports import (
     Store,
 )
 from application.watch_ports import WatchRepository
+from application.webhook_ports import (
+    DeliveryRepository,
+    PayloadEncoder,
+    WebhookRepository,
+    WebhookTransport,
+)
+from entrypoints.webhook_shapes import encode_payload
 from tests.fakes import CountingIds, FakeConnector, SteppingClock
 
 
@@ -116,3 +135,21 @@ def system_parts_conform(key: str) -> None:
     _stepping: Clock = SteppingClock()
     _ids: IdGenerator = RandomIds()
     _counting: IdGenerator = CountingIds()
+
+
+def webhook_stores_conform(path: Path, url: str) -> None:
+    events = MemoryEventRepository()
+    state = MemoryWebhooks(events, MemorySnapshotRepository(MemorySourceRepository(events)))
+    _memory: WebhookRepository = MemoryWebhookRepository(state)
+    _memory_outbox: DeliveryRepository = MemoryDeliveryRepository(state)
+    lite = SqliteDatabase(path)
+    _sqlite: WebhookRepository = SqliteWebhookRepository(lite)
+    _sqlite_outbox: DeliveryRepository = SqliteDeliveryRepository(lite)
+    pg = PostgresDatabase(url)
+    _postgres: WebhookRepository = PostgresWebhookRepository(pg)
+    _postgres_outbox: DeliveryRepository = PostgresDeliveryRepository(pg)
+
+
+def webhook_transport_conforms() -> None:
+    _transport: WebhookTransport = H11WebhookTransport(OutboundPolicy(), 10, "tdb/test")
+    _encode: PayloadEncoder = encode_payload

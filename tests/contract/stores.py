@@ -26,6 +26,11 @@ from adapters.storage.memory import (
     MemoryStore,
 )
 from adapters.storage.memory_watches import MemoryWatchRepository
+from adapters.storage.memory_webhooks import (
+    MemoryDeliveryRepository,
+    MemoryWebhookRepository,
+    MemoryWebhooks,
+)
 from adapters.storage.postgres import (
     PostgresApiKeyRepository,
     PostgresDatabase,
@@ -35,6 +40,10 @@ from adapters.storage.postgres import (
 )
 from adapters.storage.postgres_columns import PostgresColumnIndex
 from adapters.storage.postgres_watches import PostgresWatchRepository
+from adapters.storage.postgres_webhooks import (
+    PostgresDeliveryRepository,
+    PostgresWebhookRepository,
+)
 from adapters.storage.sqlite import (
     SqliteApiKeyRepository,
     SqliteDatabase,
@@ -44,6 +53,7 @@ from adapters.storage.sqlite import (
 )
 from adapters.storage.sqlite_columns import SqliteColumnIndex
 from adapters.storage.sqlite_watches import SqliteWatchRepository
+from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWebhookRepository
 from application.columns import ColumnIndex
 from application.ports import (
     ApiKeyRepository,
@@ -53,6 +63,7 @@ from application.ports import (
     Store,
 )
 from application.watch_ports import WatchRepository
+from application.webhook_ports import DeliveryRepository, WebhookRepository
 from tests.helpers import Synced, run
 
 FRESH_STORE_PER_EXAMPLE = settings(
@@ -75,6 +86,8 @@ class Stores:
         events: EventRepository,
         columns: ColumnIndex,
         watches: WatchRepository | None = None,
+        webhooks: WebhookRepository | None = None,
+        deliveries: DeliveryRepository | None = None,
     ) -> None:
         self.store: Any = Synced(store)
         self.watches: Any = Synced(watches)
@@ -82,6 +95,8 @@ class Stores:
         self.keys: Any = Synced(keys)
         self.history: Any = Synced(history)
         self.events: Any = Synced(events)
+        self.webhooks: Any = Synced(webhooks)
+        self.deliveries: Any = Synced(deliveries)
         self.columns: Any = Synced(columns)
 
 
@@ -126,6 +141,7 @@ class MemoryStores(StoreFactory):
         events = MemoryEventRepository()
         sources = MemorySourceRepository(events)
         snapshots = MemorySnapshotRepository(sources)
+        webhooks = MemoryWebhooks(events, snapshots)
         stores = Stores(
             MemoryStore(),
             sources,
@@ -134,6 +150,8 @@ class MemoryStores(StoreFactory):
             events,
             memory_column_index(sources, snapshots),
             MemoryWatchRepository(sources, events),
+            MemoryWebhookRepository(webhooks),
+            MemoryDeliveryRepository(webhooks),
         )
         yield [stores] * handles
 
@@ -167,6 +185,8 @@ class SqliteStores(StoreFactory):
                     SqliteEventRepository(db),
                     SqliteColumnIndex(db),
                     SqliteWatchRepository(db),
+                    SqliteWebhookRepository(db),
+                    SqliteDeliveryRepository(db),
                 )
                 for db in databases
             ]
@@ -233,6 +253,8 @@ class PostgresStores(StoreFactory):
                         PostgresEventRepository(db),
                         PostgresColumnIndex(db),
                         PostgresWatchRepository(db),
+                        PostgresWebhookRepository(db),
+                        PostgresDeliveryRepository(db),
                     )
                     for db in databases
                 ]

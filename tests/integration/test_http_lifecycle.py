@@ -473,6 +473,7 @@ def test_every_change_is_in_the_trail_with_paths_never_values(
         "changed",
         "breaking",
         "reason",
+        "webhook_id",
     ]
 
 

@@ -80,8 +80,10 @@ def test_the_document_names_the_bearer_scheme_and_every_status(client: TestClien
 # Rules no schema can state, which the document gives in words: a cursor is one this server
 # issued; a CSV path names a file under the CSV root, an encoding is one Python knows, a delimiter
 # is one character other than a quote or a newline; a host is a name or an address (ASCII) that
-# the outbound policy allows. A 400 naming only such fields is the server keeping such a rule.
+# the outbound policy allows; a webhook's URL is https, or http to loopback, to a host the policy
+# allows. A 400 naming only such fields is the server keeping such a rule.
 UNSCHEMATIC = {
+    "url",
     "cursor",
     "connection.path",
     "connection.encoding",

@@ -1,0 +1,1 @@
+"""Webhooks on the wire: Standard Webhooks signatures and the HTTP transport."""
