@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -11,7 +11,7 @@ from domain.connections import ConnectionField, ConnectorLoadFailure
 from domain.events import Event, EventFilter, EventKey, EventPage
 from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey, VerifiedToken
-from domain.sources import Column, PageKey, Source, SourceFilter, SourcePage
+from domain.sources import Column, PageKey, Source, SourceFilter, SourcePage, SourceSummary
 
 
 class SourceRepository(Protocol):
@@ -37,6 +37,13 @@ class SourceRepository(Protocol):
         self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
     ) -> SourcePage:
         """Summaries of matching sources oldest first, at most `limit`, strictly after `after`."""
+
+    def chunks(
+        self, source_filter: SourceFilter, size: int | None = None
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
+        """Every matching source's summary oldest first, in chunks of at most `size` (None: the
+        store's choice). An async generator: the store lets go of what it holds for it when it
+        ends or is closed."""
 
     async def remove(
         self, source_id: UUID, expected_version: int | None = None, event: Event | None = None

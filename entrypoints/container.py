@@ -84,6 +84,7 @@ from application.sources import (
     ListSources,
     RegisterSource,
     Retry,
+    StreamSources,
     UpdateSource,
 )
 from application.watches import (
@@ -427,6 +428,7 @@ class Container(containers.DeclarativeContainer):
         RegisterSource, sources=sources, connectors=connectors, cipher=cipher, clock=clock, ids=ids
     )
     list_sources = providers.Factory(ListSources, sources=sources)
+    stream_sources = providers.Factory(StreamSources, sources=sources)
     get_source = providers.Factory(
         GetSource,
         sources=sources,

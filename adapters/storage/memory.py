@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -140,6 +140,14 @@ class MemorySourceRepository:
         if after is not None:
             matching = [s for s in matching if sort_key(s) > (after.registered_at, after.id)]
         return page([SourceSummary.of(s) for s in matching], limit)
+
+    async def chunks(
+        self, source_filter: SourceFilter, size: int | None = None
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
+        listed = (await self.list(source_filter)).sources
+        step = size or 1000
+        for start in range(0, len(listed), step):
+            yield listed[start : start + step]
 
     async def revision(self) -> int | None:
         return None  # the store of tests: nothing is gained by caching what it lists

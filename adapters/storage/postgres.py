@@ -11,7 +11,7 @@ import asyncio
 import math
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
@@ -36,13 +36,13 @@ from adapters.storage.listing import (
     event_listing,
     event_page,
     page,
-    source_listing,
     storable,
 )
 from adapters.storage.outage import OutageWatch
 from adapters.storage.postgres_columns import LATEST_COLUMNS_MIGRATION, replace_latest_columns
 from adapters.storage.postgres_watch_schema import WATCH_MIGRATION
 from adapters.storage.running import WritesToEnd
+from adapters.storage.source_query import Spelling, page_rows, whole_listing
 from adapters.storage.webhook_schema import POSTGRES_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
@@ -152,6 +152,61 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
             """,
         ),
     ),
+    (
+        4,
+        (
+            # Listings by tag and by type walk an index in listing order (source_query.py):
+            # the tags table replaces the GIN index, which the planner skipped for a walk of
+            # the listing order with a filter. Tags and count are kept by a trigger, in the
+            # transaction of each change; the count in a few rows, so that concurrent writers
+            # (one slot per server process) seldom wait for one another's.
+            """
+            CREATE TABLE source_tags (
+                tag text NOT NULL,
+                registered_at timestamptz NOT NULL,
+                source_id uuid NOT NULL,
+                PRIMARY KEY (tag, registered_at, source_id)
+            )
+            """,
+            """
+            INSERT INTO source_tags
+            SELECT DISTINCT tag, registered_at, id FROM sources, unnest(tags) AS tag
+            """,
+            "CREATE TABLE source_count (slot integer PRIMARY KEY, n bigint NOT NULL)",
+            "INSERT INTO source_count SELECT 0, count(*) FROM sources",
+            """
+            CREATE FUNCTION tdb_sources_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP <> 'INSERT' THEN
+                    DELETE FROM source_tags WHERE tag = ANY (OLD.tags)
+                       AND registered_at = OLD.registered_at AND source_id = OLD.id;
+                END IF;
+                IF TG_OP <> 'DELETE' THEN
+                    INSERT INTO source_tags
+                    SELECT DISTINCT tag, NEW.registered_at, NEW.id FROM unnest(NEW.tags) AS tag;
+                END IF;
+                IF TG_OP <> 'UPDATE' THEN
+                    INSERT INTO source_count AS kept
+                    VALUES (pg_backend_pid() % 16, CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END)
+                    ON CONFLICT (slot) DO UPDATE SET n = kept.n + excluded.n;
+                END IF;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER sources_kept AFTER INSERT OR DELETE ON sources
+            FOR EACH ROW EXECUTE FUNCTION tdb_sources_kept()
+            """,
+            """
+            CREATE TRIGGER sources_retagged AFTER UPDATE OF tags ON sources
+            FOR EACH ROW WHEN (OLD.tags IS DISTINCT FROM NEW.tags)
+            EXECUTE FUNCTION tdb_sources_kept()
+            """,
+            "DROP INDEX sources_by_tag",
+            "CREATE INDEX sources_by_type ON sources (source_type, registered_at, id)",
+        ),
+    ),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
@@ -200,10 +255,13 @@ POSTGRES = Dialect(
     timestamp_param="%s::timestamptz",
     uuid_param="%s::uuid",
     uuid_value=lambda value: value,
-    tags_conditions=lambda tags: [("tags @> %s::text[]", [list(tags)])] if tags else [],
-    # Not LIKE: it treats % and _ as wildcards.
-    prefix_condition=lambda prefix: ("starts_with(name, %s)", [prefix]),
 )
+# Each query of source_query.py has one index that answers it: no hint is needed.
+POSTGRES_WAYS = Spelling(
+    POSTGRES, indexed=lambda index: "", name_index="sources_name_unique", join="CROSS JOIN"
+)
+LISTING_CHUNK = 2000
+"""Rows of a whole listing fetched from its server-side cursor at a time."""
 
 
 class _BrokenConnection(StoreUnavailable):
@@ -592,12 +650,33 @@ class PostgresSourceRepository:
     ) -> SourcePage:
         if not can_match(source_filter):
             return SourcePage(())
-        sql, parameters = source_listing(POSTGRES, source_filter, limit, after)
-        rows = await self._db.read_rows(sql, parameters)
+        steps = page_rows(POSTGRES_WAYS, source_filter, limit, after)
+        try:
+            query = next(steps)
+            while True:
+                query = steps.send(await self._db.read_rows(*query))
+        except StopIteration as done:
+            rows = done.value
         if limit is not None and limit <= INLINE_PAGE_MAX:
             return page(_summaries(rows), limit)
         # Thousands of rows would hold the event loop for tens of milliseconds.
         return page(await anyio.to_thread.run_sync(_summaries, rows), limit)
+
+    async def chunks(
+        self, source_filter: SourceFilter, size: int | None = None
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
+        if not can_match(source_filter):
+            return
+        sql, parameters = whole_listing(POSTGRES_WAYS, source_filter)
+        # A server-side cursor in a transaction: a snapshot, held here a chunk at a time.
+        async with self._db.transaction() as conn:
+            cursor = conn.cursor(name="tdb_listing")
+            try:
+                await cursor.execute(sql, parameters)
+                while rows := await cursor.fetchmany(size or LISTING_CHUNK):
+                    yield await anyio.to_thread.run_sync(_summaries, rows)
+            finally:
+                await cursor.close()
 
     async def revision(self) -> int | None:
         return None  # no cheap signal: a listing is read every time
@@ -620,7 +699,9 @@ class PostgresSourceRepository:
                 await _mismatch(conn, source_id)
 
     async def count(self) -> int:
-        return int((await self._db.read("SELECT count(*) AS n FROM sources"))[0]["n"])
+        # Kept by the trigger of every add and removal: a count(*) reads the whole table.
+        rows = await self._db.read("SELECT coalesce(sum(n), 0) AS n FROM source_count")
+        return int(rows[0]["n"])
 
     async def _add(self, source: Source, event: Event | None) -> None:
         sql, parameters = _adding(source, event)

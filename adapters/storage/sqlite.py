@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -45,10 +45,10 @@ from adapters.storage.listing import (
     event_listing,
     event_page,
     page,
-    source_listing,
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.source_query import Spelling, page_rows, whole_listing
 from adapters.storage.sqlite_columns import (
     LATEST_COLUMNS_MIGRATION,
     forget_latest_columns,
@@ -152,6 +152,54 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
             """,
         ),
     ),
+    (
+        4,
+        (
+            # Listings by tag and by type walk an index in listing order (source_query.py);
+            # the tags and the count are kept by triggers, in the transaction of each change.
+            """
+            CREATE TABLE source_tags (
+                tag TEXT NOT NULL,
+                registered_at TEXT NOT NULL,
+                source_id TEXT NOT NULL,
+                PRIMARY KEY (tag, registered_at, source_id)
+            ) WITHOUT ROWID
+            """,
+            """
+            INSERT OR IGNORE INTO source_tags
+            SELECT tag.value, sources.registered_at, sources.id
+              FROM sources, json_each(sources.tags) AS tag
+            """,
+            """
+            CREATE TABLE source_count (one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL)
+            """,
+            "INSERT INTO source_count VALUES (1, (SELECT count(*) FROM sources))",
+            """
+            CREATE TRIGGER sources_added AFTER INSERT ON sources BEGIN
+                INSERT OR IGNORE INTO source_tags
+                SELECT value, NEW.registered_at, NEW.id FROM json_each(NEW.tags);
+                UPDATE source_count SET n = n + 1;
+            END
+            """,
+            """
+            CREATE TRIGGER sources_retagged AFTER UPDATE OF tags ON sources
+            WHEN OLD.tags IS NOT NEW.tags BEGIN
+                DELETE FROM source_tags WHERE tag IN (SELECT value FROM json_each(OLD.tags))
+                   AND registered_at = OLD.registered_at AND source_id = OLD.id;
+                INSERT OR IGNORE INTO source_tags
+                SELECT value, NEW.registered_at, NEW.id FROM json_each(NEW.tags);
+            END
+            """,
+            """
+            CREATE TRIGGER sources_removed AFTER DELETE ON sources BEGIN
+                DELETE FROM source_tags WHERE tag IN (SELECT value FROM json_each(OLD.tags))
+                   AND registered_at = OLD.registered_at AND source_id = OLD.id;
+                UPDATE source_count SET n = n - 1;
+            END
+            """,
+            "CREATE INDEX sources_by_type ON sources (source_type, registered_at, id)",
+        ),
+    ),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
@@ -228,17 +276,17 @@ def _adopt_versions_table(db: sqlite_utils.Database, migrations: Migrations) -> 
 _IDLE_CONNECTIONS_MAX = 8
 _REMEMBERED_MAX = 1024
 
-SQLITE = Dialect(
-    param="?",
-    timestamp_param="?",
-    uuid_param="?",
-    uuid_value=str,
-    tags_conditions=lambda tags: [
-        ("EXISTS (SELECT 1 FROM json_each(sources.tags) WHERE value = ?)", [tag]) for tag in tags
-    ],
-    # Not LIKE: it ignores case and treats % and _ as wildcards.
-    prefix_condition=lambda prefix: ("substr(name, 1, ?) = ?", [len(prefix), prefix]),
+SQLITE = Dialect(param="?", timestamp_param="?", uuid_param="?", uuid_value=str)
+# SQLite's planner is told the index to walk and the join order (the outer loop first).
+SQLITE_WAYS = Spelling(
+    SQLITE,
+    indexed=lambda index: f" INDEXED BY {index}",
+    # The index of the UNIQUE constraint on names (the id's primary key is the first).
+    name_index="sqlite_autoindex_sources_2",
+    join="CROSS JOIN",
 )
+LISTING_CHUNK = 2000
+"""Rows of a whole listing read (and made summaries) at a time, on a thread."""
 
 
 def _is_unavailability(exc: sqlite3.Error) -> bool:
@@ -437,6 +485,29 @@ class SqliteDatabase:
             raise
 
     @contextmanager
+    def statement(
+        self, sql: str, parameters: Sequence[Any] = ()
+    ) -> Iterator[Callable[[int], list[tuple[Any, ...]]]]:
+        """One query on a connection of its own while the block runs: a function that gives
+        its next rows, at most so many at a time ([] at the end), from any one thread at a time."""
+        db = self._checkout()
+        cursor: sqlite3.Cursor | None = None
+
+        def next_rows(size: int) -> list[tuple[Any, ...]]:
+            nonlocal cursor
+            with _unavailable_on_error(self.path):
+                if cursor is None:
+                    cursor = db.conn.execute(sql, list(parameters))
+                return cursor.fetchmany(size)
+
+        try:
+            yield next_rows
+        finally:
+            if cursor is not None:
+                cursor.close()
+            self._checkin(db)
+
+    @contextmanager
     def _writer(self) -> Iterator[None]:
         # Queued writers of this process wait no longer than one waiting on another process.
         if not self._write_lock.acquire(timeout=self.busy_timeout_ms / 1000):
@@ -549,13 +620,7 @@ class SqliteSourceRepository:
     def _add(self, source: Source, event: Event | None) -> None:
         try:
             with self._db.writing() as db:
-                db.execute(
-                    f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES (:id, :name, :source_type,"
-                    " :connection, :description, :tags, :registered_by, :registered_at, :status,"
-                    " :version, :updated_at, :updated_by)",
-                    to_row(source, _SOURCE_JSON),
-                )
-                _record(db, event)
+                insert_source(db, source, event)
         except sqlite3.IntegrityError as exc:
             if "sources.name" in str(exc):
                 raise DuplicateSourceName(source.name.value) from None
@@ -608,22 +673,25 @@ class SqliteSourceRepository:
     ) -> SourcePage:
         if not can_match(source_filter):
             return SourcePage(())
-        sql, parameters = source_listing(SQLITE, source_filter, limit, after)
-        # Straight from row tuples to summaries: a full listing is 10,000 rows and more.
-        summaries = [
-            SourceSummary(
-                UUID(source_id),
-                name,
-                source_type,
-                description,
-                tuple(decode_json(tags)),
-                parse_timestamp(registered_at),
-            )
-            for source_id, name, source_type, description, tags, registered_at in (
-                self._db.read_rows(sql, parameters)
-            )
-        ]
-        return page(summaries, limit)
+        steps = page_rows(SQLITE_WAYS, source_filter, limit, after)
+        try:
+            query = next(steps)
+            while True:
+                query = steps.send(self._db.read_rows(*query))
+        except StopIteration as done:
+            rows = done.value
+        return page(_summaries(rows), limit)
+
+    async def chunks(
+        self, source_filter: SourceFilter, size: int | None = None
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
+        if not can_match(source_filter):
+            return
+        # One statement on one connection, stepped a chunk at a time on a thread: a snapshot
+        # of the registry, held in memory a chunk at a time.
+        with self._db.statement(*whole_listing(SQLITE_WAYS, source_filter)) as next_rows:
+            while rows := await anyio.to_thread.run_sync(next_rows, size or LISTING_CHUNK):
+                yield await anyio.to_thread.run_sync(_summaries, rows)
 
     async def revision(self) -> int | None:
         return self._db.data_version()
@@ -645,7 +713,29 @@ class SqliteSourceRepository:
                 _record(db, attrs.evolve(event, source_name=deleted[0][0]))
 
     async def count(self) -> int:
-        return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
+        # Kept by the triggers of every add and removal: a count(*) reads a whole index.
+        row = self._db.read_one("SELECT n FROM source_count")
+        return int(row[0]) if row is not None else 0
+
+
+def _summaries(rows: Sequence[tuple[Any, ...]]) -> list[SourceSummary]:
+    """Straight from row tuples to summaries: a whole listing is a million rows and more."""
+    summary, uuid, tags_of, time_of = SourceSummary, UUID, decode_json, parse_timestamp
+    return [
+        summary(uuid(source_id), name, source_type, description, tuple(tags_of(tags)), time_of(at))
+        for source_id, name, source_type, description, tags, at in rows
+    ]
+
+
+def insert_source(db: sqlite_utils.Database, source: Source, event: Event | None) -> None:
+    """Insert the source and its event inside the caller's write transaction."""
+    db.execute(
+        f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES (:id, :name, :source_type,"
+        " :connection, :description, :tags, :registered_by, :registered_at, :status,"
+        " :version, :updated_at, :updated_by)",
+        to_row(source, _SOURCE_JSON),
+    )
+    _record(db, event)
 
 
 def _first(cursor: sqlite3.Cursor) -> tuple[Any, ...] | None:

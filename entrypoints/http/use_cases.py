@@ -20,6 +20,7 @@ from application.sources import (
     GetSource,
     ListSources,
     RegisterSource,
+    StreamSources,
     UpdateSource,
 )
 from application.webhooks import (
@@ -54,6 +55,10 @@ class UseCases:
     @cached_property
     def list_sources(self) -> ListSources:
         return self._container.list_sources()
+
+    @cached_property
+    def stream_sources(self) -> StreamSources:
+        return self._container.stream_sources()
 
     @cached_property
     def get_source(self) -> GetSource:
