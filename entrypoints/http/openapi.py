@@ -268,11 +268,15 @@ class MergePatchOperation(Operation):
 def _field_schema(
     source_type: str, field: ConnectionField, components: dict[str, Schema]
 ) -> Schema | Reference:
-    kind = {bool: OpenAPIType.BOOLEAN, int: OpenAPIType.INTEGER}.get(field.type, OpenAPIType.STRING)
+    kind = {
+        bool: OpenAPIType.BOOLEAN,
+        int: OpenAPIType.INTEGER,
+        float: OpenAPIType.NUMBER,
+    }.get(field.type, OpenAPIType.STRING)
     description = (
         "A secret: stored encrypted, shown as ******** without sources:secrets."
         if field.secret
-        else None
+        else field.description or None
     )
     if field.choices:
         # A closed set of values is one model (`PostgresSslmode`), whichever body names it.
