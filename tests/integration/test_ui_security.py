@@ -467,3 +467,82 @@ def test_the_column_search_asks_for_a_name_and_refuses_what_the_api_refuses(
     # The API's parameter check answers first there; here the domain's, which names the field.
     assert "<code>name</code> must be 1 to 200 characters long" in page.text
     assert client.get("/ui/columns?name=a&after=nope").status_code == 400
+
+
+TOKEN = re.compile(r"tdbk_[0-9a-f]+_[A-Za-z0-9_-]+")
+
+
+def test_key_forms_need_csrf_and_keys_manage(client: TestClient[Any], make_token: Any) -> None:
+    token = make_token()
+    sign_in(client, token)
+    form = {"name": "forged", "expires_in_days": "3"}
+    for csrf in ("", "not-the-token"):
+        answer = client.post("/ui/keys/new", data={**form, "csrf_token": csrf})
+        assert answer.status_code == 403
+        assert "did not come from this site" in answer.text
+    names = [
+        k["name"]
+        for k in client.get("/v1/keys", headers={"Authorization": f"Bearer {token}"}).json()
+    ]
+    assert "forged" not in names
+    sign_in(client, make_token("sources:read", "webhooks:manage", name="no-keys"))
+    html = client.get("/ui/sources").text
+    assert "/ui/keys" not in html
+    assert 'href="/ui/webhooks"' in html
+    refused = client.get("/ui/keys")
+    assert refused.status_code == 403
+    assert "keys:manage" in refused.text
+    answer = client.post("/ui/keys/new", data={**form, "csrf_token": csrf_of(html)})
+    assert answer.status_code == 403
+
+
+def test_a_token_is_on_the_create_and_rotate_answers_only(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    admin = make_token()
+    sign_in(client, admin)
+    csrf = csrf_of(client.get("/ui/keys").text)
+    form = {"csrf_token": csrf, "name": "ci", "scopes": ["sources:read"], "expires_in_days": "30"}
+    created = client.post("/ui/keys/new", data=form)
+    assert created.status_code == 201
+    [token] = TOKEN.findall(created.text)
+    key_id = token.split("_")[1]
+    listed = client.get("/ui/keys").text
+    assert f"tdbk_{key_id}" in listed
+    assert not TOKEN.search(listed)
+    assert token.rsplit("_", 1)[1] not in listed
+    rotated = client.post(
+        f"/ui/keys/{key_id}/rotate", data={"csrf_token": csrf, "overlap_seconds": "0"}
+    )
+    assert rotated.status_code == 200
+    [new] = TOKEN.findall(rotated.text)
+    assert new != token
+    for page in ("/ui/keys", f"/ui/keys/{new.split('_')[1]}/revoke"):
+        assert not TOKEN.search(client.get(page).text), page
+    gone = client.post(
+        f"/ui/keys/{new.split('_')[1]}/revoke", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert gone.status_code == 303
+    api = client.get(
+        f"/v1/keys/{new.split('_')[1]}", headers={"Authorization": f"Bearer {admin}"}
+    ).json()
+    assert api["revoked_at"] is not None
+
+
+def test_the_key_form_shows_the_apis_errors_field_for_field(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    token = make_token()
+    api = client.post(
+        "/v1/keys",
+        json={"name": " ", "scopes": ["nope"], "expires_in_days": 0},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    sign_in(client, token)
+    csrf = csrf_of(client.get("/ui/keys").text)
+    form = {"csrf_token": csrf, "name": " ", "scopes": ["nope"], "expires_in_days": "0"}
+    answer = client.post("/ui/keys/new", data=form)
+    assert answer.status_code == api["status"] == 400
+    for error in api["errors"]:
+        assert error["field"] in answer.text
+        assert error["message"].replace("'", "&#39;") in answer.text
