@@ -437,6 +437,16 @@ def test_a_webhook_pinged_redelivered_updated_and_deleted_through_forms(
     )
     assert again.status_code == 303
     assert client.get(f"{page}?state=nope").status_code == 400
+    for _ in range(50):
+        client.post(f"/v1/webhooks/{hook['id']}/ping", headers=api)
+    first = client.get(page).text
+    assert first.count("/redeliver") == 50
+    following = re.search(r'href="([^"]+)" rel="next"', first)
+    assert following
+    second = client.get(following.group(1).replace("&amp;", "&")).text
+    total = client.get(f"/v1/webhooks/{hook['id']}/deliveries?limit=1000", headers=api).json()
+    assert len(total) > 50
+    assert second.count("/redeliver") == len(total) - 50
     assert "No delivery in state" in client.get(f"{page}?state=succeeded").text
     edit = _hook_form(csrf, events=["source.registered"], tags="finance", description="edited")
     saved = client.post(f"{page}/edit", data=edit, follow_redirects=False)
