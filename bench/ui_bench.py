@@ -117,6 +117,13 @@ def main() -> None:
             middle = ids[len(ids) // 2 + 1]
             assert client.get(f"/ui/sources/{middle}/schema").status_code == 200
             last_page = client.get("/ui/sources?name_prefix=source-099").text
+            bearer = {"Authorization": f"Bearer {token}"}
+            hook = client.post(
+                "/v1/webhooks",
+                json={"url": "http://127.0.0.1:9/hook", "events": ["*"]},
+                headers=bearer,
+            ).json()["id"]
+            assert client.post(f"/v1/webhooks/{hook}/ping", headers=bearer).status_code == 202
             pages = {
                 "sign-in": "/ui/sign-in",
                 "sources, first page": "/ui/sources",
@@ -131,10 +138,14 @@ def main() -> None:
                 "register form": "/ui/sources/new?source_type=postgres",
                 "events, first page": "/ui/events",
                 "events, one source": f"/ui/events?source_id={middle}",
+                "columns, a name": "/ui/columns?name=id",
+                "columns, a wildcard": "/ui/columns?name=*o*",
+                "webhooks": "/ui/webhooks",
+                "a webhook, deliveries": f"/ui/webhooks/{hook}",
+                "keys": "/ui/keys",
             }
             assert "source-09900" in last_page
             # For scale: the API's own answer, for the same first page of 50 (JSON, no page).
-            bearer = {"Authorization": f"Bearer {token}"}
             p50, p90 = _timed(client, "/v1/sources?limit=50", args.rounds, bearer)
             print(f"{'page':<28} {'p50 ms':>8} {'p90 ms':>8}")
             print(f"{'(API: GET /v1/sources?limit=50)':<28} {p50:8.1f} {p90:8.1f}")

@@ -70,7 +70,7 @@ def _serve(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     return server, url, token
 
 
-def _seed(url: str, token: str, data: Path) -> str:
+def _seed(url: str, token: str, data: Path) -> tuple[str, str]:
     api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
     ids = {}
     for name, tags, description in SOURCES:
@@ -92,7 +92,20 @@ def _seed(url: str, token: str, data: Path) -> str:
     api.get(f"/v1/sources/{orders}/schema")
     (data / "orders.csv").write_text("id,customer,total,region\nA1,ACME,19.90,EU\n")
     api.get(f"/v1/sources/{orders}/schema")
-    return orders
+    for name in ids:
+        api.get(f"/v1/sources/{ids[name]}/schema")
+    hook = api.post(
+        "/v1/webhooks",
+        json={
+            "url": "http://127.0.0.1:9/hook",
+            "events": ["source.schema_changed", "webhook.ping"],
+        },
+    ).json()["id"]
+    api.post(f"/v1/webhooks/{hook}/ping")
+    api.post(
+        "/v1/keys", json={"name": "ci-reader", "scopes": ["sources:read"], "expires_in_days": 90}
+    )
+    return orders, hook
 
 
 def main() -> None:
@@ -106,7 +119,7 @@ def main() -> None:
         (workdir / "data").mkdir()
         server, url, token = _serve(workdir)
         try:
-            orders = _seed(url, token, workdir / "data")
+            orders, hook = _seed(url, token, workdir / "data")
             shots = {
                 "sign-in": "/ui/sign-in",
                 "sources": "/ui/sources",
@@ -115,6 +128,9 @@ def main() -> None:
                 "history": f"/ui/sources/{orders}/history?a=1&b=3",
                 "edit": f"/ui/sources/{orders}/edit",
                 "events": "/ui/events",
+                "columns": "/ui/columns?name=*o*",
+                "webhook": f"/ui/webhooks/{hook}",
+                "keys": "/ui/keys",
             }
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -153,6 +153,9 @@ def page(
             "user": user,
             "can_write": user is not None and user.can(Scope.WRITE),
             "can_audit": user is not None and user.can(Scope.AUDIT),
+            # What the key may do, by scope name: a link or a form a scope opens shows only
+            # for it (`{% if 'webhooks:manage' in scopes %}`).
+            "scopes": frozenset(str(s) for s in user.scopes) if user is not None else frozenset(),
             "csrf_field": CSRF_FIELD,
             "csrf_token": session.csrf if session is not None else "",
             "path": request.url.path,

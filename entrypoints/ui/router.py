@@ -16,7 +16,17 @@ from litestar.template.config import TemplateConfig
 
 from entrypoints.container import Container
 from entrypoints.presenters import api_timestamp
-from entrypoints.ui import events, forms, history, signin, sources, watches
+from entrypoints.ui import (
+    columns,
+    events,
+    forms,
+    history,
+    keys,
+    signin,
+    sources,
+    watches,
+    webhooks,
+)
 from entrypoints.ui.pages import EXCEPTION_HANDLERS, UI_PATH, Ui, UiAuth
 
 HERE = Path(__file__).parent
@@ -52,6 +62,9 @@ def ui_router(container: Container) -> Router:
         *history.HANDLERS,
         *events.HANDLERS,
         *watches.HANDLERS,
+        *columns.HANDLERS,
+        *webhooks.HANDLERS,
+        *keys.HANDLERS,
         static,
     ]
     return Router(

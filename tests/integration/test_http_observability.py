@@ -43,9 +43,11 @@ def test_each_401_is_counted_by_its_cause(
 @pytest.mark.parametrize(
     ("path", "route"),
     [
-        (f"/v1/sources/{uuid.uuid4()}", "/v1/sources/{source_id}"),
-        (f"/v1/sources/{uuid.uuid4()}/schema", "/v1/sources/{source_id}/schema"),
-        (f"/nothing/here/{uuid.uuid4()}", "unmatched"),
+        pytest.param(f"/v1/sources/{uuid.uuid4()}", "/v1/sources/{source_id}", id="source"),
+        pytest.param(
+            f"/v1/sources/{uuid.uuid4()}/schema", "/v1/sources/{source_id}/schema", id="schema"
+        ),
+        pytest.param(f"/nothing/here/{uuid.uuid4()}", "unmatched", id="unmatched"),
     ],
 )
 def test_requests_are_counted_by_route_template_never_by_path(

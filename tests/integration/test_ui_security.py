@@ -324,3 +324,235 @@ def test_a_watch_set_refused_and_stopped_from_the_source_page(
     assert "3600 s" in client.get(page).text
     client.post(f"{page}/watch/delete", data={"csrf_token": csrf})
     assert "Not watched" in client.get(page).text
+
+
+HOOK = "http://127.0.0.1:9/hook"
+SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+
+
+def _hook_form(csrf: str, **fields: Any) -> dict[str, Any]:
+    return {"csrf_token": csrf, "url": HOOK, "events": ["webhook.ping"], **fields}
+
+
+def test_webhook_forms_need_the_sessions_csrf_token(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    token = make_token()
+    sign_in(client, token)
+    for csrf in ("", "not-the-token"):
+        answer = client.post("/ui/webhooks/new", data=_hook_form(csrf), follow_redirects=False)
+        assert answer.status_code == 403
+        assert "did not come from this site" in answer.text
+    listed = client.get("/v1/webhooks", headers={"Authorization": f"Bearer {token}"}).json()
+    assert listed == []
+
+
+def test_a_key_without_webhooks_manage_gets_no_webhook_page_link_or_form(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    admin = {"Authorization": f"Bearer {make_token()}"}
+    created = client.post("/v1/webhooks", json={"url": HOOK, "events": ["*"]}, headers=admin)
+    hook = created.json()["id"]
+    sign_in(client, make_token("sources:read", "sources:write", "audit:read", name="no-hooks"))
+    html = client.get("/ui/sources").text
+    assert "/ui/webhooks" not in html
+    assert 'href="/ui/columns"' in html  # sources:read opens the column search
+    for path in ("/ui/webhooks", "/ui/webhooks/new", f"/ui/webhooks/{hook}"):
+        refused = client.get(path)
+        assert refused.status_code == 403, path
+        assert "webhooks:manage" in refused.text
+        assert '<form method="post" action="/ui/webhooks' not in refused.text
+    csrf = csrf_of(html)
+    for path in ("/ui/webhooks/new", f"/ui/webhooks/{hook}/rotate", f"/ui/webhooks/{hook}/delete"):
+        assert client.post(path, data=_hook_form(csrf)).status_code == 403, path
+    assert client.get(f"/v1/webhooks/{hook}", headers=admin).status_code == 200
+
+
+def test_a_webhook_secret_is_on_the_create_and_rotate_answers_only(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    sign_in(client, make_token())
+    csrf = csrf_of(client.get("/ui/webhooks/new").text)
+    created = client.post("/ui/webhooks/new", data=_hook_form(csrf, description="ops"))
+    assert created.status_code == 201
+    [first] = SECRET.findall(created.text)
+    hook = re.search(r'href="/ui/webhooks/([0-9a-f-]{36})"', created.text)
+    assert hook
+    page = f"/ui/webhooks/{hook.group(1)}"
+    rotated = client.post(f"{page}/rotate", data={"csrf_token": csrf, "overlap_seconds": "60"})
+    assert rotated.status_code == 200
+    [second] = SECRET.findall(rotated.text)
+    assert second != first
+    for path in ("/ui/webhooks", page, f"{page}/edit", f"{page}/delete"):
+        html = client.get(path).text
+        assert "whsec_" not in html, path
+    refused = client.post(f"{page}/rotate", data={"csrf_token": csrf, "overlap_seconds": "-1"})
+    assert refused.status_code == 400
+    assert "overlap_seconds" in refused.text
+    assert "whsec_" not in refused.text
+
+
+def test_the_webhook_form_shows_the_apis_errors_field_for_field(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    token = make_token()
+    api = client.post(
+        "/v1/webhooks",
+        json={"url": "ftp://example.com/x", "events": [], "tags": ["Bad Tag!"]},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    sign_in(client, token)
+    csrf = csrf_of(client.get("/ui/webhooks/new").text)
+    form = {"csrf_token": csrf, "url": "ftp://example.com/x", "tags": "Bad Tag!"}
+    answer = client.post("/ui/webhooks/new", data=form)
+    assert answer.status_code == api["status"] == 400
+    assert {e["field"] for e in api["errors"]} >= {"url", "events"}
+    for error in api["errors"]:
+        assert error["field"] in answer.text
+        assert error["message"].replace("'", "&#39;") in answer.text
+    assert 'value="ftp://example.com/x"' in answer.text  # the form comes back as it was sent
+
+
+def test_a_webhook_pinged_redelivered_updated_and_deleted_through_forms(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    token = make_token()
+    api = {"Authorization": f"Bearer {token}"}
+    hook = client.post("/v1/webhooks", json={"url": HOOK, "events": ["*"]}, headers=api).json()
+    sign_in(client, token)
+    page = f"/ui/webhooks/{hook['id']}"
+    csrf = csrf_of(client.get(page).text)
+    assert (
+        client.post(f"{page}/ping", data={"csrf_token": csrf}, follow_redirects=False).status_code
+        == 303
+    )
+    listed = client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=api).json()
+    [delivery] = [d for d in listed if d["type"] == "webhook.ping"]
+    html = client.get(page).text
+    assert f"{page}/deliveries/{delivery['id']}/redeliver" in html
+    again = client.post(
+        f"{page}/deliveries/{delivery['id']}/redeliver",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert again.status_code == 303
+    assert client.get(f"{page}?state=nope").status_code == 400
+    for _ in range(50):
+        client.post(f"/v1/webhooks/{hook['id']}/ping", headers=api)
+    first = client.get(page).text
+    assert first.count("/redeliver") == 50
+    following = re.search(r'href="([^"]+)" rel="next"', first)
+    assert following
+    second = client.get(following.group(1).replace("&amp;", "&")).text
+    total = client.get(f"/v1/webhooks/{hook['id']}/deliveries?limit=1000", headers=api).json()
+    assert len(total) > 50
+    assert second.count("/redeliver") == len(total) - 50
+    assert "No delivery in state" in client.get(f"{page}?state=succeeded").text
+    edit = _hook_form(csrf, events=["source.registered"], tags="finance", description="edited")
+    saved = client.post(f"{page}/edit", data=edit, follow_redirects=False)
+    assert saved.status_code == 303
+    record = client.get(f"/v1/webhooks/{hook['id']}", headers=api).json()
+    assert (record["events"], record["tags"], record["enabled"]) == (
+        ["source.registered"],
+        ["finance"],
+        False,  # the box was not ticked: the form disables it
+    )
+    gone = client.post(f"{page}/delete", data={"csrf_token": csrf})
+    assert gone.status_code == 200
+    assert client.get(f"/v1/webhooks/{hook['id']}", headers=api).status_code == 404
+    assert client.get(page).status_code == 404
+
+
+def test_the_column_search_asks_for_a_name_and_refuses_what_the_api_refuses(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    token = make_token("sources:read", name="reader")
+    sign_in(client, token)
+    assert "Give a column name" in client.get("/ui/columns").text
+    assert "No column matches" in client.get("/ui/columns?name=cust*").text
+    long = "x" * 201
+    api = client.get(f"/v1/columns?name={long}", headers={"Authorization": f"Bearer {token}"})
+    page = client.get(f"/ui/columns?name={long}")
+    assert page.status_code == api.status_code == 400
+    # The API's parameter check answers first there; here the domain's, which names the field.
+    assert "<code>name</code> must be 1 to 200 characters long" in page.text
+    assert client.get("/ui/columns?name=a&after=nope").status_code == 400
+
+
+TOKEN = re.compile(r"tdbk_[0-9a-f]+_[A-Za-z0-9_-]+")
+
+
+def test_key_forms_need_csrf_and_keys_manage(client: TestClient[Any], make_token: Any) -> None:
+    token = make_token()
+    sign_in(client, token)
+    form = {"name": "forged", "expires_in_days": "3"}
+    for csrf in ("", "not-the-token"):
+        answer = client.post("/ui/keys/new", data={**form, "csrf_token": csrf})
+        assert answer.status_code == 403
+        assert "did not come from this site" in answer.text
+    names = [
+        k["name"]
+        for k in client.get("/v1/keys", headers={"Authorization": f"Bearer {token}"}).json()
+    ]
+    assert "forged" not in names
+    sign_in(client, make_token("sources:read", "webhooks:manage", name="no-keys"))
+    html = client.get("/ui/sources").text
+    assert "/ui/keys" not in html
+    assert 'href="/ui/webhooks"' in html
+    refused = client.get("/ui/keys")
+    assert refused.status_code == 403
+    assert "keys:manage" in refused.text
+    answer = client.post("/ui/keys/new", data={**form, "csrf_token": csrf_of(html)})
+    assert answer.status_code == 403
+
+
+def test_a_token_is_on_the_create_and_rotate_answers_only(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    admin = make_token()
+    sign_in(client, admin)
+    csrf = csrf_of(client.get("/ui/keys").text)
+    form = {"csrf_token": csrf, "name": "ci", "scopes": ["sources:read"], "expires_in_days": "30"}
+    created = client.post("/ui/keys/new", data=form)
+    assert created.status_code == 201
+    [token] = TOKEN.findall(created.text)
+    key_id = token.split("_")[1]
+    listed = client.get("/ui/keys").text
+    assert f"tdbk_{key_id}" in listed
+    assert not TOKEN.search(listed)
+    assert token.rsplit("_", 1)[1] not in listed
+    rotated = client.post(
+        f"/ui/keys/{key_id}/rotate", data={"csrf_token": csrf, "overlap_seconds": "0"}
+    )
+    assert rotated.status_code == 200
+    [new] = TOKEN.findall(rotated.text)
+    assert new != token
+    for page in ("/ui/keys", f"/ui/keys/{new.split('_')[1]}/revoke"):
+        assert not TOKEN.search(client.get(page).text), page
+    gone = client.post(
+        f"/ui/keys/{new.split('_')[1]}/revoke", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert gone.status_code == 303
+    api = client.get(
+        f"/v1/keys/{new.split('_')[1]}", headers={"Authorization": f"Bearer {admin}"}
+    ).json()
+    assert api["revoked_at"] is not None
+
+
+def test_the_key_form_shows_the_apis_errors_field_for_field(
+    client: TestClient[Any], make_token: Any
+) -> None:
+    token = make_token()
+    api = client.post(
+        "/v1/keys",
+        json={"name": " ", "scopes": ["nope"], "expires_in_days": 0},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    sign_in(client, token)
+    csrf = csrf_of(client.get("/ui/keys").text)
+    form = {"csrf_token": csrf, "name": " ", "scopes": ["nope"], "expires_in_days": "0"}
+    answer = client.post("/ui/keys/new", data=form)
+    assert answer.status_code == api["status"] == 400
+    for error in api["errors"]:
+        assert error["field"] in answer.text
+        assert error["message"].replace("'", "&#39;") in answer.text
