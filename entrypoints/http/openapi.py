@@ -419,8 +419,8 @@ def polish(openapi: OpenAPI, components: dict[str, Schema]) -> None:
     each response header (OpenAPI 3.1 requires one)."""
     schemas = openapi.components.schemas
     schemas.update(components)
-    for name, merge_patch in _MERGE_PATCH_COMPONENTS.items():
-        schemas[name] = merge_patch()
+    for component, merge_patch in _MERGE_PATCH_COMPONENTS.items():
+        schemas[component] = merge_patch()
     # A query parameter taking one of a model's values names that model (`Action`).
     enums = {
         (schema.type, tuple(schema.enum)): name
