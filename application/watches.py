@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 from uuid import UUID
 
 import attrs
 
 from application.history import InspectSchema, InspectSchemaQuery
 from application.ports import Clock, IdGenerator, SourceRepository
-from application.sources import Guarded, check_limit, guarded
+from application.sources import Guarded, PageQuery, check_limit, guarded
 from application.watch_ports import WatchRepository
 from domain.errors import (
     BackendUnavailable,
@@ -125,14 +125,8 @@ class DeleteWatch(WatchUseCase):
         await self._on_watch(self._watches.remove(command.source_id), command.source_id)
 
 
-@attrs.frozen
-class ListWatchesQuery:
-    """Watches soonest next check first, of one status if given, one page at a time."""
-
-    actor: Principal
-    status: WatchStatus | None = None
-    limit: int | None = None
-    after: WatchKey | None = None
+ListWatchesQuery: TypeAlias = PageQuery[WatchStatus, WatchKey]
+"""Watches soonest next check first, of one status if given (`filter`), one page at a time."""
 
 
 @guarded(Scope.READ)
@@ -144,7 +138,7 @@ class ListWatches(Guarded):
 
     async def __call__(self, query: ListWatchesQuery) -> WatchPage:
         check_limit(query.limit)
-        return await self._watches.list(query.status, query.limit, query.after)
+        return await self._watches.list(query.filter, query.limit, query.after)
 
 
 @attrs.frozen

@@ -13,7 +13,7 @@ from uuid import UUID
 import attrs
 
 from application.ports import Clock, IdGenerator, SecretCipher
-from application.sources import LIST_LIMIT_MAX, require
+from application.sources import Guarded, guarded
 from application.webhook_ports import (
     Claim,
     DeliveryRepository,
@@ -34,8 +34,6 @@ from domain.webhooks import (
     Attempt,
     AttemptResult,
     Delivery,
-    DeliveryKey,
-    DeliveryPage,
     DeliveryState,
     Endpoint,
     RetryPolicy,
@@ -43,7 +41,6 @@ from domain.webhooks import (
     endpoint_errors,
 )
 
-DELIVERY_LIMIT_DEFAULT = 100
 PATCHABLE = ("url", "events", "breaking_only", "source_ids", "tags", "description", "enabled")
 
 
@@ -116,12 +113,11 @@ def _event(
     )
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class CreateWebhook:
+class CreateWebhook(Guarded):
     """Validate an endpoint (its URL against the outbound policy too), give it a secret, store
     it with its `webhook.created` event."""
-
-    required_scope = Scope.WEBHOOKS
 
     _webhooks: WebhookRepository
     _transport: WebhookTransport
@@ -131,7 +127,6 @@ class CreateWebhook:
     _rules: UrlRules = attrs.field(factory=UrlRules)
 
     async def __call__(self, command: CreateWebhookCommand) -> CreatedWebhook:
-        require(command.actor, self.required_scope)
         fields = attrs.evolve(
             command.fields, tags=tuple(normalized(t) for t in command.fields.tags)
         )
@@ -160,24 +155,27 @@ class WebhookQuery:
 
 
 @attrs.frozen
-class ListWebhooks:
-    required_scope = Scope.WEBHOOKS
+class ListWebhooksQuery:
+    """Every endpoint, oldest first (there are few: no pages)."""
 
+    actor: Principal
+
+
+@guarded(Scope.WEBHOOKS)
+@attrs.frozen
+class ListWebhooks(Guarded):
     _webhooks: WebhookRepository
 
-    async def __call__(self, actor: Principal) -> Sequence[Endpoint]:
-        require(actor, self.required_scope)
+    async def __call__(self, query: ListWebhooksQuery) -> Sequence[Endpoint]:
         return await self._webhooks.list()
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class GetWebhook:
-    required_scope = Scope.WEBHOOKS
-
+class GetWebhook(Guarded):
     _webhooks: WebhookRepository
 
     async def __call__(self, query: WebhookQuery) -> Endpoint:
-        require(query.actor, self.required_scope)
         return await self._webhooks.get(query.endpoint_id)
 
 
@@ -190,12 +188,11 @@ class UpdateWebhookCommand:
     changes: Mapping[str, Any]
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class UpdateWebhook:
+class UpdateWebhook(Guarded):
     """Apply a merge patch, validate the result as at creation, store it with its event (none
     when nothing changed). Enabling again clears `disabled_reason`."""
-
-    required_scope = Scope.WEBHOOKS
 
     _webhooks: WebhookRepository
     _transport: WebhookTransport
@@ -204,7 +201,6 @@ class UpdateWebhook:
     _rules: UrlRules = attrs.field(factory=UrlRules)
 
     async def __call__(self, command: UpdateWebhookCommand) -> Endpoint:
-        require(command.actor, self.required_scope)
         unknown = [name for name in command.changes if name not in PATCHABLE]
         if unknown:
             raise InvalidInput([FieldError(n, "is not a field an update may set") for n in unknown])
@@ -249,18 +245,16 @@ class UpdateWebhook:
         return attrs.evolve(current, **values)
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class DeleteWebhook:
+class DeleteWebhook(Guarded):
     """Delete the endpoint and the deliveries it has not had yet, with `webhook.deleted`."""
-
-    required_scope = Scope.WEBHOOKS
 
     _webhooks: WebhookRepository
     _clock: Clock
     _ids: IdGenerator
 
     async def __call__(self, query: WebhookQuery) -> None:
-        require(query.actor, self.required_scope)
         endpoint = await self._webhooks.get(query.endpoint_id)
         gone = attrs.evolve(endpoint, updated_at=self._clock.now())
         await self._webhooks.remove(
@@ -275,11 +269,10 @@ class RotateSecretCommand:
     overlap_seconds: int = OVERLAP_DEFAULT
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class RotateWebhookSecret:
+class RotateWebhookSecret(Guarded):
     """A new secret, first; the current ones stay in use until the overlap ends."""
-
-    required_scope = Scope.WEBHOOKS
 
     _webhooks: WebhookRepository
     _cipher: SecretCipher
@@ -287,7 +280,6 @@ class RotateWebhookSecret:
     _ids: IdGenerator
 
     async def __call__(self, command: RotateSecretCommand) -> str:
-        require(command.actor, self.required_scope)
         overlap = command.overlap_seconds
         if isinstance(overlap, bool) or not 0 <= overlap <= OVERLAP_MAX:
             raise InvalidInput.single("overlap_seconds", f"must be between 0 and {OVERLAP_MAX}")
@@ -310,11 +302,10 @@ class RotateWebhookSecret:
         return secret
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class PingWebhook:
+class PingWebhook(Guarded):
     """One `webhook.ping` delivery to the endpoint."""
-
-    required_scope = Scope.WEBHOOKS
 
     _webhooks: WebhookRepository
     _deliveries: DeliveryRepository
@@ -323,7 +314,6 @@ class PingWebhook:
     _ids: IdGenerator
 
     async def __call__(self, query: WebhookQuery) -> Delivery:
-        require(query.actor, self.required_scope)
         endpoint = await self._webhooks.get(query.endpoint_id)
         now = self._clock.now()
         delivery = Delivery(
@@ -339,59 +329,6 @@ class PingWebhook:
         body = self._encode(PING, now, None, {"webhook_id": str(endpoint.id)})
         await self._deliveries.add(delivery, body)
         return delivery
-
-
-@attrs.frozen
-class ListDeliveriesQuery:
-    actor: Principal
-    endpoint_id: UUID
-    state: DeliveryState | None = None
-    limit: int = DELIVERY_LIMIT_DEFAULT
-    before: DeliveryKey | None = None
-
-
-@attrs.frozen
-class ListDeliveries:
-    """An endpoint's deliveries, newest first, with every attempt."""
-
-    required_scope = Scope.WEBHOOKS
-
-    _webhooks: WebhookRepository
-    _deliveries: DeliveryRepository
-
-    async def __call__(self, query: ListDeliveriesQuery) -> DeliveryPage:
-        require(query.actor, self.required_scope)
-        if not 1 <= query.limit <= LIST_LIMIT_MAX:
-            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
-        await self._webhooks.get(query.endpoint_id)
-        return await self._deliveries.list(
-            query.endpoint_id, query.state, query.limit, query.before
-        )
-
-
-@attrs.frozen
-class RedeliverCommand:
-    actor: Principal
-    endpoint_id: UUID
-    delivery_id: UUID
-
-
-@attrs.frozen
-class Redeliver:
-    """Make a delivery pending again, with an attempt due now and a fresh retry schedule."""
-
-    required_scope = Scope.WEBHOOKS
-
-    _webhooks: WebhookRepository
-    _deliveries: DeliveryRepository
-    _clock: Clock
-
-    async def __call__(self, command: RedeliverCommand) -> None:
-        require(command.actor, self.required_scope)
-        await self._webhooks.get(command.endpoint_id)
-        await self._deliveries.redeliver(
-            command.endpoint_id, command.delivery_id, self._clock.now()
-        )
 
 
 @attrs.frozen

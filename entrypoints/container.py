@@ -86,6 +86,7 @@ from application.watches import (
     PutWatch,
     RunCheck,
 )
+from application.deliveries import ListDeliveries, Redeliver
 from application.webhooks import (
     AttemptDelivery,
     ClaimDeliveries,
@@ -93,10 +94,8 @@ from application.webhooks import (
     CreateWebhook,
     DeleteWebhook,
     GetWebhook,
-    ListDeliveries,
     ListWebhooks,
     PingWebhook,
-    Redeliver,
     RotateWebhookSecret,
     UpdateWebhook,
     UrlRules,

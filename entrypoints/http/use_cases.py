@@ -20,14 +20,13 @@ from application.sources import (
     RegisterSource,
     UpdateSource,
 )
+from application.deliveries import ListDeliveries, Redeliver
 from application.webhooks import (
     CreateWebhook,
     DeleteWebhook,
     GetWebhook,
-    ListDeliveries,
     ListWebhooks,
     PingWebhook,
-    Redeliver,
     RotateWebhookSecret,
     UpdateWebhook,
 )
