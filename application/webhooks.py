@@ -82,55 +82,65 @@ class CreatedWebhook:
     secret: str
 
 
-async def _checked(fields: EndpointFields, rules: UrlRules, transport: WebhookTransport) -> None:
-    """Raise `InvalidInput` naming every bad field, the URL's policy refusal included."""
-    errors = endpoint_errors(
-        fields.url,
-        list(fields.events),
-        list(fields.source_ids),
-        list(fields.tags),
-        fields.description,
-        rules.allow_http,
-    )
-    if not any(e.field == "url" for e in errors):
-        refused = await transport.check_url(fields.url)
-        if refused is not None:
-            errors.insert(0, FieldError("url", refused))
-    if errors:
-        raise InvalidInput(errors)
+@attrs.frozen
+class WebhookUseCase(Guarded):
+    """A use case that changes endpoints: their store, and what their audit events take."""
+
+    _webhooks: WebhookRepository
+    _clock: Clock
+    _ids: IdGenerator
+
+    def _event(
+        self, actor: Principal, action: Action, endpoint: Endpoint, changed: Sequence[str] = ()
+    ) -> Event:
+        return Event(
+            id=self._ids.new(),
+            at=endpoint.updated_at,
+            actor=actor.identity,
+            action=action,
+            changed=tuple(changed),
+            webhook_id=endpoint.id,
+        )
 
 
-def _event(
-    ids: IdGenerator, actor: Principal, action: Action, endpoint: Endpoint, changed: Sequence[str]
-) -> Event:
-    return Event(
-        id=ids.new(),
-        at=endpoint.updated_at,
-        actor=actor.identity,
-        action=action,
-        changed=tuple(changed),
-        webhook_id=endpoint.id,
-    )
+@attrs.frozen(kw_only=True)
+class EndpointUseCase(WebhookUseCase):
+    """A use case that writes an endpoint's fields: they are judged as at creation."""
+
+    _transport: WebhookTransport
+    _rules: UrlRules = attrs.field(factory=UrlRules)
+
+    async def _check(self, fields: EndpointFields) -> None:
+        """Raise `InvalidInput` naming every bad field, the URL's policy refusal included."""
+        errors = endpoint_errors(
+            fields.url,
+            list(fields.events),
+            list(fields.source_ids),
+            list(fields.tags),
+            fields.description,
+            self._rules.allow_http,
+        )
+        if not any(e.field == "url" for e in errors):
+            refused = await self._transport.check_url(fields.url)
+            if refused is not None:
+                errors.insert(0, FieldError("url", refused))
+        if errors:
+            raise InvalidInput(errors)
 
 
 @guarded(Scope.WEBHOOKS)
-@attrs.frozen
-class CreateWebhook(Guarded):
+@attrs.frozen(kw_only=True)
+class CreateWebhook(EndpointUseCase):
     """Validate an endpoint (its URL against the outbound policy too), give it a secret, store
     it with its `webhook.created` event."""
 
-    _webhooks: WebhookRepository
-    _transport: WebhookTransport
     _cipher: SecretCipher
-    _clock: Clock
-    _ids: IdGenerator
-    _rules: UrlRules = attrs.field(factory=UrlRules)
 
     async def __call__(self, command: CreateWebhookCommand) -> CreatedWebhook:
         fields = attrs.evolve(
             command.fields, tags=tuple(normalized(t) for t in command.fields.tags)
         )
-        await _checked(fields, self._rules, self._transport)
+        await self._check(fields)
         now = self._clock.now()
         secret = new_secret()
         endpoint = Endpoint(
@@ -143,7 +153,7 @@ class CreateWebhook(Guarded):
             created_by=command.actor.identity,
             updated_at=now,
         )
-        event = _event(self._ids, command.actor, Action.WEBHOOK_CREATED, endpoint, ())
+        event = self._event(command.actor, Action.WEBHOOK_CREATED, endpoint)
         await self._webhooks.add(endpoint, event)
         return CreatedWebhook(endpoint, secret)
 
@@ -190,15 +200,9 @@ class UpdateWebhookCommand:
 
 @guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class UpdateWebhook(Guarded):
+class UpdateWebhook(EndpointUseCase):
     """Apply a merge patch, validate the result as at creation, store it with its event (none
     when nothing changed). Enabling again clears `disabled_reason`."""
-
-    _webhooks: WebhookRepository
-    _transport: WebhookTransport
-    _clock: Clock
-    _ids: IdGenerator
-    _rules: UrlRules = attrs.field(factory=UrlRules)
 
     async def __call__(self, command: UpdateWebhookCommand) -> Endpoint:
         unknown = [name for name in command.changes if name not in PATCHABLE]
@@ -218,9 +222,9 @@ class UpdateWebhook(Guarded):
                 merged.tags,
                 merged.description,
             )
-            await _checked(fields, self._rules, self._transport)
+            await self._check(fields)
         merged = attrs.evolve(merged, updated_at=self._clock.now())
-        event = _event(self._ids, command.actor, Action.WEBHOOK_UPDATED, merged, changed)
+        event = self._event(command.actor, Action.WEBHOOK_UPDATED, merged, changed)
         await self._webhooks.update(merged, event)
         return merged
 
@@ -247,18 +251,14 @@ class UpdateWebhook(Guarded):
 
 @guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class DeleteWebhook(Guarded):
+class DeleteWebhook(WebhookUseCase):
     """Delete the endpoint and the deliveries it has not had yet, with `webhook.deleted`."""
-
-    _webhooks: WebhookRepository
-    _clock: Clock
-    _ids: IdGenerator
 
     async def __call__(self, query: WebhookQuery) -> None:
         endpoint = await self._webhooks.get(query.endpoint_id)
         gone = attrs.evolve(endpoint, updated_at=self._clock.now())
         await self._webhooks.remove(
-            endpoint.id, _event(self._ids, query.actor, Action.WEBHOOK_DELETED, gone, ())
+            endpoint.id, self._event(query.actor, Action.WEBHOOK_DELETED, gone)
         )
 
 
@@ -271,13 +271,10 @@ class RotateSecretCommand:
 
 @guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class RotateWebhookSecret(Guarded):
+class RotateWebhookSecret(WebhookUseCase):
     """A new secret, first; the current ones stay in use until the overlap ends."""
 
-    _webhooks: WebhookRepository
     _cipher: SecretCipher
-    _clock: Clock
-    _ids: IdGenerator
 
     async def __call__(self, command: RotateSecretCommand) -> str:
         overlap = command.overlap_seconds
@@ -297,21 +294,18 @@ class RotateWebhookSecret(Guarded):
             secrets=(SigningSecret(self._cipher.encrypt(secret)), *kept),
             updated_at=now,
         )
-        event = _event(self._ids, command.actor, Action.WEBHOOK_SECRET_ROTATED, rotated, ())
+        event = self._event(command.actor, Action.WEBHOOK_SECRET_ROTATED, rotated)
         await self._webhooks.update(rotated, event)
         return secret
 
 
 @guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class PingWebhook(Guarded):
+class PingWebhook(WebhookUseCase):
     """One `webhook.ping` delivery to the endpoint."""
 
-    _webhooks: WebhookRepository
     _deliveries: DeliveryRepository
     _encode: PayloadEncoder
-    _clock: Clock
-    _ids: IdGenerator
 
     async def __call__(self, query: WebhookQuery) -> Delivery:
         endpoint = await self._webhooks.get(query.endpoint_id)
