@@ -6,7 +6,7 @@ from typing import Protocol, TypeAlias
 
 import attrs
 
-from application.sources import Guarded, PageQuery, check_limit, guarded
+from application.sources import PagedListing, PageQuery, guarded
 from domain.columns import ColumnFilter, ColumnKey, ColumnPage
 from domain.keys import Scope
 
@@ -37,13 +37,12 @@ no filter matches nothing)."""
 
 @guarded(Scope.READ)
 @attrs.frozen
-class FindColumns(Guarded):
+class FindColumns(PagedListing[ColumnFilter, ColumnKey, ColumnPage]):
     """Which sources have a column so named (or so typed), for keys with `sources:read`."""
 
     _columns: ColumnIndex
 
-    async def __call__(self, query: FindColumnsQuery) -> ColumnPage:
-        check_limit(query.limit)
+    async def _page(self, query: FindColumnsQuery) -> ColumnPage:
         if query.filter is None or not query.filter.can_match:
             return ColumnPage(())
         limit = COLUMN_LIMIT_DEFAULT if query.limit is None else query.limit

@@ -2,42 +2,34 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
 from uuid import UUID
 
 import attrs
 
 from application.ports import Clock
-from application.sources import Guarded, check_limit, guarded
+from application.sources import (
+    CHILD_LIMIT_DEFAULT,
+    ChildPageQuery,
+    ChildStoreListing,
+    Guarded,
+    guarded,
+)
 from application.webhook_ports import DeliveryRepository, WebhookRepository
 from domain.keys import Principal, Scope
 from domain.webhooks import DeliveryKey, DeliveryPage, DeliveryState
 
-DELIVERY_LIMIT_DEFAULT = 100
+DELIVERY_LIMIT_DEFAULT = CHILD_LIMIT_DEFAULT
 
-
-@attrs.frozen
-class ListDeliveriesQuery:
-    actor: Principal
-    endpoint_id: UUID
-    state: DeliveryState | None = None
-    limit: int = DELIVERY_LIMIT_DEFAULT
-    before: DeliveryKey | None = None
+ListDeliveriesQuery: TypeAlias = ChildPageQuery[DeliveryState, DeliveryKey]
+"""An endpoint's deliveries (`parent_id`: the endpoint), of one state if `filter` names one."""
 
 
 @guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class ListDeliveries(Guarded):
-    """An endpoint's deliveries, newest first, with every attempt."""
-
-    _webhooks: WebhookRepository
-    _deliveries: DeliveryRepository
-
-    async def __call__(self, query: ListDeliveriesQuery) -> DeliveryPage:
-        check_limit(query.limit)
-        await self._webhooks.get(query.endpoint_id)
-        return await self._deliveries.list(
-            query.endpoint_id, query.state, query.limit, query.before
-        )
+class ListDeliveries(ChildStoreListing[DeliveryState, DeliveryKey, DeliveryPage]):
+    """An endpoint's deliveries, newest first, with every attempt: `parents` the endpoints'
+    store, `children` the outbox (`DeliveryRepository.list`)."""
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ import attrs
 
 from application.history import InspectSchema, InspectSchemaQuery
 from application.ports import Clock, IdGenerator, SourceRepository
-from application.sources import Guarded, PageQuery, check_limit, guarded
+from application.sources import Guarded, PageQuery, StoreListing, guarded
 from application.watch_ports import WatchRepository
 from domain.errors import (
     BackendUnavailable,
@@ -131,14 +131,9 @@ ListWatchesQuery: TypeAlias = PageQuery[WatchStatus, WatchKey]
 
 @guarded(Scope.READ)
 @attrs.frozen
-class ListWatches(Guarded):
-    """Every watch, soonest next check first."""
-
-    _watches: WatchRepository
-
-    async def __call__(self, query: ListWatchesQuery) -> WatchPage:
-        check_limit(query.limit)
-        return await self._watches.list(query.filter, query.limit, query.after)
+class ListWatches(StoreListing[WatchStatus, WatchKey, WatchPage]):
+    """Every watch (of one status, if the query's filter names one), soonest next check first:
+    the store's `WatchRepository.list`."""
 
 
 @attrs.frozen

@@ -58,6 +58,7 @@ from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWeb
 from adapters.system import RandomIds, SystemClock
 from adapters.webhooks.transport import H11WebhookTransport
 from application.columns import FindColumns
+from application.deliveries import ListDeliveries, Redeliver
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.keys import (
@@ -86,7 +87,6 @@ from application.watches import (
     PutWatch,
     RunCheck,
 )
-from application.deliveries import ListDeliveries, Redeliver
 from application.webhooks import (
     AttemptDelivery,
     ClaimDeliveries,
@@ -388,7 +388,7 @@ class Container(containers.DeclarativeContainer):
         history=history,
         ids=ids,
     )
-    schema_history = providers.Factory(GetSchemaHistory, sources=sources, history=history)
+    schema_history = providers.Factory(GetSchemaHistory, parents=sources, history=history)
     delete_source = providers.Factory(
         DeleteSource, sources=sources, connectors=connectors, clock=clock, ids=ids
     )
@@ -420,7 +420,7 @@ class Container(containers.DeclarativeContainer):
     )
     get_watch = providers.Factory(GetWatch, sources=sources, watches=watches)
     delete_watch = providers.Factory(DeleteWatch, sources=sources, watches=watches)
-    list_watches = providers.Factory(ListWatches, watches=watches)
+    list_watches = providers.Factory(ListWatches, store=watches)
     count_overdue_checks = providers.Factory(CountOverdueChecks, watches=watches, clock=clock)
     claim_due_checks = providers.Factory(
         ClaimDueChecks, watches=watches, clock=clock, lease_seconds=settings.provided.watch_lease
@@ -473,7 +473,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
     )
-    list_deliveries = providers.Factory(ListDeliveries, webhooks=webhooks, deliveries=deliveries)
+    list_deliveries = providers.Factory(ListDeliveries, parents=webhooks, children=deliveries)
     redeliver = providers.Factory(Redeliver, webhooks=webhooks, deliveries=deliveries, clock=clock)
     count_pending_deliveries = providers.Factory(CountPendingDeliveries, deliveries=deliveries)
     claim_deliveries = providers.Factory(

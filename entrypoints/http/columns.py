@@ -95,9 +95,7 @@ class ColumnsController(Controller):
         page = await use_cases(request).find_columns(query)
         headers = {}
         if page.next_key is not None:
-            given = [("name", wanted.name.text)] + (
-                [("type", type)] if type is not None else []
-            )
+            given = [("name", wanted.name.text)] + ([("type", type)] if type is not None else [])
             given += [("limit", str(limit)), ("cursor", encode_column_cursor(page.next_key))]
             headers["Link"] = f'<{self.path}?{urlencode(given)}>; rel="next"'
         return Response([ColumnMatchOut.of(m) for m in page.matches], headers=headers)

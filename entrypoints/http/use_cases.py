@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request
 
 from application.columns import FindColumns
+from application.deliveries import ListDeliveries, Redeliver
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.sources import (
@@ -20,7 +21,6 @@ from application.sources import (
     RegisterSource,
     UpdateSource,
 )
-from application.deliveries import ListDeliveries, Redeliver
 from application.webhooks import (
     CreateWebhook,
     DeleteWebhook,

@@ -193,7 +193,10 @@ class WebhooksController(Controller):
     @get("/", opt=SCOPE, summary="List webhook endpoints", responses=responses(400, 401, 403, 503))
     async def list_webhooks(self, request: AuthRequest) -> list[WebhookOut]:
         check_query(request.query_params)
-        return [WebhookOut.of(e) for e in await use_cases(request).list_webhooks(ListWebhooksQuery(request.user))]
+        return [
+            WebhookOut.of(e)
+            for e in await use_cases(request).list_webhooks(ListWebhooksQuery(request.user))
+        ]
 
     @get(
         "/{webhook_id:str}",
