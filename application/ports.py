@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from domain.connections import ConnectionField
+from domain.connections import ConnectionField, ConnectorLoadFailure
 from domain.events import Event, EventFilter, EventKey, EventPage
 from domain.history import SchemaSnapshot, SnapshotHead
-from domain.keys import ApiKey
-from domain.sources import Column, PageKey, Source, SourceFilter, SourcePage
+from domain.keys import ApiKey, VerifiedToken
+from domain.sources import Column, PageKey, Source, SourceFilter, SourcePage, SourceSummary
 
 
 class SourceRepository(Protocol):
@@ -37,6 +37,13 @@ class SourceRepository(Protocol):
         self, source_filter: SourceFilter, limit: int | None = None, after: PageKey | None = None
     ) -> SourcePage:
         """Summaries of matching sources oldest first, at most `limit`, strictly after `after`."""
+
+    def chunks(
+        self, source_filter: SourceFilter, size: int | None = None
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
+        """Every matching source's summary oldest first, in chunks of at most `size` (None: the
+        store's choice). An async generator: the store lets go of what it holds for it when it
+        ends or is closed."""
 
     async def remove(
         self, source_id: UUID, expected_version: int | None = None, event: Event | None = None
@@ -88,7 +95,8 @@ class ApiKeyRepository(Protocol):
     """Where API keys are kept."""
 
     async def add(self, key: ApiKey, event: Event | None = None) -> None:
-        """Store a new key (and its event, in the same transaction)."""
+        """Store a new key (and its event, in the same transaction); raise `DuplicateKeyName`
+        if a key that is neither revoked nor superseded holds its name."""
 
     async def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
         """Store the key only if the store holds no key at all, atomically; say whether it did."""
@@ -101,6 +109,24 @@ class ApiKeyRepository(Protocol):
 
     async def revoke(self, key_id: str, at: datetime, event: Event | None = None) -> ApiKey:
         """Mark the key revoked (idempotent: the event is kept only by the first revocation)."""
+
+    async def rotate(
+        self, old_key_id: str, old_expires_at: datetime, new: ApiKey, events: Sequence[Event]
+    ) -> None:
+        """In one transaction: mark the old key superseded, expiring at `old_expires_at`, store
+        the new one (which takes its name) and the events; `KeyNotRotatable` if the old key is
+        no longer active and unsuperseded, `ApiKeyNotFound` if there is none."""
+
+    async def touch(self, uses: Mapping[str, datetime]) -> None:
+        """Record when each key was last used (never moving a key's `last_used_at` back);
+        keys that no longer exist are skipped."""
+
+
+class TokenVerifier(Protocol):
+    """Verifies bearer tokens issued by an identity provider (OIDC)."""
+
+    async def verify(self, token: str) -> VerifiedToken:
+        """What a valid token says; raise `AuthenticationFailed(cause)` for any invalid one."""
 
 
 class Store(Protocol):
@@ -129,6 +155,11 @@ class Connector(Protocol):
     """
 
     source_type: str
+    title: str
+    origin: str
+    """`builtin`, or `plugin` for one an installed distribution brought."""
+    package: str | None
+    """`name==version` of a plug-in's distribution; None for a built-in."""
     fields: Sequence[ConnectionField]
 
     async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,6 +185,9 @@ class ConnectorRegistry(Protocol):
 
     def types(self) -> Sequence[str]:
         """The registered source types, sorted."""
+
+    def failures(self) -> Sequence[ConnectorLoadFailure]:
+        """The plug-ins that were not loaded, each with its error."""
 
 
 class SecretCipher(Protocol):

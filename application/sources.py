@@ -8,7 +8,7 @@ import enum
 import functools
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
 from uuid import UUID
@@ -48,6 +48,7 @@ from domain.sources import (
     SourceName,
     SourcePage,
     SourceStamp,
+    SourceSummary,
     description_errors,
     name_errors,
     normalized,
@@ -399,6 +400,25 @@ class ListSources(PagedListing[SourceFilter, PageKey, SourcePage]):
         if len(source_filter.tags) > TAG_FILTERS_MAX:
             raise InvalidInput.single("tag", f"must be given at most {TAG_FILTERS_MAX} times")
         return await self._sources.list(source_filter, query.limit, query.after)
+
+
+@guarded(Scope.READ)
+@attrs.frozen
+class StreamSources(Guarded):
+    """A listing with no limit, every matching source's summary in chunks as the store reads
+    them: a million sources are never all in memory at once."""
+
+    _sources: SourceRepository
+
+    async def __call__(
+        self, query: ListSourcesQuery
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
+        if query.limit is not None or query.after is not None:
+            raise InvalidInput.single("limit", "a streamed listing is the whole listing")
+        source_filter = SourceFilter() if query.filter is None else query.filter
+        if len(source_filter.tags) > TAG_FILTERS_MAX:
+            raise InvalidInput.single("tag", f"must be given at most {TAG_FILTERS_MAX} times")
+        return self._sources.chunks(source_filter)
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ import attrs
 
 from domain.errors import FieldError, InvalidConnection
 
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean"}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", float: "a number"}
 
 
 @attrs.frozen
@@ -29,12 +29,16 @@ class ConnectionField:
     target: bool = False
     """Part of where the connection goes (postgres: host, port, dbname, user): a stored secret
     is sent there only if whoever changes it could send the secret itself."""
+    description: str = ""
+    """What the field means, for people: the connection's JSON Schema shows it."""
 
     def errors(self, value: Any) -> list[FieldError]:
         """Problems with a value given for this field."""
         path = f"connection.{self.name}"
-        # bool is an int in Python; JSON true is not a port number.
-        if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
+        # bool is an int in Python; JSON true is not a port number. A JSON number may be
+        # written without a fraction: 2 is a number too.
+        wanted = (int, float) if self.type is float else self.type
+        if not isinstance(value, wanted) or (self.type in (int, float) and isinstance(value, bool)):
             return [FieldError(path, f"must be {_TYPE_NAMES.get(self.type, self.type.__name__)}")]
         if isinstance(value, str) and not value and not self.allow_empty:
             return [FieldError(path, "must not be empty")]
@@ -65,8 +69,12 @@ def check_connection(
     result: dict[str, Any] = {}
     for field in fields:
         if field.name in connection and connection[field.name] is not None:
-            errors.extend(field.errors(connection[field.name]))
-            result[field.name] = connection[field.name]
+            value = connection[field.name]
+            # JSON has one number type: 5432.0 is the integer 5432 (JSON Schema says so too).
+            if field.type is int and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            errors.extend(field.errors(value))
+            result[field.name] = value
         elif field.required:
             errors.append(FieldError(f"connection.{field.name}", "is required"))
         elif field.default is not None:
@@ -111,3 +119,38 @@ class ConnectionCheck:
     detail: str
     elapsed_ms: float
     checked_at: datetime
+
+
+# Why a backend cannot answer: every reason a connector may give (machines read it).
+BACKEND_REASONS = frozenset(
+    {
+        "unreachable",
+        "timeout",
+        "auth_failed",
+        "database_not_found",
+        "table_not_found",
+        "permission_denied",
+        "backend_error",
+        "file_not_found",
+        "unreadable",
+        "empty_file",
+        "busy",
+        "host_not_allowed",
+        "ssl_unavailable",
+        "ssl_failed",
+        "protocol_error",
+        "too_many_columns",
+    }
+)
+
+
+@attrs.frozen
+class ConnectorLoadFailure:
+    """A plug-in connector that was not loaded, and why (it stops nothing else)."""
+
+    source_type: str
+    entry_point: str
+    """The entry point as declared: `name = module:attribute`."""
+    package: str | None
+    """`name==version` of the distribution that declares it, if known."""
+    error: str

@@ -119,7 +119,21 @@ class AuthenticationFailed(DomainError):
     `cause` says which, for the operator's metrics; the client is deliberately not told.
     """
 
-    CAUSES = ("missing", "malformed", "unknown", "revoked")
+    CAUSES = (
+        "missing",
+        "malformed",
+        "unknown",
+        "revoked",
+        "expired",
+        # A token that is not a tdb key, verified as an OIDC token (JWT):
+        "jwt_malformed",
+        "jwt_algorithm",
+        "jwt_unknown_kid",
+        "jwt_signature",
+        "jwt_expired",
+        "jwt_claims",
+        "jwks_unavailable",
+    )
 
     def __init__(self, cause: str = "unknown") -> None:
         self.cause = cause
@@ -151,6 +165,15 @@ class DuplicateKeyName(DomainError):
         super().__init__(
             f"an active API key is already named {name!r}; revoke it first or choose another name"
         )
+
+
+class KeyNotRotatable(DomainError):
+    """A key that is revoked, expired or already replaced by a rotation cannot be rotated."""
+
+    def __init__(self, key_id: str, why: str) -> None:
+        self.key_id = key_id
+        self.why = why
+        super().__init__(f"API key {key_id!r} cannot be rotated: it is {why}")
 
 
 class SecretUnreadable(DomainError):

@@ -22,6 +22,7 @@ class Action(enum.StrEnum):
     SOURCE_CHECK_RECOVERED = "source.check_recovered"
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
+    KEY_ROTATED = "key.rotated"
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_UPDATED = "webhook.updated"
     WEBHOOK_DELETED = "webhook.deleted"

@@ -10,13 +10,17 @@ from typing import Any, ClassVar
 from dependency_injector import containers, providers
 
 from adapters.connectors.csv import CsvConnector
+from adapters.connectors.jsonl import JsonLinesConnector
+from adapters.connectors.mysql import MysqlConnector, mysql_pools
 from adapters.connectors.observed import BackendBounds, ObservedConnectorRegistry
 from adapters.connectors.outbound import OutboundPolicy, system_resolver
+from adapters.connectors.parquet import ParquetConnector
+from adapters.connectors.plugins import load_connectors
 from adapters.connectors.pools import AsyncConnectionPools
 from adapters.connectors.postgres import PostgresConnector
-from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.connectors.resolver_cache import CachingResolver
 from adapters.crypto import AesGcmCipher, derived_key, generate_key, load_or_create_key_file
+from adapters.oidc import OidcVerifier, parse_algorithms
 from adapters.storage.columns import memory_column_index
 from adapters.storage.memory import (
     MemoryApiKeyRepository,
@@ -58,6 +62,7 @@ from adapters.storage.sqlite_webhooks import SqliteDeliveryRepository, SqliteWeb
 from adapters.system import RandomIds, SystemClock
 from adapters.webhooks.transport import H11WebhookTransport
 from application.columns import FindColumns
+from application.connectors import ListConnectors
 from application.deliveries import ListDeliveries, Redeliver
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
@@ -65,9 +70,13 @@ from application.keys import (
     Authenticate,
     BootstrapAdminKey,
     CreateApiKey,
+    GetApiKey,
+    KeyUses,
     ListApiKeys,
     RevokeApiKey,
+    RotateApiKey,
 )
+from application.ports import Connector, ConnectorRegistry
 from application.sources import (
     CheckNewConnection,
     CheckSourceConnection,
@@ -76,6 +85,7 @@ from application.sources import (
     ListSources,
     RegisterSource,
     Retry,
+    StreamSources,
     UpdateSource,
 )
 from application.watches import (
@@ -101,7 +111,7 @@ from application.webhooks import (
     UrlRules,
 )
 from domain.webhooks import RetryPolicy
-from entrypoints.metrics import record_backend_call
+from entrypoints.metrics import record_backend_call, record_connector_load_failures
 from entrypoints.settings import Settings
 from entrypoints.webhook_shapes import encode_payload
 
@@ -258,6 +268,41 @@ def open_source_pools(settings: Settings) -> Iterator[AsyncConnectionPools]:
     pools.close()
 
 
+def oidc_verifier(settings: Settings) -> OidcVerifier | None:
+    """The verifier of the trusted issuer's tokens, or None when no issuer is trusted."""
+    if settings.oidc_issuer is None or settings.oidc_audience is None:
+        return None
+    return OidcVerifier(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        algorithms=parse_algorithms(settings.oidc_algorithms),
+        jwks_url=settings.oidc_jwks_url,
+        jwks_ttl=settings.oidc_jwks_ttl,
+        scopes_claim=settings.oidc_scopes_claim,
+        timeout=settings.connect_timeout,
+    )
+
+
+def open_mysql_pools(settings: Settings) -> Iterator[AsyncConnectionPools]:
+    """Pooled sessions to MySQL sources, all closed when the container shuts down."""
+    pools = mysql_pools(
+        max_size=settings.source_pool_size,
+        idle_timeout=settings.source_pool_idle_timeout,
+        max_targets=settings.source_pool_targets,
+    )
+    yield pools
+    pools.close()
+
+
+def connector_registry(
+    builtins: list[Connector], enabled: tuple[str, ...] | None
+) -> ConnectorRegistry:
+    """The built-in connectors and the installed plug-ins; those that fail are counted."""
+    registry = load_connectors(builtins, enabled)
+    record_connector_load_failures(len(registry.failures()))
+    return registry
+
+
 def _backends(settings: providers.Provider[Settings]) -> dict[str, providers.Container[Any]]:
     """Every store's sub-container, given the settings."""
     return {
@@ -329,7 +374,27 @@ class Container(containers.DeclarativeContainer):
 
     csv_connector = providers.Singleton(
         CsvConnector,
-        settings.provided.csv_root,
+        settings.provided.files_directory,
+        timeout=settings.provided.connect_timeout,
+        store_files=_selected(store_kind, backends, "own_files"),
+    )
+    mysql_source_pools = providers.Resource(open_mysql_pools, settings)
+    mysql_connector = providers.Singleton(
+        MysqlConnector,
+        connect_timeout=settings.provided.connect_timeout,
+        statement_timeout_ms=settings.provided.statement_timeout_ms,
+        policy=outbound_policy,
+        pools=mysql_source_pools,
+    )
+    parquet_connector = providers.Singleton(
+        ParquetConnector,
+        settings.provided.files_directory,
+        timeout=settings.provided.connect_timeout,
+        store_files=_selected(store_kind, backends, "own_files"),
+    )
+    jsonl_connector = providers.Singleton(
+        JsonLinesConnector,
+        settings.provided.files_directory,
         timeout=settings.provided.connect_timeout,
         store_files=_selected(store_kind, backends, "own_files"),
     )
@@ -338,8 +403,15 @@ class Container(containers.DeclarativeContainer):
     connectors = providers.Singleton(
         ObservedConnectorRegistry,
         providers.Singleton(
-            StaticConnectorRegistry,
-            providers.List(postgres_connector, csv_connector),
+            connector_registry,
+            providers.List(
+                postgres_connector,
+                csv_connector,
+                mysql_connector,
+                parquet_connector,
+                jsonl_connector,
+            ),
+            settings.provided.enabled_connectors,
         ),
         # Every inspection and connection test is counted and timed; a failure is logged.
         providers.Object(record_backend_call),
@@ -355,6 +427,7 @@ class Container(containers.DeclarativeContainer):
         RegisterSource, sources=sources, connectors=connectors, cipher=cipher, clock=clock, ids=ids
     )
     list_sources = providers.Factory(ListSources, sources=sources)
+    stream_sources = providers.Factory(StreamSources, sources=sources)
     get_source = providers.Factory(
         GetSource,
         sources=sources,
@@ -396,12 +469,28 @@ class Container(containers.DeclarativeContainer):
     find_columns = providers.Factory(
         FindColumns, columns=_selected(store_kind, backends, "columns")
     )
+    list_connectors = providers.Factory(ListConnectors, connectors=connectors)
 
-    create_api_key = providers.Factory(CreateApiKey, keys=keys, clock=clock, ids=ids)
-    bootstrap_admin_key = providers.Factory(BootstrapAdminKey, keys=keys, create=create_api_key)
+    create_api_key = providers.Factory(
+        CreateApiKey, keys=keys, clock=clock, ids=ids, max_days=settings.provided.key_max_days
+    )
+    bootstrap_admin_key = providers.Factory(
+        BootstrapAdminKey,
+        keys=keys,
+        create=create_api_key,
+        max_days=settings.provided.key_max_days,
+    )
     list_api_keys = providers.Factory(ListApiKeys, keys=keys)
+    get_api_key = providers.Factory(GetApiKey, keys=keys)
     revoke_api_key = providers.Factory(RevokeApiKey, keys=keys, clock=clock, ids=ids)
-    authenticate = providers.Factory(Authenticate, keys=keys)
+    rotate_api_key = providers.Factory(
+        RotateApiKey, keys=keys, create=create_api_key, clock=clock, ids=ids
+    )
+    # Tokens that are not tdb keys are OIDC tokens when an issuer is trusted.
+    token_verifier = providers.Singleton(oidc_verifier, settings)
+    authenticate = providers.Factory(Authenticate, keys=keys, clock=clock, tokens=token_verifier)
+    # When each key was last used: one per process, written behind the requests.
+    key_uses = providers.Singleton(KeyUses, keys=keys)
 
     # The store's own operations are its port's methods (`application.ports.Store`): apply
     # pending migrations, raise `StoreUnavailable` unless it answers, the connections held

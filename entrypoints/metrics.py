@@ -107,8 +107,13 @@ _BACKEND_CALLS = {
 }
 AUTH_FAILURES = Counter(
     "tdb_auth_failures",
-    "Requests refused with 401, by cause: missing, malformed, unknown or revoked.",
+    "Requests refused with 401, by cause: missing, malformed, unknown, revoked, expired, or"
+    " the check an OIDC token failed (jwt_*, jwks_unavailable).",
     ["cause"],
+)
+KEY_USE_WRITES = Counter(
+    "tdb_key_use_writes",
+    "Keys whose last use was written to the store (at most one per key per minute per process).",
 )
 STORE_POOL_SIZE = Gauge(
     "tdb_store_pool_connections",
@@ -140,6 +145,17 @@ WEBHOOK_SECONDS = Histogram(
     "Time a webhook delivery attempt took, answer included.",
     buckets=_LATENCY_BUCKETS,
 )
+CONNECTOR_LOAD_FAILURES = Gauge(
+    "tdb_connector_load_failures",
+    "Connector plug-ins not loaded at start (a failed import or construction, a taken type).",
+    multiprocess_mode="livemax",
+)
+
+
+def record_connector_load_failures(count: int) -> None:
+    """Show how many connector plug-ins were not loaded by this process."""
+    CONNECTOR_LOAD_FAILURES.set(count)
+
 
 WATCH_CHECKS = Counter(
     "tdb_watch_checks",

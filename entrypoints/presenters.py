@@ -15,6 +15,7 @@ from domain.columns import ColumnMatch
 from domain.connections import ConnectionCheck
 from domain.events import Action, Event
 from domain.history import ColumnChange, HistoryEntry
+from domain.keys import ApiKey, public_id
 from domain.sources import Column, Source, SourceSchema, SourceStamp
 
 TIMESTAMP_DESCRIPTION = "RFC 3339 UTC timestamp, e.g. 2026-05-22T09:00:00Z"
@@ -309,3 +310,44 @@ class Health(msgspec.Struct):
     """Liveness or readiness."""
 
     status: str
+
+
+class KeyOut(msgspec.Struct):
+    """An API key, never its secret."""
+
+    key_id: Annotated[str, Meta(description="tdbk_<id>: the public part of the key's tokens")]
+    name: str
+    scopes: list[str]
+    created_at: Timestamp
+    created_by: Annotated[str, Meta(description="tdbk_<key_id>, oidc:<sub>, or tdb-cli")]
+    expires_at: Annotated[datetime | None, Meta(description="null: never")]
+    last_used_at: Annotated[datetime | None, Meta(description="Kept to the minute")]
+    revoked_at: datetime | None
+    rotated_from: Annotated[str | None, Meta(description="The key this one replaced")]
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        def shown(value: datetime | None) -> datetime | None:
+            return None if value is None else api_time(value)
+
+        return cls(
+            key_id=public_id(key.key_id),
+            name=key.name,
+            scopes=sorted(s.value for s in key.scopes),
+            created_at=api_time(key.created_at),
+            created_by=key.created_by or "tdb-cli",
+            expires_at=shown(key.expires_at),
+            last_used_at=shown(key.last_used_at),
+            revoked_at=shown(key.revoked_at),
+            rotated_from=None if key.rotated_from is None else public_id(key.rotated_from),
+        )
+
+
+class IssuedKeyOut(KeyOut):
+    """A new API key and its token: the only answer that ever shows the token."""
+
+    token: Annotated[str, Meta(description="tdbk_<id>_<secret>: shown once, never again")] = ""
+
+    @classmethod
+    def issued(cls, key: ApiKey, token: str) -> IssuedKeyOut:
+        return cls(**msgspec.structs.asdict(KeyOut.of(key)), token=token)

@@ -126,13 +126,15 @@ def patch_schema() -> JsonSchema:
 
 
 def _field_schema(source_type: str, field: ConnectionField, components: JsonSchema) -> JsonSchema:
-    kind = {bool: "boolean", int: "integer"}.get(field.type, "string")
+    kind = {bool: "boolean", int: "integer", float: "number"}.get(field.type, "string")
     extra: JsonSchema = {}
     if field.secret:
         extra["description"] = (
             "A secret: stored encrypted, shown as ******** without sources:secrets"
             " (the MCP tools always mask it)."
         )
+    elif field.description:
+        extra["description"] = field.description
     if field.choices:
         # A closed set of values is one model (`PostgresSslmode`), whichever body names it.
         name = f"{source_type.capitalize()}{field.name.title().replace('_', '')}"

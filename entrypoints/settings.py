@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import attrs
 
 from adapters.connectors.outbound import DEFAULT_DENIED_NETWORKS, parse_networks
+from adapters.oidc import parse_algorithms
 from domain.webhooks import RETRY_SCHEDULE_DEFAULT, parse_schedule
 
 DEFAULT_DATABASE_URL = "sqlite:///tdb.sqlite3"
@@ -57,13 +58,34 @@ def _networks(instance: object, attribute: attrs.Attribute[Any], value: str | No
         parse_networks(value)  # raises ValueError naming the bad one
 
 
+def _optional_positive(
+    instance: object, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
+def _algorithms(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    parse_algorithms(value)  # raises ValueError naming the bad one
+
+
+def _types(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not [t for t in value.split(",") if t.strip()]:
+        raise ValueError("must name at least one source type")
+
+
 @attrs.frozen
 class Settings:
     """Everything a tdb process can be told; each field maps to `TDB_<FIELD>`."""
 
     database_url: str = DEFAULT_DATABASE_URL
     secret_key: str | None = attrs.field(default=None, repr=False)
+    # The folder file sources (csv, parquet, jsonl) are read from: TDB_FILES_ROOT, or by its
+    # old name TDB_CSV_ROOT (`files_directory` says which holds).
     csv_root: Path = attrs.field(default=Path("data"), converter=Path)
+    files_root: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    # Comma-separated source types to enable (built-in or plug-in); None: every one that loads.
+    connectors: str | None = attrs.field(default=None, validator=_types)
     connect_timeout: float = attrs.field(default=5.0, converter=float, validator=_positive)
     statement_timeout: float = attrs.field(default=5.0, converter=float, validator=_positive)
     store_pool_size: int = attrs.field(default=10, converter=int, validator=_positive)
@@ -92,6 +114,26 @@ class Settings:
     body_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     send_timeout: float = attrs.field(default=30.0, converter=float, validator=_positive)
     max_connections: int = attrs.field(default=1000, converter=int, validator=_positive)
+    # Keys: the longest lifetime a key may be given (unset: no limit), and how often the
+    # last use of keys is written (at most once per key per minute in any case).
+    key_max_days: int | None = attrs.field(
+        default=None, converter=attrs.converters.optional(int), validator=_optional_positive
+    )
+    key_use_flush: float = attrs.field(default=5.0, converter=float, validator=_positive)
+    # OIDC: tokens of this issuer for this audience are accepted beside tdb keys.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_jwks_ttl: float = attrs.field(default=300.0, converter=float, validator=_positive)
+    oidc_algorithms: str = attrs.field(default="RS256,ES256,EdDSA", validator=_algorithms)
+    oidc_scopes_claim: str = "scope"
+
+    @property
+    def oidc(self) -> bool:
+        """Whether OIDC tokens are accepted: both the issuer and the audience are set (one of
+        them alone is refused by `from_env`)."""
+        return self.oidc_issuer is not None and self.oidc_audience is not None
+
     # Webhooks: `webhooks` off stops this process's sender (deliveries are still written).
     webhooks: bool = attrs.field(default=True, converter=_switch)
     webhook_timeout: float = attrs.field(default=10.0, converter=float, validator=_positive)
@@ -146,8 +188,22 @@ class Settings:
                 raise ValueError(f"TDB_{name.upper()}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
+        if (settings.oidc_issuer is None) != (settings.oidc_audience is None):
+            raise ValueError("TDB_OIDC_ISSUER and TDB_OIDC_AUDIENCE: set both, or neither")
         settings.check_watch_lease()
         return settings
+
+    @property
+    def files_directory(self) -> Path:
+        """The files root: `files_root`, else `csv_root` (its old name)."""
+        return self.files_root if self.files_root is not None else self.csv_root
+
+    @property
+    def enabled_connectors(self) -> tuple[str, ...] | None:
+        """The source types `connectors` names; None: every connector that loads."""
+        if self.connectors is None:
+            return None
+        return tuple(t.strip() for t in self.connectors.split(",") if t.strip())
 
     @property
     def inspect_deadline(self) -> float:

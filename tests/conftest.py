@@ -104,3 +104,90 @@ def fake_postgres() -> Iterator[FakePostgres]:
         yield server
     finally:
         server.stop()
+
+
+DEFAULT_TEST_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def mysql_admin() -> dict[str, Any]:
+    """Where the MySQL/MariaDB server of TDB_TEST_MYSQL_URL is, as connection fields: fails
+    under CI=true when it cannot be reached, skips elsewhere."""
+    import pymysql
+
+    parts = urlsplit(os.environ.get("TDB_TEST_MYSQL_URL", DEFAULT_TEST_MYSQL_URL))
+    where = {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 3306,
+        "user": parts.username or "root",
+        "password": parts.password or "",
+    }
+    try:
+        pymysql.connect(**where, connect_timeout=3).close()
+    except pymysql.err.Error as exc:
+        message = f"MySQL at TDB_TEST_MYSQL_URL is unreachable: {exc}"
+        if _ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return where
+
+
+@pytest.fixture(scope="session")
+def mysql_database(mysql_admin: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A throwaway MySQL database for this test session, dropped after it: the connection
+    fields that reach it (`dbname` included)."""
+    import secrets
+
+    import pymysql
+
+    name = f"tdb_test_{secrets.token_hex(4)}"
+    with pymysql.connect(**mysql_admin, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield {**mysql_admin, "dbname": name}
+    finally:
+        with pymysql.connect(**mysql_admin, autocommit=True) as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+EXAMPLE_PLUGIN = Path(__file__).parent.parent / "examples" / "tdb-sqlite-connector"
+
+
+@pytest.fixture(scope="session")
+def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plug-in package (examples/), pip-installed once per session into a folder
+    of its own: put it on PYTHONPATH (or sys.path) to have its entry point found."""
+    import shutil
+    import subprocess
+    import sys
+
+    target = tmp_path_factory.mktemp("plugins")
+    # setuptools builds in the source tree: a copy keeps its leftovers out of the repository.
+    build = tmp_path_factory.mktemp("plugin-build")
+    source = shutil.copytree(
+        EXAMPLE_PLUGIN, build / "source", ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=build,
+        env={**os.environ, "TMPDIR": str(build)},
+    )
+    return target

@@ -22,6 +22,10 @@ class SteppingClock:
         self._now += timedelta(milliseconds=1)
         return self._now
 
+    def advance(self, by: timedelta) -> None:
+        """Move the clock on by `by` (a key's lifetime passing, say)."""
+        self._now += by
+
 
 class CountingIds:
     """UUIDs 00000000-...-000000000001, ...-0002, ... in order."""
@@ -38,6 +42,9 @@ class FakeConnector:
     """A connector whose 'backend' is a dict of table name to columns; records what it was given."""
 
     source_type = "fake"
+    title = "A fake table"
+    origin = "builtin"
+    package: str | None = None
     fields: Sequence[ConnectionField] = (
         ConnectionField("table", required=True),
         ConnectionField("password", secret=True, allow_empty=True),

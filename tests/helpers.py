@@ -191,3 +191,22 @@ def reaching(url: str, **fields: Any) -> dict[str, Any]:
     if info.get("password"):
         connection["password"] = info["password"]
     return connection
+
+
+def mysql_execute(where: Mapping[str, Any], *statements: str) -> None:
+    """Run statements on the MySQL database whose connection fields are `where`."""
+    import pymysql
+
+    with (
+        pymysql.connect(
+            host=where["host"],
+            port=where["port"],
+            user=where["user"],
+            password=where["password"],
+            database=where["dbname"],
+            autocommit=True,
+        ) as conn,
+        conn.cursor() as cursor,
+    ):
+        for statement in statements:
+            cursor.execute(statement)

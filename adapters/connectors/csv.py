@@ -7,9 +7,7 @@ import csv
 import encodings.aliases
 import functools
 import io
-import os
 import re
-import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice, zip_longest
@@ -20,12 +18,14 @@ import anyio.to_thread
 
 from adapters.connectors.csv_inference import column_type
 from adapters.connectors.deadline import Deadline
+from adapters.connectors.files import FilesRoot
 from adapters.connectors.workers import WorkerProcesses
 from domain.connections import ConnectionField, check_connection
 from domain.errors import BackendUnavailable, FieldError, InvalidConnection
 from domain.sources import MAX_COLUMNS, Column
 
 SAMPLE_BYTES = 1024 * 1024
+PATH_DESCRIPTION = "The file, relative to the files root (TDB_FILES_ROOT)"
 MAX_ROWS = 10_000
 # Rows times columns typed at most: a wide file is typed from fewer rows, so that the work (and
 # the memory) of one inspection stays bounded whatever the shape of the sample.
@@ -36,7 +36,7 @@ _CHECK_EVERY = 256
 # worker process: the work is CPU-bound, and in the server's own process it would hold the GIL
 # against every other request.
 PARALLEL = 2
-_WORKERS = WorkerProcesses(PARALLEL)
+WORKERS = WorkerProcesses(PARALLEL)
 DELIMITERS = (",", ";", "\t", "|")
 # Enough records to tell the delimiter; the rest of the sample only refines types.
 DELIMITER_PROBE_CHARS = 64 * 1024
@@ -55,7 +55,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # The same characters in ASCII, for a faster count with bytes.translate.
 _ASCII_NOT_CONTROL = bytes(b for b in range(128) if not _CONTROL.match(chr(b)))
 MAX_CONTROL_SHARE = 0.05
-_O_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def unique_names(header: Sequence[str], width: int) -> list[str]:
@@ -98,7 +97,7 @@ def detect_delimiter(text: str, complete: bool) -> str:
 
 
 class CsvConnector:
-    """Reads the header and infers the column types of a CSV file under `root` (TDB_CSV_ROOT).
+    """Reads the header and infers the column types of a CSV file under `root` (TDB_FILES_ROOT).
 
     Paths. `connection.path` is relative to the root; an absolute path, a `..` part, a path that
     resolves (through symlinks) outside the root or to the root itself is refused at
@@ -140,11 +139,20 @@ class CsvConnector:
     """
 
     source_type = "csv"
+    title = "CSV file"
+    origin = "builtin"
+    package: str | None = None
     fields: Sequence[ConnectionField] = (
-        ConnectionField("path", required=True),
-        ConnectionField("delimiter"),
-        ConnectionField("encoding"),
-        ConnectionField("header", type=bool, default=True),
+        ConnectionField("path", required=True, description=PATH_DESCRIPTION),
+        ConnectionField(
+            "delimiter", description="The field separator; detected from the file when not given"
+        ),
+        ConnectionField(
+            "encoding", description="The text encoding; detected from the file when not given"
+        ),
+        ConnectionField(
+            "header", type=bool, default=True, description="Whether the first record names columns"
+        ),
     )
 
     def __init__(
@@ -157,8 +165,7 @@ class CsvConnector:
         max_cells: int = MAX_CELLS,
         store_files: Iterable[Path | str] = (),
     ) -> None:
-        self._root = Path(root)
-        self._store_files = tuple(Path(p) for p in store_files)
+        self._files = FilesRoot(root, store_files)
         self._sample_bytes = sample_bytes
         self._max_rows = max_rows
         self._timeout = timeout
@@ -202,49 +209,11 @@ class CsvConnector:
 
     def _path_problem(self, path: str) -> str | None:
         """Why this path may not be read, or None."""
-        if os.path.isabs(path):
-            return "must be relative to the CSV root"
-        if ".." in Path(path).parts:
-            return "must not contain '..'"
-        root = self._root.resolve()
-        try:
-            resolved = (root / path).resolve()
-        except (OSError, RuntimeError):  # a symlink loop
-            return "cannot be resolved"
-        if resolved == root:
-            return "must name a file under the CSV root"
-        if not resolved.is_relative_to(root):
-            return "leads outside the CSV root"
-        if self._store_file(resolved):
-            return "is one of the registry's own files"
-        return None
+        return self._files.path_problem(path)
 
     async def check(self, connection: Mapping[str, Any]) -> None:
         # The schema would answer now exactly when an inspection succeeds.
         await self.inspect(connection)
-
-    def _store_file(self, path: Path, status: os.stat_result | None = None) -> bool:
-        """Whether this path, or the file it names (by device and inode: under any name), is one
-        of the store's own files; `status`, when given, is that of the file already opened."""
-        if status is None:
-            try:
-                status = path.stat()
-            except OSError:
-                status = None
-        resolved = path.resolve()
-        for own in self._store_files:
-            if resolved == own.resolve():
-                return True
-            try:
-                own_status = own.stat()
-            except OSError:  # not made yet
-                continue
-            if status is not None and (status.st_dev, status.st_ino) == (
-                own_status.st_dev,
-                own_status.st_ino,
-            ):
-                return True
-        return False
 
     async def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         # The path is checked again when the file is opened; here only the defaults are filled.
@@ -252,7 +221,7 @@ class CsvConnector:
         # The work runs in a worker process; waiting for it blocks, so a thread waits. Waiting
         # for a worker counts against the deadline, like the work itself.
         return await anyio.to_thread.run_sync(
-            _WORKERS.call,
+            WORKERS.call,
             functools.partial(self._inspect, connection),
             self._timeout,
             f"reading {connection['path']!r}",
@@ -287,48 +256,10 @@ class CsvConnector:
 
     def _read_sample(self, path: str) -> tuple[bytes, bool]:
         """The first bytes of the file, and whether they are the whole file."""
-        if problem := self._path_problem(path):
-            raise BackendUnavailable("permission_denied", f"{path!r} {problem}")
-        try:
-            fd = os.open(self._root / path, _O_FLAGS)
-        except (FileNotFoundError, NotADirectoryError):
-            raise BackendUnavailable(
-                "file_not_found", f"no file {path!r} in the CSV root"
-            ) from None
-        except PermissionError:
-            raise BackendUnavailable("permission_denied", f"{path!r} may not be read") from None
-        except OSError as exc:
-            raise BackendUnavailable("unreadable", f"{path!r}: {exc.strerror}") from None
-        try:
-            opened = _opened_path(fd)
-            if opened is not None and not opened.is_relative_to(self._root.resolve()):
-                raise BackendUnavailable("permission_denied", f"{path!r} leads outside the root")
-            status = os.fstat(fd)
-            if not stat.S_ISREG(status.st_mode):
-                raise BackendUnavailable("unreadable", f"{path!r} is not a regular file")
-            if status.st_nlink > 1:
-                raise BackendUnavailable(
-                    "permission_denied", f"{path!r} has more than one link (a hard link)"
-                )
-            if self._store_file(self._root / path, status):
-                raise BackendUnavailable("permission_denied", f"{path!r} may not be read")
-            with os.fdopen(fd, "rb", closefd=False) as file:
-                data = file.read(self._sample_bytes + 1)
-        except OSError as exc:
-            raise BackendUnavailable("unreadable", f"{path!r}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
+        data, complete = self._files.read_head(path, self._sample_bytes)
         if not data:
             raise BackendUnavailable("empty_file", f"{path!r} is empty")
-        return data[: self._sample_bytes], len(data) <= self._sample_bytes
-
-
-def _opened_path(fd: int) -> Path | None:
-    """Where an open file really is, symlinks resolved, where the OS says (Linux's /proc)."""
-    try:
-        return Path(os.readlink(f"/proc/self/fd/{fd}"))
-    except OSError:
-        return None
+        return data, complete
 
 
 def _character_sets() -> frozenset[str]:

@@ -108,6 +108,15 @@ def _timestamp(value: str, zoned: bool) -> bool:
     return zoned and int(match["zh"] or 0) <= 15 and int(match["zm"] or 0) < 60
 
 
+def timestamp_type(value: str) -> str | None:
+    """The timestamp type a text value is written in (a date is not one), or None."""
+    if is_date(value) or not _timestamp(value, zoned=True):
+        return None
+    if _timestamp(value, zoned=False):
+        return "timestamp without time zone"
+    return "timestamp with time zone"
+
+
 # The value rules, narrowest first. Each predicate says whether PostgreSQL's input for that type
 # would take the text; each accepts everything the types below it in the lattice accept, so a
 # value's type is the first rule that takes it. "zero or one" is not reported: it stands for

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from application.ports import Connector, ConnectorRegistry
+from domain.connections import ConnectorLoadFailure
 from domain.errors import BackendUnavailable
 from domain.sources import Column
 
@@ -59,6 +60,9 @@ class ObservedConnector:
         self._observe = observe
         self._bounds = bounds
         self.source_type = connector.source_type
+        self.title = connector.title
+        self.origin = connector.origin
+        self.package = connector.package
         self.fields = connector.fields
 
     async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,3 +127,6 @@ class ObservedConnectorRegistry:
 
     def types(self) -> Sequence[str]:
         return self._connectors.types()
+
+    def failures(self) -> Sequence[ConnectorLoadFailure]:
+        return self._connectors.failures()

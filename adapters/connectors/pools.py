@@ -5,8 +5,9 @@ target gets a small pool whose bound doubles as a fairness limit: an inspection 
 for a connection (a few at most) unless the target is known to fail, and fails at once with `busy`
 otherwise, so one silent backend never takes the threads every other source needs.
 
-`AsyncConnectionPools` keeps asyncio psycopg connections for inspections awaited on an event
-loop, made and used without a thread.
+`AsyncConnectionPools` keeps connections for inspections awaited on an event loop: asyncio
+psycopg connections by default, made and used without a thread, or any driver's connections
+described by a `ConnectionKind` (the MySQL connector's, used on threads).
 """
 
 from __future__ import annotations
@@ -25,15 +26,57 @@ from psycopg.pq import TransactionStatus
 from domain.errors import BackendUnavailable
 
 T = TypeVar("T")
-C = psycopg.AsyncConnection[Any]
-AsyncConnect = Callable[[Sequence[str]], Awaitable[psycopg.AsyncConnection[Any]]]
-AsyncWork = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+# A pooled connection: an asyncio psycopg connection, or another driver's (see ConnectionKind).
+C = Any
+AsyncConnect = Callable[[Sequence[str]], Awaitable[C]]
+AsyncWork = Callable[[C], Awaitable[T]]
 
 DEFAULT_MAX_SIZE = 2
 DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_MAX_TARGETS = 50
 # How often idle connections are looked at; one may outlive the idle timeout by this much.
 SWEEP_SECONDS = 5.0
+
+
+@attrs.frozen
+class ConnectionKind:
+    """What the pools need to know of one driver's connections."""
+
+    error: type[BaseException]
+    """The driver's error: a pooled connection failing with it may have been closed idle."""
+    alive: Callable[[C], bool]
+    """Not closed and not broken."""
+    reusable: Callable[[C], bool]
+    """Alive and in a state a next inspection may take it in (no transaction left open)."""
+    hostaddr: Callable[[C], str]
+    """The address it is connected to."""
+    close: Callable[[C], None]
+    """Close it from any thread, awaiting nothing; no caller holds it."""
+
+
+def _psycopg_alive(connection: C) -> bool:
+    return not connection.closed and not connection.broken
+
+
+def _psycopg_reusable(connection: C) -> bool:
+    return (
+        _psycopg_alive(connection) and connection.info.transaction_status == TransactionStatus.IDLE
+    )
+
+
+def _close_connection(connection: C) -> None:
+    """Close a connection that no caller holds, from any thread: what `AsyncConnection.close()`
+    does, which awaits nothing."""
+    connection.pgconn.finish()
+
+
+PSYCOPG = ConnectionKind(
+    error=psycopg.Error,
+    alive=_psycopg_alive,
+    reusable=_psycopg_reusable,
+    hostaddr=lambda connection: connection.info.hostaddr,
+    close=_close_connection,
+)
 
 
 @attrs.frozen
@@ -97,6 +140,7 @@ class AsyncConnectionPools:
         max_targets: int = DEFAULT_MAX_TARGETS,
         max_waiting: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        kind: ConnectionKind = PSYCOPG,
     ) -> None:
         if max_size < 1 or max_targets < 1 or idle_timeout < 0:
             raise ValueError("pool bounds must be positive")
@@ -106,6 +150,7 @@ class AsyncConnectionPools:
         # Inspections that may queue for a busy target that answers, beyond those it serves.
         self._max_waiting = 4 * max_size if max_waiting is None else max_waiting
         self._clock = clock
+        self._kind = kind
         self._lock = threading.Lock()
         self._pools: OrderedDict[Target, _Pool] = OrderedDict()
         self._sweeper: threading.Thread | None = None
@@ -124,7 +169,7 @@ class AsyncConnectionPools:
         with self._lock:
             gone = [t for t in self._pools if t.place == place]
             closing = [idle for t in gone for idle in self._pools.pop(t).idle]
-        _close(closing)
+        self._close(closing)
 
     def sweep(self) -> None:
         """Close connections idle longer than the idle timeout; drop targets left empty."""
@@ -137,7 +182,7 @@ class AsyncConnectionPools:
                 pool.idle = fresh
                 if not pool.idle and not pool.in_use:
                     del self._pools[target]
-        _close(closing)
+        self._close(closing)
 
     def sizes(self) -> dict[tuple[str, int, str, str, str | None], tuple[int, int, int]]:
         """Per target kept (without its password): connections in use, idle, and waiters."""
@@ -150,7 +195,11 @@ class AsyncConnectionPools:
         with self._lock:
             closing = [idle for pool in self._pools.values() for idle in pool.idle]
             self._pools.clear()
-        _close(closing)
+        self._close(closing)
+
+    def _close(self, idle: Sequence[_Idle]) -> None:
+        for item in idle:
+            self._kind.close(item.connection)
 
     # --- bookkeeping -----------------------------------------------------------------------
 
@@ -188,11 +237,11 @@ class AsyncConnectionPools:
             while pool.idle:
                 idle = pool.idle.pop()  # the most recently used: the others may idle out
                 fit = idle.hostaddr in hostaddrs and now - idle.since < self._idle_timeout
-                if fit and not idle.connection.closed:
+                if fit and self._kind.alive(idle.connection):
                     taken = idle
                     break
                 closing.append(idle)
-        _close(closing)
+        self._close(closing)
         return taken
 
     def _replaces(
@@ -201,19 +250,15 @@ class AsyncConnectionPools:
         """Give back a pooled connection after its work, unless the server closed it while it
         idled: then close it and say that a fresh connection must do the work again."""
         connection = reused.connection
-        if isinstance(failure, psycopg.Error) and (connection.broken or connection.closed):
-            _close_connection(connection)
+        if isinstance(failure, self._kind.error) and not self._kind.alive(connection):
+            self._kind.close(connection)
             return True
         self._give_back(target, pool, connection, reused.hostaddr)
         return False
 
     def _give_back(self, target: Target, pool: _Pool, connection: C, hostaddr: str) -> None:
         reusable = (
-            not connection.closed
-            and not connection.broken
-            and connection.info.transaction_status == TransactionStatus.IDLE
-            and self._idle_timeout > 0
-            and not self._stop.is_set()
+            self._kind.reusable(connection) and self._idle_timeout > 0 and not self._stop.is_set()
         )
         with self._lock:
             # A forgotten or evicted target's connections are not kept.
@@ -221,7 +266,7 @@ class AsyncConnectionPools:
                 pool.idle.append(_Idle(connection, hostaddr, self._clock()))
                 self._start_sweeper()
                 return
-        _close_connection(connection)
+        self._kind.close(connection)
 
     def _start_sweeper(self) -> None:
         """Start the thread that closes idle connections, unless it runs. Lock held."""
@@ -271,7 +316,7 @@ class AsyncConnectionPools:
                 self._failed(target, pool)
                 raise
             pool.answers = True
-            hostaddr = connection.info.hostaddr
+            hostaddr = self._kind.hostaddr(connection)
             try:
                 return await work(connection)
             finally:
@@ -289,7 +334,7 @@ class AsyncConnectionPools:
                 pool.turns.append(turn)
                 pool.waiting += 1
         if leased:
-            _close(evicted)
+            self._close(evicted)
             return pool
         try:
             # A turn comes with the slot of the caller that released it, or with `busy`.
@@ -331,14 +376,3 @@ def _busy(target: Target) -> BackendUnavailable:
         "busy",
         f"every connection to {target.host}:{target.port} is in use; try again shortly",
     )
-
-
-def _close_connection(connection: C) -> None:
-    """Close a connection that no caller holds, from any thread: what `AsyncConnection.close()`
-    does, which awaits nothing."""
-    connection.pgconn.finish()
-
-
-def _close(idle: Sequence[_Idle]) -> None:
-    for item in idle:
-        _close_connection(item.connection)

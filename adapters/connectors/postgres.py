@@ -324,15 +324,34 @@ class PostgresConnector:
     """
 
     source_type = "postgres"
+    title = "PostgreSQL table"
+    origin = "builtin"
+    package: str | None = None
     fields: Sequence[ConnectionField] = (
-        ConnectionField("host", required=True, target=True),
-        ConnectionField("port", type=int, default=5432, min_value=1, max_value=65535, target=True),
-        ConnectionField("dbname", required=True, target=True),
-        ConnectionField("user", required=True, target=True),
-        ConnectionField("password", secret=True, allow_empty=True),
-        ConnectionField("table", required=True),
-        ConnectionField("schema", default="public"),
-        ConnectionField("sslmode", choices=SSL_MODES),
+        ConnectionField(
+            "host", required=True, target=True, description="The server's host name or address"
+        ),
+        ConnectionField(
+            "port",
+            type=int,
+            default=5432,
+            min_value=1,
+            max_value=65535,
+            target=True,
+            description="The server's TCP port",
+        ),
+        ConnectionField("dbname", required=True, target=True, description="The database"),
+        ConnectionField("user", required=True, target=True, description="The role to log in as"),
+        ConnectionField(
+            "password", secret=True, allow_empty=True, description="The role's password"
+        ),
+        ConnectionField("table", required=True, description="The table, view or materialized view"),
+        ConnectionField("schema", default="public", description="The schema of the table"),
+        ConnectionField(
+            "sslmode",
+            choices=SSL_MODES,
+            description="libpq's sslmode; libpq's default when not given",
+        ),
     )
 
     def __init__(

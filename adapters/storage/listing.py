@@ -1,5 +1,5 @@
-"""What the stores share: column lists, the listing queries of the SQL stores, paging by
-fetching one row more, and text no store can hold."""
+"""What the stores share: column lists, the event listing query of the SQL stores, paging by
+fetching one row more, and text no store can hold (source listings: `source_query.py`)."""
 
 from __future__ import annotations
 
@@ -46,10 +46,6 @@ class Dialect:
     """A parameter compared with a stored id."""
     uuid_value: Callable[[UUID], Any]
     """An id as this store's driver binds it."""
-    tags_conditions: Callable[[tuple[str, ...]], list[tuple[str, list[Any]]]]
-    """Conditions (with their parameters) that a source holds every one of these tags."""
-    prefix_condition: Callable[[str], tuple[str, list[Any]]]
-    """The condition that a name starts with this text, case and wildcards taken literally."""
 
 
 class _Select:
@@ -72,27 +68,6 @@ class _Select:
             sql += f" LIMIT {self.dialect.param}"
             self.parameters.append(limit + 1)
         return sql
-
-
-def source_listing(
-    dialect: Dialect, source_filter: SourceFilter, limit: int | None, after: PageKey | None
-) -> tuple[str, list[Any]]:
-    """The query (and its parameters) for one page of summaries, oldest first, ties by id."""
-    select = _Select(dialect)
-    for condition, parameters in dialect.tags_conditions(tuple(dict.fromkeys(source_filter.tags))):
-        select.add(condition, *parameters)
-    if source_filter.source_type is not None:
-        select.add(f"source_type = {dialect.param}", source_filter.source_type)
-    if source_filter.name_prefix:
-        condition, parameters = dialect.prefix_condition(source_filter.name_prefix)
-        select.add(condition, *parameters)
-    if after is not None:
-        select.add(
-            f"(registered_at, id) > ({dialect.timestamp_param}, {dialect.uuid_param})",
-            timestamp(after.registered_at),
-            dialect.uuid_value(after.id),
-        )
-    return select.sql(SUMMARY_COLUMNS, "sources", "registered_at, id", limit), select.parameters
 
 
 def event_listing(

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
 import attrs
 
 from adapters.storage.listing import event_page, page
-from domain.errors import ApiKeyNotFound, DuplicateSourceName, SourceNotFound, VersionMismatch
+from domain.errors import (
+    ApiKeyNotFound,
+    DuplicateKeyName,
+    DuplicateSourceName,
+    KeyNotRotatable,
+    SourceNotFound,
+    VersionMismatch,
+)
 from domain.events import Event, EventFilter, EventKey, EventPage, event_order
 from domain.history import SchemaSnapshot, SnapshotHead
 from domain.keys import ApiKey
@@ -134,6 +141,14 @@ class MemorySourceRepository:
             matching = [s for s in matching if sort_key(s) > (after.registered_at, after.id)]
         return page([SourceSummary.of(s) for s in matching], limit)
 
+    async def chunks(
+        self, source_filter: SourceFilter, size: int | None = None
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
+        listed = (await self.list(source_filter)).sources
+        step = size or 1000
+        for start in range(0, len(listed), step):
+            yield listed[start : start + step]
+
     async def revision(self) -> int | None:
         return None  # the store of tests: nothing is gained by caching what it lists
 
@@ -230,9 +245,22 @@ class MemoryApiKeyRepository:
 
     async def add(self, key: ApiKey, event: Event | None = None) -> None:
         with self._lock:
+            self._check_name(key)
             self._by_id[key.key_id] = key
             if event is not None:
                 self._events.record(event)
+
+    def _check_name(self, key: ApiKey) -> None:
+        # The stores' partial unique index: one key neither revoked nor superseded per name.
+        if key.active and not key.superseded:
+            for other in self._by_id.values():
+                if (
+                    other.key_id != key.key_id
+                    and other.name == key.name
+                    and other.active
+                    and not other.superseded
+                ):
+                    raise DuplicateKeyName(key.name)
 
     async def add_if_none(self, key: ApiKey, event: Event | None = None) -> bool:
         with self._lock:
@@ -264,3 +292,24 @@ class MemoryApiKeyRepository:
                 if event is not None:
                     self._events.record(event)
             return key
+
+    async def rotate(
+        self, old_key_id: str, old_expires_at: datetime, new: ApiKey, events: Sequence[Event]
+    ) -> None:
+        with self._lock:
+            old = self._find(old_key_id)
+            if not old.active or old.superseded:
+                raise KeyNotRotatable(
+                    old_key_id, "revoked" if not old.active else "already rotated"
+                )
+            self._by_id[old_key_id] = attrs.evolve(old, superseded=True, expires_at=old_expires_at)
+            self._by_id[new.key_id] = new
+            for event in events:
+                self._events.record(event)
+
+    async def touch(self, uses: Mapping[str, datetime]) -> None:
+        with self._lock:
+            for key_id, at in uses.items():
+                key = self._by_id.get(key_id)
+                if key is not None and (key.last_used_at is None or key.last_used_at < at):
+                    self._by_id[key_id] = attrs.evolve(key, last_used_at=at)

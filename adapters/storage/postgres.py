@@ -11,7 +11,7 @@ import asyncio
 import math
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
@@ -36,17 +36,19 @@ from adapters.storage.listing import (
     event_listing,
     event_page,
     page,
-    source_listing,
     storable,
 )
 from adapters.storage.outage import OutageWatch
 from adapters.storage.postgres_columns import LATEST_COLUMNS_MIGRATION, replace_latest_columns
 from adapters.storage.postgres_watch_schema import WATCH_MIGRATION
 from adapters.storage.running import WritesToEnd
+from adapters.storage.source_query import Spelling, page_rows, whole_listing
 from adapters.storage.webhook_schema import POSTGRES_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
+    DuplicateKeyName,
     DuplicateSourceName,
+    KeyNotRotatable,
     SourceNotFound,
     StoreUnavailable,
     VersionMismatch,
@@ -150,12 +152,99 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
             """,
         ),
     ),
+    (
+        4,
+        (
+            # Listings by tag and by type walk an index in listing order (source_query.py):
+            # the tags table replaces the GIN index, which the planner skipped for a walk of
+            # the listing order with a filter. Tags and count are kept by a trigger, in the
+            # transaction of each change; the count in a few rows, so that concurrent writers
+            # (one slot per server process) seldom wait for one another's.
+            """
+            CREATE TABLE source_tags (
+                tag text NOT NULL,
+                registered_at timestamptz NOT NULL,
+                source_id uuid NOT NULL,
+                PRIMARY KEY (tag, registered_at, source_id)
+            )
+            """,
+            """
+            INSERT INTO source_tags
+            SELECT DISTINCT tag, registered_at, id FROM sources, unnest(tags) AS tag
+            """,
+            "CREATE TABLE source_count (slot integer PRIMARY KEY, n bigint NOT NULL)",
+            "INSERT INTO source_count SELECT 0, count(*) FROM sources",
+            """
+            CREATE FUNCTION tdb_sources_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP <> 'INSERT' THEN
+                    DELETE FROM source_tags WHERE tag = ANY (OLD.tags)
+                       AND registered_at = OLD.registered_at AND source_id = OLD.id;
+                END IF;
+                IF TG_OP <> 'DELETE' THEN
+                    INSERT INTO source_tags
+                    SELECT DISTINCT tag, NEW.registered_at, NEW.id FROM unnest(NEW.tags) AS tag;
+                END IF;
+                IF TG_OP <> 'UPDATE' THEN
+                    INSERT INTO source_count AS kept
+                    VALUES (pg_backend_pid() % 16, CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END)
+                    ON CONFLICT (slot) DO UPDATE SET n = kept.n + excluded.n;
+                END IF;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER sources_kept AFTER INSERT OR DELETE ON sources
+            FOR EACH ROW EXECUTE FUNCTION tdb_sources_kept()
+            """,
+            """
+            CREATE TRIGGER sources_retagged AFTER UPDATE OF tags ON sources
+            FOR EACH ROW WHEN (OLD.tags IS DISTINCT FROM NEW.tags)
+            EXECUTE FUNCTION tdb_sources_kept()
+            """,
+            "DROP INDEX sources_by_tag",
+            "CREATE INDEX sources_by_type ON sources (source_type, registered_at, id)",
+        ),
+    ),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
 MIGRATIONS += ((5, WATCH_MIGRATION),)
 # Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
 MIGRATIONS += ((6, POSTGRES_MIGRATION),)
+
+KEYS_MIGRATION: tuple[str, ...] = (
+    # Keys people manage: who made each, when it expires, when it was last used (to the
+    # minute), which key a rotation replaced, and whether a rotation took its name.
+    """
+        ALTER TABLE api_keys ADD COLUMN created_by text,
+                             ADD COLUMN expires_at timestamptz,
+                             ADD COLUMN last_used_at timestamptz,
+                             ADD COLUMN rotated_from text,
+                             ADD COLUMN superseded boolean NOT NULL DEFAULT false
+        """,
+    """
+        UPDATE api_keys SET created_by = COALESCE(
+            (SELECT actor FROM events WHERE action = 'key.created'
+              AND events.key_id = api_keys.key_id ORDER BY at LIMIT 1), 'tdb-cli')
+        """,
+    # Active keys that share a name (made before the store held the rule): the newest
+    # keeps the name; the others keep working, as if a rotation had replaced them.
+    """
+        UPDATE api_keys SET superseded = true
+         WHERE revoked_at IS NULL AND EXISTS (
+            SELECT 1 FROM api_keys AS newer
+             WHERE newer.name = api_keys.name AND newer.revoked_at IS NULL
+               AND (newer.created_at, newer.key_id) > (api_keys.created_at, api_keys.key_id))
+        """,
+    "CREATE UNIQUE INDEX api_keys_name_held ON api_keys (name)"
+    " WHERE revoked_at IS NULL AND NOT superseded",
+)
+"""Keys people manage: who made each, when it expires, when it was last used (to the minute),
+which key a rotation replaced, whether a rotation took its name (one holder per name)."""
+
+MIGRATIONS += ((7, KEYS_MIGRATION),)
 MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
 
 # Any fixed 64-bit number, the same in every process of every version: "tdb-migr".
@@ -166,10 +255,13 @@ POSTGRES = Dialect(
     timestamp_param="%s::timestamptz",
     uuid_param="%s::uuid",
     uuid_value=lambda value: value,
-    tags_conditions=lambda tags: [("tags @> %s::text[]", [list(tags)])] if tags else [],
-    # Not LIKE: it treats % and _ as wildcards.
-    prefix_condition=lambda prefix: ("starts_with(name, %s)", [prefix]),
 )
+# Each query of source_query.py has one index that answers it: no hint is needed.
+POSTGRES_WAYS = Spelling(
+    POSTGRES, indexed=lambda index: "", name_index="sources_name_unique", join="CROSS JOIN"
+)
+LISTING_CHUNK = 2000
+"""Rows of a whole listing fetched from its server-side cursor at a time."""
 
 
 class _BrokenConnection(StoreUnavailable):
@@ -558,12 +650,33 @@ class PostgresSourceRepository:
     ) -> SourcePage:
         if not can_match(source_filter):
             return SourcePage(())
-        sql, parameters = source_listing(POSTGRES, source_filter, limit, after)
-        rows = await self._db.read_rows(sql, parameters)
+        steps = page_rows(POSTGRES_WAYS, source_filter, limit, after)
+        try:
+            query = next(steps)
+            while True:
+                query = steps.send(await self._db.read_rows(*query))
+        except StopIteration as done:
+            rows = done.value
         if limit is not None and limit <= INLINE_PAGE_MAX:
             return page(_summaries(rows), limit)
         # Thousands of rows would hold the event loop for tens of milliseconds.
         return page(await anyio.to_thread.run_sync(_summaries, rows), limit)
+
+    async def chunks(
+        self, source_filter: SourceFilter, size: int | None = None
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
+        if not can_match(source_filter):
+            return
+        sql, parameters = whole_listing(POSTGRES_WAYS, source_filter)
+        # A server-side cursor in a transaction: a snapshot, held here a chunk at a time.
+        async with self._db.transaction() as conn:
+            cursor = conn.cursor(name="tdb_listing")
+            try:
+                await cursor.execute(sql, parameters)
+                while rows := await cursor.fetchmany(size or LISTING_CHUNK):
+                    yield await anyio.to_thread.run_sync(_summaries, rows)
+            finally:
+                await cursor.close()
 
     async def revision(self) -> int | None:
         return None  # no cheap signal: a listing is read every time
@@ -586,7 +699,9 @@ class PostgresSourceRepository:
                 await _mismatch(conn, source_id)
 
     async def count(self) -> int:
-        return int((await self._db.read("SELECT count(*) AS n FROM sources"))[0]["n"])
+        # Kept by the trigger of every add and removal: a count(*) reads the whole table.
+        rows = await self._db.read("SELECT coalesce(sum(n), 0) AS n FROM source_count")
+        return int(rows[0]["n"])
 
     async def _add(self, source: Source, event: Event | None) -> None:
         sql, parameters = _adding(source, event)
@@ -868,14 +983,61 @@ class PostgresApiKeyRepository:
             await _record(conn, event)
         return from_row(revoked, ApiKey)
 
+    async def rotate(
+        self, old_key_id: str, old_expires_at: datetime, new: ApiKey, events: Sequence[Event]
+    ) -> None:
+        if not storable(old_key_id):
+            raise ApiKeyNotFound(old_key_id)
+        async with self._db.transaction() as conn:
+            # FOR UPDATE: of two simultaneous rotations, only the first sees an unsuperseded key.
+            cursor = await conn.execute(
+                "SELECT revoked_at, superseded FROM api_keys WHERE key_id = %s FOR UPDATE",
+                [old_key_id],
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise ApiKeyNotFound(old_key_id)
+            if row[0] is not None or row[1]:
+                raise KeyNotRotatable(old_key_id, "revoked" if row[0] else "already rotated")
+            await conn.execute(
+                "UPDATE api_keys SET superseded = true, expires_at = %s::timestamptz"
+                " WHERE key_id = %s",
+                [timestamp(old_expires_at), old_key_id],
+            )
+            await self._insert(conn, new)
+            for event in events:
+                await _record(conn, event)
+
+    async def touch(self, uses: Mapping[str, datetime]) -> None:
+        rows = [(timestamp(at), key_id) for key_id, at in sorted(uses.items())]
+        async with self._db.transaction() as conn, conn.cursor() as cursor:
+            # In key order, so that two processes writing the same keys never deadlock.
+            await cursor.executemany(
+                "UPDATE api_keys SET last_used_at = %s::timestamptz WHERE key_id = %s"
+                " AND (last_used_at IS NULL OR last_used_at < %s::timestamptz)",
+                [(at, key_id, at) for at, key_id in rows],
+            )
+
     @staticmethod
     async def _insert(conn: psycopg.AsyncConnection[Any], key: ApiKey) -> None:
-        # A key stored again under its id replaces the old one, as the in-memory store does.
-        await conn.execute(
-            f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (%(key_id)s, %(name)s,"
-            " %(scopes)s::text[], %(secret_hash)s, %(created_at)s::timestamptz,"
-            " %(revoked_at)s::timestamptz) ON CONFLICT (key_id) DO UPDATE SET"
-            " name = excluded.name, scopes = excluded.scopes, secret_hash = excluded.secret_hash,"
-            " created_at = excluded.created_at, revoked_at = excluded.revoked_at",
-            to_row(key),
-        )
+        # A key stored again under its id replaces the old one, as the in-memory store does;
+        # a name held by another key is refused by the partial unique index.
+        try:
+            await conn.execute(
+                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (%(key_id)s, %(name)s,"
+                " %(scopes)s::text[], %(secret_hash)s, %(created_at)s::timestamptz,"
+                " %(revoked_at)s::timestamptz, %(created_by)s, %(expires_at)s::timestamptz,"
+                " %(last_used_at)s::timestamptz, %(rotated_from)s, %(superseded)s)"
+                " ON CONFLICT (key_id) DO UPDATE SET"
+                " name = excluded.name, scopes = excluded.scopes,"
+                " secret_hash = excluded.secret_hash,"
+                " created_at = excluded.created_at, revoked_at = excluded.revoked_at,"
+                " created_by = excluded.created_by, expires_at = excluded.expires_at,"
+                " last_used_at = excluded.last_used_at, rotated_from = excluded.rotated_from,"
+                " superseded = excluded.superseded",
+                to_row(key),
+            )
+        except pg_errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "api_keys_name_held":
+                raise DuplicateKeyName(key.name) from None
+            raise

@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -45,10 +45,10 @@ from adapters.storage.listing import (
     event_listing,
     event_page,
     page,
-    source_listing,
     storable,
 )
 from adapters.storage.outage import OutageWatch
+from adapters.storage.source_query import Spelling, page_rows, whole_listing
 from adapters.storage.sqlite_columns import (
     LATEST_COLUMNS_MIGRATION,
     forget_latest_columns,
@@ -58,7 +58,9 @@ from adapters.storage.sqlite_watch_schema import WATCH_MIGRATION
 from adapters.storage.webhook_schema import SQLITE_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
+    DuplicateKeyName,
     DuplicateSourceName,
+    KeyNotRotatable,
     SourceNotFound,
     StoreUnavailable,
     VersionMismatch,
@@ -150,12 +152,90 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
             """,
         ),
     ),
+    (
+        4,
+        (
+            # Listings by tag and by type walk an index in listing order (source_query.py);
+            # the tags and the count are kept by triggers, in the transaction of each change.
+            """
+            CREATE TABLE source_tags (
+                tag TEXT NOT NULL,
+                registered_at TEXT NOT NULL,
+                source_id TEXT NOT NULL,
+                PRIMARY KEY (tag, registered_at, source_id)
+            ) WITHOUT ROWID
+            """,
+            """
+            INSERT OR IGNORE INTO source_tags
+            SELECT tag.value, sources.registered_at, sources.id
+              FROM sources, json_each(sources.tags) AS tag
+            """,
+            """
+            CREATE TABLE source_count (one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL)
+            """,
+            "INSERT INTO source_count VALUES (1, (SELECT count(*) FROM sources))",
+            """
+            CREATE TRIGGER sources_added AFTER INSERT ON sources BEGIN
+                INSERT OR IGNORE INTO source_tags
+                SELECT value, NEW.registered_at, NEW.id FROM json_each(NEW.tags);
+                UPDATE source_count SET n = n + 1;
+            END
+            """,
+            """
+            CREATE TRIGGER sources_retagged AFTER UPDATE OF tags ON sources
+            WHEN OLD.tags IS NOT NEW.tags BEGIN
+                DELETE FROM source_tags WHERE tag IN (SELECT value FROM json_each(OLD.tags))
+                   AND registered_at = OLD.registered_at AND source_id = OLD.id;
+                INSERT OR IGNORE INTO source_tags
+                SELECT value, NEW.registered_at, NEW.id FROM json_each(NEW.tags);
+            END
+            """,
+            """
+            CREATE TRIGGER sources_removed AFTER DELETE ON sources BEGIN
+                DELETE FROM source_tags WHERE tag IN (SELECT value FROM json_each(OLD.tags))
+                   AND registered_at = OLD.registered_at AND source_id = OLD.id;
+                UPDATE source_count SET n = n - 1;
+            END
+            """,
+            "CREATE INDEX sources_by_type ON sources (source_type, registered_at, id)",
+        ),
+    ),
 )
 """Every schema version and its statements, oldest first; a released version is never edited."""
 
 MIGRATIONS += ((5, WATCH_MIGRATION),)
 # Webhook endpoints and the outbox of their deliveries, filled by a trigger on events.
 MIGRATIONS += ((6, SQLITE_MIGRATION),)
+
+KEYS_MIGRATION: tuple[str, ...] = (
+    # Keys people manage: who made each, when it expires, when it was last used (to the
+    # minute), which key a rotation replaced, and whether a rotation took its name.
+    "ALTER TABLE api_keys ADD COLUMN created_by TEXT",
+    "ALTER TABLE api_keys ADD COLUMN expires_at TEXT",
+    "ALTER TABLE api_keys ADD COLUMN last_used_at TEXT",
+    "ALTER TABLE api_keys ADD COLUMN rotated_from TEXT",
+    "ALTER TABLE api_keys ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0",
+    """
+        UPDATE api_keys SET created_by = COALESCE(
+            (SELECT actor FROM events WHERE action = 'key.created'
+              AND events.key_id = api_keys.key_id ORDER BY at LIMIT 1), 'tdb-cli')
+        """,
+    # Active keys that share a name (made before the store held the rule): the newest
+    # keeps the name; the others keep working, as if a rotation had replaced them.
+    """
+        UPDATE api_keys SET superseded = 1
+         WHERE revoked_at IS NULL AND EXISTS (
+            SELECT 1 FROM api_keys AS newer
+             WHERE newer.name = api_keys.name AND newer.revoked_at IS NULL
+               AND (newer.created_at, newer.key_id) > (api_keys.created_at, api_keys.key_id))
+        """,
+    "CREATE UNIQUE INDEX api_keys_name_held ON api_keys (name)"
+    " WHERE revoked_at IS NULL AND superseded = 0",
+)
+"""Keys people manage: who made each, when it expires, when it was last used (to the minute),
+which key a rotation replaced, whether a rotation took its name (one holder per name)."""
+
+MIGRATIONS += ((7, KEYS_MIGRATION),)
 MIGRATIONS += ((8, LATEST_COLUMNS_MIGRATION),)
 
 T = TypeVar("T")
@@ -196,17 +276,17 @@ def _adopt_versions_table(db: sqlite_utils.Database, migrations: Migrations) -> 
 _IDLE_CONNECTIONS_MAX = 8
 _REMEMBERED_MAX = 1024
 
-SQLITE = Dialect(
-    param="?",
-    timestamp_param="?",
-    uuid_param="?",
-    uuid_value=str,
-    tags_conditions=lambda tags: [
-        ("EXISTS (SELECT 1 FROM json_each(sources.tags) WHERE value = ?)", [tag]) for tag in tags
-    ],
-    # Not LIKE: it ignores case and treats % and _ as wildcards.
-    prefix_condition=lambda prefix: ("substr(name, 1, ?) = ?", [len(prefix), prefix]),
+SQLITE = Dialect(param="?", timestamp_param="?", uuid_param="?", uuid_value=str)
+# SQLite's planner is told the index to walk and the join order (the outer loop first).
+SQLITE_WAYS = Spelling(
+    SQLITE,
+    indexed=lambda index: f" INDEXED BY {index}",
+    # The index of the UNIQUE constraint on names (the id's primary key is the first).
+    name_index="sqlite_autoindex_sources_2",
+    join="CROSS JOIN",
 )
+LISTING_CHUNK = 2000
+"""Rows of a whole listing read (and made summaries) at a time, on a thread."""
 
 
 def _is_unavailability(exc: sqlite3.Error) -> bool:
@@ -405,6 +485,29 @@ class SqliteDatabase:
             raise
 
     @contextmanager
+    def statement(
+        self, sql: str, parameters: Sequence[Any] = ()
+    ) -> Iterator[Callable[[int], list[tuple[Any, ...]]]]:
+        """One query on a connection of its own while the block runs: a function that gives
+        its next rows, at most so many at a time ([] at the end), from any one thread at a time."""
+        db = self._checkout()
+        cursor: sqlite3.Cursor | None = None
+
+        def next_rows(size: int) -> list[tuple[Any, ...]]:
+            nonlocal cursor
+            with _unavailable_on_error(self.path):
+                if cursor is None:
+                    cursor = db.conn.execute(sql, list(parameters))
+                return cursor.fetchmany(size)
+
+        try:
+            yield next_rows
+        finally:
+            if cursor is not None:
+                cursor.close()
+            self._checkin(db)
+
+    @contextmanager
     def _writer(self) -> Iterator[None]:
         # Queued writers of this process wait no longer than one waiting on another process.
         if not self._write_lock.acquire(timeout=self.busy_timeout_ms / 1000):
@@ -517,13 +620,7 @@ class SqliteSourceRepository:
     def _add(self, source: Source, event: Event | None) -> None:
         try:
             with self._db.writing() as db:
-                db.execute(
-                    f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES (:id, :name, :source_type,"
-                    " :connection, :description, :tags, :registered_by, :registered_at, :status,"
-                    " :version, :updated_at, :updated_by)",
-                    to_row(source, _SOURCE_JSON),
-                )
-                _record(db, event)
+                insert_source(db, source, event)
         except sqlite3.IntegrityError as exc:
             if "sources.name" in str(exc):
                 raise DuplicateSourceName(source.name.value) from None
@@ -576,22 +673,25 @@ class SqliteSourceRepository:
     ) -> SourcePage:
         if not can_match(source_filter):
             return SourcePage(())
-        sql, parameters = source_listing(SQLITE, source_filter, limit, after)
-        # Straight from row tuples to summaries: a full listing is 10,000 rows and more.
-        summaries = [
-            SourceSummary(
-                UUID(source_id),
-                name,
-                source_type,
-                description,
-                tuple(decode_json(tags)),
-                parse_timestamp(registered_at),
-            )
-            for source_id, name, source_type, description, tags, registered_at in (
-                self._db.read_rows(sql, parameters)
-            )
-        ]
-        return page(summaries, limit)
+        steps = page_rows(SQLITE_WAYS, source_filter, limit, after)
+        try:
+            query = next(steps)
+            while True:
+                query = steps.send(self._db.read_rows(*query))
+        except StopIteration as done:
+            rows = done.value
+        return page(_summaries(rows), limit)
+
+    async def chunks(
+        self, source_filter: SourceFilter, size: int | None = None
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
+        if not can_match(source_filter):
+            return
+        # One statement on one connection, stepped a chunk at a time on a thread: a snapshot
+        # of the registry, held in memory a chunk at a time.
+        with self._db.statement(*whole_listing(SQLITE_WAYS, source_filter)) as next_rows:
+            while rows := await anyio.to_thread.run_sync(next_rows, size or LISTING_CHUNK):
+                yield await anyio.to_thread.run_sync(_summaries, rows)
 
     async def revision(self) -> int | None:
         return self._db.data_version()
@@ -613,7 +713,29 @@ class SqliteSourceRepository:
                 _record(db, attrs.evolve(event, source_name=deleted[0][0]))
 
     async def count(self) -> int:
-        return int(self._db.read("SELECT count(*) AS n FROM sources")[0]["n"])
+        # Kept by the triggers of every add and removal: a count(*) reads a whole index.
+        row = self._db.read_one("SELECT n FROM source_count")
+        return int(row[0]) if row is not None else 0
+
+
+def _summaries(rows: Sequence[tuple[Any, ...]]) -> list[SourceSummary]:
+    """Straight from row tuples to summaries: a whole listing is a million rows and more."""
+    summary, uuid, tags_of, time_of = SourceSummary, UUID, decode_json, parse_timestamp
+    return [
+        summary(uuid(source_id), name, source_type, description, tuple(tags_of(tags)), time_of(at))
+        for source_id, name, source_type, description, tags, at in rows
+    ]
+
+
+def insert_source(db: sqlite_utils.Database, source: Source, event: Event | None) -> None:
+    """Insert the source and its event inside the caller's write transaction."""
+    db.execute(
+        f"INSERT INTO sources ({SOURCE_COLUMNS}) VALUES (:id, :name, :source_type,"
+        " :connection, :description, :tags, :registered_by, :registered_at, :status,"
+        " :version, :updated_at, :updated_by)",
+        to_row(source, _SOURCE_JSON),
+    )
+    _record(db, event)
 
 
 def _first(cursor: sqlite3.Cursor) -> tuple[Any, ...] | None:
@@ -781,11 +903,61 @@ class SqliteApiKeyRepository:
             raise ApiKeyNotFound(key_id)
         return from_row(rows[0], ApiKey)
 
+    async def rotate(
+        self, old_key_id: str, old_expires_at: datetime, new: ApiKey, events: Sequence[Event]
+    ) -> None:
+        await self._db.written(self._rotate, old_key_id, old_expires_at, new, events)
+
+    def _rotate(
+        self, old_key_id: str, old_expires_at: datetime, new: ApiKey, events: Sequence[Event]
+    ) -> None:
+        if not storable(old_key_id):
+            raise ApiKeyNotFound(old_key_id)
+        with self._db.writing() as db:
+            handed = db.execute(
+                "UPDATE api_keys SET superseded = 1, expires_at = ?"
+                " WHERE key_id = ? AND revoked_at IS NULL AND superseded = 0",
+                [timestamp(old_expires_at), old_key_id],
+            ).rowcount
+            if not handed:
+                found = db.execute(
+                    "SELECT revoked_at FROM api_keys WHERE key_id = ?", [old_key_id]
+                ).fetchone()
+                if found is None:
+                    raise ApiKeyNotFound(old_key_id)
+                raise KeyNotRotatable(old_key_id, "revoked" if found[0] else "already rotated")
+            self._insert(db, new)
+            for event in events:
+                _record(db, event)
+
+    async def touch(self, uses: Mapping[str, datetime]) -> None:
+        await self._db.written(self._touch, uses)
+
+    def _touch(self, uses: Mapping[str, datetime]) -> None:
+        rows = [(timestamp(at), key_id, timestamp(at)) for key_id, at in uses.items()]
+        with self._db.writing() as db:
+            db.conn.executemany(
+                "UPDATE api_keys SET last_used_at = ? WHERE key_id = ?"
+                " AND (last_used_at IS NULL OR last_used_at < ?)",
+                rows,
+            )
+
     @staticmethod
     def _insert(db: sqlite_utils.Database, key: ApiKey) -> None:
-        # A key stored again under its id replaces the old one, as the in-memory store does.
-        db.execute(
-            f"INSERT OR REPLACE INTO api_keys ({KEY_COLUMNS}) VALUES"
-            " (:key_id, :name, :scopes, :secret_hash, :created_at, :revoked_at)",
-            to_row(key, _KEY_JSON),
-        )
+        # A key stored again under its id replaces the old one, as the in-memory store does;
+        # a name held by another key is refused by the index (not replaced, as OR REPLACE would).
+        try:
+            db.execute(
+                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (:key_id, :name, :scopes,"
+                " :secret_hash, :created_at, :revoked_at, :created_by, :expires_at,"
+                " :last_used_at, :rotated_from, :superseded) ON CONFLICT (key_id) DO UPDATE SET"
+                f" ({KEY_COLUMNS}) = (excluded.key_id, excluded.name, excluded.scopes,"
+                " excluded.secret_hash, excluded.created_at, excluded.revoked_at,"
+                " excluded.created_by, excluded.expires_at, excluded.last_used_at,"
+                " excluded.rotated_from, excluded.superseded)",
+                to_row(key, _KEY_JSON),
+            )
+        except sqlite3.IntegrityError as exc:
+            if "api_keys.name" in str(exc):
+                raise DuplicateKeyName(key.name) from None
+            raise

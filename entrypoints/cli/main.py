@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +17,7 @@ from msgspec import to_builtins
 
 from application.events import ListEventsQuery
 from application.history import InspectSchemaQuery
+from application.keys import IssuedKey
 from application.sources import (
     CheckSourceConnectionQuery,
     DeleteSourceCommand,
@@ -26,13 +27,12 @@ from application.sources import (
 from domain.errors import (
     BackendUnavailable,
     DomainError,
-    DuplicateKeyName,
     InvalidInput,
     SecretUnreadable,
     SourceNotFound,
 )
 from domain.events import Action, EventFilter, EventKey
-from domain.keys import ApiKey, Principal, Scope, public_id
+from domain.keys import ApiKey, Principal, Scope, key_id_of, public_id
 from domain.sources import (
     IfMatch,
     Source,
@@ -43,6 +43,8 @@ from domain.sources import (
     parse_source_id,
 )
 from domain.sources import SourceSummary as Summary
+from entrypoints.catalog import connector_out, failure_out
+from entrypoints.cli.durations import Duration
 from entrypoints.cli.webhooks import webhooks_group
 from entrypoints.commands import out, printable, run, store_options, with_container
 from entrypoints.commands import out_json as _json
@@ -95,49 +97,85 @@ async def _actor(container: Container, args: SimpleNamespace) -> Principal:
 # --- keys ---------------------------------------------------------------------------------
 
 
+async def _key_actor(container: Container, args: SimpleNamespace) -> Principal:
+    """The holder of `--token`/`TDB_TOKEN`, or the local operator with every scope (a key it
+    makes may hold `sources:secrets`)."""
+    token = getattr(args, "token", None) or os.environ.get("TDB_TOKEN")
+    return await container.authenticate()(token) if token else OPERATOR
+
+
 def _key_row(key: ApiKey) -> dict[str, Any]:
+    def shown(value: datetime | None) -> str | None:
+        return None if value is None else api_timestamp(value)
+
     return {
         "key_id": key.key_id,
         "public_id": public_id(key.key_id),
         "name": key.name,
         "scopes": sorted(s.value for s in key.scopes),
         "created_at": api_timestamp(key.created_at),
-        "revoked_at": api_timestamp(key.revoked_at) if key.revoked_at else None,
+        "created_by": key.created_by or "tdb-cli",
+        "expires_at": shown(key.expires_at),
+        "last_used_at": shown(key.last_used_at),
+        "revoked_at": shown(key.revoked_at),
+        "rotated_from": None if key.rotated_from is None else public_id(key.rotated_from),
     }
 
 
-async def keys_create(container: Container, args: SimpleNamespace) -> None:
-    # A name says which key a script or a person holds: two active keys never share one.
-    if any(k.name == args.name and k.revoked_at is None for k in await container.list_api_keys()()):
-        raise DuplicateKeyName(args.name)
-    issued = await container.create_api_key()(args.name, args.scope or (), OPERATOR)
+def _issued(issued: IssuedKey, args: SimpleNamespace, verb: str) -> None:
     if args.json:
         _json({**_key_row(issued.key), "token": issued.token})
         return
-    scopes = ", ".join(sorted(s.value for s in issued.key.scopes))
-    _out(f"Created API key {issued.key.key_id} ({issued.key.name}) with scopes: {scopes}")
+    key = issued.key
+    scopes = ", ".join(sorted(s.value for s in key.scopes))
+    until = f", expires {api_timestamp(key.expires_at)}" if key.expires_at else ""
+    _out(f"{verb} API key {key.key_id} ({key.name}) with scopes: {scopes}{until}")
     _out("The token is shown once; store it now:")
     _out(issued.token)
 
 
+async def keys_create(container: Container, args: SimpleNamespace) -> None:
+    # Two keys that are not revoked never share a name: the use case and the store say so.
+    days = None if args.expires_in is None else args.expires_in.days
+    issued = await container.create_api_key()(
+        args.name, args.scope or (), await _key_actor(container, args), days
+    )
+    _issued(issued, args, "Created")
+
+
+async def keys_rotate(container: Container, args: SimpleNamespace) -> None:
+    actor = await _key_actor(container, args)
+    issued = await container.rotate_api_key()(args.key_id, actor, args.overlap)
+    _issued(issued, args, "Rotated to")
+    if not args.json:
+        print(f"notice: key {key_id_of(args.key_id)} works until the overlap ends", file=sys.stderr)
+
+
 async def keys_list(container: Container, args: SimpleNamespace) -> None:
-    rows = [_key_row(k) for k in await container.list_api_keys()()]
+    keys = await container.list_api_keys()(await _key_actor(container, args))
     if args.json:
-        _json(rows)
+        _json([_key_row(k) for k in keys])
         return
-    _header("KEY_ID", "NAME", "SCOPES", "CREATED_AT", "STATE")
-    for row in rows:
-        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+    _header("KEY_ID", "NAME", "SCOPES", "CREATED_AT", "EXPIRES_AT", "LAST_USED_AT", "STATE")
+    now = datetime.now(UTC)
+    for key in keys:
+        row = _key_row(key)
+        state = "active"
+        if row["revoked_at"]:
+            state = f"revoked {row['revoked_at']}"
+        elif not key.usable(now):
+            state = "expired"
         _out(
-            f"{row['key_id']}  {row['name']}  {','.join(row['scopes'])}"
-            f"  {row['created_at']}  {state}"
+            f"{row['key_id']}  {row['name']}  {','.join(row['scopes'])}  {row['created_at']}"
+            f"  {row['expires_at'] or '-'}  {row['last_used_at'] or '-'}  {state}"
         )
 
 
 async def keys_revoke(container: Container, args: SimpleNamespace) -> None:
-    before = {k.key_id: k.revoked_at for k in await container.list_api_keys()()}
+    actor = await _key_actor(container, args)
+    before = {k.key_id: k.revoked_at for k in await container.list_api_keys()(actor)}
     # Revoking a revoked key changes nothing and records nothing: it keeps its first revocation.
-    key = await container.revoke_api_key()(args.key_id, OPERATOR)
+    key = await container.revoke_api_key()(args.key_id, actor)
     if args.json:
         _json(_key_row(key))
     elif before.get(key.key_id) is not None and key.revoked_at is not None:
@@ -443,6 +481,27 @@ async def db_upgrade(container: Container, args: SimpleNamespace) -> None:
         _out("The store is up to date.")
 
 
+async def connectors_list(container: Container, args: SimpleNamespace) -> None:
+    catalog = await container.list_connectors()(OPERATOR)
+    if args.json:
+        _json(
+            {
+                "connectors": [connector_out(c) for c in catalog.connectors],
+                "failures": [failure_out(f) for f in catalog.failures],
+            }
+        )
+        return
+    _header("SOURCE_TYPE", "ORIGIN", "PACKAGE", "TITLE")
+    for connector in catalog.connectors:
+        package = connector.package or "-"
+        _out(f"{connector.source_type}  {connector.origin}  {package}  {connector.title}")
+    for failure in catalog.failures:
+        _out(
+            f"{failure.source_type}  not loaded  {failure.package or '-'}  {failure.error}"
+            + (f" ({failure.entry_point})" if failure.entry_point else "")
+        )
+
+
 # --- the command line ---------------------------------------------------------------------
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -473,6 +532,7 @@ _actor_options: tuple[Decorator, ...] = (
     ),
     click.option("--show-secrets", is_flag=True, help="print connection secrets in clear"),
 )
+_token_option = _actor_options[0]
 _if_match_option = click.option(
     "--if-match", metavar="VERSION", help="only if the source is at this version (or *)"
 )
@@ -485,7 +545,7 @@ _id = click.argument("id")
 def commands() -> click.Group:
     """The management commands, as a group of their own."""
     tdb = click.Group("tdb", help="The tdb data-source registry.")
-    for group in (_keys(), _sources(), _events(), webhooks_group(), _db()):
+    for group in (_keys(), _sources(), _events(), webhooks_group(), _db(), _connectors()):
         tdb.add_command(group)
     # Imported here: the watches' commands are built with this module's helpers.
     from entrypoints.cli.watches import add_watch_commands
@@ -508,9 +568,30 @@ def _keys() -> click.Group:
             type=click.Choice([s.value for s in Scope]),
             help="repeatable; none means every scope",
         ),
+        click.option(
+            "--expires-in",
+            type=Duration(whole_days=True),
+            help="the key's lifetime in days, such as 90d (default: never expires)",
+        ),
+        _token_option,
     )
-    _add(keys, "list", keys_list, "list keys")
-    _add(keys, "revoke", keys_revoke, "revoke a key", click.argument("key_id"))
+    _add(keys, "list", keys_list, "list keys", _token_option)
+    _add(keys, "revoke", keys_revoke, "revoke a key", click.argument("key_id"), _token_option)
+    _add(
+        keys,
+        "rotate",
+        keys_rotate,
+        "replace a key by a new one (same name, scopes, lifetime); prints its token once",
+        click.argument("key_id"),
+        click.option(
+            "--overlap",
+            type=Duration(),
+            default="24h",
+            show_default=True,
+            help="how long the old key keeps working (at most 7d)",
+        ),
+        _token_option,
+    )
     return keys
 
 
@@ -612,6 +693,19 @@ def _db() -> click.Group:
         creates_store=True,
     )
     return db
+
+
+def _connectors() -> click.Group:
+    connectors = click.Group("connectors", help="the source types this build can register")
+    _add(
+        connectors,
+        "list",
+        connectors_list,
+        "list the connectors, built-in and plug-in, and the plug-ins that failed to load",
+        upgrade=False,
+        creates_store=True,
+    )
+    return connectors
 
 
 def main(argv: Sequence[str] | None = None) -> int:

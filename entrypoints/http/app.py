@@ -21,8 +21,10 @@ from entrypoints.container import Container
 from entrypoints.http.auth import UNAUTHENTICATED_PATHS, BearerAuth
 from entrypoints.http.bodies import TdbRequest
 from entrypoints.http.columns import ColumnsController
+from entrypoints.http.connectors import list_connectors
 from entrypoints.http.events import EventsController
 from entrypoints.http.health import healthz, readyz
+from entrypoints.http.keys import KeysController
 from entrypoints.http.mcp import McpEndpoint
 from entrypoints.http.observability import (
     RequestObservability,
@@ -37,6 +39,7 @@ from entrypoints.http.sources import ListingCache, SourcesController
 from entrypoints.http.use_cases import UseCases
 from entrypoints.http.watches import SourceWatchController, WatchesController, WatchUseCases
 from entrypoints.http.webhooks import WebhooksController
+from entrypoints.runtime.key_uses import KeyUseWriter
 from entrypoints.runtime.watching import WatchScheduler, scheduler_for
 from entrypoints.startup import start_worker, stop_worker
 from entrypoints.ui import ui_router, ui_templates
@@ -55,23 +58,33 @@ def _call(provider: Provider[Any]) -> Callable[[], Any]:
 
 
 async def _start(
-    container: Container, gauges: StoreGauges | None, watcher: WatchScheduler | None
+    container: Container,
+    gauges: StoreGauges | None,
+    watcher: WatchScheduler | None,
+    uses: KeyUseWriter,
 ) -> None:
     await start_worker(container)
     if gauges is not None:
         gauges.start()
     if watcher is not None:
         watcher.start()
+    uses.start()
 
 
 async def _stop(
-    container: Container, gauges: StoreGauges | None, watcher: WatchScheduler | None
+    container: Container,
+    gauges: StoreGauges | None,
+    watcher: WatchScheduler | None,
+    uses: KeyUseWriter,
 ) -> None:
     if watcher is not None:
         await watcher.stop()
     if gauges is not None:
         gauges.stop()
-    await stop_worker(container)
+    try:
+        await uses.stop()  # before the store lets go of this loop: the last uses are written
+    finally:
+        await stop_worker(container)
 
 
 def _scrape(container: Container) -> Scrape:
@@ -171,7 +184,9 @@ def create_app(container: Container) -> Litestar:
         ColumnsController,
         SourceWatchController,
         WatchesController,
+        KeysController,
         WebhooksController,
+        list_connectors,
         healthz,
         readyz,
     ]
@@ -187,6 +202,7 @@ def create_app(container: Container) -> Litestar:
         authenticate=_call(container.authenticate),
         cache=PrincipalCache(settings.auth_cache_ttl),
         exclude=UNAUTHENTICATED_PATHS,
+        uses=container.key_uses(),
     )
     lifespan = []
     if settings.mcp:
@@ -194,6 +210,9 @@ def create_app(container: Container) -> Litestar:
         handlers.append(endpoint.handler())
         lifespan.append(endpoint.lifespan)
     watcher = scheduler_for(container)  # runs due checks beside the handlers (TDB_WATCH)
+    uses = KeyUseWriter(
+        container.key_uses(), settings.key_use_flush, written=metrics.KEY_USE_WRITES.inc
+    )
     app = TdbApp(
         route_handlers=handlers,
         before_request=auth,
@@ -204,8 +223,8 @@ def create_app(container: Container) -> Litestar:
         openapi_config=openapi_config(Polisher()),
         plugins=[body_schema],
         template_config=ui_templates() if settings.ui else None,
-        on_startup=[partial(_start, container, gauges, watcher)],
-        on_shutdown=[partial(_stop, container, gauges, watcher)],
+        on_startup=[partial(_start, container, gauges, watcher, uses)],
+        on_shutdown=[partial(_stop, container, gauges, watcher, uses)],
         state=State(
             {
                 "scrape": _scrape(container),

@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Request
 from litestar.types import Scope as ASGIScope
 
-from application.keys import Authenticate, PrincipalCache
+from application.keys import Authenticate, KeyUses, PrincipalCache
 from domain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from domain.keys import Principal, Scope
 from entrypoints.http.bodies import check_media_type
@@ -58,18 +58,25 @@ class BearerAuth:
         authenticate: Callable[[], Authenticate],
         cache: PrincipalCache,
         exclude: list[str],
+        uses: KeyUses | None = None,
     ) -> None:
         self._authenticate = authenticate
         self._cache = cache
         self._exclude = re.compile("|".join(exclude))
+        self._seen = uses.seen if uses is not None else None
 
     async def __call__(self, request: Request[Any, Any, Any]) -> None:
         scope = request.scope
         if scope["method"] != "OPTIONS" and not self._exclude.search(scope["path"]):
             token = bearer_token(_authorization(scope["headers"]))
             principal = self._cache.get(token)
-            scope["user"] = principal if principal is not None else await self._principal(token)
+            if principal is None:
+                principal = await self._principal(token)
+            scope["user"] = principal
             scope["auth"] = token
+            # The key's last use, to the minute: noted here, written behind (no I/O).
+            if principal.key_id is not None and self._seen is not None:
+                self._seen(principal.key_id)
         # The route's checks, in this order, before the app reads the path's id or the body.
         opt = scope["route_handler"].opt
         _check_scope(scope, opt)

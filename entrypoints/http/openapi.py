@@ -40,6 +40,7 @@ from entrypoints.schemas import (
     PATCH_COMPONENT,
     TAG_PATTERN,
     JsonSchema,
+    name_pattern,
     patch_schema,
     source_body_schema,
 )
@@ -48,7 +49,8 @@ if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
 
 BEARER = "BearerToken"
-__all__ = ["DESCRIPTION_PATTERN", "TAG_PATTERN"]  # the webhook routes' patterns, as the sources'
+# The patterns other routes' parameters and bodies take, as the sources' do.
+__all__ = ["DESCRIPTION_PATTERN", "TAG_PATTERN", "name_pattern"]
 
 _MEANINGS = {
     400: "Invalid input: malformed JSON, wrong types, unknown source_type or bad connection fields",

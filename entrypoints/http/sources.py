@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -11,7 +11,9 @@ import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader, State
+from litestar.enums import MediaType
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
+from litestar.response import Stream
 
 from application.history import (
     HISTORY_LIMIT_DEFAULT,
@@ -31,6 +33,7 @@ from application.sources import (
     ListSources,
     ListSourcesQuery,
     RegisterSource,
+    StreamSources,
     UpdateSource,
 )
 from domain.keys import Principal
@@ -41,6 +44,7 @@ from domain.sources import (
     PageKey,
     SourceFilter,
     SourcePage,
+    SourceSummary,
     etag,
     parse_if_match,
     parse_source_id,
@@ -128,7 +132,8 @@ class _Making:
 
 
 class ListingCache:
-    """The last few encoded listings, by (store revision, filter, limit, cursor).
+    """The last encoded listings, by (store revision, filter, limit, cursor), at most
+    `max_bytes` of them in all (the oldest leave first; a bigger listing is not kept).
 
     A key holds the revision read before the listing, so an entry is never older than what
     its key says; a change to any source moves the revision, and the old entries are never
@@ -137,18 +142,30 @@ class ListingCache:
     after a change cost one listing, not ten.
     """
 
-    def __init__(self, entries: int = 4) -> None:
-        self._entries = entries
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
         self._cached: dict[Hashable, Listing] = {}
+        self._bytes = 0
         self._making: dict[Hashable, _Making] = {}
+
+    @property
+    def kept_bytes(self) -> int:
+        """The bytes of the listings kept now."""
+        return self._bytes
 
     def get(self, key: Hashable) -> Listing | None:
         return self._cached.get(key)
 
     def put(self, key: Hashable, value: Listing) -> None:
-        while len(self._cached) >= self._entries:
-            del self._cached[next(iter(self._cached))]
+        size = len(value[1])
+        if size > self.max_bytes:
+            return
+        if (old := self._cached.pop(key, None)) is not None:
+            self._bytes -= len(old[1])
+        while self._cached and self._bytes + size > self.max_bytes:
+            self._bytes -= len(self._cached.pop(next(iter(self._cached)))[1])
         self._cached[key] = value
+        self._bytes += size
 
     async def get_or_make(self, key: Hashable, make: Callable[[], Awaitable[Listing]]) -> Listing:
         """The listing of `key`: kept, or awaited from the request making it, or made now."""
@@ -186,6 +203,38 @@ def json_array(items: Sequence[Any], batch: int = ENCODE_BATCH) -> bytes:
         return msgspec.json.encode(items)
     parts = [msgspec.json.encode(items[i : i + batch])[1:-1] for i in range(0, len(items), batch)]
     return b"[" + b",".join(parts) + b"]"
+
+
+def _items_json(chunk: Sequence[SourceSummary]) -> bytes:
+    """The chunk's items as they stand inside the listing's JSON array (no brackets)."""
+    return json_array([SourceListItem.of(s) for s in chunk])[1:-1]
+
+
+async def _streamed(state: State, stream_sources: StreamSources, query: ListSourcesQuery) -> Any:
+    """The whole listing as one JSON array, streamed a chunk at a time as the store reads it
+    (the same bytes as at once): memory holds a chunk, not the registry. The first chunk is
+    read before the answer starts, so a store that cannot answer is still a 503."""
+    chunks = await stream_sources(query)
+    try:
+        first = await anext(chunks, None)
+    except BaseException:
+        await chunks.aclose()
+        raise
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            chunk, separator = first, b"["
+            while chunk is not None:
+                # Shaping and encoding a chunk on a thread, a few at a time (the GIL is shared).
+                async with state.listing_limiter:
+                    encoded = await anyio.to_thread.run_sync(_items_json, chunk)
+                yield separator + encoded
+                chunk, separator = await anext(chunks, None), b","
+            yield b"[]" if separator == b"[" else b"]"
+        finally:
+            await chunks.aclose()
+
+    return Stream(body(), media_type=MediaType.JSON)
 
 
 def _encoded(page: SourcePage) -> Listing:
@@ -327,6 +376,8 @@ class SourcesController(Controller):
             limit=limit,
             after=decode_cursor(cursor) if cursor is not None else None,
         )
+        if limit is None and cursor is None:
+            return await _streamed(request.app.state, use_cases(request).stream_sources, query)  # type: ignore[no-any-return]
         next_key, content = await _listed(request.app.state, use_cases(request).list_sources, query)
         headers = {}
         if next_key is not None:

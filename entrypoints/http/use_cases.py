@@ -9,9 +9,11 @@ from typing import Any
 from litestar import Request
 
 from application.columns import FindColumns
+from application.connectors import ListConnectors
 from application.deliveries import ListDeliveries, Redeliver
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
+from application.keys import CreateApiKey, GetApiKey, ListApiKeys, RevokeApiKey, RotateApiKey
 from application.sources import (
     CheckNewConnection,
     CheckSourceConnection,
@@ -19,6 +21,7 @@ from application.sources import (
     GetSource,
     ListSources,
     RegisterSource,
+    StreamSources,
     UpdateSource,
 )
 from application.webhooks import (
@@ -51,6 +54,10 @@ class UseCases:
     @cached_property
     def list_sources(self) -> ListSources:
         return self._container.list_sources()
+
+    @cached_property
+    def stream_sources(self) -> StreamSources:
+        return self._container.stream_sources()
 
     @cached_property
     def get_source(self) -> GetSource:
@@ -89,8 +96,32 @@ class UseCases:
         return self._container.find_columns()
 
     @cached_property
+    def list_connectors(self) -> ListConnectors:
+        return self._container.list_connectors()
+
+    @cached_property
     def check_readiness(self) -> Callable[[], Awaitable[None]]:
         return self._container.check_readiness()
+
+    @cached_property
+    def create_api_key(self) -> CreateApiKey:
+        return self._container.create_api_key()
+
+    @cached_property
+    def list_api_keys(self) -> ListApiKeys:
+        return self._container.list_api_keys()
+
+    @cached_property
+    def get_api_key(self) -> GetApiKey:
+        return self._container.get_api_key()
+
+    @cached_property
+    def revoke_api_key(self) -> RevokeApiKey:
+        return self._container.revoke_api_key()
+
+    @cached_property
+    def rotate_api_key(self) -> RotateApiKey:
+        return self._container.rotate_api_key()
 
     @cached_property
     def create_webhook(self) -> CreateWebhook:

@@ -23,6 +23,7 @@ from domain.errors import (
     HostNotAllowed,
     InvalidConnection,
     InvalidInput,
+    KeyNotRotatable,
     PermissionDenied,
     SecretUnreadable,
     SourceNotFound,
@@ -167,6 +168,12 @@ def _duplicate(exc: DuplicateSourceName) -> Outcome:
 def _duplicate_key(exc: DuplicateKeyName) -> Outcome:
     detail = f"An active API key is already named {exc.name!r}."
     return Outcome("duplicate-key-name", 409, Exit.CONFLICT, detail)
+
+
+@_outcome(KeyNotRotatable)
+def _key_not_rotatable(exc: KeyNotRotatable) -> Outcome:
+    detail = f"This API key cannot be rotated: it is {exc.why}."
+    return Outcome("key-not-rotatable", 409, Exit.CONFLICT, detail)
 
 
 @_outcome(VersionMismatch)

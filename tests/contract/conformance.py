@@ -12,8 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapters.connectors.csv import CsvConnector
+from adapters.connectors.jsonl import JsonLinesConnector
+from adapters.connectors.mysql import MysqlConnector
 from adapters.connectors.observed import ObservedConnector, ObservedConnectorRegistry
 from adapters.connectors.outbound import OutboundPolicy
+from adapters.connectors.parquet import ParquetConnector
+from adapters.connectors.plugins import PluginConnector, load_connectors
 from adapters.connectors.postgres import PostgresConnector
 from adapters.connectors.registry import StaticConnectorRegistry
 from adapters.crypto import AesGcmCipher
@@ -124,6 +128,11 @@ def connectors_conform(csv_root: Path) -> None:
     postgres: Connector = PostgresConnector()
     csv: Connector = CsvConnector(csv_root)
     _fake: Connector = FakeConnector()
+    _mysql: Connector = MysqlConnector()
+    _parquet: Connector = ParquetConnector(csv_root)
+    _jsonl: Connector = JsonLinesConnector(csv_root)
+    _plugin: Connector = PluginConnector("fake", object())
+    _loaded: ConnectorRegistry = load_connectors([postgres, csv])
     catalog: ConnectorRegistry = StaticConnectorRegistry([postgres, csv])
     _observed: Connector = ObservedConnector(postgres, lambda *_: None)
     _observed_all: ConnectorRegistry = ObservedConnectorRegistry(catalog, lambda *_: None)

@@ -154,6 +154,11 @@ api_keys = st.builds(
     secret_hash=st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
     created_at=st.one_of(st.sampled_from(TIME_POOL), instants),
     revoked_at=st.none() | instants,
+    created_by=st.none() | st.sampled_from(("tdb-cli", "tdbk_0123456789abcdef", "oidc:alice")),
+    expires_at=st.none() | instants,
+    last_used_at=st.none() | instants,
+    rotated_from=st.none() | key_ids,
+    superseded=st.booleans(),
 )
 
 

@@ -12,33 +12,22 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from adapters.connectors.contract import CHECKS, ContractCase, plugin_case
 from adapters.connectors.csv import CsvConnector
+from adapters.connectors.jsonl import JsonLinesConnector
+from adapters.connectors.mysql import MysqlConnector
+from adapters.connectors.parquet import ParquetConnector
+from adapters.connectors.plugins import PluginConnector
 from adapters.connectors.postgres import PostgresConnector
-from domain.connections import ConnectionField
+from domain.connections import BACKEND_REASONS, ConnectionField
 from domain.errors import BackendUnavailable, InvalidConnection
 from domain.sources import Column
-from tests.helpers import Synced
+from tests.helpers import Synced, mysql_execute, run
 
 T = TypeVar("T")
 
 # Every reason a connector may give; the HTTP layer shows them as they are.
-REASONS = {
-    "unreachable",
-    "timeout",
-    "auth_failed",
-    "database_not_found",
-    "table_not_found",
-    "permission_denied",
-    "backend_error",
-    "file_not_found",
-    "unreadable",
-    "empty_file",
-    "busy",
-    "host_not_allowed",
-    "ssl_unavailable",
-    "ssl_failed",
-    "protocol_error",
-}
+REASONS = BACKEND_REASONS
 
 
 @attrs.frozen
@@ -111,10 +100,107 @@ def csv_case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
     )
 
 
+def mysql_case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
+    def live() -> Live:
+        where = request.getfixturevalue("mysql_database")
+        mysql_execute(
+            where, "CREATE TABLE IF NOT EXISTS contract_items (sku varchar(20) NOT NULL, qty int)"
+        )
+        return Live(
+            existing={**where, "table": "contract_items"},
+            columns=["sku", "qty"],
+            missing={**where, "table": "contract_no_such_table"},
+        )
+
+    return Case(
+        connector=Synced(MysqlConnector(connect_timeout=2, statement_timeout_ms=2000)),
+        minimal={"host": "db.internal", "dbname": "d", "user": "reader", "table": "orders"},
+        defaults={"port": 3306, "ssl_mode": "preferred"},
+        secrets={"password"},
+        live=live,
+    )
+
+
+def parquet_case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
+    def live() -> Live:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"sku": ["A-1"], "qty": [3]}), tmp_path / "items.parquet")
+        return Live(
+            existing={"path": "items.parquet"},
+            columns=["sku", "qty"],
+            missing={"path": "no-such-file.parquet"},
+        )
+
+    return Case(
+        connector=Synced(ParquetConnector(tmp_path)),
+        minimal={"path": "items.parquet"},
+        defaults={},
+        secrets=set(),
+        live=live,
+    )
+
+
+def jsonl_case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
+    def live() -> Live:
+        (tmp_path / "items.jsonl").write_text('{"sku": "A-1", "qty": 3}\n{"sku": "B-2"}\n')
+        return Live(
+            existing={"path": "items.jsonl"},
+            columns=["sku", "qty"],
+            missing={"path": "no-such-file.jsonl"},
+        )
+
+    return Case(
+        connector=Synced(JsonLinesConnector(tmp_path)),
+        minimal={"path": "items.jsonl"},
+        defaults={},
+        secrets=set(),
+        live=live,
+    )
+
+
+def example_plugin_case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
+    """The example plug-in of examples/, pip-installed, loaded through its entry point."""
+    import sqlite3
+    from importlib.metadata import distributions
+
+    target = request.getfixturevalue("example_plugin")
+    request.getfixturevalue("monkeypatch").syspath_prepend(str(target))
+    (entry,) = [
+        e
+        for d in distributions(path=[str(target)])
+        for e in d.entry_points
+        if e.group == "tdb.connectors"
+    ]
+    connector = PluginConnector(entry.name, entry.load()(), "tdb-sqlite-connector==0.1.0")
+
+    def live() -> Live:
+        with sqlite3.connect(tmp_path / "shop.db") as db:
+            db.execute("CREATE TABLE IF NOT EXISTS items (sku TEXT NOT NULL, qty INTEGER)")
+        return Live(
+            existing={"database": str(tmp_path / "shop.db"), "table": "items"},
+            columns=["sku", "qty"],
+            missing={"database": str(tmp_path / "shop.db"), "table": "no_such_table"},
+        )
+
+    return Case(
+        connector=Synced(connector),
+        minimal={"database": "shop.db", "table": "items"},
+        defaults={"timeout": 2.0},
+        secrets=set(),
+        live=live,
+    )
+
+
 @pytest.fixture(
     params=[
         pytest.param(postgres_case, id="postgres", marks=pytest.mark.postgres),
         pytest.param(csv_case, id="csv"),
+        pytest.param(mysql_case, id="mysql", marks=pytest.mark.mysql),
+        pytest.param(parquet_case, id="parquet"),
+        pytest.param(jsonl_case, id="jsonl"),
+        pytest.param(example_plugin_case, id="example-plugin"),
     ]
 )
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> Case:
@@ -209,3 +295,38 @@ def test_inspect_of_a_missing_source_is_backend_unavailable_with_a_reason(case: 
     for secret in case.secrets:
         if connection.get(secret):
             assert connection[secret] not in str(caught.value)
+
+
+# --- the contract suite tdb ships (adapters.connectors.contract), on every connector ---------
+
+
+@pytest.mark.parametrize("check", list(CHECKS))
+def test_the_shipped_contract_holds(case: Case, check: str) -> None:
+    live = case.live()
+    shipped = ContractCase(
+        connector=case.connector.target,
+        minimal=case.minimal,
+        existing=live.existing,
+        columns=live.columns,
+        missing=live.missing,
+    )
+    run(CHECKS[check](shipped))
+
+
+def test_the_shipped_contract_finds_a_broken_plugin(tmp_path: Path) -> None:
+    class Forgetful:
+        """Declares a required field, then answers columns out of order."""
+
+        title = "Forgetful"
+        fields = ({"name": "table", "type": "string", "required": True},)
+
+        def inspect(self, connection: dict[str, Any]) -> list[dict[str, Any]]:
+            return [{"name": "b", "type": "text"}, {"name": "a", "type": "text"}]
+
+    case = plugin_case(
+        Forgetful, "forgetful", {"table": "t"}, {"table": "t"}, ["a", "b"], {"table": "none"}
+    )
+    with pytest.raises(AssertionError, match="in order"):
+        run(CHECKS["reads_a_real_source"](case))
+    with pytest.raises(AssertionError, match="answered"):
+        run(CHECKS["says_why_a_source_is_missing"](case))

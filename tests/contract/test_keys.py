@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from domain.errors import ApiKeyNotFound
+from domain.errors import ApiKeyNotFound, DuplicateKeyName, KeyNotRotatable
 from domain.keys import ApiKey, Scope
 from tests.builders import T0, make_key
 from tests.contract import strategies
@@ -110,6 +110,58 @@ def test_simultaneous_add_if_none_stores_exactly_one(new_stores: StoreFactory) -
     assert keys[0] in candidates
 
 
+def test_one_key_that_is_neither_revoked_nor_superseded_holds_a_name(
+    new_stores: StoreFactory,
+) -> None:
+    with new_stores() as stores:
+        stores.keys.add(make_key("a", name="ci"))
+        with pytest.raises(DuplicateKeyName) as taken:
+            stores.keys.add(make_key("b", name="ci"))
+        assert taken.value.name == "ci"
+        stores.keys.add(make_key("c", name="ci", revoked_at=T0))
+        stores.keys.add(make_key("d", name="ci", superseded=True))
+        stores.keys.add(make_key("e", name="CI"))
+        stores.keys.revoke("a", T0)
+        stores.keys.add(make_key("b", name="ci"))
+        assert [k.key_id for k in stores.keys.list() if k.name == "ci"] == ["a", "b", "c", "d"]
+
+
+def test_simultaneous_creations_of_one_name_store_exactly_one(new_stores: StoreFactory) -> None:
+    candidates = [make_key(f"key{i}", name="shared") for i in range(8)]
+    with new_stores.shared(2) as handles:
+        outcomes = race(len(candidates), lambda i: handles[i % 2].keys.add(candidates[i]))
+        keys = list(handles[1].keys.list())
+    assert sorted(type(o).__name__ for o in outcomes) == ["DuplicateKeyName"] * 7 + ["NoneType"]
+    assert len(keys) == 1
+
+
+def test_a_rotation_hands_the_name_on_once(new_stores: StoreFactory) -> None:
+    old = make_key("old", name="ci", expires_at=T0 + timedelta(days=30))
+    new = make_key("new", name="ci", rotated_from="old", created_at=T0 + timedelta(days=1))
+    until = T0 + timedelta(days=2)
+    with new_stores() as stores:
+        stores.keys.add(old)
+        stores.keys.rotate("old", until, new, [])
+        assert stores.keys.get("old") == attrs.evolve(old, superseded=True, expires_at=until)
+        assert stores.keys.get("new") == new
+        with pytest.raises(KeyNotRotatable):
+            stores.keys.rotate("old", until, make_key("other", name="ci"), [])
+        with pytest.raises(ApiKeyNotFound):
+            stores.keys.rotate("nope", until, make_key("other2", name="x"), [])
+        stores.keys.revoke("new", T0)
+        with pytest.raises(KeyNotRotatable):
+            stores.keys.rotate("new", until, make_key("other3", name="ci"), [])
+        assert {k.key_id for k in stores.keys.list()} == {"old", "new"}
+
+
+def test_last_use_only_moves_forward(new_stores: StoreFactory) -> None:
+    with new_stores() as stores:
+        stores.keys.add(make_key("k"))
+        stores.keys.touch({"k": T0 + timedelta(minutes=2), "gone": T0})
+        stores.keys.touch({"k": T0 + timedelta(minutes=1)})
+        assert stores.keys.get("k").last_used_at == T0 + timedelta(minutes=2)
+
+
 class ApiKeyRepositoryMachine(RuleBasedStateMachine):
     """Drives one store's keys and a plain dict side by side."""
 
@@ -125,11 +177,35 @@ class ApiKeyRepositoryMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self._resources.close()
 
+    def _holder(self, key: ApiKey) -> ApiKey | None:
+        """The other key that holds this key's name, if this one would hold it too."""
+        if not key.active or key.superseded:
+            return None
+        return next(
+            (
+                k
+                for k in self.model.values()
+                if k.key_id != key.key_id and k.name == key.name and k.active and not k.superseded
+            ),
+            None,
+        )
+
     @rule(target=key_ids, key=strategies.api_keys)
     def add(self, key: ApiKey) -> str:
+        if self._holder(key) is not None:
+            with pytest.raises(DuplicateKeyName):
+                self.keys.add(key)
+            return key.key_id
         self.keys.add(key)
         self.model[key.key_id] = key
         return key.key_id
+
+    @rule(key_id=key_ids, at=strategies.instants)
+    def touch(self, key_id: str, at: datetime) -> None:
+        self.keys.touch({key_id: at})
+        key = self.model.get(key_id)
+        if key is not None and (key.last_used_at is None or key.last_used_at < at):
+            self.model[key_id] = attrs.evolve(key, last_used_at=at)
 
     @rule(target=key_ids, key=strategies.api_keys)
     def add_if_none(self, key: ApiKey) -> str:

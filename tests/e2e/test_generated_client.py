@@ -168,6 +168,12 @@ def test_the_generated_client_runs_the_whole_tour(generated: Generated) -> None:
     answer(generated.api("ops.readyz_readyz"), anonymous, 200, m("Health"))
     answer(generated.api("ops.metrics_metrics_endpoint"), anonymous, 200, str)
 
+    # The catalogue of connectors, each connection's JSON Schema as an object.
+    listing = generated.api("connectors.v1_connectors_list_connectors")
+    catalogue = answer(listing, admin, 200, list).parsed
+    assert [c.source_type for c in catalogue] == ["csv", "jsonl", "mysql", "parquet", "postgres"]
+    assert catalogue[0].connection_schema["required"] == ["path"]
+
     # Register: 201, 409 on a duplicate, 400 on bad input, 422 when ?verify=true fails, 413.
     register = generated.api("sources.v1_sources_register")
     orders = answer(
@@ -325,7 +331,31 @@ def test_the_generated_client_runs_the_whole_tour(generated: Generated) -> None:
     forbidden = answer(events, reader_client(generated), 403, problem)
     assert forbidden.parsed.required_scope == "audit:read"
 
+    _keys_tour(generated, admin)
     assert generated.used == generated.operations()
+
+
+def _keys_tour(generated: Generated, admin: Any) -> None:
+    """Keys: made, listed, shown, rotated and revoked through the generated client."""
+    m = generated.model
+    problem, issued_model, key_model = m("Problem"), m("IssuedKeyOut"), m("KeyOut")
+    scope = m("V1KeysCreateKeyBodyScopesType0Item")
+    create = generated.api("keys.v1_keys_create_key")
+    body = m("V1KeysCreateKeyBody")(name="ci", scopes=[scope.SOURCESREAD], expires_in_days=90)
+    made = answer(create, admin, 201, issued_model, body=body).parsed
+    assert made.token.startswith(f"{made.key_id}_")
+    answer(create, admin, 409, problem, body=body)
+    keys = answer(generated.api("keys.v1_keys_list_keys"), admin, 200, list).parsed
+    assert made.key_id in {k.key_id for k in keys}
+    get_key = generated.api("keys.v1_keys_key_id_get_key")
+    assert answer(get_key, admin, 200, key_model, key_id=made.key_id).parsed.name == "ci"
+    rotate = generated.api("keys.v1_keys_key_id_rotate_rotate_key")
+    overlap = m("V1KeysKeyIdRotateRotateKeyBody")(overlap_seconds=60)
+    new = answer(rotate, admin, 201, issued_model, key_id=made.key_id, body=overlap).parsed
+    assert new.rotated_from == made.key_id
+    revoke = generated.api("keys.v1_keys_key_id_revoke_key")
+    answer(revoke, admin, 204, None, key_id=new.key_id)
+    answer(get_key, admin, 404, problem, key_id="tdbk_0000000000000000")
 
 
 def reader_client(generated: Generated) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,11 @@ Token = Callable[..., str]
 def make_token(container: Container, client: TestClient[Any]) -> Token:
     """Mint a key with these scopes (none: all of them) and return its token."""
 
-    def make(*scopes: str, name: str = "test") -> str:
+    made = itertools.count(1)
+
+    def make(*scopes: str, name: str | None = None) -> str:
+        # One key that is not revoked holds a name: each unnamed one gets its own.
+        name = name if name is not None else f"test-{next(made)}"
         return on_app(client, container.create_api_key(), name, scopes, OPERATOR).token
 
     return make

@@ -76,10 +76,10 @@ def _invalid_input(both: Both) -> tuple[Any, list[str]]:
 
 
 def _unknown_type(both: Both) -> tuple[Any, list[str]]:
-    body = {**CSV_SOURCE, "source_type": "parquet"}
+    body = {**CSV_SOURCE, "source_type": "oracle"}
     return (
         both.client.post("/v1/sources", json=body, headers=both.admin),
-        ["sources", "register", both.file("parquet.json", body)],
+        ["sources", "register", both.file("oracle.json", body)],
     )
 
 

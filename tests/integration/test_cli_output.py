@@ -122,7 +122,7 @@ def test_tables_have_a_header_in_human_output_only(tdb: Any, tmp_path: Path) -> 
     assert tdb("keys", "create", "--name", "etl")[0] == 0
     for args, header in (
         (["sources", "list"], "ID  NAME  SOURCE_TYPE  REGISTERED_AT  TAGS"),
-        (["keys", "list"], "KEY_ID  NAME  SCOPES  CREATED_AT  STATE"),
+        (["keys", "list"], "KEY_ID  NAME  SCOPES  CREATED_AT  EXPIRES_AT  LAST_USED_AT  STATE"),
         (["events", "list"], "AT  ACTOR  ACTION  SUBJECT  CHANGED"),
     ):
         code, out, _ = tdb(*args)
@@ -214,7 +214,10 @@ def test_an_unknown_source_type_lists_the_available_types(tdb: Any, tmp_path: Pa
     file.write_text(json.dumps({**CSV, "source_type": "oracle"}))
     code, out, err = tdb("sources", "register", str(file))
     assert (code, out) == (1, "")
-    assert err == "error: source_type 'oracle' is not registered; available: csv, postgres\n"
+    assert err == (
+        "error: source_type 'oracle' is not registered;"
+        " available: csv, jsonl, mysql, parquet, postgres\n"
+    )
 
 
 # --- key names and revocations ------------------------------------------------------------------

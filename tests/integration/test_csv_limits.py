@@ -149,7 +149,7 @@ def test_an_answer_and_an_error_come_back_from_the_worker(root: Path) -> None:
         connector.inspect({"path": "missing.csv"})
     assert (caught.value.reason, caught.value.detail) == (
         "file_not_found",
-        "no file 'missing.csv' in the CSV root",
+        "no file 'missing.csv' in the files root",
     )
 
 

@@ -77,9 +77,9 @@ def test_unknown_source_type_is_400_naming_the_available_types(
     client: TestClient[Any], admin: dict[str, str]
 ) -> None:
     problem = assert_problem(
-        client.post("/v1/sources", json=body(source_type="mysql"), headers=admin), 400
+        client.post("/v1/sources", json=body(source_type="oracle"), headers=admin), 400
     )
-    assert problem["available_types"] == ["csv", "postgres"]
+    assert problem["available_types"] == ["csv", "jsonl", "mysql", "parquet", "postgres"]
     assert "csv" in problem["detail"]
     assert "postgres" in problem["detail"]
 

@@ -41,6 +41,21 @@ EXPECTED_STATUSES = {
     ("/v1/events", "get"): {"200", "400", "401", "403", "503"},
     ("/v1/sources/{source_id}/schema", "get"): {"200", "400", "401", "403", "404", "503"},
     ("/v1/sources/{source_id}/schema/history", "get"): {"200", "400", "401", "403", "404", "503"},
+    ("/v1/keys", "post"): {"201", "400", "401", "403", "409", "413", "415", "503"},
+    ("/v1/keys", "get"): {"200", "400", "401", "403", "503"},
+    ("/v1/keys/{key_id}", "get"): {"200", "400", "401", "403", "404", "503"},
+    ("/v1/keys/{key_id}", "delete"): {"204", "400", "401", "403", "404", "503"},
+    ("/v1/keys/{key_id}/rotate", "post"): {
+        "201",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "415",
+        "503",
+    },
 }
 
 
@@ -139,7 +154,7 @@ def test_the_registration_body_is_documented_per_connector(client: TestClient[An
     document = client.get("/schema/openapi.json").json()
     body = document["paths"]["/v1/sources"]["post"]["requestBody"]["content"]["application/json"]
     shapes = {s["properties"]["source_type"]["enum"][0]: s for s in body["schema"]["oneOf"]}
-    assert set(shapes) == {"csv", "postgres"}
+    assert set(shapes) == {"csv", "jsonl", "mysql", "parquet", "postgres"}
     postgres = shapes["postgres"]["properties"]["connection"]
     assert set(postgres["required"]) == {"host", "dbname", "user", "table"}
     assert postgres["properties"]["port"] == {
@@ -147,8 +162,13 @@ def test_the_registration_body_is_documented_per_connector(client: TestClient[An
         "minimum": 1,
         "maximum": 65535,
         "default": 5432,
+        "description": "The server's TCP port",
     }
-    assert postgres["properties"]["host"] == {"type": "string", "minLength": 1}
+    assert postgres["properties"]["host"] == {
+        "type": "string",
+        "minLength": 1,
+        "description": "The server's host name or address",
+    }
     assert "secret" in postgres["properties"]["password"]["description"]
     assert postgres["additionalProperties"] is False
     assert shapes["csv"]["properties"]["connection"]["required"] == ["path"]

@@ -27,7 +27,7 @@ def test_the_catalog_lists_its_types_sorted_and_hands_out_each_connector(
         assert catalog.get(source_type).source_type == source_type
 
 
-@pytest.mark.parametrize("source_type", ["mysql", "", "CSV", None, ["csv"]])
+@pytest.mark.parametrize("source_type", ["oracle", "", "CSV", None, ["csv"]])
 def test_an_unknown_type_names_the_available_ones(
     catalog: ConnectorRegistry, source_type: Any
 ) -> None:

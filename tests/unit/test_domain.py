@@ -113,7 +113,13 @@ def test_check_connection_names_every_bad_field() -> None:
     assert fields == {"connection.extra", "connection.host", "connection.port", "connection.mode"}
 
 
-@pytest.mark.parametrize("port", [0, 65536, -1, "5432", 1.5])
+def test_a_json_number_with_no_fraction_is_an_integer() -> None:
+    checked = check_connection(FIELDS, {"host": "h", "port": 6543.0})
+    assert checked["port"] == 6543
+    assert type(checked["port"]) is int
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1, "5432", 1.5, 0.0, 65536.0])
 def test_check_connection_refuses_bad_ports(port: object) -> None:
     with pytest.raises(InvalidConnection):
         check_connection(FIELDS, {"host": "h", "port": port})

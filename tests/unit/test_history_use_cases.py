@@ -90,6 +90,9 @@ class InterleavingConnector:
     """Sees `old` columns, but before it answers another inspection stores the newer ones."""
 
     source_type = "fake"
+    title = "A fake table"
+    origin = "builtin"
+    package: str | None = None
 
     def __init__(self, world: World, source_id: uuid.UUID, old: Sequence[Column]) -> None:
         self.world = world

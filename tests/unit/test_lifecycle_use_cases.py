@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import attrs
@@ -48,6 +49,7 @@ from domain.sources import (
     SourceFilter,
     SourcePage,
     SourceStamp,
+    SourceSummary,
     name_errors,
     normalized,
     parse_if_match,
@@ -588,6 +590,11 @@ class BeatenSources:
 
     async def count(self) -> int:
         return await self.inner.count()
+
+    def chunks(
+        self, source_filter: SourceFilter, size: int | None = None
+    ) -> AsyncGenerator[Sequence[SourceSummary], None]:
+        return self.inner.chunks(source_filter, size)
 
     async def revision(self) -> int | None:
         return await self.inner.revision()

@@ -99,3 +99,16 @@ JSON_VALUES = st.recursive(
 @given(items=st.lists(JSON_VALUES, max_size=30), batch=st.integers(min_value=1, max_value=8))
 def test_a_listing_encoded_in_batches_is_the_same_bytes(items: list[Any], batch: int) -> None:
     assert json_array(items, batch) == msgspec.json.encode(items)
+
+
+def test_the_kept_listings_stay_within_their_bytes() -> None:
+    cache = ListingCache(max_bytes=100)
+    for i in range(10):
+        cache.put(i, (None, b"x" * 30))
+        assert cache.kept_bytes <= 100
+    assert [cache.get(i) is not None for i in range(10)] == [False] * 7 + [True] * 3
+    cache.put("big", (None, b"x" * 101))  # bigger than the bound: not kept, nothing evicted
+    assert cache.get("big") is None
+    assert cache.kept_bytes == 90
+    cache.put(9, (None, b"y" * 10))  # replaced: counted once
+    assert cache.kept_bytes == 70
