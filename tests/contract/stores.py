@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import abc
 import itertools
+import queue
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -219,11 +221,23 @@ class PostgresStores(StoreFactory):
     def __init__(self, url: str) -> None:
         self.url = url
         self._admin: psycopg.Connection[tuple[object, ...]] | None = None
+        # Schemas are dropped on a thread of their own, while the next example runs: a drop
+        # costs about as much as the migrations that fill a new schema.
+        self._spent: queue.Queue[str | None] = queue.Queue()
+        self._dropper: threading.Thread | None = None
 
     def close(self) -> None:
-        """Close the connection that creates and drops schemas."""
+        """Drop the schemas still waiting, then close the connection that creates them."""
+        if self._dropper is not None:
+            self._spent.put(None)
+            self._dropper.join()
         if self._admin is not None:
             self._admin.close()
+
+    def _drop_spent(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while (schema := self._spent.get()) is not None:
+                conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
     @contextmanager
     def schema_url(self) -> Iterator[str]:
@@ -235,7 +249,10 @@ class PostgresStores(StoreFactory):
         try:
             yield with_search_path(self.url, schema)
         finally:
-            self._admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            if self._dropper is None:
+                self._dropper = threading.Thread(target=self._drop_spent, name="schema-dropper")
+                self._dropper.start()
+            self._spent.put(schema)
 
     @contextmanager
     def shared(self, handles: int, *, upgraded: bool = True) -> Iterator[list[Stores]]:
