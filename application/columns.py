@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import attrs
 
-from application.sources import Guarded, check_limit, guarded
+from application.sources import PagedListing, PageQuery, guarded
 from domain.columns import ColumnFilter, ColumnKey, ColumnPage
-from domain.keys import Principal, Scope
+from domain.keys import Scope
 
 COLUMN_LIMIT_DEFAULT = 100
 """The page a search answers when no `limit` is asked: a common name can match every source."""
@@ -30,25 +30,20 @@ class ColumnIndex(Protocol):
         with its source's current name and type and its snapshot's time."""
 
 
-@attrs.frozen
-class FindColumnsQuery:
-    """Find columns by name and/or type, one page at a time."""
-
-    actor: Principal
-    filter: ColumnFilter
-    limit: int = COLUMN_LIMIT_DEFAULT
-    after: ColumnKey | None = None
+FindColumnsQuery: TypeAlias = PageQuery[ColumnFilter, ColumnKey]
+"""Find columns by name and/or type, one page at a time (no `limit`: `COLUMN_LIMIT_DEFAULT`;
+no filter matches nothing)."""
 
 
 @guarded(Scope.READ)
 @attrs.frozen
-class FindColumns(Guarded):
+class FindColumns(PagedListing[ColumnFilter, ColumnKey, ColumnPage]):
     """Which sources have a column so named (or so typed), for keys with `sources:read`."""
 
     _columns: ColumnIndex
 
-    async def __call__(self, query: FindColumnsQuery) -> ColumnPage:
-        check_limit(query.limit)
-        if not query.filter.can_match:
+    async def _page(self, query: FindColumnsQuery) -> ColumnPage:
+        if query.filter is None or not query.filter.can_match:
             return ColumnPage(())
-        return await self._columns.find(query.filter, query.limit, query.after)
+        limit = COLUMN_LIMIT_DEFAULT if query.limit is None else query.limit
+        return await self._columns.find(query.filter, limit, query.after)

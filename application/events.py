@@ -8,7 +8,7 @@ from typing import TypeAlias
 import attrs
 
 from application.ports import EventRepository
-from application.sources import Guarded, PageQuery, check_limit, guarded
+from application.sources import PagedListing, PageQuery, guarded
 from domain.errors import InvalidInput
 from domain.events import EventFilter, EventKey, EventPage
 from domain.keys import Scope
@@ -22,13 +22,12 @@ ListEventsQuery: TypeAlias = PageQuery[EventFilter, EventKey]
 
 @guarded(Scope.AUDIT)
 @attrs.frozen
-class ListEvents(Guarded):
+class ListEvents(PagedListing[EventFilter, EventKey, EventPage]):
     """The audit trail, for keys with `audit:read`."""
 
     _events: EventRepository
 
-    async def __call__(self, query: ListEventsQuery) -> EventPage:
-        check_limit(query.limit)
+    async def _page(self, query: ListEventsQuery) -> EventPage:
         event_filter = EventFilter() if query.filter is None else query.filter
         since = event_filter.since
         if since is not None and not _in_utc_range(since):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeAlias
 from uuid import UUID
 
 import attrs
@@ -11,9 +12,14 @@ from application.ports import (
     Clock,
     IdGenerator,
     SnapshotRepository,
-    SourceRepository,
 )
-from application.sources import Guarded, SecretsUseCase, check_limit, guarded
+from application.sources import (
+    CHILD_LIMIT_DEFAULT,
+    ChildListing,
+    ChildPageQuery,
+    SecretsUseCase,
+    guarded,
+)
 from domain.events import Action, Event
 from domain.history import (
     HistoryEntry,
@@ -27,7 +33,7 @@ from domain.history import (
 from domain.keys import Principal, Scope
 from domain.sources import Column, Source, SourceSchema
 
-HISTORY_LIMIT_DEFAULT = 100
+HISTORY_LIMIT_DEFAULT = CHILD_LIMIT_DEFAULT
 
 
 @attrs.frozen
@@ -103,28 +109,21 @@ class InspectSchema(SecretsUseCase):
         return entry if await self._history.append(entry.snapshot, event) else None
 
 
-@attrs.frozen
-class SchemaHistoryQuery:
-    """Read one source's schema history, newest first, one page at a time."""
-
-    actor: Principal
-    source_id: UUID
-    limit: int = HISTORY_LIMIT_DEFAULT
-    before: int | None = None
+SchemaHistoryQuery: TypeAlias = ChildPageQuery[None, int]
+"""Read one source's schema history (`parent_id`: the source), newest first, one page at a time
+(`before`: a snapshot's sequence)."""
 
 
 @guarded(Scope.READ)
 @attrs.frozen
-class GetSchemaHistory(Guarded):
-    """A source's snapshots newest first, each with its changes against the one before."""
+class GetSchemaHistory(ChildListing[None, int, HistoryPage]):
+    """A source's snapshots newest first, each with its changes against the one before
+    (`parents`: the sources)."""
 
-    _sources: SourceRepository
     _history: SnapshotRepository
 
-    async def __call__(self, query: SchemaHistoryQuery) -> HistoryPage:
-        check_limit(query.limit)
-        await self._sources.get(query.source_id)
+    async def _page(self, query: SchemaHistoryQuery) -> HistoryPage:
         # One snapshot more than the page: it tells whether there is a next page, and it is
         # what the page's oldest snapshot is compared with.
-        snapshots = await self._history.newest_first(query.source_id, query.limit + 1, query.before)
+        snapshots = await self._history.newest_first(query.parent_id, query.limit + 1, query.before)
         return history_page(snapshots, query.limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import enum
 import functools
@@ -9,7 +10,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
 from uuid import UUID
 
 import attrs
@@ -278,12 +279,113 @@ class PageQuery(Generic[Filter, Key]):
     after: Key | None = None
 
 
+Page = TypeVar("Page")
+
+
+class PagedListing(Guarded, abc.ABC, Generic[Filter, Key, Page]):
+    """A listing one page at a time: a page size the API serves (`check_limit`), then the
+    listing's own `_page` for the query."""
+
+    async def __call__(self, query: PageQuery[Filter, Key]) -> Page:
+        check_limit(query.limit)
+        return await self._page(query)
+
+    @abc.abstractmethod
+    async def _page(self, query: PageQuery[Filter, Key]) -> Page:
+        """The page: the store's, for the query's filter (once admitted), size and key."""
+
+
+FilterIn = TypeVar("FilterIn", contravariant=True)
+KeyIn = TypeVar("KeyIn", contravariant=True)
+PageOut = TypeVar("PageOut", covariant=True)
+
+
+class PageStore(Protocol[FilterIn, KeyIn, PageOut]):
+    """A store that lists its records one page at a time, in its own order."""
+
+    async def list(
+        self, page_filter: FilterIn | None, limit: int | None, after: KeyIn | None, /
+    ) -> PageOut:
+        """What the filter lets through (None: all), at most `limit`, strictly after `after`."""
+
+
+@attrs.frozen
+class StoreListing(PagedListing[Filter, Key, Page]):
+    """A listing whose every query the store answers as it is (any filter, no default)."""
+
+    _store: PageStore[Filter, Key, Page]
+
+    async def _page(self, query: PageQuery[Filter, Key]) -> Page:
+        return await self._store.list(query.filter, query.limit, query.after)
+
+
+CHILD_LIMIT_DEFAULT = 100
+"""The page a listing of one record's children answers when no `limit` is asked."""
+
+
+@attrs.frozen
+class ChildPageQuery(Generic[Filter, Key]):
+    """A page of one record's children (the record: `parent_id`), newest first: what `filter`
+    lets through (None: all), `limit` at most, strictly before the page key `before` (None:
+    from the newest)."""
+
+    actor: Principal
+    parent_id: UUID
+    filter: Filter | None = None
+    limit: int = CHILD_LIMIT_DEFAULT
+    before: Key | None = None
+
+
+class ParentStore(Protocol):
+    """The store of the records whose children are listed."""
+
+    async def get(self, record_id: UUID, /) -> object:
+        """The record; raise the store's not-found error if there is none."""
+
+
+@attrs.frozen
+class ChildListing(Guarded, abc.ABC, Generic[Filter, Key, Page]):
+    """A page of one record's children: a page size the API serves (`check_limit`), the record
+    (an unknown one raises its store's not-found error, not an empty page), then the listing's
+    own `_page`."""
+
+    _parents: ParentStore
+
+    async def __call__(self, query: ChildPageQuery[Filter, Key]) -> Page:
+        check_limit(query.limit)
+        await self._parents.get(query.parent_id)
+        return await self._page(query)
+
+    @abc.abstractmethod
+    async def _page(self, query: ChildPageQuery[Filter, Key]) -> Page:
+        """The page, the record being known to exist."""
+
+
+class ChildStore(Protocol[FilterIn, KeyIn, PageOut]):
+    """A store that lists one record's children one page at a time, newest first."""
+
+    async def list(
+        self, parent_id: UUID, page_filter: FilterIn | None, limit: int, before: KeyIn | None, /
+    ) -> PageOut:
+        """What the filter lets through (None: all), at most `limit`, strictly before `before`."""
+
+
+@attrs.frozen
+class ChildStoreListing(ChildListing[Filter, Key, Page]):
+    """A listing of children whose every query their store answers as it is."""
+
+    _children: ChildStore[Filter, Key, Page]
+
+    async def _page(self, query: ChildPageQuery[Filter, Key]) -> Page:
+        return await self._children.list(query.parent_id, query.filter, query.limit, query.before)
+
+
 ListSourcesQuery: TypeAlias = PageQuery[SourceFilter, PageKey]
 
 
 @guarded(Scope.READ)
 @attrs.frozen
-class ListSources(Guarded):
+class ListSources(PagedListing[SourceFilter, PageKey, SourcePage]):
     """The registry's sources, as summaries the caller may see."""
 
     _sources: SourceRepository
@@ -293,8 +395,7 @@ class ListSources(Guarded):
         require(actor, self.required_scope)
         return await self._sources.revision()
 
-    async def __call__(self, query: ListSourcesQuery) -> SourcePage:
-        check_limit(query.limit)
+    async def _page(self, query: ListSourcesQuery) -> SourcePage:
         source_filter = SourceFilter() if query.filter is None else query.filter
         if len(source_filter.tags) > TAG_FILTERS_MAX:
             raise InvalidInput.single("tag", f"must be given at most {TAG_FILTERS_MAX} times")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 from uuid import UUID
 
 import attrs
 
 from application.history import InspectSchema, InspectSchemaQuery
 from application.ports import Clock, IdGenerator, SourceRepository
-from application.sources import Guarded, check_limit, guarded
+from application.sources import Guarded, PageQuery, StoreListing, guarded
 from application.watch_ports import WatchRepository
 from domain.errors import (
     BackendUnavailable,
@@ -125,26 +125,15 @@ class DeleteWatch(WatchUseCase):
         await self._on_watch(self._watches.remove(command.source_id), command.source_id)
 
 
-@attrs.frozen
-class ListWatchesQuery:
-    """Watches soonest next check first, of one status if given, one page at a time."""
-
-    actor: Principal
-    status: WatchStatus | None = None
-    limit: int | None = None
-    after: WatchKey | None = None
+ListWatchesQuery: TypeAlias = PageQuery[WatchStatus, WatchKey]
+"""Watches soonest next check first, of one status if given (`filter`), one page at a time."""
 
 
 @guarded(Scope.READ)
 @attrs.frozen
-class ListWatches(Guarded):
-    """Every watch, soonest next check first."""
-
-    _watches: WatchRepository
-
-    async def __call__(self, query: ListWatchesQuery) -> WatchPage:
-        check_limit(query.limit)
-        return await self._watches.list(query.status, query.limit, query.after)
+class ListWatches(StoreListing[WatchStatus, WatchKey, WatchPage]):
+    """Every watch (of one status, if the query's filter names one), soonest next check first:
+    the store's `WatchRepository.list`."""
 
 
 @attrs.frozen

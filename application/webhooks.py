@@ -13,7 +13,7 @@ from uuid import UUID
 import attrs
 
 from application.ports import Clock, IdGenerator, SecretCipher
-from application.sources import LIST_LIMIT_MAX, require
+from application.sources import Guarded, guarded
 from application.webhook_ports import (
     Claim,
     DeliveryRepository,
@@ -34,8 +34,6 @@ from domain.webhooks import (
     Attempt,
     AttemptResult,
     Delivery,
-    DeliveryKey,
-    DeliveryPage,
     DeliveryState,
     Endpoint,
     RetryPolicy,
@@ -43,7 +41,6 @@ from domain.webhooks import (
     endpoint_errors,
 )
 
-DELIVERY_LIMIT_DEFAULT = 100
 PATCHABLE = ("url", "events", "breaking_only", "source_ids", "tags", "description", "enabled")
 
 
@@ -85,57 +82,65 @@ class CreatedWebhook:
     secret: str
 
 
-async def _checked(fields: EndpointFields, rules: UrlRules, transport: WebhookTransport) -> None:
-    """Raise `InvalidInput` naming every bad field, the URL's policy refusal included."""
-    errors = endpoint_errors(
-        fields.url,
-        list(fields.events),
-        list(fields.source_ids),
-        list(fields.tags),
-        fields.description,
-        rules.allow_http,
-    )
-    if not any(e.field == "url" for e in errors):
-        refused = await transport.check_url(fields.url)
-        if refused is not None:
-            errors.insert(0, FieldError("url", refused))
-    if errors:
-        raise InvalidInput(errors)
-
-
-def _event(
-    ids: IdGenerator, actor: Principal, action: Action, endpoint: Endpoint, changed: Sequence[str]
-) -> Event:
-    return Event(
-        id=ids.new(),
-        at=endpoint.updated_at,
-        actor=actor.identity,
-        action=action,
-        changed=tuple(changed),
-        webhook_id=endpoint.id,
-    )
-
-
 @attrs.frozen
-class CreateWebhook:
+class WebhookUseCase(Guarded):
+    """A use case that changes endpoints: their store, and what their audit events take."""
+
+    _webhooks: WebhookRepository
+    _clock: Clock
+    _ids: IdGenerator
+
+    def _event(
+        self, actor: Principal, action: Action, endpoint: Endpoint, changed: Sequence[str] = ()
+    ) -> Event:
+        return Event(
+            id=self._ids.new(),
+            at=endpoint.updated_at,
+            actor=actor.identity,
+            action=action,
+            changed=tuple(changed),
+            webhook_id=endpoint.id,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class EndpointUseCase(WebhookUseCase):
+    """A use case that writes an endpoint's fields: they are judged as at creation."""
+
+    _transport: WebhookTransport
+    _rules: UrlRules = attrs.field(factory=UrlRules)
+
+    async def _check(self, fields: EndpointFields) -> None:
+        """Raise `InvalidInput` naming every bad field, the URL's policy refusal included."""
+        errors = endpoint_errors(
+            fields.url,
+            list(fields.events),
+            list(fields.source_ids),
+            list(fields.tags),
+            fields.description,
+            self._rules.allow_http,
+        )
+        if not any(e.field == "url" for e in errors):
+            refused = await self._transport.check_url(fields.url)
+            if refused is not None:
+                errors.insert(0, FieldError("url", refused))
+        if errors:
+            raise InvalidInput(errors)
+
+
+@guarded(Scope.WEBHOOKS)
+@attrs.frozen(kw_only=True)
+class CreateWebhook(EndpointUseCase):
     """Validate an endpoint (its URL against the outbound policy too), give it a secret, store
     it with its `webhook.created` event."""
 
-    required_scope = Scope.WEBHOOKS
-
-    _webhooks: WebhookRepository
-    _transport: WebhookTransport
     _cipher: SecretCipher
-    _clock: Clock
-    _ids: IdGenerator
-    _rules: UrlRules = attrs.field(factory=UrlRules)
 
     async def __call__(self, command: CreateWebhookCommand) -> CreatedWebhook:
-        require(command.actor, self.required_scope)
         fields = attrs.evolve(
             command.fields, tags=tuple(normalized(t) for t in command.fields.tags)
         )
-        await _checked(fields, self._rules, self._transport)
+        await self._check(fields)
         now = self._clock.now()
         secret = new_secret()
         endpoint = Endpoint(
@@ -148,7 +153,7 @@ class CreateWebhook:
             created_by=command.actor.identity,
             updated_at=now,
         )
-        event = _event(self._ids, command.actor, Action.WEBHOOK_CREATED, endpoint, ())
+        event = self._event(command.actor, Action.WEBHOOK_CREATED, endpoint)
         await self._webhooks.add(endpoint, event)
         return CreatedWebhook(endpoint, secret)
 
@@ -160,24 +165,27 @@ class WebhookQuery:
 
 
 @attrs.frozen
-class ListWebhooks:
-    required_scope = Scope.WEBHOOKS
+class ListWebhooksQuery:
+    """Every endpoint, oldest first (there are few: no pages)."""
 
+    actor: Principal
+
+
+@guarded(Scope.WEBHOOKS)
+@attrs.frozen
+class ListWebhooks(Guarded):
     _webhooks: WebhookRepository
 
-    async def __call__(self, actor: Principal) -> Sequence[Endpoint]:
-        require(actor, self.required_scope)
+    async def __call__(self, query: ListWebhooksQuery) -> Sequence[Endpoint]:
         return await self._webhooks.list()
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class GetWebhook:
-    required_scope = Scope.WEBHOOKS
-
+class GetWebhook(Guarded):
     _webhooks: WebhookRepository
 
     async def __call__(self, query: WebhookQuery) -> Endpoint:
-        require(query.actor, self.required_scope)
         return await self._webhooks.get(query.endpoint_id)
 
 
@@ -190,21 +198,13 @@ class UpdateWebhookCommand:
     changes: Mapping[str, Any]
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class UpdateWebhook:
+class UpdateWebhook(EndpointUseCase):
     """Apply a merge patch, validate the result as at creation, store it with its event (none
     when nothing changed). Enabling again clears `disabled_reason`."""
 
-    required_scope = Scope.WEBHOOKS
-
-    _webhooks: WebhookRepository
-    _transport: WebhookTransport
-    _clock: Clock
-    _ids: IdGenerator
-    _rules: UrlRules = attrs.field(factory=UrlRules)
-
     async def __call__(self, command: UpdateWebhookCommand) -> Endpoint:
-        require(command.actor, self.required_scope)
         unknown = [name for name in command.changes if name not in PATCHABLE]
         if unknown:
             raise InvalidInput([FieldError(n, "is not a field an update may set") for n in unknown])
@@ -222,9 +222,9 @@ class UpdateWebhook:
                 merged.tags,
                 merged.description,
             )
-            await _checked(fields, self._rules, self._transport)
+            await self._check(fields)
         merged = attrs.evolve(merged, updated_at=self._clock.now())
-        event = _event(self._ids, command.actor, Action.WEBHOOK_UPDATED, merged, changed)
+        event = self._event(command.actor, Action.WEBHOOK_UPDATED, merged, changed)
         await self._webhooks.update(merged, event)
         return merged
 
@@ -249,22 +249,16 @@ class UpdateWebhook:
         return attrs.evolve(current, **values)
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class DeleteWebhook:
+class DeleteWebhook(WebhookUseCase):
     """Delete the endpoint and the deliveries it has not had yet, with `webhook.deleted`."""
 
-    required_scope = Scope.WEBHOOKS
-
-    _webhooks: WebhookRepository
-    _clock: Clock
-    _ids: IdGenerator
-
     async def __call__(self, query: WebhookQuery) -> None:
-        require(query.actor, self.required_scope)
         endpoint = await self._webhooks.get(query.endpoint_id)
         gone = attrs.evolve(endpoint, updated_at=self._clock.now())
         await self._webhooks.remove(
-            endpoint.id, _event(self._ids, query.actor, Action.WEBHOOK_DELETED, gone, ())
+            endpoint.id, self._event(query.actor, Action.WEBHOOK_DELETED, gone)
         )
 
 
@@ -275,19 +269,14 @@ class RotateSecretCommand:
     overlap_seconds: int = OVERLAP_DEFAULT
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class RotateWebhookSecret:
+class RotateWebhookSecret(WebhookUseCase):
     """A new secret, first; the current ones stay in use until the overlap ends."""
 
-    required_scope = Scope.WEBHOOKS
-
-    _webhooks: WebhookRepository
     _cipher: SecretCipher
-    _clock: Clock
-    _ids: IdGenerator
 
     async def __call__(self, command: RotateSecretCommand) -> str:
-        require(command.actor, self.required_scope)
         overlap = command.overlap_seconds
         if isinstance(overlap, bool) or not 0 <= overlap <= OVERLAP_MAX:
             raise InvalidInput.single("overlap_seconds", f"must be between 0 and {OVERLAP_MAX}")
@@ -305,25 +294,20 @@ class RotateWebhookSecret:
             secrets=(SigningSecret(self._cipher.encrypt(secret)), *kept),
             updated_at=now,
         )
-        event = _event(self._ids, command.actor, Action.WEBHOOK_SECRET_ROTATED, rotated, ())
+        event = self._event(command.actor, Action.WEBHOOK_SECRET_ROTATED, rotated)
         await self._webhooks.update(rotated, event)
         return secret
 
 
+@guarded(Scope.WEBHOOKS)
 @attrs.frozen
-class PingWebhook:
+class PingWebhook(WebhookUseCase):
     """One `webhook.ping` delivery to the endpoint."""
 
-    required_scope = Scope.WEBHOOKS
-
-    _webhooks: WebhookRepository
     _deliveries: DeliveryRepository
     _encode: PayloadEncoder
-    _clock: Clock
-    _ids: IdGenerator
 
     async def __call__(self, query: WebhookQuery) -> Delivery:
-        require(query.actor, self.required_scope)
         endpoint = await self._webhooks.get(query.endpoint_id)
         now = self._clock.now()
         delivery = Delivery(
@@ -339,59 +323,6 @@ class PingWebhook:
         body = self._encode(PING, now, None, {"webhook_id": str(endpoint.id)})
         await self._deliveries.add(delivery, body)
         return delivery
-
-
-@attrs.frozen
-class ListDeliveriesQuery:
-    actor: Principal
-    endpoint_id: UUID
-    state: DeliveryState | None = None
-    limit: int = DELIVERY_LIMIT_DEFAULT
-    before: DeliveryKey | None = None
-
-
-@attrs.frozen
-class ListDeliveries:
-    """An endpoint's deliveries, newest first, with every attempt."""
-
-    required_scope = Scope.WEBHOOKS
-
-    _webhooks: WebhookRepository
-    _deliveries: DeliveryRepository
-
-    async def __call__(self, query: ListDeliveriesQuery) -> DeliveryPage:
-        require(query.actor, self.required_scope)
-        if not 1 <= query.limit <= LIST_LIMIT_MAX:
-            raise InvalidInput.single("limit", f"must be between 1 and {LIST_LIMIT_MAX}")
-        await self._webhooks.get(query.endpoint_id)
-        return await self._deliveries.list(
-            query.endpoint_id, query.state, query.limit, query.before
-        )
-
-
-@attrs.frozen
-class RedeliverCommand:
-    actor: Principal
-    endpoint_id: UUID
-    delivery_id: UUID
-
-
-@attrs.frozen
-class Redeliver:
-    """Make a delivery pending again, with an attempt due now and a fresh retry schedule."""
-
-    required_scope = Scope.WEBHOOKS
-
-    _webhooks: WebhookRepository
-    _deliveries: DeliveryRepository
-    _clock: Clock
-
-    async def __call__(self, command: RedeliverCommand) -> None:
-        require(command.actor, self.required_scope)
-        await self._webhooks.get(command.endpoint_id)
-        await self._deliveries.redeliver(
-            command.endpoint_id, command.delivery_id, self._clock.now()
-        )
 
 
 @attrs.frozen

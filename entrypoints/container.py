@@ -63,6 +63,7 @@ from adapters.system import RandomIds, SystemClock
 from adapters.webhooks.transport import H11WebhookTransport
 from application.columns import FindColumns
 from application.connectors import ListConnectors
+from application.deliveries import ListDeliveries, Redeliver
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.keys import (
@@ -103,10 +104,8 @@ from application.webhooks import (
     CreateWebhook,
     DeleteWebhook,
     GetWebhook,
-    ListDeliveries,
     ListWebhooks,
     PingWebhook,
-    Redeliver,
     RotateWebhookSecret,
     UpdateWebhook,
     UrlRules,
@@ -462,7 +461,7 @@ class Container(containers.DeclarativeContainer):
         history=history,
         ids=ids,
     )
-    schema_history = providers.Factory(GetSchemaHistory, sources=sources, history=history)
+    schema_history = providers.Factory(GetSchemaHistory, parents=sources, history=history)
     delete_source = providers.Factory(
         DeleteSource, sources=sources, connectors=connectors, clock=clock, ids=ids
     )
@@ -510,7 +509,7 @@ class Container(containers.DeclarativeContainer):
     )
     get_watch = providers.Factory(GetWatch, sources=sources, watches=watches)
     delete_watch = providers.Factory(DeleteWatch, sources=sources, watches=watches)
-    list_watches = providers.Factory(ListWatches, watches=watches)
+    list_watches = providers.Factory(ListWatches, store=watches)
     count_overdue_checks = providers.Factory(CountOverdueChecks, watches=watches, clock=clock)
     claim_due_checks = providers.Factory(
         ClaimDueChecks, watches=watches, clock=clock, lease_seconds=settings.provided.watch_lease
@@ -563,7 +562,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
     )
-    list_deliveries = providers.Factory(ListDeliveries, webhooks=webhooks, deliveries=deliveries)
+    list_deliveries = providers.Factory(ListDeliveries, parents=webhooks, children=deliveries)
     redeliver = providers.Factory(Redeliver, webhooks=webhooks, deliveries=deliveries, clock=clock)
     count_pending_deliveries = providers.Factory(CountPendingDeliveries, deliveries=deliveries)
     claim_deliveries = providers.Factory(

@@ -16,10 +16,10 @@ from uuid import UUID
 import click
 from msgspec import to_builtins
 
+from application.deliveries import ListDeliveriesQuery, RedeliverCommand
 from application.webhooks import (
     CreateWebhookCommand,
-    ListDeliveriesQuery,
-    RedeliverCommand,
+    ListWebhooksQuery,
     RotateSecretCommand,
     UpdateWebhookCommand,
     WebhookQuery,
@@ -87,7 +87,7 @@ async def webhooks_create(container: Container, args: SimpleNamespace) -> None:
 
 
 async def webhooks_list(container: Container, args: SimpleNamespace) -> None:
-    endpoints = await container.list_webhooks()(await _actor(container, args))
+    endpoints = await container.list_webhooks()(ListWebhooksQuery(await _actor(container, args)))
     if args.json:
         out_json([to_builtins(WebhookOut.of(e)) for e in endpoints])
         return

@@ -85,18 +85,17 @@ class ColumnsController(Controller):
         check_query(
             request.query_params, scalars=("name", "type", "limit", "cursor"), integers=("limit",)
         )
+        wanted = column_filter(name, type)
         query = FindColumnsQuery(
             actor=request.user,
-            filter=column_filter(name, type),
+            filter=wanted,
             limit=limit,
             after=decode_column_cursor(cursor) if cursor is not None else None,
         )
         page = await use_cases(request).find_columns(query)
         headers = {}
         if page.next_key is not None:
-            given = [("name", query.filter.name.text)] + (
-                [("type", type)] if type is not None else []
-            )
+            given = [("name", wanted.name.text)] + ([("type", type)] if type is not None else [])
             given += [("limit", str(limit)), ("cursor", encode_column_cursor(page.next_key))]
             headers["Link"] = f'<{self.path}?{urlencode(given)}>; rel="next"'
         return Response([ColumnMatchOut.of(m) for m in page.matches], headers=headers)

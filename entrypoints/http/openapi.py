@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import sys
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -33,50 +32,26 @@ from litestar.response import File
 from litestar.typing import FieldDefinition
 from swagger_ui_bundle import swagger_ui_path
 
-from application.ports import Connector, ConnectorRegistry
-from domain.connections import ConnectionField
-from domain.sources import DESCRIPTION_MAX, NAME_MAX, TAG_MAX, TAGS_MAX, visible
+from application.ports import ConnectorRegistry
+from entrypoints import schemas
 from entrypoints.presenters import Problem
 from entrypoints.requests import ConnectionTestRequest, RegisterSourceRequest
+from entrypoints.schemas import (
+    DESCRIPTION_PATTERN,
+    PATCH_COMPONENT,
+    TAG_PATTERN,
+    JsonSchema,
+    name_pattern,
+    patch_schema,
+    source_body_schema,
+)
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
 
 BEARER = "BearerToken"
-# Not blank, no control or bidirectional control character: the domain's rule for names, as
-# far as a pattern says it (it does not say "some character is visible").
-_NOT_IN_NAMES = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-# A tag: no control or bidirectional control character either.
-TAG_PATTERN = rf"^[^{_NOT_IN_NAMES}]*$"
-# A description holds anything a store can keep: no NUL.
-DESCRIPTION_PATTERN = r"^[^\x00]*$"
-
-
-def _escaped(code: int) -> str:
-    # \uXXXX reads the same in Python's and ECMAScript's patterns; beyond the BMP neither
-    # reads the other's escape, so those characters are written as they are.
-    return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
-
-
-@functools.cache
-def name_pattern() -> str:
-    """The domain's rule for names, as a pattern: no control or bidirectional control
-    character, and at least one character that shows (`domain.sources.visible`, which the
-    pattern lists by code point)."""
-    ranges = []
-    start: int | None = None
-    for code in range(sys.maxunicode + 1):
-        if visible(chr(code)):
-            if start is None:
-                start = code
-        elif start is not None:
-            ranges.append((start, code - 1))
-            start = None
-    if start is not None:
-        ranges.append((start, sys.maxunicode))
-    shows = "".join(_escaped(a) if a == b else f"{_escaped(a)}-{_escaped(b)}" for a, b in ranges)
-    return rf"^[^{_NOT_IN_NAMES}]*[{shows}][^{_NOT_IN_NAMES}]*$"
-
+# The patterns other routes' parameters and bodies take, as the sources' do.
+__all__ = ["DESCRIPTION_PATTERN", "TAG_PATTERN", "name_pattern"]
 
 _MEANINGS = {
     400: "Invalid input: malformed JSON, wrong types, unknown source_type or bad connection fields",
@@ -179,73 +154,9 @@ def openapi_config(polisher: Polisher) -> OpenAPIConfig:
 PATCH_MEDIA_TYPES = ("application/merge-patch+json", "application/json")
 
 
-def _name_schema() -> Schema:
-    return Schema(
-        type=OpenAPIType.STRING,
-        min_length=1,
-        max_length=NAME_MAX,
-        description=(
-            "Unique (compared in Unicode NFC); at least one visible character;"
-            " no control or bidirectional control characters"
-        ),
-        pattern=name_pattern(),
-    )
-
-
-def _description_schema(default: str | None = None) -> Schema:
-    return Schema(
-        type=[OpenAPIType.STRING, OpenAPIType.NULL],
-        max_length=DESCRIPTION_MAX,
-        pattern=DESCRIPTION_PATTERN,
-        default=default,
-    )
-
-
 def tag_schema() -> Schema:
     """One tag."""
-    return Schema(type=OpenAPIType.STRING, min_length=1, max_length=TAG_MAX)
-
-
-def _tags_schema(default: list[str] | None = None) -> Schema:
-    """A body's tags: distinct, with no control character (a filter's may be anything)."""
-    items = tag_schema()
-    items.pattern = TAG_PATTERN
-    return Schema(
-        type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
-        items=items,
-        max_items=TAGS_MAX,
-        unique_items=True,
-        default=default,
-    )
-
-
-def _patch_schema() -> Schema:
-    return Schema(
-        type=OpenAPIType.OBJECT,
-        title="A JSON Merge Patch of a source (RFC 7396)",
-        description=(
-            "Only the fields given change; `tags` replaces the list; null returns `description`"
-            " and `tags` to their defaults. Any other field of the record is read-only (400)."
-        ),
-        properties={
-            "name": _name_schema(),
-            "description": _description_schema(),
-            "tags": _tags_schema(),
-            "connection": Schema(
-                type=OpenAPIType.OBJECT,
-                description=(
-                    "Merged field by field, then validated by the source's connector as at"
-                    " registration: null returns an optional field to its default; a secret"
-                    " left out or sent back as ******** keeps its stored value."
-                ),
-            ),
-        },
-        additional_properties=False,
-    )
-
-
-# The PATCH body's one model, which both of its media types name.
-PATCH_COMPONENT = "SourcePatch"
+    return openapi_schema(schemas.tag_schema())
 
 
 def _component(name: str) -> Reference:
@@ -274,57 +185,9 @@ class MergePatchOperation(Operation):
     """An operation whose body is a JSON Merge Patch of a source, read by the handler itself."""
 
     def __post_init__(self) -> None:
-        self.request_body = merge_patch_body(PATCH_COMPONENT, _patch_schema)
-
-
-def _field_schema(
-    source_type: str, field: ConnectionField, components: dict[str, Schema]
-) -> Schema | Reference:
-    kind = {
-        bool: OpenAPIType.BOOLEAN,
-        int: OpenAPIType.INTEGER,
-        float: OpenAPIType.NUMBER,
-    }.get(field.type, OpenAPIType.STRING)
-    description = (
-        "A secret: stored encrypted, shown as ******** without sources:secrets."
-        if field.secret
-        else field.description or None
-    )
-    if field.choices:
-        # A closed set of values is one model (`PostgresSslmode`), whichever body names it.
-        name = f"{source_type.capitalize()}{field.name.title().replace('_', '')}"
-        components[name] = Schema(type=kind, enum=list(field.choices))
-        if field.required:
-            return _component(name)
-        return Schema(
-            one_of=[_component(name), Schema(type=OpenAPIType.NULL)],
-            default=field.default,
-            description=description,
+        self.request_body = merge_patch_body(
+            PATCH_COMPONENT, lambda: openapi_schema(patch_schema())
         )
-    return Schema(
-        # An optional field may also be given as null, which means "not given".
-        type=kind if field.required else [kind, OpenAPIType.NULL],
-        minimum=field.min_value,
-        maximum=field.max_value,
-        min_length=1 if kind is OpenAPIType.STRING and not field.allow_empty else None,
-        default=field.default,
-        description=description,
-    )
-
-
-def connection_schema(
-    connector: Connector, source_type: str, components: dict[str, Schema]
-) -> Schema:
-    """The connection object a connector takes, from its field declarations; the models it
-    names (closed sets of values) go to `components`."""
-    return Schema(
-        type=OpenAPIType.OBJECT,
-        properties={
-            field.name: _field_schema(source_type, field, components) for field in connector.fields
-        },
-        required=[field.name for field in connector.fields if field.required] or None,
-        additional_properties=False,
-    )
 
 
 class SourceBodySchema(OpenAPISchemaPlugin):
@@ -343,34 +206,37 @@ class SourceBodySchema(OpenAPISchemaPlugin):
     def to_openapi_schema(
         self, field_definition: FieldDefinition, schema_creator: SchemaCreator
     ) -> Schema:
-        registering = field_definition.annotation is RegisterSourceRequest
-        shapes = []
-        for source_type in self._connectors.types():
-            connector = self._connectors.get(source_type)
-            shapes.append(
-                Schema(
-                    type=OpenAPIType.OBJECT,
-                    title=f"{'Register' if registering else 'Test'} a {source_type} source",
-                    properties={
-                        "name": _name_schema() if registering else _optional(_name_schema()),
-                        "source_type": Schema(type=OpenAPIType.STRING, enum=[source_type]),
-                        "connection": connection_schema(connector, source_type, self.components),
-                        "description": _description_schema("" if registering else None),
-                        "tags": _tags_schema([] if registering else None),
-                    },
-                    required=["name", "source_type", "connection"]
-                    if registering
-                    else ["source_type", "connection"],
-                    additional_properties=False,
-                )
+        models: JsonSchema = {}
+        body = source_body_schema(field_definition.annotation, self._connectors, models)
+        self.components.update({name: openapi_schema(m) for name, m in models.items()})
+        return openapi_schema(body)
+
+
+_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def openapi_schema(schema: JsonSchema) -> Schema:
+    """A JSON Schema (`entrypoints.schemas`) as the document's model object."""
+    given: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "properties":
+            value = {name: _model(item) for name, item in value.items()}
+        elif key in ("items", "oneOf"):
+            value = [_model(v) for v in value] if isinstance(value, list) else _model(value)
+        elif key == "discriminator":
+            value = Discriminator(property_name=value["propertyName"])
+        elif key == "type":
+            value = (
+                [OpenAPIType(t) for t in value] if isinstance(value, list) else OpenAPIType(value)
             )
-        return Schema(one_of=shapes, discriminator=Discriminator(property_name="source_type"))
+        given[_SNAKE.sub("_", key).lower()] = value
+    return Schema(**given)
 
 
-def _optional(schema: Schema) -> Schema:
-    """The schema, null also allowed (null means "not given")."""
-    schema.type = [OpenAPIType.STRING, OpenAPIType.NULL]
-    return schema
+def _model(schema: JsonSchema) -> Schema | Reference:
+    if "$ref" in schema:
+        return Reference(ref=schema["$ref"])
+    return openapi_schema(schema)
 
 
 def _plain(schema: Schema) -> Schema:

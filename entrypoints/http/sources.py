@@ -475,7 +475,7 @@ class SourcesController(Controller):
         ident = parse_source_id(source_id)
         query = SchemaHistoryQuery(
             actor=request.user,
-            source_id=ident,
+            parent_id=ident,
             limit=limit,
             before=decode_history_cursor(cursor, ident) if cursor is not None else None,
         )

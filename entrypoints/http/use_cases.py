@@ -10,6 +10,7 @@ from litestar import Request
 
 from application.columns import FindColumns
 from application.connectors import ListConnectors
+from application.deliveries import ListDeliveries, Redeliver
 from application.events import ListEvents
 from application.history import GetSchemaHistory, InspectSchema
 from application.keys import CreateApiKey, GetApiKey, ListApiKeys, RevokeApiKey, RotateApiKey
@@ -27,10 +28,8 @@ from application.webhooks import (
     CreateWebhook,
     DeleteWebhook,
     GetWebhook,
-    ListDeliveries,
     ListWebhooks,
     PingWebhook,
-    Redeliver,
     RotateWebhookSecret,
     UpdateWebhook,
 )

@@ -180,7 +180,7 @@ class WatchesController(Controller):
         )
         query = ListWatchesQuery(
             actor=request.user,
-            status=_status(status),
+            filter=_status(status),
             limit=limit,
             after=decode_watch_cursor(cursor) if cursor is not None else None,
         )

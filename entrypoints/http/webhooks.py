@@ -19,11 +19,10 @@ from litestar.openapi.spec import (
 )
 from litestar.params import FromPath, Parameter, QueryParameter
 
+from application.deliveries import DELIVERY_LIMIT_DEFAULT, ListDeliveriesQuery, RedeliverCommand
 from application.webhooks import (
-    DELIVERY_LIMIT_DEFAULT,
     CreateWebhookCommand,
-    ListDeliveriesQuery,
-    RedeliverCommand,
+    ListWebhooksQuery,
     RotateSecretCommand,
     UpdateWebhookCommand,
     WebhookQuery,
@@ -206,7 +205,10 @@ class WebhooksController(Controller):
     @get("/", opt=SCOPE, summary="List webhook endpoints", responses=responses(400, 401, 403, 503))
     async def list_webhooks(self, request: AuthRequest) -> list[WebhookOut]:
         check_query(request.query_params)
-        return [WebhookOut.of(e) for e in await use_cases(request).list_webhooks(request.user)]
+        return [
+            WebhookOut.of(e)
+            for e in await use_cases(request).list_webhooks(ListWebhooksQuery(request.user))
+        ]
 
     @get(
         "/{webhook_id:str}",

@@ -2,24 +2,21 @@
 
 What a tool answers is one of the API's JSON shapes (`entrypoints/presenters.py`, the types the
 OpenAPI document shows), or a page of them; its schema is msgspec's for those very types. What a
-tool takes is the route's query, path and body in one object: the body's fields as the domain
-bounds them, and a connection as its connector declares its fields.
+tool takes is the route's query, path and body in one object; a body's schema is the OpenAPI
+document's request body, from the same builder (`entrypoints/schemas.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 
 from application.ports import ConnectorRegistry
 from domain.columns import PATTERN_MAX
-from domain.connections import ConnectionField
 from domain.events import Action
-from domain.sources import DESCRIPTION_MAX, NAME_MAX, TAG_MAX, TAGS_MAX
-
-JsonSchema = dict[str, Any]
+from entrypoints.requests import RegisterSourceRequest
+from entrypoints.schemas import JsonSchema, patch_schema, resolved, source_body_schema
 
 
 def output_schema(shape: type[msgspec.Struct]) -> JsonSchema:
@@ -60,19 +57,6 @@ VERIFY: JsonSchema = {
     "default": False,
     "description": "Test the connection first; if the test fails refuse (422) and store nothing",
 }
-NAME: JsonSchema = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": NAME_MAX,
-    "description": "Unique (compared in Unicode NFC); at least one visible character",
-}
-DESCRIPTION: JsonSchema = {"type": ["string", "null"], "maxLength": DESCRIPTION_MAX}
-TAGS: JsonSchema = {
-    "type": ["array", "null"],
-    "items": {"type": "string", "minLength": 1, "maxLength": TAG_MAX},
-    "maxItems": TAGS_MAX,
-    "uniqueItems": True,
-}
 PATTERN: JsonSchema = {
     "type": "string",
     "minLength": 1,
@@ -81,63 +65,31 @@ PATTERN: JsonSchema = {
 }
 ACTION: JsonSchema = {"type": "string", "enum": [a.value for a in Action]}
 
-_KINDS = {bool: "boolean", int: "integer"}
-
-
-def _field(field: ConnectionField) -> JsonSchema:
-    kind = _KINDS.get(field.type, "string")
-    schema: JsonSchema = {"type": kind if field.required else [kind, "null"]}
-    if field.choices:
-        schema["enum"] = [*field.choices, *([] if field.required else [None])]
-    if field.min_value is not None:
-        schema["minimum"] = field.min_value
-    if field.max_value is not None:
-        schema["maximum"] = field.max_value
-    if kind == "string" and not field.allow_empty:
-        schema["minLength"] = 1
-    if field.default is not None:
-        schema["default"] = field.default
-    if field.secret:
-        schema["description"] = "A secret: stored encrypted, never shown (********) over MCP"
-    return schema
-
 
 def source_body(connectors: ConnectorRegistry) -> JsonSchema:
-    """A registration's arguments: one shape per connector of this build, as in the OpenAPI
-    document's request body."""
-    shapes = []
-    for source_type in connectors.types():
-        fields = connectors.get(source_type).fields
-        connection = tool_input(
-            {f.name: _field(f) for f in fields}, [f.name for f in fields if f.required]
-        )
-        shapes.append(
-            tool_input(
-                {
-                    "name": NAME,
-                    "source_type": {"const": source_type},
-                    "connection": connection,
-                    "description": DESCRIPTION,
-                    "tags": TAGS,
-                    "verify": VERIFY,
-                },
-                ["name", "source_type", "connection"],
-            )
-        )
+    """A registration's arguments: the OpenAPI document's request body of `POST /v1/sources`
+    (the same `entrypoints.schemas` builder, its models written out in place), each shape with
+    `verify`, which the HTTP API takes in its query."""
+    components: JsonSchema = {}
+    body = source_body_schema(RegisterSourceRequest, connectors, components)
+    shapes = [
+        {**shape, "properties": {**shape["properties"], "verify": VERIFY}}
+        for shape in resolved(body["oneOf"], components)
+    ]
     return {"type": "object", "oneOf": shapes}
 
 
-PATCH: JsonSchema = tool_input(
-    {
-        "name": NAME,
-        "description": DESCRIPTION,
-        "tags": TAGS,
-        "connection": {
-            "type": "object",
-            "description": "Merged field by field, then validated by the source's connector:"
-            " null returns an optional field to its default; a secret left out or sent back as"
-            " ******** keeps its stored value",
-        },
-    }
-)
-PATCH["description"] = "A JSON Merge Patch (RFC 7396) of the source: only the fields given change"
+def source_update() -> JsonSchema:
+    """An update's arguments; its `patch` is the OpenAPI document's `SourcePatch` model, the
+    request body of `PATCH /v1/sources/{id}`."""
+    return tool_input(
+        {"source_id": SOURCE_ID, "if_match": IF_MATCH, "patch": patch_schema(), "verify": VERIFY},
+        ["source_id", "if_match", "patch"],
+    )
+
+
+def completed_inputs(connectors: ConnectorRegistry) -> dict[str, JsonSchema]:
+    """The input schemas the tools leave to be made (None in `TOOLS`): those of the request
+    bodies, which name this build's connectors. Made when first needed: the name pattern they
+    hold takes about 150 ms to build."""
+    return {"register_source": source_body(connectors), "update_source": source_update()}

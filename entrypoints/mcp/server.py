@@ -6,6 +6,7 @@ at `/mcp` as each request's Bearer key (`principal_of` says who a request comes 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -37,11 +38,11 @@ def _known(schema: dict[str, Any]) -> set[str]:
     return {name for shape in shapes for name in shape.get("properties", {})}
 
 
-def _completed(tool: Tool, source_body: dict[str, Any]) -> Tool:
-    """The tool with its input schema (the registration body of this build's connectors)."""
+def _completed(tool: Tool, inputs: dict[str, Any]) -> Tool:
+    """The tool with its input schema (a request body's, made for this build's connectors)."""
     if tool.input_schema is not None:
         return tool
-    return attrs.evolve(tool, input_schema=source_body)
+    return attrs.evolve(tool, input_schema=inputs[tool.name])
 
 
 def _listed(tool: Tool) -> types.Tool:
@@ -78,11 +79,21 @@ class ToolBox:
 
     def __init__(self, container: Container) -> None:
         self._container = container
-        body = schemas.source_body(container.connectors())
-        self._tools = {t.name: _completed(t, body) for t in TOOLS}
-        self._listed = {name: _listed(t) for name, t in self._tools.items()}
-        self._known = {name: _known(t.input_schema or {}) for name, t in self._tools.items()}
         self._use_cases: dict[str, Any] = {}
+
+    # Made at the first listing or call, not with the server: see `schemas.completed_inputs`.
+    @functools.cached_property
+    def _tools(self) -> dict[str, Tool]:
+        inputs = schemas.completed_inputs(self._container.connectors())
+        return {t.name: _completed(t, inputs) for t in TOOLS}
+
+    @functools.cached_property
+    def _listed(self) -> dict[str, types.Tool]:
+        return {name: _listed(t) for name, t in self._tools.items()}
+
+    @functools.cached_property
+    def _known(self) -> dict[str, set[str]]:
+        return {name: _known(t.input_schema or {}) for name, t in self._tools.items()}
 
     def listed(self, principal: Principal) -> list[types.Tool]:
         return [self._listed[n] for n, t in self._tools.items() if principal.can(t.scope)]

@@ -229,7 +229,7 @@ async def _history(args: Arguments, use: GetSchemaHistory, actor: Principal) -> 
     limit, cursor = args.integer("limit", HISTORY_LIMIT_DEFAULT), args.text("cursor")
     ident = args.source_id()
     before = decode_history_cursor(cursor, ident) if cursor is not None else None
-    page = await use(SchemaHistoryQuery(actor, ident, limit, before))
+    page = await use(SchemaHistoryQuery(actor, ident, limit=limit, before=before))
     following = None
     if page.next_before is not None:
         following = encode_history_cursor(ident, page.next_before)
@@ -416,15 +416,7 @@ TOOLS: tuple[Tool, ...] = (
         "Change a source with a JSON Merge Patch, only at the version `if_match` names",
         UpdateSource.required_scope,
         "update_source",
-        schemas.tool_input(
-            {
-                **_SOURCE_ID,
-                "if_match": schemas.IF_MATCH,
-                "patch": schemas.PATCH,
-                "verify": schemas.VERIFY,
-            },
-            ["source_id", "if_match", "patch"],
-        ),
+        None,
         UpdatedOut,
         _update,
         writes=True,
@@ -441,5 +433,6 @@ TOOLS: tuple[Tool, ...] = (
         writes=True,
     ),
 )
-"""Every tool, the route's scope on each; `register_source` takes the registration body of this
-build's connectors (its `input_schema` is None here: `schemas.source_body` makes it)."""
+"""Every tool, the route's scope on each; `register_source` and `update_source` take the
+request bodies of the OpenAPI document (their `input_schema` is None here:
+`schemas.completed_inputs` makes them)."""

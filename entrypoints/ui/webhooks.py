@@ -18,11 +18,10 @@ from litestar.datastructures import FormMultiDict
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 
+from application.deliveries import ListDeliveriesQuery, RedeliverCommand
 from application.webhooks import (
     CreateWebhook,
     CreateWebhookCommand,
-    ListDeliveriesQuery,
-    RedeliverCommand,
     RotateSecretCommand,
     UpdateWebhookCommand,
     WebhookQuery,

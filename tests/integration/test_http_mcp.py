@@ -60,3 +60,58 @@ def test_tdb_mcp_with_a_token_that_is_not_valid_exits_denied(
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith("error: ")
+
+
+def _resolved(schema: Any, document: dict[str, Any]) -> Any:
+    """The schema with every `$ref` into the document written out in its place."""
+    if isinstance(schema, list):
+        return [_resolved(item, document) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        target: Any = document
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return _resolved(target, document)
+    return {key: _resolved(value, document) for key, value in schema.items()}
+
+
+def test_the_source_tools_take_the_request_bodies_of_the_openapi_document(
+    client: TestClient[Any], make_token: Token
+) -> None:
+    """register_source and update_source take what POST and PATCH /v1/sources take: the same
+    schemas, once the document's references are written out (`verify`, a query parameter
+    over HTTP, is the tools' one addition)."""
+    document = client.get("/schema/openapi.json").json()
+    admin = {**HEADERS, "Authorization": f"Bearer {make_token()}"}
+    tools = {
+        t["name"]: t["inputSchema"]
+        for t in client.post("/mcp", json=LIST, headers=admin).json()["result"]["tools"]
+    }
+    posting = document["paths"]["/v1/sources"]["post"]
+    patching = document["paths"]["/v1/sources/{source_id}"]["patch"]
+    verify = {
+        name: schema
+        for operation in (posting, patching)
+        for parameter in operation["parameters"]
+        if parameter["name"] == "verify"
+        for name, schema in parameter["schema"].items()
+        if name != "description"
+    }
+    registering = _resolved(posting["requestBody"]["content"]["application/json"], document)
+    shapes = tools["register_source"]["oneOf"]
+    for shape in shapes:
+        given = shape["properties"].pop("verify")
+        assert (
+            {name: given[name] for name in verify}
+            == verify
+            == {"type": "boolean", "default": False}
+        )
+    # The document also names the property that tells its shapes apart; a tool's schema is
+    # JSON Schema, which has no such keyword.
+    assert shapes == registering["schema"]["oneOf"]
+    assert len(shapes) >= 2
+    for media in ("application/json", "application/merge-patch+json"):
+        patch = _resolved(patching["requestBody"]["content"][media]["schema"], document)
+        assert tools["update_source"]["properties"]["patch"] == patch
+    assert patch["properties"]["name"]["pattern"]
