@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -162,17 +163,30 @@ def _component(name: str) -> Reference:
     return Reference(ref=f"#/components/schemas/{name}")
 
 
+# The merge-patch bodies' models, by component name: each is one model that both media types of
+# its operation name, so a client generator makes one model, not one per media type.
+_MERGE_PATCH_COMPONENTS: dict[str, Callable[[], Schema]] = {}
+
+
+def merge_patch_body(component: str, schema: Callable[[], Schema]) -> RequestBody:
+    """A JSON Merge Patch body taken as either of `PATCH_MEDIA_TYPES`: both name the model
+    `component`, which `polish` adds to the document as `schema()` makes it."""
+    _MERGE_PATCH_COMPONENTS[component] = schema
+    return RequestBody(
+        content={
+            media: OpenAPIMediaType(schema=_component(component)) for media in PATCH_MEDIA_TYPES
+        },
+        required=True,
+    )
+
+
 @dataclass
 class MergePatchOperation(Operation):
-    """An operation whose body is a JSON Merge Patch, read by the handler itself."""
+    """An operation whose body is a JSON Merge Patch of a source, read by the handler itself."""
 
     def __post_init__(self) -> None:
-        self.request_body = RequestBody(
-            content={
-                media: OpenAPIMediaType(schema=_component(PATCH_COMPONENT))
-                for media in PATCH_MEDIA_TYPES
-            },
-            required=True,
+        self.request_body = merge_patch_body(
+            PATCH_COMPONENT, lambda: openapi_schema(patch_schema())
         )
 
 
@@ -271,7 +285,8 @@ def polish(openapi: OpenAPI, components: dict[str, Schema]) -> None:
     each response header (OpenAPI 3.1 requires one)."""
     schemas = openapi.components.schemas
     schemas.update(components)
-    schemas[PATCH_COMPONENT] = openapi_schema(patch_schema())
+    for component, merge_patch in _MERGE_PATCH_COMPONENTS.items():
+        schemas[component] = merge_patch()
     # A query parameter taking one of a model's values names that model (`Action`).
     enums = {
         (schema.type, tuple(schema.enum)): name

@@ -37,6 +37,7 @@ from entrypoints.http.openapi import (
     DESCRIPTION_PATTERN,
     PATCH_MEDIA_TYPES,
     TAG_PATTERN,
+    merge_patch_body,
     responses,
     tag_schema,
 )
@@ -60,10 +61,11 @@ SCOPE = {"scope": Scope.WEBHOOKS}
 
 
 def _fields_schema(required: list[str] | None) -> Schema:
-    """The endpoint's fields: `required` at creation; in a patch (None) every one is optional
-    and null sets it back to its default (or is refused, for a required one)."""
+    """The endpoint's fields: `required` at creation; in a patch (None) every one is optional.
+    Null, where a field takes it, means "its default"; `url`, `events` and `enabled` have
+    none, so they never take null (the server refuses it: 400)."""
 
-    def kind(schema_type: OpenAPIType, nullable: bool = required is None) -> Any:
+    def kind(schema_type: OpenAPIType, nullable: bool = False) -> Any:
         return [schema_type, OpenAPIType.NULL] if nullable else schema_type
 
     tag = tag_schema()
@@ -117,10 +119,20 @@ class CreateOperation(Operation):
         self.request_body = _body(_fields_schema(["url", "events"]), JSON)
 
 
+def _patch_schema() -> Schema:
+    schema = _fields_schema(None)
+    schema.title = "A JSON Merge Patch of a webhook endpoint (RFC 7396)"
+    schema.description = (
+        "Only the fields given change; a list given replaces the list; null returns"
+        " `breaking_only`, `source_ids`, `tags` and `description` to their defaults."
+    )
+    return schema
+
+
 @dataclass
 class PatchOperation(Operation):
     def __post_init__(self) -> None:
-        self.request_body = _body(_fields_schema(None), PATCH_MEDIA_TYPES)
+        self.request_body = merge_patch_body("WebhookPatch", _patch_schema)
 
 
 @dataclass

@@ -239,11 +239,13 @@ def test_ids_and_times_have_one_type_in_every_model(client: TestClient[Any]) -> 
 
 def test_each_model_and_enum_is_one_component(client: TestClient[Any]) -> None:
     document = client.get("/schema/openapi.json").json()
-    patch = document["paths"]["/v1/sources/{source_id}"]["patch"]["requestBody"]["content"]
-    refs = {media: content["schema"] for media, content in patch.items()}
-    assert len(refs) == 2
-    assert len({json.dumps(ref) for ref in refs.values()}) == 1
-    assert "$ref" in next(iter(refs.values()))
+    # A merge patch's two media types name one model (a generator would make one per media type).
+    for path in ("/v1/sources/{source_id}", "/v1/webhooks/{webhook_id}"):
+        patch = document["paths"][path]["patch"]["requestBody"]["content"]
+        refs = {media: content["schema"] for media, content in patch.items()}
+        assert set(refs) == {"application/merge-patch+json", "application/json"}, path
+        assert len({json.dumps(ref) for ref in refs.values()}) == 1, path
+        assert "$ref" in next(iter(refs.values())), path
     text = json.dumps(document)
     assert text.count('"verify-full"') == 1
     actions = sorted(a.value for a in Action)
