@@ -35,7 +35,9 @@ LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 SERIOUS = {"serious", "critical"}
 
 
-@pytest.fixture(scope="session")
+# One browser per module, not per session: Playwright's sync API keeps an event loop running in
+# this thread while it is open, and the modules after this one need none running.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":
