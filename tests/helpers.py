@@ -210,3 +210,14 @@ def mysql_execute(where: Mapping[str, Any], *statements: str) -> None:
     ):
         for statement in statements:
             cursor.execute(statement)
+
+
+def unchunked(body: bytes) -> bytes:
+    """The content of an HTTP/1.1 body sent with `Transfer-Encoding: chunked`, read off a socket."""
+    content = b""
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return content
+        content, body = content + body[:size], body[size + 2 :]

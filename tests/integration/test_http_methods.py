@@ -47,7 +47,10 @@ def test_head_answers_as_get_does_without_the_body(
     head = client.head(url, headers=admin)
     assert (head.status_code, head.content) == (get.status_code, b"")
     assert head.headers["content-type"] == get.headers["content-type"]
-    assert head.headers["content-length"] == str(len(get.content))
+    # The whole listing is streamed: no length is known before its last chunk, for HEAD either.
+    assert head.headers.get("content-length") == get.headers.get("content-length")
+    if url != "/v1/sources":
+        assert head.headers["content-length"] == str(len(get.content))
 
 
 def test_head_needs_the_key_a_get_needs(client: TestClient[Any], admin: dict[str, str]) -> None:
