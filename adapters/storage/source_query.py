@@ -121,13 +121,16 @@ def _after(where: _Where, columns: str, after: PageKey | None) -> None:
 def _checks(where: _Where, way: Way, source_filter: SourceFilter) -> None:
     """Every filter but the one the walk answers, on the source `s`."""
     d = where.dialect
-    for tag in dict.fromkeys(source_filter.tags):
-        if way != Way("tag", tag):
-            where.add(
-                "EXISTS (SELECT 1 FROM source_tags u WHERE u.tag = "
-                f"{d.param} AND u.registered_at = s.registered_at AND u.source_id = s.id)",
-                tag,
-            )
+    others = [tag for tag in dict.fromkeys(source_filter.tags) if way != Way("tag", tag)]
+    if others:
+        # One subquery for every other tag, not one EXISTS each: PostgreSQL plans fifty
+        # semi-joins for longer than a statement may take.
+        marks = ", ".join([d.param] * len(others))
+        where.add(
+            "(SELECT count(*) FROM source_tags u WHERE u.registered_at = s.registered_at"
+            f" AND u.source_id = s.id AND u.tag IN ({marks})) = {len(others)}",
+            *others,
+        )
     if source_filter.source_type is not None and way.kind != "type":
         where.add(f"s.source_type = {d.param}", source_filter.source_type)
     if source_filter.name_prefix and way.kind != "prefix":
