@@ -175,21 +175,25 @@ def _watching_disconnect(scope: Any, receive: Any) -> Any:
     return receiving
 
 
+ROUTES = (
+    SourcesController,
+    EventsController,
+    ColumnsController,
+    SourceWatchController,
+    WatchesController,
+    KeysController,
+    WebhooksController,
+    list_connectors,
+    healthz,
+    readyz,
+)
+"""The API's routes every app serves; metrics, MCP and the UI are added as settings say."""
+
+
 def create_app(container: Container) -> Litestar:
     """A Litestar app serving the Sources API from this container's use cases."""
     settings = container.settings()
-    handlers: list[Any] = [
-        SourcesController,
-        EventsController,
-        ColumnsController,
-        SourceWatchController,
-        WatchesController,
-        KeysController,
-        WebhooksController,
-        list_connectors,
-        healthz,
-        readyz,
-    ]
+    handlers: list[Any] = [*ROUTES]
     gauges = None
     if settings.metrics:
         handlers.append(metrics_endpoint)
