@@ -402,7 +402,8 @@ class SourcesController(Controller):
         # The id straight from the router's path parameters: as a parameter of the handler it
         # would cost every GET a pass through Litestar's parameter model (the OpenAPI document
         # has it from the path either way).
-        check_query(request.query_params)
+        if request.scope["query_string"]:  # no parameter is known: parse only what came
+            check_query(request.query_params)
         query = GetSourceQuery(request.user, parse_source_id(request.path_params["source_id"]))
         source = await use_cases(request).get_source(query)
         return JSONResponse(SourceRecord.of(source), headers={"ETag": etag(source.version)})

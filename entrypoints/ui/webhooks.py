@@ -22,6 +22,7 @@ from application.deliveries import ListDeliveriesQuery, RedeliverCommand
 from application.webhooks import (
     CreateWebhook,
     CreateWebhookCommand,
+    ListWebhooksQuery,
     RotateSecretCommand,
     UpdateWebhookCommand,
     WebhookQuery,
@@ -110,7 +111,7 @@ def _form_page(
 
 @get("/webhooks", opt=MANAGE, name="ui-webhooks")
 async def webhooks_page(request: UiRequest) -> Template:
-    endpoints = await ui_of(request).use_case("list_webhooks")(request.user)
+    endpoints = await ui_of(request).use_case("list_webhooks")(ListWebhooksQuery(request.user))
     return page(request, "webhooks.html", endpoints=endpoints)
 
 
