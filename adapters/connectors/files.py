@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from domain.errors import BackendUnavailable
+import anyio.to_thread
+
+from domain.connections import ConnectionField, check_connection
+from domain.errors import BackendUnavailable, FieldError, InvalidConnection
 
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -25,6 +29,23 @@ class FilesRoot:
     def __init__(self, root: Path | str, store_files: Iterable[Path | str] = ()) -> None:
         self.root = Path(root)
         self.store_files = tuple(Path(p) for p in store_files)
+
+    async def validated(
+        self, fields: Sequence[ConnectionField], connection: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A file connector's connection checked, its `path` under this root (on a thread: the
+        path's checks look at the file system, which may be slow to answer)."""
+        return await anyio.to_thread.run_sync(
+            self._validated, fields, connection, abandon_on_cancel=True
+        )
+
+    def _validated(
+        self, fields: Sequence[ConnectionField], connection: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        checked = check_connection(fields, connection)
+        if problem := self.path_problem(checked["path"]):
+            raise InvalidConnection([FieldError("connection.path", problem)])
+        return checked
 
     def path_problem(self, path: str) -> str | None:
         """Why this path may not be read, or None (a file that does not exist yet may)."""

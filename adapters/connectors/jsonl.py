@@ -25,7 +25,7 @@ from adapters.connectors.csv_inference import (
 from adapters.connectors.deadline import Deadline
 from adapters.connectors.files import FilesRoot
 from domain.connections import ConnectionField, check_connection
-from domain.errors import BackendUnavailable, FieldError, InvalidConnection
+from domain.errors import BackendUnavailable
 from domain.sources import MAX_COLUMNS, Column
 
 # Lines parsed between two looks at the deadline.
@@ -147,13 +147,7 @@ class JsonLinesConnector:
         self._max_columns = max_columns
 
     async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(self._validate, connection, abandon_on_cancel=True)
-
-    def _validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
-        checked = check_connection(self.fields, connection)
-        if problem := self._files.path_problem(checked["path"]):
-            raise InvalidConnection([FieldError("connection.path", problem)])
-        return checked
+        return await self._files.validated(self.fields, connection)
 
     async def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         connection = check_connection(self.fields, connection)

@@ -15,7 +15,7 @@ import anyio.to_thread
 from adapters.connectors.csv import PATH_DESCRIPTION
 from adapters.connectors.files import FilesRoot
 from domain.connections import ConnectionField, check_connection
-from domain.errors import BackendUnavailable, FieldError, InvalidConnection
+from domain.errors import BackendUnavailable
 from domain.sources import MAX_COLUMNS, Column
 
 if TYPE_CHECKING:
@@ -112,13 +112,7 @@ class ParquetConnector:
         self._max_columns = max_columns
 
     async def validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(self._validate, connection, abandon_on_cancel=True)
-
-    def _validate(self, connection: Mapping[str, Any]) -> dict[str, Any]:
-        checked = check_connection(self.fields, connection)
-        if problem := self._files.path_problem(checked["path"]):
-            raise InvalidConnection([FieldError("connection.path", problem)])
-        return checked
+        return await self._files.validated(self.fields, connection)
 
     async def inspect(self, connection: Mapping[str, Any]) -> Sequence[Column]:
         connection = check_connection(self.fields, connection)
