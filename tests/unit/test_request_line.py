@@ -3,6 +3,7 @@ render the same fields, in both log formats."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sys
 
@@ -11,7 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from entrypoints.logs import REQUEST_ID, _console_line, _RequestLine
+from entrypoints.logs import (
+    REQUEST_ID,
+    _console_line,
+    _RequestLine,
+    configure_logging,
+    events,
+    log_request,
+)
 
 texts = st.none() | st.text(max_size=20)
 
@@ -116,3 +124,40 @@ def test_one_line_per_request(log_format: str) -> None:
     )
     assert written.count("\n") == 1
     assert written.endswith("\n")
+
+
+class _Writes(io.StringIO):
+    """stderr that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_the_lines_of_one_loop_turn_go_out_in_one_write_before_any_later_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = _Writes()
+    monkeypatch.setattr(sys, "stderr", out)
+    configure_logging("console")
+    line = log_request
+    fields = {"method": "GET", "status": 200, "duration_ms": 0.1, "actor": None, "client": None}
+
+    async def serve() -> None:
+        line(route="/a", **fields)  # type: ignore[arg-type]
+        line(route="/b", **fields)  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the turn ends: both lines leave together
+        line(route="/c", **fields)  # type: ignore[arg-type]
+        events.info("something_else")  # an event of the same turn: the pending line first
+
+    asyncio.run(serve())
+    assert len(out.writes) == 3, out.writes
+    first, second, third = out.writes
+    assert [part.split("route=")[1].split()[0] for part in first.splitlines()] == ["/a", "/b"]
+    assert "route=/c" in second
+    assert "something_else" in third
+    assert out.getvalue().count("\n") == 4
