@@ -11,7 +11,15 @@ import asyncio
 import math
 import threading
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
@@ -42,7 +50,7 @@ from adapters.storage.outage import OutageWatch
 from adapters.storage.postgres_columns import LATEST_COLUMNS_MIGRATION, replace_latest_columns
 from adapters.storage.postgres_watch_schema import WATCH_MIGRATION
 from adapters.storage.running import WritesToEnd
-from adapters.storage.source_query import Spelling, page_rows, whole_listing
+from adapters.storage.source_query import Query, Rows, Spelling, page_rows, whole_listing
 from adapters.storage.webhook_schema import POSTGRES_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
@@ -256,10 +264,22 @@ POSTGRES = Dialect(
     uuid_param="%s::uuid",
     uuid_value=lambda value: value,
 )
-# Each query of source_query.py has one index that answers it: no hint is needed.
+# PostgreSQL takes no index hints: the queries of source_query.py run in a transaction whose
+# planner may not read a table through (`INDEX_WALKS`), nor join by hash or merge, so that it
+# walks the index each query names, whatever its statistics say (none, before an ANALYZE).
 POSTGRES_WAYS = Spelling(
-    POSTGRES, indexed=lambda index: "", name_index="sources_name_unique", join="CROSS JOIN"
+    POSTGRES,
+    indexed=lambda index: "",
+    name_index="sources_name_unique",
+    # A lateral subquery cannot be the outer loop, nor (behind OFFSET 0) be merged into the
+    # join: each walked entry fetches its source by id, in the walk's order.
+    joined="CROSS JOIN LATERAL (SELECT * FROM sources WHERE id = w.id OFFSET 0) s",
 )
+INDEX_WALKS = "SELECT " + ", ".join(
+    f"set_config('enable_{plan}', 'off', true)"
+    for plan in ("seqscan", "bitmapscan", "hashjoin", "mergejoin")
+)
+"""What makes the rest of a transaction's queries walk indexes (each setting lasts to its end)."""
 LISTING_CHUNK = 2000
 """Rows of a whole listing fetched from its server-side cursor at a time."""
 
@@ -422,6 +442,24 @@ class PostgresDatabase:
         async with self.connection() as conn:
             cursor = await conn.execute(sql, list(parameters))
             return await cursor.fetchall()
+
+    async def walk(self, steps: Callable[[], Generator[Query, Rows, Rows]]) -> Rows:
+        """The rows a sans-IO generator of queries ends with, its queries run in one transaction
+        that walks indexes (`INDEX_WALKS`); retried once if its connection had died."""
+        try:
+            return await self._walk(steps())
+        except _BrokenConnection:
+            return await self._walk(steps())
+
+    async def _walk(self, steps: Generator[Query, Rows, Rows]) -> Rows:
+        async with self.transaction() as conn:
+            await conn.execute(INDEX_WALKS)
+            try:
+                query = next(steps)
+                while True:
+                    query = steps.send(await (await conn.execute(*query)).fetchall())
+            except StopIteration as done:
+                return done.value
 
     async def write(self, sql: str, parameters: Mapping[str, Any]) -> int:
         """One statement (atomic in autocommit); the rows it counted.
@@ -650,13 +688,7 @@ class PostgresSourceRepository:
     ) -> SourcePage:
         if not can_match(source_filter):
             return SourcePage(())
-        steps = page_rows(POSTGRES_WAYS, source_filter, limit, after)
-        try:
-            query = next(steps)
-            while True:
-                query = steps.send(await self._db.read_rows(*query))
-        except StopIteration as done:
-            rows = done.value
+        rows = await self._db.walk(lambda: page_rows(POSTGRES_WAYS, source_filter, limit, after))
         if limit is not None and limit <= INLINE_PAGE_MAX:
             return page(_summaries(rows), limit)
         # Thousands of rows would hold the event loop for tens of milliseconds.
@@ -670,6 +702,7 @@ class PostgresSourceRepository:
         sql, parameters = whole_listing(POSTGRES_WAYS, source_filter)
         # A server-side cursor in a transaction: a snapshot, held here a chunk at a time.
         async with self._db.transaction() as conn:
+            await conn.execute(INDEX_WALKS)
             cursor = conn.cursor(name="tdb_listing")
             try:
                 await cursor.execute(sql, parameters)

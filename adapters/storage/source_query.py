@@ -36,7 +36,7 @@ WINDOW_MIN = 200
 """Entries of an ordered index a window walks at least."""
 WINDOW_PER_ROW = 2
 """Entries of an ordered index a window walks per row of the page asked for."""
-PROBE_MAX = 10_000
+PROBE_MAX = 1_000
 """Matches counted per filter at most: a rarer filter is walked, a denser one fills a page."""
 
 _COLUMNS = ", ".join(f"s.{name.strip()}" for name in SUMMARY_COLUMNS.split(","))
@@ -64,8 +64,9 @@ class Spelling:
     leaves it no other way)."""
     name_index: str
     """The name of the index of names."""
-    join: str
-    """How the walked entries `w` are joined to `sources s`, `w` the outer loop."""
+    joined: str
+    """What follows the walked entries `w` to join each to its source, named `s`, with `w` the
+    outer loop (so that a walk in listing order stays in it, and stops at the page's end)."""
 
 
 _INDEXES = {"all": "sources_by_registration", "type": "sources_by_type"}
@@ -145,9 +146,10 @@ def _limit(dialect: Dialect, limit: int | None, parameters: list[Any]) -> str:
 
 
 def _entries(
-    spelling: Spelling, way: Way, after: PageKey | None, window: int | None
+    spelling: Spelling, way: Way, after: PageKey | None, window: int | None, cap: int | None = None
 ) -> tuple[str, list[Any]]:
-    """The walked index's entries from the cursor, as `(registered_at, id)`."""
+    """The walked index's entries from the cursor, as `(registered_at, id)`: with `window`, the
+    first so many in listing order; with `cap`, at most so many in the index's own order."""
     d = spelling.dialect
     where = _Where(d)
     if way.kind == "tag":
@@ -163,6 +165,9 @@ def _entries(
     if window is not None:
         sql += f" ORDER BY {order} LIMIT {d.param}"
         where.parameters.append(window)
+    elif cap is not None:
+        sql += f" LIMIT {d.param}"
+        where.parameters.append(cap)
     return sql, where.parameters
 
 
@@ -189,13 +194,20 @@ def walk(
     index from the cursor; with `window`, at most that many of its entries."""
     d = spelling.dialect
     where = _Where(d)
-    if way.kind == "tag" or window is not None:
-        # The index's entries, then each one's source by its id.
-        entries, where.parameters = _entries(spelling, way, after, window)
+    # A prefix's page walks a prefix counted to fewer than `PROBE_MAX` names (`rarest`): its
+    # entries are taken alone, at most that many, and then sorted. Left in one query with the
+    # listing's order and limit, PostgreSQL would walk the listing order instead, checking
+    # every source's name, unless its statistics told it how few names match.
+    cap = PROBE_MAX if way.kind == "prefix" and limit is not None else None
+    checked = any(other != way for other in ways(source_filter))
+    if way.kind == "tag" or window is not None or cap is not None or checked:
+        # The index's entries, then each one's source by its id: the filters checked on the
+        # source cannot lead the store to another index instead.
+        entries, where.parameters = _entries(spelling, way, after, window, cap)
         where.add("s.id = w.id")
-        source = f"({entries}) w {spelling.join} sources s"
+        source = f"({entries}) w {spelling.joined}"
         order = "w.registered_at, w.id"
-    else:
+    else:  # the walk answers the whole filter: the sources in the index's order
         _way(where, way, "s.")
         _after(where, "s.registered_at, s.id", after)
         source = f"sources s{_hint(spelling, way)}"
