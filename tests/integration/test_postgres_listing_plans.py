@@ -9,22 +9,18 @@ the plan each query gets inside the transaction the store reads a page in (`INDE
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from uuid import uuid4
 
 import psycopg
 import pytest
 
 from adapters.storage.postgres import INDEX_WALKS, POSTGRES_WAYS, PostgresDatabase
 from adapters.storage.source_query import Way, probe, walk
-from domain.sources import PageKey, SourceFilter
 from tests.contract.stores import PostgresStores
 from tests.helpers import run
+from tests.integration.test_sqlite_listing_plans import AFTER, EVERY
 
 pytestmark = pytest.mark.postgres
 
-EVERY = SourceFilter(tags=("a", "b"), source_type="csv", name_prefix="x")
-AFTER = PageKey(datetime(2026, 5, 1, tzinfo=UTC), uuid4())
 EXPECTED = {
     "all": "sources_by_registration",
     "tag": "source_tags_pkey",
