@@ -247,7 +247,8 @@ class _RequestLine:
         self._pending: list[str] = []
         self.configure("console")
 
-    def configure(self, log_format: str) -> None:
+    def configure(self, log_format: str, batched: bool = False) -> None:
+        self._batched = batched
         self._stamp = _Timestamp()
         self._console = log_format == "console"
         # Both renderers make text (JSONRenderer with a serializer that returns str).
@@ -298,14 +299,17 @@ class _RequestLine:
         self._write(f"{self._render(None, 'info', event)}\n")
 
     def _write(self, line: str) -> None:
-        # The lines of one turn of the event loop go out in one write, at the end of the turn:
-        # under load a turn completes many requests, and a write (a system call) per line was
-        # about a tenth of the CPU a GET by id costs the server. Every other line, and the
-        # process's exit, writes the pending ones first. Off an event loop, a line goes at once.
+        if not self._batched:
+            sys.stderr.write(line)
+            return
+        # A server's lines of one turn of the event loop go out in one write, at the end of the
+        # turn: under load a turn ends many requests, and a write (a system call) per line was
+        # about a tenth of the CPU a GET by id costs. Every other line, and the process's exit,
+        # write the pending ones first; off an event loop, a line goes at once.
         with self._lock:
             self._pending.append(line)
             if len(self._pending) > 1:
-                return
+                return  # the first pending line's flush is scheduled
         try:
             asyncio.get_running_loop().call_soon(self.flush)
         except RuntimeError:
@@ -327,10 +331,14 @@ atexit.register(log_request.flush)
 
 
 def configure_logging(
-    log_format: str = "console", secrets: Iterable[str] = (), leave_out: Iterable[str] = ()
+    log_format: str = "console",
+    secrets: Iterable[str] = (),
+    leave_out: Iterable[str] = (),
+    batch_request_lines: bool = False,
 ) -> None:
     """Send every log line of this process to stderr in `log_format`, `secrets` masked, but for
-    tdb's events named in `leave_out`."""
+    tdb's events named in `leave_out`; with `batch_request_lines` (a server), the request lines
+    of one turn of the event loop in one write at its end."""
     global _secrets, _left_out
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
@@ -338,7 +346,8 @@ def configure_logging(
     _left_out = frozenset(leave_out)
     stamp = _Timestamp()
     renderer = _renderer(log_format)
-    log_request.configure(log_format)
+    log_request.flush()
+    log_request.configure(log_format, batch_request_lines)
     structlog.configure(
         processors=[
             _left_out_events,

@@ -138,26 +138,38 @@ class _Writes(io.StringIO):
         return super().write(text)
 
 
-def test_the_lines_of_one_loop_turn_go_out_in_one_write_before_any_later_line(
+def test_a_servers_lines_of_one_loop_turn_go_out_in_one_write_before_any_later_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = _Writes()
     monkeypatch.setattr(sys, "stderr", out)
-    configure_logging("console")
-    line = log_request
     fields = {"method": "GET", "status": 200, "duration_ms": 0.1, "actor": None, "client": None}
 
     async def serve() -> None:
-        line(route="/a", **fields)  # type: ignore[arg-type]
-        line(route="/b", **fields)  # type: ignore[arg-type]
+        log_request(route="/a", **fields)  # type: ignore[arg-type]
+        log_request(route="/b", **fields)  # type: ignore[arg-type]
+        assert out.writes == []
         await asyncio.sleep(0)  # the turn ends: both lines leave together
-        line(route="/c", **fields)  # type: ignore[arg-type]
+        log_request(route="/c", **fields)  # type: ignore[arg-type]
         events.info("something_else")  # an event of the same turn: the pending line first
 
-    asyncio.run(serve())
+    configure_logging("console", batch_request_lines=True)  # as entrypoints/http/asgi.py does
+    try:
+        asyncio.run(serve())
+    finally:
+        configure_logging("console")
     assert len(out.writes) == 3, out.writes
     first, second, third = out.writes
-    assert [part.split("route=")[1].split()[0] for part in first.splitlines()] == ["/a", "/b"]
-    assert "route=/c" in second
+
+    def routes(written: str) -> list[str]:
+        return [part.split("route=")[1].split()[0] for part in written.splitlines()]
+
+    assert routes(first) == ["/a", "/b"]
+    assert routes(second) == ["/c"]
     assert "something_else" in third
-    assert out.getvalue().count("\n") == 4
+
+    async def in_process() -> None:  # an app made in process writes each line as it comes
+        log_request(route="/d", **fields)  # type: ignore[arg-type]
+        assert routes(out.writes[-1]) == ["/d"]
+
+    asyncio.run(in_process())
