@@ -22,6 +22,7 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -50,7 +51,16 @@ from adapters.storage.outage import OutageWatch
 from adapters.storage.postgres_columns import LATEST_COLUMNS_MIGRATION, replace_latest_columns
 from adapters.storage.postgres_watch_schema import WATCH_MIGRATION
 from adapters.storage.running import WritesToEnd
-from adapters.storage.source_query import Query, Rows, Spelling, page_rows, whole_listing
+from adapters.storage.source_query import (
+    ALL,
+    Query,
+    Rows,
+    Spelling,
+    page_rows,
+    walk,
+    ways,
+    whole_listing,
+)
 from adapters.storage.webhook_schema import POSTGRES_MIGRATION
 from domain.errors import (
     ApiKeyNotFound,
@@ -443,7 +453,7 @@ class PostgresDatabase:
             cursor = await conn.execute(sql, list(parameters))
             return await cursor.fetchall()
 
-    async def walk(self, steps: Callable[[], Generator[Query, Rows, Rows]]) -> Rows:
+    async def read_walks(self, steps: Callable[[], Generator[Query, Rows, Rows]]) -> Rows:
         """The rows a sans-IO generator of queries ends with, its queries run in one transaction
         that walks indexes (`INDEX_WALKS`); retried once if its connection had died."""
         try:
@@ -688,7 +698,11 @@ class PostgresSourceRepository:
     ) -> SourcePage:
         if not can_match(source_filter):
             return SourcePage(())
-        rows = await self._db.walk(lambda: page_rows(POSTGRES_WAYS, source_filter, limit, after))
+        if ways(source_filter):
+            steps = partial(page_rows, POSTGRES_WAYS, source_filter, limit, after)
+            rows = await self._db.read_walks(steps)
+        else:  # no filter: the listing order, which has one plan, in one statement
+            rows = await self._db.read_rows(*walk(POSTGRES_WAYS, ALL, source_filter, limit, after))
         if limit is not None and limit <= INLINE_PAGE_MAX:
             return page(_summaries(rows), limit)
         # Thousands of rows would hold the event loop for tens of milliseconds.
