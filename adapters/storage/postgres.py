@@ -284,6 +284,8 @@ POSTGRES_WAYS = Spelling(
     # A lateral subquery cannot be the outer loop, nor (behind OFFSET 0) be merged into the
     # join: each walked entry fetches its source by id, in the walk's order.
     joined="CROSS JOIN LATERAL (SELECT * FROM sources WHERE id = w.id OFFSET 0) s",
+    # A subquery with an OFFSET is planned apart: a prefix's names by the name index.
+    fence=" OFFSET 0",
 )
 INDEX_WALKS = "SELECT " + ", ".join(
     f"set_config('enable_{plan}', 'off', true)"

@@ -67,6 +67,9 @@ class Spelling:
     joined: str
     """What follows the walked entries `w` to join each to its source, named `s`, with `w` the
     outer loop (so that a walk in listing order stays in it, and stops at the page's end)."""
+    fence: str
+    """What ends a query of a prefix's names so that it is planned alone, its rows sorted after
+    ("" if the store walks the index it is told to anyway)."""
 
 
 _INDEXES = {"all": "sources_by_registration", "type": "sources_by_type"}
@@ -146,10 +149,10 @@ def _limit(dialect: Dialect, limit: int | None, parameters: list[Any]) -> str:
 
 
 def _entries(
-    spelling: Spelling, way: Way, after: PageKey | None, window: int | None, cap: int | None = None
+    spelling: Spelling, way: Way, after: PageKey | None, window: int | None, fence: str = ""
 ) -> tuple[str, list[Any]]:
     """The walked index's entries from the cursor, as `(registered_at, id)`: with `window`, the
-    first so many in listing order; with `cap`, at most so many in the index's own order."""
+    first so many in listing order; with `fence`, planned apart from the query around them."""
     d = spelling.dialect
     where = _Where(d)
     if way.kind == "tag":
@@ -165,10 +168,7 @@ def _entries(
     if window is not None:
         sql += f" ORDER BY {order} LIMIT {d.param}"
         where.parameters.append(window)
-    elif cap is not None:
-        sql += f" LIMIT {d.param}"
-        where.parameters.append(cap)
-    return sql, where.parameters
+    return sql + fence, where.parameters
 
 
 def _way(where: _Where, way: Way, table: str) -> None:
@@ -195,15 +195,15 @@ def walk(
     d = spelling.dialect
     where = _Where(d)
     # A prefix's page walks a prefix counted to fewer than `PROBE_MAX` names (`rarest`): its
-    # entries are taken alone, at most that many, and then sorted. Left in one query with the
-    # listing's order and limit, PostgreSQL would walk the listing order instead, checking
-    # every source's name, unless its statistics told it how few names match.
-    cap = PROBE_MAX if way.kind == "prefix" and limit is not None else None
+    # entries are taken apart and then sorted. Left in one query with the listing's order and
+    # limit, PostgreSQL would walk the listing order instead, checking every source's name,
+    # unless its statistics told it how few names match.
+    fence = spelling.fence if way.kind == "prefix" and limit is not None else ""
     checked = any(other != way for other in ways(source_filter))
-    if way.kind == "tag" or window is not None or cap is not None or checked:
+    if way.kind == "tag" or window is not None or fence or checked:
         # The index's entries, then each one's source by its id: the filters checked on the
         # source cannot lead the store to another index instead.
-        entries, where.parameters = _entries(spelling, way, after, window, cap)
+        entries, where.parameters = _entries(spelling, way, after, window, fence)
         where.add("s.id = w.id")
         source = f"({entries}) w {spelling.joined}"
         order = "w.registered_at, w.id"

@@ -284,6 +284,7 @@ SQLITE_WAYS = Spelling(
     # The index of the UNIQUE constraint on names (the id's primary key is the first).
     name_index="sqlite_autoindex_sources_2",
     joined="CROSS JOIN sources s",  # SQLite keeps a CROSS JOIN's order
+    fence="",
 )
 LISTING_CHUNK = 2000
 """Rows of a whole listing read (and made summaries) at a time, on a thread."""
