@@ -148,7 +148,8 @@ async def fill(
 
 def fill_in_processes(urls: list[str], secret_key: str, target: int, workers: int) -> None:
     """`fill`, by `workers` processes at once."""
-    argv = [sys.executable, __file__, "--fill-worker", "", "--secret-key", secret_key]
+    # `--secret-key=K`: a key may begin with "-", which as a word of its own reads as an option.
+    argv = [sys.executable, __file__, "--fill-worker", "", f"--secret-key={secret_key}"]
     argv += ["--sizes", str(target), "--urls", ",".join(urls)]
     procs = []
     for worker in range(workers):
