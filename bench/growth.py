@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -389,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="tdb-growth-"))
     secret_key = opts.secret_key or generate_key().decode()
     with contextlib.ExitStack() as stack:
+        if not (opts.keep and opts.store == "sqlite" and not opts.path):
+            # The servers' logs, and a SQLite store made here unless it is to be kept.
+            stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         if opts.store == "sqlite":
             url = f"sqlite:///{Path(opts.path or workdir / 'growth.sqlite3').resolve()}"
         elif opts.database_url:
