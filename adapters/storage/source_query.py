@@ -9,8 +9,9 @@ one index to walk and check the others row by row.
 
 Which one is not left to the database's planner, whose choice rests on statistics that may not
 have been gathered yet (a million sources read through for a tag nobody has): the store walks
-the index it is told to (SQLite's `INDEXED BY` and a forced join order; on PostgreSQL a query
-with one way in). The choice here, in two steps:
+the index it is told to (SQLite's `INDEXED BY` and a forced join order; on PostgreSQL queries
+shaped to leave one way in, run where the planner may not scan a table or join by hash or
+merge: `INDEX_WALKS` in postgres.py). The choice here, in two steps:
 
 1. A window: the most selective ordered index at hand (a tag, the type, else the listing
    order) walked for at most `WINDOW` entries from the cursor, every filter checked. Common
